@@ -1,0 +1,13 @@
+//! kaizen's data model, shared by every other part: chat messages and tool calls, sampling
+//! options, sampled completions with per-token log-probs, and the `Policy` trait that local
+//! models and remote OpenAI-compatible servers both implement.
+//!
+//! Nothing heavy lives here (no tensors, no HTTP): this crate compiles in seconds.
+
+pub mod chat;
+pub mod policy;
+pub mod sampling;
+
+pub use chat::{Message, Role, ToolCall, ToolSpec};
+pub use policy::{ChatRequest, Policy, PolicyError};
+pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};

@@ -1,0 +1,16 @@
+//! Models kaizen runs locally on candle — GGUF LLMs with exact per-token log-probs and the
+//! MiniLM sentence embedder — and the OpenAI-compatible client for remote servers. Both LLM
+//! backends implement `kaizen_core::Policy`.
+//!
+//! Not here: tools, environments, training (their own crates).
+
+pub mod chat_template;
+pub mod gguf;
+pub mod home;
+pub mod llama;
+pub mod local_llm;
+pub mod sampler;
+pub mod tokenizer;
+
+pub use llama::WeightFormat;
+pub use local_llm::{LlmError, LocalLlm, TokenEvent};

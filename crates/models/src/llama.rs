@@ -1,0 +1,503 @@
+//! A llama-family decoder (llama / SmolLM2, qwen2, qwen3) over GGUF weights, written for
+//! kaizen's needs: logits for every position (teacher-forced scoring) or only the last
+//! (sampling), a KV cache passed in explicitly, and batched decoding of several continuations
+//! that share one prefilled prompt.
+//!
+//! Architecture: pre-norm blocks `x += Attn(RMSNorm(x)); x += MLP(RMSNorm(x))`, grouped-query
+//! attention with rotary position embeddings, SwiGLU MLP `down(silu(gate(x)) * up(x))`.
+//! qwen2 adds q/k/v biases; qwen3 adds RMSNorm on each head's q and k. GGUF stores llama's
+//! q/k weights permuted for interleaved RoPE (`rope_i`); qwen uses the half-split form (`rope`).
+
+use crate::gguf::{GgufError, GgufFile};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "llama" => Some(Arch::Llama),
+            "qwen2" => Some(Arch::Qwen2),
+            "qwen3" => Some(Arch::Qwen3),
+            _ => None,
+        }
+    }
+}
+
+/// How weights are held in memory. The GGUF's own format is kept for `Native`; `Q8_0`
+/// re-quantises 4/5-bit tensors at load (faster matmul kernels on x86, 8-bit precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    #[default]
+    Q8_0,
+    Native,
+    F32,
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "q8_0" | "q8" => Ok(WeightFormat::Q8_0),
+            "native" => Ok(WeightFormat::Native),
+            "f32" => Ok(WeightFormat::F32),
+            o => Err(format!(
+                "unknown weight format '{o}' (allowed: q8_0, native, f32)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaConfig {
+    pub arch: Arch,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub context_len: usize,
+    pub rope_theta: f32,
+    pub rms_eps: f64,
+    pub vocab_size: usize,
+}
+
+impl LlamaConfig {
+    pub fn from_gguf(g: &GgufFile) -> Result<Self, GgufError> {
+        let arch_name = g.architecture()?.to_string();
+        let arch = Arch::parse(&arch_name).ok_or_else(|| GgufError::UnknownArchitecture {
+            path: g.path.clone(),
+            arch: arch_name.clone(),
+            supported: Arch::SUPPORTED.into(),
+        })?;
+        let k = |s: &str| format!("{arch_name}.{s}");
+        let hidden = g.get_u32(&k("embedding_length"))? as usize;
+        let n_head = g.get_u32(&k("attention.head_count"))? as usize;
+        let head_dim = g
+            .get_u32(&k("attention.key_length"))
+            .map(|x| x as usize)
+            .unwrap_or(if n_head > 0 { hidden / n_head } else { 0 });
+        let vocab_size = g
+            .get_u32(&k("vocab_size"))
+            .map(|v| v as usize)
+            .or_else(|_| g.get_str_array("tokenizer.ggml.tokens").map(|t| t.len()))?;
+        let cfg = LlamaConfig {
+            arch,
+            n_layer: g.get_u32(&k("block_count"))? as usize,
+            n_head,
+            n_kv_head: g
+                .get_u32(&k("attention.head_count_kv"))
+                .map(|x| x as usize)
+                .unwrap_or(n_head),
+            head_dim,
+            hidden,
+            context_len: g.get_u32(&k("context_length"))? as usize,
+            rope_theta: g.get_f32(&k("rope.freq_base")).unwrap_or(10_000.0),
+            rms_eps: g
+                .get_f32(&k("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5) as f64,
+            vocab_size,
+        };
+        if cfg.n_head == 0
+            || cfg.n_kv_head == 0
+            || cfg.n_head % cfg.n_kv_head != 0
+            || cfg.head_dim % 2 != 0
+        {
+            return Err(GgufError::Corrupt {
+                path: g.path.clone(),
+                reason: format!(
+                    "inconsistent attention shape: {} heads, {} kv heads",
+                    cfg.n_head, cfg.n_kv_head
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+struct Linear {
+    w: QMatMul,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.w.forward(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+struct RmsNorm {
+    w: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::rms_norm(&x.contiguous()?, &self.w, self.eps)
+    }
+}
+
+struct Block {
+    attn_norm: RmsNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    mlp_norm: RmsNorm,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of every layer for the tokens seen so far: `[batch, kv_heads, seq, head_dim]`.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(n_layer: usize) -> Self {
+        KvCache {
+            layers: vec![None; n_layer],
+            len: 0,
+        }
+    }
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// A cache of batch 1 repeated `n` times along the batch axis: the shared prefill of `n`
+    /// continuations.
+    pub fn repeat_batch(&self, n: usize) -> candle_core::Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => Ok(Some((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?))),
+                None => Ok(None),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(KvCache {
+            layers,
+            len: self.len,
+        })
+    }
+    /// Keeps only the batch rows in `rows` (drops finished continuations).
+    pub fn select_rows(&self, rows: &[u32]) -> candle_core::Result<KvCache> {
+        let Some(Some((k0, _))) = self.layers.first() else {
+            return Ok(self.clone());
+        };
+        let idx = Tensor::new(rows, k0.device())?;
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => Ok(Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))),
+                None => Ok(None),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(KvCache {
+            layers,
+            len: self.len,
+        })
+    }
+}
+
+pub struct LlamaModel {
+    pub cfg: LlamaConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+/// Which positions to return logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    Last,
+    All,
+}
+
+impl LlamaModel {
+    pub fn load(g: &GgufFile, format: WeightFormat, device: &Device) -> Result<Self, GgufError> {
+        let cfg = LlamaConfig::from_gguf(g)?;
+        let err = |e: candle_core::Error| GgufError::Corrupt {
+            path: g.path.clone(),
+            reason: e.to_string(),
+        };
+        let tensor = |name: &str| -> Result<QTensor, GgufError> {
+            if !g.has_tensor(name) {
+                return Err(GgufError::Corrupt {
+                    path: g.path.clone(),
+                    reason: format!("missing tensor {name}"),
+                });
+            }
+            g.tensor(name, device)
+        };
+        let f32_of = |name: &str| -> Result<Tensor, GgufError> {
+            tensor(name)?.dequantize(device).map_err(err)
+        };
+        let matmul = |q: QTensor| -> Result<QMatMul, GgufError> {
+            let q = match format {
+                WeightFormat::Native => q,
+                WeightFormat::F32 => {
+                    return Ok(QMatMul::Tensor(q.dequantize(device).map_err(err)?))
+                }
+                WeightFormat::Q8_0 => match q.dtype() {
+                    GgmlDType::Q8_0 | GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => q,
+                    _ if q.shape().dims().last().is_some_and(|k| k % 32 == 0) => {
+                        QTensor::quantize(&q.dequantize(device).map_err(err)?, GgmlDType::Q8_0)
+                            .map_err(err)?
+                    }
+                    _ => q,
+                },
+            };
+            QMatMul::from_arc(Arc::new(q)).map_err(err)
+        };
+        let linear = |prefix: &str| -> Result<Linear, GgufError> {
+            let w = matmul(tensor(&format!("{prefix}.weight"))?)?;
+            let bias_name = format!("{prefix}.bias");
+            let b = if g.has_tensor(&bias_name) {
+                Some(f32_of(&bias_name)?)
+            } else {
+                None
+            };
+            Ok(Linear { w, b })
+        };
+        let norm = |name: &str| -> Result<RmsNorm, GgufError> {
+            Ok(RmsNorm {
+                w: f32_of(name)?,
+                eps: cfg.rms_eps as f32,
+            })
+        };
+
+        let embed_q = tensor("token_embd.weight")?;
+        let embed = embed_q.dequantize(device).map_err(err)?;
+        let lm_head = if g.has_tensor("output.weight") {
+            matmul(tensor("output.weight")?)?
+        } else {
+            matmul(embed_q)?
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = format!("blk.{i}");
+            let qk_norm = cfg.arch == Arch::Qwen3;
+            blocks.push(Block {
+                attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
+                q: linear(&format!("{p}.attn_q"))?,
+                k: linear(&format!("{p}.attn_k"))?,
+                v: linear(&format!("{p}.attn_v"))?,
+                o: linear(&format!("{p}.attn_output"))?,
+                q_norm: if qk_norm {
+                    Some(norm(&format!("{p}.attn_q_norm.weight"))?)
+                } else {
+                    None
+                },
+                k_norm: if qk_norm {
+                    Some(norm(&format!("{p}.attn_k_norm.weight"))?)
+                } else {
+                    None
+                },
+                mlp_norm: norm(&format!("{p}.ffn_norm.weight"))?,
+                gate: linear(&format!("{p}.ffn_gate"))?,
+                up: linear(&format!("{p}.ffn_up"))?,
+                down: linear(&format!("{p}.ffn_down"))?,
+            });
+        }
+        let (cos, sin) = rope_tables(&cfg, device).map_err(err)?;
+        Ok(LlamaModel {
+            norm: norm("output_norm.weight")?,
+            cfg,
+            embed,
+            blocks,
+            lm_head,
+            cos,
+            sin,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.n_layer)
+    }
+
+    /// Runs `ids` (`[batch, seq]`) at positions `cache.len() ..`, appending to the cache.
+    /// Returns logits `[batch, vocab]` for `Logits::Last` or `[batch, seq, vocab]` for `All`.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        cache: &mut KvCache,
+        which: Logits,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let pos = cache.len;
+        if pos + s > self.cfg.context_len {
+            candle_core::bail!(
+                "sequence of {} tokens exceeds the context window of {}",
+                pos + s,
+                self.cfg.context_len
+            );
+        }
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, s, self.cfg.hidden))?;
+        let cos = self.cos.narrow(0, pos, s)?;
+        let sin = self.sin.narrow(0, pos, s)?;
+        let mask = if s > 1 {
+            Some(self.causal_mask(s, pos)?)
+        } else {
+            None
+        };
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let h = block.attn_norm.forward(&x)?;
+            let att = self.attention(
+                block,
+                &h,
+                &cos,
+                &sin,
+                mask.as_ref(),
+                &mut cache.layers[layer],
+            )?;
+            x = (x + att)?;
+            let h = block.mlp_norm.forward(&x)?;
+            let mlp = block.down.forward(
+                &(candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?,
+            )?;
+            x = (x + mlp)?;
+        }
+        cache.len += s;
+        let x = match which {
+            Logits::Last => x.narrow(1, s - 1, 1)?,
+            Logits::All => x,
+        };
+        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        match which {
+            Logits::Last => logits.squeeze(1),
+            Logits::All => Ok(logits),
+        }
+    }
+
+    fn attention(
+        &self,
+        blk: &Block,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
+        let q = blk.q.forward(x)?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
+        let k = blk
+            .k
+            .forward(x)?
+            .reshape((b, s, nkv, hd))?
+            .transpose(1, 2)?;
+        let v = blk
+            .v
+            .forward(x)?
+            .reshape((b, s, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let (q, k) = match (&blk.q_norm, &blk.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
+            _ => (q, k),
+        };
+        let (q, k) = match self.cfg.arch {
+            Arch::Llama => (
+                candle_nn::rotary_emb::rope_i(&q.contiguous()?, cos, sin)?,
+                candle_nn::rotary_emb::rope_i(&k.contiguous()?, cos, sin)?,
+            ),
+            Arch::Qwen2 | Arch::Qwen3 => (
+                candle_nn::rotary_emb::rope(&q.contiguous()?, cos, sin)?,
+                candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
+            ),
+        };
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
+        // head are stacked along the sequence axis, `[b, nkv, rep * s, hd]`.
+        let rep = nh / nkv;
+        let t = k.dim(2)?;
+        let q = q.reshape((b, nkv, rep * s, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(m) = mask {
+            let m = if rep > 1 {
+                m.repeat((rep, 1))?
+            } else {
+                m.clone()
+            };
+            scores = scores.broadcast_add(&m)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        debug_assert_eq!(probs.dim(3)?, t);
+        let y = probs
+            .matmul(&v)?
+            .reshape((b, nh, s, hd))?
+            .transpose(1, 2)?
+            .reshape((b, s, nh * hd))?;
+        blk.o.forward(&y)
+    }
+
+    /// `[s, pos + s]`: 0 where query i (at position pos + i) may see key j, −∞ after it.
+    fn causal_mask(&self, s: usize, pos: usize) -> candle_core::Result<Tensor> {
+        let t = pos + s;
+        let m: Vec<f32> = (0..s)
+            .flat_map(|i| (0..t).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        Tensor::from_vec(m, (s, t), &self.device)
+    }
+}
+
+/// RoPE tables `cos, sin: [context, head_dim / 2]` with `θ_i = base^(−2i / head_dim)`.
+fn rope_tables(cfg: &LlamaConfig, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, half), device)?;
+    let pos = Tensor::arange(0u32, cfg.context_len as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((cfg.context_len, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+/// Log-softmax over the last axis (for scoring many positions at once).
+pub fn log_softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
