@@ -1,1 +1,73 @@
-fn main() {}
+//! The `kaizen` command-line tool: thin glue over the library crates.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kaizen",
+    version,
+    about = "Make tool-using language agents better: Best-of-Q, RL for tool use, self-evolution."
+)]
+struct Cli {
+    /// CPU threads for model compute (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sample completions of a prompt, with per-token log-probs.
+    #[command(
+        after_help = "Examples:\n  kaizen generate --prompt 'What is 17 * 23?'\n  \
+        kaizen generate --prompt 'Name a fruit.' --n 4 --temperature 1 --seed 7\n  \
+        kaizen generate --policy openai:http://127.0.0.1:8000 --remote-model Qwen2.5-7B --prompt 'Hi'"
+    )]
+    Generate(commands::generate::Args),
+    /// Chat with a model in the terminal (streaming); /reset clears the history, /exit quits.
+    #[command(after_help = "Example:\n  kaizen chat --system 'You are terse.' --temperature 0.7")]
+    Chat(commands::chat::Args),
+    /// Sentence embeddings (all-MiniLM-L6-v2) as JSON lines, or a cosine-similarity table.
+    #[command(
+        after_help = "Examples:\n  kaizen embed 'The weather is lovely today.' \"It's so sunny outside!\" --similarity\n  \
+        kaizen embed --file sentences.txt > vectors.jsonl"
+    )]
+    Embed(commands::embed::Args),
+    /// Serve the local model over an OpenAI-compatible HTTP API.
+    #[command(after_help = "Example:\n  kaizen serve --port 8080 &\n  \
+        curl -s localhost:8080/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":20}'")]
+    Serve(commands::serve::Args),
+    /// List installed models and where they are (`--verify` re-checks SHA-256).
+    #[command(after_help = "Example:\n  kaizen models --verify")]
+    Models(commands::models::Args),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        // candle sizes its thread pools from this variable on first use, so set it first.
+        std::env::set_var("RAYON_NUM_THREADS", t.max(1).to_string());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAIZEN_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Chat(a) => commands::chat::run(a),
+        Command::Embed(a) => commands::embed::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Models(a) => commands::models::run(a),
+        Command::Bench(b) => commands::bench::run(b),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

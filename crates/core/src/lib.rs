@@ -5,6 +5,7 @@
 //! Nothing heavy lives here (no tensors, no HTTP): this crate compiles in seconds.
 
 pub mod chat;
+pub mod openai;
 pub mod policy;
 pub mod sampling;
 

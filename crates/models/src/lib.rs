@@ -4,13 +4,18 @@
 //!
 //! Not here: tools, environments, training (their own crates).
 
+pub mod bert;
 pub mod chat_template;
+pub mod embedder;
 pub mod gguf;
 pub mod home;
 pub mod llama;
 pub mod local_llm;
+pub mod remote;
 pub mod sampler;
 pub mod tokenizer;
 
+pub use embedder::{cosine, Embedder};
 pub use llama::WeightFormat;
 pub use local_llm::{LlmError, LocalLlm, TokenEvent};
+pub use remote::{Endpoint, OpenAiClient};

@@ -1,1 +1,71 @@
-//! placeholder
+//! `kaizen serve`: an OpenAI-compatible HTTP server over kaizen's local models —
+//! `/v1/models`, `/v1/chat/completions` (with `n`, seeds, stop strings, log-probs, tools and
+//! SSE streaming) and `/v1/embeddings`.
+//!
+//! The event loop never computes: generation requests go through a bounded queue to one model
+//! worker thread (a full queue answers 503 at once), embeddings run on the blocking pool.
+
+mod errors;
+mod handlers;
+mod worker;
+
+pub use errors::ApiError;
+pub use handlers::router;
+
+use kaizen_models::{Embedder, LocalLlm};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The model id clients use (`/v1/models` lists it).
+    pub model_name: String,
+    /// Generation requests allowed to wait; more get 503.
+    pub queue_capacity: usize,
+    /// `max_tokens` when a request gives none.
+    pub default_max_tokens: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            model_name: "smollm2".into(),
+            queue_capacity: 64,
+            default_max_tokens: 512,
+        }
+    }
+}
+
+pub struct AppState {
+    pub cfg: ServerConfig,
+    pub llm: Option<Arc<LocalLlm>>,
+    pub embedder: Option<Arc<Embedder>>,
+    jobs: Option<worker::JobQueue>,
+}
+
+impl AppState {
+    /// Starts the model worker thread (when there is an LLM) and returns the shared state.
+    pub fn new(
+        cfg: ServerConfig,
+        llm: Option<Arc<LocalLlm>>,
+        embedder: Option<Arc<Embedder>>,
+    ) -> Arc<Self> {
+        let jobs = llm
+            .as_ref()
+            .map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity));
+        Arc::new(AppState {
+            cfg,
+            llm,
+            embedder,
+            jobs,
+        })
+    }
+}
+
+/// Serves until the listener fails or ctrl-c.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}

@@ -1,0 +1,9 @@
+//! One module per verb; shared options in `policy`.
+
+pub mod bench;
+pub mod chat;
+pub mod embed;
+pub mod generate;
+pub mod models;
+pub mod policy;
+pub mod serve;

@@ -1,0 +1,96 @@
+//! Options shared by the verbs that run a policy: which model, where, and how to sample.
+
+use anyhow::Context;
+use kaizen_core::{Policy, SamplingParams};
+use kaizen_models::{LocalLlm, OpenAiClient, WeightFormat};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// `smollm2` (installed), a path to a .gguf file, or `openai:URL` for a remote server.
+    #[arg(long, default_value = "smollm2")]
+    pub policy: String,
+    /// Model name to send to a remote server.
+    #[arg(long, default_value = "default")]
+    pub remote_model: String,
+    /// In-memory weight format for local models: q8_0 (fast), native (as in the file), f32.
+    #[arg(long, default_value = "q8_0")]
+    pub weights: WeightFormat,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Continuations of the prompt (they share one prefill).
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Stop string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    pub fn params(&self, top_logprobs: usize) -> SamplingParams {
+        SamplingParams {
+            n: self.n,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: self.seed,
+            stop: self.stop.clone(),
+            top_logprobs,
+        }
+    }
+}
+
+pub enum Backend {
+    Local(LocalLlm),
+    Remote(OpenAiClient),
+}
+
+impl Backend {
+    pub fn open(args: &PolicyArgs) -> anyhow::Result<Self> {
+        if let Some(url) = args.policy.strip_prefix("openai:") {
+            return Ok(Backend::Remote(OpenAiClient::new(url, &args.remote_model)?));
+        }
+        let path = PathBuf::from(&args.policy);
+        let llm = if path.extension().is_some_and(|e| e == "gguf") || path.is_file() {
+            LocalLlm::load(&path, args.weights)
+                .with_context(|| format!("loading {}", path.display()))?
+        } else {
+            LocalLlm::load_installed(&args.policy, args.weights)?
+        };
+        Ok(Backend::Local(llm))
+    }
+
+    pub fn policy(&self) -> &dyn Policy {
+        match self {
+            Backend::Local(l) => l,
+            Backend::Remote(r) => r,
+        }
+    }
+}
+
+/// Reads a text file, with a clear error for invalid UTF-8.
+pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not valid UTF-8 (first bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}

@@ -1,0 +1,115 @@
+//! Sentence embeddings with all-MiniLM-L6-v2 (384-d, unit length): the frozen features of
+//! Best-of-Q's Q-function and the `/v1/embeddings` endpoint.
+
+use crate::bert::{cpu, mean_pool_normalize, Bert, BertConfig};
+use anyhow::Context;
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use std::path::Path;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// sentence-transformers' `max_seq_length` for this model.
+const MAX_TOKENS: usize = 256;
+
+pub struct Embedder {
+    bert: Bert,
+    tokenizer: Tokenizer,
+    /// Identity of the model (name + weights hash), stored with anything trained on these
+    /// features so that a mismatch is caught.
+    pub id: String,
+}
+
+impl Embedder {
+    /// Loads from a folder with `config.json`, `model.safetensors` and `tokenizer.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let cfg: BertConfig = serde_json::from_str(
+            &std::fs::read_to_string(&cfg_path)
+                .with_context(|| format!("reading {}", cfg_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", cfg_path.display()))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| {
+            anyhow::anyhow!("loading {}: {e}", dir.join("tokenizer.json").display())
+        })?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow::anyhow!("tokenizer truncation: {e}"))?;
+        let weights = dir.join("model.safetensors");
+        // SAFETY: the file is memory-mapped read-only; set-up checked its SHA-256.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &cpu()) }
+            .with_context(|| format!("loading {}", weights.display()))?;
+        let bert = Bert::load(vb, cfg)
+            .with_context(|| format!("building BERT from {}", weights.display()))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Embedder {
+            bert,
+            tokenizer,
+            id: name,
+        })
+    }
+
+    /// Loads the installed all-MiniLM-L6-v2 (error names the set-up command when missing).
+    pub fn load_installed() -> anyhow::Result<Self> {
+        let dir = crate::home::model_dir("all-minilm-l6-v2")?;
+        let mut e = Self::load(&dir)?;
+        e.id = "all-minilm-l6-v2".into();
+        Ok(e)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.bert.cfg.hidden_size
+    }
+
+    /// Embeds `texts` (unit vectors), `batch_size` at a time. Results do not depend on the
+    /// batch size: padding is masked out of attention and pooling.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+        let batch_size = batch_size.max(1);
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch_size) {
+            let enc = self
+                .tokenizer
+                .encode_batch(chunk.to_vec(), true)
+                .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+            let s = enc
+                .iter()
+                .map(|e| e.get_ids().len())
+                .max()
+                .unwrap_or(0)
+                .max(1);
+            let mut ids = Vec::with_capacity(chunk.len() * s);
+            let mut mask = Vec::with_capacity(chunk.len() * s);
+            for e in &enc {
+                let n = e.get_ids().len();
+                ids.extend_from_slice(e.get_ids());
+                ids.extend(std::iter::repeat_n(0u32, s - n));
+                mask.extend(std::iter::repeat_n(1u32, n));
+                mask.extend(std::iter::repeat_n(0u32, s - n));
+            }
+            let ids = Tensor::from_vec(ids, (chunk.len(), s), &cpu())?;
+            let mask = Tensor::from_vec(mask, (chunk.len(), s), &cpu())?;
+            let states = self.bert.forward(&ids, &mask)?;
+            out.extend(mean_pool_normalize(&states, &mask)?.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// Number of tokens `text` counts for (after truncation), for usage reporting.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().len())
+            .unwrap_or(0)
+    }
+}
+
+/// Cosine similarity of two unit vectors (their dot product).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
