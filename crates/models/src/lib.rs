@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod home;
 pub mod llama;
 pub mod local_llm;
+pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;
 pub mod tokenizer;

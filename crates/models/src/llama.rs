@@ -9,7 +9,8 @@
 //! q/k weights permuted for interleaved RoPE (`rope_i`); qwen uses the half-split form (`rope`).
 
 use crate::gguf::{GgufError, GgufFile};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use crate::q8_matmul::{Q8Linear, Q8Matrix};
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use std::sync::Arc;
 
@@ -32,8 +33,9 @@ impl Arch {
     }
 }
 
-/// How weights are held in memory. The GGUF's own format is kept for `Native`; `Q8_0`
-/// re-quantises 4/5-bit tensors at load (faster matmul kernels on x86, 8-bit precision).
+/// How weights are held in memory. `Q8_0` (default) re-quantises every matrix to 8 bits at
+/// load for kaizen's int8 kernel (`q8_matmul`); `Native` keeps the file's own format on
+/// candle's kernels; `F32` dequantises (exact, slowest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
     #[default]
@@ -123,8 +125,25 @@ impl LlamaConfig {
     }
 }
 
+/// A weight matrix in the chosen in-memory format.
+enum Weight {
+    /// kaizen's int8 kernel (`q8_matmul`).
+    Q8(Q8Linear),
+    /// candle's kernels: the file's own quantisation, or f32.
+    Candle(QMatMul),
+}
+
+impl Weight {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Weight::Q8(q) => x.contiguous()?.apply_op1_no_bwd(q),
+            Weight::Candle(m) => m.forward(x),
+        }
+    }
+}
+
 struct Linear {
-    w: QMatMul,
+    w: Weight,
     b: Option<Tensor>,
 }
 
@@ -226,7 +245,7 @@ pub struct LlamaModel {
     embed: Tensor,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    lm_head: QMatMul,
+    lm_head: Weight,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -258,22 +277,35 @@ impl LlamaModel {
         let f32_of = |name: &str| -> Result<Tensor, GgufError> {
             tensor(name)?.dequantize(device).map_err(err)
         };
-        let matmul = |q: QTensor| -> Result<QMatMul, GgufError> {
-            let q = match format {
-                WeightFormat::Native => q,
-                WeightFormat::F32 => {
-                    return Ok(QMatMul::Tensor(q.dequantize(device).map_err(err)?))
+        let matmul = |q: QTensor| -> Result<Weight, GgufError> {
+            let dims = q.shape().dims().to_vec();
+            match format {
+                WeightFormat::Native => {
+                    Ok(Weight::Candle(QMatMul::from_arc(Arc::new(q)).map_err(err)?))
                 }
-                WeightFormat::Q8_0 => match q.dtype() {
-                    GgmlDType::Q8_0 | GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => q,
-                    _ if q.shape().dims().last().is_some_and(|k| k % 32 == 0) => {
-                        QTensor::quantize(&q.dequantize(device).map_err(err)?, GgmlDType::Q8_0)
+                WeightFormat::F32 => Ok(Weight::Candle(QMatMul::Tensor(
+                    q.dequantize(device).map_err(err)?,
+                ))),
+                WeightFormat::Q8_0 => match dims.as_slice() {
+                    [n, k] if k % 32 == 0 => {
+                        let w = q
+                            .dequantize(device)
                             .map_err(err)?
+                            .flatten_all()
+                            .map_err(err)?
+                            .to_vec1::<f32>()
+                            .map_err(err)?;
+                        let m = Q8Matrix::quantize(&w, *n, *k).map_err(|reason| {
+                            GgufError::Corrupt {
+                                path: g.path.clone(),
+                                reason,
+                            }
+                        })?;
+                        Ok(Weight::Q8(Q8Linear(m)))
                     }
-                    _ => q,
+                    _ => Ok(Weight::Candle(QMatMul::from_arc(Arc::new(q)).map_err(err)?)),
                 },
-            };
-            QMatMul::from_arc(Arc::new(q)).map_err(err)
+            }
         };
         let linear = |prefix: &str| -> Result<Linear, GgufError> {
             let w = matmul(tensor(&format!("{prefix}.weight"))?)?;
