@@ -73,6 +73,8 @@ struct Stream {
 impl LocalLlm {
     pub fn load(path: &Path, format: WeightFormat) -> Result<Self, LlmError> {
         let g = GgufFile::open(path)?;
+        // The architecture first: for a foreign model it is the error that matters.
+        crate::llama::LlamaConfig::from_gguf(&g)?;
         let tokenizer = GgufTokenizer::from_gguf(&g)?;
         let model = LlamaModel::load(&g, format, &Device::Cpu)?;
         let source = g
