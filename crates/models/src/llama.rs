@@ -182,11 +182,34 @@ struct Block {
     down: Linear,
 }
 
-/// Keys and values of every layer for the tokens seen so far: `[batch, kv_heads, seq, head_dim]`.
-#[derive(Clone, Default)]
+/// Keys and values of every layer for the tokens seen so far: per layer a buffer
+/// `[batch, kv_heads, capacity, head_dim]` written in place, of which the first `len`
+/// positions are valid. Appending copies only the new positions (growing by doubling), not the
+/// whole history as `cat` would.
+#[derive(Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    capacity_hint: usize,
+}
+
+impl Clone for KvCache {
+    /// A deep copy: buffers are written in place, so clones must not share storage.
+    fn clone(&self) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .and_then(|(k, v)| Some((k.copy().ok()?, v.copy().ok()?)))
+            })
+            .collect();
+        KvCache {
+            layers,
+            len: self.len,
+            capacity_hint: self.capacity_hint,
+        }
+    }
 }
 
 impl KvCache {
@@ -194,6 +217,7 @@ impl KvCache {
         KvCache {
             layers: vec![None; n_layer],
             len: 0,
+            capacity_hint: 256,
         }
     }
     /// Number of positions cached.
@@ -203,21 +227,14 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Reserve room for this many positions when buffers are first made.
+    pub fn reserve(&mut self, positions: usize) {
+        self.capacity_hint = self.capacity_hint.max(positions);
+    }
     /// A cache of batch 1 repeated `n` times along the batch axis: the shared prefill of `n`
     /// continuations.
     pub fn repeat_batch(&self, n: usize) -> candle_core::Result<KvCache> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| match l {
-                Some((k, v)) => Ok(Some((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?))),
-                None => Ok(None),
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(KvCache {
-            layers,
-            len: self.len,
-        })
+        self.map_buffers(|t| t.repeat((n, 1, 1, 1)))
     }
     /// Keeps only the batch rows in `rows` (drops finished continuations).
     pub fn select_rows(&self, rows: &[u32]) -> candle_core::Result<KvCache> {
@@ -225,18 +242,62 @@ impl KvCache {
             return Ok(self.clone());
         };
         let idx = Tensor::new(rows, k0.device())?;
+        self.map_buffers(|t| t.index_select(&idx, 0))
+    }
+    fn map_buffers(
+        &self,
+        f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<KvCache> {
         let layers = self
             .layers
             .iter()
             .map(|l| match l {
-                Some((k, v)) => Ok(Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))),
+                Some((k, v)) => Ok(Some((f(k)?, f(v)?))),
                 None => Ok(None),
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(KvCache {
             layers,
             len: self.len,
+            capacity_hint: self.capacity_hint,
         })
+    }
+
+    /// Writes `k, v` (`[b, kv_heads, s, hd]`) at positions `len ..` of `layer` and returns views
+    /// of all valid positions.
+    fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (b, h, s, d) = k.dims4()?;
+        let need = self.len + s;
+        let slot = &mut self.layers[layer];
+        let cap = slot
+            .as_ref()
+            .map(|(kb, _)| kb.dim(2))
+            .transpose()?
+            .unwrap_or(0);
+        if cap < need {
+            let new_cap = need.max(self.capacity_hint).max(2 * cap);
+            let grow = |old: Option<&Tensor>| -> candle_core::Result<Tensor> {
+                let buf = Tensor::zeros((b, h, new_cap, d), k.dtype(), k.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (kb, vb) = (
+                grow(slot.as_ref().map(|x| &x.0))?,
+                grow(slot.as_ref().map(|x| &x.1))?,
+            );
+            *slot = Some((kb, vb));
+        }
+        let (kb, vb) = slot.as_ref().expect("allocated above");
+        kb.slice_set(&k.contiguous()?, 2, self.len)?;
+        vb.slice_set(&v.contiguous()?, 2, self.len)?;
+        Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
     }
 }
 
@@ -408,14 +469,7 @@ impl LlamaModel {
         };
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = block.attn_norm.forward(&x)?;
-            let att = self.attention(
-                block,
-                &h,
-                &cos,
-                &sin,
-                mask.as_ref(),
-                &mut cache.layers[layer],
-            )?;
+            let att = self.attention(block, &h, &cos, &sin, mask.as_ref(), cache, layer)?;
             x = (x + att)?;
             let h = block.mlp_norm.forward(&x)?;
             let mlp = block.down.forward(
@@ -442,7 +496,8 @@ impl LlamaModel {
         cos: &Tensor,
         sin: &Tensor,
         mask: Option<&Tensor>,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut KvCache,
+        layer: usize,
     ) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
@@ -472,11 +527,7 @@ impl LlamaModel {
                 candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
             ),
         };
-        let (k, v) = match cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
+        let (k, v) = cache.append(layer, &k, &v)?;
         // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
         // head are stacked along the sequence axis, `[b, nkv, rep * s, hd]`.
         let rep = nh / nkv;
@@ -532,4 +583,51 @@ pub fn log_softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
     let shifted = x.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
     shifted.broadcast_sub(&lse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(vals: &[f32]) -> Tensor {
+        // [b=1, heads=1, s, d=2]
+        Tensor::from_vec(vals.to_vec(), (1, 1, vals.len() / 2, 2), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn cache_appends_in_place_grows_and_clones_deeply() {
+        let mut c = KvCache {
+            layers: vec![None],
+            len: 0,
+            capacity_hint: 2,
+        };
+        let (k, _) = c.append(0, &kv(&[1., 2., 3., 4.]), &kv(&[0.; 4])).unwrap();
+        c.len += 2;
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 4.]
+        );
+        let snapshot = c.clone();
+        // Past capacity: the buffer grows and keeps what it had.
+        let (k, _) = c.append(0, &kv(&[5., 6.]), &kv(&[0.; 2])).unwrap();
+        c.len += 1;
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 4., 5., 6.]
+        );
+        // Writing into the clone does not touch the original.
+        let mut fork = snapshot;
+        let (k, _) = fork.append(0, &kv(&[9., 9.]), &kv(&[0.; 2])).unwrap();
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 4., 9., 9.]
+        );
+        let (k, _) = c.append(0, &kv(&[7., 8.]), &kv(&[0.; 2])).unwrap();
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3., 4., 5., 6., 7., 8.]
+        );
+        let two = c.repeat_batch(2).unwrap().select_rows(&[1]).unwrap();
+        assert_eq!(two.layers[0].as_ref().unwrap().0.dims4().unwrap().0, 1);
+    }
 }

@@ -148,6 +148,7 @@ impl LocalLlm {
         let dev = self.model.device();
 
         let mut cache = self.model.new_cache();
+        cache.reserve((prompt.len() + params.max_tokens).min(ctx));
         let prefill = self.model.forward(
             &Tensor::new(prompt, dev)?.unsqueeze(0)?,
             &mut cache,
@@ -289,6 +290,7 @@ impl LocalLlm {
         let dev = self.model.device();
         let t = sampler::logprob_temperature(temperature);
         let mut cache: KvCache = self.model.new_cache();
+        cache.reserve(prompt.len() + completion.len());
         let mut row = self.model.forward(
             &Tensor::new(prompt, dev)?.unsqueeze(0)?,
             &mut cache,
