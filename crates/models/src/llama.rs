@@ -157,6 +157,31 @@ impl Linear {
     }
 }
 
+/// Several projections of the same input stacked into one matrix (q/k/v, gate/up): the input
+/// is quantised and dispatched once, and the output split back. Rows are quantised one by one,
+/// so stacking does not change any result.
+struct StackedLinear {
+    w: Weight,
+    b: Option<Tensor>,
+    splits: Vec<usize>,
+}
+
+impl StackedLinear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let mut y = self.w.forward(x)?;
+        if let Some(b) = &self.b {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out = Vec::with_capacity(self.splits.len());
+        let mut start = 0;
+        for &n in &self.splits {
+            out.push(y.narrow(D::Minus1, start, n)?);
+            start += n;
+        }
+        Ok(out)
+    }
+}
+
 struct RmsNorm {
     w: Tensor,
     eps: f32,
@@ -170,15 +195,14 @@ impl RmsNorm {
 
 struct Block {
     attn_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k, v
+    qkv: StackedLinear,
     o: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
     mlp_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
+    /// gate, up
+    gate_up: StackedLinear,
     down: Linear,
 }
 
@@ -378,6 +402,35 @@ impl LlamaModel {
             };
             Ok(Linear { w, b })
         };
+        // Stacks the rows of same-typed quantised matrices (rows are whole blocks, so bytes
+        // concatenate); mixed types are stacked in f32 first.
+        let stacked = |prefixes: &[String]| -> Result<StackedLinear, GgufError> {
+            let qs = prefixes.iter().map(|p| tensor(&format!("{p}.weight"))).collect::<Result<Vec<_>, _>>()?;
+            let k = qs[0].shape().dims()[1];
+            let splits: Vec<usize> = qs.iter().map(|q| q.shape().dims()[0]).collect();
+            let n: usize = splits.iter().sum();
+            let same = qs.iter().all(|q| q.dtype() == qs[0].dtype() && q.shape().dims()[1] == k);
+            let q = if same {
+                let mut bytes = Vec::new();
+                for q in &qs {
+                    bytes.extend_from_slice(&q.data().map_err(err)?);
+                }
+                let st = candle_core::quantized::QStorage::from_data(std::borrow::Cow::Owned(bytes), device, qs[0].dtype())
+                    .map_err(err)?;
+                QTensor::new(st, (n, k)).map_err(err)?
+            } else {
+                let parts = qs.iter().map(|q| q.dequantize(device)).collect::<candle_core::Result<Vec<_>>>().map_err(err)?;
+                QTensor::quantize(&Tensor::cat(&parts, 0).map_err(err)?, candle_core::quantized::GgmlDType::F32).map_err(err)?
+            };
+            let biases: Vec<String> = prefixes.iter().map(|p| format!("{p}.bias")).collect();
+            let b = if biases.iter().all(|b| g.has_tensor(b)) {
+                let parts = biases.iter().map(|b| f32_of(b)).collect::<Result<Vec<_>, _>>()?;
+                Some(Tensor::cat(&parts, 0).map_err(err)?)
+            } else {
+                None
+            };
+            Ok(StackedLinear { w: matmul(q)?, b, splits })
+        };
         let norm = |name: &str| -> Result<RmsNorm, GgufError> {
             Ok(RmsNorm {
                 w: f32_of(name)?,
@@ -398,9 +451,7 @@ impl LlamaModel {
             let qk_norm = cfg.arch == Arch::Qwen3;
             blocks.push(Block {
                 attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
-                q: linear(&format!("{p}.attn_q"))?,
-                k: linear(&format!("{p}.attn_k"))?,
-                v: linear(&format!("{p}.attn_v"))?,
+                qkv: stacked(&[format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v")])?,
                 o: linear(&format!("{p}.attn_output"))?,
                 q_norm: if qk_norm {
                     Some(norm(&format!("{p}.attn_q_norm.weight"))?)
@@ -413,8 +464,7 @@ impl LlamaModel {
                     None
                 },
                 mlp_norm: norm(&format!("{p}.ffn_norm.weight"))?,
-                gate: linear(&format!("{p}.ffn_gate"))?,
-                up: linear(&format!("{p}.ffn_up"))?,
+                gate_up: stacked(&[format!("{p}.ffn_gate"), format!("{p}.ffn_up")])?,
                 down: linear(&format!("{p}.ffn_down"))?,
             });
         }
@@ -472,9 +522,8 @@ impl LlamaModel {
             let att = self.attention(block, &h, &cos, &sin, mask.as_ref(), cache, layer)?;
             x = (x + att)?;
             let h = block.mlp_norm.forward(&x)?;
-            let mlp = block.down.forward(
-                &(candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?,
-            )?;
+            let gu = block.gate_up.forward(&h)?;
+            let mlp = block.down.forward(&(candle_nn::ops::silu(&gu[0])? * &gu[1])?)?;
             x = (x + mlp)?;
         }
         cache.len += s;
@@ -501,18 +550,10 @@ impl LlamaModel {
     ) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
-        let q = blk.q.forward(x)?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
-        let k = blk
-            .k
-            .forward(x)?
-            .reshape((b, s, nkv, hd))?
-            .transpose(1, 2)?;
-        let v = blk
-            .v
-            .forward(x)?
-            .reshape((b, s, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let qkv = blk.qkv.forward(x)?;
+        let q = qkv[0].contiguous()?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
+        let k = qkv[1].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?;
+        let v = qkv[2].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
         let (q, k) = match (&blk.q_norm, &blk.k_norm) {
             (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
             _ => (q, k),
