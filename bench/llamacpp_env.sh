@@ -15,12 +15,12 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import llama_cpp" 2>/dev/
 fi
 mkdir -p "$wheels"
 python3 -m venv "$venv" >&2
-"$venv/bin/pip" install -q --disable-pip-version-check numpy >&2
+"$venv/bin/pip" install -q --disable-pip-version-check numpy diskcache jinja2 typing-extensions >&2
 if ! ls "$wheels"/llama_cpp_python-$VERSION-*.whl >/dev/null 2>&1; then
   echo "[llamacpp] building llama-cpp-python $VERSION from source (~15 min on 2 cores, once)" >&2
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DLLAMA_CURL=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=2 \
     "$venv/bin/pip" wheel -q --disable-pip-version-check --no-deps "llama-cpp-python==$VERSION" -w "$wheels" >&2
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check --no-deps "$wheels"/llama_cpp_python-$VERSION-*.whl diskcache jinja2 typing-extensions >&2
+"$venv/bin/pip" install -q --disable-pip-version-check --no-deps "$wheels"/llama_cpp_python-$VERSION-*.whl >&2
 echo "$venv/bin/python"

@@ -4,6 +4,7 @@
 //!
 //! Not here: tools, environments, training (their own crates).
 
+pub mod attention;
 pub mod bert;
 pub mod chat_template;
 pub mod embedder;
@@ -11,6 +12,7 @@ pub mod gguf;
 pub mod home;
 pub mod llama;
 pub mod local_llm;
+pub mod parallel;
 pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;

@@ -8,6 +8,7 @@
 //! qwen2 adds q/k/v biases; qwen3 adds RMSNorm on each head's q and k. GGUF stores llama's
 //! q/k weights permuted for interleaved RoPE (`rope_i`); qwen uses the half-split form (`rope`).
 
+use crate::attention::DecodeAttention;
 use crate::gguf::{GgufError, GgufFile};
 use crate::q8_matmul::{Q8Linear, Q8Matrix};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -405,31 +406,55 @@ impl LlamaModel {
         // Stacks the rows of same-typed quantised matrices (rows are whole blocks, so bytes
         // concatenate); mixed types are stacked in f32 first.
         let stacked = |prefixes: &[String]| -> Result<StackedLinear, GgufError> {
-            let qs = prefixes.iter().map(|p| tensor(&format!("{p}.weight"))).collect::<Result<Vec<_>, _>>()?;
+            let qs = prefixes
+                .iter()
+                .map(|p| tensor(&format!("{p}.weight")))
+                .collect::<Result<Vec<_>, _>>()?;
             let k = qs[0].shape().dims()[1];
             let splits: Vec<usize> = qs.iter().map(|q| q.shape().dims()[0]).collect();
             let n: usize = splits.iter().sum();
-            let same = qs.iter().all(|q| q.dtype() == qs[0].dtype() && q.shape().dims()[1] == k);
+            let same = qs
+                .iter()
+                .all(|q| q.dtype() == qs[0].dtype() && q.shape().dims()[1] == k);
             let q = if same {
                 let mut bytes = Vec::new();
                 for q in &qs {
                     bytes.extend_from_slice(&q.data().map_err(err)?);
                 }
-                let st = candle_core::quantized::QStorage::from_data(std::borrow::Cow::Owned(bytes), device, qs[0].dtype())
-                    .map_err(err)?;
+                let st = candle_core::quantized::QStorage::from_data(
+                    std::borrow::Cow::Owned(bytes),
+                    device,
+                    qs[0].dtype(),
+                )
+                .map_err(err)?;
                 QTensor::new(st, (n, k)).map_err(err)?
             } else {
-                let parts = qs.iter().map(|q| q.dequantize(device)).collect::<candle_core::Result<Vec<_>>>().map_err(err)?;
-                QTensor::quantize(&Tensor::cat(&parts, 0).map_err(err)?, candle_core::quantized::GgmlDType::F32).map_err(err)?
+                let parts = qs
+                    .iter()
+                    .map(|q| q.dequantize(device))
+                    .collect::<candle_core::Result<Vec<_>>>()
+                    .map_err(err)?;
+                QTensor::quantize(
+                    &Tensor::cat(&parts, 0).map_err(err)?,
+                    candle_core::quantized::GgmlDType::F32,
+                )
+                .map_err(err)?
             };
             let biases: Vec<String> = prefixes.iter().map(|p| format!("{p}.bias")).collect();
             let b = if biases.iter().all(|b| g.has_tensor(b)) {
-                let parts = biases.iter().map(|b| f32_of(b)).collect::<Result<Vec<_>, _>>()?;
+                let parts = biases
+                    .iter()
+                    .map(|b| f32_of(b))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Some(Tensor::cat(&parts, 0).map_err(err)?)
             } else {
                 None
             };
-            Ok(StackedLinear { w: matmul(q)?, b, splits })
+            Ok(StackedLinear {
+                w: matmul(q)?,
+                b,
+                splits,
+            })
         };
         let norm = |name: &str| -> Result<RmsNorm, GgufError> {
             Ok(RmsNorm {
@@ -451,7 +476,11 @@ impl LlamaModel {
             let qk_norm = cfg.arch == Arch::Qwen3;
             blocks.push(Block {
                 attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
-                qkv: stacked(&[format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v")])?,
+                qkv: stacked(&[
+                    format!("{p}.attn_q"),
+                    format!("{p}.attn_k"),
+                    format!("{p}.attn_v"),
+                ])?,
                 o: linear(&format!("{p}.attn_output"))?,
                 q_norm: if qk_norm {
                     Some(norm(&format!("{p}.attn_q_norm.weight"))?)
@@ -523,7 +552,9 @@ impl LlamaModel {
             x = (x + att)?;
             let h = block.mlp_norm.forward(&x)?;
             let gu = block.gate_up.forward(&h)?;
-            let mlp = block.down.forward(&(candle_nn::ops::silu(&gu[0])? * &gu[1])?)?;
+            let mlp = block
+                .down
+                .forward(&(candle_nn::ops::silu(&gu[0])? * &gu[1])?)?;
             x = (x + mlp)?;
         }
         cache.len += s;
@@ -551,9 +582,19 @@ impl LlamaModel {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
         let qkv = blk.qkv.forward(x)?;
-        let q = qkv[0].contiguous()?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
-        let k = qkv[1].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?;
-        let v = qkv[2].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let q = qkv[0]
+            .contiguous()?
+            .reshape((b, s, nh, hd))?
+            .transpose(1, 2)?;
+        let k = qkv[1]
+            .contiguous()?
+            .reshape((b, s, nkv, hd))?
+            .transpose(1, 2)?;
+        let v = qkv[2]
+            .contiguous()?
+            .reshape((b, s, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
         let (q, k) = match (&blk.q_norm, &blk.k_norm) {
             (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
             _ => (q, k),
@@ -569,6 +610,11 @@ impl LlamaModel {
             ),
         };
         let (k, v) = cache.append(layer, &k, &v)?;
+        if s == 1 {
+            let scale = 1.0 / (hd as f32).sqrt();
+            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale })?;
+            return blk.o.forward(&y.reshape((b, 1, nh * hd))?);
+        }
         // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
         // head are stacked along the sequence axis, `[b, nkv, rep * s, hd]`.
         let rep = nh / nkv;

@@ -11,6 +11,7 @@
 //! The integer sums are exact and the float steps run in the same order on every path (VNNI or
 //! scalar, any batch size, any thread count), so a row's result never depends on its batch.
 
+use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
 /// Output rows per tile: one 512-bit register of 16 lanes.
@@ -21,8 +22,6 @@ const QK: usize = 32;
 const GROUPS: usize = QK / 4;
 /// Activation rows that share one pass over a weight tile.
 const ROWS: usize = 8;
-/// Below this many multiply-adds a call runs on one thread (waking the pool costs more).
-const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Weights `[n, k]` in Q8_0, repacked in tiles of 16 rows.
 pub struct Q8Matrix {
@@ -48,13 +47,21 @@ pub struct Q8Acts {
     offsets: Vec<i32>,
 }
 
-/// `d = max|v| / 127`, `q = round(v / d)`; an all-zero block has `d = 0`.
+/// Rounds to the nearest integer, ties to even, for |v| < 2²²: adding 1.5·2²³ pushes the
+/// fraction out of the mantissa. Plain arithmetic, so it vectorises (`f32::round` is a libm
+/// call on baseline x86-64).
+fn round_half_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
+/// `d = max|v| / 127`, `q = round(v / d)` (ties to even); an all-zero block has `d = 0`.
 fn quantize_block(v: &[f32], q: &mut [i8]) -> f32 {
     let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (o, x) in q.iter_mut().zip(v) {
-        *o = (x * id).round().clamp(-127.0, 127.0) as i8;
+        *o = round_half_even(x * id).clamp(-127.0, 127.0) as i8;
     }
     d
 }
@@ -105,22 +112,17 @@ impl Q8Matrix {
     pub fn matmul(&self, x: &Q8Acts, out: &mut [f32]) {
         assert_eq!(x.kb, self.kb, "activation width does not match the weights");
         assert!(out.len() >= x.m * self.n);
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        let run = |tiles: std::ops::Range<usize>| {
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        for_chunks(self.tiles, self.n * self.k * x.m, |tiles| {
             for t in tiles {
                 // SAFETY: tile t writes only columns t*16 .. t*16+16 of each row, and tiles are
                 // disjoint across workers; `out` outlives the call.
                 unsafe { self.tile(t, x, out_ptr) };
             }
-        };
-        if self.n * self.k * x.m < PARALLEL_MIN_MACS {
-            run(0..self.tiles);
-        } else {
-            candle_core::utils::barrier_pool().execute_chunked(self.tiles, run);
-        }
+        });
     }
 
-    unsafe fn tile(&self, t: usize, x: &Q8Acts, out: SendPtr) {
+    unsafe fn tile(&self, t: usize, x: &Q8Acts, out: SharedOut) {
         let mut r0 = 0;
         while r0 < x.m {
             let rows = (x.m - r0).min(ROWS);
@@ -137,7 +139,7 @@ impl Q8Matrix {
             self.tile_rows_scalar(t, x, r0, rows, &mut acc);
             let cols = (self.n - t * TILE).min(TILE);
             for (r, a) in acc.iter().enumerate().take(rows) {
-                let dst = out.0.add((r0 + r) * self.n + t * TILE);
+                let dst = out.at((r0 + r) * self.n + t * TILE);
                 std::ptr::copy_nonoverlapping(a.as_ptr(), dst, cols);
             }
             r0 += rows;
@@ -200,10 +202,11 @@ impl Q8Acts {
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+/// Whether this CPU runs kaizen's AVX-512 kernels (`KAIZEN_NO_VNNI=1` forces the portable ones).
+#[cfg(target_arch = "x86_64")]
+pub fn avx512_available() -> bool {
+    vnni::available()
+}
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
@@ -315,6 +318,11 @@ mod tests {
         assert!((d - 0.02).abs() < 1e-7);
         assert_eq!(&q[..4], &[50, -127, 1, 0]);
         assert_eq!(quantize_block(&[0.0; QK], &mut q), 0.0);
+        let r: Vec<f32> = [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, 0.49999997, -3.7]
+            .iter()
+            .map(|&v| round_half_even(v))
+            .collect();
+        assert_eq!(r, vec![0.0, 2.0, 2.0, -0.0, -2.0, 126.0, 0.0, -4.0]);
     }
 
     #[test]
