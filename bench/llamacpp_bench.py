@@ -18,6 +18,13 @@ a = p.parse_args()
 TEXT = "The quick brown fox jumps over the lazy dog while the curious cat watches from the warm windowsill. " * 64
 llm = Llama(model_path=a.model, n_ctx=1024, n_batch=512, n_threads=a.threads, n_threads_batch=a.threads, verbose=False)
 prompt = llm.tokenize(TEXT.encode(), add_bos=False)[: a.prompt_tokens]
+
+
+def last_logits():
+    # llama-cpp-python 0.3.x keeps `scores` only with logits_all; read the context's last row.
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+
+
 llm.reset()
 llm.eval(prompt[:16])  # warm-up
 best_pp, best_tg = float("inf"), float("inf")
@@ -26,11 +33,11 @@ for _ in range(a.repeats):
     t = time.perf_counter()
     llm.eval(prompt)
     best_pp = min(best_pp, time.perf_counter() - t)
-    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    tok = int(np.argmax(last_logits()))
     t = time.perf_counter()
     for _ in range(a.gen_tokens):
         llm.eval([tok])
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits()))
     best_tg = min(best_tg, time.perf_counter() - t)
 print(json.dumps({"engine": "llama.cpp", "threads": a.threads, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens,
                   "prefill_tps": a.prompt_tokens / best_pp, "decode_tps": a.gen_tokens / best_tg}))

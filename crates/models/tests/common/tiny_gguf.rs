@@ -1,0 +1,145 @@
+#![allow(dead_code)]
+//! Writes tiny GGUF models with deterministic random weights and SmolLM2's vocabulary, one per
+//! architecture kaizen runs, so that architectures without a downloadable model here (qwen2,
+//! qwen3) are still checked against llama.cpp. Shared by the test and by
+//! `examples/tiny_gguf.rs`, which writes the files llama.cpp's reference logits come from.
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use std::path::Path;
+
+pub const ARCHS: [&str; 3] = ["llama", "qwen2", "qwen3"];
+pub const PROMPT: [u32; 10] = [1, 4093, 198, 19556, 905, 30, 216, 35, 36, 37];
+const HIDDEN: usize = 64;
+const HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const HEAD_DIM: usize = 16;
+const FFN: usize = 128;
+const LAYERS: usize = 2;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn tensor(&mut self, shape: &[usize], scale: f32, offset: f32) -> QTensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| offset + scale * self.next()).collect();
+        let t = Tensor::from_vec(v, shape, &Device::Cpu).expect("shape");
+        QTensor::quantize(&t, GgmlDType::F32).expect("f32")
+    }
+}
+
+/// Writes `dir/tiny-{arch}.gguf`; `vocab_from` is a GGUF whose tokenizer metadata is copied.
+pub fn write(arch: &str, vocab_from: &Path, dir: &Path) -> std::path::PathBuf {
+    let mut f = std::fs::File::open(vocab_from).expect("vocab gguf");
+    let src = gguf_file::Content::read(&mut f).expect("read vocab gguf");
+    let vocab = src.metadata["tokenizer.ggml.tokens"]
+        .to_vec()
+        .expect("tokens")
+        .len();
+    let mut rng = Lcg(0x5EED ^ arch.len() as u64 * 7919);
+    let mut tensors: Vec<(String, QTensor)> = vec![
+        (
+            "token_embd.weight".into(),
+            rng.tensor(&[vocab, HIDDEN], 0.5, 0.0),
+        ),
+        ("output_norm.weight".into(), rng.tensor(&[HIDDEN], 0.1, 1.0)),
+    ];
+    let (q, kv) = (HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM);
+    for l in 0..LAYERS {
+        let p = format!("blk.{l}");
+        let w = 1.0 / (HIDDEN as f32).sqrt();
+        tensors.push((
+            format!("{p}.attn_norm.weight"),
+            rng.tensor(&[HIDDEN], 0.1, 1.0),
+        ));
+        tensors.push((
+            format!("{p}.attn_q.weight"),
+            rng.tensor(&[q, HIDDEN], w, 0.0),
+        ));
+        tensors.push((
+            format!("{p}.attn_k.weight"),
+            rng.tensor(&[kv, HIDDEN], w, 0.0),
+        ));
+        tensors.push((
+            format!("{p}.attn_v.weight"),
+            rng.tensor(&[kv, HIDDEN], w, 0.0),
+        ));
+        tensors.push((
+            format!("{p}.attn_output.weight"),
+            rng.tensor(&[HIDDEN, q], w, 0.0),
+        ));
+        if arch == "qwen2" {
+            tensors.push((format!("{p}.attn_q.bias"), rng.tensor(&[q], 0.2, 0.0)));
+            tensors.push((format!("{p}.attn_k.bias"), rng.tensor(&[kv], 0.2, 0.0)));
+            tensors.push((format!("{p}.attn_v.bias"), rng.tensor(&[kv], 0.2, 0.0)));
+        }
+        if arch == "qwen3" {
+            tensors.push((
+                format!("{p}.attn_q_norm.weight"),
+                rng.tensor(&[HEAD_DIM], 0.1, 1.0),
+            ));
+            tensors.push((
+                format!("{p}.attn_k_norm.weight"),
+                rng.tensor(&[HEAD_DIM], 0.1, 1.0),
+            ));
+        }
+        tensors.push((
+            format!("{p}.ffn_norm.weight"),
+            rng.tensor(&[HIDDEN], 0.1, 1.0),
+        ));
+        tensors.push((
+            format!("{p}.ffn_gate.weight"),
+            rng.tensor(&[FFN, HIDDEN], w, 0.0),
+        ));
+        tensors.push((
+            format!("{p}.ffn_up.weight"),
+            rng.tensor(&[FFN, HIDDEN], w, 0.0),
+        ));
+        tensors.push((
+            format!("{p}.ffn_down.weight"),
+            rng.tensor(&[HIDDEN, FFN], 1.0 / (FFN as f32).sqrt(), 0.0),
+        ));
+    }
+    let k = |s: &str| format!("{arch}.{s}");
+    let u = |x: usize| Value::U32(x as u32);
+    let mut meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(arch.into())),
+        (k("block_count"), u(LAYERS)),
+        (k("context_length"), u(256)),
+        (k("embedding_length"), u(HIDDEN)),
+        (k("feed_forward_length"), u(FFN)),
+        (k("attention.head_count"), u(HEADS)),
+        (k("attention.head_count_kv"), u(KV_HEADS)),
+        (k("attention.key_length"), u(HEAD_DIM)),
+        (k("attention.value_length"), u(HEAD_DIM)),
+        (k("rope.dimension_count"), u(HEAD_DIM)),
+        (k("rope.freq_base"), Value::F32(10000.0)),
+        (k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
+        (k("vocab_size"), u(vocab)),
+    ];
+    for key in [
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.chat_template",
+    ] {
+        meta.push((key.into(), src.metadata[key].clone()));
+    }
+    let path = dir.join(format!("tiny-{arch}.gguf"));
+    let mut out = std::fs::File::create(&path).expect("create gguf");
+    let m: Vec<(&str, &Value)> = meta.iter().map(|(a, b)| (a.as_str(), b)).collect();
+    let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(a, b)| (a.as_str(), b)).collect();
+    gguf_file::write(&mut out, &m, &t).expect("write gguf");
+    path
+}
