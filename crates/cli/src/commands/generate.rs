@@ -44,7 +44,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     params.validate().map_err(|e| anyhow::anyhow!(e))?;
     let backend = Backend::open(&a.policy)?;
     let start = Instant::now();
-    let completions: Vec<Completion> = match (&backend, a.json || params.n > 1) {
+    let streamed = matches!(backend, Backend::Local(_)) && !(a.json || params.n > 1);
+    let completions: Vec<Completion> = match (&backend, !streamed) {
         // One local completion: stream it as it is written.
         (Backend::Local(llm), false) => {
             let prompt = llm.encode_chat(&messages, &[])?;
@@ -73,6 +74,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if params.n > 1 {
         for (i, c) in completions.iter().enumerate() {
             println!("--- [{i}] ---\n{}", c.text);
+        }
+    } else if !streamed {
+        for c in &completions {
+            println!("{}", c.text);
         }
     }
     if a.top_logprobs > 0 {
@@ -103,14 +108,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "#", "tokens", "sum logprob", "mean logprob", "finish"
     );
     for (i, c) in completions.iter().enumerate() {
-        let n = c.logprobs.len().max(1) as f32;
-        eprintln!(
-            "{i:<4} {:>8} {:>12.3} {:>14.4} {:>8}",
-            c.logprobs.len(),
-            c.total_logprob(),
-            c.total_logprob() / n,
-            kaizen_core::openai::finish_reason_str(c.finish_reason)
-        );
+        let finish = kaizen_core::openai::finish_reason_str(c.finish_reason);
+        if c.logprobs.is_empty() {
+            // A remote server that returned no log-probs.
+            eprintln!("{i:<4} {:>8} {:>12} {:>14} {finish:>8}", "-", "-", "-");
+            continue;
+        }
+        let n = c.logprobs.len() as f32;
+        eprintln!("{i:<4} {:>8} {:>12.3} {:>14.4} {finish:>8}", c.logprobs.len(), c.total_logprob(), c.total_logprob() / n);
     }
     eprintln!(
         "{tokens} tokens in {secs:.2}s ({:.1} tokens/s, prompt included in time) — {}",
