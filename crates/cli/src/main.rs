@@ -21,11 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sample completions of a prompt, with per-token log-probs.
-    #[command(
-        after_help = "Examples:\n  kaizen generate --prompt 'What is 17 * 23?'\n  \
+    #[command(after_help = "Examples:\n  kaizen generate --prompt 'What is 17 * 23?'\n  \
         kaizen generate --prompt 'Name a fruit.' --n 4 --temperature 1 --seed 7\n  \
-        kaizen generate --policy openai:http://127.0.0.1:8000 --remote-model Qwen2.5-7B --prompt 'Hi'"
-    )]
+        kaizen generate --policy openai:http://127.0.0.1:8000 --remote-model Qwen2.5-7B --prompt 'Hi'")]
     Generate(commands::generate::Args),
     /// Chat with a model in the terminal (streaming); /reset clears the history, /exit quits.
     #[command(after_help = "Example:\n  kaizen chat --system 'You are terse.' --temperature 0.7")]

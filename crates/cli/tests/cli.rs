@@ -4,10 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn kaizen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaizen"))
-        .args(args)
-        .output()
-        .expect("running kaizen")
+    Command::new(env!("CARGO_BIN_EXE_kaizen")).args(args).output().expect("running kaizen")
 }
 
 fn text(o: &[u8]) -> String {
@@ -19,10 +16,7 @@ fn every_verb_has_help_with_an_example() {
     for verb in ["generate", "chat", "embed", "serve", "models"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
-        assert!(
-            text(&o.stdout).contains("Example"),
-            "{verb} --help has no example"
-        );
+        assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
     }
     let o = kaizen(&["bench", "generate", "--help"]);
     assert!(text(&o.stdout).contains("Example"));
@@ -45,10 +39,7 @@ fn generate_json_gives_n_completions_with_logprobs() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let lines: Vec<serde_json::Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     for c in &lines {
         let lps = c["logprobs"].as_array().unwrap();
@@ -75,15 +66,7 @@ fn generate_json_gives_n_completions_with_logprobs() {
 
 #[test]
 fn generate_streams_and_prints_a_summary_table() {
-    let o = kaizen(&[
-        "generate",
-        "--prompt",
-        "Say hi.",
-        "--max-tokens",
-        "6",
-        "--top-logprobs",
-        "2",
-    ]);
+    let o = kaizen(&["generate", "--prompt", "Say hi.", "--max-tokens", "6", "--top-logprobs", "2"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("alternatives"));
     assert!(text(&o.stderr).contains("sum logprob"));
@@ -97,29 +80,15 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(&bad, [b'h', b'i', 0xff, 0xfe]).unwrap();
     let o = kaizen(&["generate", "--prompt-file", bad.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("not valid UTF-8"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("not valid UTF-8"), "{}", text(&o.stderr));
 
     let o = kaizen(&["generate", "--prompt", "x", "--top-p", "0"]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("top_p"), "{}", text(&o.stderr));
 
-    let o = kaizen(&[
-        "generate",
-        "--prompt",
-        &"word ".repeat(9000),
-        "--max-tokens",
-        "2",
-    ]);
+    let o = kaizen(&["generate", "--prompt", &"word ".repeat(9000), "--max-tokens", "2"]);
     assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("context window"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("context window"), "{}", text(&o.stderr));
 
     // A KAIZEN_HOME without models: the error names the set-up command.
     let o = Command::new(env!("CARGO_BIN_EXE_kaizen"))
@@ -128,11 +97,7 @@ fn bad_input_gives_clear_errors() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("scripts/setup.sh"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("scripts/setup.sh"), "{}", text(&o.stderr));
     let o = kaizen(&["generate", "--policy", "openai:ftp://x", "--prompt", "x"]);
     assert!(text(&o.stderr).contains("http://"), "{}", text(&o.stderr));
 }
@@ -146,34 +111,16 @@ fn chat_reads_turns_from_stdin_and_keeps_history() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Hello!\nWhat did I just say?\n/reset\n/exit\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"Hello!\nWhat did I just say?\n/reset\n/exit\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(
-        text(&o.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count(),
-        2,
-        "two replies: {}",
-        text(&o.stdout)
-    );
+    assert_eq!(text(&o.stdout).lines().filter(|l| !l.trim().is_empty()).count(), 2, "two replies: {}", text(&o.stdout));
     assert!(text(&o.stderr).contains("history cleared"));
 }
 
 #[test]
 fn embed_similarity_and_models_listing() {
-    let o = kaizen(&[
-        "embed",
-        "--similarity",
-        "The weather is lovely today.",
-        "It's so sunny outside!",
-    ]);
+    let o = kaizen(&["embed", "--similarity", "The weather is lovely today.", "It's so sunny outside!"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("0.6660"), "{}", text(&o.stdout));
     let o = kaizen(&["models", "--verify"]);

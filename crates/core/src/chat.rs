@@ -38,12 +38,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message {
-            role,
-            content: content.into(),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-        }
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new(Role::System, content)
@@ -75,9 +70,6 @@ pub struct ToolSpec(pub serde_json::Value);
 impl ToolSpec {
     /// The function name, if the schema has one.
     pub fn name(&self) -> Option<&str> {
-        self.0
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(|n| n.as_str())
+        self.0.get("function").and_then(|f| f.get("name")).and_then(|n| n.as_str())
     }
 }

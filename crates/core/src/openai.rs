@@ -3,9 +3,7 @@
 //! `top_logprobs`, send `content: null`, or a single string for `stop`), and conversions to
 //! kaizen's own types live here, in one place.
 
-use crate::{
-    Completion, FinishReason, Message, Role, SamplingParams, TokenLogprob, ToolCall, ToolSpec,
-};
+use crate::{Completion, FinishReason, Message, Role, SamplingParams, TokenLogprob, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -99,28 +97,13 @@ impl ChatCompletionRequest {
     pub fn sampling_params(&self, default_max_tokens: usize) -> SamplingParams {
         SamplingParams {
             n: self.n.unwrap_or(1),
-            max_tokens: self
-                .max_completion_tokens
-                .or(self.max_tokens)
-                .unwrap_or(default_max_tokens),
+            max_tokens: self.max_completion_tokens.or(self.max_tokens).unwrap_or(default_max_tokens),
             temperature: self.temperature.unwrap_or(1.0),
             top_p: self.top_p.unwrap_or(1.0),
-            top_k: self
-                .top_k
-                .filter(|&k| k > 0)
-                .map(|k| k as usize)
-                .unwrap_or(0),
+            top_k: self.top_k.filter(|&k| k > 0).map(|k| k as usize).unwrap_or(0),
             seed: self.seed.unwrap_or(0),
-            stop: self
-                .stop
-                .clone()
-                .map(StopField::into_vec)
-                .unwrap_or_default(),
-            top_logprobs: if self.logprobs.unwrap_or(false) {
-                self.top_logprobs.unwrap_or(0)
-            } else {
-                0
-            },
+            stop: self.stop.clone().map(StopField::into_vec).unwrap_or_default(),
+            top_logprobs: if self.logprobs.unwrap_or(false) { self.top_logprobs.unwrap_or(0) } else { 0 },
         }
     }
 
@@ -135,12 +118,7 @@ impl ChatCompletionRequest {
     }
 
     /// Builds a request from kaizen types (what the client sends).
-    pub fn from_parts(
-        model: &str,
-        messages: &[Message],
-        tools: &[ToolSpec],
-        p: &SamplingParams,
-    ) -> Self {
+    pub fn from_parts(model: &str, messages: &[Message], tools: &[ToolSpec], p: &SamplingParams) -> Self {
         ChatCompletionRequest {
             model: model.to_string(),
             messages: messages.iter().map(WireMessage::from_message).collect(),
@@ -168,11 +146,7 @@ impl WireMessage {
             "user" => Role::User,
             "assistant" => Role::Assistant,
             "tool" => Role::Tool,
-            other => {
-                return Err(format!(
-                    "unknown role '{other}' (allowed: system, user, assistant, tool)"
-                ))
-            }
+            other => return Err(format!("unknown role '{other}' (allowed: system, user, assistant, tool)")),
         };
         let content = match &self.content {
             None | Some(Value::Null) => String::new(),
@@ -181,14 +155,8 @@ impl WireMessage {
                 let mut text = String::new();
                 for p in parts {
                     match p.get("type").and_then(Value::as_str) {
-                        Some("text") => {
-                            text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""))
-                        }
-                        Some(other) => {
-                            return Err(format!(
-                                "content part type '{other}' is not supported (text only)"
-                            ))
-                        }
+                        Some("text") => text.push_str(p.get("text").and_then(Value::as_str).unwrap_or("")),
+                        Some(other) => return Err(format!("content part type '{other}' is not supported (text only)")),
                         None => return Err("content part without a type".into()),
                     }
                 }
@@ -207,12 +175,7 @@ impl WireMessage {
                     .unwrap_or_else(|_| Value::String(c.function.arguments.clone())),
             })
             .collect();
-        Ok(Message {
-            role,
-            content,
-            tool_calls,
-            tool_call_id: self.tool_call_id.clone(),
-        })
+        Ok(Message { role, content, tool_calls, tool_call_id: self.tool_call_id.clone() })
     }
 
     pub fn from_message(m: &Message) -> Self {
@@ -225,10 +188,7 @@ impl WireMessage {
                 .map(|c| WireToolCall {
                     id: c.id.clone(),
                     kind: function_type(),
-                    function: WireFunction {
-                        name: c.name.clone(),
-                        arguments: c.arguments.to_string(),
-                    },
+                    function: WireFunction { name: c.name.clone(), arguments: c.arguments.to_string() },
                 })
                 .collect(),
             tool_call_id: m.tool_call_id.clone(),
@@ -340,9 +300,8 @@ impl Choice {
                 content: Some(Value::String(c.text.clone())),
                 ..Default::default()
             },
-            logprobs: with_logprobs.then(|| ChoiceLogprobs {
-                content: Some(c.logprobs.iter().map(wire_logprob).collect()),
-            }),
+            logprobs: with_logprobs
+                .then(|| ChoiceLogprobs { content: Some(c.logprobs.iter().map(wire_logprob).collect()) }),
             finish_reason: Some(finish_reason_str(c.finish_reason).into()),
             token_ids: Some(c.token_ids.clone()),
         }
@@ -487,10 +446,7 @@ mod tests {
         assert_eq!(msgs[0].content, "hi");
         assert_eq!(msgs[1].tool_calls[0].arguments["code"], "print(1)");
         let p = req.sampling_params(64);
-        assert_eq!(
-            (p.stop.clone(), p.max_tokens, p.top_logprobs, p.n),
-            (vec!["\n".to_string()], 64, 0, 1)
-        );
+        assert_eq!((p.stop.clone(), p.max_tokens, p.top_logprobs, p.n), (vec!["\n".to_string()], 64, 0, 1));
 
         let resp: ChatCompletionResponse = serde_json::from_str(
             r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},
@@ -498,23 +454,16 @@ mod tests {
         )
         .unwrap();
         let c = resp.choices[0].to_completion(3);
-        assert_eq!(
-            (c.text.as_str(), c.logprobs[0].logprob, c.finish_reason),
-            ("ok", -0.5, FinishReason::Length)
-        );
+        assert_eq!((c.text.as_str(), c.logprobs[0].logprob, c.finish_reason), ("ok", -0.5, FinishReason::Length));
         assert!(c.token_ids.is_empty());
     }
 
     #[test]
     fn unknown_role_names_the_message() {
-        let req: ChatCompletionRequest = serde_json::from_str(
-            r#"{"messages":[{"role":"user","content":"a"},{"role":"robot","content":"b"}]}"#,
-        )
-        .unwrap();
+        let req: ChatCompletionRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"a"},{"role":"robot","content":"b"}]}"#)
+                .unwrap();
         let err = req.kaizen_messages().unwrap_err();
-        assert!(
-            err.starts_with("messages[1]: unknown role 'robot'"),
-            "{err}"
-        );
+        assert!(err.starts_with("messages[1]: unknown role 'robot'"), "{err}");
     }
 }

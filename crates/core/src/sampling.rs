@@ -44,19 +44,13 @@ impl SamplingParams {
             return Err(format!("n must be in 1..=128, got {}", self.n));
         }
         if !(self.temperature >= 0.0 && self.temperature <= 10.0) {
-            return Err(format!(
-                "temperature must be in [0, 10], got {}",
-                self.temperature
-            ));
+            return Err(format!("temperature must be in [0, 10], got {}", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         if self.top_logprobs > 20 {
-            return Err(format!(
-                "top_logprobs must be in 0..=20, got {}",
-                self.top_logprobs
-            ));
+            return Err(format!("top_logprobs must be in 0..=20, got {}", self.top_logprobs));
         }
         if self.stop.iter().any(|s| s.is_empty()) {
             return Err("stop strings must not be empty".into());

@@ -11,14 +11,7 @@ pub struct DecodeAttention {
 }
 
 /// `q·k` for each cached key row, scaled, into `scores`; returns the maximum.
-fn scores_into(
-    q: &[f32],
-    k: &[f32],
-    base: usize,
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) -> f32 {
+fn scores_into(q: &[f32], k: &[f32], base: usize, stride: usize, scale: f32, scores: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if q.len() % 16 == 0 && crate::q8_matmul::avx512_available() {
         // SAFETY: the CPU has AVX-512F (checked above) and every row lies inside `k`.
@@ -42,10 +35,7 @@ fn weighted_sum_into(w: &[f32], v: &[f32], base: usize, stride: usize, o: &mut [
     }
     let d = o.len();
     for (j, wj) in w.iter().enumerate() {
-        for (oi, vi) in o
-            .iter_mut()
-            .zip(&v[base + j * stride..base + j * stride + d])
-        {
+        for (oi, vi) in o.iter_mut().zip(&v[base + j * stride..base + j * stride + d]) {
             *oi += wj * vi;
         }
     }
@@ -56,14 +46,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn scores_into(
-        q: &[f32],
-        k: &[f32],
-        base: usize,
-        stride: usize,
-        scale: f32,
-        scores: &mut [f32],
-    ) -> f32 {
+    pub unsafe fn scores_into(q: &[f32], k: &[f32], base: usize, stride: usize, scale: f32, scores: &mut [f32]) -> f32 {
         let d = q.len();
         assert!(scores.is_empty() || base + (scores.len() - 1) * stride + d <= k.len());
         let mut max = f32::NEG_INFINITY;
@@ -71,11 +54,7 @@ mod avx512 {
             let kr = k.as_ptr().add(base + j * stride);
             let mut acc = _mm512_setzero_ps();
             for c in (0..d).step_by(16) {
-                acc = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(q.as_ptr().add(c)),
-                    _mm512_loadu_ps(kr.add(c)),
-                    acc,
-                );
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(q.as_ptr().add(c)), _mm512_loadu_ps(kr.add(c)), acc);
             }
             *s = _mm512_reduce_add_ps(acc) * scale;
             max = max.max(*s);
@@ -84,23 +63,13 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn weighted_sum_into(
-        w: &[f32],
-        v: &[f32],
-        base: usize,
-        stride: usize,
-        o: &mut [f32],
-    ) {
+    pub unsafe fn weighted_sum_into(w: &[f32], v: &[f32], base: usize, stride: usize, o: &mut [f32]) {
         let d = o.len();
         assert!(w.is_empty() || base + (w.len() - 1) * stride + d <= v.len());
         for c in (0..d).step_by(16) {
             let mut acc = _mm512_loadu_ps(o.as_ptr().add(c));
             for (j, &wj) in w.iter().enumerate() {
-                acc = _mm512_fmadd_ps(
-                    _mm512_set1_ps(wj),
-                    _mm512_loadu_ps(v.as_ptr().add(base + j * stride + c)),
-                    acc,
-                );
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(wj), _mm512_loadu_ps(v.as_ptr().add(base + j * stride + c)), acc);
             }
             _mm512_storeu_ps(o.as_mut_ptr().add(c), acc);
         }
@@ -145,16 +114,9 @@ impl CustomOp3 for DecodeAttention {
         let (b, nh, one, d) = ql.shape().dims4()?;
         let (kb, nkv, t, kd) = kl.shape().dims4()?;
         if one != 1 || kb != b || kd != d || vl.shape() != kl.shape() || nh % nkv != 0 {
-            candle_core::bail!(
-                "decode attention: shapes {:?} {:?} {:?}",
-                ql.shape(),
-                kl.shape(),
-                vl.shape()
-            );
+            candle_core::bail!("decode attention: shapes {:?} {:?} {:?}", ql.shape(), kl.shape(), vl.shape());
         }
-        let Some((q0, _)) = ql.contiguous_offsets() else {
-            candle_core::bail!("decode attention: q not contiguous")
-        };
+        let Some((q0, _)) = ql.contiguous_offsets() else { candle_core::bail!("decode attention: q not contiguous") };
         let (ks_, vs_) = (kl.stride(), vl.stride());
         if ks_[3] != 1 || vs_[3] != 1 {
             candle_core::bail!("decode attention: k/v rows must be contiguous");
@@ -200,26 +162,12 @@ mod tests {
         // One head, d = 2, two keys: scores q·k = [1, 3] (scale 1) → p = [e/(e+e³), e³/(e+e³)]
         // = [0.119203, 0.880797]; o = 0.119203·[1, 0] + 0.880797·[0, 2] = [0.119203, 1.761594].
         let dev = Device::Cpu;
-        let q = Tensor::new(&[1f32, 1.0], &dev)
-            .unwrap()
-            .reshape((1, 1, 1, 2))
-            .unwrap();
-        let k = Tensor::new(&[1f32, 0.0, 1.0, 2.0], &dev)
-            .unwrap()
-            .reshape((1, 1, 2, 2))
-            .unwrap();
-        let v = Tensor::new(&[1f32, 0.0, 0.0, 2.0], &dev)
-            .unwrap()
-            .reshape((1, 1, 2, 2))
-            .unwrap();
-        let o = q
-            .apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 1.0 })
-            .unwrap();
+        let q = Tensor::new(&[1f32, 1.0], &dev).unwrap().reshape((1, 1, 1, 2)).unwrap();
+        let k = Tensor::new(&[1f32, 0.0, 1.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+        let v = Tensor::new(&[1f32, 0.0, 0.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+        let o = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 1.0 }).unwrap();
         let o = o.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(
-            (o[0] - 0.119203).abs() < 1e-5 && (o[1] - 1.761594).abs() < 1e-5,
-            "{o:?}"
-        );
+        assert!((o[0] - 0.119203).abs() < 1e-5 && (o[1] - 1.761594).abs() < 1e-5, "{o:?}");
     }
 
     #[test]
@@ -230,9 +178,7 @@ mod tests {
         let kbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev).unwrap();
         let vbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev).unwrap();
         let (k, v) = (kbuf.narrow(2, 0, t).unwrap(), vbuf.narrow(2, 0, t).unwrap());
-        let got = q
-            .apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 0.5 })
-            .unwrap();
+        let got = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 0.5 }).unwrap();
         // Generic: repeat kv heads, softmax(q kᵀ · scale) v.
         let rep = nh / nkv;
         let expand = |x: &Tensor| {
@@ -247,18 +193,8 @@ mod tests {
         };
         let (ke, ve) = (expand(&k), expand(&v));
         let s = (q.matmul(&ke.t().unwrap()).unwrap() * 0.5).unwrap();
-        let want = candle_nn::ops::softmax_last_dim(&s)
-            .unwrap()
-            .matmul(&ve)
-            .unwrap();
-        let diff = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let want = candle_nn::ops::softmax_last_dim(&s).unwrap().matmul(&ve).unwrap();
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -69,10 +69,7 @@ impl Bert {
         Ok(Bert {
             word: candle_nn::embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
             pos: candle_nn::embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
-            token_type: e
-                .pp("token_type_embeddings")
-                .get((2, h), "weight")?
-                .narrow(0, 0, 1)?,
+            token_type: e.pp("token_type_embeddings").get((2, h), "weight")?.narrow(0, 0, 1)?,
             emb_norm: ln(e.pp("LayerNorm"))?,
             layers,
             cfg,
@@ -84,11 +81,8 @@ impl Bert {
         let (b, s) = ids.dims2()?;
         let dev = ids.device();
         let positions = Tensor::arange(0u32, s as u32, dev)?.unsqueeze(0)?;
-        let x = self
-            .word
-            .forward(ids)?
-            .broadcast_add(&self.pos.forward(&positions)?)?
-            .broadcast_add(&self.token_type)?;
+        let x =
+            self.word.forward(ids)?.broadcast_add(&self.pos.forward(&positions)?)?.broadcast_add(&self.token_type)?;
         let mut x = self.emb_norm.forward(&x)?;
         // Additive key mask [b, 1, 1, s]: 0 for real tokens, −1e4 for padding (as BERT does).
         let key_bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((b, 1, 1, s))?;

@@ -44,8 +44,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source.to_string())
-            .map_err(|e| TemplateError::Compile(e.to_string()))?;
+        env.add_template_owned("chat", source.to_string()).map_err(|e| TemplateError::Compile(e.to_string()))?;
         Ok(ChatTemplate {
             env,
             knows_tools: source.contains("tools"),
@@ -62,14 +61,11 @@ impl ChatTemplate {
         tools: &[ToolSpec],
         add_generation_prompt: bool,
     ) -> Result<String, TemplateError> {
-        let mut msgs: Vec<TemplateMessage> =
-            messages.iter().map(|m| self.template_message(m)).collect();
+        let mut msgs: Vec<TemplateMessage> = messages.iter().map(|m| self.template_message(m)).collect();
         if !tools.is_empty() && !self.knows_tools {
             let block = hermes_tools_block(tools);
             match msgs.first_mut() {
-                Some(first) if first.role == "system" => {
-                    first.content = format!("{}\n\n{block}", first.content)
-                }
+                Some(first) if first.role == "system" => first.content = format!("{}\n\n{block}", first.content),
                 _ => msgs.insert(
                     0,
                     TemplateMessage {
@@ -83,10 +79,7 @@ impl ChatTemplate {
         }
         let tools_json: Option<Vec<&serde_json::Value>> =
             (!tools.is_empty()).then(|| tools.iter().map(|t| &t.0).collect());
-        let tmpl = self
-            .env
-            .get_template("chat")
-            .map_err(|e| TemplateError::Render(e.to_string()))?;
+        let tmpl = self.env.get_template("chat").map_err(|e| TemplateError::Render(e.to_string()))?;
         tmpl.render(context! {
             messages => msgs,
             tools => tools_json,
@@ -114,12 +107,7 @@ impl ChatTemplate {
                 content.push_str(&format!("<tool_call>\n{body}\n</tool_call>"));
             }
         }
-        TemplateMessage {
-            role: m.role.as_str(),
-            content,
-            tool_calls,
-            tool_call_id: m.tool_call_id.as_deref(),
-        }
+        TemplateMessage { role: m.role.as_str(), content, tool_calls, tool_call_id: m.tool_call_id.as_deref() }
     }
 }
 
@@ -165,20 +153,10 @@ mod tests {
     #[test]
     fn tools_go_into_system_turn_for_templates_without_tools() {
         let t = ChatTemplate::new(SMOLLM2, "", "").unwrap();
-        let tool = ToolSpec(
-            serde_json::json!({"type": "function", "function": {"name": "calculator", "parameters": {}}}),
-        );
-        let out = t
-            .render(
-                &[Message::system("Be brief."), Message::user("2+2?")],
-                &[tool],
-                true,
-            )
-            .unwrap();
-        assert!(
-            out.starts_with("<|im_start|>system\nBe brief.\n\n# Tools"),
-            "{out}"
-        );
+        let tool =
+            ToolSpec(serde_json::json!({"type": "function", "function": {"name": "calculator", "parameters": {}}}));
+        let out = t.render(&[Message::system("Be brief."), Message::user("2+2?")], &[tool], true).unwrap();
+        assert!(out.starts_with("<|im_start|>system\nBe brief.\n\n# Tools"), "{out}");
         assert!(out.contains("\"name\":\"calculator\""), "{out}");
         assert_eq!(out.matches("<|im_start|>system").count(), 1);
     }
@@ -192,9 +170,7 @@ mod tests {
             name: "python".into(),
             arguments: serde_json::json!({"code": "print(1)"}),
         });
-        let out = t
-            .render(&[Message::system("s"), Message::user("u"), a], &[], false)
-            .unwrap();
+        let out = t.render(&[Message::system("s"), Message::user("u"), a], &[], false).unwrap();
         assert!(out.contains("<|im_start|>assistant\n<tool_call>\n{\"arguments\":{\"code\":\"print(1)\"},\"name\":\"python\"}\n</tool_call><|im_end|>"), "{out}");
     }
 
@@ -202,10 +178,7 @@ mod tests {
     fn template_errors_are_values_not_panics() {
         assert!(ChatTemplate::new("{% for x in %}", "", "").is_err());
         let t = ChatTemplate::new("{{ raise_exception('no system role') }}", "", "").unwrap();
-        let err = t
-            .render(&[Message::user("x")], &[], true)
-            .unwrap_err()
-            .to_string();
+        let err = t.render(&[Message::user("x")], &[], true).unwrap_err().to_string();
         assert!(err.contains("no system role"), "{err}");
     }
 }

@@ -24,35 +24,22 @@ impl Embedder {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let cfg_path = dir.join("config.json");
         let cfg: BertConfig = serde_json::from_str(
-            &std::fs::read_to_string(&cfg_path)
-                .with_context(|| format!("reading {}", cfg_path.display()))?,
+            &std::fs::read_to_string(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?,
         )
         .with_context(|| format!("parsing {}", cfg_path.display()))?;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| {
-            anyhow::anyhow!("loading {}: {e}", dir.join("tokenizer.json").display())
-        })?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.join("tokenizer.json").display()))?;
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
-                ..Default::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| anyhow::anyhow!("tokenizer truncation: {e}"))?;
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is memory-mapped read-only; set-up checked its SHA-256.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &cpu()) }
             .with_context(|| format!("loading {}", weights.display()))?;
-        let bert = Bert::load(vb, cfg)
-            .with_context(|| format!("building BERT from {}", weights.display()))?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(Embedder {
-            bert,
-            tokenizer,
-            id: name,
-        })
+        let bert = Bert::load(vb, cfg).with_context(|| format!("building BERT from {}", weights.display()))?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Embedder { bert, tokenizer, id: name })
     }
 
     /// Loads the installed all-MiniLM-L6-v2 (error names the set-up command when missing).
@@ -73,16 +60,9 @@ impl Embedder {
         let batch_size = batch_size.max(1);
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(batch_size) {
-            let enc = self
-                .tokenizer
-                .encode_batch(chunk.to_vec(), true)
-                .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
-            let s = enc
-                .iter()
-                .map(|e| e.get_ids().len())
-                .max()
-                .unwrap_or(0)
-                .max(1);
+            let enc =
+                self.tokenizer.encode_batch(chunk.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+            let s = enc.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
             let mut ids = Vec::with_capacity(chunk.len() * s);
             let mut mask = Vec::with_capacity(chunk.len() * s);
             for e in &enc {
@@ -102,10 +82,7 @@ impl Embedder {
 
     /// Number of tokens `text` counts for (after truncation), for usage reporting.
     pub fn count_tokens(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode(text, true)
-            .map(|e| e.get_ids().len())
-            .unwrap_or(0)
+        self.tokenizer.encode(text, true).map(|e| e.get_ids().len()).unwrap_or(0)
     }
 }
 

@@ -9,14 +9,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error(
-        "{path}: {source}; run `{}` if this is a kaizen model",
-        crate::home::SETUP_COMMAND
-    )]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: {source}; run `{}` if this is a kaizen model", crate::home::SETUP_COMMAND)]
+    Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a GGUF file (bad magic bytes)")]
     NotGguf { path: PathBuf },
     #[error("{path} is corrupt or truncated: {reason}")]
@@ -24,11 +18,7 @@ pub enum GgufError {
     #[error("{path}: missing metadata key '{key}'")]
     MissingKey { path: PathBuf, key: String },
     #[error("{path}: architecture '{arch}' is not supported (supported: {supported})")]
-    UnknownArchitecture {
-        path: PathBuf,
-        arch: String,
-        supported: String,
-    },
+    UnknownArchitecture { path: PathBuf, arch: String, supported: String },
 }
 
 /// A parsed GGUF header plus the path, for loading tensors later.
@@ -41,45 +31,24 @@ pub struct GgufFile {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self, GgufError> {
         let path = path.to_path_buf();
-        let mut file = File::open(&path).map_err(|source| GgufError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let mut file = File::open(&path).map_err(|source| GgufError::Open { path: path.clone(), source })?;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut magic = [0u8; 4];
         if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
             return Err(GgufError::NotGguf { path });
         }
         drop(file);
-        let file = File::open(&path).map_err(|source| GgufError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::open(&path).map_err(|source| GgufError::Open { path: path.clone(), source })?;
         let mut reader = BufReader::new(file);
         // candle's reader trusts length fields; a corrupt file can ask for absurd allocations or
         // panic on a slice. Contain that here so callers always get an error value.
-        let parsed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
         let content = match parsed {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                return Err(GgufError::Corrupt {
-                    path,
-                    reason: e.to_string(),
-                })
-            }
-            Err(_) => {
-                return Err(GgufError::Corrupt {
-                    path,
-                    reason: "unreadable header".into(),
-                })
-            }
+            Ok(Err(e)) => return Err(GgufError::Corrupt { path, reason: e.to_string() }),
+            Err(_) => return Err(GgufError::Corrupt { path, reason: "unreadable header".into() }),
         };
-        let g = GgufFile {
-            path,
-            content,
-            file_len,
-        };
+        let g = GgufFile { path, content, file_len };
         g.check_tensor_extents()?;
         Ok(g)
     }
@@ -90,9 +59,7 @@ impl GgufFile {
             let elems = info.shape.elem_count();
             let bs = info.ggml_dtype.block_size();
             if bs == 0 || elems % bs != 0 {
-                return Err(self.corrupt(format!(
-                    "tensor {name} has {elems} elements, not a multiple of {bs}"
-                )));
+                return Err(self.corrupt(format!("tensor {name} has {elems} elements, not a multiple of {bs}")));
             }
             let bytes = (elems / bs) as u64 * info.ggml_dtype.type_size() as u64;
             let end = self.content.tensor_data_offset + info.offset + bytes;
@@ -107,10 +74,7 @@ impl GgufFile {
     }
 
     fn corrupt(&self, reason: String) -> GgufError {
-        GgufError::Corrupt {
-            path: self.path.clone(),
-            reason,
-        }
+        GgufError::Corrupt { path: self.path.clone(), reason }
     }
 
     pub fn metadata(&self) -> &HashMap<String, Value> {
@@ -121,10 +85,7 @@ impl GgufFile {
         self.content
             .metadata
             .get(key)
-            .ok_or_else(|| GgufError::MissingKey {
-                path: self.path.clone(),
-                key: key.to_string(),
-            })
+            .ok_or_else(|| GgufError::MissingKey { path: self.path.clone(), key: key.to_string() })
     }
 
     pub fn get_u32(&self, key: &str) -> Result<u32, GgufError> {
@@ -137,42 +98,28 @@ impl GgufFile {
 
     pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
         let v = self.get(key)?;
-        v.to_f32()
-            .or_else(|_| v.to_f64().map(|x| x as f32))
-            .map_err(|e| self.corrupt(format!("{key}: {e}")))
+        v.to_f32().or_else(|_| v.to_f64().map(|x| x as f32)).map_err(|e| self.corrupt(format!("{key}: {e}")))
     }
 
     pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
-        self.get(key)?
-            .to_string()
-            .map(|s| s.as_str())
-            .map_err(|e| self.corrupt(format!("{key}: {e}")))
+        self.get(key)?.to_string().map(|s| s.as_str()).map_err(|e| self.corrupt(format!("{key}: {e}")))
     }
 
     pub fn get_str_array(&self, key: &str) -> Result<Vec<String>, GgufError> {
-        let arr = self
-            .get(key)?
-            .to_vec()
-            .map_err(|e| self.corrupt(format!("{key}: {e}")))?;
-        arr.iter()
-            .map(|v| {
-                v.to_string()
-                    .cloned()
-                    .map_err(|e| self.corrupt(format!("{key}: {e}")))
-            })
-            .collect()
+        let arr = self.get(key)?.to_vec().map_err(|e| self.corrupt(format!("{key}: {e}")))?;
+        arr.iter().map(|v| v.to_string().cloned().map_err(|e| self.corrupt(format!("{key}: {e}")))).collect()
+    }
+
+    pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>, GgufError> {
+        let arr = self.get(key)?.to_vec().map_err(|e| self.corrupt(format!("{key}: {e}")))?;
+        arr.iter().map(|v| v.to_f32().map_err(|e| self.corrupt(format!("{key}: {e}")))).collect()
     }
 
     pub fn get_i32_array(&self, key: &str) -> Result<Vec<i32>, GgufError> {
-        let arr = self
-            .get(key)?
-            .to_vec()
-            .map_err(|e| self.corrupt(format!("{key}: {e}")))?;
+        let arr = self.get(key)?.to_vec().map_err(|e| self.corrupt(format!("{key}: {e}")))?;
         arr.iter()
             .map(|v| {
-                v.to_i32()
-                    .or_else(|_| v.to_u32().map(|x| x as i32))
-                    .map_err(|e| self.corrupt(format!("{key}: {e}")))
+                v.to_i32().or_else(|_| v.to_u32().map(|x| x as i32)).map_err(|e| self.corrupt(format!("{key}: {e}")))
             })
             .collect()
     }
@@ -187,14 +134,9 @@ impl GgufFile {
         name: &str,
         device: &candle_core::Device,
     ) -> Result<candle_core::quantized::QTensor, GgufError> {
-        let file = File::open(&self.path).map_err(|source| GgufError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
+        let file = File::open(&self.path).map_err(|source| GgufError::Open { path: self.path.clone(), source })?;
         let mut reader = BufReader::new(file);
-        self.content
-            .tensor(&mut reader, name, device)
-            .map_err(|e| self.corrupt(format!("tensor {name}: {e}")))
+        self.content.tensor(&mut reader, name, device).map_err(|e| self.corrupt(format!("tensor {name}: {e}")))
     }
 
     pub fn has_tensor(&self, name: &str) -> bool {

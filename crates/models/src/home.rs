@@ -22,9 +22,7 @@ pub fn kaizen_home() -> PathBuf {
     if let Some(h) = std::env::var_os("KAIZEN_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("kaizen")
 }
 
@@ -57,9 +55,7 @@ pub fn canonical_name(name: &str) -> &str {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
-    #[error(
-        "model file {path} is missing; run `{SETUP_COMMAND}` to fetch it (KAIZEN_HOME={home})"
-    )]
+    #[error("model file {path} is missing; run `{SETUP_COMMAND}` to fetch it (KAIZEN_HOME={home})")]
     Missing { path: String, home: String },
     #[error("unknown model '{0}'; known: {1}")]
     Unknown(String, String),
@@ -73,10 +69,7 @@ pub fn model_dir(name: &str) -> Result<PathBuf, HomeError> {
 /// `model_dir` under an explicit home folder.
 pub fn model_dir_in(home: &std::path::Path, name: &str) -> Result<PathBuf, HomeError> {
     let name = canonical_name(name);
-    let files: Vec<ModelFile> = model_files()
-        .into_iter()
-        .filter(|f| f.model == name)
-        .collect();
+    let files: Vec<ModelFile> = model_files().into_iter().filter(|f| f.model == name).collect();
     if files.is_empty() {
         let mut known: Vec<String> = model_files().into_iter().map(|f| f.model).collect();
         known.dedup();
@@ -85,17 +78,11 @@ pub fn model_dir_in(home: &std::path::Path, name: &str) -> Result<PathBuf, HomeE
     for f in &files {
         let p = home.join(&f.relative_path);
         if !p.is_file() {
-            return Err(HomeError::Missing {
-                path: p.display().to_string(),
-                home: home.display().to_string(),
-            });
+            return Err(HomeError::Missing { path: p.display().to_string(), home: home.display().to_string() });
         }
     }
     let first = home.join(&files[0].relative_path);
-    Ok(first
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.to_path_buf()))
+    Ok(first.parent().map(PathBuf::from).unwrap_or_else(|| home.to_path_buf()))
 }
 
 /// The path of the one GGUF file of a model (for LLMs).
@@ -117,16 +104,8 @@ mod tests {
     #[test]
     fn lock_file_lists_both_default_models() {
         let files = model_files();
-        assert!(files
-            .iter()
-            .any(|f| f.model == "smollm2-135m-instruct" && f.relative_path.ends_with(".gguf")));
-        assert_eq!(
-            files
-                .iter()
-                .filter(|f| f.model == "all-minilm-l6-v2")
-                .count(),
-            3
-        );
+        assert!(files.iter().any(|f| f.model == "smollm2-135m-instruct" && f.relative_path.ends_with(".gguf")));
+        assert_eq!(files.iter().filter(|f| f.model == "all-minilm-l6-v2").count(), 3);
         assert!(files.iter().all(|f| f.sha256.len() == 64));
     }
 

@@ -16,6 +16,7 @@ pub mod parallel;
 pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;
+pub mod spm;
 pub mod tokenizer;
 
 pub use embedder::{cosine, Embedder};

@@ -20,19 +20,26 @@ pub enum Arch {
     Llama,
     Qwen2,
     Qwen3,
+    Gemma3,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3, gemma3";
     fn parse(s: &str) -> Option<Self> {
         match s {
             "llama" => Some(Arch::Llama),
             "qwen2" => Some(Arch::Qwen2),
             "qwen3" => Some(Arch::Qwen3),
+            "gemma3" => Some(Arch::Gemma3),
             _ => None,
         }
     }
 }
+
+/// Gemma 3 alternates 5 sliding-window layers with 1 global one.
+const GEMMA3_SWA_PATTERN: usize = 6;
+/// RoPE base of Gemma 3's sliding-window layers (the file's base is for the global ones).
+const GEMMA3_LOCAL_ROPE_THETA: f32 = 10_000.0;
 
 /// How weights are held in memory. `Q8_0` (default) re-quantises every matrix to 8 bits at
 /// load for kaizen's int8 kernel (`q8_matmul`); `Native` keeps the file's own format on
@@ -52,9 +59,7 @@ impl std::str::FromStr for WeightFormat {
             "q8_0" | "q8" => Ok(WeightFormat::Q8_0),
             "native" => Ok(WeightFormat::Native),
             "f32" => Ok(WeightFormat::F32),
-            o => Err(format!(
-                "unknown weight format '{o}' (allowed: q8_0, native, f32)"
-            )),
+            o => Err(format!("unknown weight format '{o}' (allowed: q8_0, native, f32)")),
         }
     }
 }
@@ -71,9 +76,20 @@ pub struct LlamaConfig {
     pub rope_theta: f32,
     pub rms_eps: f64,
     pub vocab_size: usize,
+    /// Gemma 3: keys a sliding-window layer sees (`query_pos − key_pos < window`).
+    pub sliding_window: Option<usize>,
+    /// Multiplies q·k (1/√head_dim unless the architecture says otherwise).
+    pub attn_scale: f32,
+    /// Gemma: `tanh(x / c) · c` on the logits, when the file asks for it.
+    pub final_softcap: Option<f32>,
 }
 
 impl LlamaConfig {
+    /// Whether layer `il` uses the sliding window (Gemma 3: all but every sixth).
+    pub fn is_sliding(&self, il: usize) -> bool {
+        self.sliding_window.is_some() && il % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+    }
+
     pub fn from_gguf(g: &GgufFile) -> Result<Self, GgufError> {
         let arch_name = g.architecture()?.to_string();
         let arch = Arch::parse(&arch_name).ok_or_else(|| GgufError::UnknownArchitecture {
@@ -84,10 +100,11 @@ impl LlamaConfig {
         let k = |s: &str| format!("{arch_name}.{s}");
         let hidden = g.get_u32(&k("embedding_length"))? as usize;
         let n_head = g.get_u32(&k("attention.head_count"))? as usize;
-        let head_dim = g
-            .get_u32(&k("attention.key_length"))
-            .map(|x| x as usize)
-            .unwrap_or(if n_head > 0 { hidden / n_head } else { 0 });
+        let head_dim = g.get_u32(&k("attention.key_length")).map(|x| x as usize).unwrap_or(if n_head > 0 {
+            hidden / n_head
+        } else {
+            0
+        });
         let vocab_size = g
             .get_u32(&k("vocab_size"))
             .map(|v| v as usize)
@@ -96,30 +113,32 @@ impl LlamaConfig {
             arch,
             n_layer: g.get_u32(&k("block_count"))? as usize,
             n_head,
-            n_kv_head: g
-                .get_u32(&k("attention.head_count_kv"))
-                .map(|x| x as usize)
-                .unwrap_or(n_head),
+            n_kv_head: g.get_u32(&k("attention.head_count_kv")).map(|x| x as usize).unwrap_or(n_head),
             head_dim,
             hidden,
             context_len: g.get_u32(&k("context_length"))? as usize,
             rope_theta: g.get_f32(&k("rope.freq_base")).unwrap_or(10_000.0),
-            rms_eps: g
-                .get_f32(&k("attention.layer_norm_rms_epsilon"))
-                .unwrap_or(1e-5) as f64,
+            rms_eps: g.get_f32(&k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5) as f64,
             vocab_size,
+            sliding_window: None,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            final_softcap: None,
         };
-        if cfg.n_head == 0
-            || cfg.n_kv_head == 0
-            || cfg.n_head % cfg.n_kv_head != 0
-            || cfg.head_dim % 2 != 0
-        {
+        let mut cfg = cfg;
+        if arch == Arch::Gemma3 {
+            cfg.sliding_window = g.get_u32(&k("attention.sliding_window")).ok().map(|w| w as usize).filter(|&w| w > 0);
+            // Gemma 3 27B (62 layers) scales by hidden / heads instead (gemma_pytorch's config).
+            if cfg.n_layer == 62 {
+                cfg.attn_scale = 1.0 / ((cfg.hidden / cfg.n_head) as f32).sqrt();
+            }
+            if cfg.sliding_window.is_none() {
+                cfg.final_softcap = g.get_f32(&k("final_logit_softcapping")).ok();
+            }
+        }
+        if cfg.n_head == 0 || cfg.n_kv_head == 0 || cfg.n_head % cfg.n_kv_head != 0 || cfg.head_dim % 2 != 0 {
             return Err(GgufError::Corrupt {
                 path: g.path.clone(),
-                reason: format!(
-                    "inconsistent attention shape: {} heads, {} kv heads",
-                    cfg.n_head, cfg.n_kv_head
-                ),
+                reason: format!("inconsistent attention shape: {} heads, {} kv heads", cfg.n_head, cfg.n_kv_head),
             });
         }
         Ok(cfg)
@@ -205,6 +224,9 @@ struct Block {
     /// gate, up
     gate_up: StackedLinear,
     down: Linear,
+    /// Gemma: norms on the attention and MLP outputs before the residual add.
+    post_attn_norm: Option<RmsNorm>,
+    post_mlp_norm: Option<RmsNorm>,
 }
 
 /// Keys and values of every layer for the tokens seen so far: per layer a buffer
@@ -221,29 +243,15 @@ pub struct KvCache {
 impl Clone for KvCache {
     /// A deep copy: buffers are written in place, so clones must not share storage.
     fn clone(&self) -> Self {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref()
-                    .and_then(|(k, v)| Some((k.copy().ok()?, v.copy().ok()?)))
-            })
-            .collect();
-        KvCache {
-            layers,
-            len: self.len,
-            capacity_hint: self.capacity_hint,
-        }
+        let layers =
+            self.layers.iter().map(|l| l.as_ref().and_then(|(k, v)| Some((k.copy().ok()?, v.copy().ok()?)))).collect();
+        KvCache { layers, len: self.len, capacity_hint: self.capacity_hint }
     }
 }
 
 impl KvCache {
     pub fn new(n_layer: usize) -> Self {
-        KvCache {
-            layers: vec![None; n_layer],
-            len: 0,
-            capacity_hint: 256,
-        }
+        KvCache { layers: vec![None; n_layer], len: 0, capacity_hint: 256 }
     }
     /// Number of positions cached.
     pub fn len(&self) -> usize {
@@ -269,10 +277,7 @@ impl KvCache {
         let idx = Tensor::new(rows, k0.device())?;
         self.map_buffers(|t| t.index_select(&idx, 0))
     }
-    fn map_buffers(
-        &self,
-        f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
-    ) -> candle_core::Result<KvCache> {
+    fn map_buffers(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<KvCache> {
         let layers = self
             .layers
             .iter()
@@ -281,29 +286,16 @@ impl KvCache {
                 None => Ok(None),
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(KvCache {
-            layers,
-            len: self.len,
-            capacity_hint: self.capacity_hint,
-        })
+        Ok(KvCache { layers, len: self.len, capacity_hint: self.capacity_hint })
     }
 
     /// Writes `k, v` (`[b, kv_heads, s, hd]`) at positions `len ..` of `layer` and returns views
     /// of all valid positions.
-    fn append(
-        &mut self,
-        layer: usize,
-        k: &Tensor,
-        v: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (b, h, s, d) = k.dims4()?;
         let need = self.len + s;
         let slot = &mut self.layers[layer];
-        let cap = slot
-            .as_ref()
-            .map(|(kb, _)| kb.dim(2))
-            .transpose()?
-            .unwrap_or(0);
+        let cap = slot.as_ref().map(|(kb, _)| kb.dim(2)).transpose()?.unwrap_or(0);
         if cap < need {
             let new_cap = need.max(self.capacity_hint).max(2 * cap);
             let grow = |old: Option<&Tensor>| -> candle_core::Result<Tensor> {
@@ -313,10 +305,7 @@ impl KvCache {
                 }
                 Ok(buf)
             };
-            let (kb, vb) = (
-                grow(slot.as_ref().map(|x| &x.0))?,
-                grow(slot.as_ref().map(|x| &x.1))?,
-            );
+            let (kb, vb) = (grow(slot.as_ref().map(|x| &x.0))?, grow(slot.as_ref().map(|x| &x.1))?);
             *slot = Some((kb, vb));
         }
         let (kb, vb) = slot.as_ref().expect("allocated above");
@@ -334,6 +323,8 @@ pub struct LlamaModel {
     lm_head: Weight,
     cos: Tensor,
     sin: Tensor,
+    /// RoPE tables of sliding-window layers (Gemma 3), whose base differs.
+    local_rope: Option<(Tensor, Tensor)>,
     device: Device,
 }
 
@@ -347,31 +338,19 @@ pub enum Logits {
 impl LlamaModel {
     pub fn load(g: &GgufFile, format: WeightFormat, device: &Device) -> Result<Self, GgufError> {
         let cfg = LlamaConfig::from_gguf(g)?;
-        let err = |e: candle_core::Error| GgufError::Corrupt {
-            path: g.path.clone(),
-            reason: e.to_string(),
-        };
+        let err = |e: candle_core::Error| GgufError::Corrupt { path: g.path.clone(), reason: e.to_string() };
         let tensor = |name: &str| -> Result<QTensor, GgufError> {
             if !g.has_tensor(name) {
-                return Err(GgufError::Corrupt {
-                    path: g.path.clone(),
-                    reason: format!("missing tensor {name}"),
-                });
+                return Err(GgufError::Corrupt { path: g.path.clone(), reason: format!("missing tensor {name}") });
             }
             g.tensor(name, device)
         };
-        let f32_of = |name: &str| -> Result<Tensor, GgufError> {
-            tensor(name)?.dequantize(device).map_err(err)
-        };
+        let f32_of = |name: &str| -> Result<Tensor, GgufError> { tensor(name)?.dequantize(device).map_err(err) };
         let matmul = |q: QTensor| -> Result<Weight, GgufError> {
             let dims = q.shape().dims().to_vec();
             match format {
-                WeightFormat::Native => {
-                    Ok(Weight::Candle(QMatMul::from_arc(Arc::new(q)).map_err(err)?))
-                }
-                WeightFormat::F32 => Ok(Weight::Candle(QMatMul::Tensor(
-                    q.dequantize(device).map_err(err)?,
-                ))),
+                WeightFormat::Native => Ok(Weight::Candle(QMatMul::from_arc(Arc::new(q)).map_err(err)?)),
+                WeightFormat::F32 => Ok(Weight::Candle(QMatMul::Tensor(q.dequantize(device).map_err(err)?))),
                 WeightFormat::Q8_0 => match dims.as_slice() {
                     [n, k] if k % 32 == 0 => {
                         let w = q
@@ -381,12 +360,8 @@ impl LlamaModel {
                             .map_err(err)?
                             .to_vec1::<f32>()
                             .map_err(err)?;
-                        let m = Q8Matrix::quantize(&w, *n, *k).map_err(|reason| {
-                            GgufError::Corrupt {
-                                path: g.path.clone(),
-                                reason,
-                            }
-                        })?;
+                        let m = Q8Matrix::quantize(&w, *n, *k)
+                            .map_err(|reason| GgufError::Corrupt { path: g.path.clone(), reason })?;
                         Ok(Weight::Q8(Q8Linear(m)))
                     }
                     _ => Ok(Weight::Candle(QMatMul::from_arc(Arc::new(q)).map_err(err)?)),
@@ -396,108 +371,71 @@ impl LlamaModel {
         let linear = |prefix: &str| -> Result<Linear, GgufError> {
             let w = matmul(tensor(&format!("{prefix}.weight"))?)?;
             let bias_name = format!("{prefix}.bias");
-            let b = if g.has_tensor(&bias_name) {
-                Some(f32_of(&bias_name)?)
-            } else {
-                None
-            };
+            let b = if g.has_tensor(&bias_name) { Some(f32_of(&bias_name)?) } else { None };
             Ok(Linear { w, b })
         };
         // Stacks the rows of same-typed quantised matrices (rows are whole blocks, so bytes
         // concatenate); mixed types are stacked in f32 first.
         let stacked = |prefixes: &[String]| -> Result<StackedLinear, GgufError> {
-            let qs = prefixes
-                .iter()
-                .map(|p| tensor(&format!("{p}.weight")))
-                .collect::<Result<Vec<_>, _>>()?;
+            let qs = prefixes.iter().map(|p| tensor(&format!("{p}.weight"))).collect::<Result<Vec<_>, _>>()?;
             let k = qs[0].shape().dims()[1];
             let splits: Vec<usize> = qs.iter().map(|q| q.shape().dims()[0]).collect();
             let n: usize = splits.iter().sum();
-            let same = qs
-                .iter()
-                .all(|q| q.dtype() == qs[0].dtype() && q.shape().dims()[1] == k);
+            let same = qs.iter().all(|q| q.dtype() == qs[0].dtype() && q.shape().dims()[1] == k);
             let q = if same {
                 let mut bytes = Vec::new();
                 for q in &qs {
                     bytes.extend_from_slice(&q.data().map_err(err)?);
                 }
-                let st = candle_core::quantized::QStorage::from_data(
-                    std::borrow::Cow::Owned(bytes),
-                    device,
-                    qs[0].dtype(),
-                )
-                .map_err(err)?;
+                let st =
+                    candle_core::quantized::QStorage::from_data(std::borrow::Cow::Owned(bytes), device, qs[0].dtype())
+                        .map_err(err)?;
                 QTensor::new(st, (n, k)).map_err(err)?
             } else {
-                let parts = qs
-                    .iter()
-                    .map(|q| q.dequantize(device))
-                    .collect::<candle_core::Result<Vec<_>>>()
-                    .map_err(err)?;
-                QTensor::quantize(
-                    &Tensor::cat(&parts, 0).map_err(err)?,
-                    candle_core::quantized::GgmlDType::F32,
-                )
-                .map_err(err)?
+                let parts =
+                    qs.iter().map(|q| q.dequantize(device)).collect::<candle_core::Result<Vec<_>>>().map_err(err)?;
+                QTensor::quantize(&Tensor::cat(&parts, 0).map_err(err)?, candle_core::quantized::GgmlDType::F32)
+                    .map_err(err)?
             };
             let biases: Vec<String> = prefixes.iter().map(|p| format!("{p}.bias")).collect();
             let b = if biases.iter().all(|b| g.has_tensor(b)) {
-                let parts = biases
-                    .iter()
-                    .map(|b| f32_of(b))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let parts = biases.iter().map(|b| f32_of(b)).collect::<Result<Vec<_>, _>>()?;
                 Some(Tensor::cat(&parts, 0).map_err(err)?)
             } else {
                 None
             };
-            Ok(StackedLinear {
-                w: matmul(q)?,
-                b,
-                splits,
-            })
+            Ok(StackedLinear { w: matmul(q)?, b, splits })
         };
-        let norm = |name: &str| -> Result<RmsNorm, GgufError> {
-            Ok(RmsNorm {
-                w: f32_of(name)?,
-                eps: cfg.rms_eps as f32,
-            })
-        };
+        let norm =
+            |name: &str| -> Result<RmsNorm, GgufError> { Ok(RmsNorm { w: f32_of(name)?, eps: cfg.rms_eps as f32 }) };
 
         let embed_q = tensor("token_embd.weight")?;
         let embed = embed_q.dequantize(device).map_err(err)?;
-        let lm_head = if g.has_tensor("output.weight") {
-            matmul(tensor("output.weight")?)?
-        } else {
-            matmul(embed_q)?
-        };
+        let lm_head = if g.has_tensor("output.weight") { matmul(tensor("output.weight")?)? } else { matmul(embed_q)? };
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blk.{i}");
-            let qk_norm = cfg.arch == Arch::Qwen3;
+            let qk_norm = matches!(cfg.arch, Arch::Qwen3 | Arch::Gemma3);
+            let post_norms = cfg.arch == Arch::Gemma3;
+            let optional_norm = |on: bool, name: String| if on { norm(&name).map(Some) } else { Ok(None) };
             blocks.push(Block {
                 attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
-                qkv: stacked(&[
-                    format!("{p}.attn_q"),
-                    format!("{p}.attn_k"),
-                    format!("{p}.attn_v"),
-                ])?,
+                qkv: stacked(&[format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v")])?,
                 o: linear(&format!("{p}.attn_output"))?,
-                q_norm: if qk_norm {
-                    Some(norm(&format!("{p}.attn_q_norm.weight"))?)
-                } else {
-                    None
-                },
-                k_norm: if qk_norm {
-                    Some(norm(&format!("{p}.attn_k_norm.weight"))?)
-                } else {
-                    None
-                },
+                q_norm: if qk_norm { Some(norm(&format!("{p}.attn_q_norm.weight"))?) } else { None },
+                k_norm: if qk_norm { Some(norm(&format!("{p}.attn_k_norm.weight"))?) } else { None },
                 mlp_norm: norm(&format!("{p}.ffn_norm.weight"))?,
                 gate_up: stacked(&[format!("{p}.ffn_gate"), format!("{p}.ffn_up")])?,
                 down: linear(&format!("{p}.ffn_down"))?,
+                post_attn_norm: optional_norm(post_norms, format!("{p}.post_attention_norm.weight"))?,
+                post_mlp_norm: optional_norm(post_norms, format!("{p}.post_ffw_norm.weight"))?,
             });
         }
-        let (cos, sin) = rope_tables(&cfg, device).map_err(err)?;
+        let (cos, sin) = rope_tables(&cfg, cfg.rope_theta, device).map_err(err)?;
+        let local_rope = match cfg.sliding_window {
+            Some(_) => Some(rope_tables(&cfg, GEMMA3_LOCAL_ROPE_THETA, device).map_err(err)?),
+            None => None,
+        };
         Ok(LlamaModel {
             norm: norm("output_norm.weight")?,
             cfg,
@@ -506,6 +444,7 @@ impl LlamaModel {
             lm_head,
             cos,
             sin,
+            local_rope,
             device: device.clone(),
         })
     }
@@ -520,41 +459,43 @@ impl LlamaModel {
 
     /// Runs `ids` (`[batch, seq]`) at positions `cache.len() ..`, appending to the cache.
     /// Returns logits `[batch, vocab]` for `Logits::Last` or `[batch, seq, vocab]` for `All`.
-    pub fn forward(
-        &self,
-        ids: &Tensor,
-        cache: &mut KvCache,
-        which: Logits,
-    ) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, cache: &mut KvCache, which: Logits) -> candle_core::Result<Tensor> {
         let (b, s) = ids.dims2()?;
         let pos = cache.len;
         if pos + s > self.cfg.context_len {
-            candle_core::bail!(
-                "sequence of {} tokens exceeds the context window of {}",
-                pos + s,
-                self.cfg.context_len
-            );
+            candle_core::bail!("sequence of {} tokens exceeds the context window of {}", pos + s, self.cfg.context_len);
         }
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, s, self.cfg.hidden))?;
-        let cos = self.cos.narrow(0, pos, s)?;
-        let sin = self.sin.narrow(0, pos, s)?;
-        let mask = if s > 1 {
-            Some(self.causal_mask(s, pos)?)
-        } else {
-            None
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, self.cfg.hidden))?;
+        if self.cfg.arch == Arch::Gemma3 {
+            x = (x * (self.cfg.hidden as f64).sqrt())?;
+        }
+        let global = (self.cos.narrow(0, pos, s)?, self.sin.narrow(0, pos, s)?);
+        let local = match &self.local_rope {
+            Some((c, si)) => Some((c.narrow(0, pos, s)?, si.narrow(0, pos, s)?)),
+            None => None,
+        };
+        let mask = if s > 1 { Some(self.causal_mask(s, pos, None)?) } else { None };
+        let window_mask = match (s > 1, self.cfg.sliding_window) {
+            (true, Some(w)) => Some(self.causal_mask(s, pos, Some(w))?),
+            _ => None,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
+            let sliding = self.cfg.is_sliding(layer);
+            let (cos, sin) = if sliding { local.as_ref().unwrap_or(&global) } else { &global };
+            let m = if sliding { window_mask.as_ref() } else { mask.as_ref() };
             let h = block.attn_norm.forward(&x)?;
-            let att = self.attention(block, &h, &cos, &sin, mask.as_ref(), cache, layer)?;
+            let mut att = self.attention(block, &h, cos, sin, m, cache, layer, sliding)?;
+            if let Some(n) = &block.post_attn_norm {
+                att = n.forward(&att)?;
+            }
             x = (x + att)?;
             let h = block.mlp_norm.forward(&x)?;
             let gu = block.gate_up.forward(&h)?;
-            let mlp = block
-                .down
-                .forward(&(candle_nn::ops::silu(&gu[0])? * &gu[1])?)?;
+            let act = if self.cfg.arch == Arch::Gemma3 { gu[0].gelu()? } else { candle_nn::ops::silu(&gu[0])? };
+            let mut mlp = block.down.forward(&(act * &gu[1])?)?;
+            if let Some(n) = &block.post_mlp_norm {
+                mlp = n.forward(&mlp)?;
+            }
             x = (x + mlp)?;
         }
         cache.len += s;
@@ -562,7 +503,10 @@ impl LlamaModel {
             Logits::Last => x.narrow(1, s - 1, 1)?,
             Logits::All => x,
         };
-        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        let mut logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        if let Some(c) = self.cfg.final_softcap {
+            logits = ((logits / c as f64)?.tanh()? * c as f64)?;
+        }
         match which {
             Logits::Last => logits.squeeze(1),
             Logits::All => Ok(logits),
@@ -578,23 +522,14 @@ impl LlamaModel {
         mask: Option<&Tensor>,
         cache: &mut KvCache,
         layer: usize,
+        sliding: bool,
     ) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
         let qkv = blk.qkv.forward(x)?;
-        let q = qkv[0]
-            .contiguous()?
-            .reshape((b, s, nh, hd))?
-            .transpose(1, 2)?;
-        let k = qkv[1]
-            .contiguous()?
-            .reshape((b, s, nkv, hd))?
-            .transpose(1, 2)?;
-        let v = qkv[2]
-            .contiguous()?
-            .reshape((b, s, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let q = qkv[0].contiguous()?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
+        let k = qkv[1].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?;
+        let v = qkv[2].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
         let (q, k) = match (&blk.q_norm, &blk.k_norm) {
             (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
             _ => (q, k),
@@ -604,15 +539,22 @@ impl LlamaModel {
                 candle_nn::rotary_emb::rope_i(&q.contiguous()?, cos, sin)?,
                 candle_nn::rotary_emb::rope_i(&k.contiguous()?, cos, sin)?,
             ),
-            Arch::Qwen2 | Arch::Qwen3 => (
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => (
                 candle_nn::rotary_emb::rope(&q.contiguous()?, cos, sin)?,
                 candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
             ),
         };
         let (k, v) = cache.append(layer, &k, &v)?;
         if s == 1 {
-            let scale = 1.0 / (hd as f32).sqrt();
-            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale })?;
+            // A sliding-window layer sees only the last `window` positions.
+            let (k, v) = match (sliding, self.cfg.sliding_window) {
+                (true, Some(w)) if k.dim(2)? > w => {
+                    let t = k.dim(2)?;
+                    (k.narrow(2, t - w, w)?, v.narrow(2, t - w, w)?)
+                }
+                _ => (k, v),
+            };
+            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: self.cfg.attn_scale })?;
             return blk.o.forward(&y.reshape((b, 1, nh * hd))?);
         }
         // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
@@ -620,46 +562,36 @@ impl LlamaModel {
         let rep = nh / nkv;
         let t = k.dim(2)?;
         let q = q.reshape((b, nkv, rep * s, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        let mut scores = (q.matmul(&k.t()?)? * self.cfg.attn_scale as f64)?;
         if let Some(m) = mask {
-            let m = if rep > 1 {
-                m.repeat((rep, 1))?
-            } else {
-                m.clone()
-            };
+            let m = if rep > 1 { m.repeat((rep, 1))? } else { m.clone() };
             scores = scores.broadcast_add(&m)?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         debug_assert_eq!(probs.dim(3)?, t);
-        let y = probs
-            .matmul(&v)?
-            .reshape((b, nh, s, hd))?
-            .transpose(1, 2)?
-            .reshape((b, s, nh * hd))?;
+        let y = probs.matmul(&v)?.reshape((b, nh, s, hd))?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
         blk.o.forward(&y)
     }
 
-    /// `[s, pos + s]`: 0 where query i (at position pos + i) may see key j, −∞ after it.
-    fn causal_mask(&self, s: usize, pos: usize) -> candle_core::Result<Tensor> {
+    /// `[s, pos + s]`: 0 where query i (at position pos + i) may see key j — not after it and,
+    /// with a window, less than `window` positions before it — else −∞.
+    fn causal_mask(&self, s: usize, pos: usize, window: Option<usize>) -> candle_core::Result<Tensor> {
         let t = pos + s;
+        let w = window.unwrap_or(usize::MAX);
         let m: Vec<f32> = (0..s)
-            .flat_map(|i| (0..t).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
+            .flat_map(|i| (0..t).map(move |j| if j <= pos + i && pos + i - j < w { 0.0 } else { f32::NEG_INFINITY }))
             .collect();
         Tensor::from_vec(m, (s, t), &self.device)
     }
 }
 
 /// RoPE tables `cos, sin: [context, head_dim / 2]` with `θ_i = base^(−2i / head_dim)`.
-fn rope_tables(cfg: &LlamaConfig, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+fn rope_tables(cfg: &LlamaConfig, base: f32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     let half = cfg.head_dim / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
-        .collect();
+    let inv: Vec<f32> = (0..half).map(|i| 1.0 / base.powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
     let inv = Tensor::from_vec(inv, (1, half), device)?;
-    let pos = Tensor::arange(0u32, cfg.context_len as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((cfg.context_len, 1))?;
+    let pos =
+        Tensor::arange(0u32, cfg.context_len as u32, device)?.to_dtype(DType::F32)?.reshape((cfg.context_len, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
     Ok((freqs.cos()?, freqs.sin()?))
 }
@@ -683,37 +615,21 @@ mod tests {
 
     #[test]
     fn cache_appends_in_place_grows_and_clones_deeply() {
-        let mut c = KvCache {
-            layers: vec![None],
-            len: 0,
-            capacity_hint: 2,
-        };
+        let mut c = KvCache { layers: vec![None], len: 0, capacity_hint: 2 };
         let (k, _) = c.append(0, &kv(&[1., 2., 3., 4.]), &kv(&[0.; 4])).unwrap();
         c.len += 2;
-        assert_eq!(
-            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![1., 2., 3., 4.]
-        );
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4.]);
         let snapshot = c.clone();
         // Past capacity: the buffer grows and keeps what it had.
         let (k, _) = c.append(0, &kv(&[5., 6.]), &kv(&[0.; 2])).unwrap();
         c.len += 1;
-        assert_eq!(
-            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![1., 2., 3., 4., 5., 6.]
-        );
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4., 5., 6.]);
         // Writing into the clone does not touch the original.
         let mut fork = snapshot;
         let (k, _) = fork.append(0, &kv(&[9., 9.]), &kv(&[0.; 2])).unwrap();
-        assert_eq!(
-            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![1., 2., 3., 4., 9., 9.]
-        );
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4., 9., 9.]);
         let (k, _) = c.append(0, &kv(&[7., 8.]), &kv(&[0.; 2])).unwrap();
-        assert_eq!(
-            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![1., 2., 3., 4., 5., 6., 7., 8.]
-        );
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4., 5., 6., 7., 8.]);
         let two = c.repeat_batch(2).unwrap().select_rows(&[1]).unwrap();
         assert_eq!(two.layers[0].as_ref().unwrap().0.dims4().unwrap().0, 1);
     }

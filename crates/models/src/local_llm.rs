@@ -9,8 +9,8 @@ use crate::sampler;
 use crate::tokenizer::{GgufTokenizer, TokenizerError};
 use candle_core::{Device, Tensor};
 use kaizen_core::{
-    ChatRequest, Completion, FinishReason, Message, Policy, PolicyError, SamplingParams,
-    TokenLogprob, ToolSpec, TopLogprob,
+    ChatRequest, Completion, FinishReason, Message, Policy, PolicyError, SamplingParams, TokenLogprob, ToolSpec,
+    TopLogprob,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -77,30 +77,12 @@ impl LocalLlm {
         crate::llama::LlamaConfig::from_gguf(&g)?;
         let tokenizer = GgufTokenizer::from_gguf(&g)?;
         let model = LlamaModel::load(&g, format, &Device::Cpu)?;
-        let source = g
-            .get_str("tokenizer.chat_template")
-            .unwrap_or(CHATML)
-            .to_string();
-        let bos = tokenizer
-            .bos_id
-            .and_then(|i| tokenizer.vocab_entry(i))
-            .unwrap_or("")
-            .to_string();
-        let eos = tokenizer
-            .vocab_entry(tokenizer.eos_id)
-            .unwrap_or("")
-            .to_string();
+        let source = g.get_str("tokenizer.chat_template").unwrap_or(CHATML).to_string();
+        let bos = tokenizer.bos_id.and_then(|i| tokenizer.vocab_entry(i)).unwrap_or("").to_string();
+        let eos = tokenizer.vocab_entry(tokenizer.eos_id).unwrap_or("").to_string();
         let template = ChatTemplate::new(&source, &bos, &eos)?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "local".into());
-        Ok(LocalLlm {
-            name,
-            model,
-            tokenizer,
-            template,
-        })
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
+        Ok(LocalLlm { name, model, tokenizer, template })
     }
 
     /// Loads an installed model by name (`smollm2`), with an error naming the set-up command
@@ -115,19 +97,11 @@ impl LocalLlm {
     }
 
     /// The prompt text of a chat, ending with the assistant header.
-    pub fn render_chat(
-        &self,
-        messages: &[Message],
-        tools: &[ToolSpec],
-    ) -> Result<String, LlmError> {
+    pub fn render_chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<String, LlmError> {
         Ok(self.template.render(messages, tools, true)?)
     }
 
-    pub fn encode_chat(
-        &self,
-        messages: &[Message],
-        tools: &[ToolSpec],
-    ) -> Result<Vec<u32>, LlmError> {
+    pub fn encode_chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Vec<u32>, LlmError> {
         let text = self.render_chat(messages, tools)?;
         Ok(self.tokenizer.encode(&text)?)
     }
@@ -149,11 +123,7 @@ impl LocalLlm {
 
         let mut cache = self.model.new_cache();
         cache.reserve((prompt.len() + params.max_tokens).min(ctx));
-        let prefill = self.model.forward(
-            &Tensor::new(prompt, dev)?.unsqueeze(0)?,
-            &mut cache,
-            Logits::Last,
-        )?;
+        let prefill = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         let first_row = prefill.squeeze(0)?.to_vec1::<f32>()?;
         if params.n > 1 {
             cache = cache.repeat_batch(params.n)?;
@@ -161,9 +131,7 @@ impl LocalLlm {
         let mut streams: Vec<Stream> = (0..params.n)
             .map(|i| Stream {
                 // Continuation i depends only on (seed, i), not on n.
-                rng: StdRng::seed_from_u64(
-                    params.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                ),
+                rng: StdRng::seed_from_u64(params.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                 ids: Vec::new(),
                 logprobs: Vec::new(),
                 text_ids: 0,
@@ -188,11 +156,7 @@ impl LocalLlm {
                 };
                 let top = sampler::top_k(&lp, params.top_logprobs)
                     .into_iter()
-                    .map(|(id, logprob)| TopLogprob {
-                        token_id: id,
-                        token: self.tokenizer.token_text(id),
-                        logprob,
-                    })
+                    .map(|(id, logprob)| TopLogprob { token_id: id, token: self.tokenizer.token_text(id), logprob })
                     .collect();
                 st.ids.push(tok);
                 st.logprobs.push(TokenLogprob {
@@ -211,22 +175,12 @@ impl LocalLlm {
                     if let Some(cut) = first_stop(&st.text, &params.stop) {
                         st.text.truncate(cut);
                         st.finish = Some(FinishReason::Stop);
-                    } else if st.ids.len() >= params.max_tokens
-                        || prompt.len() + st.ids.len() >= ctx
-                    {
+                    } else if st.ids.len() >= params.max_tokens || prompt.len() + st.ids.len() >= ctx {
                         st.finish = Some(FinishReason::Length);
                     }
                 }
-                let safe = if st.finish.is_some() {
-                    st.text.len()
-                } else {
-                    safe_prefix_len(&st.text, &params.stop)
-                };
-                let delta = if safe > st.emitted {
-                    &st.text[st.emitted..safe]
-                } else {
-                    ""
-                };
+                let safe = if st.finish.is_some() { st.text.len() } else { safe_prefix_len(&st.text, &params.stop) };
+                let delta = if safe > st.emitted { &st.text[st.emitted..safe] } else { "" };
                 let keep_going = on_token(TokenEvent {
                     index: si,
                     token: st.logprobs.last().expect("pushed above"),
@@ -239,9 +193,8 @@ impl LocalLlm {
             if cancelled {
                 break;
             }
-            let still: Vec<u32> = (0..active.len() as u32)
-                .filter(|&r| streams[active[r as usize]].finish.is_none())
-                .collect();
+            let still: Vec<u32> =
+                (0..active.len() as u32).filter(|&r| streams[active[r as usize]].finish.is_none()).collect();
             if still.is_empty() {
                 break;
             }
@@ -249,15 +202,10 @@ impl LocalLlm {
                 cache = cache.select_rows(&still)?;
                 active = still.iter().map(|&r| active[r as usize]).collect();
             }
-            let next: Vec<u32> = active
-                .iter()
-                .map(|&si| *streams[si].ids.last().expect("one token per stream"))
-                .collect();
+            let next: Vec<u32> =
+                active.iter().map(|&si| *streams[si].ids.last().expect("one token per stream")).collect();
             let ids = Tensor::new(next.as_slice(), dev)?.unsqueeze(1)?;
-            rows = self
-                .model
-                .forward(&ids, &mut cache, Logits::Last)?
-                .to_vec2::<f32>()?;
+            rows = self.model.forward(&ids, &mut cache, Logits::Last)?.to_vec2::<f32>()?;
         }
 
         Ok(streams
@@ -280,32 +228,19 @@ impl LocalLlm {
     /// scores back to exactly its own log-probs. (On quantised weights a one-pass forward
     /// differs: attention on other shapes changes the last float bits, which flip 8-bit
     /// activation roundings; see `score_parallel`.)
-    pub fn score(
-        &self,
-        prompt: &[u32],
-        completion: &[u32],
-        temperature: f32,
-    ) -> Result<Vec<f32>, LlmError> {
+    pub fn score(&self, prompt: &[u32], completion: &[u32], temperature: f32) -> Result<Vec<f32>, LlmError> {
         self.check_scoring(prompt, completion)?;
         let dev = self.model.device();
         let t = sampler::logprob_temperature(temperature);
         let mut cache: KvCache = self.model.new_cache();
         cache.reserve(prompt.len() + completion.len());
-        let mut row = self.model.forward(
-            &Tensor::new(prompt, dev)?.unsqueeze(0)?,
-            &mut cache,
-            Logits::Last,
-        )?;
+        let mut row = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         let mut out = Vec::with_capacity(completion.len());
         for (i, &tok) in completion.iter().enumerate() {
             let lp = sampler::log_softmax(&row.squeeze(0)?.to_vec1::<f32>()?, t);
             out.push(lp[tok as usize]);
             if i + 1 < completion.len() {
-                row = self.model.forward(
-                    &Tensor::new(&[tok], dev)?.unsqueeze(0)?,
-                    &mut cache,
-                    Logits::Last,
-                )?;
+                row = self.model.forward(&Tensor::new(&[tok], dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
             }
         }
         Ok(out)
@@ -313,25 +248,14 @@ impl LocalLlm {
 
     /// Teacher-forced log-probs in one forward pass over prompt + completion: much faster for
     /// long completions, exact with f32 weights, within ~0.1 nats of `score` on quantised ones.
-    pub fn score_parallel(
-        &self,
-        prompt: &[u32],
-        completion: &[u32],
-        temperature: f32,
-    ) -> Result<Vec<f32>, LlmError> {
+    pub fn score_parallel(&self, prompt: &[u32], completion: &[u32], temperature: f32) -> Result<Vec<f32>, LlmError> {
         self.check_scoring(prompt, completion)?;
         let dev = self.model.device();
         let all: Vec<u32> = prompt.iter().chain(completion).copied().collect();
         let mut cache: KvCache = self.model.new_cache();
-        let logits = self.model.forward(
-            &Tensor::new(all.as_slice(), dev)?.unsqueeze(0)?,
-            &mut cache,
-            Logits::All,
-        )?;
+        let logits = self.model.forward(&Tensor::new(all.as_slice(), dev)?.unsqueeze(0)?, &mut cache, Logits::All)?;
         // Position p predicts token p + 1: rows L-1 .. L+C-2 predict the completion.
-        let rows = logits
-            .squeeze(0)?
-            .narrow(0, prompt.len() - 1, completion.len())?;
+        let rows = logits.squeeze(0)?.narrow(0, prompt.len() - 1, completion.len())?;
         let t = sampler::logprob_temperature(temperature) as f64;
         let lp = log_softmax_last(&(rows / t)?)?;
         let idx = Tensor::new(completion, dev)?.unsqueeze(1)?;
@@ -347,13 +271,8 @@ impl LocalLlm {
                 self.context_len()
             )));
         }
-        if let Some(bad) = completion
-            .iter()
-            .find(|&&t| t as usize >= self.tokenizer.vocab_size)
-        {
-            return Err(LlmError::InvalidRequest(format!(
-                "token id {bad} is outside the vocabulary"
-            )));
+        if let Some(bad) = completion.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
+            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
         }
         Ok(())
     }
@@ -369,13 +288,8 @@ impl LocalLlm {
                 self.context_len()
             )));
         }
-        if let Some(bad) = prompt
-            .iter()
-            .find(|&&t| t as usize >= self.tokenizer.vocab_size)
-        {
-            return Err(LlmError::InvalidRequest(format!(
-                "token id {bad} is outside the vocabulary"
-            )));
+        if let Some(bad) = prompt.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
+            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
         }
         Ok(())
     }

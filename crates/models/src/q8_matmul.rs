@@ -88,20 +88,12 @@ impl Q8Matrix {
                 let base = (t * kb + b) * QK * TILE;
                 for g in 0..GROUPS {
                     for j in 0..4 {
-                        quants[base + (g * TILE + lane) * 4 + j] =
-                            (q[g * 4 + j] as i16 + 128) as u8;
+                        quants[base + (g * TILE + lane) * 4 + j] = (q[g * 4 + j] as i16 + 128) as u8;
                     }
                 }
             }
         }
-        Ok(Q8Matrix {
-            n,
-            k,
-            tiles,
-            kb,
-            scales,
-            quants,
-        })
+        Ok(Q8Matrix { n, k, tiles, kb, scales, quants })
     }
 
     pub fn dims(&self) -> (usize, usize) {
@@ -147,14 +139,7 @@ impl Q8Matrix {
     }
 
     /// Portable reference with the same operation order as the SIMD path.
-    fn tile_rows_scalar(
-        &self,
-        t: usize,
-        x: &Q8Acts,
-        r0: usize,
-        rows: usize,
-        acc: &mut [[f32; TILE]; ROWS],
-    ) {
+    fn tile_rows_scalar(&self, t: usize, x: &Q8Acts, r0: usize, rows: usize, acc: &mut [[f32; TILE]; ROWS]) {
         for b in 0..self.kb {
             let ws = &self.scales[(t * self.kb + b) * TILE..][..TILE];
             let wq = &self.quants[(t * self.kb + b) * QK * TILE..][..QK * TILE];
@@ -192,13 +177,7 @@ impl Q8Acts {
                 offsets[r * kb + b] = 128 * q.iter().map(|&v| v as i32).sum::<i32>();
             }
         }
-        Q8Acts {
-            m,
-            kb,
-            scales,
-            quants,
-            offsets,
-        }
+        Q8Acts { m, kb, scales, quants, offsets }
     }
 }
 
@@ -224,30 +203,18 @@ mod vnni {
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn tile_rows(
-        m: &Q8Matrix,
-        t: usize,
-        x: &Q8Acts,
-        r0: usize,
-        rows: usize,
-        out: &mut [[f32; TILE]; ROWS],
-    ) {
+    pub unsafe fn tile_rows(m: &Q8Matrix, t: usize, x: &Q8Acts, r0: usize, rows: usize, out: &mut [[f32; TILE]; ROWS]) {
         let mut acc = [_mm512_setzero_ps(); ROWS];
         for b in 0..m.kb {
             let ws = _mm512_loadu_ps(m.scales.as_ptr().add((t * m.kb + b) * TILE));
             let wq = m.quants.as_ptr().add((t * m.kb + b) * QK * TILE);
-            let w: [__m512i; GROUPS] =
-                std::array::from_fn(|g| _mm512_loadu_si512(wq.add(g * 64) as *const __m512i));
+            let w: [__m512i; GROUPS] = std::array::from_fn(|g| _mm512_loadu_si512(wq.add(g * 64) as *const __m512i));
             for r in 0..rows {
                 let row = r0 + r;
                 let xq = x.quants.as_ptr().add(row * m.k + b * QK) as *const i32;
                 let mut s = _mm512_setzero_si512();
                 for (g, wg) in w.iter().enumerate() {
-                    s = _mm512_dpbusd_epi32(
-                        s,
-                        *wg,
-                        _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(g))),
-                    );
+                    s = _mm512_dpbusd_epi32(s, *wg, _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(g))));
                 }
                 s = _mm512_sub_epi32(s, _mm512_set1_epi32(x.offsets[row * m.kb + b]));
                 let scale = _mm512_mul_ps(ws, _mm512_set1_ps(x.scales[row * m.kb + b]));
@@ -268,19 +235,13 @@ impl CustomOp1 for Q8Linear {
         "kaizen-q8-linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, k) = self.0.dims();
         let dims = layout.shape().dims();
         if dims.last() != Some(&k) {
             candle_core::bail!("q8 linear: input {:?} does not end in {k}", dims);
         }
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("q8 linear: input must be f32")
-        };
+        let CpuStorage::F32(data) = storage else { candle_core::bail!("q8 linear: input must be f32") };
         let x = match layout.contiguous_offsets() {
             Some((a, b)) => &data[a..b],
             None => candle_core::bail!("q8 linear: input must be contiguous"),
@@ -300,9 +261,7 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((*seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
     }
 
@@ -318,10 +277,8 @@ mod tests {
         assert!((d - 0.02).abs() < 1e-7);
         assert_eq!(&q[..4], &[50, -127, 1, 0]);
         assert_eq!(quantize_block(&[0.0; QK], &mut q), 0.0);
-        let r: Vec<f32> = [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, 0.49999997, -3.7]
-            .iter()
-            .map(|&v| round_half_even(v))
-            .collect();
+        let r: Vec<f32> =
+            [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, 0.49999997, -3.7].iter().map(|&v| round_half_even(v)).collect();
         assert_eq!(r, vec![0.0, 2.0, 2.0, -0.0, -2.0, 126.0, 0.0, -4.0]);
     }
 
@@ -349,16 +306,8 @@ mod tests {
             for c in 0..n {
                 let want: f64 = (0..k).map(|j| xd[r * k + j] * wd[c * k + j]).sum();
                 let exact: f32 = (0..k).map(|j| x[r * k + j] * w[c * k + j]).sum();
-                assert!(
-                    (y[r * n + c] as f64 - want).abs() < 1e-4,
-                    "({r},{c}): {} vs {want}",
-                    y[r * n + c]
-                );
-                assert!(
-                    (y[r * n + c] - exact).abs() < 0.1,
-                    "({r},{c}): {} vs {exact}",
-                    y[r * n + c]
-                );
+                assert!((y[r * n + c] as f64 - want).abs() < 1e-4, "({r},{c}): {} vs {want}", y[r * n + c]);
+                assert!((y[r * n + c] - exact).abs() < 0.1, "({r},{c}): {} vs {exact}", y[r * n + c]);
             }
             // Each row alone gives bit-identical results to the batch.
             let mut one = vec![0f32; n];

@@ -42,11 +42,7 @@ impl OpenAiClient {
                 "server URL must start with http:// or https://, got '{url}'"
             )));
         }
-        let base = if trimmed.ends_with("/v1") {
-            trimmed.to_string()
-        } else {
-            format!("{trimmed}/v1")
-        };
+        let base = if trimmed.ends_with("/v1") { trimmed.to_string() } else { format!("{trimmed}/v1") };
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
@@ -60,9 +56,7 @@ impl OpenAiClient {
         let endpoint = Endpoint {
             base,
             model: model.to_string(),
-            api_key: std::env::var("OPENAI_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty()),
+            api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
             http,
         };
         Ok(OpenAiClient { endpoint, runtime })
@@ -74,24 +68,15 @@ impl Endpoint {
         &self.base
     }
 
-    pub async fn chat_completion(
-        &self,
-        req: &ChatCompletionRequest,
-    ) -> Result<ChatCompletionResponse, PolicyError> {
+    pub async fn chat_completion(&self, req: &ChatCompletionRequest) -> Result<ChatCompletionResponse, PolicyError> {
         let url = format!("{}/chat/completions", self.base);
         let mut rb = self.http.post(&url).json(req);
         if let Some(k) = &self.api_key {
             rb = rb.bearer_auth(k);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| PolicyError::Backend(format!("POST {url}: {}", describe(&e))))?;
+        let resp = rb.send().await.map_err(|e| PolicyError::Backend(format!("POST {url}: {}", describe(&e))))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| PolicyError::Backend(format!("reading {url}: {}", describe(&e))))?;
+        let body = resp.bytes().await.map_err(|e| PolicyError::Backend(format!("reading {url}: {}", describe(&e))))?;
         if !status.is_success() {
             let msg = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|e| e.error.message)
@@ -103,8 +88,7 @@ impl Endpoint {
                 PolicyError::Backend(m)
             });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| PolicyError::Backend(format!("{url}: malformed response JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| PolicyError::Backend(format!("{url}: malformed response JSON: {e}")))
     }
 
     /// Model ids the server lists at `/v1/models`.
@@ -121,11 +105,7 @@ impl Endpoint {
             .map_err(|e| PolicyError::Backend(format!("GET {url}: {e}")))?;
         Ok(v["data"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m["id"].as_str().map(String::from))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(String::from)).collect())
             .unwrap_or_default())
     }
 
@@ -133,23 +113,14 @@ impl Endpoint {
     /// topped up with single requests at the next seeds.
     pub async fn chat_async(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
         req.params.validate().map_err(PolicyError::InvalidRequest)?;
-        let wire =
-            ChatCompletionRequest::from_parts(&self.model, &req.messages, &req.tools, &req.params);
+        let wire = ChatCompletionRequest::from_parts(&self.model, &req.messages, &req.tools, &req.params);
         let resp = self.chat_completion(&wire).await?;
         let prompt_tokens = resp.usage.map(|u| u.prompt_tokens).unwrap_or(0);
-        let mut out: Vec<Completion> = resp
-            .choices
-            .iter()
-            .map(|c| c.to_completion(prompt_tokens))
-            .collect();
+        let mut out: Vec<Completion> = resp.choices.iter().map(|c| c.to_completion(prompt_tokens)).collect();
         let mut seed = req.params.seed;
         while out.len() < req.params.n {
             seed = seed.wrapping_add(1);
-            let one = ChatCompletionRequest {
-                n: Some(1),
-                seed: Some(seed),
-                ..wire.clone()
-            };
+            let one = ChatCompletionRequest { n: Some(1), seed: Some(seed), ..wire.clone() };
             let r = self.chat_completion(&one).await?;
             match r.choices.first() {
                 Some(c) => out.push(c.to_completion(prompt_tokens)),
@@ -174,8 +145,7 @@ impl Policy for OpenAiClient {
         self.runtime.spawn(async move {
             let _ = tx.send(endpoint.chat_async(&req).await);
         });
-        rx.recv()
-            .map_err(|_| PolicyError::Backend("request task ended without an answer".into()))?
+        rx.recv().map_err(|_| PolicyError::Backend("request task ended without an answer".into()))?
     }
 }
 

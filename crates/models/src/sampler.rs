@@ -20,13 +20,8 @@ pub fn logprob_temperature(temperature: f32) -> f32 {
 /// `log softmax(logits / T)`, computed stably: `x_i/T − max − log Σ_j exp(x_j/T − max)`.
 pub fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     let inv_t = 1.0 / temperature;
-    let max = logits
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t));
-    let sum: f64 = logits
-        .iter()
-        .map(|&x| ((x * inv_t - max) as f64).exp())
-        .sum();
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t));
+    let sum: f64 = logits.iter().map(|&x| ((x * inv_t - max) as f64).exp()).sum();
     let log_z = max + sum.ln() as f32;
     logits.iter().map(|&x| x * inv_t - log_z).collect()
 }
@@ -49,11 +44,7 @@ pub fn top_k(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
         return Vec::new();
     }
     let mut idx: Vec<u32> = (0..logprobs.len() as u32).collect();
-    let cmp = |a: &u32, b: &u32| {
-        logprobs[*b as usize]
-            .total_cmp(&logprobs[*a as usize])
-            .then(a.cmp(b))
-    };
+    let cmp = |a: &u32, b: &u32| logprobs[*b as usize].total_cmp(&logprobs[*a as usize]).then(a.cmp(b));
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, cmp);
         idx.truncate(k);
@@ -78,11 +69,7 @@ pub fn sample_token<R: Rng>(logprobs: &[f32], top_k_n: usize, top_p: f32, rng: &
         }
         return argmax(logprobs);
     }
-    let mut cands = if full {
-        nucleus_candidates(logprobs, top_p)
-    } else {
-        top_k(logprobs, top_k_n)
-    };
+    let mut cands = if full { nucleus_candidates(logprobs, top_p) } else { top_k(logprobs, top_k_n) };
     if top_p < 1.0 {
         let total: f64 = cands.iter().map(|(_, lp)| (*lp as f64).exp()).sum();
         let mut acc = 0.0f64;
@@ -105,10 +92,7 @@ pub fn sample_token<R: Rng>(logprobs: &[f32], top_k_n: usize, top_p: f32, rng: &
             return *id;
         }
     }
-    cands
-        .last()
-        .map(|c| c.0)
-        .unwrap_or_else(|| argmax(logprobs))
+    cands.last().map(|c| c.0).unwrap_or_else(|| argmax(logprobs))
 }
 
 /// The tokens a nucleus of mass `top_p` can contain, sorted by probability: tokens below
@@ -116,19 +100,11 @@ pub fn sample_token<R: Rng>(logprobs: &[f32], top_k_n: usize, top_p: f32, rng: &
 /// rest does not reach `top_p`.
 fn nucleus_candidates(logprobs: &[f32], top_p: f32) -> Vec<(u32, f32)> {
     let floor = (1e-6f32).ln();
-    let mut c: Vec<(u32, f32)> = logprobs
-        .iter()
-        .enumerate()
-        .filter(|(_, &lp)| lp > floor)
-        .map(|(i, &lp)| (i as u32, lp))
-        .collect();
+    let mut c: Vec<(u32, f32)> =
+        logprobs.iter().enumerate().filter(|(_, &lp)| lp > floor).map(|(i, &lp)| (i as u32, lp)).collect();
     let mass: f64 = c.iter().map(|(_, lp)| (*lp as f64).exp()).sum();
     if mass < top_p as f64 {
-        c = logprobs
-            .iter()
-            .enumerate()
-            .map(|(i, &lp)| (i as u32, lp))
-            .collect();
+        c = logprobs.iter().enumerate().map(|(i, &lp)| (i as u32, lp)).collect();
     }
     c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     c
@@ -189,9 +165,7 @@ mod tests {
         let lp: Vec<f32> = [0.1f32, 0.6, 0.3].iter().map(|p| p.ln()).collect();
         let draw = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            (0..3000)
-                .map(|_| sample_token(&lp, 0, 1.0, &mut rng))
-                .collect::<Vec<_>>()
+            (0..3000).map(|_| sample_token(&lp, 0, 1.0, &mut rng)).collect::<Vec<_>>()
         };
         let a = draw(3);
         assert_eq!(a, draw(3));

@@ -24,38 +24,19 @@ fn tiny_models_match_llama_cpp_logits() {
         let path = tiny_gguf::write(arch, &vocab, &dir);
         let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
         let mut cache = llm.model.new_cache();
-        let ids = Tensor::new(&tiny_gguf::PROMPT[..], llm.model.device())
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let logits = llm
-            .model
-            .forward(&ids, &mut cache, Logits::Last)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let ids = Tensor::new(&tiny_gguf::PROMPT[..], llm.model.device()).unwrap().unsqueeze(0).unwrap();
+        let logits =
+            llm.model.forward(&ids, &mut cache, Logits::Last).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
         let mut worst = 0f64;
-        for (id, l) in want["top_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(want["top_logits"].as_array().unwrap())
-        {
-            worst = worst
-                .max((logits[id.as_u64().unwrap() as usize] as f64 - l.as_f64().unwrap()).abs());
+        for (id, l) in want["top_ids"].as_array().unwrap().iter().zip(want["top_logits"].as_array().unwrap()) {
+            worst = worst.max((logits[id.as_u64().unwrap() as usize] as f64 - l.as_f64().unwrap()).abs());
         }
         for (i, l) in want["first_logits"].as_array().unwrap().iter().enumerate() {
             worst = worst.max((logits[i] as f64 - l.as_f64().unwrap()).abs());
         }
         assert!(worst < 2e-3, "{arch}: max |Δ logit| = {worst}");
         // The most likely token agrees too.
-        assert_eq!(
-            kaizen_models::sampler::argmax(&logits) as u64,
-            want["top_ids"][0].as_u64().unwrap(),
-            "{arch}"
-        );
+        assert_eq!(kaizen_models::sampler::argmax(&logits) as u64, want["top_ids"][0].as_u64().unwrap(), "{arch}");
         checked += 1;
     }
     assert_eq!(checked, 3);

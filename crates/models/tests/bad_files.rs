@@ -64,24 +64,13 @@ fn corrupt_header_and_foreign_files_are_errors() {
 #[test]
 fn unknown_architecture_lists_the_supported_ones() {
     let p = tmp("mamba.gguf");
-    let t = QTensor::quantize(
-        &Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
-        GgmlDType::F32,
-    )
-    .unwrap();
+    let t = QTensor::quantize(&Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32)
+        .unwrap();
     let arch = Value::String("mamba".into());
     let mut f = std::fs::File::create(&p).unwrap();
-    gguf_file::write(
-        &mut f,
-        &[("general.architecture", &arch)],
-        &[("token_embd.weight", &t)],
-    )
-    .unwrap();
+    gguf_file::write(&mut f, &[("general.architecture", &arch)], &[("token_embd.weight", &t)]).unwrap();
     drop(f);
     let err = load_err(&p);
-    assert!(
-        err.contains("architecture 'mamba' is not supported"),
-        "{err}"
-    );
+    assert!(err.contains("architecture 'mamba' is not supported"), "{err}");
     assert!(err.contains("llama, qwen2, qwen3"), "{err}");
 }

@@ -7,9 +7,7 @@ use std::sync::OnceLock;
 
 fn llm() -> &'static LocalLlm {
     static LLM: OnceLock<LocalLlm> = OnceLock::new();
-    LLM.get_or_init(|| {
-        LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).expect("run scripts/setup.sh first")
-    })
+    LLM.get_or_init(|| LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).expect("run scripts/setup.sh first"))
 }
 
 fn prompt(text: &str) -> Vec<u32> {
@@ -17,11 +15,7 @@ fn prompt(text: &str) -> Vec<u32> {
 }
 
 fn greedy(max_tokens: usize) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        max_tokens,
-        ..Default::default()
-    }
+    SamplingParams { temperature: 0.0, max_tokens, ..Default::default() }
 }
 
 #[test]
@@ -32,10 +26,7 @@ fn greedy_answer_is_sensible_and_logprobs_are_consistent() {
     println!("greedy: {:?}", c.text);
     assert!(c.text.contains("Paris"), "{:?}", c.text);
     assert_eq!(c.token_ids.len(), c.logprobs.len());
-    assert!(c
-        .logprobs
-        .iter()
-        .all(|t| t.logprob <= 0.0 && t.logprob.is_finite()));
+    assert!(c.logprobs.iter().all(|t| t.logprob <= 0.0 && t.logprob.is_finite()));
     if c.finish_reason == FinishReason::Stop {
         // The end-of-turn token is kept in the ids (RL must learn to emit it) but not in the text.
         assert_eq!(*c.token_ids.last().unwrap(), llm().tokenizer.eos_id);
@@ -46,12 +37,7 @@ fn greedy_answer_is_sensible_and_logprobs_are_consistent() {
 #[test]
 fn same_seed_same_tokens_and_different_seed_differs() {
     let p = prompt("Write a short poem about the sea.");
-    let params = |seed| SamplingParams {
-        temperature: 1.0,
-        max_tokens: 24,
-        seed,
-        ..Default::default()
-    };
+    let params = |seed| SamplingParams { temperature: 1.0, max_tokens: 24, seed, ..Default::default() };
     let a = llm().generate(&p, &params(11), &mut |_| true).unwrap();
     let b = llm().generate(&p, &params(11), &mut |_| true).unwrap();
     let c = llm().generate(&p, &params(12), &mut |_| true).unwrap();
@@ -62,29 +48,13 @@ fn same_seed_same_tokens_and_different_seed_differs() {
 #[test]
 fn n_continuations_share_prefill_and_match_independent_runs() {
     let p = prompt("Name a fruit.");
-    let params = SamplingParams {
-        n: 4,
-        temperature: 1.0,
-        max_tokens: 16,
-        seed: 5,
-        ..Default::default()
-    };
+    let params = SamplingParams { n: 4, temperature: 1.0, max_tokens: 16, seed: 5, ..Default::default() };
     let batch = llm().generate(&p, &params, &mut |_| true).unwrap();
     assert_eq!(batch.len(), 4);
-    let distinct: std::collections::HashSet<_> =
-        batch.iter().map(|c| c.token_ids.clone()).collect();
+    let distinct: std::collections::HashSet<_> = batch.iter().map(|c| c.token_ids.clone()).collect();
     assert!(distinct.len() >= 2, "4 samples at T=1 should not all agree");
     // Continuation 0 of the batch is the same draw as a single run with the same seed.
-    let single = llm()
-        .generate(
-            &p,
-            &SamplingParams {
-                n: 1,
-                ..params.clone()
-            },
-            &mut |_| true,
-        )
-        .unwrap();
+    let single = llm().generate(&p, &SamplingParams { n: 1, ..params.clone() }, &mut |_| true).unwrap();
     assert_eq!(batch[0].token_ids, single[0].token_ids);
     for (x, y) in batch[0].logprobs.iter().zip(&single[0].logprobs) {
         assert!((x.logprob - y.logprob).abs() < 1e-3);
@@ -95,25 +65,12 @@ fn n_continuations_share_prefill_and_match_independent_runs() {
 fn teacher_forced_scores_match_sampled_logprobs() {
     for (temperature, seed) in [(0.0, 0), (1.0, 3), (0.7, 9)] {
         let p = prompt("Explain what a prime number is.");
-        let params = SamplingParams {
-            temperature,
-            max_tokens: 48,
-            seed,
-            ..Default::default()
-        };
+        let params = SamplingParams { temperature, max_tokens: 48, seed, ..Default::default() };
         let c = &llm().generate(&p, &params, &mut |_| true).unwrap()[0];
         let scored = llm().score(&p, &c.token_ids, temperature).unwrap();
         assert_eq!(scored.len(), c.token_ids.len());
-        let worst = c
-            .logprobs
-            .iter()
-            .zip(&scored)
-            .map(|(a, b)| (a.logprob - b).abs())
-            .fold(0.0f32, f32::max);
-        println!(
-            "T={temperature}: {} tokens, max |Δ logprob| = {worst:.2e}",
-            scored.len()
-        );
+        let worst = c.logprobs.iter().zip(&scored).map(|(a, b)| (a.logprob - b).abs()).fold(0.0f32, f32::max);
+        println!("T={temperature}: {} tokens, max |Δ logprob| = {worst:.2e}", scored.len());
         assert!(worst < 1e-3, "max |Δ| = {worst}");
     }
 }
@@ -121,42 +78,23 @@ fn teacher_forced_scores_match_sampled_logprobs() {
 #[test]
 fn one_pass_scoring_is_exact_on_f32_weights() {
     let f32_llm = LocalLlm::load_installed("smollm2", WeightFormat::F32).unwrap();
-    let p = f32_llm
-        .encode_chat(&[Message::user("Why is the sky blue?")], &[])
-        .unwrap();
-    let params = SamplingParams {
-        temperature: 1.0,
-        max_tokens: 24,
-        seed: 4,
-        ..Default::default()
-    };
+    let p = f32_llm.encode_chat(&[Message::user("Why is the sky blue?")], &[]).unwrap();
+    let params = SamplingParams { temperature: 1.0, max_tokens: 24, seed: 4, ..Default::default() };
     let c = &f32_llm.generate(&p, &params, &mut |_| true).unwrap()[0];
     let scored = f32_llm.score_parallel(&p, &c.token_ids, 1.0).unwrap();
-    let worst = c
-        .logprobs
-        .iter()
-        .zip(&scored)
-        .map(|(a, b)| (a.logprob - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = c.logprobs.iter().zip(&scored).map(|(a, b)| (a.logprob - b).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "max |Δ| = {worst}");
 }
 
 #[test]
 fn top_logprobs_are_sorted_and_contain_the_greedy_token() {
     let p = prompt("Say hello.");
-    let params = SamplingParams {
-        top_logprobs: 5,
-        ..greedy(6)
-    };
+    let params = SamplingParams { top_logprobs: 5, ..greedy(6) };
     let c = &llm().generate(&p, &params, &mut |_| true).unwrap()[0];
     for t in &c.logprobs {
         assert_eq!(t.top.len(), 5);
         assert!(t.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
-        assert_eq!(
-            Some(t.top[0].token_id),
-            t.token_id,
-            "greedy picks the most likely token"
-        );
+        assert_eq!(Some(t.top[0].token_id), t.token_id, "greedy picks the most likely token");
     }
 }
 
@@ -167,10 +105,7 @@ fn stop_strings_end_generation_and_are_not_returned() {
     // Pick a stop string the free run really produces, then check it cuts there.
     let stop = "5.".to_string();
     assert!(free.text.contains(&stop), "{:?}", free.text);
-    let params = SamplingParams {
-        stop: vec![stop.clone()],
-        ..greedy(60)
-    };
+    let params = SamplingParams { stop: vec![stop.clone()], ..greedy(60) };
     let cut = &llm().generate(&p, &params, &mut |_| true).unwrap()[0];
     assert_eq!(cut.finish_reason, FinishReason::Stop);
     assert_eq!(cut.text, free.text[..free.text.find(&stop).unwrap()]);
@@ -204,29 +139,14 @@ fn max_tokens_gives_length_finish() {
 #[test]
 fn over_long_prompt_and_bad_ids_are_clear_errors() {
     let long = vec![28u32; llm().context_len() + 10];
-    let err = llm()
-        .generate(&long, &greedy(4), &mut |_| true)
-        .unwrap_err()
-        .to_string();
+    let err = llm().generate(&long, &greedy(4), &mut |_| true).unwrap_err().to_string();
     assert!(err.contains("context window"), "{err}");
-    let err = llm()
-        .generate(&[1, 999_999], &greedy(4), &mut |_| true)
-        .unwrap_err()
-        .to_string();
+    let err = llm().generate(&[1, 999_999], &greedy(4), &mut |_| true).unwrap_err().to_string();
     assert!(err.contains("outside the vocabulary"), "{err}");
-    let err = llm()
-        .generate(&[], &greedy(4), &mut |_| true)
-        .unwrap_err()
-        .to_string();
+    let err = llm().generate(&[], &greedy(4), &mut |_| true).unwrap_err().to_string();
     assert!(err.contains("empty"), "{err}");
-    let bad = SamplingParams {
-        top_p: 0.0,
-        ..greedy(4)
-    };
-    let err = llm()
-        .generate(&[1, 2], &bad, &mut |_| true)
-        .unwrap_err()
-        .to_string();
+    let bad = SamplingParams { top_p: 0.0, ..greedy(4) };
+    let err = llm().generate(&[1, 2], &bad, &mut |_| true).unwrap_err().to_string();
     assert!(err.contains("top_p"), "{err}");
 }
 
@@ -235,17 +155,9 @@ fn policy_trait_runs_a_chat() {
     let req = ChatRequest {
         messages: vec![Message::user("What is 2 + 2?")],
         tools: vec![],
-        params: SamplingParams {
-            n: 2,
-            temperature: 0.7,
-            max_tokens: 20,
-            seed: 1,
-            ..Default::default()
-        },
+        params: SamplingParams { n: 2, temperature: 0.7, max_tokens: 20, seed: 1, ..Default::default() },
     };
     let out = llm().chat(&req).unwrap();
     assert_eq!(out.len(), 2);
-    assert!(out
-        .iter()
-        .all(|c| !c.text.is_empty() && c.prompt_tokens > 10));
+    assert!(out.iter().all(|c| !c.text.is_empty() && c.prompt_tokens > 10));
 }

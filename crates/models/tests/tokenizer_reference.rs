@@ -7,9 +7,7 @@ use kaizen_models::tokenizer::GgufTokenizer;
 
 #[test]
 fn matches_llama_cpp_on_the_reference_corpus() {
-    let g =
-        GgufFile::open(&kaizen_models::home::gguf_path("smollm2").expect("run scripts/setup.sh"))
-            .unwrap();
+    let g = GgufFile::open(&kaizen_models::home::gguf_path("smollm2").expect("run scripts/setup.sh")).unwrap();
     let tok = GgufTokenizer::from_gguf(&g).unwrap();
     let fixture = include_str!("fixtures/smollm2_llamacpp_tokens.jsonl");
     let mut checked = 0;
@@ -24,8 +22,5 @@ fn matches_llama_cpp_on_the_reference_corpus() {
     }
     assert!(checked >= 40, "only {checked} cases");
     // The chat markup in particular: <|im_start|> is one special token.
-    assert_eq!(
-        tok.encode("<|im_start|>user\n").unwrap(),
-        vec![1, 4093, 198]
-    );
+    assert_eq!(tok.encode("<|im_start|>user\n").unwrap(), vec![1, 4093, 198]);
 }

@@ -11,9 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::{self, StreamExt};
 use kaizen_core::openai::{
-    finish_reason_str, wire_logprob, ChatCompletionChunk, ChatCompletionRequest,
-    ChatCompletionResponse, Choice, ChoiceLogprobs, ChunkChoice, Delta, EmbeddingData,
-    EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Usage,
+    finish_reason_str, wire_logprob, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice,
+    ChoiceLogprobs, ChunkChoice, Delta, EmbeddingData, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Usage,
 };
 use kaizen_models::LlmError;
 use std::convert::Infallible;
@@ -32,25 +31,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn next_id(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{:x}{:04x}",
-        now(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{:x}{:04x}", now(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Parses a JSON body ourselves so that malformed JSON (or invalid UTF-8) is an OpenAI-style 400.
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))
 }
 
 async fn models(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -59,57 +50,36 @@ async fn models(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
         data.push(serde_json::json!({"id": st.cfg.model_name, "object": "model", "created": 0, "owned_by": "kaizen"}));
     }
     if let Some(e) = &st.embedder {
-        data.push(
-            serde_json::json!({"id": e.id, "object": "model", "created": 0, "owned_by": "kaizen"}),
-        );
+        data.push(serde_json::json!({"id": e.id, "object": "model", "created": 0, "owned_by": "kaizen"}));
     }
     Json(serde_json::json!({"object": "list", "data": data}))
 }
 
-async fn chat_completions(
-    State(st): State<Arc<AppState>>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest = parse(&body)?;
     let (Some(llm), Some(jobs)) = (&st.llm, &st.jobs) else {
-        return Err(ApiError::not_found(
-            "this server has no chat model loaded",
-            "model_not_found",
-        ));
+        return Err(ApiError::not_found("this server has no chat model loaded", "model_not_found"));
     };
     if !req.model.is_empty() && req.model != st.cfg.model_name {
         return Err(ApiError::not_found(
-            format!(
-                "model '{}' does not exist; this server serves '{}'",
-                req.model, st.cfg.model_name
-            ),
+            format!("model '{}' does not exist; this server serves '{}'", req.model, st.cfg.model_name),
             "model_not_found",
         ));
     }
     if req.messages.is_empty() {
-        return Err(ApiError::invalid(
-            "messages must not be empty",
-            Some("messages"),
-        ));
+        return Err(ApiError::invalid("messages must not be empty", Some("messages")));
     }
-    let messages = req
-        .kaizen_messages()
-        .map_err(|e| ApiError::invalid(e, Some("messages")))?;
+    let messages = req.kaizen_messages().map_err(|e| ApiError::invalid(e, Some("messages")))?;
     let params = req.sampling_params(st.cfg.default_max_tokens);
     if let Err(e) = params.validate() {
         let param = e.split_whitespace().next().map(String::from);
         return Err(ApiError::invalid(e, param.as_deref()));
     }
-    let prompt = llm
-        .encode_chat(&messages, &req.tools)
-        .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
+    let prompt =
+        llm.encode_chat(&messages, &req.tools).map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
     if prompt.len() >= llm.context_len() {
         return Err(ApiError::invalid(
-            format!(
-                "the prompt is {} tokens; this model's context window is {}",
-                prompt.len(),
-                llm.context_len()
-            ),
+            format!("the prompt is {} tokens; this model's context window is {}", prompt.len(), llm.context_len()),
             Some("messages"),
         )
         .with_code("context_length_exceeded"));
@@ -119,10 +89,7 @@ async fn chat_completions(
     let n = params.n;
     let prompt_tokens = prompt.len();
     let mut rx = jobs.submit(prompt, params, stream).ok_or_else(|| {
-        ApiError::busy(format!(
-            "the server is busy ({} requests queued); retry later",
-            st.cfg.queue_capacity
-        ))
+        ApiError::busy(format!("the server is busy ({} requests queued); retry later", st.cfg.queue_capacity))
     })?;
     let id = next_id("chatcmpl");
     let model = st.cfg.model_name.clone();
@@ -170,10 +137,7 @@ async fn chat_completions(
         .map(|i| {
             chunk(vec![ChunkChoice {
                 index: i,
-                delta: Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                },
+                delta: Delta { role: Some("assistant".into()), content: Some(String::new()) },
                 logprobs: None,
                 finish_reason: None,
             }])
@@ -189,20 +153,16 @@ async fn chat_completions(
                 finish_reason: finish.map(|f| finish_reason_str(f).to_string()),
             }])),
             WorkerEvent::Done(Ok(_)) => None,
-            WorkerEvent::Done(Err(e)) => {
-                Some(Event::default().data(serde_json::json!({"error": {"message": e.to_string(), "type": "server_error"}}).to_string()))
-            }
+            WorkerEvent::Done(Err(e)) => Some(
+                Event::default()
+                    .data(serde_json::json!({"error": {"message": e.to_string(), "type": "server_error"}}).to_string()),
+            ),
         };
         async move { out }
     });
     let done = stream::once(async { Event::default().data("[DONE]") });
-    let all = stream::iter(opening)
-        .chain(tokens)
-        .chain(done)
-        .map(Ok::<_, Infallible>);
-    Ok(Sse::new(all)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    let all = stream::iter(opening).chain(tokens).chain(done).map(Ok::<_, Infallible>);
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()).into_response())
 }
 
 fn llm_error(e: LlmError) -> ApiError {
@@ -212,23 +172,14 @@ fn llm_error(e: LlmError) -> ApiError {
     }
 }
 
-async fn embeddings(
-    State(st): State<Arc<AppState>>,
-    body: Bytes,
-) -> Result<Json<EmbeddingResponse>, ApiError> {
+async fn embeddings(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<EmbeddingResponse>, ApiError> {
     let req: EmbeddingRequest = parse(&body)?;
     let Some(emb) = st.embedder.clone() else {
-        return Err(ApiError::not_found(
-            "this server has no embedding model loaded",
-            "model_not_found",
-        ));
+        return Err(ApiError::not_found("this server has no embedding model loaded", "model_not_found"));
     };
     if !req.model.is_empty() && req.model != emb.id {
         return Err(ApiError::not_found(
-            format!(
-                "model '{}' does not exist; embeddings use '{}'",
-                req.model, emb.id
-            ),
+            format!("model '{}' does not exist; embeddings use '{}'", req.model, emb.id),
             "model_not_found",
         ));
     }
@@ -237,10 +188,7 @@ async fn embeddings(
         EmbeddingInput::Many(v) => v,
     };
     if texts.is_empty() || texts.len() > 2048 {
-        return Err(ApiError::invalid(
-            "input must hold 1 to 2048 strings",
-            Some("input"),
-        ));
+        return Err(ApiError::invalid("input must hold 1 to 2048 strings", Some("input")));
     }
     let id = emb.id.clone();
     let (vectors, tokens) = tokio::task::spawn_blocking(move || {
@@ -256,17 +204,9 @@ async fn embeddings(
         data: vectors
             .into_iter()
             .enumerate()
-            .map(|(index, embedding)| EmbeddingData {
-                object: "embedding".into(),
-                index,
-                embedding,
-            })
+            .map(|(index, embedding)| EmbeddingData { object: "embedding".into(), index, embedding })
             .collect(),
         model: id,
-        usage: Usage {
-            prompt_tokens: tokens,
-            completion_tokens: 0,
-            total_tokens: tokens,
-        },
+        usage: Usage { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
     }))
 }

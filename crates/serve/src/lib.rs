@@ -27,11 +27,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            model_name: "smollm2".into(),
-            queue_capacity: 64,
-            default_max_tokens: 512,
-        }
+        ServerConfig { model_name: "smollm2".into(), queue_capacity: 64, default_max_tokens: 512 }
     }
 }
 
@@ -44,20 +40,9 @@ pub struct AppState {
 
 impl AppState {
     /// Starts the model worker thread (when there is an LLM) and returns the shared state.
-    pub fn new(
-        cfg: ServerConfig,
-        llm: Option<Arc<LocalLlm>>,
-        embedder: Option<Arc<Embedder>>,
-    ) -> Arc<Self> {
-        let jobs = llm
-            .as_ref()
-            .map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity));
-        Arc::new(AppState {
-            cfg,
-            llm,
-            embedder,
-            jobs,
-        })
+    pub fn new(cfg: ServerConfig, llm: Option<Arc<LocalLlm>>, embedder: Option<Arc<Embedder>>) -> Arc<Self> {
+        let jobs = llm.as_ref().map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity));
+        Arc::new(AppState { cfg, llm, embedder, jobs })
     }
 }
 

@@ -16,12 +16,7 @@ pub struct Job {
 }
 
 pub enum WorkerEvent {
-    Token {
-        index: usize,
-        token: TokenLogprob,
-        delta: String,
-        finish: Option<FinishReason>,
-    },
+    Token { index: usize, token: TokenLogprob, delta: String, finish: Option<FinishReason> },
     Done(Result<Vec<Completion>, LlmError>),
 }
 
@@ -68,12 +63,7 @@ impl JobQueue {
         stream: bool,
     ) -> Option<UnboundedReceiver<WorkerEvent>> {
         let (events, rx) = unbounded_channel();
-        match self.tx.try_send(Job {
-            prompt,
-            params,
-            stream,
-            events,
-        }) {
+        match self.tx.try_send(Job { prompt, params, stream, events }) {
             Ok(()) => Some(rx),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => None,
         }

@@ -10,31 +10,20 @@ use std::time::{Duration, Instant};
 
 fn llm() -> Arc<LocalLlm> {
     static L: OnceLock<Arc<LocalLlm>> = OnceLock::new();
-    L.get_or_init(|| {
-        Arc::new(
-            LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).expect("run scripts/setup.sh"),
-        )
-    })
-    .clone()
+    L.get_or_init(|| Arc::new(LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).expect("run scripts/setup.sh")))
+        .clone()
 }
 
 /// Starts a server on its own thread and runtime (outliving each test's runtime); returns its URL.
 fn start(cfg: ServerConfig) -> String {
-    let embedder = Some(Arc::new(
-        Embedder::load_installed().expect("run scripts/setup.sh"),
-    ));
+    let embedder = Some(Arc::new(Embedder::load_installed().expect("run scripts/setup.sh")));
     let state = AppState::new(cfg, Some(llm()), embedder);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(format!("http://{}", listener.local_addr().unwrap()))
-                .unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
             kaizen_serve::serve(listener, state).await.unwrap();
         });
     });
@@ -68,26 +57,14 @@ fn chat_body(extra: Value) -> String {
 
 #[tokio::test]
 async fn models_lists_chat_and_embedding_models() {
-    let v: Value = reqwest::get(format!("{}/v1/models", server()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let v: Value = reqwest::get(format!("{}/v1/models", server())).await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec!["smollm2", "all-minilm-l6-v2"]);
 }
 
 #[tokio::test]
 async fn chat_completion_with_n_seed_and_logprobs() {
-    let body = chat_body(
-        json!({"n": 3, "temperature": 1.0, "seed": 7, "logprobs": true, "top_logprobs": 2}),
-    );
+    let body = chat_body(json!({"n": 3, "temperature": 1.0, "seed": 7, "logprobs": true, "top_logprobs": 2}));
     let (status, v) = post(&format!("{}/v1/chat/completions", server()), &body).await;
     assert_eq!(status, 200, "{v}");
     let choices = v["choices"].as_array().unwrap();
@@ -113,16 +90,8 @@ async fn chat_completion_with_n_seed_and_logprobs() {
 async fn streaming_deltas_add_up_to_the_non_streamed_text() {
     let url = format!("{}/v1/chat/completions", server());
     let (_, full) = post(&url, &chat_body(json!({}))).await;
-    let text = full["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sse = reqwest::Client::new()
-        .post(&url)
-        .body(chat_body(json!({"stream": true})))
-        .send()
-        .await
-        .unwrap();
+    let text = full["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let sse = reqwest::Client::new().post(&url).body(chat_body(json!({"stream": true}))).send().await.unwrap();
     assert_eq!(sse.headers()["content-type"], "text/event-stream");
     let body = sse.text().await.unwrap();
     let mut streamed = String::new();
@@ -143,10 +112,7 @@ async fn streaming_deltas_add_up_to_the_non_streamed_text() {
     }
     assert!(done);
     assert_eq!(streamed, text);
-    assert_eq!(
-        finish.as_deref(),
-        full["choices"][0]["finish_reason"].as_str()
-    );
+    assert_eq!(finish.as_deref(), full["choices"][0]["finish_reason"].as_str());
 }
 
 #[tokio::test]
@@ -155,53 +121,28 @@ async fn bad_requests_get_openai_style_errors() {
     let cases: Vec<(String, u16, Option<&str>)> = vec![
         ("{not json".into(), 400, None),
         (chat_body(json!({"model": "gpt-17"})), 404, None),
-        (
-            chat_body(json!({"temperature": -1})),
-            400,
-            Some("temperature"),
-        ),
+        (chat_body(json!({"temperature": -1})), 400, Some("temperature")),
         (chat_body(json!({"top_p": 0})), 400, Some("top_p")),
         (chat_body(json!({"n": 0})), 400, Some("n")),
         (json!({"messages": []}).to_string(), 400, Some("messages")),
-        (
-            json!({"messages": [{"role": "robot", "content": "x"}]}).to_string(),
-            400,
-            Some("messages"),
-        ),
-        (
-            json!({"messages": [{"role": "user", "content": "word ".repeat(9000)}]}).to_string(),
-            400,
-            Some("messages"),
-        ),
+        (json!({"messages": [{"role": "robot", "content": "x"}]}).to_string(), 400, Some("messages")),
+        (json!({"messages": [{"role": "user", "content": "word ".repeat(9000)}]}).to_string(), 400, Some("messages")),
     ];
     for (body, want, param) in cases {
         let (status, v) = post(&url, &body).await;
         assert_eq!(status, want, "{body:.80}: {v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{v}"
-        );
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
         assert!(v["error"]["type"].is_string());
         if let Some(p) = param {
             assert_eq!(v["error"]["param"], p, "{v}");
         }
     }
     // Invalid UTF-8 in the body is a 400, not a crash.
-    let r = reqwest::Client::new()
-        .post(&url)
-        .body(vec![b'{', 0xff, 0xfe, b'}'])
-        .send()
-        .await
-        .unwrap();
+    let r = reqwest::Client::new().post(&url).body(vec![b'{', 0xff, 0xfe, b'}']).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // Over-long prompts say so.
-    let (_, v) = post(
-        &url,
-        &json!({"messages": [{"role": "user", "content": "word ".repeat(9000)}]}).to_string(),
-    )
-    .await;
+    let (_, v) =
+        post(&url, &json!({"messages": [{"role": "user", "content": "word ".repeat(9000)}]}).to_string()).await;
     assert_eq!(v["error"]["code"], "context_length_exceeded");
     let (status, _) = post(&format!("{}/v1/nope", server()), "{}").await;
     assert_eq!(status, 404);
@@ -211,7 +152,8 @@ async fn bad_requests_get_openai_style_errors() {
 async fn embeddings_match_the_library() {
     let (status, v) = post(
         &format!("{}/v1/embeddings", server()),
-        &json!({"model": "all-minilm-l6-v2", "input": ["The weather is lovely today.", "It's so sunny outside!"]}).to_string(),
+        &json!({"model": "all-minilm-l6-v2", "input": ["The weather is lovely today.", "It's so sunny outside!"]})
+            .to_string(),
     )
     .await;
     assert_eq!(status, 200, "{v}");
@@ -219,11 +161,7 @@ async fn embeddings_match_the_library() {
     let b: Vec<f32> = serde_json::from_value(v["data"][1]["embedding"].clone()).unwrap();
     assert_eq!(a.len(), 384);
     assert!((kaizen_models::cosine(&a, &b) - 0.6660).abs() < 5e-4);
-    let (status, _) = post(
-        &format!("{}/v1/embeddings", server()),
-        &json!({"input": []}).to_string(),
-    )
-    .await;
+    let (status, _) = post(&format!("{}/v1/embeddings", server()), &json!({"input": []}).to_string()).await;
     assert_eq!(status, 400);
 }
 
@@ -234,28 +172,16 @@ async fn concurrent_requests_all_succeed_and_the_event_loop_stays_responsive() {
     for i in 0..6 {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            post(
-                &url,
-                &chat_body(json!({"seed": i, "temperature": 0.8, "max_tokens": 24})),
-            )
-            .await
+            post(&url, &chat_body(json!({"seed": i, "temperature": 0.8, "max_tokens": 24}))).await
         }));
     }
     // While generation runs, cheap endpoints answer at once: the model works off the event loop.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
-    let health = reqwest::get(format!("{}/health", server()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let health = reqwest::get(format!("{}/health", server())).await.unwrap().text().await.unwrap();
     let waited = t.elapsed();
     assert_eq!(health, "ok");
-    assert!(
-        waited < Duration::from_millis(500),
-        "/health took {waited:?} while the model was busy"
-    );
+    assert!(waited < Duration::from_millis(500), "/health took {waited:?} while the model was busy");
     for t in tasks {
         let (status, v) = t.await.unwrap();
         assert_eq!(status, 200, "{v}");
@@ -264,23 +190,13 @@ async fn concurrent_requests_all_succeed_and_the_event_loop_stays_responsive() {
 
 #[tokio::test]
 async fn a_full_queue_answers_503_at_once() {
-    let url = format!(
-        "{}/v1/chat/completions",
-        start(ServerConfig {
-            queue_capacity: 1,
-            ..Default::default()
-        })
-    );
+    let url = format!("{}/v1/chat/completions", start(ServerConfig { queue_capacity: 1, ..Default::default() }));
     let mut tasks = Vec::new();
     for _ in 0..5 {
         let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            post(
-                &url,
-                &chat_body(json!({"max_tokens": 64, "temperature": 1.0})),
-            )
-            .await
-        }));
+        tasks.push(tokio::spawn(
+            async move { post(&url, &chat_body(json!({"max_tokens": 64, "temperature": 1.0}))).await },
+        ));
     }
     let mut codes = Vec::new();
     for t in tasks {
@@ -297,28 +213,11 @@ async fn a_full_queue_answers_503_at_once() {
 fn kaizen_client_against_kaizen_serve_matches_local_sampling() {
     let client = OpenAiClient::new(server(), "smollm2").unwrap();
     let messages = vec![Message::user("Name a fruit.")];
-    let params = SamplingParams {
-        n: 3,
-        temperature: 1.0,
-        max_tokens: 16,
-        seed: 21,
-        top_logprobs: 1,
-        ..Default::default()
-    };
-    let remote = client
-        .chat(&ChatRequest {
-            messages: messages.clone(),
-            tools: vec![],
-            params: params.clone(),
-        })
-        .unwrap();
-    let local = llm()
-        .chat(&ChatRequest {
-            messages,
-            tools: vec![],
-            params,
-        })
-        .unwrap();
+    let params =
+        SamplingParams { n: 3, temperature: 1.0, max_tokens: 16, seed: 21, top_logprobs: 1, ..Default::default() };
+    let remote =
+        client.chat(&ChatRequest { messages: messages.clone(), tools: vec![], params: params.clone() }).unwrap();
+    let local = llm().chat(&ChatRequest { messages, tools: vec![], params }).unwrap();
     assert_eq!(remote.len(), 3);
     for (r, l) in remote.iter().zip(&local) {
         assert_eq!(r.text, l.text);
@@ -328,25 +227,10 @@ fn kaizen_client_against_kaizen_serve_matches_local_sampling() {
         }
     }
     // Errors come back as errors, not panics.
-    let bad = SamplingParams {
-        temperature: 50.0,
-        ..Default::default()
-    };
-    assert!(client
-        .chat(&ChatRequest {
-            messages: vec![Message::user("x")],
-            tools: vec![],
-            params: bad
-        })
-        .is_err());
-    let down =
-        OpenAiClient::with_timeout("http://127.0.0.1:9", "m", Duration::from_secs(2)).unwrap();
-    let err = down
-        .chat(&ChatRequest {
-            messages: vec![Message::user("x")],
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+    let bad = SamplingParams { temperature: 50.0, ..Default::default() };
+    assert!(client.chat(&ChatRequest { messages: vec![Message::user("x")], tools: vec![], params: bad }).is_err());
+    let down = OpenAiClient::with_timeout("http://127.0.0.1:9", "m", Duration::from_secs(2)).unwrap();
+    let err =
+        down.chat(&ChatRequest { messages: vec![Message::user("x")], ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("cannot connect"), "{err}");
 }

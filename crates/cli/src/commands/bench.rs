@@ -11,9 +11,7 @@ use std::time::Instant;
 pub enum Bench {
     /// Prefill and decode tokens/s of the local model: single stream and N continuations
     /// sharing one prefill. Like llama-bench's pp/tg: greedy, end-of-sequence ignored.
-    #[command(
-        after_help = "Example:\n  kaizen --threads 2 bench generate --prompt-tokens 128 --gen-tokens 64 --n 8"
-    )]
+    #[command(after_help = "Example:\n  kaizen --threads 2 bench generate --prompt-tokens 128 --gen-tokens 64 --n 8")]
     Generate(GenerateArgs),
 }
 
@@ -48,36 +46,28 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let llm = LocalLlm::load_installed(&a.model, a.weights)?;
     let threads = candle_core::utils::get_num_threads();
     // A fixed, ordinary-text prompt of exactly `prompt_tokens` tokens.
-    let text = "The quick brown fox jumps over the lazy dog while the curious cat watches from the warm windowsill. ".repeat(64);
+    let text = "The quick brown fox jumps over the lazy dog while the curious cat watches from the warm windowsill. "
+        .repeat(64);
     let mut prompt = llm.tokenizer.encode(&text)?;
     anyhow::ensure!(prompt.len() >= a.prompt_tokens, "prompt too short");
     prompt.truncate(a.prompt_tokens);
     let m = &llm.model;
     let dev = m.device().clone();
     let steps = 2 * a.repeats + 1;
-    let bar = ProgressBar::new(steps as u64).with_style(ProgressStyle::with_template(
-        "{msg} [{bar:30}] {pos}/{len} {elapsed}",
-    )?);
+    let bar = ProgressBar::new(steps as u64)
+        .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")?);
     bar.set_message("bench generate");
 
     // Warm-up (first use packs weights, sizes pools).
     let mut cache = m.new_cache();
-    m.forward(
-        &Tensor::new(&prompt[..16], &dev)?.unsqueeze(0)?,
-        &mut cache,
-        Logits::Last,
-    )?;
+    m.forward(&Tensor::new(&prompt[..16], &dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
     bar.inc(1);
 
     let (mut prefill, mut decode1, mut decode_n) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..a.repeats {
         let mut cache = m.new_cache();
         let t = Instant::now();
-        let logits = m.forward(
-            &Tensor::new(prompt.as_slice(), &dev)?.unsqueeze(0)?,
-            &mut cache,
-            Logits::Last,
-        )?;
+        let logits = m.forward(&Tensor::new(prompt.as_slice(), &dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         prefill = prefill.min(t.elapsed().as_secs_f64());
         let first = kaizen_models::sampler::argmax(&logits.squeeze(0)?.to_vec1::<f32>()?);
         let shared = cache.clone();
@@ -85,11 +75,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let mut tok = first;
         for _ in 0..a.gen_tokens {
-            let l = m.forward(
-                &Tensor::new(&[tok], &dev)?.unsqueeze(0)?,
-                &mut cache,
-                Logits::Last,
-            )?;
+            let l = m.forward(&Tensor::new(&[tok], &dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
             tok = kaizen_models::sampler::argmax(&l.squeeze(0)?.to_vec1::<f32>()?);
         }
         decode1 = decode1.min(t.elapsed().as_secs_f64());
@@ -99,16 +85,8 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         let mut cache = shared.repeat_batch(a.n)?;
         let mut toks = vec![first; a.n];
         for _ in 0..a.gen_tokens {
-            let l = m.forward(
-                &Tensor::new(toks.as_slice(), &dev)?.unsqueeze(1)?,
-                &mut cache,
-                Logits::Last,
-            )?;
-            toks = l
-                .to_vec2::<f32>()?
-                .iter()
-                .map(|r| kaizen_models::sampler::argmax(r))
-                .collect();
+            let l = m.forward(&Tensor::new(toks.as_slice(), &dev)?.unsqueeze(1)?, &mut cache, Logits::Last)?;
+            toks = l.to_vec2::<f32>()?.iter().map(|r| kaizen_models::sampler::argmax(r)).collect();
         }
         decode_n = decode_n.min(t.elapsed().as_secs_f64());
         bar.inc(1);
@@ -123,26 +101,10 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         a.model, a.weights, a.repeats
     );
     println!("{:<34} {:>12}", "measurement", "tokens/s");
-    println!(
-        "{:<34} {:>12.1}",
-        format!("prefill ({} tokens)", a.prompt_tokens),
-        pp
-    );
-    println!(
-        "{:<34} {:>12.1}",
-        format!("decode, 1 stream ({} tokens)", a.gen_tokens),
-        tg
-    );
-    println!(
-        "{:<34} {:>12.1}",
-        format!("decode, {} streams shared prefix", a.n),
-        tg_n
-    );
-    println!(
-        "{:<34} {:>12.2}x",
-        format!("N={} aggregate / single stream", a.n),
-        tg_n / tg
-    );
+    println!("{:<34} {:>12.1}", format!("prefill ({} tokens)", a.prompt_tokens), pp);
+    println!("{:<34} {:>12.1}", format!("decode, 1 stream ({} tokens)", a.gen_tokens), tg);
+    println!("{:<34} {:>12.1}", format!("decode, {} streams shared prefix", a.n), tg_n);
+    println!("{:<34} {:>12.2}x", format!("N={} aggregate / single stream", a.n), tg_n / tg);
     if a.json {
         println!(
             "{}",

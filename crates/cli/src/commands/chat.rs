@@ -16,22 +16,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let backend = Backend::open(&a.policy)?;
-    let params = kaizen_core::SamplingParams {
-        n: 1,
-        ..a.sampling.params(0)
-    };
+    let params = kaizen_core::SamplingParams { n: 1, ..a.sampling.params(0) };
     params.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let fresh = || {
-        a.system
-            .iter()
-            .map(|s| Message::system(s.clone()))
-            .collect::<Vec<_>>()
-    };
+    let fresh = || a.system.iter().map(|s| Message::system(s.clone())).collect::<Vec<_>>();
     let mut history = fresh();
-    eprintln!(
-        "kaizen chat — {} (type /reset to clear, /exit or ctrl-d to quit)",
-        backend.policy().name()
-    );
+    eprintln!("kaizen chat — {} (type /reset to clear, /exit or ctrl-d to quit)", backend.policy().name());
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     loop {
@@ -68,19 +57,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     true
                 });
                 println!();
-                result
-                    .map(|mut c| c.remove(0).text)
-                    .map_err(anyhow::Error::from)
+                result.map(|mut c| c.remove(0).text).map_err(anyhow::Error::from)
             }
             Backend::Remote(r) => {
-                let req = ChatRequest {
-                    messages: history.clone(),
-                    tools: vec![],
-                    params: params.clone(),
-                };
-                let reply = kaizen_core::Policy::chat(r, &req)
-                    .map(|mut c| c.remove(0).text)
-                    .map_err(anyhow::Error::from);
+                let req = ChatRequest { messages: history.clone(), tools: vec![], params: params.clone() };
+                let reply =
+                    kaizen_core::Policy::chat(r, &req).map(|mut c| c.remove(0).text).map_err(anyhow::Error::from);
                 if let Ok(t) = &reply {
                     println!("{t}");
                 }

@@ -21,17 +21,9 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut texts = a.texts.clone();
     if let Some(f) = &a.file {
-        texts.extend(
-            read_text(f)?
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(String::from),
-        );
+        texts.extend(read_text(f)?.lines().filter(|l| !l.trim().is_empty()).map(String::from));
     }
-    anyhow::ensure!(
-        !texts.is_empty(),
-        "give sentences as arguments or with --file"
-    );
+    anyhow::ensure!(!texts.is_empty(), "give sentences as arguments or with --file");
     let e = Embedder::load_installed()?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let start = std::time::Instant::now();

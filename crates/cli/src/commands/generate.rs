@@ -58,11 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!();
             c
         }
-        _ => backend.policy().chat(&ChatRequest {
-            messages,
-            tools: vec![],
-            params: params.clone(),
-        })?,
+        _ => backend.policy().chat(&ChatRequest { messages, tools: vec![], params: params.clone() })?,
     };
     let secs = start.elapsed().as_secs_f64();
     if a.json {
@@ -82,31 +78,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     if a.top_logprobs > 0 {
         for c in &completions {
-            println!(
-                "\n{:<6} {:<18} {:>9}   alternatives",
-                "pos", "token", "logprob"
-            );
+            println!("\n{:<6} {:<18} {:>9}   alternatives", "pos", "token", "logprob");
             for (i, t) in c.logprobs.iter().enumerate() {
-                let alts: Vec<String> = t
-                    .top
-                    .iter()
-                    .map(|x| format!("{:?} {:.2}", x.token, x.logprob))
-                    .collect();
-                println!(
-                    "{i:<6} {:<18} {:>9.4}   {}",
-                    format!("{:?}", t.token),
-                    t.logprob,
-                    alts.join(", ")
-                );
+                let alts: Vec<String> = t.top.iter().map(|x| format!("{:?} {:.2}", x.token, x.logprob)).collect();
+                println!("{i:<6} {:<18} {:>9.4}   {}", format!("{:?}", t.token), t.logprob, alts.join(", "));
             }
         }
     }
     let tokens: usize = completions.iter().map(|c| c.logprobs.len()).sum();
     eprintln!();
-    eprintln!(
-        "{:<4} {:>8} {:>12} {:>14} {:>8}",
-        "#", "tokens", "sum logprob", "mean logprob", "finish"
-    );
+    eprintln!("{:<4} {:>8} {:>12} {:>14} {:>8}", "#", "tokens", "sum logprob", "mean logprob", "finish");
     for (i, c) in completions.iter().enumerate() {
         let finish = kaizen_core::openai::finish_reason_str(c.finish_reason);
         if c.logprobs.is_empty() {
@@ -115,7 +96,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             continue;
         }
         let n = c.logprobs.len() as f32;
-        eprintln!("{i:<4} {:>8} {:>12.3} {:>14.4} {finish:>8}", c.logprobs.len(), c.total_logprob(), c.total_logprob() / n);
+        eprintln!(
+            "{i:<4} {:>8} {:>12.3} {:>14.4} {finish:>8}",
+            c.logprobs.len(),
+            c.total_logprob(),
+            c.total_logprob() / n
+        );
     }
     eprintln!(
         "{tokens} tokens in {secs:.2}s ({:.1} tokens/s, prompt included in time) — {}",

@@ -14,10 +14,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let home = kaizen_home();
     println!("KAIZEN_HOME = {}\n", home.display());
-    println!(
-        "{:<24} {:<28} {:>9}  {:<9} path",
-        "model", "package", "size", "status"
-    );
+    println!("{:<24} {:<28} {:>9}  {:<9} path", "model", "package", "size", "status");
     let mut missing = 0;
     for f in model_files() {
         let path = home.join(&f.relative_path);
@@ -38,14 +35,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 (format!("{:.1} MB", m.len() as f64 / 1e6), status)
             }
         };
-        println!(
-            "{:<24} {:<28} {:>9}  {:<9} {}",
-            f.model,
-            f.package,
-            size,
-            status,
-            path.display()
-        );
+        println!("{:<24} {:<28} {:>9}  {:<9} {}", f.model, f.package, size, status, path.display());
     }
     if missing > 0 {
         println!("\n{missing} file(s) missing or corrupt: run `{SETUP_COMMAND}`");

@@ -67,8 +67,7 @@ impl Backend {
         }
         let path = PathBuf::from(&args.policy);
         let llm = if path.extension().is_some_and(|e| e == "gguf") || path.is_file() {
-            LocalLlm::load(&path, args.weights)
-                .with_context(|| format!("loading {}", path.display()))?
+            LocalLlm::load(&path, args.weights).with_context(|| format!("loading {}", path.display()))?
         } else {
             LocalLlm::load_installed(&args.policy, args.weights)?
         };

@@ -31,34 +31,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             anyhow::bail!("kaizen serve runs a local model; --policy openai:… is for clients")
         }
     };
-    let embedder = if a.no_embeddings {
-        None
-    } else {
-        Some(Arc::new(Embedder::load_installed()?))
-    };
+    let embedder = if a.no_embeddings { None } else { Some(Arc::new(Embedder::load_installed()?)) };
     let cfg = ServerConfig {
-        model_name: a
-            .served_name
-            .clone()
-            .unwrap_or_else(|| a.policy.policy.clone()),
+        model_name: a.served_name.clone().unwrap_or_else(|| a.policy.policy.clone()),
         queue_capacity: a.queue,
         ..Default::default()
     };
     let name = cfg.model_name.clone();
     let state = AppState::new(cfg, Some(llm), embedder);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, a.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-        eprintln!(
-            "kaizen serve: model '{name}' on http://{}/v1 (ctrl-c to stop)",
-            listener.local_addr()?
-        );
+        let listener =
+            tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        eprintln!("kaizen serve: model '{name}' on http://{}/v1 (ctrl-c to stop)", listener.local_addr()?);
         kaizen_serve::serve(listener, state).await?;
         Ok(())
     })

@@ -21,10 +21,7 @@ const LAYERS: usize = 2;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn tensor(&mut self, shape: &[usize], scale: f32, offset: f32) -> QTensor {
@@ -39,73 +36,34 @@ impl Lcg {
 pub fn write(arch: &str, vocab_from: &Path, dir: &Path) -> std::path::PathBuf {
     let mut f = std::fs::File::open(vocab_from).expect("vocab gguf");
     let src = gguf_file::Content::read(&mut f).expect("read vocab gguf");
-    let vocab = src.metadata["tokenizer.ggml.tokens"]
-        .to_vec()
-        .expect("tokens")
-        .len();
+    let vocab = src.metadata["tokenizer.ggml.tokens"].to_vec().expect("tokens").len();
     let mut rng = Lcg(0x5EED ^ arch.len() as u64 * 7919);
     let mut tensors: Vec<(String, QTensor)> = vec![
-        (
-            "token_embd.weight".into(),
-            rng.tensor(&[vocab, HIDDEN], 0.5, 0.0),
-        ),
+        ("token_embd.weight".into(), rng.tensor(&[vocab, HIDDEN], 0.5, 0.0)),
         ("output_norm.weight".into(), rng.tensor(&[HIDDEN], 0.1, 1.0)),
     ];
     let (q, kv) = (HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM);
     for l in 0..LAYERS {
         let p = format!("blk.{l}");
         let w = 1.0 / (HIDDEN as f32).sqrt();
-        tensors.push((
-            format!("{p}.attn_norm.weight"),
-            rng.tensor(&[HIDDEN], 0.1, 1.0),
-        ));
-        tensors.push((
-            format!("{p}.attn_q.weight"),
-            rng.tensor(&[q, HIDDEN], w, 0.0),
-        ));
-        tensors.push((
-            format!("{p}.attn_k.weight"),
-            rng.tensor(&[kv, HIDDEN], w, 0.0),
-        ));
-        tensors.push((
-            format!("{p}.attn_v.weight"),
-            rng.tensor(&[kv, HIDDEN], w, 0.0),
-        ));
-        tensors.push((
-            format!("{p}.attn_output.weight"),
-            rng.tensor(&[HIDDEN, q], w, 0.0),
-        ));
+        tensors.push((format!("{p}.attn_norm.weight"), rng.tensor(&[HIDDEN], 0.1, 1.0)));
+        tensors.push((format!("{p}.attn_q.weight"), rng.tensor(&[q, HIDDEN], w, 0.0)));
+        tensors.push((format!("{p}.attn_k.weight"), rng.tensor(&[kv, HIDDEN], w, 0.0)));
+        tensors.push((format!("{p}.attn_v.weight"), rng.tensor(&[kv, HIDDEN], w, 0.0)));
+        tensors.push((format!("{p}.attn_output.weight"), rng.tensor(&[HIDDEN, q], w, 0.0)));
         if arch == "qwen2" {
             tensors.push((format!("{p}.attn_q.bias"), rng.tensor(&[q], 0.2, 0.0)));
             tensors.push((format!("{p}.attn_k.bias"), rng.tensor(&[kv], 0.2, 0.0)));
             tensors.push((format!("{p}.attn_v.bias"), rng.tensor(&[kv], 0.2, 0.0)));
         }
         if arch == "qwen3" {
-            tensors.push((
-                format!("{p}.attn_q_norm.weight"),
-                rng.tensor(&[HEAD_DIM], 0.1, 1.0),
-            ));
-            tensors.push((
-                format!("{p}.attn_k_norm.weight"),
-                rng.tensor(&[HEAD_DIM], 0.1, 1.0),
-            ));
+            tensors.push((format!("{p}.attn_q_norm.weight"), rng.tensor(&[HEAD_DIM], 0.1, 1.0)));
+            tensors.push((format!("{p}.attn_k_norm.weight"), rng.tensor(&[HEAD_DIM], 0.1, 1.0)));
         }
-        tensors.push((
-            format!("{p}.ffn_norm.weight"),
-            rng.tensor(&[HIDDEN], 0.1, 1.0),
-        ));
-        tensors.push((
-            format!("{p}.ffn_gate.weight"),
-            rng.tensor(&[FFN, HIDDEN], w, 0.0),
-        ));
-        tensors.push((
-            format!("{p}.ffn_up.weight"),
-            rng.tensor(&[FFN, HIDDEN], w, 0.0),
-        ));
-        tensors.push((
-            format!("{p}.ffn_down.weight"),
-            rng.tensor(&[HIDDEN, FFN], 1.0 / (FFN as f32).sqrt(), 0.0),
-        ));
+        tensors.push((format!("{p}.ffn_norm.weight"), rng.tensor(&[HIDDEN], 0.1, 1.0)));
+        tensors.push((format!("{p}.ffn_gate.weight"), rng.tensor(&[FFN, HIDDEN], w, 0.0)));
+        tensors.push((format!("{p}.ffn_up.weight"), rng.tensor(&[FFN, HIDDEN], w, 0.0)));
+        tensors.push((format!("{p}.ffn_down.weight"), rng.tensor(&[HIDDEN, FFN], 1.0 / (FFN as f32).sqrt(), 0.0)));
     }
     let k = |s: &str| format!("{arch}.{s}");
     let u = |x: usize| Value::U32(x as u32);
