@@ -11,7 +11,7 @@ gguf="${KAIZEN_HOME:-$HOME/.cache/kaizen}/models/smollm2-135m-instruct/SmolLM2-1
 results=$(mktemp)
 for t in 1 2; do
   echo "[bench] threads=$t: kaizen" >&2
-  target/release/kaizen --threads "$t" bench generate --repeats "$repeats" --json | tail -1 >>"$results"
+  "${CARGO_TARGET_DIR:-target}/release/kaizen" --threads "$t" bench generate --repeats "$repeats" --json | tail -1 >>"$results"
   echo "[bench] threads=$t: llama.cpp" >&2
   "$py" bench/llamacpp_bench.py "$gguf" --threads "$t" --repeats "$repeats" >>"$results"
 done

@@ -15,7 +15,7 @@ for _ in $(seq 1 60); do
   python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/v1/models', timeout=1)" 2>/dev/null && break
   sleep 1
 done
-k=target/release/kaizen
+k="${CARGO_TARGET_DIR:-target}/release/kaizen"
 set -x
 $k generate --policy "openai:http://127.0.0.1:$port" --remote-model smollm2 --prompt "What is the capital of France?" --max-tokens 20 --top-logprobs 2
 $k generate --policy "openai:http://127.0.0.1:$port" --remote-model smollm2 --prompt "Name a fruit." --n 3 --temperature 1 --seed 4 --max-tokens 8

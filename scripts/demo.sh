@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-k=target/release/kaizen
+k="${CARGO_TARGET_DIR:-target}/release/kaizen"
 echo; echo "== 1. greedy answer (streamed) =="
 $k generate --prompt "What is the capital of France? Answer in one sentence." --max-tokens 40
 echo; echo "== 2. N=4 candidates from one shared prefill, with log-probs =="

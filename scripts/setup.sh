@@ -52,4 +52,4 @@ if ! command -v cargo >/dev/null; then
 fi
 say "building kaizen (release)"
 cargo build --release --quiet --bin kaizen
-say "ready: KAIZEN_HOME=$KAIZEN_HOME, binary target/release/kaizen"
+say "ready: KAIZEN_HOME=$KAIZEN_HOME, binary ${CARGO_TARGET_DIR:-target}/release/kaizen"

@@ -11,7 +11,7 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-target/release/kaizen serve --port "$port" >"$log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/kaizen" serve --port "$port" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do
