@@ -40,9 +40,13 @@ pub struct AppState {
 
 impl AppState {
     /// Starts the model worker thread (when there is an LLM) and returns the shared state.
-    pub fn new(cfg: ServerConfig, llm: Option<Arc<LocalLlm>>, embedder: Option<Arc<Embedder>>) -> Arc<Self> {
-        let jobs = llm.as_ref().map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity));
-        Arc::new(AppState { cfg, llm, embedder, jobs })
+    pub fn new(
+        cfg: ServerConfig,
+        llm: Option<Arc<LocalLlm>>,
+        embedder: Option<Arc<Embedder>>,
+    ) -> std::io::Result<Arc<Self>> {
+        let jobs = llm.as_ref().map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity)).transpose()?;
+        Ok(Arc::new(AppState { cfg, llm, embedder, jobs }))
     }
 }
 

@@ -25,34 +25,31 @@ pub struct JobQueue {
 }
 
 impl JobQueue {
-    pub fn start(llm: Arc<LocalLlm>, capacity: usize) -> Self {
+    pub fn start(llm: Arc<LocalLlm>, capacity: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<Job>(capacity.max(1));
-        std::thread::Builder::new()
-            .name("kaizen-model".into())
-            .spawn(move || {
-                for job in rx {
-                    if job.events.is_closed() {
-                        continue; // the client left while the job waited
-                    }
-                    let events = job.events.clone();
-                    let result = llm.generate(&job.prompt, &job.params, &mut |e| {
-                        if !job.stream {
-                            return !events.is_closed();
-                        }
-                        events
-                            .send(WorkerEvent::Token {
-                                index: e.index,
-                                token: e.token.clone(),
-                                delta: e.text_delta.to_string(),
-                                finish: e.finish_reason,
-                            })
-                            .is_ok()
-                    });
-                    let _ = job.events.send(WorkerEvent::Done(result));
+        std::thread::Builder::new().name("kaizen-model".into()).spawn(move || {
+            for job in rx {
+                if job.events.is_closed() {
+                    continue; // the client left while the job waited
                 }
-            })
-            .expect("spawning the model worker thread");
-        JobQueue { tx }
+                let events = job.events.clone();
+                let result = llm.generate(&job.prompt, &job.params, &mut |e| {
+                    if !job.stream {
+                        return !events.is_closed();
+                    }
+                    events
+                        .send(WorkerEvent::Token {
+                            index: e.index,
+                            token: e.token.clone(),
+                            delta: e.text_delta.to_string(),
+                            finish: e.finish_reason,
+                        })
+                        .is_ok()
+                });
+                let _ = job.events.send(WorkerEvent::Done(result));
+            }
+        })?;
+        Ok(JobQueue { tx })
     }
 
     /// Queues a job; `None` when the queue is full.

@@ -17,7 +17,7 @@ fn llm() -> Arc<LocalLlm> {
 /// Starts a server on its own thread and runtime (outliving each test's runtime); returns its URL.
 fn start(cfg: ServerConfig) -> String {
     let embedder = Some(Arc::new(Embedder::load_installed().expect("run scripts/setup.sh")));
-    let state = AppState::new(cfg, Some(llm()), embedder);
+    let state = AppState::new(cfg, Some(llm()), embedder).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -38,7 +38,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let name = cfg.model_name.clone();
-    let state = AppState::new(cfg, Some(llm), embedder);
+    let state =
+        AppState::new(cfg, Some(llm), embedder).map_err(|e| anyhow::anyhow!("starting the model worker: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, a.port);
