@@ -8,7 +8,11 @@ pub mod chat;
 pub mod openai;
 pub mod policy;
 pub mod sampling;
+pub mod tool;
+pub mod tool_call;
 
 pub use chat::{Message, Role, ToolCall, ToolSpec};
 pub use policy::{ChatRequest, Policy, PolicyError};
 pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};
+pub use tool::{Observation, Tool};
+pub use tool_call::{final_answer, parse_tool_calls, MalformedCall};
