@@ -13,6 +13,8 @@ need_apt=()
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)   # the python tool's sandbox
+[ -x /usr/bin/python3 ] || need_apt+=(python3)           # the interpreter inside the sandbox
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

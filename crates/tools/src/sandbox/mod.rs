@@ -1,0 +1,246 @@
+//! Untrusted, model-written Python under bubblewrap: no network, a read-only system, a private
+//! size-capped `/tmp` that is wiped after every call, no view of the host's home, environment or
+//! processes, an unprivileged uid, and limits on wall time, CPU time, memory, processes, file
+//! size, open files and output bytes.
+//!
+//! Warm interpreters: a sandboxed Python server (`server.py`) stays up between calls and runs
+//! each call in a fresh fork, then kills every other process in the sandbox and wipes `/tmp` —
+//! so a call costs a fork, not a sandbox and interpreter start, and still cannot change what the
+//! next call sees. A server that dies (the code killed it) is replaced transparently.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = include_str!("server.py");
+/// The uid/gid sandboxed code runs as when kaizen runs as root (as root `RLIMIT_NPROC` is not
+/// enforced, so a fork bomb would not be capped).
+const SANDBOX_UID: u32 = 65534;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub wall: Duration,
+    pub cpu_seconds: u64,
+    pub memory_bytes: u64,
+    pub processes: u64,
+    pub file_bytes: u64,
+    pub tmp_bytes: u64,
+    pub open_files: u64,
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall: Duration::from_secs(10),
+            cpu_seconds: 20,
+            memory_bytes: 1 << 30,
+            processes: 256,
+            file_bytes: 16 << 20,
+            tmp_bytes: 64 << 20,
+            open_files: 64,
+            output_bytes: 16 << 10,
+        }
+    }
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RunResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub truncated: bool,
+    #[serde(skip)]
+    pub elapsed: Duration,
+    /// Set when the sandbox itself failed (could not start, or died during the call).
+    #[serde(skip)]
+    pub sandbox_error: Option<String>,
+}
+
+impl RunResult {
+    fn failed(msg: String, elapsed: Duration) -> Self {
+        RunResult {
+            stdout: String::new(),
+            stderr: String::new(),
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            truncated: false,
+            elapsed,
+            sandbox_error: Some(msg),
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out && self.sandbox_error.is_none()
+    }
+}
+
+/// One sandboxed server process.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(limits: &Limits) -> Result<Self, String> {
+        let mut cmd = Command::new("bwrap");
+        // bwrap itself becomes pid 1 inside the sandbox, and its /proc/1/environ is readable
+        // there: it must not carry kaizen's environment either.
+        cmd.env_clear();
+        cmd.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"])
+            .args(["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"])
+            .args(["--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"])
+            .args(["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib"])
+            .args(["--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev"])
+            .args(["--size", &limits.tmp_bytes.to_string(), "--tmpfs", "/tmp", "--chdir", "/tmp"])
+            // bwrap's own root and /dev are tmpfs without a size cap: make them read-only so
+            // the size-capped /tmp is the only writable place.
+            .args(["--remount-ro", "/dev", "--remount-ro", "/"])
+            .args(["/usr/bin/python3", "-I", "-S", "-c", SERVER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let rl = limits.clone();
+        // SAFETY: only async-signal-safe calls (setrlimit, setgid, setuid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let set = |res, v: u64| {
+                    let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
+                    if libc::setrlimit(res, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                set(libc::RLIMIT_AS, rl.memory_bytes)?;
+                set(libc::RLIMIT_CPU, rl.cpu_seconds)?;
+                set(libc::RLIMIT_NPROC, rl.processes)?;
+                set(libc::RLIMIT_FSIZE, rl.file_bytes)?;
+                set(libc::RLIMIT_NOFILE, rl.open_files)?;
+                set(libc::RLIMIT_CORE, 0)?;
+                if libc::geteuid() == 0 {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(SANDBOX_UID) != 0
+                        || libc::setuid(SANDBOX_UID) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "bubblewrap (bwrap) is not installed: run scripts/setup.sh".to_string()
+            } else {
+                format!("starting the sandbox: {e}")
+            }
+        })?;
+        let stdin = child.stdin.take().ok_or("sandbox stdin")?;
+        let stdout = child.stdout.take().ok_or("sandbox stdout")?;
+        let mut err_pipe = child.stderr.take().ok_or("sandbox stderr")?;
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    if s.len() < 4096 {
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            }
+        });
+        Ok(Server { child, stdin, lines, stderr })
+    }
+
+    /// Runs one call; `Err` means the server is unusable (it died or hung) and must go.
+    fn run(&mut self, code: &str, limits: &Limits) -> Result<RunResult, String> {
+        let req = serde_json::json!({
+            "code": code, "timeout": limits.wall.as_secs_f64(), "max_output": limits.output_bytes,
+        });
+        writeln!(self.stdin, "{req}").and_then(|_| self.stdin.flush()).map_err(|_| self.died())?;
+        // The server enforces the wall limit itself; give it time to kill and clean up.
+        match self.lines.recv_timeout(limits.wall + Duration::from_secs(5)) {
+            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("sandbox answered badly: {e}")),
+            Err(RecvTimeoutError::Timeout) => Err("the sandbox stopped answering".into()),
+            Err(RecvTimeoutError::Disconnected) => Err(self.died()),
+        }
+    }
+
+    fn died(&self) -> String {
+        let detail = self.stderr.lock().map(|s| s.trim().to_string()).unwrap_or_default();
+        if detail.is_empty() {
+            "the sandbox process ended during the call (it was restarted)".into()
+        } else {
+            format!("the sandbox process ended: {detail}")
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs Python code in sandboxes, reusing warm servers (a pool that grows with concurrency).
+pub struct Sandbox {
+    pub limits: Limits,
+    warm: bool,
+    pool: Mutex<Vec<Server>>,
+}
+
+impl Sandbox {
+    pub fn new(limits: Limits) -> Self {
+        Sandbox { limits, warm: true, pool: Mutex::new(Vec::new()) }
+    }
+
+    /// A sandbox that starts a fresh server for every call (for comparison and debugging).
+    pub fn cold(limits: Limits) -> Self {
+        Sandbox { limits, warm: false, pool: Mutex::new(Vec::new()) }
+    }
+
+    pub fn run(&self, code: &str) -> RunResult {
+        let start = Instant::now();
+        let pooled = if self.warm { self.pool.lock().ok().and_then(|mut p| p.pop()) } else { None };
+        let mut server = match pooled.map(Ok).unwrap_or_else(|| Server::start(&self.limits)) {
+            Ok(s) => s,
+            Err(e) => return RunResult::failed(e, start.elapsed()),
+        };
+        match server.run(code, &self.limits) {
+            Ok(mut r) => {
+                r.elapsed = start.elapsed();
+                if self.warm {
+                    if let Ok(mut p) = self.pool.lock() {
+                        p.push(server);
+                    }
+                }
+                r
+            }
+            // The server is dropped (killed); the next call starts a new one.
+            Err(e) => RunResult::failed(e, start.elapsed()),
+        }
+    }
+}
