@@ -41,6 +41,10 @@ enum Command {
     /// List installed models and where they are (`--verify` re-checks SHA-256).
     #[command(after_help = "Example:\n  kaizen models --verify")]
     Models(commands::models::Args),
+    /// Run one tool call exactly as an episode would and print the observation.
+    #[command(after_help = "Examples:\n  kaizen tool python --args '{\"code\": \"print(17*23)\"}'\n  \
+        kaizen tool calculator --args '{\"expr\": \"(17*23 + 4) / 5\"}'\n  kaizen tool --list")]
+    Tool(commands::tool::Args),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -75,6 +79,7 @@ fn main() {
         Command::Embed(a) => commands::embed::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Models(a) => commands::models::run(a),
+        Command::Tool(a) => commands::tool::run(a),
         Command::Bench(b) => commands::bench::run(b),
     };
     if let Err(e) = result {

@@ -13,7 +13,7 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    for verb in ["generate", "chat", "embed", "serve", "models"] {
+    for verb in ["generate", "chat", "embed", "serve", "models", "tool"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
@@ -127,4 +127,24 @@ fn embed_similarity_and_models_listing() {
     assert!(o.status.success());
     let out = text(&o.stdout);
     assert_eq!(out.matches("verified").count(), 4, "{out}");
+}
+
+#[test]
+fn tool_runs_one_call_as_an_episode_would() {
+    let o = kaizen(&["tool", "python", "--args", r#"{"code": "print(17*23)"}"#]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "391");
+    let o = kaizen(&["tool", "calculator", "--args", r#"{"expr": "(17*23 + 4) / 5"}"#, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["content"].as_str(), v["ok"].as_bool()), (Some("79"), Some(true)));
+    // Errors are observations with a non-zero exit: unknown tool, bad arguments, bad JSON.
+    let o = kaizen(&["tool", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stdout).contains("unknown tool 'nope'"));
+    let o = kaizen(&["tool", "python", "--args", r#"{"src": 1}"#]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = kaizen(&["tool", "python", "--args", "{not json"]);
+    assert!(text(&o.stderr).contains("not valid JSON"));
+    let o = kaizen(&["tool", "--list"]);
+    assert!(text(&o.stdout).contains("\"calculator\""));
 }

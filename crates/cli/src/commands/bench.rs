@@ -13,6 +13,22 @@ pub enum Bench {
     /// sharing one prefill. Like llama-bench's pp/tg: greedy, end-of-sequence ignored.
     #[command(after_help = "Example:\n  kaizen --threads 2 bench generate --prompt-tokens 128 --gen-tokens 64 --n 8")]
     Generate(GenerateArgs),
+    /// Python tool call latency, p50 / p99: a bare `python3 -c` subprocess (no sandbox) next to
+    /// kaizen's sandbox started cold for each call and warm (reused), in the same run.
+    #[command(after_help = "Example:\n  kaizen bench sandbox --calls 200")]
+    Sandbox(SandboxArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SandboxArgs {
+    /// Calls per configuration.
+    #[arg(long, default_value_t = 200)]
+    calls: usize,
+    /// The code each call runs.
+    #[arg(long, default_value = "print(1)")]
+    code: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,6 +55,7 @@ pub struct GenerateArgs {
 pub fn run(b: Bench) -> anyhow::Result<()> {
     match b {
         Bench::Generate(a) => generate(a),
+        Bench::Sandbox(a) => sandbox(a),
     }
 }
 
@@ -111,6 +128,68 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             serde_json::json!({"engine": "kaizen", "threads": threads, "weights": format!("{:?}", a.weights),
                 "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "n": a.n,
                 "prefill_tps": pp, "decode_tps": tg, "decode_n_tps": tg_n})
+        );
+    }
+    Ok(())
+}
+
+/// `(p50, p99)` in milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn sandbox(a: SandboxArgs) -> anyhow::Result<()> {
+    use kaizen_tools::{Limits, Sandbox};
+    anyhow::ensure!(a.calls >= 2, "--calls must be at least 2");
+    let bar = ProgressBar::new(3 * a.calls as u64)
+        .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec}")?);
+    bar.set_message("bench sandbox");
+    let time_calls = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<(f64, f64)> {
+        let mut ms = Vec::with_capacity(a.calls);
+        for _ in 0..a.calls {
+            let t = Instant::now();
+            f()?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            bar.inc(1);
+        }
+        Ok(percentiles(ms))
+    };
+    let bare = time_calls(&mut || {
+        // The interpreter the sandbox runs (a `python3` on PATH may be a slower shim).
+        let out = std::process::Command::new("/usr/bin/python3").args(["-c", &a.code]).output()?;
+        anyhow::ensure!(out.status.success(), "python3 failed");
+        Ok(())
+    })?;
+    let cold_box = Sandbox::cold(Limits::default());
+    let cold = time_calls(&mut || {
+        let r = cold_box.run(&a.code);
+        anyhow::ensure!(r.success(), "sandbox call failed: {r:?}");
+        Ok(())
+    })?;
+    let warm_box = Sandbox::new(Limits::default());
+    warm_box.run(&a.code); // start the server outside the timing
+    let warm = time_calls(&mut || {
+        let r = warm_box.run(&a.code);
+        anyhow::ensure!(r.success(), "sandbox call failed: {r:?}");
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    println!("kaizen bench sandbox — {} calls of {:?} each", a.calls, a.code);
+    println!("{:<40} {:>9} {:>9}", "configuration", "p50 ms", "p99 ms");
+    for (name, (p50, p99)) in [
+        ("bare `/usr/bin/python3 -c` (no sandbox)", bare),
+        ("kaizen sandbox, cold (new per call)", cold),
+        ("kaizen sandbox, warm (reused)", warm),
+    ] {
+        println!("{name:<40} {p50:>9.2} {p99:>9.2}");
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "sandbox", "calls": a.calls, "bare_p50_ms": bare.0, "bare_p99_ms": bare.1,
+                "cold_p50_ms": cold.0, "cold_p99_ms": cold.1, "warm_p50_ms": warm.0, "warm_p99_ms": warm.1})
         );
     }
     Ok(())

@@ -7,3 +7,4 @@ pub mod generate;
 pub mod models;
 pub mod policy;
 pub mod serve;
+pub mod tool;
