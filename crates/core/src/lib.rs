@@ -5,14 +5,18 @@
 //! Nothing heavy lives here (no tensors, no HTTP): this crate compiles in seconds.
 
 pub mod chat;
+pub mod env;
 pub mod openai;
 pub mod policy;
 pub mod sampling;
+pub mod task;
 pub mod tool;
 pub mod tool_call;
 
 pub use chat::{Message, Role, ToolCall, ToolSpec};
+pub use env::Env;
 pub use policy::{ChatRequest, Policy, PolicyError};
 pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};
+pub use task::{Checker, Task};
 pub use tool::{Observation, Tool};
 pub use tool_call::{final_answer, parse_tool_calls, MalformedCall};

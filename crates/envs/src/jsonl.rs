@@ -1,0 +1,127 @@
+//! `jsonl:PATH`: a user's own tasks, one JSON object per line:
+//! `{"prompt": …, "answer": …, "checker": "exact" | "numeric" | "regex" | "choice", "id"?,
+//! "rel_tol"?, "abs_tol"?, "pattern"?}`. A malformed file is reported with every bad line's
+//! number, before any episode runs.
+
+use crate::ANSWER_FORMAT;
+use kaizen_core::{Checker, Env, Task};
+use serde_json::Value;
+use std::path::Path;
+
+pub struct JsonlEnv {
+    name: String,
+    tasks: Vec<Task>,
+}
+
+impl JsonlEnv {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        let mut tasks = Vec::new();
+        let mut errors = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match parse_line(line, i + 1) {
+                Ok(t) => tasks.push(t),
+                Err(e) => errors.push(format!("{source} line {}: {e}", i + 1)),
+            }
+        }
+        if !errors.is_empty() {
+            let more = if errors.len() > 10 { format!("\n… and {} more", errors.len() - 10) } else { String::new() };
+            return Err(format!("{}{more}", errors.into_iter().take(10).collect::<Vec<_>>().join("\n")));
+        }
+        if tasks.is_empty() {
+            return Err(format!("{source} holds no tasks"));
+        }
+        Ok(JsonlEnv { name: format!("jsonl:{source}"), tasks })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+fn parse_line(line: &str, number: usize) -> Result<Task, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON ({e})"))?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let prompt = s("prompt").filter(|p| !p.trim().is_empty()).ok_or("missing \"prompt\" (a non-empty string)")?;
+    let answer = match v.get("answer") {
+        Some(Value::String(a)) => a.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err("missing \"answer\" (a string or number)".into()),
+    };
+    let f = |k: &str, d: f64| v.get(k).and_then(Value::as_f64).unwrap_or(d);
+    let checker = match s("checker").unwrap_or("exact") {
+        "exact" => Checker::Exact,
+        "numeric" => Checker::Numeric { rel_tol: f("rel_tol", 1e-6), abs_tol: f("abs_tol", 0.0) },
+        "regex" => Checker::Regex { pattern: s("pattern").unwrap_or(&answer).to_string() },
+        "choice" | "multiple_choice" => Checker::MultipleChoice,
+        other => return Err(format!("unknown checker '{other}' (allowed: exact, numeric, regex, choice)")),
+    };
+    checker.validate()?;
+    Ok(Task {
+        id: s("id").map(String::from).unwrap_or_else(|| format!("line-{number}")),
+        prompt: prompt.to_string(),
+        answer,
+        checker,
+        meta: v.get("meta").cloned().unwrap_or(Value::Null),
+    })
+}
+
+impl Env for JsonlEnv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn system_prompt(&self) -> String {
+        format!("You are a helpful assistant. You can call tools when they help. {ANSWER_FORMAT}")
+    }
+
+    fn tool_names(&self) -> Vec<String> {
+        vec!["calculator".into(), "python".into()]
+    }
+
+    /// `n` tasks in file order, starting at `seed` modulo the file length and wrapping around.
+    fn tasks(&self, seed: u64, n: usize) -> Vec<Task> {
+        let start = (seed % self.tasks.len() as u64) as usize;
+        (0..n).map(|i| self.tasks[(start + i) % self.tasks.len()].clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_checker_and_reports_bad_lines_by_number() {
+        let good = r#"{"prompt": "2+2?", "answer": 4, "checker": "numeric"}
+{"id": "cap", "prompt": "Capital of France?", "answer": "Paris"}
+
+{"prompt": "Pick", "answer": "B", "checker": "choice"}
+{"prompt": "Fruit?", "answer": "x", "checker": "regex", "pattern": "(apple|pear)s?"}"#;
+        let env = JsonlEnv::parse(good, "t.jsonl").unwrap();
+        assert_eq!(env.len(), 4);
+        let t = env.tasks(1, 5);
+        assert_eq!(t[0].id, "cap");
+        assert_eq!(t[4].id, "cap"); // wraps around
+        assert_eq!(t[3].reward(Some("4.0")), 1.0);
+        assert_eq!(t[2].reward(Some("pears")), 1.0);
+
+        let bad = "{\"prompt\": \"a\"}\nnot json\n{\"prompt\": \"b\", \"answer\": 1, \"checker\": \"fuzzy\"}\n{\"prompt\": \"c\", \"answer\": \"1\", \"checker\": \"regex\", \"pattern\": \"(\"}";
+        let err = JsonlEnv::parse(bad, "bad.jsonl").err().unwrap();
+        assert!(err.contains("bad.jsonl line 1: missing \"answer\""), "{err}");
+        assert!(err.contains("line 2: not valid JSON"), "{err}");
+        assert!(err.contains("line 3: unknown checker 'fuzzy'"), "{err}");
+        assert!(err.contains("line 4: bad regex"), "{err}");
+        assert!(JsonlEnv::parse("\n\n", "empty.jsonl").err().unwrap().contains("no tasks"));
+    }
+}
