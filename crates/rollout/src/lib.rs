@@ -1,0 +1,12 @@
+//! Episodes: a policy, an environment's task, and tools, run turn by turn into a `Trajectory`
+//! (token-exact with local models), and the run directory that records them.
+//!
+//! Not here: what happens to trajectories afterwards (training, Q-learning, reports).
+
+pub mod episode;
+pub mod run_dir;
+pub mod trajectory;
+
+pub use episode::{observation_segment, run_episode, Agent, EpisodeConfig};
+pub use run_dir::{RunDir, RunSummary};
+pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -1,0 +1,121 @@
+//! A run directory: `config.json` (the resolved settings), `trajectories.jsonl` (one line per
+//! episode, appended and flushed as each ends, so a killed run loses nothing it recorded) and
+//! `summary.json`.
+
+use crate::trajectory::{EpisodeEnd, Trajectory};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+pub const TRAJECTORIES: &str = "trajectories.jsonl";
+
+pub struct RunDir {
+    pub path: PathBuf,
+    out: File,
+}
+
+impl RunDir {
+    /// Creates `path` for a new run; refuses to mix with an existing run's records.
+    pub fn create(path: &Path, config: &serde_json::Value) -> Result<Self, String> {
+        let traj = path.join(TRAJECTORIES);
+        if traj.exists() {
+            return Err(format!("{} already holds a run; choose another --out or remove it", path.display()));
+        }
+        std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let cfg = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
+        std::fs::write(path.join("config.json"), cfg).map_err(|e| format!("writing config.json: {e}"))?;
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&traj)
+            .map_err(|e| format!("opening {}: {e}", traj.display()))?;
+        Ok(RunDir { path: path.to_path_buf(), out })
+    }
+
+    /// Appends one episode and flushes it to the file.
+    pub fn append(&mut self, t: &Trajectory) -> Result<(), String> {
+        let line = serde_json::to_string(t).map_err(|e| e.to_string())?;
+        writeln!(self.out, "{line}").and_then(|_| self.out.flush()).map_err(|e| format!("writing trajectory: {e}"))?;
+        self.out.sync_data().map_err(|e| format!("syncing trajectory: {e}"))
+    }
+
+    pub fn write_summary(&self, s: &RunSummary) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(s).map_err(|e| e.to_string())?;
+        std::fs::write(self.path.join("summary.json"), text).map_err(|e| format!("writing summary.json: {e}"))
+    }
+}
+
+/// Every complete episode recorded in a run directory. A last line cut off by a crash is
+/// skipped; any other bad line is an error naming it.
+pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
+    let file = path.join(TRAJECTORIES);
+    let f = File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let lines: Vec<String> = BufReader::new(f).lines().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Trajectory>(line) {
+            Ok(t) => out.push(t),
+            Err(_) if i + 1 == lines.len() => {} // torn last write
+            Err(e) => return Err(format!("{} line {}: {e}", file.display(), i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// The numbers `kaizen run` ends with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub episodes: usize,
+    pub success_rate: f64,
+    /// Share of episodes with at least one tool call.
+    pub tool_use_rate: f64,
+    pub mean_turns: f64,
+    /// Malformed calls over all attempted calls.
+    pub malformed_call_rate: f64,
+    /// Generated tokens per second of generation time.
+    pub tokens_per_second: f64,
+    pub tool_latency_p50_ms: f64,
+    pub tool_latency_p99_ms: f64,
+    pub errors: usize,
+    /// Wall time outside generation and tools, as a share of episode time.
+    pub engine_overhead: f64,
+}
+
+impl RunSummary {
+    pub fn of(ts: &[Trajectory]) -> Self {
+        let n = ts.len();
+        if n == 0 {
+            return RunSummary::default();
+        }
+        let nf = n as f64;
+        let calls: usize = ts.iter().map(|t| t.tool_calls() + t.malformed_calls()).sum();
+        let malformed: usize = ts.iter().map(Trajectory::malformed_calls).sum();
+        let gen_ms: f64 = ts.iter().map(|t| t.timing.generation_ms).sum();
+        let tool_ms: f64 = ts.iter().map(|t| t.timing.tool_ms).sum();
+        let total_ms: f64 = ts.iter().map(|t| t.timing.total_ms).sum();
+        let mut lat: Vec<f64> =
+            ts.iter().flat_map(|t| t.turns.iter().flat_map(|u| u.observations.iter().map(|o| o.elapsed_ms))).collect();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |q: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * q).round() as usize] };
+        RunSummary {
+            episodes: n,
+            success_rate: ts.iter().filter(|t| t.reward > 0.5).count() as f64 / nf,
+            tool_use_rate: ts.iter().filter(|t| t.tool_calls() + t.malformed_calls() > 0).count() as f64 / nf,
+            mean_turns: ts.iter().map(|t| t.turns.len()).sum::<usize>() as f64 / nf,
+            malformed_call_rate: if calls == 0 { 0.0 } else { malformed as f64 / calls as f64 },
+            tokens_per_second: if gen_ms > 0.0 {
+                ts.iter().map(Trajectory::generated_tokens).sum::<usize>() as f64 / (gen_ms / 1e3)
+            } else {
+                0.0
+            },
+            tool_latency_p50_ms: pct(0.5),
+            tool_latency_p99_ms: pct(0.99),
+            errors: ts.iter().filter(|t| matches!(t.end, EpisodeEnd::Error { .. })).count(),
+            engine_overhead: if total_ms > 0.0 { ((total_ms - gen_ms - tool_ms) / total_ms).max(0.0) } else { 0.0 },
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The record of one episode, in the shape every consumer reads (trainers, the Q-function,
+//! reports, `kaizen show`). Versioned: `schema_version` changes whenever a field's meaning does.
+//!
+//! Token-exact fields (local policies): `token_ids` is everything the policy saw and wrote, in
+//! order, never re-tokenised; `loss_mask` is 1 exactly on tokens the policy wrote; `logprobs`
+//! holds the sampling log-prob of each written token (0 elsewhere).
+
+use kaizen_core::{Observation, Task, ToolCall};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    pub schema_version: u32,
+    pub episode_id: String,
+    pub env: String,
+    pub policy: String,
+    pub seed: u64,
+    pub task: Task,
+    pub turns: Vec<Turn>,
+    pub token_ids: Vec<u32>,
+    pub loss_mask: Vec<u8>,
+    pub logprobs: Vec<f32>,
+    /// Length of the initial prompt within `token_ids`.
+    pub prompt_tokens: usize,
+    pub final_answer: Option<String>,
+    pub reward: f32,
+    pub end: EpisodeEnd,
+    pub timing: Timing,
+}
+
+/// One assistant turn and the observations its tool calls produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// Messages for tool calls that could not be parsed.
+    pub malformed: Vec<String>,
+    /// One per tool call or malformed call, in order.
+    pub observations: Vec<Observation>,
+    /// Tokens the policy wrote this turn.
+    pub generated_tokens: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EpisodeEnd {
+    /// The policy gave a final answer (right or wrong).
+    Answered,
+    /// The policy stopped without a final answer.
+    NoAnswer,
+    MaxTurns,
+    /// The episode's token budget or the context window ran out.
+    MaxTokens,
+    /// The policy backend failed; the episode is recorded as failed and the run goes on.
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub generation_ms: f64,
+    pub tool_ms: f64,
+    pub total_ms: f64,
+}
+
+impl Trajectory {
+    pub fn tool_calls(&self) -> usize {
+        self.turns.iter().map(|t| t.tool_calls.len()).sum()
+    }
+    pub fn malformed_calls(&self) -> usize {
+        self.turns.iter().map(|t| t.malformed.len()).sum()
+    }
+    pub fn generated_tokens(&self) -> usize {
+        self.turns.iter().map(|t| t.generated_tokens).sum()
+    }
+}

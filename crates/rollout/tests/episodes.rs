@@ -1,0 +1,80 @@
+//! Episodes with the real SmolLM2, the real `arith` env and the real tools.
+
+use kaizen_core::{Env, Message, Role};
+use kaizen_envs::Arith;
+use kaizen_models::{LocalLlm, WeightFormat};
+use kaizen_rollout::{observation_segment, run_dir, run_episode, Agent, EpisodeConfig, RunDir, RunSummary};
+use kaizen_tools::ToolRegistry;
+use std::sync::OnceLock;
+
+fn llm() -> &'static LocalLlm {
+    static L: OnceLock<LocalLlm> = OnceLock::new();
+    L.get_or_init(|| LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).expect("run scripts/setup.sh"))
+}
+
+#[test]
+fn episodes_are_token_exact_and_replay_to_their_logprobs() {
+    let env = Arith::mixed();
+    let tools = ToolRegistry::standard();
+    let cfg =
+        EpisodeConfig { temperature: 0.8, max_tokens_per_turn: 96, max_episode_tokens: 256, ..Default::default() };
+    for (i, task) in env.tasks(3, 3).iter().enumerate() {
+        let t = run_episode(&Agent::Local(llm()), &env, &tools, task, &cfg, 100 + i as u64, &format!("e{i}"));
+        assert_eq!(t.token_ids.len(), t.loss_mask.len());
+        assert_eq!(t.token_ids.len(), t.logprobs.len());
+        assert!(t.loss_mask[..t.prompt_tokens].iter().all(|&m| m == 0));
+        assert_eq!(t.loss_mask.iter().filter(|&&m| m == 1).count(), t.generated_tokens());
+        assert!(t.reward == 0.0 || t.reward == 1.0);
+        assert!(t.turns.len() >= 1 && t.turns.len() <= cfg.max_turns);
+        // Replaying each run of written tokens through teacher-forced scoring gives back the
+        // stored log-probs.
+        let mut s = 0;
+        while s < t.token_ids.len() {
+            if t.loss_mask[s] == 0 {
+                s += 1;
+                continue;
+            }
+            let e = (s..t.token_ids.len()).find(|&j| t.loss_mask[j] == 0).unwrap_or(t.token_ids.len());
+            let scored = llm().score(&t.token_ids[..s], &t.token_ids[s..e], cfg.temperature).unwrap();
+            let worst = scored.iter().zip(&t.logprobs[s..e]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-3, "episode {i}, tokens {s}..{e}: max |Δ| = {worst}");
+            s = e;
+        }
+    }
+}
+
+#[test]
+fn observation_segment_is_the_templates_own_text() {
+    let history = vec![Message::system("s"), Message::user("u"), Message::assistant("<tool_call>{}</tool_call>")];
+    let seg = observation_segment(llm(), &history, &[], &[Message::new(Role::Tool, "391")]).unwrap();
+    assert_eq!(seg, "<|im_end|>\n<|im_start|>tool\n391<|im_end|>\n<|im_start|>assistant\n");
+    assert!(observation_segment(llm(), &history[..2], &[], &[]).is_err());
+}
+
+#[test]
+fn run_dir_appends_loads_and_summarises() {
+    let env = Arith::level(2).unwrap();
+    let tools = ToolRegistry::standard();
+    let cfg = EpisodeConfig { max_tokens_per_turn: 48, max_episode_tokens: 96, ..Default::default() };
+    let dir = std::env::temp_dir().join(format!("kaizen-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut run = RunDir::create(&dir, &serde_json::json!({"env": env.name()})).unwrap();
+    let mut all = Vec::new();
+    for (i, task) in env.tasks(1, 2).iter().enumerate() {
+        let t = run_episode(&Agent::Local(llm()), &env, &tools, task, &cfg, i as u64, &format!("e{i}"));
+        run.append(&t).unwrap();
+        all.push(t);
+    }
+    assert_eq!(run_dir::load(&dir).unwrap(), all);
+    // A record torn by a crash mid-write is skipped, the rest kept.
+    std::fs::write(
+        dir.join("trajectories.jsonl"),
+        format!("{}\n{{\"schema_version\": 1, \"epis", serde_json::to_string(&all[0]).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(run_dir::load(&dir).unwrap(), vec![all[0].clone()]);
+    assert!(RunDir::create(&dir, &serde_json::json!({})).is_err(), "an existing run is not overwritten");
+    let s = RunSummary::of(&all);
+    assert_eq!(s.episodes, 2);
+    assert!(s.tokens_per_second > 0.0 && (0.0..=1.0).contains(&s.success_rate));
+}
