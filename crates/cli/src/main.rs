@@ -41,6 +41,15 @@ enum Command {
     /// List installed models and where they are (`--verify` re-checks SHA-256).
     #[command(after_help = "Example:\n  kaizen models --verify")]
     Models(commands::models::Args),
+    /// Run episodes of an env with a policy and tools; record them in a run directory.
+    #[command(
+        after_help = "Examples:\n  kaizen run --env arith --policy smollm2 --episodes 200 --out runs/arith-greedy\n  \
+        kaizen run --env jsonl:my_tasks.jsonl --policy openai:http://127.0.0.1:8000 --remote-model qwen --out runs/mine"
+    )]
+    Run(commands::run::Args),
+    /// Print an episode of a run as a readable transcript.
+    #[command(after_help = "Example:\n  kaizen show runs/arith-greedy --episode 3")]
+    Show(commands::show::Args),
     /// Run one tool call exactly as an episode would and print the observation.
     #[command(after_help = "Examples:\n  kaizen tool python --args '{\"code\": \"print(17*23)\"}'\n  \
         kaizen tool calculator --args '{\"expr\": \"(17*23 + 4) / 5\"}'\n  kaizen tool --list")]
@@ -80,6 +89,8 @@ fn main() {
         Command::Serve(a) => commands::serve::run(a),
         Command::Models(a) => commands::models::run(a),
         Command::Tool(a) => commands::tool::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Show(a) => commands::show::run(a),
         Command::Bench(b) => commands::bench::run(b),
     };
     if let Err(e) = result {

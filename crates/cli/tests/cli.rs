@@ -13,7 +13,7 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    for verb in ["generate", "chat", "embed", "serve", "models", "tool"] {
+    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
@@ -147,4 +147,84 @@ fn tool_runs_one_call_as_an_episode_would() {
     assert!(text(&o.stderr).contains("not valid JSON"));
     let o = kaizen(&["tool", "--list"]);
     assert!(text(&o.stdout).contains("\"calculator\""));
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kaizen-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn run_records_episodes_and_show_prints_them() {
+    let out = temp_dir("run");
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "arith:2",
+        "--episodes",
+        "2",
+        "--max-tokens-per-turn",
+        "24",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("success rate") && text(&o.stdout).contains("engine overhead"));
+    let lines = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["episodes"], 2);
+    let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "1"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("[task] A school orders"), "{}", text(&o.stdout));
+    let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "7"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("does not exist"));
+    // Never overwrite a run; unknown envs and bad task files are clear errors.
+    let o = kaizen(&["run", "--episodes", "1", "--out", out.to_str().unwrap()]);
+    assert!(text(&o.stderr).contains("already holds a run"), "{}", text(&o.stderr));
+    let o = kaizen(&["run", "--env", "chess", "--out", temp_dir("x").to_str().unwrap()]);
+    assert!(text(&o.stderr).contains("unknown env 'chess'"), "{}", text(&o.stderr));
+    let bad = temp_dir("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("t.jsonl"), "{\"prompt\": \"x\"}\n").unwrap();
+    let spec = format!("jsonl:{}", bad.join("t.jsonl").display());
+    let o = kaizen(&["run", "--env", &spec, "--out", bad.join("run").to_str().unwrap()]);
+    assert!(text(&o.stderr).contains("line 1: missing \"answer\""), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_killed_run_keeps_every_finished_episode() {
+    let out = temp_dir("kill");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args([
+            "run",
+            "--env",
+            "arith:1",
+            "--episodes",
+            "50",
+            "--max-tokens-per-turn",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = out.join("trajectories.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&file).map(|s| s.lines().count()).unwrap_or(0) < 3 {
+        assert!(start.elapsed().as_secs() < 120, "no episodes recorded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let complete = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count();
+    assert!(complete >= 3, "{complete} complete episodes");
+    // `show` reads the run despite the kill.
+    let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -6,5 +6,7 @@ pub mod embed;
 pub mod generate;
 pub mod models;
 pub mod policy;
+pub mod run;
 pub mod serve;
+pub mod show;
 pub mod tool;

@@ -1,0 +1,87 @@
+//! `kaizen run`: episodes of an env with a policy and tools, recorded to a run directory, with a
+//! progress bar and a summary table.
+
+use super::policy::{Backend, PolicyArgs};
+use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_rollout::{run_episode, Agent, EpisodeConfig, RunDir, RunSummary};
+use kaizen_tools::ToolRegistry;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `arith`, `arith:LEVEL` (1–5) or `jsonl:PATH`.
+    #[arg(long, default_value = "arith")]
+    env: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// The run directory (created; an existing run is never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 4)]
+    max_turns: usize,
+    #[arg(long, default_value_t = 256)]
+    max_tokens_per_turn: usize,
+    #[arg(long, default_value_t = 1024)]
+    max_episode_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let env = kaizen_envs::open(&a.env).map_err(|e| anyhow::anyhow!(e))?;
+    anyhow::ensure!(a.episodes > 0, "--episodes must be at least 1");
+    let backend = Backend::open(&a.policy)?;
+    let agent = match &backend {
+        Backend::Local(l) => Agent::Local(l),
+        Backend::Remote(r) => Agent::Remote(r),
+    };
+    let registry = ToolRegistry::standard();
+    let cfg = EpisodeConfig {
+        max_turns: a.max_turns,
+        max_tokens_per_turn: a.max_tokens_per_turn,
+        max_episode_tokens: a.max_episode_tokens,
+        temperature: a.temperature,
+        ..Default::default()
+    };
+    let config = serde_json::json!({
+        "env": env.name(), "policy": agent.name(), "episodes": a.episodes, "seed": a.seed,
+        "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
+        "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
+        "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION,
+    });
+    let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
+    let bar = ProgressBar::new(a.episodes as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")?);
+    let mut done = Vec::with_capacity(a.episodes);
+    for (i, task) in env.tasks(a.seed, a.episodes).iter().enumerate() {
+        let t =
+            run_episode(&agent, env.as_ref(), &registry, task, &cfg, a.seed.wrapping_add(i as u64), &format!("{i:05}"));
+        run.append(&t).map_err(|e| anyhow::anyhow!(e))?;
+        done.push(t);
+        let s = RunSummary::of(&done);
+        bar.set_message(format!("success {:.0}%  tool use {:.0}%", 100.0 * s.success_rate, 100.0 * s.tool_use_rate));
+        bar.inc(1);
+    }
+    bar.finish();
+    let s = RunSummary::of(&done);
+    run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
+    println!("\n{} episodes of {} with {} → {}", s.episodes, env.name(), agent.name(), a.out.display());
+    println!("{:<24} {:>10}", "success rate", format!("{:.1}%", 100.0 * s.success_rate));
+    println!("{:<24} {:>10}", "tool-use rate", format!("{:.1}%", 100.0 * s.tool_use_rate));
+    println!("{:<24} {:>10.2}", "mean turns", s.mean_turns);
+    println!("{:<24} {:>10}", "malformed-call rate", format!("{:.1}%", 100.0 * s.malformed_call_rate));
+    println!("{:<24} {:>10.1}", "tokens/s (generation)", s.tokens_per_second);
+    println!(
+        "{:<24} {:>10}",
+        "tool latency p50 / p99",
+        format!("{:.1} / {:.1} ms", s.tool_latency_p50_ms, s.tool_latency_p99_ms)
+    );
+    println!("{:<24} {:>10}", "engine overhead", format!("{:.1}%", 100.0 * s.engine_overhead));
+    println!("{:<24} {:>10}", "failed episodes", s.errors);
+    Ok(())
+}
