@@ -176,6 +176,7 @@ fn run_records_episodes_and_show_prints_them() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["episodes"], 2);
+    assert!(out.join("trajectories.parquet").metadata().unwrap().len() > 0);
     let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "1"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("[task] A school orders"), "{}", text(&o.stdout));

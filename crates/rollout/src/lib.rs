@@ -3,10 +3,12 @@
 //!
 //! Not here: what happens to trajectories afterwards (training, Q-learning, reports).
 
+pub mod columnar;
 pub mod episode;
 pub mod run_dir;
 pub mod trajectory;
 
+pub use columnar::{write_parquet, PARQUET_FILE};
 pub use episode::{observation_segment, run_episode, Agent, EpisodeConfig};
 pub use run_dir::{RunDir, RunSummary};
 pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -74,6 +74,26 @@ fn run_dir_appends_loads_and_summarises() {
     .unwrap();
     assert_eq!(run_dir::load(&dir).unwrap(), vec![all[0].clone()]);
     assert!(RunDir::create(&dir, &serde_json::json!({})).is_err(), "an existing run is not overwritten");
+    // Parquet: the same episodes, column by column.
+    let pq = dir.join(kaizen_rollout::PARQUET_FILE);
+    kaizen_rollout::write_parquet(&all, &pq).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&pq).unwrap()).unwrap();
+    let rows: Vec<parquet::record::Row> =
+        parquet::file::reader::FileReader::get_row_iter(&reader, None).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    for (row, t) in rows.iter().zip(&all) {
+        let json = row.to_json_value();
+        assert_eq!(json["episode_id"], t.episode_id);
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["reward"].as_f64().unwrap() as f32, t.reward);
+        let ids: Vec<u32> = json["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids, t.token_ids);
+        let mask: Vec<u8> = json["loss_mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        assert_eq!(mask, t.loss_mask);
+        assert_eq!(json["logprobs"].as_array().unwrap().len(), t.logprobs.len());
+        let back: kaizen_rollout::Trajectory = serde_json::from_str(json["trajectory_json"].as_str().unwrap()).unwrap();
+        assert_eq!(&back, t);
+    }
     let s = RunSummary::of(&all);
     assert_eq!(s.episodes, 2);
     assert!(s.tokens_per_second > 0.0 && (0.0..=1.0).contains(&s.success_rate));

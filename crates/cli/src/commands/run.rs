@@ -70,6 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.finish();
     let s = RunSummary::of(&done);
     run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
+    kaizen_rollout::write_parquet(&done, &a.out.join(kaizen_rollout::PARQUET_FILE)).map_err(|e| anyhow::anyhow!(e))?;
     println!("\n{} episodes of {} with {} → {}", s.episodes, env.name(), agent.name(), a.out.display());
     println!("{:<24} {:>10}", "success rate", format!("{:.1}%", 100.0 * s.success_rate));
     println!("{:<24} {:>10}", "tool-use rate", format!("{:.1}%", 100.0 * s.tool_use_rate));
@@ -81,7 +82,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "tool latency p50 / p99",
         format!("{:.1} / {:.1} ms", s.tool_latency_p50_ms, s.tool_latency_p99_ms)
     );
-    println!("{:<24} {:>10}", "engine overhead", format!("{:.1}%", 100.0 * s.engine_overhead));
+    println!("{:<24} {:>10}", "engine overhead", format!("{:.2}%", 100.0 * s.engine_overhead));
     println!("{:<24} {:>10}", "failed episodes", s.errors);
     Ok(())
 }
