@@ -65,7 +65,22 @@ fn run_dir_appends_loads_and_summarises() {
         run.append(&t).unwrap();
         all.push(t);
     }
-    assert_eq!(run_dir::load(&dir).unwrap(), all);
+    let loaded = run_dir::load(&dir).unwrap();
+    for (a, b) in loaded.iter().zip(&all) {
+        let (ja, jb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+        if ja != jb {
+            for (k, v) in ja.as_object().unwrap() {
+                if jb[k] != *v {
+                    panic!(
+                        "field {k} differs after reload:\n{}\nvs\n{}",
+                        v.to_string().chars().take(400).collect::<String>(),
+                        jb[k].to_string().chars().take(400).collect::<String>()
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(loaded, all);
     // A record torn by a crash mid-write is skipped, the rest kept.
     std::fs::write(
         dir.join("trajectories.jsonl"),
