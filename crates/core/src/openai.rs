@@ -307,12 +307,21 @@ impl Choice {
         }
     }
 
-    /// Back to a kaizen completion (what the client returns).
+    /// Back to a kaizen completion (what the client returns). Tool calls a server returned in
+    /// the structured `tool_calls` field (vLLM and SGLang with a tool parser) are written into
+    /// the text in the Hermes form, so episodes read them with the one parser they use for
+    /// every model.
     pub fn to_completion(&self, prompt_tokens: usize) -> Completion {
-        let text = match &self.message.content {
+        let mut text = match &self.message.content {
             Some(Value::String(s)) => s.clone(),
             _ => String::new(),
         };
+        for c in &self.message.tool_calls {
+            let args: Value =
+                serde_json::from_str(&c.function.arguments).unwrap_or(Value::String(c.function.arguments.clone()));
+            let call = serde_json::json!({"name": c.function.name, "arguments": args});
+            text.push_str(&format!("{}{call}{}", crate::tool_call::OPEN, crate::tool_call::CLOSE));
+        }
         let ids = self.token_ids.clone().unwrap_or_default();
         let logprobs: Vec<TokenLogprob> = self
             .logprobs
@@ -456,6 +465,18 @@ mod tests {
         let c = resp.choices[0].to_completion(3);
         assert_eq!((c.text.as_str(), c.logprobs[0].logprob, c.finish_reason), ("ok", -0.5, FinishReason::Length));
         assert!(c.token_ids.is_empty());
+
+        // Structured tool calls become Hermes text that the episode parser reads.
+        let resp: ChatCompletionResponse = serde_json::from_str(
+            r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"x","type":"function",
+                "function":{"name":"calculator","arguments":"{\"expr\": \"17*23\"}"}}]},"finish_reason":"tool_calls"}]}"#,
+        )
+        .unwrap();
+        let c = resp.choices[0].to_completion(0);
+        let calls = crate::parse_tool_calls(&c.text);
+        assert_eq!(calls.len(), 1);
+        let call = calls[0].as_ref().unwrap();
+        assert_eq!((call.name.as_str(), call.arguments["expr"].as_str()), ("calculator", Some("17*23")));
     }
 
     #[test]

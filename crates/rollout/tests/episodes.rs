@@ -113,3 +113,38 @@ fn run_dir_appends_loads_and_summarises() {
     assert_eq!(s.episodes, 2);
     assert!(s.tokens_per_second > 0.0 && (0.0..=1.0).contains(&s.success_rate));
 }
+
+#[test]
+fn remote_policy_episodes_match_local_ones() {
+    use kaizen_models::OpenAiClient;
+    use kaizen_serve::{AppState, ServerConfig};
+    // kaizen serve on loopback with the same model, driven through the OpenAI client.
+    static LLM: OnceLock<std::sync::Arc<LocalLlm>> = OnceLock::new();
+    let shared = LLM
+        .get_or_init(|| std::sync::Arc::new(LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).unwrap()))
+        .clone();
+    let state = AppState::new(ServerConfig::default(), Some(shared), None).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
+            kaizen_serve::serve(listener, state).await.unwrap();
+        });
+    });
+    let client = OpenAiClient::new(&rx.recv().unwrap(), "smollm2").unwrap();
+    let env = Arith::level(1).unwrap();
+    let tools = ToolRegistry::standard();
+    let cfg = EpisodeConfig { max_tokens_per_turn: 64, max_episode_tokens: 128, ..Default::default() };
+    let task = &env.tasks(5, 1)[0];
+    let remote = run_episode(&Agent::Remote(&client), &env, &tools, task, &cfg, 9, "r");
+    let local = run_episode(&Agent::Local(llm()), &env, &tools, task, &cfg, 9, "l");
+    assert!(remote.token_ids.is_empty(), "remote episodes carry no token ids");
+    assert!(!matches!(remote.end, kaizen_rollout::EpisodeEnd::Error { .. }), "{:?}", remote.end);
+    assert_eq!(remote.turns.len(), local.turns.len());
+    for (r, l) in remote.turns.iter().zip(&local.turns) {
+        assert_eq!(r.text, l.text);
+    }
+    assert_eq!(remote.reward, local.reward);
+}
