@@ -166,6 +166,8 @@ fn run_records_episodes_and_show_prints_them() {
         "2",
         "--max-tokens-per-turn",
         "24",
+        "--concurrency",
+        "2",
         "--out",
         out.to_str().unwrap(),
     ]);

@@ -30,6 +30,10 @@ pub struct Args {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
+    /// Episodes in flight at once (threads). Pays off with remote servers; a local model
+    /// already uses every core for one episode.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -52,21 +56,44 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "env": env.name(), "policy": agent.name(), "episodes": a.episodes, "seed": a.seed,
         "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
-        "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION,
+        "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
     });
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new(a.episodes as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")?);
+    let tasks = env.tasks(a.seed, a.episodes);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
     let mut done = Vec::with_capacity(a.episodes);
-    for (i, task) in env.tasks(a.seed, a.episodes).iter().enumerate() {
-        let t =
-            run_episode(&agent, env.as_ref(), &registry, task, &cfg, a.seed.wrapping_add(i as u64), &format!("{i:05}"));
-        run.append(&t).map_err(|e| anyhow::anyhow!(e))?;
-        done.push(t);
-        let s = RunSummary::of(&done);
-        bar.set_message(format!("success {:.0}%  tool use {:.0}%", 100.0 * s.success_rate, 100.0 * s.tool_use_rate));
-        bar.inc(1);
-    }
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..a.concurrency.clamp(1, 64) {
+            let tx = tx.clone();
+            let (agent, env, registry, cfg, tasks, next) = (&agent, env.as_ref(), &registry, &cfg, &tasks, &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(task) = tasks.get(i) else { break };
+                let t = run_episode(agent, env, registry, task, cfg, a.seed.wrapping_add(i as u64), &format!("{i:05}"));
+                if tx.send(t).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Each episode is appended (and flushed) as soon as it ends, in completion order.
+        for t in rx {
+            run.append(&t).map_err(|e| anyhow::anyhow!(e))?;
+            done.push(t);
+            let s = RunSummary::of(&done);
+            bar.set_message(format!(
+                "success {:.0}%  tool use {:.0}%",
+                100.0 * s.success_rate,
+                100.0 * s.tool_use_rate
+            ));
+            bar.inc(1);
+        }
+        Ok(())
+    })?;
+    done.sort_by(|x, y| x.episode_id.cmp(&y.episode_id));
     bar.finish();
     let s = RunSummary::of(&done);
     run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
