@@ -10,7 +10,7 @@ gguf="${KAIZEN_HOME:-$HOME/.cache/kaizen}/models/smollm2-135m-instruct/SmolLM2-1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$py" -m llama_cpp.server --model "$gguf" --model_alias smollm2 --port "$port" --n_ctx 2048 --chat_format chatml >/tmp/llamacpp-server.log 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
+trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
   python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/v1/models', timeout=1)" 2>/dev/null && break
   sleep 1

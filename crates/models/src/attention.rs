@@ -153,48 +153,5 @@ impl CustomOp3 for DecodeAttention {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{Device, Tensor};
-
-    #[test]
-    fn matches_softmax_attention_by_hand() {
-        // One head, d = 2, two keys: scores q·k = [1, 3] (scale 1) → p = [e/(e+e³), e³/(e+e³)]
-        // = [0.119203, 0.880797]; o = 0.119203·[1, 0] + 0.880797·[0, 2] = [0.119203, 1.761594].
-        let dev = Device::Cpu;
-        let q = Tensor::new(&[1f32, 1.0], &dev).unwrap().reshape((1, 1, 1, 2)).unwrap();
-        let k = Tensor::new(&[1f32, 0.0, 1.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
-        let v = Tensor::new(&[1f32, 0.0, 0.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
-        let o = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 1.0 }).unwrap();
-        let o = o.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!((o[0] - 0.119203).abs() < 1e-5 && (o[1] - 1.761594).abs() < 1e-5, "{o:?}");
-    }
-
-    #[test]
-    fn grouped_heads_and_strided_cache_views_match_the_generic_path() {
-        let dev = Device::Cpu;
-        let (b, nh, nkv, t, cap, d) = (2, 6, 2, 5, 9, 8);
-        let q = Tensor::randn(0f32, 1.0, (b, nh, 1, d), &dev).unwrap();
-        let kbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev).unwrap();
-        let vbuf = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev).unwrap();
-        let (k, v) = (kbuf.narrow(2, 0, t).unwrap(), vbuf.narrow(2, 0, t).unwrap());
-        let got = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: 0.5 }).unwrap();
-        // Generic: repeat kv heads, softmax(q kᵀ · scale) v.
-        let rep = nh / nkv;
-        let expand = |x: &Tensor| {
-            x.contiguous()
-                .unwrap()
-                .unsqueeze(2)
-                .unwrap()
-                .expand((b, nkv, rep, t, d))
-                .unwrap()
-                .reshape((b, nh, t, d))
-                .unwrap()
-        };
-        let (ke, ve) = (expand(&k), expand(&v));
-        let s = (q.matmul(&ke.t().unwrap()).unwrap() * 0.5).unwrap();
-        let want = candle_nn::ops::softmax_last_dim(&s).unwrap().matmul(&ve).unwrap();
-        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(diff < 1e-5, "{diff}");
-    }
-}
+#[path = "attention_tests.rs"]
+mod tests;

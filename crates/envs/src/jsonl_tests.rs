@@ -1,0 +1,27 @@
+//! Unit tests of `jsonl` (kept in their own file beside it).
+
+use super::*;
+
+#[test]
+fn reads_every_checker_and_reports_bad_lines_by_number() {
+    let good = r#"{"prompt": "2+2?", "answer": 4, "checker": "numeric"}
+{"id": "cap", "prompt": "Capital of France?", "answer": "Paris"}
+
+{"prompt": "Pick", "answer": "B", "checker": "choice"}
+{"prompt": "Fruit?", "answer": "x", "checker": "regex", "pattern": "(apple|pear)s?"}"#;
+    let env = JsonlEnv::parse(good, "t.jsonl").unwrap();
+    assert_eq!(env.len(), 4);
+    let t = env.tasks(1, 5);
+    assert_eq!(t[0].id, "cap");
+    assert_eq!(t[4].id, "cap"); // wraps around
+    assert_eq!(t[3].reward(Some("4.0")), 1.0);
+    assert_eq!(t[2].reward(Some("pears")), 1.0);
+
+    let bad = "{\"prompt\": \"a\"}\nnot json\n{\"prompt\": \"b\", \"answer\": 1, \"checker\": \"fuzzy\"}\n{\"prompt\": \"c\", \"answer\": \"1\", \"checker\": \"regex\", \"pattern\": \"(\"}";
+    let err = JsonlEnv::parse(bad, "bad.jsonl").err().unwrap();
+    assert!(err.contains("bad.jsonl line 1: missing \"answer\""), "{err}");
+    assert!(err.contains("line 2: not valid JSON"), "{err}");
+    assert!(err.contains("line 3: unknown checker 'fuzzy'"), "{err}");
+    assert!(err.contains("line 4: bad regex"), "{err}");
+    assert!(JsonlEnv::parse("\n\n", "empty.jsonl").err().unwrap().contains("no tasks"));
+}
