@@ -66,6 +66,10 @@ struct Stream {
     /// Length of the generated ids that count as text (all but a final stop token).
     text_ids: usize,
     text: String,
+    /// `text[..committed_len]` is the decoding of `ids[..committed_ids]` and ends on a whole
+    /// character, so later tokens never change it: only the tail after it is re-decoded.
+    committed_ids: usize,
+    committed_len: usize,
     emitted: usize,
     finish: Option<FinishReason>,
 }
@@ -119,6 +123,7 @@ impl LocalLlm {
         self.check_prompt(prompt)?;
         let ctx = self.context_len();
         let t_lp = sampler::logprob_temperature(params.temperature);
+        let max_stop_len = params.stop.iter().map(String::len).max().unwrap_or(0);
         let dev = self.model.device();
 
         let mut cache = self.model.new_cache();
@@ -136,6 +141,8 @@ impl LocalLlm {
                 logprobs: Vec::new(),
                 text_ids: 0,
                 text: String::new(),
+                committed_ids: 0,
+                committed_len: 0,
                 emitted: 0,
                 finish: None,
             })
@@ -170,9 +177,25 @@ impl LocalLlm {
                 } else {
                     st.text_ids = st.ids.len();
                 }
-                st.text = self.tokenizer.decode(&st.ids[..st.text_ids]);
+                // Incremental decoding: re-decode only the tokens after the last whole
+                // character (byte-level and SentencePiece decodings concatenate there).
+                // Text before this point did not change this step.
+                let unchanged = st.committed_len;
+                let pending = self.tokenizer.decode(&st.ids[st.committed_ids..st.text_ids]);
+                st.text.truncate(st.committed_len);
+                st.text.push_str(&pending);
+                if !pending.ends_with('\u{FFFD}') {
+                    st.committed_len = st.text.len();
+                    st.committed_ids = st.text_ids;
+                }
                 if st.finish.is_none() {
-                    if let Some(cut) = first_stop(&st.text, &params.stop) {
+                    // A new stop string overlaps changed text, so starts at most its length
+                    // before it.
+                    let mut from = unchanged.saturating_sub(max_stop_len);
+                    while !st.text.is_char_boundary(from) {
+                        from -= 1;
+                    }
+                    if let Some(cut) = first_stop(&st.text[from..], &params.stop).map(|c| c + from) {
                         st.text.truncate(cut);
                         st.finish = Some(FinishReason::Stop);
                     } else if st.ids.len() >= params.max_tokens || prompt.len() + st.ids.len() >= ctx {
