@@ -8,6 +8,17 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 
 pub struct DecodeAttention {
     pub scale: f32,
+    /// Which keys each query reads: query batch item i reads rows `spans[i]` of the key
+    /// buffer. Rows of a KV cache hold sequences at different positions.
+    pub spans: Vec<KeySpan>,
+}
+
+/// Positions `start .. end` of key-buffer row `row`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpan {
+    pub row: usize,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// `q·k` for each cached key row, scaled, into `scores`; returns the maximum.
@@ -97,8 +108,8 @@ impl CustomOp3 for DecodeAttention {
         "kaizen-decode-attention"
     }
 
-    /// `q: [b, heads, 1, d]` contiguous; `k, v: [b, kv_heads, t, d]` with unit last stride
-    /// (views of the KV cache). Returns `[b, heads, 1, d]`.
+    /// `q: [b, heads, 1, d]` contiguous; `k, v: [rows, kv_heads, capacity, d]` with unit last
+    /// stride (the KV cache's buffers), read as `spans` says. Returns `[b, heads, 1, d]`.
     fn cpu_fwd(
         &self,
         qs: &CpuStorage,
@@ -112,9 +123,12 @@ impl CustomOp3 for DecodeAttention {
             candle_core::bail!("decode attention: f32 only");
         };
         let (b, nh, one, d) = ql.shape().dims4()?;
-        let (kb, nkv, t, kd) = kl.shape().dims4()?;
-        if one != 1 || kb != b || kd != d || vl.shape() != kl.shape() || nh % nkv != 0 {
+        let (k_rows, nkv, cap, kd) = kl.shape().dims4()?;
+        if one != 1 || kd != d || vl.shape() != kl.shape() || nh % nkv != 0 || self.spans.len() != b {
             candle_core::bail!("decode attention: shapes {:?} {:?} {:?}", ql.shape(), kl.shape(), vl.shape());
+        }
+        if let Some(s) = self.spans.iter().find(|s| s.row >= k_rows || s.start >= s.end || s.end > cap) {
+            candle_core::bail!("decode attention: span {s:?} outside keys {:?}", kl.shape());
         }
         let Some((q0, _)) = ql.contiguous_offsets() else { candle_core::bail!("decode attention: q not contiguous") };
         let (ks_, vs_) = (kl.stride(), vl.stride());
@@ -125,15 +139,18 @@ impl CustomOp3 for DecodeAttention {
         let mut out = vec![0f32; b * nh * d];
         let dst = SharedOut(out.as_mut_ptr());
         let units = b * nh;
-        for_chunks(units, units * t * d * 2, |range| {
-            let mut scores = vec![0f32; t];
+        let keys: usize = self.spans.iter().map(|s| s.end - s.start).sum();
+        for_chunks(units, keys * nh * d * 2, |range| {
+            let mut all_scores = vec![0f32; self.spans.iter().map(|s| s.end - s.start).max().unwrap_or(0)];
             for u in range {
                 let (bi, h) = (u / nh, u % nh);
+                let span = self.spans[bi];
+                let scores = &mut all_scores[..span.end - span.start];
                 let kvh = h / rep;
                 let qv = &q[q0 + u * d..q0 + (u + 1) * d];
-                let kbase = kl.start_offset() + bi * ks_[0] + kvh * ks_[1];
-                let vbase = vl.start_offset() + bi * vs_[0] + kvh * vs_[1];
-                let max = scores_into(qv, k, kbase, ks_[2], self.scale, &mut scores);
+                let kbase = kl.start_offset() + span.row * ks_[0] + kvh * ks_[1] + span.start * ks_[2];
+                let vbase = vl.start_offset() + span.row * vs_[0] + kvh * vs_[1] + span.start * vs_[2];
+                let max = scores_into(qv, k, kbase, ks_[2], self.scale, scores);
                 let mut sum = 0f32;
                 for s in scores.iter_mut() {
                     *s = (*s - max).exp();
@@ -145,7 +162,7 @@ impl CustomOp3 for DecodeAttention {
                 }
                 // SAFETY: unit u owns out[u*d .. (u+1)*d]; units are disjoint across workers.
                 let o = unsafe { std::slice::from_raw_parts_mut(dst.at(u * d), d) };
-                weighted_sum_into(&scores, v, vbase, vs_[2], o);
+                weighted_sum_into(scores, v, vbase, vs_[2], o);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((b, nh, 1, d))))

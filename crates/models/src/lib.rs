@@ -16,10 +16,13 @@ pub mod parallel;
 pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;
+pub mod sequence_batch;
 pub mod spm;
+mod stream;
 pub mod tokenizer;
 
 pub use embedder::{cosine, Embedder};
 pub use llama::WeightFormat;
 pub use local_llm::{LlmError, LocalLlm, TokenEvent};
 pub use remote::{Endpoint, OpenAiClient};
+pub use sequence_batch::SequenceBatch;

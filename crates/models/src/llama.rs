@@ -8,7 +8,7 @@
 //! qwen2 adds q/k/v biases; qwen3 adds RMSNorm on each head's q and k. GGUF stores llama's
 //! q/k weights permuted for interleaved RoPE (`rope_i`); qwen uses the half-split form (`rope`).
 
-use crate::attention::DecodeAttention;
+use crate::attention::{DecodeAttention, KeySpan};
 use crate::gguf::{GgufError, GgufFile};
 use crate::q8_matmul::{Q8Linear, Q8Matrix};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -229,14 +229,16 @@ struct Block {
     post_mlp_norm: Option<RmsNorm>,
 }
 
-/// Keys and values of every layer for the tokens seen so far: per layer a buffer
-/// `[batch, kv_heads, capacity, head_dim]` written in place, of which the first `len`
-/// positions are valid. Appending copies only the new positions (growing by doubling), not the
-/// whole history as `cat` would.
+/// Keys and values of every layer: per layer a buffer `[rows, kv_heads, capacity, head_dim]`
+/// written in place. Each row is one sequence with its own length — the `n` continuations of
+/// one prompt (rows at the same position) or unrelated sequences such as concurrent episodes
+/// (rows at their own positions, decoded together by `forward_rows`). Appending copies only
+/// the new positions (growing by doubling), not the history as `cat` would.
 #[derive(Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
+    /// Valid positions of each row; empty until the first forward fixes the number of rows.
+    lens: Vec<usize>,
     capacity_hint: usize,
 }
 
@@ -245,20 +247,37 @@ impl Clone for KvCache {
     fn clone(&self) -> Self {
         let layers =
             self.layers.iter().map(|l| l.as_ref().and_then(|(k, v)| Some((k.copy().ok()?, v.copy().ok()?)))).collect();
-        KvCache { layers, len: self.len, capacity_hint: self.capacity_hint }
+        KvCache { layers, lens: self.lens.clone(), capacity_hint: self.capacity_hint }
     }
 }
 
 impl KvCache {
     pub fn new(n_layer: usize) -> Self {
-        KvCache { layers: vec![None; n_layer], len: 0, capacity_hint: 256 }
+        KvCache { layers: vec![None; n_layer], lens: Vec::new(), capacity_hint: 256 }
     }
-    /// Number of positions cached.
+    /// A cache of `rows` independent sequences, all empty.
+    pub fn with_rows(n_layer: usize, rows: usize) -> Self {
+        KvCache { lens: vec![0; rows], ..Self::new(n_layer) }
+    }
+    pub fn rows(&self) -> usize {
+        self.lens.len()
+    }
+    /// Number of positions cached (the longest row).
     pub fn len(&self) -> usize {
-        self.len
+        self.lens.iter().copied().max().unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+    /// Number of positions cached in `row`.
+    pub fn row_len(&self, row: usize) -> usize {
+        self.lens.get(row).copied().unwrap_or(0)
+    }
+    /// Forgets `row`'s sequence so the row can hold a new one (its buffer is reused).
+    pub fn reset_row(&mut self, row: usize) {
+        if let Some(l) = self.lens.get_mut(row) {
+            *l = 0;
+        }
     }
     /// Reserve room for this many positions when buffers are first made.
     pub fn reserve(&mut self, positions: usize) {
@@ -267,15 +286,24 @@ impl KvCache {
     /// A cache of batch 1 repeated `n` times along the batch axis: the shared prefill of `n`
     /// continuations.
     pub fn repeat_batch(&self, n: usize) -> candle_core::Result<KvCache> {
-        self.map_buffers(|t| t.repeat((n, 1, 1, 1)))
+        if self.rows() != 1 {
+            candle_core::bail!("repeat_batch needs a cache of one row, this one has {}", self.rows());
+        }
+        let mut c = self.map_buffers(|t| t.repeat((n, 1, 1, 1)))?;
+        c.lens = vec![self.lens[0]; n];
+        Ok(c)
     }
     /// Keeps only the batch rows in `rows` (drops finished continuations).
     pub fn select_rows(&self, rows: &[u32]) -> candle_core::Result<KvCache> {
-        let Some(Some((k0, _))) = self.layers.first() else {
-            return Ok(self.clone());
+        let mut c = match self.layers.first() {
+            Some(Some((k0, _))) => {
+                let idx = Tensor::new(rows, k0.device())?;
+                self.map_buffers(|t| t.index_select(&idx, 0))?
+            }
+            _ => self.clone(),
         };
-        let idx = Tensor::new(rows, k0.device())?;
-        self.map_buffers(|t| t.index_select(&idx, 0))
+        c.lens = rows.iter().map(|&r| self.row_len(r as usize)).collect();
+        Ok(c)
     }
     fn map_buffers(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<KvCache> {
         let layers = self
@@ -286,22 +314,25 @@ impl KvCache {
                 None => Ok(None),
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len: self.len, capacity_hint: self.capacity_hint })
+        Ok(KvCache { layers, lens: self.lens.clone(), capacity_hint: self.capacity_hint })
     }
 
-    /// Writes `k, v` (`[b, kv_heads, s, hd]`) at positions `len ..` of `layer` and returns views
-    /// of all valid positions.
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let (b, h, s, d) = k.dims4()?;
-        let need = self.len + s;
+    /// Writes `k, v` (`[b, kv_heads, s, hd]`) of batch item `i` into row `rows[i]` at that
+    /// row's positions `len ..` of `layer` and returns the whole buffers. Lengths are advanced
+    /// by `advance` once every layer is written.
+    fn write(&mut self, layer: usize, k: &Tensor, v: &Tensor, rows: &[usize]) -> candle_core::Result<(Tensor, Tensor)> {
+        let (_, h, s, d) = k.dims4()?;
+        let need = rows.iter().map(|&r| self.lens[r] + s).max().unwrap_or(0);
         let slot = &mut self.layers[layer];
         let cap = slot.as_ref().map(|(kb, _)| kb.dim(2)).transpose()?.unwrap_or(0);
         if cap < need {
             let new_cap = need.max(self.capacity_hint).max(2 * cap);
+            let keep = self.lens.iter().copied().max().unwrap_or(0);
+            let n_rows = self.lens.len();
             let grow = |old: Option<&Tensor>| -> candle_core::Result<Tensor> {
-                let buf = Tensor::zeros((b, h, new_cap, d), k.dtype(), k.device())?;
-                if let Some(old) = old {
-                    buf.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                let buf = Tensor::zeros((n_rows, h, new_cap, d), k.dtype(), k.device())?;
+                if let (Some(old), true) = (old, keep > 0) {
+                    buf.slice_set(&old.narrow(2, 0, keep)?.contiguous()?, 2, 0)?;
                 }
                 Ok(buf)
             };
@@ -309,9 +340,59 @@ impl KvCache {
             *slot = Some((kb, vb));
         }
         let (kb, vb) = slot.as_ref().expect("allocated above");
-        kb.slice_set(&k.contiguous()?, 2, self.len)?;
-        vb.slice_set(&v.contiguous()?, 2, self.len)?;
-        Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
+        let targets: Vec<(usize, usize)> = rows.iter().map(|&r| (r, self.lens[r])).collect();
+        kb.inplace_op2(&k.contiguous()?, &WriteRows { targets: &targets })?;
+        vb.inplace_op2(&v.contiguous()?, &WriteRows { targets: &targets })?;
+        Ok((kb.clone(), vb.clone()))
+    }
+
+    fn advance(&mut self, rows: &[usize], s: usize) {
+        for &r in rows {
+            self.lens[r] += s;
+        }
+    }
+}
+
+/// Copies batch item `i` of `src: [b, h, s, d]` into `dst: [rows, h, cap, d]` at row
+/// `targets[i].0`, positions `targets[i].1 ..`: appending to a KV cache whose rows sit at
+/// different positions, in place.
+struct WriteRows<'a> {
+    targets: &'a [(usize, usize)],
+}
+
+impl candle_core::InplaceOp2 for WriteRows<'_> {
+    fn name(&self) -> &'static str {
+        "kaizen-kv-write-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut candle_core::CpuStorage,
+        dl: &candle_core::Layout,
+        src: &candle_core::CpuStorage,
+        sl: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::CpuStorage::F32;
+        let (F32(dst), F32(src)) = (dst, src) else { candle_core::bail!("kv write: f32 only") };
+        let (Some((d0, _)), Some((s0, _))) = (dl.contiguous_offsets(), sl.contiguous_offsets()) else {
+            candle_core::bail!("kv write: buffers must be contiguous");
+        };
+        let (rows, h, cap, d) = dl.shape().dims4()?;
+        let (b, sh, s, sd) = sl.shape().dims4()?;
+        if b != self.targets.len() || sh != h || sd != d {
+            candle_core::bail!("kv write: shapes {:?} into {:?}", sl.shape(), dl.shape());
+        }
+        for (i, &(row, pos)) in self.targets.iter().enumerate() {
+            if row >= rows || pos + s > cap {
+                candle_core::bail!("kv write: row {row} positions {pos}..{} outside {:?}", pos + s, dl.shape());
+            }
+            for head in 0..h {
+                let from = s0 + (i * h + head) * s * d;
+                let to = d0 + ((row * h + head) * cap + pos) * d;
+                dst[to..to + s * d].copy_from_slice(&src[from..from + s * d]);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -457,11 +538,43 @@ impl LlamaModel {
         KvCache::new(self.cfg.n_layer)
     }
 
-    /// Runs `ids` (`[batch, seq]`) at positions `cache.len() ..`, appending to the cache.
-    /// Returns logits `[batch, vocab]` for `Logits::Last` or `[batch, seq, vocab]` for `All`.
+    /// Runs `ids` (`[batch, seq]`) on every row of the cache (row i takes `ids[i]`), appending
+    /// to it. Returns logits `[batch, vocab]` for `Logits::Last` or `[batch, seq, vocab]` for
+    /// `All`.
     pub fn forward(&self, ids: &Tensor, cache: &mut KvCache, which: Logits) -> candle_core::Result<Tensor> {
+        let b = ids.dim(0)?;
+        if cache.lens.is_empty() {
+            cache.lens = vec![0; b];
+        }
+        if cache.rows() != b {
+            candle_core::bail!("a batch of {b} sequences on a cache of {} rows", cache.rows());
+        }
+        let rows: Vec<usize> = (0..b).collect();
+        self.forward_rows(ids, &rows, cache, which)
+    }
+
+    /// Runs `ids[i]` on cache row `rows[i]`, each at that row's own position. One token per
+    /// row (`seq = 1`) decodes rows at any positions together — the batched step of
+    /// concurrent sequences; several tokens per row need the rows at one position.
+    ///
+    /// A row's result does not depend on which other rows share the batch: matmuls are
+    /// row-wise and attention reads only the row's own keys.
+    pub fn forward_rows(
+        &self,
+        ids: &Tensor,
+        rows: &[usize],
+        cache: &mut KvCache,
+        which: Logits,
+    ) -> candle_core::Result<Tensor> {
         let (b, s) = ids.dims2()?;
-        let pos = cache.len;
+        if rows.len() != b || rows.iter().any(|&r| r >= cache.rows()) {
+            candle_core::bail!("rows {rows:?} for a batch of {b} on a cache of {} rows", cache.rows());
+        }
+        let positions: Vec<usize> = rows.iter().map(|&r| cache.lens[r]).collect();
+        let pos = positions.iter().copied().max().unwrap_or(0);
+        if s > 1 && positions.iter().any(|&p| p != pos) {
+            candle_core::bail!("several tokens per row need the rows at one position, got {positions:?}");
+        }
         if pos + s > self.cfg.context_len {
             candle_core::bail!("sequence of {} tokens exceeds the context window of {}", pos + s, self.cfg.context_len);
         }
@@ -469,9 +582,18 @@ impl LlamaModel {
         if self.cfg.arch == Arch::Gemma3 {
             x = (x * (self.cfg.hidden as f64).sqrt())?;
         }
-        let global = (self.cos.narrow(0, pos, s)?, self.sin.narrow(0, pos, s)?);
+        // RoPE angles: `[s, hd/2]` shared by the batch, or `[b, 1, hd/2]` for one token per row.
+        let angles = |table: &Tensor| -> candle_core::Result<Tensor> {
+            if s == 1 {
+                let idx: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+                table.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?.unsqueeze(1)
+            } else {
+                table.narrow(0, pos, s)
+            }
+        };
+        let global = (angles(&self.cos)?, angles(&self.sin)?);
         let local = match &self.local_rope {
-            Some((c, si)) => Some((c.narrow(0, pos, s)?, si.narrow(0, pos, s)?)),
+            Some((c, si)) => Some((angles(c)?, angles(si)?)),
             None => None,
         };
         let mask = if s > 1 { Some(self.causal_mask(s, pos, None)?) } else { None };
@@ -484,7 +606,7 @@ impl LlamaModel {
             let (cos, sin) = if sliding { local.as_ref().unwrap_or(&global) } else { &global };
             let m = if sliding { window_mask.as_ref() } else { mask.as_ref() };
             let h = block.attn_norm.forward(&x)?;
-            let mut att = self.attention(block, &h, cos, sin, m, cache, layer, sliding)?;
+            let mut att = self.attention(block, &h, cos, sin, m, cache, rows, layer, sliding)?;
             if let Some(n) = &block.post_attn_norm {
                 att = n.forward(&att)?;
             }
@@ -498,7 +620,7 @@ impl LlamaModel {
             }
             x = (x + mlp)?;
         }
-        cache.len += s;
+        cache.advance(rows, s);
         let x = match which {
             Logits::Last => x.narrow(1, s - 1, 1)?,
             Logits::All => x,
@@ -521,6 +643,7 @@ impl LlamaModel {
         sin: &Tensor,
         mask: Option<&Tensor>,
         cache: &mut KvCache,
+        rows: &[usize],
         layer: usize,
         sliding: bool,
     ) -> candle_core::Result<Tensor> {
@@ -544,23 +667,37 @@ impl LlamaModel {
                 candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
             ),
         };
-        let (k, v) = cache.append(layer, &k, &v)?;
+        let (kbuf, vbuf) = cache.write(layer, &k, &v, rows)?;
         if s == 1 {
-            // A sliding-window layer sees only the last `window` positions.
-            let (k, v) = match (sliding, self.cfg.sliding_window) {
-                (true, Some(w)) if k.dim(2)? > w => {
-                    let t = k.dim(2)?;
-                    (k.narrow(2, t - w, w)?, v.narrow(2, t - w, w)?)
-                }
-                _ => (k, v),
-            };
-            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale: self.cfg.attn_scale })?;
+            // Each row attends to its own positions; a sliding-window layer only to the last
+            // `window` of them.
+            let window = if sliding { self.cfg.sliding_window } else { None };
+            let spans = rows
+                .iter()
+                .map(|&r| {
+                    let end = cache.lens[r] + 1;
+                    KeySpan { row: r, start: window.map_or(0, |w| end.saturating_sub(w)), end }
+                })
+                .collect();
+            let y = q.apply_op3_no_bwd(&kbuf, &vbuf, &DecodeAttention { scale: self.cfg.attn_scale, spans })?;
             return blk.o.forward(&y.reshape((b, 1, nh * hd))?);
         }
+        // Several tokens per row: the rows share one position (checked by the caller).
+        let t = cache.lens[rows[0]] + s;
+        let contiguous = rows.windows(2).all(|w| w[1] == w[0] + 1);
+        let pick = |buf: &Tensor| -> candle_core::Result<Tensor> {
+            let buf = if contiguous {
+                buf.narrow(0, rows[0], b)?
+            } else {
+                let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+                buf.index_select(&Tensor::new(idx.as_slice(), buf.device())?, 0)?
+            };
+            buf.narrow(2, 0, t)
+        };
+        let (k, v) = (pick(&kbuf)?, pick(&vbuf)?);
         // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
         // head are stacked along the sequence axis, `[b, nkv, rep * s, hd]`.
         let rep = nh / nkv;
-        let t = k.dim(2)?;
         let q = q.reshape((b, nkv, rep * s, hd))?;
         let mut scores = (q.matmul(&k.t()?)? * self.cfg.attn_scale as f64)?;
         if let Some(m) = mask {

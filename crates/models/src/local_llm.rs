@@ -6,14 +6,12 @@ use crate::chat_template::{ChatTemplate, TemplateError, CHATML};
 use crate::gguf::{GgufError, GgufFile};
 use crate::llama::{log_softmax_last, KvCache, LlamaModel, Logits, WeightFormat};
 use crate::sampler;
+use crate::stream::Stream;
 use crate::tokenizer::{GgufTokenizer, TokenizerError};
 use candle_core::{Device, Tensor};
 use kaizen_core::{
     ChatRequest, Completion, FinishReason, Message, Policy, PolicyError, SamplingParams, TokenLogprob, ToolSpec,
-    TopLogprob,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,22 +54,6 @@ pub struct LocalLlm {
     pub model: LlamaModel,
     pub tokenizer: GgufTokenizer,
     template: ChatTemplate,
-}
-
-/// One continuation while it is being sampled.
-struct Stream {
-    rng: StdRng,
-    ids: Vec<u32>,
-    logprobs: Vec<TokenLogprob>,
-    /// Length of the generated ids that count as text (all but a final stop token).
-    text_ids: usize,
-    text: String,
-    /// `text[..committed_len]` is the decoding of `ids[..committed_ids]` and ends on a whole
-    /// character, so later tokens never change it: only the tail after it is re-decoded.
-    committed_ids: usize,
-    committed_len: usize,
-    emitted: usize,
-    finish: Option<FinishReason>,
 }
 
 impl LocalLlm {
@@ -121,32 +103,17 @@ impl LocalLlm {
     ) -> Result<Vec<Completion>, LlmError> {
         params.validate().map_err(LlmError::InvalidRequest)?;
         self.check_prompt(prompt)?;
-        let ctx = self.context_len();
-        let t_lp = sampler::logprob_temperature(params.temperature);
-        let max_stop_len = params.stop.iter().map(String::len).max().unwrap_or(0);
+        let room = self.context_len() - prompt.len();
         let dev = self.model.device();
 
         let mut cache = self.model.new_cache();
-        cache.reserve((prompt.len() + params.max_tokens).min(ctx));
+        cache.reserve(prompt.len() + params.max_tokens.min(room));
         let prefill = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         let first_row = prefill.squeeze(0)?.to_vec1::<f32>()?;
         if params.n > 1 {
             cache = cache.repeat_batch(params.n)?;
         }
-        let mut streams: Vec<Stream> = (0..params.n)
-            .map(|i| Stream {
-                // Continuation i depends only on (seed, i), not on n.
-                rng: StdRng::seed_from_u64(params.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                ids: Vec::new(),
-                logprobs: Vec::new(),
-                text_ids: 0,
-                text: String::new(),
-                committed_ids: 0,
-                committed_len: 0,
-                emitted: 0,
-                finish: None,
-            })
-            .collect();
+        let mut streams: Vec<Stream> = (0..params.n).map(|i| Stream::new(params.seed, i)).collect();
         // Batch row r of the cache holds stream `active[r]`.
         let mut active: Vec<usize> = (0..params.n).collect();
         let mut rows: Vec<Vec<f32>> = vec![first_row; params.n];
@@ -155,62 +122,13 @@ impl LocalLlm {
         loop {
             for (r, &si) in active.iter().enumerate() {
                 let st = &mut streams[si];
-                let lp = sampler::log_softmax(&rows[r], t_lp);
-                let tok = if params.temperature <= 0.0 {
-                    sampler::argmax(&lp)
-                } else {
-                    sampler::sample_token(&lp, params.top_k, params.top_p, &mut st.rng)
-                };
-                let top = sampler::top_k(&lp, params.top_logprobs)
-                    .into_iter()
-                    .map(|(id, logprob)| TopLogprob { token_id: id, token: self.tokenizer.token_text(id), logprob })
-                    .collect();
-                st.ids.push(tok);
-                st.logprobs.push(TokenLogprob {
-                    token_id: Some(tok),
-                    token: self.tokenizer.token_text(tok),
-                    logprob: lp[tok as usize],
-                    top,
-                });
-                if self.tokenizer.stop_ids.contains(&tok) {
-                    st.finish = Some(FinishReason::Stop);
-                } else {
-                    st.text_ids = st.ids.len();
-                }
-                // Incremental decoding: re-decode only the tokens after the last whole
-                // character (byte-level and SentencePiece decodings concatenate there).
-                // Text before this point did not change this step.
-                let unchanged = st.committed_len;
-                let pending = self.tokenizer.decode(&st.ids[st.committed_ids..st.text_ids]);
-                st.text.truncate(st.committed_len);
-                st.text.push_str(&pending);
-                if !pending.ends_with('\u{FFFD}') {
-                    st.committed_len = st.text.len();
-                    st.committed_ids = st.text_ids;
-                }
-                if st.finish.is_none() {
-                    // A new stop string overlaps changed text, so starts at most its length
-                    // before it.
-                    let mut from = unchanged.saturating_sub(max_stop_len);
-                    while !st.text.is_char_boundary(from) {
-                        from -= 1;
-                    }
-                    if let Some(cut) = first_stop(&st.text[from..], &params.stop).map(|c| c + from) {
-                        st.text.truncate(cut);
-                        st.finish = Some(FinishReason::Stop);
-                    } else if st.ids.len() >= params.max_tokens || prompt.len() + st.ids.len() >= ctx {
-                        st.finish = Some(FinishReason::Length);
-                    }
-                }
-                let safe = if st.finish.is_some() { st.text.len() } else { safe_prefix_len(&st.text, &params.stop) };
-                let delta = if safe > st.emitted { &st.text[st.emitted..safe] } else { "" };
+                let delta = st.push(&rows[r], params, &self.tokenizer, room).to_string();
                 let keep_going = on_token(TokenEvent {
                     index: si,
-                    token: st.logprobs.last().expect("pushed above"),
-                    text_delta: delta,
+                    token: st.last().expect("pushed above"),
+                    text_delta: &delta,
                     finish_reason: st.finish,
                 });
-                st.emitted = st.emitted.max(safe);
                 cancelled |= !keep_going;
             }
             if cancelled {
@@ -231,16 +149,7 @@ impl LocalLlm {
             rows = self.model.forward(&ids, &mut cache, Logits::Last)?.to_vec2::<f32>()?;
         }
 
-        Ok(streams
-            .into_iter()
-            .map(|st| Completion {
-                text: st.text,
-                token_ids: st.ids,
-                logprobs: st.logprobs,
-                finish_reason: st.finish.unwrap_or(FinishReason::Length),
-                prompt_tokens: prompt.len(),
-            })
-            .collect())
+        Ok(streams.into_iter().map(|st| st.into_completion(prompt.len())).collect())
     }
 
     /// Teacher-forced log-probs: for each token of `completion`, `log softmax(logits / T)` of
@@ -253,18 +162,49 @@ impl LocalLlm {
     /// activation roundings; see `score_parallel`.)
     pub fn score(&self, prompt: &[u32], completion: &[u32], temperature: f32) -> Result<Vec<f32>, LlmError> {
         self.check_scoring(prompt, completion)?;
+        let ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
+        let mask: Vec<u8> = ids.iter().enumerate().map(|(i, _)| u8::from(i >= prompt.len())).collect();
+        Ok(self.score_trajectory(&ids, &mask, temperature)?.split_off(prompt.len()))
+    }
+
+    /// Teacher-forced log-probs of a multi-turn history: for each token the policy wrote
+    /// (`mask` 1), `log softmax(logits / T)` given everything before it; 0 elsewhere — the
+    /// layout of a trajectory's `logprobs`.
+    ///
+    /// Replays `SequenceBatch`'s feeding schedule: the tokens before a written token that are
+    /// not yet in the cache go in as one chunk (the prompt; the last token of a turn with the
+    /// observation after it; otherwise the single previous token). Same chunks, same kernels,
+    /// so recorded episodes score back to exactly their sampled log-probs.
+    pub fn score_trajectory(&self, ids: &[u32], mask: &[u8], temperature: f32) -> Result<Vec<f32>, LlmError> {
+        if mask.len() != ids.len() {
+            return Err(LlmError::InvalidRequest(format!("{} token ids but {} mask entries", ids.len(), mask.len())));
+        }
+        if mask.first() == Some(&1) {
+            return Err(LlmError::InvalidRequest(
+                "the first token cannot be model-written: nothing precedes it".into(),
+            ));
+        }
+        if ids.len() > self.context_len() {
+            return Err(LlmError::InvalidRequest(format!(
+                "the history is {} tokens; the context window is {}",
+                ids.len(),
+                self.context_len()
+            )));
+        }
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
+            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
+        }
         let dev = self.model.device();
         let t = sampler::logprob_temperature(temperature);
-        let mut cache: KvCache = self.model.new_cache();
-        cache.reserve(prompt.len() + completion.len());
-        let mut row = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
-        let mut out = Vec::with_capacity(completion.len());
-        for (i, &tok) in completion.iter().enumerate() {
-            let lp = sampler::log_softmax(&row.squeeze(0)?.to_vec1::<f32>()?, t);
-            out.push(lp[tok as usize]);
-            if i + 1 < completion.len() {
-                row = self.model.forward(&Tensor::new(&[tok], dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
-            }
+        let mut cache = self.model.new_cache();
+        cache.reserve(ids.len());
+        let mut out = vec![0f32; ids.len()];
+        let mut fed = 0;
+        for i in (0..ids.len()).filter(|&i| mask[i] == 1) {
+            let chunk = Tensor::new(&ids[fed..i], dev)?.unsqueeze(0)?;
+            let row = self.model.forward(&chunk, &mut cache, Logits::Last)?.squeeze(0)?.to_vec1::<f32>()?;
+            out[i] = sampler::log_softmax(&row, t)[ids[i] as usize];
+            fed = i;
         }
         Ok(out)
     }
@@ -300,7 +240,7 @@ impl LocalLlm {
         Ok(())
     }
 
-    fn check_prompt(&self, prompt: &[u32]) -> Result<(), LlmError> {
+    pub(crate) fn check_prompt(&self, prompt: &[u32]) -> Result<(), LlmError> {
         if prompt.is_empty() {
             return Err(LlmError::InvalidRequest("the prompt is empty".into()));
         }
@@ -326,43 +266,5 @@ impl Policy for LocalLlm {
     fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
         let prompt = self.encode_chat(&req.messages, &req.tools)?;
         Ok(self.generate(&prompt, &req.params, &mut |_| true)?)
-    }
-}
-
-/// Byte offset of the first stop string in `text`, if any.
-fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops.iter().filter_map(|s| text.find(s.as_str())).min()
-}
-
-/// How much of `text` can be shown while generation goes on: not a trailing replacement
-/// character (half a UTF-8 sequence) nor a tail that could still become a stop string.
-fn safe_prefix_len(text: &str, stops: &[String]) -> usize {
-    let mut end = text.len();
-    if text.ends_with('\u{FFFD}') {
-        end -= '\u{FFFD}'.len_utf8();
-    }
-    let t = &text[..end];
-    let mut hold = 0;
-    for s in stops {
-        for (i, _) in s.char_indices().skip(1) {
-            if t.ends_with(&s[..i]) {
-                hold = hold.max(i);
-            }
-        }
-    }
-    end - hold
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_strings_are_found_and_held_back() {
-        let stops = vec!["</tool_call>".to_string()];
-        assert_eq!(first_stop("a</tool_call>b", &stops), Some(1));
-        assert_eq!(safe_prefix_len("call </tool", &stops), "call ".len());
-        assert_eq!(safe_prefix_len("call done", &stops), "call done".len());
-        assert_eq!(safe_prefix_len("caf\u{FFFD}", &[]), 3);
     }
 }

@@ -1,0 +1,133 @@
+//! Continuous batching of independent sequences on one local model — the engine under
+//! concurrent episodes. Each slot is one sequence (an episode's token history) in its own row
+//! of a shared KV cache. A slot generates a turn, pauses while its tool runs, and resumes with
+//! the observation tokens appended; meanwhile every other generating slot keeps decoding, and
+//! all of them decode together in one batched forward per step.
+//!
+//! Feeding schedule (what makes replay exact): tokens a slot has not yet fed — the prompt, or
+//! the last sampled token plus an observation — go in as one chunk, by themselves; every
+//! other sampled token is fed alone in the batched step. A chunk's numbers depend only on the
+//! slot's own history, so `LocalLlm::score_trajectory` replays the same chunks and reproduces
+//! the sampled log-probs exactly, whatever else was in the batch.
+
+use crate::llama::{KvCache, Logits};
+use crate::local_llm::{LlmError, LocalLlm};
+use crate::stream::Stream;
+use candle_core::Tensor;
+use kaizen_core::{Completion, SamplingParams};
+
+pub struct SequenceBatch<'m> {
+    llm: &'m LocalLlm,
+    cache: KvCache,
+    slots: Vec<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Token ids in the slot's cache row, in order.
+    fed: Vec<u32>,
+    turn: Option<Turn>,
+}
+
+/// A continuation being generated in a slot.
+struct Turn {
+    stream: Stream,
+    params: SamplingParams,
+    prompt_tokens: usize,
+}
+
+impl<'m> SequenceBatch<'m> {
+    /// A batch of `slots` sequences; `reserve` positions per slot are allocated up front.
+    pub fn new(llm: &'m LocalLlm, slots: usize, reserve: usize) -> Self {
+        let mut cache = KvCache::with_rows(llm.model.cfg.n_layer, slots);
+        cache.reserve(reserve.min(llm.context_len()));
+        SequenceBatch { llm, cache, slots: (0..slots).map(|_| Slot::default()).collect() }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Slots that are generating (not paused, not free).
+    pub fn generating(&self) -> usize {
+        self.slots.iter().filter(|s| s.turn.is_some()).count()
+    }
+
+    /// Empties `slot` for a new sequence.
+    pub fn release(&mut self, slot: usize) {
+        self.slots[slot] = Slot::default();
+        self.cache.reset_row(slot);
+    }
+
+    /// Starts generating a continuation of `ids` in `slot`. `ids` extends what the slot
+    /// already holds — the history is never re-tokenised, only new tokens are fed — and those
+    /// new tokens are prefilled now, as one chunk; the first token is sampled from it.
+    /// Returns the completion at once if that first token already ends it.
+    pub fn start(&mut self, slot: usize, ids: &[u32], params: SamplingParams) -> Result<Option<Completion>, LlmError> {
+        params.validate().map_err(LlmError::InvalidRequest)?;
+        if params.n != 1 {
+            return Err(LlmError::InvalidRequest("a batch slot samples one continuation (n = 1)".into()));
+        }
+        self.llm.check_prompt(ids)?;
+        let s = &self.slots[slot];
+        if s.turn.is_some() {
+            return Err(LlmError::InvalidRequest(format!("slot {slot} is still generating")));
+        }
+        if !ids.starts_with(&s.fed) || ids.len() == s.fed.len() {
+            return Err(LlmError::InvalidRequest(format!(
+                "slot {slot}: the new prompt must extend the {} tokens already fed",
+                s.fed.len()
+            )));
+        }
+        let chunk = &ids[s.fed.len()..];
+        let dev = self.llm.model.device();
+        let logits = self.llm.model.forward_rows(
+            &Tensor::new(chunk, dev)?.unsqueeze(0)?,
+            &[slot],
+            &mut self.cache,
+            Logits::Last,
+        )?;
+        let row = logits.squeeze(0)?.to_vec1::<f32>()?;
+        let s = &mut self.slots[slot];
+        s.fed = ids.to_vec();
+        let mut stream = Stream::new(params.seed, 0);
+        stream.push(&row, &params, &self.llm.tokenizer, self.llm.context_len() - ids.len());
+        let turn = Turn { stream, params, prompt_tokens: ids.len() };
+        if turn.stream.finish.is_some() {
+            return Ok(Some(turn.stream.into_completion(turn.prompt_tokens)));
+        }
+        s.turn = Some(turn);
+        Ok(None)
+    }
+
+    /// One decoding step of every generating slot, batched. Returns the slots whose
+    /// continuation finished, with it; those slots pause until `start` is called again.
+    pub fn step(&mut self) -> Result<Vec<(usize, Completion)>, LlmError> {
+        let rows: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].turn.is_some()).collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let next: Vec<u32> = rows
+            .iter()
+            .map(|&i| {
+                *self.slots[i].turn.as_ref().and_then(|t| t.stream.ids.last()).expect("a started turn has a token")
+            })
+            .collect();
+        let dev = self.llm.model.device();
+        let ids = Tensor::new(next.as_slice(), dev)?.unsqueeze(1)?;
+        let logits = self.llm.model.forward_rows(&ids, &rows, &mut self.cache, Logits::Last)?.to_vec2::<f32>()?;
+        let ctx = self.llm.context_len();
+        let mut done = Vec::new();
+        for ((&i, tok), row) in rows.iter().zip(next).zip(logits) {
+            let slot = &mut self.slots[i];
+            slot.fed.push(tok);
+            let turn = slot.turn.as_mut().expect("generating");
+            turn.stream.push(&row, &turn.params, &self.llm.tokenizer, ctx - turn.prompt_tokens);
+            if turn.stream.finish.is_some() {
+                let t = slot.turn.take().expect("generating");
+                done.push((i, t.stream.into_completion(t.prompt_tokens)));
+            }
+        }
+        Ok(done)
+    }
+}
