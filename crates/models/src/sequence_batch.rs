@@ -53,6 +53,10 @@ impl<'m> SequenceBatch<'m> {
         self.slots.iter().filter(|s| s.turn.is_some()).count()
     }
 
+    pub fn is_generating(&self, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|s| s.turn.is_some())
+    }
+
     /// Empties `slot` for a new sequence.
     pub fn release(&mut self, slot: usize) {
         self.slots[slot] = Slot::default();

@@ -1,4 +1,6 @@
-//! Running one episode: the policy writes, calls tools, reads observations, answers.
+//! One episode as a state machine: the policy writes, calls tools, reads observations,
+//! answers. Drivers feed it: `run_episode` turn by turn (a remote policy, or a local model
+//! through a one-slot batch), `engine::run_local` many at once on one local model.
 //!
 //! With a local model the episode is token-exact: the prompt is tokenised once, generated ids
 //! are appended as produced, and each observation is appended as the tokens of the chat
@@ -6,9 +8,10 @@
 //! never re-tokenised. With a remote policy the episode runs on messages (no ids).
 
 use crate::trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
-use kaizen_core::tool_call::{parse_tool_calls, CLOSE};
+use kaizen_core::tool_call::{parse_tool_calls, MalformedCall, CLOSE};
 use kaizen_core::{
-    final_answer, ChatRequest, Completion, Env, Message, Observation, Policy, Role, SamplingParams, Task, ToolSpec,
+    final_answer, ChatRequest, Completion, Env, FinishReason, Message, Observation, Policy, Role, SamplingParams, Task,
+    ToolCall, ToolSpec,
 };
 use kaizen_models::LocalLlm;
 use kaizen_tools::ToolRegistry;
@@ -44,64 +47,22 @@ impl Agent<'_> {
     }
 }
 
-/// The running conversation, in the form the agent needs.
+/// What to run: a task, the episode's seed, its id in the run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub task: Task,
+    pub seed: u64,
+    pub id: String,
+}
+
+/// The running conversation: token-exact with a local model, messages with a remote one.
 enum History<'a> {
-    Tokens { llm: &'a LocalLlm, ids: Vec<u32>, mask: Vec<u8>, logprobs: Vec<f32>, messages: Vec<Message> },
-    Messages { policy: &'a dyn Policy, messages: Vec<Message> },
+    Tokens { llm: &'a LocalLlm, ids: Vec<u32>, mask: Vec<u8>, logprobs: Vec<f32> },
+    Messages,
 }
 
 /// Marks where the assistant's text sits in a rendered template.
 const SENTINEL: &str = "\u{E000}kaizen-assistant-turn\u{E001}";
-
-impl History<'_> {
-    fn generate(&mut self, tools: &[ToolSpec], params: &SamplingParams) -> Result<Completion, String> {
-        match self {
-            History::Tokens { llm, ids, .. } => {
-                llm.generate(ids, params, &mut |_| true).map_err(|e| e.to_string()).map(|mut c| c.remove(0))
-            }
-            History::Messages { policy, messages } => policy
-                .chat(&ChatRequest { messages: messages.clone(), tools: tools.to_vec(), params: params.clone() })
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| if c.is_empty() { Err("no completion".into()) } else { Ok(c.remove(0)) }),
-        }
-    }
-
-    /// Records the assistant's turn (its exact tokens, when there are any).
-    fn push_assistant(&mut self, c: &Completion, text_for_history: &str) {
-        match self {
-            History::Tokens { ids, mask, logprobs, messages, .. } => {
-                ids.extend(&c.token_ids);
-                mask.extend(std::iter::repeat_n(1u8, c.token_ids.len()));
-                logprobs.extend(c.logprobs.iter().map(|t| t.logprob));
-                messages.push(Message::assistant(text_for_history));
-            }
-            History::Messages { messages, .. } => messages.push(Message::assistant(text_for_history)),
-        }
-    }
-
-    fn push_observations(&mut self, tools: &[ToolSpec], obs: &[Observation]) -> Result<(), String> {
-        let tool_msgs: Vec<Message> = obs.iter().map(|o| Message::new(Role::Tool, o.content.clone())).collect();
-        match self {
-            History::Tokens { llm, ids, mask, logprobs, messages } => {
-                let text = observation_segment(llm, messages, tools, &tool_msgs)?;
-                let seg = llm.tokenizer.encode(&text).map_err(|e| e.to_string())?;
-                ids.extend(&seg);
-                mask.extend(std::iter::repeat_n(0u8, seg.len()));
-                logprobs.extend(std::iter::repeat_n(0.0f32, seg.len()));
-                messages.extend(tool_msgs);
-            }
-            History::Messages { messages, .. } => messages.extend(tool_msgs),
-        }
-        Ok(())
-    }
-
-    fn context_left(&self) -> usize {
-        match self {
-            History::Tokens { llm, ids, .. } => llm.context_len().saturating_sub(ids.len() + 1),
-            History::Messages { .. } => usize::MAX,
-        }
-    }
-}
 
 /// The text that follows an assistant turn when tool results come back, up to and including
 /// the next assistant header — exactly what the chat template would render there. Found by
@@ -123,7 +84,217 @@ pub fn observation_segment(
     Ok(rendered[at + SENTINEL.len()..].to_string())
 }
 
-/// Runs one episode of `task`. Never fails: a backend error ends the episode as `Error`.
+/// An episode in progress. Never fails: a backend error ends it as `Error`, recorded.
+pub struct Episode<'a> {
+    env: String,
+    policy: String,
+    job: Job,
+    cfg: EpisodeConfig,
+    tools: Vec<ToolSpec>,
+    messages: Vec<Message>,
+    history: History<'a>,
+    prompt_tokens: usize,
+    turns: Vec<Turn>,
+    end: Option<EpisodeEnd>,
+    answer: Option<String>,
+    used: usize,
+    timing: Timing,
+    start: Instant,
+}
+
+impl<'a> Episode<'a> {
+    pub fn new(agent: &Agent<'a>, env: &dyn Env, registry: &ToolRegistry, job: Job, cfg: &EpisodeConfig) -> Self {
+        let allowed = env.tool_names();
+        let tools: Vec<ToolSpec> =
+            registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect();
+        let messages = vec![Message::system(env.system_prompt()), Message::user(job.task.prompt.clone())];
+        let mut end = None;
+        let history = match agent {
+            Agent::Local(llm) => {
+                let ids = llm.encode_chat(&messages, &tools).unwrap_or_else(|e| {
+                    end = Some(EpisodeEnd::Error { message: e.to_string() });
+                    Vec::new()
+                });
+                let n = ids.len();
+                History::Tokens { llm, ids, mask: vec![0; n], logprobs: vec![0.0; n] }
+            }
+            Agent::Remote(_) => History::Messages,
+        };
+        let prompt_tokens = match &history {
+            History::Tokens { ids, .. } => ids.len(),
+            History::Messages => 0,
+        };
+        Episode {
+            env: env.name().to_string(),
+            policy: agent.name(),
+            job,
+            cfg: cfg.clone(),
+            tools,
+            messages,
+            history,
+            prompt_tokens,
+            turns: Vec::new(),
+            end,
+            answer: None,
+            used: 0,
+            timing: Timing::default(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Sampling parameters of the next assistant turn, or `None` when the episode is over.
+    pub fn next_turn(&mut self) -> Option<SamplingParams> {
+        if self.end.is_some() {
+            return None;
+        }
+        if self.turns.len() >= self.cfg.max_turns {
+            self.end = Some(EpisodeEnd::MaxTurns);
+            return None;
+        }
+        let context_left = match &self.history {
+            History::Tokens { llm, ids, .. } => llm.context_len().saturating_sub(ids.len() + 1),
+            History::Messages => usize::MAX,
+        };
+        let budget =
+            self.cfg.max_tokens_per_turn.min(self.cfg.max_episode_tokens.saturating_sub(self.used)).min(context_left);
+        if budget == 0 {
+            self.end = Some(EpisodeEnd::MaxTokens);
+            return None;
+        }
+        Some(SamplingParams {
+            max_tokens: budget,
+            temperature: self.cfg.temperature,
+            top_p: self.cfg.top_p,
+            seed: self.job.seed.wrapping_add(self.turns.len() as u64),
+            stop: vec![CLOSE.to_string()],
+            ..Default::default()
+        })
+    }
+
+    /// Every token so far (local models): the prompt of the next turn.
+    pub fn token_ids(&self) -> &[u32] {
+        match &self.history {
+            History::Tokens { ids, .. } => ids,
+            History::Messages => &[],
+        }
+    }
+
+    /// The chat so far (remote policies), as a request.
+    pub fn request(&self, params: SamplingParams) -> ChatRequest {
+        ChatRequest { messages: self.messages.clone(), tools: self.tools.clone(), params }
+    }
+
+    /// Records the assistant's turn. Returns its tool calls (parsed or malformed) for the
+    /// driver to run; none means the episode is over.
+    pub fn on_completion(&mut self, c: Completion, generation_ms: f64) -> Vec<Result<ToolCall, MalformedCall>> {
+        self.timing.generation_ms += generation_ms;
+        let written = c.token_ids.len().max(c.logprobs.len());
+        self.used += written;
+        let calls = parse_tool_calls(&c.text);
+        // The stop string is not in the returned text; the history shows the call closed.
+        let shown = if calls.is_empty() || c.text.trim_end().ends_with(CLOSE) {
+            c.text.clone()
+        } else {
+            format!("{}{CLOSE}", c.text)
+        };
+        if let History::Tokens { ids, mask, logprobs, .. } = &mut self.history {
+            ids.extend(&c.token_ids);
+            mask.extend(std::iter::repeat_n(1u8, c.token_ids.len()));
+            logprobs.extend(c.logprobs.iter().map(|t| t.logprob));
+        }
+        self.messages.push(Message::assistant(shown));
+        let mut turn = Turn {
+            text: c.text.clone(),
+            tool_calls: vec![],
+            malformed: vec![],
+            observations: vec![],
+            generated_tokens: written,
+        };
+        for call in &calls {
+            match call {
+                Ok(call) => turn.tool_calls.push(call.clone()),
+                Err(bad) => turn.malformed.push(bad.message.clone()),
+            }
+        }
+        self.turns.push(turn);
+        if calls.is_empty() {
+            self.answer = final_answer(&c.text);
+            self.end = Some(match (&self.answer, c.finish_reason) {
+                (Some(_), _) => EpisodeEnd::Answered,
+                (None, FinishReason::Length) => EpisodeEnd::MaxTokens,
+                (None, _) => EpisodeEnd::NoAnswer,
+            });
+        }
+        calls
+    }
+
+    /// Appends the observations of the last turn's tool calls (one per call, in order).
+    pub fn on_observations(&mut self, obs: Vec<Observation>, tool_ms: f64) {
+        self.timing.tool_ms += tool_ms;
+        let tool_msgs: Vec<Message> = obs.iter().map(|o| Message::new(Role::Tool, o.content.clone())).collect();
+        if let History::Tokens { llm, ids, mask, logprobs } = &mut self.history {
+            let segment = observation_segment(llm, &self.messages, &self.tools, &tool_msgs)
+                .and_then(|text| llm.tokenizer.encode(&text).map_err(|e| e.to_string()));
+            match segment {
+                Ok(seg) => {
+                    ids.extend(&seg);
+                    mask.extend(std::iter::repeat_n(0u8, seg.len()));
+                    logprobs.extend(std::iter::repeat_n(0.0f32, seg.len()));
+                }
+                Err(e) => self.end = Some(EpisodeEnd::Error { message: e }),
+            }
+        }
+        self.messages.extend(tool_msgs);
+        if let Some(turn) = self.turns.last_mut() {
+            turn.observations = obs;
+        }
+    }
+
+    /// Ends the episode as failed (the backend could not produce a turn).
+    pub fn fail(&mut self, message: String) {
+        self.end = Some(EpisodeEnd::Error { message });
+    }
+
+    pub fn id(&self) -> &str {
+        &self.job.id
+    }
+
+    pub fn finish(mut self) -> Trajectory {
+        let end = self.end.take().unwrap_or(EpisodeEnd::MaxTurns);
+        let (token_ids, loss_mask, logprobs) = match self.history {
+            History::Tokens { ids, mask, logprobs, .. } => (ids, mask, logprobs),
+            History::Messages => (vec![], vec![], vec![]),
+        };
+        self.timing.total_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        Trajectory {
+            schema_version: SCHEMA_VERSION,
+            episode_id: self.job.id,
+            env: self.env,
+            policy: self.policy,
+            seed: self.job.seed,
+            reward: self.job.task.reward(self.answer.as_deref()),
+            task: self.job.task,
+            turns: self.turns,
+            token_ids,
+            loss_mask,
+            logprobs,
+            prompt_tokens: self.prompt_tokens,
+            final_answer: self.answer,
+            end,
+            timing: self.timing,
+        }
+    }
+}
+
+/// Runs a turn's tool calls in order; returns one observation per call and the time taken.
+pub fn run_tools(registry: &ToolRegistry, calls: &[Result<ToolCall, MalformedCall>]) -> (Vec<Observation>, f64) {
+    let t = Instant::now();
+    let obs = calls.iter().map(|c| registry.dispatch(c)).collect();
+    (obs, t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Runs one episode of `task` to the end. A local model goes through the same batched engine
+/// as concurrent episodes (one slot), so one episode and many are sampled alike.
 pub fn run_episode(
     agent: &Agent,
     env: &dyn Env,
@@ -133,125 +304,46 @@ pub fn run_episode(
     seed: u64,
     episode_id: &str,
 ) -> Trajectory {
-    let start = Instant::now();
-    let allowed = env.tool_names();
-    let tools: Vec<ToolSpec> =
-        registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect();
-    let messages = vec![Message::system(env.system_prompt()), Message::user(task.prompt.clone())];
-    let mut timing = Timing::default();
-    let mut turns = Vec::new();
-    let mut end = EpisodeEnd::MaxTurns;
-    let mut answer = None;
-
-    let mut history = match agent {
-        Agent::Local(llm) => match llm.encode_chat(&messages, &tools) {
-            Ok(ids) => {
-                let n = ids.len();
-                History::Tokens { llm, ids, mask: vec![0; n], logprobs: vec![0.0; n], messages }
-            }
-            Err(e) => {
-                end = EpisodeEnd::Error { message: e.to_string() };
-                History::Tokens { llm, ids: vec![], mask: vec![], logprobs: vec![], messages }
-            }
-        },
-        Agent::Remote(p) => History::Messages { policy: *p, messages },
-    };
-    let prompt_tokens = match &history {
-        History::Tokens { ids, .. } => ids.len(),
-        History::Messages { .. } => 0,
-    };
-    let mut used = 0usize;
-
-    for turn in 0..cfg.max_turns {
-        if matches!(end, EpisodeEnd::Error { .. }) {
-            break;
+    let job = Job { task: task.clone(), seed, id: episode_id.to_string() };
+    match agent {
+        Agent::Local(llm) => {
+            let mut out = None;
+            crate::engine::run_local(llm, env, registry, vec![job], cfg, 1, &mut |t| out = Some(t));
+            out.expect("the engine finishes every job")
         }
-        let budget =
-            cfg.max_tokens_per_turn.min(cfg.max_episode_tokens.saturating_sub(used)).min(history.context_left());
-        if budget == 0 {
-            end = EpisodeEnd::MaxTokens;
-            break;
-        }
-        let params = SamplingParams {
-            max_tokens: budget,
-            temperature: cfg.temperature,
-            top_p: cfg.top_p,
-            seed: seed.wrapping_add(turn as u64),
-            stop: vec![CLOSE.to_string()],
-            ..Default::default()
-        };
-        let t = Instant::now();
-        let completion = match history.generate(&tools, &params) {
-            Ok(c) => c,
-            Err(e) => {
-                end = EpisodeEnd::Error { message: e };
-                break;
-            }
-        };
-        timing.generation_ms += t.elapsed().as_secs_f64() * 1e3;
-        used += completion.token_ids.len().max(completion.logprobs.len());
-        let calls = parse_tool_calls(&completion.text);
-        // The stop string is not in the returned text; the history shows the call closed.
-        let shown = if calls.is_empty() || completion.text.trim_end().ends_with(CLOSE) {
-            completion.text.clone()
-        } else {
-            format!("{}{CLOSE}", completion.text)
-        };
-        history.push_assistant(&completion, &shown);
-        let mut record = Turn {
-            text: completion.text.clone(),
-            tool_calls: vec![],
-            malformed: vec![],
-            observations: vec![],
-            generated_tokens: completion.token_ids.len().max(completion.logprobs.len()),
-        };
-        if calls.is_empty() {
-            answer = final_answer(&completion.text);
-            end = if answer.is_some() { EpisodeEnd::Answered } else { EpisodeEnd::NoAnswer };
-            if completion.finish_reason == kaizen_core::FinishReason::Length && answer.is_none() {
-                end = EpisodeEnd::MaxTokens;
-            }
-            turns.push(record);
-            break;
-        }
-        let t = Instant::now();
-        for call in &calls {
-            let obs = registry.dispatch(call);
-            match call {
-                Ok(c) => record.tool_calls.push(c.clone()),
-                Err(bad) => record.malformed.push(bad.message.clone()),
-            }
-            record.observations.push(obs);
-        }
-        timing.tool_ms += t.elapsed().as_secs_f64() * 1e3;
-        if let Err(e) = history.push_observations(&tools, &record.observations) {
-            end = EpisodeEnd::Error { message: e };
-            turns.push(record);
-            break;
-        }
-        turns.push(record);
+        Agent::Remote(policy) => run_remote(*policy, agent, env, registry, job, cfg),
     }
+}
 
-    let (token_ids, loss_mask, logprobs) = match history {
-        History::Tokens { ids, mask, logprobs, .. } => (ids, mask, logprobs),
-        History::Messages { .. } => (vec![], vec![], vec![]),
-    };
-    timing.total_ms = start.elapsed().as_secs_f64() * 1e3;
-    Trajectory {
-        schema_version: SCHEMA_VERSION,
-        episode_id: episode_id.to_string(),
-        env: env.name().to_string(),
-        policy: agent.name(),
-        seed,
-        reward: task.reward(answer.as_deref()),
-        task: task.clone(),
-        turns,
-        token_ids,
-        loss_mask,
-        logprobs,
-        prompt_tokens,
-        final_answer: answer,
-        end,
-        timing,
+/// A remote policy, turn by turn: each turn is one chat request with the whole conversation.
+fn run_remote(
+    policy: &dyn Policy,
+    agent: &Agent,
+    env: &dyn Env,
+    registry: &ToolRegistry,
+    job: Job,
+    cfg: &EpisodeConfig,
+) -> Trajectory {
+    let mut ep = Episode::new(agent, env, registry, job, cfg);
+    while let Some(params) = ep.next_turn() {
+        let t = Instant::now();
+        let completion = policy.chat(&ep.request(params)).map_err(|e| e.to_string()).and_then(|mut c| {
+            if c.is_empty() {
+                Err("the policy returned no completion".into())
+            } else {
+                Ok(c.remove(0))
+            }
+        });
+        match completion {
+            Ok(c) => {
+                let calls = ep.on_completion(c, t.elapsed().as_secs_f64() * 1e3);
+                if !calls.is_empty() {
+                    let (obs, ms) = run_tools(registry, &calls);
+                    ep.on_observations(obs, ms);
+                }
+            }
+            Err(e) => ep.fail(e),
+        }
     }
+    ep.finish()
 }

@@ -4,11 +4,13 @@
 //! Not here: what happens to trajectories afterwards (training, Q-learning, reports).
 
 pub mod columnar;
+pub mod engine;
 pub mod episode;
 pub mod run_dir;
 pub mod trajectory;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
-pub use episode::{observation_segment, run_episode, Agent, EpisodeConfig};
+pub use engine::{run_local, EngineStats};
+pub use episode::{observation_segment, run_episode, run_tools, Agent, Episode, EpisodeConfig, Job};
 pub use run_dir::{RunDir, RunSummary};
 pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -68,6 +68,7 @@ pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
 
 /// The numbers `kaizen run` ends with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunSummary {
     pub episodes: usize,
     pub success_rate: f64,
@@ -76,8 +77,14 @@ pub struct RunSummary {
     pub mean_turns: f64,
     /// Malformed calls over all attempted calls.
     pub malformed_call_rate: f64,
-    /// Generated tokens per second of generation time.
+    /// Generated tokens per second of wall time, all episodes together (set by `timed`).
     pub tokens_per_second: f64,
+    /// Episodes per second of wall time (set by `timed`).
+    pub episodes_per_second: f64,
+    /// Generated tokens per second of one episode's generation time (concurrent episodes
+    /// share the model, so each is slower than the run as a whole).
+    pub episode_tokens_per_second: f64,
+    pub wall_seconds: f64,
     pub tool_latency_p50_ms: f64,
     pub tool_latency_p99_ms: f64,
     pub errors: usize,
@@ -107,7 +114,7 @@ impl RunSummary {
             tool_use_rate: ts.iter().filter(|t| t.tool_calls() + t.malformed_calls() > 0).count() as f64 / nf,
             mean_turns: ts.iter().map(|t| t.turns.len()).sum::<usize>() as f64 / nf,
             malformed_call_rate: if calls == 0 { 0.0 } else { malformed as f64 / calls as f64 },
-            tokens_per_second: if gen_ms > 0.0 {
+            episode_tokens_per_second: if gen_ms > 0.0 {
                 ts.iter().map(Trajectory::generated_tokens).sum::<usize>() as f64 / (gen_ms / 1e3)
             } else {
                 0.0
@@ -116,6 +123,17 @@ impl RunSummary {
             tool_latency_p99_ms: pct(0.99),
             errors: ts.iter().filter(|t| matches!(t.end, EpisodeEnd::Error { .. })).count(),
             engine_overhead: if total_ms > 0.0 { ((total_ms - gen_ms - tool_ms) / total_ms).max(0.0) } else { 0.0 },
+            ..Default::default()
         }
+    }
+
+    /// Adds the run's throughput over `wall_seconds`, given the generated tokens.
+    pub fn timed(mut self, ts: &[Trajectory], wall_seconds: f64) -> Self {
+        if wall_seconds > 0.0 {
+            self.wall_seconds = wall_seconds;
+            self.episodes_per_second = ts.len() as f64 / wall_seconds;
+            self.tokens_per_second = ts.iter().map(Trajectory::generated_tokens).sum::<usize>() as f64 / wall_seconds;
+        }
+        self
     }
 }

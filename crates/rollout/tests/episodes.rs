@@ -3,7 +3,9 @@
 use kaizen_core::{Env, Message, Role};
 use kaizen_envs::Arith;
 use kaizen_models::{LocalLlm, WeightFormat};
-use kaizen_rollout::{observation_segment, run_dir, run_episode, Agent, EpisodeConfig, RunDir, RunSummary};
+use kaizen_rollout::{
+    observation_segment, run_dir, run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary,
+};
 use kaizen_tools::ToolRegistry;
 use std::sync::OnceLock;
 
@@ -26,21 +28,68 @@ fn episodes_are_token_exact_and_replay_to_their_logprobs() {
         assert_eq!(t.loss_mask.iter().filter(|&&m| m == 1).count(), t.generated_tokens());
         assert!(t.reward == 0.0 || t.reward == 1.0);
         assert!(t.turns.len() >= 1 && t.turns.len() <= cfg.max_turns);
-        // Replaying each run of written tokens through teacher-forced scoring gives back the
-        // stored log-probs.
-        let mut s = 0;
-        while s < t.token_ids.len() {
-            if t.loss_mask[s] == 0 {
-                s += 1;
-                continue;
-            }
-            let e = (s..t.token_ids.len()).find(|&j| t.loss_mask[j] == 0).unwrap_or(t.token_ids.len());
-            let scored = llm().score(&t.token_ids[..s], &t.token_ids[s..e], cfg.temperature).unwrap();
-            let worst = scored.iter().zip(&t.logprobs[s..e]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(worst < 1e-3, "episode {i}, tokens {s}..{e}: max |Δ| = {worst}");
-            s = e;
-        }
+        assert_replays(&t, cfg.temperature);
     }
+}
+
+/// Teacher-forced scoring of the recorded tokens gives back the stored log-probs.
+fn assert_replays(t: &kaizen_rollout::Trajectory, temperature: f32) {
+    let scored = llm().score_trajectory(&t.token_ids, &t.loss_mask, temperature).unwrap();
+    let worst = scored.iter().zip(&t.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-3, "episode {}: max |Δ| = {worst}", t.episode_id);
+}
+
+fn echo_env() -> kaizen_envs::JsonlEnv {
+    kaizen_envs::JsonlEnv::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/echo_tool_calls.jsonl"
+    )))
+    .unwrap()
+}
+
+#[test]
+fn concurrent_episodes_batch_together_and_equal_one_at_a_time() {
+    // Tasks that make SmolLM2 call tools (it repeats the call it is shown), so episodes have
+    // several turns and pause for tools while others decode.
+    let env = echo_env();
+    let tools = ToolRegistry::standard();
+    let cfg = EpisodeConfig { temperature: 0.7, max_turns: 3, max_tokens_per_turn: 48, ..Default::default() };
+    let jobs: Vec<Job> = env
+        .tasks(0, 4)
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| Job { task, seed: 40 + i as u64, id: format!("{i}") })
+        .collect();
+    let run = |slots| {
+        let mut out = Vec::new();
+        let stats = run_local(llm(), &env, &tools, jobs.clone(), &cfg, slots, &mut |t| out.push(t));
+        out.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        (out, stats)
+    };
+    let (alone, _) = run(1);
+    let (together, stats) = run(3);
+    println!("mean batch {:.2}, overhead {:.2}%", stats.mean_batch(), 100.0 * stats.overhead());
+    assert!(stats.mean_batch() > 1.5, "episodes should decode together: {stats:?}");
+    assert_eq!(together.len(), 4);
+    let mut with_tools = 0;
+    for (a, b) in alone.iter().zip(&together) {
+        let obs = |t: &kaizen_rollout::Trajectory| {
+            t.turns.iter().flat_map(|u| u.observations.iter().map(|o| o.content.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(obs(a), obs(b), "episode {}", a.episode_id);
+        assert_eq!(a.token_ids, b.token_ids, "episode {}", a.episode_id);
+        assert_eq!(a.logprobs, b.logprobs, "episode {}", a.episode_id);
+        for (x, y) in a.turns.iter().zip(&b.turns) {
+            assert_eq!((&x.text, &x.tool_calls, x.generated_tokens), (&y.text, &y.tool_calls, y.generated_tokens));
+            let contents =
+                |t: &kaizen_rollout::Turn| t.observations.iter().map(|o| o.content.clone()).collect::<Vec<_>>();
+            assert_eq!(contents(x), contents(y));
+        }
+        assert_eq!(a.reward, b.reward);
+        with_tools += usize::from(b.tool_calls() > 0 && b.turns.len() > 1);
+        assert_replays(b, cfg.temperature);
+    }
+    assert!(with_tools >= 2, "expected multi-turn tool episodes, got {with_tools}");
 }
 
 #[test]
@@ -111,7 +160,7 @@ fn run_dir_appends_loads_and_summarises() {
     }
     let s = RunSummary::of(&all);
     assert_eq!(s.episodes, 2);
-    assert!(s.tokens_per_second > 0.0 && (0.0..=1.0).contains(&s.success_rate));
+    assert!(s.episode_tokens_per_second > 0.0 && (0.0..=1.0).contains(&s.success_rate));
 }
 
 #[test]

@@ -125,3 +125,17 @@ fn results_and_errors_read_clearly() {
     assert_eq!(run(&cold, "print(17 * 23)").content, "391");
     assert_ne!(run(&cold, "import os\nprint(os.getuid())").content, "0");
 }
+
+#[test]
+fn a_warm_server_outlives_the_thread_that_first_used_it() {
+    // Tool calls run on short-lived worker threads; bwrap's --die-with-parent follows the
+    // thread that started it, so servers must be started from a thread that stays.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(limits());
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(sandbox.run("print(1)").success()));
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = sandbox.run("print(2)");
+    assert!(r.success() && r.stdout.trim() == "2", "{r:?}");
+}

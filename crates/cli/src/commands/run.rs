@@ -3,7 +3,7 @@
 
 use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_rollout::{run_episode, Agent, EpisodeConfig, RunDir, RunSummary};
+use kaizen_rollout::{run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary, Trajectory};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -30,9 +30,10 @@ pub struct Args {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
-    /// Episodes in flight at once (threads). Pays off with remote servers; a local model
-    /// already uses every core for one episode.
-    #[arg(long, default_value_t = 1)]
+    /// Episodes in flight at once. With a local model they share one batched forward per
+    /// decoding step (more episodes/s, each a little slower); with a remote server each has its
+    /// own connection.
+    #[arg(long, default_value_t = 8)]
     concurrency: usize,
 }
 
@@ -61,41 +62,46 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new(a.episodes as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")?);
-    let tasks = env.tasks(a.seed, a.episodes);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel();
+    let jobs: Vec<Job> = env
+        .tasks(a.seed, a.episodes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| Job { task, seed: a.seed.wrapping_add(i as u64), id: format!("{i:05}") })
+        .collect();
+    let slots = a.concurrency.clamp(1, 64);
     let mut done = Vec::with_capacity(a.episodes);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..a.concurrency.clamp(1, 64) {
-            let tx = tx.clone();
-            let (agent, env, registry, cfg, tasks, next) = (&agent, env.as_ref(), &registry, &cfg, &tasks, &next);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(task) = tasks.get(i) else { break };
-                let t = run_episode(agent, env, registry, task, cfg, a.seed.wrapping_add(i as u64), &format!("{i:05}"));
-                if tx.send(t).is_err() {
-                    break;
-                }
-            });
+    let mut failure = None;
+    // Each episode is appended (and flushed) as soon as it ends, in completion order.
+    let mut record = |t: Trajectory| {
+        if failure.is_some() {
+            return;
         }
-        drop(tx);
-        // Each episode is appended (and flushed) as soon as it ends, in completion order.
-        for t in rx {
-            run.append(&t).map_err(|e| anyhow::anyhow!(e))?;
-            done.push(t);
-            let s = RunSummary::of(&done);
-            bar.set_message(format!(
-                "success {:.0}%  tool use {:.0}%",
-                100.0 * s.success_rate,
-                100.0 * s.tool_use_rate
-            ));
-            bar.inc(1);
+        if let Err(e) = run.append(&t) {
+            failure = Some(anyhow::anyhow!(e));
+            return;
         }
-        Ok(())
-    })?;
+        done.push(t);
+        let s = RunSummary::of(&done);
+        bar.set_message(format!("success {:.0}%  tool use {:.0}%", 100.0 * s.success_rate, 100.0 * s.tool_use_rate));
+        bar.inc(1);
+    };
+    let started = std::time::Instant::now();
+    let engine = match &backend {
+        Backend::Local(llm) => Some(run_local(llm, env.as_ref(), &registry, jobs, &cfg, slots, &mut record)),
+        Backend::Remote(_) => {
+            run_threads(&agent, env.as_ref(), &registry, &jobs, &cfg, slots, &mut record);
+            None
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e.context("recording an episode"));
+    }
     done.sort_by(|x, y| x.episode_id.cmp(&y.episode_id));
     bar.finish();
-    let s = RunSummary::of(&done);
+    let mut s = RunSummary::of(&done).timed(&done, started.elapsed().as_secs_f64());
+    if let Some(stats) = &engine {
+        s.engine_overhead = stats.overhead();
+    }
     run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
     kaizen_rollout::write_parquet(&done, &a.out.join(kaizen_rollout::PARQUET_FILE)).map_err(|e| anyhow::anyhow!(e))?;
     println!("\n{} episodes of {} with {} → {}", s.episodes, env.name(), agent.name(), a.out.display());
@@ -103,13 +109,50 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("{:<24} {:>10}", "tool-use rate", format!("{:.1}%", 100.0 * s.tool_use_rate));
     println!("{:<24} {:>10.2}", "mean turns", s.mean_turns);
     println!("{:<24} {:>10}", "malformed-call rate", format!("{:.1}%", 100.0 * s.malformed_call_rate));
-    println!("{:<24} {:>10.1}", "tokens/s (generation)", s.tokens_per_second);
+    println!("{:<24} {:>10.2}", "episodes/s", s.episodes_per_second);
+    println!("{:<24} {:>10.1}", "tokens/s (all episodes)", s.tokens_per_second);
+    println!("{:<24} {:>10.1}", "tokens/s (per episode)", s.episode_tokens_per_second);
     println!(
         "{:<24} {:>10}",
         "tool latency p50 / p99",
         format!("{:.1} / {:.1} ms", s.tool_latency_p50_ms, s.tool_latency_p99_ms)
     );
     println!("{:<24} {:>10}", "engine overhead", format!("{:.2}%", 100.0 * s.engine_overhead));
+    if let Some(stats) = &engine {
+        let batch = format!("{:.2} ({} steps)", stats.mean_batch(), stats.decode_steps);
+        println!("{:<24} {:>10}", "mean decode batch", batch);
+    }
     println!("{:<24} {:>10}", "failed episodes", s.errors);
     Ok(())
+}
+
+/// Remote policies: `slots` threads, each running one episode at a time.
+fn run_threads(
+    agent: &Agent,
+    env: &dyn kaizen_core::Env,
+    registry: &ToolRegistry,
+    jobs: &[Job],
+    cfg: &EpisodeConfig,
+    slots: usize,
+    on_done: &mut dyn FnMut(Trajectory),
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..slots {
+            let (tx, next) = (tx.clone(), &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let t = run_episode(agent, env, registry, &job.task, cfg, job.seed, &job.id);
+                if tx.send(t).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for t in rx {
+            on_done(t);
+        }
+    });
 }

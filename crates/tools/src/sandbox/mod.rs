@@ -90,8 +90,37 @@ struct Server {
     stderr: Arc<Mutex<String>>,
 }
 
+/// A server start request and where its answer goes.
+type StartRequest = (Limits, std::sync::mpsc::Sender<Result<Server, String>>);
+
 impl Server {
+    /// Starts a server from one long-lived spawner thread. bwrap's `--die-with-parent` ties the
+    /// sandbox to the *thread* that forked it (`PR_SET_PDEATHSIG`): started from a short-lived
+    /// worker thread, a warm server would die with that thread.
     fn start(limits: &Limits) -> Result<Self, String> {
+        static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<StartRequest>>> = std::sync::OnceLock::new();
+        let spawner = SPAWNER.get_or_init(|| {
+            let (tx, rx) = channel::<StartRequest>();
+            std::thread::Builder::new()
+                .name("kaizen-sandbox-spawner".into())
+                .spawn(move || {
+                    for (limits, reply) in rx {
+                        let _ = reply.send(Self::spawn(&limits));
+                    }
+                })
+                .expect("starting the sandbox spawner thread");
+            Mutex::new(tx)
+        });
+        let (reply, answer) = channel();
+        spawner
+            .lock()
+            .map_err(|_| "the sandbox spawner is poisoned".to_string())?
+            .send((limits.clone(), reply))
+            .map_err(|_| "the sandbox spawner stopped".to_string())?;
+        answer.recv().map_err(|_| "the sandbox spawner stopped".to_string())?
+    }
+
+    fn spawn(limits: &Limits) -> Result<Self, String> {
         let mut cmd = Command::new("bwrap");
         // bwrap itself becomes pid 1 inside the sandbox, and its /proc/1/environ is readable
         // there: it must not carry kaizen's environment either.
