@@ -6,7 +6,7 @@
 
 pub mod sandbox;
 
-pub use sandbox::{Limits, RunResult, Sandbox};
+pub use sandbox::{Limits, RunResult, Sandbox, SANDBOX_UIDS};
 pub mod calculator;
 pub mod python;
 pub mod registry;

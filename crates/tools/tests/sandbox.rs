@@ -3,13 +3,12 @@
 //! call run normally. Also: warm reuse does not leak state between calls.
 
 use kaizen_core::Tool;
-use kaizen_tools::{Limits, PythonTool, Sandbox};
+use kaizen_tools::{Limits, PythonTool, Sandbox, SANDBOX_UIDS};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// One sandbox test at a time: a fork bomb uses up the sandbox uid's process limit, which is
-/// shared by every sandbox on the machine.
+/// One sandbox test at a time, so the count of sandbox processes left behind is this test's.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn limits() -> Limits {
@@ -29,17 +28,16 @@ fn run(tool: &PythonTool, code: &str) -> kaizen_core::Observation {
     tool.call(&json!({ "code": code }))
 }
 
-/// Processes owned by the sandbox uid, anywhere on the host.
+/// Processes owned by a sandbox uid, anywhere on the host.
 fn sandbox_uid_processes() -> usize {
+    let is_sandbox = |uid: Option<&str>| uid.and_then(|u| u.parse().ok()).is_some_and(|u| SANDBOX_UIDS.contains(&u));
     std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
                 .filter(|e| {
                     std::fs::read_to_string(e.path().join("status"))
-                        .map(|s| {
-                            s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534"))
-                        })
+                        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && is_sandbox(l.split_whitespace().nth(1))))
                         .unwrap_or(false)
                 })
                 .count()
@@ -138,4 +136,25 @@ fn a_warm_server_outlives_the_thread_that_first_used_it() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let r = sandbox.run("print(2)");
     assert!(r.success() && r.stdout.trim() == "2", "{r:?}");
+}
+
+#[test]
+fn a_fork_bomb_does_not_starve_a_concurrent_sandbox() {
+    // Concurrent episodes each call their own sandbox server; one of them filling its process
+    // limit must not stop the others from starting processes.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(limits());
+    let bombing = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            sandbox.run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass");
+            bombing.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(bombing.load(std::sync::atomic::Ordering::SeqCst), "the bomb should still be running");
+        let r = sandbox.run(
+            "import subprocess\nprint(subprocess.run(['echo', 'alive'], capture_output=True).stdout.decode().strip())",
+        );
+        assert!(r.success() && r.stdout.trim() == "alive", "{r:?}");
+    });
 }

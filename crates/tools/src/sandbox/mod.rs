@@ -16,9 +16,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = include_str!("server.py");
-/// The uid/gid sandboxed code runs as when kaizen runs as root (as root `RLIMIT_NPROC` is not
-/// enforced, so a fork bomb would not be capped).
-const SANDBOX_UID: u32 = 65534;
+/// When kaizen runs as root, each sandbox server runs as its own unprivileged uid/gid from
+/// this range (as root `RLIMIT_NPROC` is not enforced, so a fork bomb would not be capped).
+/// `RLIMIT_NPROC` counts the processes of a uid, so one uid per server keeps a fork bomb in
+/// one episode's sandbox from starving the concurrent episodes' sandboxes. (Without root,
+/// every sandbox runs as the user's uid and shares the user's process count.)
+pub const SANDBOX_UIDS: std::ops::Range<u32> = 61_000..62_000;
+
+/// The next uid of `SANDBOX_UIDS`, round robin across the process.
+fn next_sandbox_uid() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    SANDBOX_UIDS.start + n % (SANDBOX_UIDS.end - SANDBOX_UIDS.start)
+}
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -139,6 +149,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let rl = limits.clone();
+        let uid = next_sandbox_uid();
         // SAFETY: only async-signal-safe calls (setrlimit, setgid, setuid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -156,10 +167,7 @@ impl Server {
                 set(libc::RLIMIT_NOFILE, rl.open_files)?;
                 set(libc::RLIMIT_CORE, 0)?;
                 if libc::geteuid() == 0 {
-                    if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(SANDBOX_UID) != 0
-                        || libc::setuid(SANDBOX_UID) != 0
-                    {
+                    if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
