@@ -1,0 +1,14 @@
+//! Reinforcement learning for tool use (`../shared/METHODS.md` §2–4): the advantage
+//! estimators — GRPO, Dr.GRPO, ADPO, AXPO — the token-level PPO-clip loss with a KL penalty,
+//! and the diagnostics a training run reports. Every formula is a small pure function with its
+//! equation in its doc comment and a test on hand-computed numbers.
+//!
+//! Not here: rollouts (`kaizen-rollout`), the trainable models, the training loop.
+
+pub mod advantages;
+pub mod axpo;
+pub mod diagnostics;
+pub mod loss;
+
+pub use advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
+pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
