@@ -20,6 +20,7 @@ pub mod sequence_batch;
 pub mod spm;
 mod stream;
 pub mod tokenizer;
+pub mod trainable;
 
 pub use embedder::{cosine, Embedder};
 pub use llama::WeightFormat;
