@@ -17,6 +17,31 @@ pub enum Bench {
     /// kaizen's sandbox started cold for each call and warm (reused), in the same run.
     #[command(after_help = "Example:\n  kaizen bench sandbox --calls 200")]
     Sandbox(SandboxArgs),
+    /// Training tokens/s of the tiny from-scratch transformer: forward, next-token loss,
+    /// backward and an AdamW step on byte sequences. `bench/train_tiny.sh` runs PyTorch on the
+    /// identical config and batch beside it.
+    #[command(after_help = "Example:\n  kaizen --threads 2 bench train --layers 4 --width 256 --heads 4 --context 256 --batch 8")]
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 256)]
+    width: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Sequence length of every batch row (also the model's context).
+    #[arg(long, default_value_t = 256)]
+    context: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Timed steps (after 2 untimed warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,7 +81,64 @@ pub fn run(b: Bench) -> anyhow::Result<()> {
     match b {
         Bench::Generate(a) => generate(a),
         Bench::Sandbox(a) => sandbox(a),
+        Bench::Train(a) => train(a),
     }
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    use candle_nn::Optimizer;
+    use kaizen_models::trainable::{ByteTokenizer, TinyConfig, TinyLm};
+    use rand::{Rng, SeedableRng};
+    anyhow::ensure!(a.steps >= 1 && a.batch >= 1 && a.context >= 2, "--steps, --batch ≥ 1 and --context ≥ 2");
+    let cfg = TinyConfig { vocab: ByteTokenizer::VOCAB, layers: a.layers, width: a.width, heads: a.heads, context: a.context };
+    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let dev = candle_core::Device::Cpu;
+    let vars = candle_nn::VarMap::new();
+    let model = TinyLm::new(cfg, &vars, &dev)?;
+    let mut opt = candle_nn::AdamW::new(vars.all_vars(), candle_nn::ParamsAdamW { lr: 1e-3, ..Default::default() })?;
+    // Printable ASCII: the speed does not depend on the content.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let ids: Vec<u32> = (0..a.batch * a.context).map(|_| rng.random_range(32u32..127)).collect();
+    let batch = Tensor::from_vec(ids, (a.batch, a.context), &dev)?;
+    let mut step = || -> anyhow::Result<f32> {
+        let loss = model.token_logprobs(&batch, 1.0)?.mean_all()?.neg()?;
+        opt.backward_step(&loss)?;
+        Ok(loss.to_scalar::<f32>()?)
+    };
+    step()?;
+    step()?;
+    let bar = ProgressBar::new(a.steps as u64)
+        .with_style(ProgressStyle::with_template("bench train [{bar:30}] {pos}/{len} {per_sec}")?);
+    let start = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..a.steps {
+        loss = step()?;
+        bar.inc(1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let tokens = (a.batch * (a.context - 1) * a.steps) as f64;
+    println!(
+        "kaizen bench train — tiny transformer {} layers × {} wide, {} heads, {} parameters; batch {} × {} tokens",
+        a.layers,
+        a.width,
+        a.heads,
+        cfg.parameters(),
+        a.batch,
+        a.context
+    );
+    println!("{:<32} {:>12}", "training tokens/s", format!("{:.0}", tokens / secs));
+    println!("{:<32} {:>12}", "ms per step", format!("{:.1}", 1e3 * secs / a.steps as f64));
+    println!("{:<32} {:>12}", "loss after the timed steps", format!("{loss:.3}"));
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "train", "layers": a.layers, "width": a.width, "heads": a.heads,
+                "context": a.context, "batch": a.batch, "steps": a.steps, "parameters": cfg.parameters(),
+                "tokens_per_second": tokens / secs, "ms_per_step": 1e3 * secs / a.steps as f64})
+        );
+    }
+    Ok(())
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {

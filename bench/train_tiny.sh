@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Training throughput of the tiny from-scratch transformer, kaizen (candle) next to PyTorch on
+# the CPU: identical model config and batch, forward + next-token loss + backward + AdamW,
+# same thread count, in the same run. PyTorch comes from PyPI into a throwaway venv under
+# $KAIZEN_HOME (a one-time download of ~3 GB: the PyPI wheel pulls CUDA libraries even for CPU
+# use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps) go to both.
+#
+#   bash bench/train_tiny.sh --threads 2 --context 256 --batch 8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KAIZEN_HOME="${KAIZEN_HOME:-$HOME/.cache/kaizen}"
+TORCH_VERSION=2.15.0
+threads=2
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+venv="$KAIZEN_HOME/venv-torch"
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  echo "[train_tiny] installing torch $TORCH_VERSION into $venv (once)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+bash scripts/setup.sh >&2
+kaizen_json=$(target/release/kaizen --threads "$threads" bench train "${args[@]}" --json | tail -1)
+torch_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" "${args[@]}")
+python3 - "$kaizen_json" "$torch_json" <<'PY'
+import json, sys
+k, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert k["parameters"] == t["parameters"], f"configs differ: {k['parameters']} vs {t['parameters']} parameters"
+print(f"tiny transformer: {k['layers']} layers x {k['width']} wide, {k['heads']} heads, {k['parameters']} parameters; "
+      f"batch {k['batch']} x {k['context']} tokens, {k['steps']} timed steps")
+print(f"{'trainer':<28} {'tokens/s':>10} {'ms/step':>10}")
+print(f"{'kaizen (candle)':<28} {k['tokens_per_second']:>10.0f} {k['ms_per_step']:>10.1f}")
+print(f"{t['peer']:<28} {t['tokens_per_second']:>10.0f} {t['ms_per_step']:>10.1f}")
+print(f"kaizen / pytorch: {k['tokens_per_second'] / t['tokens_per_second']:.2f}x")
+PY
