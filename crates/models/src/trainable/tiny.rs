@@ -1,11 +1,18 @@
-//! A small decoder-only transformer for training from scratch: learned token and position
-//! embeddings, pre-norm blocks `x += Attn(RMSNorm(x)); x += MLP(RMSNorm(x))` with causal
-//! multi-head attention and a GELU MLP, a final RMSNorm and an output layer tied to the token
-//! embedding. Every op is differentiable (candle autograd): the fused inference kernels
-//! (`rms_norm`, `softmax_last_dim`) have no backward pass, so the plain-op forms are used.
+//! A small llama-architecture decoder for training from scratch: RMSNorm pre-norm blocks,
+//! multi-head attention with interleaved rotary embeddings (as `Arch::Llama` runs them), a
+//! SwiGLU MLP `down(silu(gate(x)) · up(x))`, no biases, the output layer tied to the token
+//! embedding. Tensors carry GGUF names, so `write_gguf` hands a trained model to
+//! `LocalLlm::load` unchanged and `load_gguf` resumes from one.
+//!
+//! Every op is differentiable (candle autograd): the fused inference kernels (`rms_norm`,
+//! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use crate::chat_template::CHATML;
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
+use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TinyConfig {
@@ -13,46 +20,59 @@ pub struct TinyConfig {
     pub layers: usize,
     pub width: usize,
     pub heads: usize,
-    /// Longest sequence (positions are learned).
+    /// Hidden size of the SwiGLU MLP.
+    pub ffn: usize,
+    /// Longest sequence.
     pub context: usize,
 }
 
 impl TinyConfig {
+    /// A config over the byte vocabulary (`byte_vocab`).
+    pub fn bytes(layers: usize, width: usize, heads: usize, context: usize) -> Self {
+        TinyConfig { vocab: byte_vocab().0.len(), layers, width, heads, ffn: 4 * width, context }
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.heads == 0 || self.width % self.heads != 0 {
-            return Err(format!("width ({}) must be a multiple of heads ({})", self.width, self.heads));
+        if self.heads == 0 || self.width % self.heads != 0 || (self.width / self.heads) % 2 != 0 {
+            return Err(format!("width ({}) must be an even multiple of heads ({})", self.width, self.heads));
         }
-        if self.layers == 0 || self.vocab == 0 || self.context == 0 {
-            return Err("layers, vocab and context must be at least 1".into());
+        if self.layers == 0 || self.vocab == 0 || self.context == 0 || self.ffn == 0 {
+            return Err("layers, vocab, ffn and context must be at least 1".into());
         }
         Ok(())
     }
 
     pub fn parameters(&self) -> usize {
-        // Per block: two norms (2w), qkv (3w² + 3w), out (w² + w), up (4w² + 4w), down (4w² + w).
+        // Per block: two norms (2w), q, k, v, out (4w²), gate, up, down (3·w·ffn).
         let (w, l) = (self.width, self.layers);
-        self.vocab * w + self.context * w + l * (12 * w * w + 11 * w) + w
+        self.vocab * w + l * (2 * w + 4 * w * w + 3 * w * self.ffn) + w
     }
 }
 
-struct Block {
-    attn_norm: Tensor,
-    qkv: candle_nn::Linear,
-    out: candle_nn::Linear,
-    mlp_norm: Tensor,
-    up: candle_nn::Linear,
-    down: candle_nn::Linear,
-}
-
-pub struct TinyLm {
-    pub cfg: TinyConfig,
-    embed: Tensor,
-    positions: Tensor,
-    blocks: Vec<Block>,
-    norm: Tensor,
+/// The byte-level vocabulary as a SentencePiece vocabulary of pure byte fallback: control
+/// tokens for ChatML, `▁` (a space), and the 256 byte tokens `<0xXX>`. Returns (pieces,
+/// scores, token types). Any text encodes losslessly.
+pub fn byte_vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut pieces: Vec<String> =
+        ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "\u{2581}"].iter().map(|s| s.to_string()).collect();
+    let mut types = vec![2, 3, 3, 3, 1];
+    for b in 0..=255u8 {
+        pieces.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    let scores = vec![0.0; pieces.len()];
+    (pieces, scores, types)
 }
 
 const EPS: f64 = 1e-5;
+const ROPE_BASE: f32 = 10_000.0;
+
+pub struct TinyLm {
+    pub cfg: TinyConfig,
+    vars: VarMap,
+    cos: Tensor,
+    sin: Tensor,
+}
 
 fn rms_norm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -65,41 +85,58 @@ fn softmax_last(x: &Tensor) -> Result<Tensor> {
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
+/// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
+/// `p · θ_i`, `θ_i = base^(−2i/D)`.
+fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    let pairs = x.reshape((b, h, t, d / 2, 2))?;
+    let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);
+    let cos = cos.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
+    let sin = sin.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
+    let r0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+    let r1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+    Tensor::cat(&[r0, r1], 4)?.reshape((b, h, t, d))
+}
+
 impl TinyLm {
-    /// A freshly initialised model whose weights live in `vars` (for the optimizer and for
-    /// saving). Initialisation: N(0, 0.02) for embeddings and projections, the output
-    /// projections of each block scaled by `1/√(2·layers)` (GPT-2).
-    pub fn new(cfg: TinyConfig, vars: &VarMap, device: &Device) -> Result<Self> {
+    /// A freshly initialised model: N(0, 0.02) for embeddings and projections, output
+    /// projections scaled by `1/√(2·layers)` (GPT-2), norms at 1.
+    pub fn new(cfg: TinyConfig, device: &Device) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
-        let vb = VarBuilder::from_varmap(vars, DType::F32, device);
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
         let normal = Init::Randn { mean: 0.0, stdev: 0.02 };
         let resid = Init::Randn { mean: 0.0, stdev: 0.02 / (2.0 * cfg.layers as f64).sqrt() };
-        let w = cfg.width;
-        let linear = |vb: VarBuilder, i: usize, o: usize, init: Init| -> Result<candle_nn::Linear> {
-            let weight = vb.get_with_hints((o, i), "weight", init)?;
-            let bias = vb.get_with_hints(o, "bias", Init::Const(0.0))?;
-            Ok(candle_nn::Linear::new(weight, Some(bias)))
-        };
-        let blocks = (0..cfg.layers)
-            .map(|l| {
-                let vb = vb.pp(format!("blocks.{l}"));
-                Ok(Block {
-                    attn_norm: vb.get_with_hints(w, "attn_norm", Init::Const(1.0))?,
-                    qkv: linear(vb.pp("qkv"), w, 3 * w, normal)?,
-                    out: linear(vb.pp("out"), w, w, resid)?,
-                    mlp_norm: vb.get_with_hints(w, "mlp_norm", Init::Const(1.0))?,
-                    up: linear(vb.pp("up"), w, 4 * w, normal)?,
-                    down: linear(vb.pp("down"), 4 * w, w, resid)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TinyLm {
-            cfg,
-            embed: vb.get_with_hints((cfg.vocab, w), "embed", normal)?,
-            positions: vb.get_with_hints((cfg.context, w), "positions", normal)?,
-            blocks,
-            norm: vb.get_with_hints(w, "norm", Init::Const(1.0))?,
-        })
+        let (w, f) = (cfg.width, cfg.ffn);
+        vb.get_with_hints((cfg.vocab, w), "token_embd.weight", normal)?;
+        vb.get_with_hints(w, "output_norm.weight", Init::Const(1.0))?;
+        for l in 0..cfg.layers {
+            let p = |n: &str| format!("blk.{l}.{n}.weight");
+            vb.get_with_hints(w, &p("attn_norm"), Init::Const(1.0))?;
+            for n in ["attn_q", "attn_k", "attn_v"] {
+                vb.get_with_hints((w, w), &p(n), normal)?;
+            }
+            vb.get_with_hints((w, w), &p("attn_output"), resid)?;
+            vb.get_with_hints(w, &p("ffn_norm"), Init::Const(1.0))?;
+            vb.get_with_hints((f, w), &p("ffn_gate"), normal)?;
+            vb.get_with_hints((f, w), &p("ffn_up"), normal)?;
+            vb.get_with_hints((w, f), &p("ffn_down"), resid)?;
+        }
+        let hd = w / cfg.heads;
+        let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / ROPE_BASE.powf(2.0 * i as f32 / hd as f32)).collect();
+        let pos = Tensor::arange(0u32, cfg.context as u32, device)?.to_dtype(DType::F32)?.unsqueeze(1)?;
+        let angles = pos.broadcast_mul(&Tensor::from_vec(inv, (1, hd / 2), device)?)?;
+        Ok(TinyLm { cfg, vars, cos: angles.cos()?, sin: angles.sin()? })
+    }
+
+    /// The trainable variables (for the optimizer).
+    pub fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+
+    fn get(&self, name: &str) -> Result<Tensor> {
+        let data = self.vars.data().lock().map_err(|_| candle_core::Error::Msg("variables poisoned".into()))?;
+        data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no {name}")))
     }
 
     /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
@@ -110,24 +147,28 @@ impl TinyLm {
         }
         let (w, h) = (self.cfg.width, self.cfg.heads);
         let hd = w / h;
-        let mut x = self.embed.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
-        x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;
+        let embed = self.get("token_embd.weight")?;
+        let mut x = embed.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
         let mask: Vec<f32> =
             (0..t).flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
         let mask = Tensor::from_vec(mask, (t, t), ids.device())?;
         let scale = 1.0 / (hd as f64).sqrt();
-        for blk in &self.blocks {
-            let qkv = blk.qkv.forward(&rms_norm(&x, &blk.attn_norm)?)?.reshape((b, t, 3, h, hd))?;
-            let q = qkv.narrow(2, 0, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-            let k = qkv.narrow(2, 1, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
-            let v = qkv.narrow(2, 2, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?;
+        let heads = |y: Tensor| y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous();
+        for l in 0..self.cfg.layers {
+            let p = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
+            let xn = rms_norm(&x, &p("attn_norm")?)?;
+            let q = rope_i(&heads(xn.broadcast_matmul(&p("attn_q")?.t()?)?)?, &self.cos, &self.sin)?;
+            let k = rope_i(&heads(xn.broadcast_matmul(&p("attn_k")?.t()?)?)?, &self.cos, &self.sin)?;
+            let v = heads(xn.broadcast_matmul(&p("attn_v")?.t()?)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
             let y = softmax_last(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, w))?;
-            x = (x + blk.out.forward(&y)?)?;
-            let m = blk.down.forward(&blk.up.forward(&rms_norm(&x, &blk.mlp_norm)?)?.gelu()?)?;
-            x = (x + m)?;
+            x = (x + y.broadcast_matmul(&p("attn_output")?.t()?)?)?;
+            let xn = rms_norm(&x, &p("ffn_norm")?)?;
+            let gate = candle_nn::ops::silu(&xn.broadcast_matmul(&p("ffn_gate")?.t()?)?)?;
+            let up = xn.broadcast_matmul(&p("ffn_up")?.t()?)?;
+            x = (x + (gate * up)?.broadcast_matmul(&p("ffn_down")?.t()?)?)?;
         }
-        rms_norm(&x, &self.norm)?.broadcast_matmul(&self.embed.t()?)
+        rms_norm(&x, &self.get("output_norm.weight")?)?.broadcast_matmul(&embed.t()?)
     }
 
     /// Teacher-forced log-probs `[B, T − 1]`: entry t is `log π(ids[t+1] | ids[..=t])` at
@@ -138,6 +179,81 @@ impl TinyLm {
         let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits };
         let lp = log_softmax(&logits)?;
         lp.gather(&ids.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
+    }
+
+    /// Writes the model as a GGUF file (llama architecture, f32 tensors, the byte vocabulary
+    /// and ChatML template), atomically: a crash leaves the old file or the new one.
+    pub fn write_gguf(&self, path: &Path) -> anyhow::Result<()> {
+        let c = &self.cfg;
+        let u = |x: usize| Value::U32(x as u32);
+        let (pieces, scores, types) = byte_vocab();
+        let meta: Vec<(&str, Value)> = vec![
+            ("general.architecture", Value::String("llama".into())),
+            ("general.name", Value::String("kaizen-tiny".into())),
+            ("llama.block_count", u(c.layers)),
+            ("llama.context_length", u(c.context)),
+            ("llama.embedding_length", u(c.width)),
+            ("llama.feed_forward_length", u(c.ffn)),
+            ("llama.attention.head_count", u(c.heads)),
+            ("llama.attention.head_count_kv", u(c.heads)),
+            ("llama.rope.dimension_count", u(c.width / c.heads)),
+            ("llama.rope.freq_base", Value::F32(ROPE_BASE)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(EPS as f32)),
+            ("llama.vocab_size", u(c.vocab)),
+            ("tokenizer.ggml.model", Value::String("llama".into())),
+            ("tokenizer.ggml.pre", Value::String("default".into())),
+            ("tokenizer.ggml.tokens", Value::Array(pieces.into_iter().map(Value::String).collect())),
+            ("tokenizer.ggml.scores", Value::Array(scores.into_iter().map(Value::F32).collect())),
+            ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+            ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+            ("tokenizer.ggml.eos_token_id", Value::U32(3)),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+            ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+            ("tokenizer.chat_template", Value::String(CHATML.into())),
+        ];
+        let mut names: Vec<String> =
+            self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.keys().cloned().collect();
+        names.sort();
+        let tensors = names
+            .iter()
+            .map(|n| Ok((n.as_str(), QTensor::quantize(&self.get(n)?, GgmlDType::F32)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let tmp = path.with_extension("gguf.tmp");
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let m: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+            let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (*n, q)).collect();
+            gguf_file::write(&mut f, &m, &t)?;
+            std::io::Write::flush(&mut f)?;
+            f.get_ref().sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// A model with the weights of a GGUF file written by `write_gguf`.
+    pub fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<Self> {
+        let g = crate::gguf::GgufFile::open(path)?;
+        let lc = crate::llama::LlamaConfig::from_gguf(&g)?;
+        let ffn = g.get_u32("llama.feed_forward_length")? as usize;
+        let cfg = TinyConfig {
+            vocab: lc.vocab_size,
+            layers: lc.n_layer,
+            width: lc.hidden,
+            heads: lc.n_head,
+            ffn,
+            context: lc.context_len,
+        };
+        let model = TinyLm::new(cfg, device)?;
+        {
+            let data = model.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            for (name, var) in data.iter() {
+                let t = g.tensor(name, device)?.dequantize(device)?;
+                anyhow::ensure!(t.shape() == var.shape(), "{name}: shape {:?}, expected {:?}", t.shape(), var.shape());
+                var.set(&t)?;
+            }
+        }
+        Ok(model)
     }
 }
 

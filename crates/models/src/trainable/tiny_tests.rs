@@ -1,26 +1,31 @@
-//! Unit tests of `tiny`: shapes, causality, log-probs, and that it learns.
+//! Unit tests of `tiny`: shapes, causality, log-probs, learning, and the GGUF hand-off to the
+//! inference runtime.
 
 use super::*;
-use crate::trainable::ByteTokenizer;
+use crate::llama::Logits;
+use crate::{LocalLlm, WeightFormat};
 use candle_nn::Optimizer;
 
 fn cfg() -> TinyConfig {
-    TinyConfig { vocab: ByteTokenizer::VOCAB, layers: 2, width: 64, heads: 4, context: 64 }
+    TinyConfig::bytes(2, 64, 4, 64)
 }
 
+/// Byte `b` is token `5 + b` in `byte_vocab`.
 fn ids(rows: &[&str]) -> Tensor {
-    let t = ByteTokenizer;
-    let seqs: Vec<Vec<u32>> = rows.iter().map(|r| t.encode(r)).collect();
+    let seqs: Vec<Vec<u32>> = rows.iter().map(|r| r.bytes().map(|b| 5 + b as u32).collect()).collect();
     let n = seqs[0].len();
     assert!(seqs.iter().all(|s| s.len() == n));
     Tensor::from_vec(seqs.concat(), (rows.len(), n), &Device::Cpu).unwrap()
 }
 
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
 #[test]
 fn parameter_count_matches_the_variables() {
-    let vars = VarMap::new();
-    let _m = TinyLm::new(cfg(), &vars, &Device::Cpu).unwrap();
-    let total: usize = vars.all_vars().iter().map(|v| v.elem_count()).sum();
+    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    let total: usize = m.vars().all_vars().iter().map(|v| v.elem_count()).sum();
     assert_eq!(total, cfg().parameters());
     let bad = TinyConfig { heads: 5, ..cfg() };
     assert!(bad.validate().unwrap_err().contains("multiple of heads"));
@@ -28,24 +33,13 @@ fn parameter_count_matches_the_variables() {
 
 #[test]
 fn attention_is_causal_and_logprobs_are_normalised() {
-    let vars = VarMap::new();
-    let m = TinyLm::new(cfg(), &vars, &Device::Cpu).unwrap();
+    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
     let a = m.forward(&ids(&["12+30=42"])).unwrap();
     let b = m.forward(&ids(&["12+30=99"])).unwrap();
-    assert_eq!(a.dims3().unwrap(), (1, 8, ByteTokenizer::VOCAB));
-    // Positions before the change see the same logits.
-    let diff = (a.narrow(1, 0, 6).unwrap() - b.narrow(1, 0, 6).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert_eq!(diff, 0.0);
+    assert_eq!(a.dims3().unwrap(), (1, 8, cfg().vocab));
+    assert_eq!(max_diff(&a.narrow(1, 0, 6).unwrap(), &b.narrow(1, 0, 6).unwrap()), 0.0);
     let lp = m.token_logprobs(&ids(&["12+30=42"]), 1.0).unwrap();
     assert_eq!(lp.dims2().unwrap(), (1, 7));
-    // Each row of log softmax sums (in probability) to 1.
     let z = log_softmax(&a).unwrap().exp().unwrap().sum(D::Minus1).unwrap().flatten_all().unwrap();
     for s in z.to_vec1::<f32>().unwrap() {
         assert!((s - 1.0).abs() < 1e-4, "{s}");
@@ -55,15 +49,11 @@ fn attention_is_causal_and_logprobs_are_normalised() {
 
 #[test]
 fn learns_a_small_corpus() {
-    // Next-byte NLL on four fixed sequences falls from ~ln 259 = 5.56 to well under 1.
-    let vars = VarMap::new();
-    let m = TinyLm::new(cfg(), &vars, &Device::Cpu).unwrap();
+    // Next-byte NLL on four fixed sequences falls from ~ln 261 = 5.56 to well under 1.
+    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
     let batch = ids(&["17*23=391;", "12+30=42; ", "9*9=81;   ", "100-1=99; "]);
-    let mut opt = candle_nn::AdamW::new(
-        vars.all_vars(),
-        candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() },
-    )
-    .unwrap();
+    let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() };
+    let mut opt = candle_nn::AdamW::new(m.vars().all_vars(), params).unwrap();
     let nll = |m: &TinyLm| m.token_logprobs(&batch, 1.0).unwrap().mean_all().unwrap().neg().unwrap();
     let first = nll(&m).to_scalar::<f32>().unwrap();
     for _ in 0..150 {
@@ -72,4 +62,35 @@ fn learns_a_small_corpus() {
     let last = nll(&m).to_scalar::<f32>().unwrap();
     println!("NLL {first:.3} → {last:.3}");
     assert!(first > 5.0 && last < 0.8, "{first} → {last}");
+}
+
+#[test]
+fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
+    let dir = std::env::temp_dir().join(format!("kaizen-tiny-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tiny.gguf");
+    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    m.write_gguf(&path).unwrap();
+
+    let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
+    let chat = "<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n";
+    let toks = llm.tokenizer.encode(chat).unwrap();
+    assert_eq!(toks[0], 2, "<|im_start|> is one control token");
+    assert_eq!(llm.tokenizer.decode(&toks), chat, "lossless");
+    assert!(llm.tokenizer.stop_ids.contains(&3), "<|im_end|> ends a turn");
+    // The inference model (KV cache, fused kernels) computes the training model's logits.
+    let x = Tensor::new(toks.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let mut cache = llm.model.new_cache();
+    let served = llm.model.forward(&x, &mut cache, Logits::All).unwrap();
+    let trained = m.forward(&x).unwrap();
+    assert!(max_diff(&served, &trained) < 1e-4, "{}", max_diff(&served, &trained));
+    // And it samples through the normal path.
+    let params = kaizen_core::SamplingParams { max_tokens: 8, temperature: 1.0, seed: 1, ..Default::default() };
+    let out = llm.generate(&toks, &params, &mut |_| true).unwrap();
+    assert_eq!(out[0].token_ids.len(), out[0].logprobs.len());
+    // Loading the file back for training gives the same model.
+    let back = TinyLm::load_gguf(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.cfg, m.cfg);
+    assert_eq!(max_diff(&back.forward(&x).unwrap(), &trained), 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
