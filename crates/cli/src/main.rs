@@ -59,20 +59,8 @@ enum Command {
     Bench(commands::bench::Bench),
 }
 
-/// Keeps freed memory in the process instead of returning it to the kernel after every step:
-/// decoding allocates and frees the same large buffers (logits, activations) each token, and
-/// glibc's default trimming made the kernel zero fresh pages for them every time.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-    }
-}
-
 fn main() {
-    tune_allocator();
+    kaizen_models::tune_allocator();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         // candle sizes its thread pools from this variable on first use, so set it first.

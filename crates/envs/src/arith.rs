@@ -30,7 +30,8 @@ impl Arith {
     pub fn task(&self, seed: u64, index: usize) -> Task {
         let level = self.level.unwrap_or((index % 5) as u8 + 1);
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
-        let (prompt, answer, checker) = match level {
+        // Each level also gives the calculator expression that solves it (for demonstrations).
+        let (prompt, answer, checker, expression) = match level {
             1 => {
                 let (a, b, c) =
                     (rng.random_range(1200..9800u64), rng.random_range(300..4000u64), rng.random_range(100..1200u64));
@@ -38,6 +39,7 @@ impl Arith {
                     format!("A warehouse had {a} boxes. It received {b} more boxes and then shipped {c} boxes. How many boxes are in the warehouse now?"),
                     (a + b - c).to_string(),
                     exact_number(),
+                    format!("{a} + {b} - {c}"),
                 )
             }
             2 => {
@@ -46,6 +48,7 @@ impl Arith {
                     format!("A school orders {a} packs of pencils with {b} pencils in each pack. How many pencils does it get?"),
                     (a * b).to_string(),
                     exact_number(),
+                    format!("{a} * {b}"),
                 )
             }
             3 => {
@@ -55,6 +58,7 @@ impl Arith {
                     format!("A factory makes {a} widgets per day for {d} days, then sells {s} of them. How many widgets does it have left?"),
                     (a * d - s).to_string(),
                     exact_number(),
+                    format!("{a} * {d} - {s}"),
                 )
             }
             4 => {
@@ -67,6 +71,7 @@ impl Arith {
                     format!("A jacket costs ${price}. It is discounted by {disc}%, and then a {tax}% sales tax is added to the discounted price. What is the final price in dollars?"),
                     decimal(units, 4),
                     Checker::Numeric { rel_tol: 0.0, abs_tol: 0.005 },
+                    format!("{price} * (100 - {disc}) / 100 * (100 + {tax}) / 100"),
                 )
             }
             _ => {
@@ -78,6 +83,7 @@ impl Arith {
                     format!("A car travels {km} kilometers in {h} hours and {m} minutes. What is its average speed in kilometers per hour? Round to 2 decimal places."),
                     decimal(hundredths, 2),
                     Checker::Numeric { rel_tol: 0.0, abs_tol: 0.011 },
+                    format!("{km} / ({h} + {m} / 60)"),
                 )
             }
         };
@@ -86,8 +92,19 @@ impl Arith {
             prompt,
             answer,
             checker,
-            meta: serde_json::json!({ "level": level }),
+            meta: serde_json::json!({ "level": level, "expression": expression }),
         }
+    }
+}
+
+impl Arith {
+    /// A worked solution of one of this env's tasks, as the assistant's turns: one calculator
+    /// call with the task's expression, then the final answer. Demonstrations for the SFT
+    /// cold start (the policy learns the tool-call format before RL).
+    pub fn demonstration(task: &Task) -> Option<Vec<String>> {
+        let expr = task.meta.get("expression")?.as_str()?;
+        let call = serde_json::json!({ "name": "calculator", "arguments": { "expression": expr } });
+        Some(vec![format!("<tool_call>\n{call}\n</tool_call>"), format!("The answer is \\boxed{{{}}}.", task.answer)])
     }
 }
 

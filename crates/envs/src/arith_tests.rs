@@ -32,3 +32,20 @@ fn tasks_are_seeded_graded_and_self_consistent() {
     assert!((speed - t.answer.parse::<f64>().unwrap()).abs() <= 0.005 + 1e-9, "{} vs {}", speed, t.answer);
     assert!(Arith::level(9).is_err());
 }
+
+#[test]
+fn each_tasks_expression_computes_its_answer_with_the_calculator() {
+    use kaizen_core::Tool;
+    let calc = kaizen_tools::Calculator;
+    for t in Arith::mixed().tasks(3, 50) {
+        let expr = t.meta["expression"].as_str().unwrap();
+        let obs = calc.call(&serde_json::json!({ "expression": expr }));
+        assert!(obs.ok, "{expr}: {}", obs.content);
+        // A non-terminating quotient reads "942/11 (≈ 85.636…)": its decimal is the value.
+        let value = match obs.content.split_once('≈') {
+            Some((_, approx)) => approx.trim().trim_end_matches(')').to_string(),
+            None => obs.content.clone(),
+        };
+        assert_eq!(t.reward(Some(&value)), 1.0, "{expr} = {} vs {}", obs.content, t.answer);
+    }
+}

@@ -27,3 +27,16 @@ pub use llama::WeightFormat;
 pub use local_llm::{LlmError, LocalLlm, TokenEvent};
 pub use remote::{Endpoint, OpenAiClient};
 pub use sequence_batch::SequenceBatch;
+
+/// Keeps freed memory in the process instead of returning it to the kernel after every step:
+/// decoding and training allocate and free the same large buffers (logits, activations,
+/// gradients) each step, and glibc's default trimming made the kernel zero fresh pages for
+/// them every time. Call once, before other threads start (the CLI's `main`, a test's setup).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+    }
+}

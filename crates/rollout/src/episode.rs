@@ -286,6 +286,58 @@ impl<'a> Episode<'a> {
     }
 }
 
+/// A scripted episode: `turns` are the assistant's texts in order (a turn that calls a tool
+/// ends with the closing tag), the tools really run, and the trajectory is token-exact as if
+/// `llm` had written the turns — a demonstration for supervised fine-tuning. A final turn
+/// (no tool call) ends with the end-of-turn token, as a sampled one does.
+pub fn demonstration(
+    llm: &LocalLlm,
+    env: &dyn Env,
+    registry: &ToolRegistry,
+    job: Job,
+    turns: &[String],
+    cfg: &EpisodeConfig,
+) -> Trajectory {
+    let mut ep = Episode::new(&Agent::Local(llm), env, registry, job, cfg);
+    for text in turns {
+        if ep.next_turn().is_none() {
+            break;
+        }
+        let mut ids = match llm.tokenizer.encode(text) {
+            Ok(ids) => ids,
+            Err(e) => {
+                ep.fail(e.to_string());
+                break;
+            }
+        };
+        let calls = parse_tool_calls(text);
+        // Generation stops at the closing tag, which is then not in the completion's text.
+        let shown = if calls.is_empty() {
+            ids.push(llm.tokenizer.eos_id);
+            text.clone()
+        } else {
+            text.trim_end().strip_suffix(CLOSE).unwrap_or(text).to_string()
+        };
+        let logprobs = ids
+            .iter()
+            .map(|&id| kaizen_core::TokenLogprob {
+                token_id: Some(id),
+                token: llm.tokenizer.token_text(id),
+                logprob: 0.0,
+                top: vec![],
+            })
+            .collect();
+        let prompt_tokens = ep.token_ids().len();
+        let c = Completion { text: shown, token_ids: ids, logprobs, finish_reason: FinishReason::Stop, prompt_tokens };
+        let calls = ep.on_completion(c, 0.0);
+        if !calls.is_empty() {
+            let (obs, ms) = run_tools(registry, &calls);
+            ep.on_observations(obs, ms);
+        }
+    }
+    ep.finish()
+}
+
 /// Runs a turn's tool calls in order; returns one observation per call and the time taken.
 pub fn run_tools(registry: &ToolRegistry, calls: &[Result<ToolCall, MalformedCall>]) -> (Vec<Observation>, f64) {
     let t = Instant::now();

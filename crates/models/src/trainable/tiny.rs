@@ -160,8 +160,7 @@ impl TinyLm {
             let q = rope_i(&heads(xn.broadcast_matmul(&p("attn_q")?.t()?)?)?, &self.cos, &self.sin)?;
             let k = rope_i(&heads(xn.broadcast_matmul(&p("attn_k")?.t()?)?)?, &self.cos, &self.sin)?;
             let v = heads(xn.broadcast_matmul(&p("attn_v")?.t()?)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let y = softmax_last(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, w))?;
+            let y = attention(&q, &k, &v, &mask, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
             x = (x + y.broadcast_matmul(&p("attn_output")?.t()?)?)?;
             let xn = rms_norm(&x, &p("ffn_norm")?)?;
             let gate = candle_nn::ops::silu(&xn.broadcast_matmul(&p("ffn_gate")?.t()?)?)?;
@@ -255,6 +254,32 @@ impl TinyLm {
         }
         Ok(model)
     }
+}
+
+/// Causal attention `softmax(q kᵀ · scale + mask) v` on `[B, H, T, D]`, in slices of batch
+/// rows and heads whose `T × T` score matrices stay under ~16 MB: a long sequence's full
+/// `B·H·T²` scores (and their gradients) would be hundreds of MB each, allocated fresh by the
+/// kernel every step.
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, h, t, _) = q.dims4()?;
+    let per_head = t * t;
+    let heads_per_slice = ((4 << 20) / per_head.max(1)).clamp(1, h);
+    if heads_per_slice >= h && b * h * per_head <= 4 << 20 {
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        return softmax_last(&scores)?.matmul(v);
+    }
+    let mut rows = Vec::with_capacity(b);
+    for bi in 0..b {
+        let mut parts = Vec::new();
+        for h0 in (0..h).step_by(heads_per_slice) {
+            let n = heads_per_slice.min(h - h0);
+            let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, n);
+            let scores = (slice(q)?.matmul(&slice(k)?.t()?)? * scale)?.broadcast_add(mask)?;
+            parts.push(softmax_last(&scores)?.matmul(&slice(v)?)?);
+        }
+        rows.push(Tensor::cat(&parts, 1)?);
+    }
+    Tensor::cat(&rows, 0)
 }
 
 /// `log softmax` over the last axis, differentiable.

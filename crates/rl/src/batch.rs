@@ -1,0 +1,85 @@
+//! Token batches for training: trajectories of different lengths padded into `[B, T]` tensors,
+//! with the loss mask shifted to the positions that predict each token.
+
+use candle_core::{Device, Result, Tensor};
+
+/// Padded token ids and the masks and weights of the predicted positions.
+pub struct TokenBatch {
+    /// `[B, T]` ids, right-padded with `pad`.
+    pub ids: Tensor,
+    /// `[B, T − 1]`: entry t is 1 when token t + 1 was written by the policy (what the loss
+    /// trains on), 0 for prompt, observation and padding tokens.
+    pub mask: Tensor,
+    /// `[B, T − 1]` per-token values aligned with `mask` (advantages, sampling log-probs).
+    pub values: Vec<Tensor>,
+}
+
+impl TokenBatch {
+    /// `seqs[i] = (ids, loss_mask)` of one trajectory; `values[k][i]` is a per-token series of
+    /// the same length as `ids` (e.g. the advantage broadcast over the trajectory's tokens),
+    /// shifted like the mask.
+    pub fn new(seqs: &[(&[u32], &[u8])], values: &[Vec<Vec<f32>>], pad: u32, device: &Device) -> Result<Self> {
+        let b = seqs.len();
+        let t = seqs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0).max(2);
+        let mut ids = vec![pad; b * t];
+        let mut mask = vec![0f32; b * (t - 1)];
+        for (i, (s, m)) in seqs.iter().enumerate() {
+            if s.len() != m.len() {
+                candle_core::bail!("sequence {i}: {} ids but {} mask entries", s.len(), m.len());
+            }
+            ids[i * t..i * t + s.len()].copy_from_slice(s);
+            for j in 1..s.len() {
+                mask[i * (t - 1) + j - 1] = f32::from(m[j]);
+            }
+        }
+        let shifted = |series: &Vec<Vec<f32>>| -> Result<Tensor> {
+            let mut v = vec![0f32; b * (t - 1)];
+            for (i, s) in series.iter().enumerate().take(b) {
+                for j in 1..s.len().min(t) {
+                    v[i * (t - 1) + j - 1] = s[j];
+                }
+            }
+            Tensor::from_vec(v, (b, t - 1), device)
+        };
+        Ok(TokenBatch {
+            ids: Tensor::from_vec(ids, (b, t), device)?,
+            mask: Tensor::from_vec(mask, (b, t - 1), device)?,
+            values: values.iter().map(shifted).collect::<Result<Vec<_>>>()?,
+        })
+    }
+}
+
+/// Supervised fine-tuning loss: masked next-token cross-entropy
+/// `L = −Σ_{b,t} m_{b,t} · log π(y_{b,t+1} | y_{b,≤t}) / Σ_{b,t} m_{b,t}`
+/// over the policy-written tokens of demonstrations (`logp`, `mask`: `[B, T − 1]`).
+pub fn sft_loss(logp: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let n = mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64;
+    (logp * mask)?.sum_all()?.neg()? / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_and_shifts_the_mask_by_hand() {
+        let a: (&[u32], &[u8]) = (&[7, 8, 9], &[0, 1, 1]);
+        let b: (&[u32], &[u8]) = (&[5, 6], &[0, 1]);
+        let adv = vec![vec![vec![0., 2., 2.], vec![0., -1.]]];
+        let batch = TokenBatch::new(&[a, b], &adv, 0, &Device::Cpu).unwrap();
+        assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![7, 8, 9], vec![5, 6, 0]]);
+        // Position t predicts token t + 1.
+        assert_eq!(batch.mask.to_vec2::<f32>().unwrap(), vec![vec![1., 1.], vec![1., 0.]]);
+        assert_eq!(batch.values[0].to_vec2::<f32>().unwrap(), vec![vec![2., 2.], vec![-1., 0.]]);
+        assert!(TokenBatch::new(&[(&[1, 2], &[0])], &[], 0, &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn sft_loss_by_hand() {
+        // log-probs ln 0.5 and ln 0.25 on the two masked positions: (ln 2 + ln 4) / 2 = 1.0397.
+        let logp = Tensor::new(&[[0.5f32.ln(), 0.25f32.ln(), -9.0]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(&[[1f32, 1.0, 0.0]], &Device::Cpu).unwrap();
+        let l = sft_loss(&logp, &mask).unwrap().to_scalar::<f32>().unwrap();
+        assert!((l - (2f32.ln() + 4f32.ln()) / 2.0).abs() < 1e-6, "{l}");
+    }
+}
