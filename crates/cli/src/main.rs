@@ -47,6 +47,10 @@ enum Command {
         kaizen run --env jsonl:my_tasks.jsonl --policy openai:http://127.0.0.1:8000 --remote-model qwen --out runs/mine"
     )]
     Run(commands::run::Args),
+    /// Train a policy with a recipe: SFT cold start on demonstrations, then RL (GRPO, Dr.GRPO,
+    /// ADPO), held-out evaluation, metrics.jsonl and policy.gguf in the run directory.
+    #[command(after_help = "Example:\n  kaizen train recipes/arith-tiny-grpo.toml --out runs/grpo")]
+    Train(commands::train::Args),
     /// Print an episode of a run as a readable transcript.
     #[command(after_help = "Example:\n  kaizen show runs/arith-greedy --episode 3")]
     Show(commands::show::Args),
@@ -78,6 +82,7 @@ fn main() {
         Command::Models(a) => commands::models::run(a),
         Command::Tool(a) => commands::tool::run(a),
         Command::Run(a) => commands::run::run(a),
+        Command::Train(a) => commands::train::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Bench(b) => commands::bench::run(b),
     };

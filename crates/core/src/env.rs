@@ -11,4 +11,9 @@ pub trait Env: Send + Sync {
     fn tool_names(&self) -> Vec<String>;
     /// `n` tasks, determined by `seed`.
     fn tasks(&self, seed: u64, n: usize) -> Vec<Task>;
+    /// A worked solution of `task` as the assistant's turns (tool calls included), for
+    /// supervised fine-tuning; `None` when the env has none.
+    fn demonstration(&self, _task: &Task) -> Option<Vec<String>> {
+        None
+    }
 }

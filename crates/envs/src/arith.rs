@@ -97,17 +97,6 @@ impl Arith {
     }
 }
 
-impl Arith {
-    /// A worked solution of one of this env's tasks, as the assistant's turns: one calculator
-    /// call with the task's expression, then the final answer. Demonstrations for the SFT
-    /// cold start (the policy learns the tool-call format before RL).
-    pub fn demonstration(task: &Task) -> Option<Vec<String>> {
-        let expr = task.meta.get("expression")?.as_str()?;
-        let call = serde_json::json!({ "name": "calculator", "arguments": { "expression": expr } });
-        Some(vec![format!("<tool_call>\n{call}\n</tool_call>"), format!("The answer is \\boxed{{{}}}.", task.answer)])
-    }
-}
-
 fn exact_number() -> Checker {
     Checker::Numeric { rel_tol: 0.0, abs_tol: 1e-9 }
 }
@@ -137,6 +126,13 @@ impl Env for Arith {
 
     fn tool_names(&self) -> Vec<String> {
         vec!["calculator".into(), "python".into()]
+    }
+
+    /// One calculator call with the task's expression, then the final answer.
+    fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
+        let expr = task.meta.get("expression")?.as_str()?;
+        let call = serde_json::json!({ "name": "calculator", "arguments": { "expression": expr } });
+        Some(vec![format!("<tool_call>\n{call}\n</tool_call>"), format!("The answer is \\boxed{{{}}}.", task.answer)])
     }
 
     fn tasks(&self, seed: u64, n: usize) -> Vec<Task> {

@@ -10,7 +10,11 @@ pub mod axpo;
 pub mod batch;
 pub mod diagnostics;
 pub mod loss;
+pub mod recipe;
+pub mod trainer;
 
 pub use advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
 pub use batch::{sft_loss, TokenBatch};
 pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
+pub use recipe::Recipe;
+pub use trainer::{train, StepMetrics};

@@ -19,7 +19,7 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.gguf");
     let dev = Device::Cpu;
-    let model = TinyLm::new(TinyConfig::bytes(2, 64, 4, 2048), &dev).unwrap();
+    let model = TinyLm::new(TinyConfig::bytes(2, 64, 4, 2048), &dev, 0).unwrap();
     model.write_gguf(&path).unwrap();
     let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
 
@@ -31,7 +31,7 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
         .into_iter()
         .enumerate()
         .map(|(i, task)| {
-            let turns = Arith::demonstration(&task).unwrap();
+            let turns = env.demonstration(&task).unwrap();
             demonstration(&llm, &env, &tools, Job { task, seed: i as u64, id: format!("d{i}") }, &turns, &cfg)
         })
         .collect();

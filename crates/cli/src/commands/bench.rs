@@ -95,7 +95,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = TinyConfig::bytes(a.layers, a.width, a.heads, a.context);
     cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
     let dev = candle_core::Device::Cpu;
-    let model = TinyLm::new(cfg, &dev)?;
+    let model = TinyLm::new(cfg, &dev, 0)?;
     let params = candle_nn::ParamsAdamW { lr: 1e-3, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params)?;
     // Printable ASCII bytes (token 5 + b): the speed does not depend on the content.

@@ -10,3 +10,4 @@ pub mod run;
 pub mod serve;
 pub mod show;
 pub mod tool;
+pub mod train;

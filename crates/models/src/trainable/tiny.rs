@@ -11,7 +11,7 @@ use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::VarMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -99,28 +99,47 @@ fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 }
 
 impl TinyLm {
-    /// A freshly initialised model: N(0, 0.02) for embeddings and projections, output
-    /// projections scaled by `1/√(2·layers)` (GPT-2), norms at 1.
-    pub fn new(cfg: TinyConfig, device: &Device) -> Result<Self> {
+    /// A freshly initialised model, the same for the same `seed`: N(0, 0.02) for embeddings
+    /// and projections, output projections scaled by `1/√(2·layers)` (GPT-2), norms at 1.
+    pub fn new(cfg: TinyConfig, device: &Device, seed: u64) -> Result<Self> {
+        use rand::{Rng, SeedableRng};
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let vars = VarMap::new();
-        let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
-        let normal = Init::Randn { mean: 0.0, stdev: 0.02 };
-        let resid = Init::Randn { mean: 0.0, stdev: 0.02 / (2.0 * cfg.layers as f64).sqrt() };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (w, f) = (cfg.width, cfg.ffn);
-        vb.get_with_hints((cfg.vocab, w), "token_embd.weight", normal)?;
-        vb.get_with_hints(w, "output_norm.weight", Init::Const(1.0))?;
+        let resid = 0.02 / (2.0 * cfg.layers as f32).sqrt();
+        let mut specs: Vec<(String, Vec<usize>, Option<f32>)> = vec![
+            ("token_embd.weight".into(), vec![cfg.vocab, w], Some(0.02)),
+            ("output_norm.weight".into(), vec![w], None),
+        ];
         for l in 0..cfg.layers {
             let p = |n: &str| format!("blk.{l}.{n}.weight");
-            vb.get_with_hints(w, &p("attn_norm"), Init::Const(1.0))?;
+            specs.push((p("attn_norm"), vec![w], None));
             for n in ["attn_q", "attn_k", "attn_v"] {
-                vb.get_with_hints((w, w), &p(n), normal)?;
+                specs.push((p(n), vec![w, w], Some(0.02)));
             }
-            vb.get_with_hints((w, w), &p("attn_output"), resid)?;
-            vb.get_with_hints(w, &p("ffn_norm"), Init::Const(1.0))?;
-            vb.get_with_hints((f, w), &p("ffn_gate"), normal)?;
-            vb.get_with_hints((f, w), &p("ffn_up"), normal)?;
-            vb.get_with_hints((w, f), &p("ffn_down"), resid)?;
+            specs.push((p("attn_output"), vec![w, w], Some(resid)));
+            specs.push((p("ffn_norm"), vec![w], None));
+            specs.push((p("ffn_gate"), vec![f, w], Some(0.02)));
+            specs.push((p("ffn_up"), vec![f, w], Some(0.02)));
+            specs.push((p("ffn_down"), vec![w, f], Some(resid)));
+        }
+        {
+            let mut data = vars.data().lock().map_err(|_| candle_core::Error::Msg("variables poisoned".into()))?;
+            for (name, shape, std) in specs {
+                let n: usize = shape.iter().product();
+                let values: Vec<f32> = match std {
+                    // Box–Muller from the seeded generator (candle's CPU generator cannot be seeded).
+                    Some(s) => (0..n)
+                        .map(|_| {
+                            let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-12), rng.random());
+                            s * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                        })
+                        .collect(),
+                    None => vec![1.0; n],
+                };
+                data.insert(name, candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?);
+            }
         }
         let hd = w / cfg.heads;
         let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / ROPE_BASE.powf(2.0 * i as f32 / hd as f32)).collect();
@@ -243,7 +262,7 @@ impl TinyLm {
             ffn,
             context: lc.context_len,
         };
-        let model = TinyLm::new(cfg, device)?;
+        let model = TinyLm::new(cfg, device, 0)?;
         {
             let data = model.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             for (name, var) in data.iter() {

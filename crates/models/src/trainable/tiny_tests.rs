@@ -24,16 +24,23 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn parameter_count_matches_the_variables() {
-    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let total: usize = m.vars().all_vars().iter().map(|v| v.elem_count()).sum();
     assert_eq!(total, cfg().parameters());
+    // Seeded: the same seed gives the same model, another seed another one.
+    let x = ids(&["seeded"]);
+    let same = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap().forward(&x).unwrap();
+    let other = TinyLm::new(cfg(), &Device::Cpu, 1).unwrap().forward(&x).unwrap();
+    let here = m.forward(&x).unwrap();
+    assert_eq!(max_diff(&same, &here), 0.0);
+    assert!(max_diff(&other, &here) > 0.0);
     let bad = TinyConfig { heads: 5, ..cfg() };
     assert!(bad.validate().unwrap_err().contains("multiple of heads"));
 }
 
 #[test]
 fn attention_is_causal_and_logprobs_are_normalised() {
-    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let a = m.forward(&ids(&["12+30=42"])).unwrap();
     let b = m.forward(&ids(&["12+30=99"])).unwrap();
     assert_eq!(a.dims3().unwrap(), (1, 8, cfg().vocab));
@@ -50,7 +57,7 @@ fn attention_is_causal_and_logprobs_are_normalised() {
 #[test]
 fn learns_a_small_corpus() {
     // Next-byte NLL on four fixed sequences falls from ~ln 261 = 5.56 to well under 1.
-    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let batch = ids(&["17*23=391;", "12+30=42; ", "9*9=81;   ", "100-1=99; "]);
     let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(m.vars().all_vars(), params).unwrap();
@@ -69,7 +76,7 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
     let dir = std::env::temp_dir().join(format!("kaizen-tiny-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny.gguf");
-    let m = TinyLm::new(cfg(), &Device::Cpu).unwrap();
+    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
     m.write_gguf(&path).unwrap();
 
     let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();

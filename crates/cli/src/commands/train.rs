@@ -1,0 +1,66 @@
+//! `kaizen train RECIPE`: SFT cold start then RL on an env, as the recipe says, with a
+//! progress bar and a summary table; everything lands in the run directory.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_rl::{Recipe, StepMetrics};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A recipe TOML file (see `recipes/`).
+    recipe: PathBuf,
+    /// The run directory (default `runs/<recipe name>`; an existing run is never overwritten).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let recipe = Recipe::load(&a.recipe).map_err(|e| anyhow::anyhow!(e))?;
+    let name = a.recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "train".into());
+    let out = a.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let total = (recipe.sft.steps + recipe.rl.steps) as u64;
+    let bar = ProgressBar::new(total)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
+    let mut last_eval = String::new();
+    let metrics = kaizen_rl::train(&recipe, &out, &mut |m: &StepMetrics| match m.phase.as_str() {
+        "sft" => {
+            bar.set_message(format!("sft loss {:.3}", m.loss));
+            bar.inc(1);
+        }
+        "rl" => {
+            bar.set_message(format!(
+                "rl reward {:.2}  tool use {:.0}%  KL {:.4}  clip {:.2}  {last_eval}",
+                m.reward,
+                100.0 * m.tool_use_rate,
+                m.kl,
+                m.clip_fraction
+            ));
+            bar.inc(1);
+        }
+        _ => {
+            last_eval = format!("held-out pass@1 {:.2}", m.pass_at_1.unwrap_or(0.0));
+            bar.println(format!(
+                "eval after RL step {}: pass@1 {:.3}  pass@k {:.3}  tool use {:.0}%",
+                m.step,
+                m.pass_at_1.unwrap_or(0.0),
+                m.pass_at_k.unwrap_or(0.0),
+                100.0 * m.tool_use_rate
+            ));
+        }
+    })?;
+    bar.finish();
+    let evals: Vec<&StepMetrics> = metrics.iter().filter(|m| m.phase == "eval").collect();
+    println!("\n{} → {}", a.recipe.display(), out.display());
+    println!("{:<10} {:>10} {:>10} {:>10}", "RL step", "pass@1", "pass@k", "tool use");
+    for m in &evals {
+        println!(
+            "{:<10} {:>10.3} {:>10.3} {:>9.0}%",
+            m.step,
+            m.pass_at_1.unwrap_or(0.0),
+            m.pass_at_k.unwrap_or(0.0),
+            100.0 * m.tool_use_rate
+        );
+    }
+    println!("policy: {} (runs with `kaizen run --policy PATH`)", out.join("policy.gguf").display());
+    Ok(())
+}

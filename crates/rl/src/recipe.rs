@@ -1,0 +1,213 @@
+//! Training recipes: TOML files in `recipes/`. Every field has a default; an unknown field or
+//! a bad value is an error that names the field and what it allows. The resolved recipe is
+//! written into the run directory.
+
+use crate::advantages::Estimator;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recipe {
+    /// Environment spec, as `kaizen run --env` takes it (`arith`, `arith:2`, `jsonl:PATH`).
+    pub env: String,
+    /// Seed of initialisation, task streams and sampling.
+    pub seed: u64,
+    pub policy: PolicySection,
+    pub sft: SftSection,
+    pub rl: RlSection,
+    pub eval: EvalSection,
+}
+
+/// The trainable policy: a tiny llama-architecture model on the byte vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySection {
+    pub layers: usize,
+    pub width: usize,
+    pub heads: usize,
+    /// Longest episode in tokens (the env's prompt with tool schemas is ~1,400 bytes).
+    pub context: usize,
+}
+
+/// Supervised cold start on the env's demonstrations (0 steps: none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftSection {
+    pub demonstrations: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlSection {
+    /// `grpo`, `dr_grpo`, `adpo` or `axpo`.
+    pub estimator: String,
+    pub steps: usize,
+    /// Tasks per step; each gets a group of `group` rollouts.
+    pub tasks_per_step: usize,
+    pub group: usize,
+    pub temperature: f32,
+    pub lr: f64,
+    /// Linear learning-rate warm-up over this many steps.
+    pub warmup_steps: usize,
+    pub eps_low: f32,
+    pub eps_high: f32,
+    /// KL weight to the frozen SFT policy (0: no reference model).
+    pub beta: f32,
+    /// Global gradient-norm clip.
+    pub grad_clip: f64,
+    /// Trajectories per optimizer step.
+    pub minibatch: usize,
+    pub max_turns: usize,
+    pub max_tokens_per_turn: usize,
+}
+
+/// Held-out evaluation: tasks from a seed the training stream never uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Every this many RL steps (and before the first and after the last).
+    pub every: usize,
+    pub tasks: usize,
+    /// Samples per task for pass@k (k = samples), besides the greedy pass@1.
+    pub samples: usize,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            env: "arith:2".into(),
+            seed: 0,
+            policy: PolicySection::default(),
+            sft: SftSection::default(),
+            rl: RlSection::default(),
+            eval: EvalSection::default(),
+        }
+    }
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection { layers: 2, width: 64, heads: 4, context: 2048 }
+    }
+}
+
+impl Default for SftSection {
+    fn default() -> Self {
+        SftSection { demonstrations: 64, steps: 60, batch: 4, lr: 5e-3 }
+    }
+}
+
+impl Default for RlSection {
+    fn default() -> Self {
+        RlSection {
+            estimator: "grpo".into(),
+            steps: 10,
+            tasks_per_step: 2,
+            group: 4,
+            temperature: 1.0,
+            lr: 1e-3,
+            warmup_steps: 2,
+            eps_low: 0.2,
+            eps_high: 0.4,
+            beta: 0.0,
+            grad_clip: 1.0,
+            minibatch: 4,
+            max_turns: 3,
+            max_tokens_per_turn: 96,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { every: 5, tasks: 8, samples: 4 }
+    }
+}
+
+impl Recipe {
+    /// Parses and checks a recipe; errors name the field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let r: Recipe = toml::from_str(text).map_err(|e| e.to_string())?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn estimator(&self) -> Estimator {
+        self.rl.estimator.parse().expect("validated")
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.rl.estimator.parse::<Estimator>().map_err(|e| format!("rl.estimator: {e}"))?;
+        let positive = [
+            ("policy.layers", self.policy.layers),
+            ("policy.width", self.policy.width),
+            ("policy.heads", self.policy.heads),
+            ("policy.context", self.policy.context),
+            ("sft.batch", self.sft.batch),
+            ("rl.tasks_per_step", self.rl.tasks_per_step),
+            ("rl.group", self.rl.group),
+            ("rl.minibatch", self.rl.minibatch),
+            ("rl.max_turns", self.rl.max_turns),
+            ("rl.max_tokens_per_turn", self.rl.max_tokens_per_turn),
+            ("eval.every", self.eval.every),
+            ("eval.samples", self.eval.samples),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(format!("{field} must be at least 1"));
+            }
+        }
+        if self.rl.group < 2 {
+            return Err("rl.group must be at least 2 (advantages are relative to the group)".into());
+        }
+        if self.policy.width % self.policy.heads != 0 || (self.policy.width / self.policy.heads) % 2 != 0 {
+            return Err(format!(
+                "policy.width ({}) must be an even multiple of policy.heads ({})",
+                self.policy.width, self.policy.heads
+            ));
+        }
+        for (field, v) in [("rl.eps_low", self.rl.eps_low), ("rl.eps_high", self.rl.eps_high)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(format!("{field} must be in [0, 1), got {v}"));
+            }
+        }
+        for (field, v) in [("sft.lr", self.sft.lr), ("rl.lr", self.rl.lr), ("rl.grad_clip", self.rl.grad_clip)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("{field} must be a positive number, got {v}"));
+            }
+        }
+        if self.rl.beta < 0.0 || self.rl.temperature <= 0.0 {
+            return Err("rl.beta must be ≥ 0 and rl.temperature > 0 (RL samples)".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_missing_fields_and_errors_name_the_field() {
+        let r = Recipe::parse("env = \"arith:1\"\n[rl]\nsteps = 3\n").unwrap();
+        assert_eq!((r.env.as_str(), r.rl.steps, r.rl.group), ("arith:1", 3, 4));
+        let e = Recipe::parse("[rl]\nestimator = \"ppo\"\n").unwrap_err();
+        assert!(e.contains("rl.estimator") && e.contains("grpo, dr_grpo, adpo, axpo"), "{e}");
+        let e = Recipe::parse("[rl]\ngropu = 8\n").unwrap_err();
+        assert!(e.contains("gropu") && e.contains("group"), "{e}");
+        let e = Recipe::parse("[rl]\ngroup = 1\n").unwrap_err();
+        assert!(e.contains("rl.group"), "{e}");
+        let e = Recipe::parse("[policy]\nwidth = 60\nheads = 8\n").unwrap_err();
+        assert!(e.contains("policy.width"), "{e}");
+        let e = Recipe::parse("[rl]\neps_high = 1.5\n").unwrap_err();
+        assert!(e.contains("rl.eps_high"), "{e}");
+    }
+}

@@ -1,0 +1,316 @@
+//! The training loop of a recipe: an SFT cold start on the env's demonstrations, then RL
+//! steps — a group of rollouts per task through the batched episode engine, rewards from the
+//! env's checker, group-relative advantages, PPO-clip updates over mini-batches — with
+//! held-out evaluation, `metrics.jsonl`, and the policy written as `policy.gguf` (which every
+//! other kaizen verb can run) after each step.
+//!
+//! Rollouts run on the inference runtime (the policy's GGUF, f32); the ratio's old log-probs
+//! are recomputed with the training model before the step's first update, so ratios start at
+//! exactly 1 (`METHODS.md` §2; the inference path's float differences never enter the loss).
+
+use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
+use crate::axpo::{RolloutView, SUCCESS};
+use crate::batch::{sft_loss, TokenBatch};
+use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_advantage_rate};
+use crate::loss::{ppo_loss, Normalisation, PpoConfig};
+use crate::recipe::Recipe;
+use anyhow::Context;
+use candle_core::{backprop::GradStore, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use kaizen_models::trainable::{TinyConfig, TinyLm};
+use kaizen_models::{LocalLlm, WeightFormat};
+use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir, Trajectory};
+use kaizen_tools::ToolRegistry;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StepMetrics {
+    /// `sft`, `rl` or `eval`.
+    pub phase: String,
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub reward: f64,
+    pub tool_use_rate: f64,
+    pub all_wrong_tool_rate: f64,
+    pub zero_advantage_rate: f64,
+    pub kl: f64,
+    pub clip_fraction: f64,
+    pub grad_norm: f64,
+    pub response_tokens: f64,
+    pub observation_tokens: f64,
+    pub generation_tokens_per_s: f64,
+    pub train_tokens_per_s: f64,
+    pub rollout_s: f64,
+    pub train_s: f64,
+    /// Held-out greedy pass@1 (eval lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_at_1: Option<f64>,
+    /// Held-out pass@k over `eval.samples` samples at the RL temperature (eval lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_at_k: Option<f64>,
+}
+
+/// Training-stream and held-out task seeds never meet.
+const RL_STREAM: u64 = 0x5EED_0001;
+const EVAL_STREAM: u64 = 0xE7A1_0000;
+
+pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+    recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let estimator = recipe.estimator();
+    anyhow::ensure!(
+        estimator != Estimator::Axpo,
+        "rl.estimator = \"axpo\": the estimator is implemented (kaizen_rl::axpo) but the trainer does not yet \
+         resample from prefixes; use grpo, dr_grpo or adpo"
+    );
+    let env = kaizen_envs::open(&recipe.env).map_err(|e| anyhow::anyhow!(e))?;
+    let registry = ToolRegistry::standard();
+    let dev = Device::Cpu;
+    let config = serde_json::to_value(recipe)?;
+    let mut run = RunDir::create(out, &config).map_err(|e| anyhow::anyhow!(e))?;
+    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(out.join("metrics.jsonl"))?;
+    let mut all = Vec::new();
+    let mut emit = |m: StepMetrics, all: &mut Vec<StepMetrics>| -> anyhow::Result<()> {
+        writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
+        metrics_file.flush()?;
+        on_metrics(&m);
+        all.push(m);
+        Ok(())
+    };
+
+    let p = &recipe.policy;
+    let policy = TinyLm::new(TinyConfig::bytes(p.layers, p.width, p.heads, p.context), &dev, recipe.seed)?;
+    let gguf = out.join("policy.gguf");
+    let episode_cfg = EpisodeConfig {
+        max_turns: recipe.rl.max_turns,
+        max_tokens_per_turn: recipe.rl.max_tokens_per_turn,
+        max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
+        temperature: recipe.rl.temperature,
+        top_p: 1.0,
+    };
+
+    // SFT cold start.
+    if recipe.sft.steps > 0 {
+        policy.write_gguf(&gguf)?;
+        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
+        let demos: Vec<Trajectory> = env
+            .tasks(recipe.seed, recipe.sft.demonstrations.max(1))
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, task)| {
+                let turns = env.demonstration(&task)?;
+                let job = Job { task, seed: i as u64, id: format!("demo-{i}") };
+                Some(demonstration(&llm, env.as_ref(), &registry, job, &turns, &episode_cfg))
+            })
+            .filter(|d| d.reward > SUCCESS)
+            .collect();
+        anyhow::ensure!(!demos.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
+        let mut opt = AdamW::new(policy.vars().all_vars(), ParamsAdamW { lr: recipe.sft.lr, ..Default::default() })?;
+        for step in 0..recipe.sft.steps {
+            let t = Instant::now();
+            let picked: Vec<&Trajectory> =
+                (0..recipe.sft.batch).map(|k| &demos[(step * recipe.sft.batch + k) % demos.len()]).collect();
+            let seqs: Vec<(&[u32], &[u8])> =
+                picked.iter().map(|d| (d.token_ids.as_slice(), d.loss_mask.as_slice())).collect();
+            let batch = TokenBatch::new(&seqs, &[], 0, &dev)?;
+            let loss = sft_loss(&policy.token_logprobs(&batch.ids, 1.0)?, &batch.mask)?;
+            opt.backward_step(&loss)?;
+            let secs = t.elapsed().as_secs_f64();
+            let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
+            let m = StepMetrics {
+                phase: "sft".into(),
+                step,
+                loss: loss.to_scalar::<f32>()? as f64,
+                lr: recipe.sft.lr,
+                train_tokens_per_s: tokens as f64 / secs,
+                train_s: secs,
+                ..Default::default()
+            };
+            emit(m, &mut all)?;
+        }
+    }
+    policy.write_gguf(&out.join("sft.gguf"))?;
+    let reference = if recipe.rl.beta > 0.0 { Some(TinyLm::load_gguf(&out.join("sft.gguf"), &dev)?) } else { None };
+
+    let mut opt = AdamW::new(policy.vars().all_vars(), ParamsAdamW { lr: recipe.rl.lr, ..Default::default() })?;
+    let eval = |policy: &TinyLm, step: usize| -> anyhow::Result<StepMetrics> {
+        policy.write_gguf(&gguf)?;
+        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
+        let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
+        let greedy_cfg = EpisodeConfig { temperature: 0.0, ..episode_cfg.clone() };
+        let jobs = tasks.iter().enumerate().map(|(i, t)| Job { task: t.clone(), seed: i as u64, id: format!("{i}") });
+        let mut greedy = Vec::new();
+        run_local(&llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
+        let k = recipe.eval.samples;
+        let jobs = tasks.iter().enumerate().flat_map(|(i, t)| {
+            (0..k).map(move |j| Job { task: t.clone(), seed: (i * k + j) as u64, id: format!("{i:05}-{j}") })
+        });
+        let mut sampled = Vec::new();
+        run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
+        sampled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        let pass_k = sampled
+            .chunks(k)
+            .map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k))
+            .sum::<f64>()
+            / tasks.len().max(1) as f64;
+        let pass_1 = greedy.iter().filter(|t| t.reward > SUCCESS).count() as f64 / tasks.len().max(1) as f64;
+        let views: Vec<Vec<RolloutView>> = sampled.chunks(k).map(views_of).collect();
+        Ok(StepMetrics {
+            phase: "eval".into(),
+            step,
+            pass_at_1: Some(pass_1),
+            pass_at_k: Some(pass_k),
+            tool_use_rate: tool_use_rate(&views),
+            reward: sampled.iter().map(|t| t.reward as f64).sum::<f64>() / sampled.len().max(1) as f64,
+            ..Default::default()
+        })
+    };
+    let m = eval(&policy, 0)?;
+    emit(m, &mut all)?;
+
+    let g = recipe.rl.group;
+    let normalisation = match estimator {
+        Estimator::DrGrpo => Normalisation::Constant(episode_cfg.max_episode_tokens as f32),
+        _ => Normalisation::TokenMean,
+    };
+    let ppo = PpoConfig { eps_low: recipe.rl.eps_low, eps_high: recipe.rl.eps_high, beta: recipe.rl.beta, normalisation };
+    for step in 0..recipe.rl.steps {
+        // Rollouts: a group of G episodes per task, on the current policy.
+        let t0 = Instant::now();
+        policy.write_gguf(&gguf)?;
+        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
+        let tasks = env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step);
+        let jobs = tasks.iter().enumerate().flat_map(|(i, task)| {
+            (0..g).map(move |j| Job {
+                task: task.clone(),
+                seed: recipe.seed.wrapping_mul(1_000_003).wrapping_add((step * 10_000 + i * g + j) as u64),
+                id: format!("s{step:04}-t{i:03}-g{j:02}"),
+            })
+        });
+        let mut rollouts = Vec::new();
+        run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| rollouts.push(t));
+        rollouts.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        for t in &rollouts {
+            run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
+        }
+        let rollout_s = t0.elapsed().as_secs_f64();
+
+        // Advantages per group (rollouts are sorted: groups of G in task order).
+        let mut adv = Vec::with_capacity(rollouts.len());
+        let mut eps_rows = Vec::with_capacity(rollouts.len());
+        for group in rollouts.chunks(g) {
+            let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
+            let (a, eps) = match estimator {
+                Estimator::Grpo => (grpo(&rewards, 1e-6), recipe.rl.eps_high),
+                Estimator::DrGrpo => (dr_grpo(&rewards), recipe.rl.eps_high),
+                Estimator::Adpo => {
+                    let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
+                    let p_hat = self_consistency(&answers).map_or(0.0, |(_, p)| p);
+                    let s = adpo_scale(p_hat, 0.6);
+                    (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, recipe.rl.eps_high))
+                }
+                Estimator::Axpo => unreachable!("refused above"),
+            };
+            adv.extend(a);
+            eps_rows.extend(std::iter::repeat_n(eps, group.len()));
+        }
+
+        // PPO-clip updates: old log-probs for every mini-batch first, then one pass of updates.
+        let t1 = Instant::now();
+        let lr = recipe.rl.lr * ((step + 1) as f64 / recipe.rl.warmup_steps.max(1) as f64).min(1.0);
+        opt.set_learning_rate(lr);
+        let order: Vec<usize> = (0..rollouts.len()).filter(|&i| !rollouts[i].token_ids.is_empty()).collect();
+        let mut batches = Vec::new();
+        for idx in order.chunks(recipe.rl.minibatch) {
+            let seqs: Vec<(&[u32], &[u8])> =
+                idx.iter().map(|&i| (rollouts[i].token_ids.as_slice(), rollouts[i].loss_mask.as_slice())).collect();
+            let series: Vec<Vec<f32>> = idx.iter().map(|&i| vec![adv[i]; rollouts[i].token_ids.len()]).collect();
+            let batch = TokenBatch::new(&seqs, &[series], 0, &dev)?;
+            let old = policy.token_logprobs(&batch.ids, recipe.rl.temperature)?.detach();
+            let rows: Vec<f32> = idx.iter().map(|&i| eps_rows[i]).collect();
+            let rows = Tensor::from_vec(rows, (idx.len(), 1), &dev)?;
+            batches.push((batch, old, rows));
+        }
+        let (mut loss_sum, mut kl, mut clip, mut norm, mut tokens) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        for (batch, old, rows) in &batches {
+            let logp = policy.token_logprobs(&batch.ids, recipe.rl.temperature)?;
+            let reference_lp = match &reference {
+                Some(r) => Some(r.token_logprobs(&batch.ids, recipe.rl.temperature)?.detach()),
+                None => None,
+            };
+            let (loss, stats) =
+                ppo_loss(&logp, old, reference_lp.as_ref(), &batch.values[0], &batch.mask, Some(rows), &ppo)?;
+            let mut grads = loss.backward()?;
+            norm += clip_gradients(&mut grads, &policy.vars().all_vars(), recipe.rl.grad_clip)?;
+            opt.step(&grads)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            kl += stats.kl as f64;
+            clip += stats.clip_fraction as f64;
+            tokens += batch.ids.elem_count();
+        }
+        let train_s = t1.elapsed().as_secs_f64();
+        let nb = batches.len().max(1) as f64;
+        let views: Vec<Vec<RolloutView>> = rollouts.chunks(g).map(views_of).collect();
+        let reward_groups: Vec<Vec<f32>> = rollouts.chunks(g).map(|c| c.iter().map(|t| t.reward).collect()).collect();
+        let n = rollouts.len().max(1) as f64;
+        let written: usize = rollouts.iter().map(Trajectory::generated_tokens).sum();
+        let observed: usize =
+            rollouts.iter().map(|t| t.loss_mask.iter().skip(t.prompt_tokens).filter(|&&m| m == 0).count()).sum();
+        let m = StepMetrics {
+            phase: "rl".into(),
+            step,
+            loss: loss_sum / nb,
+            lr,
+            reward: rollouts.iter().map(|t| t.reward as f64).sum::<f64>() / n,
+            tool_use_rate: tool_use_rate(&views),
+            all_wrong_tool_rate: all_wrong_tool_rate(&views),
+            zero_advantage_rate: zero_advantage_rate(&reward_groups),
+            kl: kl / nb,
+            clip_fraction: clip / nb,
+            grad_norm: norm / nb,
+            response_tokens: written as f64 / n,
+            observation_tokens: observed as f64 / n,
+            generation_tokens_per_s: written as f64 / rollout_s,
+            train_tokens_per_s: tokens as f64 / train_s,
+            rollout_s,
+            train_s,
+            ..Default::default()
+        };
+        emit(m, &mut all)?;
+        if (step + 1) % recipe.eval.every == 0 || step + 1 == recipe.rl.steps {
+            let m = eval(&policy, step + 1)?;
+            emit(m, &mut all)?;
+        }
+    }
+    policy.write_gguf(&gguf)?;
+    Ok(all)
+}
+
+fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
+    group.iter().map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() + t.malformed_calls() > 0 }).collect()
+}
+
+/// Scales all gradients so that their global L2 norm is at most `max_norm`; returns the norm
+/// before clipping.
+fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> candle_core::Result<f64> {
+    let mut sq = 0.0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm > max_norm {
+        let f = max_norm / (norm + 1e-6);
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * f)?);
+            }
+        }
+    }
+    Ok(norm)
+}
