@@ -13,7 +13,7 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show"] {
+    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show", "train"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
@@ -230,4 +230,42 @@ fn a_killed_run_keeps_every_finished_episode() {
     // `show` reads the run despite the kill.
     let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
+    let dir = temp_dir("train");
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("quick.toml");
+    std::fs::write(
+        &recipe,
+        "env = \"arith:2\"\n[sft]\ndemonstrations = 4\nsteps = 3\n[rl]\nsteps = 2\ntasks_per_step = 2\n\
+         group = 2\nmax_tokens_per_turn = 32\n[eval]\nevery = 1\ntasks = 2\nsamples = 2\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("pass@1"), "{}", text(&o.stdout));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |phase: &str| lines.iter().filter(|m| m["phase"] == phase).count();
+    // 3 SFT steps, 2 RL steps, evaluations before, after step 1 and after step 2.
+    assert_eq!((count("sft"), count("rl"), count("eval")), (3, 2, 3));
+    // SFT lowers the loss on its demonstrations from the untrained ~5.5 nats.
+    assert!(lines[0]["loss"].as_f64().unwrap() > 4.0);
+    // The rollouts are recorded (2 tasks × 2 per step), and the policy runs as a model.
+    let rollouts = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
+    assert_eq!(rollouts.lines().count(), 8);
+    let policy = out.join("policy.gguf");
+    let o = kaizen(&["generate", "--policy", policy.to_str().unwrap(), "--prompt", "2+2", "--max-tokens", "4"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A bad field names itself and what it allows.
+    std::fs::write(&recipe, "[rl]\nestimator = \"ppo\"\n").unwrap();
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("rl.estimator"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("grpo, dr_grpo, adpo, axpo"));
 }

@@ -59,7 +59,11 @@ pub struct StepMetrics {
 const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
 
-pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+pub fn train(
+    recipe: &Recipe,
+    out: &Path,
+    on_metrics: &mut dyn FnMut(&StepMetrics),
+) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
     let estimator = recipe.estimator();
     anyhow::ensure!(
@@ -152,11 +156,9 @@ pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetric
         let mut sampled = Vec::new();
         run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
         sampled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
-        let pass_k = sampled
-            .chunks(k)
-            .map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k))
-            .sum::<f64>()
-            / tasks.len().max(1) as f64;
+        let pass_k =
+            sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k)).sum::<f64>()
+                / tasks.len().max(1) as f64;
         let pass_1 = greedy.iter().filter(|t| t.reward > SUCCESS).count() as f64 / tasks.len().max(1) as f64;
         let views: Vec<Vec<RolloutView>> = sampled.chunks(k).map(views_of).collect();
         Ok(StepMetrics {
@@ -177,7 +179,8 @@ pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetric
         Estimator::DrGrpo => Normalisation::Constant(episode_cfg.max_episode_tokens as f32),
         _ => Normalisation::TokenMean,
     };
-    let ppo = PpoConfig { eps_low: recipe.rl.eps_low, eps_high: recipe.rl.eps_high, beta: recipe.rl.beta, normalisation };
+    let ppo =
+        PpoConfig { eps_low: recipe.rl.eps_low, eps_high: recipe.rl.eps_high, beta: recipe.rl.beta, normalisation };
     for step in 0..recipe.rl.steps {
         // Rollouts: a group of G episodes per task, on the current policy.
         let t0 = Instant::now();
@@ -211,7 +214,10 @@ pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetric
                     let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
                     let p_hat = self_consistency(&answers).map_or(0.0, |(_, p)| p);
                     let s = adpo_scale(p_hat, 0.6);
-                    (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, recipe.rl.eps_high))
+                    (
+                        grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(),
+                        adpo_eps_high(p_hat, recipe.rl.eps_high),
+                    )
                 }
                 Estimator::Axpo => unreachable!("refused above"),
             };
@@ -291,7 +297,10 @@ pub fn train(recipe: &Recipe, out: &Path, on_metrics: &mut dyn FnMut(&StepMetric
 }
 
 fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
-    group.iter().map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() + t.malformed_calls() > 0 }).collect()
+    group
+        .iter()
+        .map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() + t.malformed_calls() > 0 })
+        .collect()
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`; returns the norm
