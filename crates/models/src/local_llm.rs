@@ -191,9 +191,7 @@ impl LocalLlm {
                 self.context_len()
             )));
         }
-        if let Some(bad) = ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
-            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
-        }
+        self.check_vocab(ids)?;
         let dev = self.model.device();
         let t = sampler::logprob_temperature(temperature);
         let mut cache = self.model.new_cache();
@@ -234,10 +232,15 @@ impl LocalLlm {
                 self.context_len()
             )));
         }
-        if let Some(bad) = completion.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
-            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
-        }
+        self.check_vocab(completion)?;
         Ok(())
+    }
+
+    fn check_vocab(&self, ids: &[u32]) -> Result<(), LlmError> {
+        match ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
+            Some(bad) => Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary"))),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn check_prompt(&self, prompt: &[u32]) -> Result<(), LlmError> {
@@ -251,9 +254,7 @@ impl LocalLlm {
                 self.context_len()
             )));
         }
-        if let Some(bad) = prompt.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size) {
-            return Err(LlmError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
-        }
+        self.check_vocab(prompt)?;
         Ok(())
     }
 }

@@ -12,6 +12,10 @@ pub struct TokenBatch {
     pub mask: Tensor,
     /// `[B, T − 1]` per-token values aligned with `mask` (advantages, sampling log-probs).
     pub values: Vec<Tensor>,
+    /// How many leading tokens every row shares and none of them was trained on (the env's
+    /// prompt): the model can run them once for the whole batch
+    /// (`TinyLm::token_logprobs_shared`).
+    pub shared: usize,
 }
 
 impl TokenBatch {
@@ -41,7 +45,12 @@ impl TokenBatch {
             }
             Tensor::from_vec(v, (b, t - 1), device)
         };
+        let first_written = seqs.iter().map(|(_, m)| m.iter().position(|&x| x == 1).unwrap_or(m.len())).min();
+        let common = seqs.first().map_or(0, |(first, _)| {
+            (0..first.len()).take_while(|&j| seqs.iter().all(|(s, _)| s.get(j) == Some(&first[j]))).count()
+        });
         Ok(TokenBatch {
+            shared: common.min(first_written.unwrap_or(0)),
             ids: Tensor::from_vec(ids, (b, t), device)?,
             mask: Tensor::from_vec(mask, (b, t - 1), device)?,
             values: values.iter().map(shifted).collect::<Result<Vec<_>>>()?,
@@ -71,6 +80,12 @@ mod tests {
         // Position t predicts token t + 1.
         assert_eq!(batch.mask.to_vec2::<f32>().unwrap(), vec![vec![1., 1.], vec![1., 0.]]);
         assert_eq!(batch.values[0].to_vec2::<f32>().unwrap(), vec![vec![2., 2.], vec![-1., 0.]]);
+        assert_eq!(batch.shared, 0, "the rows differ from the first token");
+        // Shared up to the first written token of any row.
+        let c: (&[u32], &[u8]) = (&[1, 2, 3, 4, 5], &[0, 0, 0, 1, 1]);
+        let d: (&[u32], &[u8]) = (&[1, 2, 3, 9], &[0, 0, 1, 1]);
+        assert_eq!(TokenBatch::new(&[c, d], &[], 0, &Device::Cpu).unwrap().shared, 2);
+        assert_eq!(TokenBatch::new(&[c, c], &[], 0, &Device::Cpu).unwrap().shared, 3);
         assert!(TokenBatch::new(&[(&[1, 2], &[0])], &[], 0, &Device::Cpu).is_err());
     }
 

@@ -121,7 +121,7 @@ pub fn train(
             let seqs: Vec<(&[u32], &[u8])> =
                 picked.iter().map(|d| (d.token_ids.as_slice(), d.loss_mask.as_slice())).collect();
             let batch = TokenBatch::new(&seqs, &[], 0, &dev)?;
-            let loss = sft_loss(&policy.token_logprobs(&batch.ids, 1.0)?, &batch.mask)?;
+            let loss = sft_loss(&policy.token_logprobs_shared(&batch.ids, batch.shared, 1.0)?, &batch.mask)?;
             opt.backward_step(&loss)?;
             let secs = t.elapsed().as_secs_f64();
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
@@ -236,16 +236,16 @@ pub fn train(
                 idx.iter().map(|&i| (rollouts[i].token_ids.as_slice(), rollouts[i].loss_mask.as_slice())).collect();
             let series: Vec<Vec<f32>> = idx.iter().map(|&i| vec![adv[i]; rollouts[i].token_ids.len()]).collect();
             let batch = TokenBatch::new(&seqs, &[series], 0, &dev)?;
-            let old = policy.token_logprobs(&batch.ids, recipe.rl.temperature)?.detach();
+            let old = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach();
             let rows: Vec<f32> = idx.iter().map(|&i| eps_rows[i]).collect();
             let rows = Tensor::from_vec(rows, (idx.len(), 1), &dev)?;
             batches.push((batch, old, rows));
         }
         let (mut loss_sum, mut kl, mut clip, mut norm, mut tokens) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for (batch, old, rows) in &batches {
-            let logp = policy.token_logprobs(&batch.ids, recipe.rl.temperature)?;
+            let logp = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?;
             let reference_lp = match &reference {
-                Some(r) => Some(r.token_logprobs(&batch.ids, recipe.rl.temperature)?.detach()),
+                Some(r) => Some(r.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach()),
                 None => None,
             };
             let (loss, stats) =

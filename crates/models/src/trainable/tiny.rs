@@ -160,33 +160,57 @@ impl TinyLm {
 
     /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (x, _) = self.blocks(ids, None)?;
+        self.logits(&x)
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm(x, &self.get("output_norm.weight")?)?.broadcast_matmul(&self.get("token_embd.weight")?.t()?)
+    }
+
+    /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
+    /// `[1, H, P, hd]` every row attends to). Returns the last hidden states `[B, T, w]` and
+    /// this call's own keys and values per layer.
+    fn blocks(&self, ids: &Tensor, prefix: Option<&[(Tensor, Tensor)]>) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
         let (b, t) = ids.dims2()?;
-        if t > self.cfg.context {
-            candle_core::bail!("sequence of {t} tokens exceeds the context of {}", self.cfg.context);
+        let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(2)).transpose()?.unwrap_or(0);
+        if p + t > self.cfg.context {
+            candle_core::bail!("sequence of {} tokens exceeds the context of {}", p + t, self.cfg.context);
         }
         let (w, h) = (self.cfg.width, self.cfg.heads);
         let hd = w / h;
-        let embed = self.get("token_embd.weight")?;
-        let mut x = embed.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
+        let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
+        // Row i (position p + i) sees the whole prefix and the rows up to itself.
         let mask: Vec<f32> =
-            (0..t).flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
-        let mask = Tensor::from_vec(mask, (t, t), ids.device())?;
+            (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+        let mask = Tensor::from_vec(mask, (t, p + t), ids.device())?;
+        let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let heads = |y: Tensor| y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous();
+        let mut own = Vec::with_capacity(self.cfg.layers);
         for l in 0..self.cfg.layers {
-            let p = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
-            let xn = rms_norm(&x, &p("attn_norm")?)?;
-            let q = rope_i(&heads(xn.broadcast_matmul(&p("attn_q")?.t()?)?)?, &self.cos, &self.sin)?;
-            let k = rope_i(&heads(xn.broadcast_matmul(&p("attn_k")?.t()?)?)?, &self.cos, &self.sin)?;
-            let v = heads(xn.broadcast_matmul(&p("attn_v")?.t()?)?)?;
-            let y = attention(&q, &k, &v, &mask, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
-            x = (x + y.broadcast_matmul(&p("attn_output")?.t()?)?)?;
-            let xn = rms_norm(&x, &p("ffn_norm")?)?;
-            let gate = candle_nn::ops::silu(&xn.broadcast_matmul(&p("ffn_gate")?.t()?)?)?;
-            let up = xn.broadcast_matmul(&p("ffn_up")?.t()?)?;
-            x = (x + (gate * up)?.broadcast_matmul(&p("ffn_down")?.t()?)?)?;
+            let w_ = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
+            let xn = rms_norm(&x, &w_("attn_norm")?)?;
+            let q = rope_i(&heads(xn.broadcast_matmul(&w_("attn_q")?.t()?)?)?, &cos, &sin)?;
+            let k = rope_i(&heads(xn.broadcast_matmul(&w_("attn_k")?.t()?)?)?, &cos, &sin)?;
+            let v = heads(xn.broadcast_matmul(&w_("attn_v")?.t()?)?)?;
+            let (ka, va) = match prefix {
+                Some(kv) => {
+                    let (kp, vp) = &kv[l];
+                    let wide = |x: &Tensor| x.broadcast_as((b, h, p, hd))?.contiguous();
+                    (Tensor::cat(&[&wide(kp)?, &k], 2)?, Tensor::cat(&[&wide(vp)?, &v], 2)?)
+                }
+                None => (k.clone(), v.clone()),
+            };
+            let y = attention(&q, &ka, &va, &mask, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
+            own.push((k, v));
+            x = (x + y.broadcast_matmul(&w_("attn_output")?.t()?)?)?;
+            let xn = rms_norm(&x, &w_("ffn_norm")?)?;
+            let gate = candle_nn::ops::silu(&xn.broadcast_matmul(&w_("ffn_gate")?.t()?)?)?;
+            let up = xn.broadcast_matmul(&w_("ffn_up")?.t()?)?;
+            x = (x + (gate * up)?.broadcast_matmul(&w_("ffn_down")?.t()?)?)?;
         }
-        rms_norm(&x, &self.get("output_norm.weight")?)?.broadcast_matmul(&embed.t()?)
+        Ok((x, own))
     }
 
     /// Teacher-forced log-probs `[B, T − 1]`: entry t is `log π(ids[t+1] | ids[..=t])` at
@@ -194,9 +218,28 @@ impl TinyLm {
     pub fn token_logprobs(&self, ids: &Tensor, temperature: f32) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let logits = self.forward(&ids.narrow(1, 0, t - 1)?)?;
-        let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits };
-        let lp = log_softmax(&logits)?;
-        lp.gather(&ids.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
+        gather_logprobs(&logits, &ids.narrow(1, 1, t - 1)?, temperature)
+    }
+
+    /// `token_logprobs` for rows that all begin with the same `shared` tokens (the env's
+    /// prompt): the shared part runs once, as one row, and every row attends to its keys and
+    /// values — the same numbers for far less work when the prompt dominates the sequence.
+    /// Entries `t < shared − 1` (tokens inside the shared part) are not computed and are 0:
+    /// callers mask them (prompt tokens are never trained on).
+    pub fn token_logprobs_shared(&self, ids: &Tensor, shared: usize, temperature: f32) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if shared < 2 || shared >= t {
+            return self.token_logprobs(ids, temperature);
+        }
+        let (xp, kv) = self.blocks(&ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?, None)?;
+        // Logits at shared−1 … t−2 predict tokens shared … t−1.
+        let last = self.logits(&xp.narrow(1, shared - 1, 1)?)?.broadcast_as((b, 1, self.cfg.vocab))?;
+        let rest = ids.narrow(1, shared, t - shared)?;
+        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv))?;
+        let logits = Tensor::cat(&[&last, &self.logits(&xs)?], 1)?;
+        let lp = gather_logprobs(&logits, &rest, temperature)?;
+        let skipped = Tensor::zeros((b, shared - 1), lp.dtype(), lp.device())?;
+        Tensor::cat(&[&skipped, &lp], 1)
     }
 
     /// Writes the model as a GGUF file (llama architecture, f32 tensors, the byte vocabulary
@@ -281,7 +324,7 @@ impl TinyLm {
 /// kernel every step.
 fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let (b, h, t, _) = q.dims4()?;
-    let per_head = t * t;
+    let per_head = t * k.dim(2)?;
     let heads_per_slice = ((4 << 20) / per_head.max(1)).clamp(1, h);
     if heads_per_slice >= h && b * h * per_head <= 4 << 20 {
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
@@ -299,6 +342,12 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> R
         rows.push(Tensor::cat(&parts, 1)?);
     }
     Tensor::cat(&rows, 0)
+}
+
+/// `log softmax(logits / T)` at each target id: `[B, S, V]`, `[B, S]` → `[B, S]`.
+fn gather_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
+    let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits.clone() };
+    log_softmax(&logits)?.gather(&targets.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
 }
 
 /// `log softmax` over the last axis, differentiable.

@@ -101,3 +101,28 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
     assert_eq!(max_diff(&back.forward(&x).unwrap(), &trained), 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
+    let m = TinyLm::new(cfg(), &Device::Cpu, 3).unwrap();
+    let batch = ids(&["The prompt: 17*23=391", "The prompt: 12+30=042", "The prompt: 99*99=981"]);
+    let shared = "The prompt: ".len();
+    let full = m.token_logprobs(&batch, 0.7).unwrap();
+    let fast = m.token_logprobs_shared(&batch, shared, 0.7).unwrap();
+    let tail = |x: &Tensor| x.narrow(1, shared - 1, x.dim(1).unwrap() - shared + 1).unwrap();
+    assert!(max_diff(&tail(&full), &tail(&fast)) < 1e-5, "{}", max_diff(&tail(&full), &tail(&fast)));
+    // Entries inside the shared part are not computed.
+    assert_eq!(
+        fast.narrow(1, 0, shared - 1).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(),
+        0.0
+    );
+    // Gradients of a loss on the tail agree, including for weights the prefix path uses.
+    let grad = |lp: &Tensor| {
+        let g = tail(lp).sum_all().unwrap().backward().unwrap();
+        let w = m.get("blk.0.attn_k.weight").unwrap();
+        g.get(&w).unwrap().clone()
+    };
+    let (a, b) = (grad(&full), grad(&fast));
+    let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(max_diff(&a, &b) < 1e-4 * scale.max(1.0), "{} vs scale {scale}", max_diff(&a, &b));
+}
