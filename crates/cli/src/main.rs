@@ -51,6 +51,10 @@ enum Command {
     /// ADPO), held-out evaluation, metrics.jsonl and policy.gguf in the run directory.
     #[command(after_help = "Example:\n  kaizen train recipes/arith-tiny-grpo.toml --out runs/grpo")]
     Train(commands::train::Args),
+    /// Training diagnostics of several runs side by side: where each ended, and held-out
+    /// pass@1 over training.
+    #[command(after_help = "Example:\n  kaizen compare runs/grpo runs/dr-grpo")]
+    Compare(commands::compare::Args),
     /// Print an episode of a run as a readable transcript.
     #[command(after_help = "Example:\n  kaizen show runs/arith-greedy --episode 3")]
     Show(commands::show::Args),
@@ -83,6 +87,7 @@ fn main() {
         Command::Tool(a) => commands::tool::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::Compare(a) => commands::compare::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Bench(b) => commands::bench::run(b),
     };

@@ -13,7 +13,7 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show", "train"] {
+    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show", "train", "compare"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
@@ -263,6 +263,17 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     let policy = out.join("policy.gguf");
     let o = kaizen(&["generate", "--policy", policy.to_str().unwrap(), "--prompt", "2+2", "--max-tokens", "4"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // Two runs side by side (the same one twice: identical columns).
+    let o = kaizen(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    let pass_row = table.lines().find(|l| l.starts_with("held-out pass@1 ")).unwrap().to_string();
+    let cells: Vec<&str> = pass_row.split_whitespace().skip(2).collect();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(cells[0], cells[1]);
+    assert!(table.contains("held-out pass@1 at RL step"), "{table}");
+    let o = kaizen(&["compare", dir.join("nowhere").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("metrics.jsonl"), "{}", text(&o.stderr));
     // A bad field names itself and what it allows.
     std::fs::write(&recipe, "[rl]\nestimator = \"ppo\"\n").unwrap();
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);

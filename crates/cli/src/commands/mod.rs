@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod compare;
 pub mod embed;
 pub mod generate;
 pub mod models;

@@ -1,0 +1,90 @@
+//! `kaizen compare runs/A runs/B …`: the training diagnostics of several runs side by side —
+//! where each ended, and held-out pass@1 over the course of training.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run directories written by `kaizen train`.
+    #[arg(required = true, num_args = 1..)]
+    runs: Vec<PathBuf>,
+}
+
+/// The `metrics.jsonl` lines of one run.
+fn load(run: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e} (is it a run directory of `kaizen train`?)", path.display()))?;
+    // A torn last line (a run killed mid-write) is skipped, like trajectories.
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+fn mean(lines: &[&serde_json::Value], key: &str) -> Option<f64> {
+    let v: Vec<f64> = lines.iter().filter_map(|m| m[key].as_f64()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let runs = a.runs.iter().map(|r| load(r)).collect::<anyhow::Result<Vec<_>>>()?;
+    let names: Vec<String> = a.runs.iter().map(|r| r.display().to_string()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(8).max(10);
+    let header = |first: &str| {
+        print!("{first:<28}");
+        for n in &names {
+            print!(" {n:>width$}");
+        }
+        println!();
+    };
+    let cell = |x: Option<f64>, digits: usize| x.map_or("—".to_string(), |v| format!("{v:.digits$}"));
+    header("final (last RL step / eval)");
+    type Row = (&'static str, &'static str, &'static str, usize);
+    let rows: [Row; 10] = [
+        ("held-out pass@1", "eval", "pass_at_1", 3),
+        ("held-out pass@k", "eval", "pass_at_k", 3),
+        ("reward", "rl", "reward", 3),
+        ("tool-use rate", "rl", "tool_use_rate", 3),
+        ("all-wrong tool subgroups", "rl", "all_wrong_tool_rate", 3),
+        ("zero-advantage groups", "rl", "zero_advantage_rate", 3),
+        ("KL to reference", "rl", "kl", 5),
+        ("clip fraction", "rl", "clip_fraction", 3),
+        ("response tokens", "rl", "response_tokens", 1),
+        ("SFT loss", "sft", "loss", 3),
+    ];
+    for (label, phase, key, digits) in rows {
+        print!("{label:<28}");
+        for r in &runs {
+            let last = r.iter().rev().find(|m| m["phase"] == phase).and_then(|m| m[key].as_f64());
+            print!(" {:>width$}", cell(last, digits));
+        }
+        println!();
+    }
+    for (label, phase, key) in [
+        ("generation tokens/s (mean)", "rl", "generation_tokens_per_s"),
+        ("training tokens/s (mean)", "rl", "train_tokens_per_s"),
+    ] {
+        print!("{label:<28}");
+        for r in &runs {
+            let lines: Vec<&serde_json::Value> = r.iter().filter(|m| m["phase"] == phase).collect();
+            print!(" {:>width$}", cell(mean(&lines, key), 0));
+        }
+        println!();
+    }
+    println!();
+    header("held-out pass@1 at RL step");
+    let mut steps: BTreeMap<u64, Vec<Option<f64>>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        for m in r.iter().filter(|m| m["phase"] == "eval") {
+            let Some(step) = m["step"].as_u64() else { continue };
+            steps.entry(step).or_insert_with(|| vec![None; runs.len()])[i] = m["pass_at_1"].as_f64();
+        }
+    }
+    for (step, vals) in steps {
+        print!("{step:<28}");
+        for v in vals {
+            print!(" {:>width$}", cell(v, 3));
+        }
+        println!();
+    }
+    Ok(())
+}
