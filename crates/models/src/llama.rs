@@ -733,14 +733,6 @@ fn rope_tables(cfg: &LlamaConfig, base: f32, device: &Device) -> candle_core::Re
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
-/// Log-softmax over the last axis (for scoring many positions at once).
-pub fn log_softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let shifted = x.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    shifted.broadcast_sub(&lse)
-}
-
 #[cfg(test)]
 #[path = "llama_tests.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 
 use crate::chat_template::{ChatTemplate, TemplateError, CHATML};
 use crate::gguf::{GgufError, GgufFile};
-use crate::llama::{log_softmax_last, KvCache, LlamaModel, Logits, WeightFormat};
+use crate::llama::{KvCache, LlamaModel, Logits, WeightFormat};
 use crate::sampler;
 use crate::stream::Stream;
 use crate::tokenizer::{GgufTokenizer, TokenizerError};
@@ -122,13 +122,8 @@ impl LocalLlm {
         loop {
             for (r, &si) in active.iter().enumerate() {
                 let st = &mut streams[si];
-                let delta = st.push(&rows[r], params, &self.tokenizer, room).to_string();
-                let keep_going = on_token(TokenEvent {
-                    index: si,
-                    token: st.last().expect("pushed above"),
-                    text_delta: &delta,
-                    finish_reason: st.finish,
-                });
+                let (token, text_delta, finish_reason) = st.push(&rows[r], params, &self.tokenizer, room);
+                let keep_going = on_token(TokenEvent { index: si, token, text_delta, finish_reason });
                 cancelled |= !keep_going;
             }
             if cancelled {
@@ -218,7 +213,7 @@ impl LocalLlm {
         // Position p predicts token p + 1: rows L-1 .. L+C-2 predict the completion.
         let rows = logits.squeeze(0)?.narrow(0, prompt.len() - 1, completion.len())?;
         let t = sampler::logprob_temperature(temperature) as f64;
-        let lp = log_softmax_last(&(rows / t)?)?;
+        let lp = candle_nn::ops::log_softmax(&(rows / t)?, candle_core::D::Minus1)?;
         let idx = Tensor::new(completion, dev)?.unsqueeze(1)?;
         Ok(lp.gather(&idx, 1)?.squeeze(1)?.to_vec1::<f32>()?)
     }

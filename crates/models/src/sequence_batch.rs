@@ -93,7 +93,7 @@ impl<'m> SequenceBatch<'m> {
         )?;
         let row = logits.squeeze(0)?.to_vec1::<f32>()?;
         let s = &mut self.slots[slot];
-        s.fed = ids.to_vec();
+        s.fed.extend_from_slice(chunk);
         let mut stream = Stream::new(params.seed, 0);
         stream.push(&row, &params, &self.llm.tokenizer, self.llm.context_len() - ids.len());
         let turn = Turn { stream, params, prompt_tokens: ids.len() };
@@ -107,16 +107,12 @@ impl<'m> SequenceBatch<'m> {
     /// One decoding step of every generating slot, batched. Returns the slots whose
     /// continuation finished, with it; those slots pause until `start` is called again.
     pub fn step(&mut self) -> Result<Vec<(usize, Completion)>, LlmError> {
-        let rows: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].turn.is_some()).collect();
+        // Each generating slot feeds the token it sampled last (`start` samples the first).
+        let (rows, next): (Vec<usize>, Vec<u32>) =
+            (0..self.slots.len()).filter_map(|i| Some((i, *self.slots[i].turn.as_ref()?.stream.ids.last()?))).unzip();
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let next: Vec<u32> = rows
-            .iter()
-            .map(|&i| {
-                *self.slots[i].turn.as_ref().and_then(|t| t.stream.ids.last()).expect("a started turn has a token")
-            })
-            .collect();
         let dev = self.llm.model.device();
         let ids = Tensor::new(next.as_slice(), dev)?.unsqueeze(1)?;
         let logits = self.llm.model.forward_rows(&ids, &rows, &mut self.cache, Logits::Last)?.to_vec2::<f32>()?;
@@ -125,10 +121,10 @@ impl<'m> SequenceBatch<'m> {
         for ((&i, tok), row) in rows.iter().zip(next).zip(logits) {
             let slot = &mut self.slots[i];
             slot.fed.push(tok);
-            let turn = slot.turn.as_mut().expect("generating");
-            turn.stream.push(&row, &turn.params, &self.llm.tokenizer, ctx - turn.prompt_tokens);
-            if turn.stream.finish.is_some() {
-                let t = slot.turn.take().expect("generating");
+            if let Some(turn) = slot.turn.as_mut() {
+                turn.stream.push(&row, &turn.params, &self.llm.tokenizer, ctx - turn.prompt_tokens);
+            }
+            if let Some(t) = slot.turn.take_if(|t| t.stream.finish.is_some()) {
                 done.push((i, t.stream.into_completion(t.prompt_tokens)));
             }
         }

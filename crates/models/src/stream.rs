@@ -44,8 +44,15 @@ impl Stream {
     /// Samples the next token from the model's `logits`, records it with its log-prob
     /// `log softmax(logits / T)`, and decides whether the continuation is finished
     /// (stop token, stop string, `max_tokens`, or `room` — the context left after the
-    /// prompt). Returns the new text that is safe to show.
-    pub fn push(&mut self, logits: &[f32], params: &SamplingParams, tok: &GgufTokenizer, room: usize) -> &str {
+    /// prompt). Returns the token, the new text that is safe to show, and the finish reason
+    /// once finished.
+    pub fn push(
+        &mut self,
+        logits: &[f32],
+        params: &SamplingParams,
+        tok: &GgufTokenizer,
+        room: usize,
+    ) -> (&TokenLogprob, &str, Option<FinishReason>) {
         let lp = sampler::log_softmax(logits, sampler::logprob_temperature(params.temperature));
         let id = if params.temperature <= 0.0 {
             sampler::argmax(&lp)
@@ -57,12 +64,7 @@ impl Stream {
             .map(|(id, logprob)| TopLogprob { token_id: id, token: tok.token_text(id), logprob })
             .collect();
         self.ids.push(id);
-        self.logprobs.push(TokenLogprob {
-            token_id: Some(id),
-            token: tok.token_text(id),
-            logprob: lp[id as usize],
-            top,
-        });
+        let token = TokenLogprob { token_id: Some(id), token: tok.token_text(id), logprob: lp[id as usize], top };
         if tok.stop_ids.contains(&id) {
             self.finish = Some(FinishReason::Stop);
         } else {
@@ -96,11 +98,8 @@ impl Stream {
         let safe = if self.finish.is_some() { self.text.len() } else { safe_prefix_len(&self.text, &params.stop) };
         let start = self.emitted.min(safe);
         self.emitted = self.emitted.max(safe);
-        &self.text[start..safe]
-    }
-
-    pub fn last(&self) -> Option<&TokenLogprob> {
-        self.logprobs.last()
+        self.logprobs.push(token);
+        (&self.logprobs[self.logprobs.len() - 1], &self.text[start..safe], self.finish)
     }
 
     pub fn into_completion(self, prompt_tokens: usize) -> Completion {

@@ -140,12 +140,12 @@ impl Recipe {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn estimator(&self) -> Estimator {
-        self.rl.estimator.parse().expect("validated")
+    pub fn estimator(&self) -> Result<Estimator, String> {
+        self.rl.estimator.parse().map_err(|e| format!("rl.estimator: {e}"))
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        self.rl.estimator.parse::<Estimator>().map_err(|e| format!("rl.estimator: {e}"))?;
+        self.estimator()?;
         let positive = [
             ("policy.layers", self.policy.layers),
             ("policy.width", self.policy.width),

@@ -65,12 +65,9 @@ pub fn train(
     on_metrics: &mut dyn FnMut(&StepMetrics),
 ) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let estimator = recipe.estimator();
-    anyhow::ensure!(
-        estimator != Estimator::Axpo,
-        "rl.estimator = \"axpo\": the estimator is implemented (kaizen_rl::axpo) but the trainer does not yet \
-         resample from prefixes; use grpo, dr_grpo or adpo"
-    );
+    let estimator = recipe.estimator().map_err(|e| anyhow::anyhow!(e))?;
+    // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
+    group_advantages(estimator, &[], recipe.rl.eps_high)?;
     let env = kaizen_envs::open(&recipe.env).map_err(|e| anyhow::anyhow!(e))?;
     let registry = ToolRegistry::standard();
     let dev = Device::Cpu;
@@ -99,8 +96,7 @@ pub fn train(
 
     // SFT cold start.
     if recipe.sft.steps > 0 {
-        policy.write_gguf(&gguf)?;
-        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
+        let llm = serve(&policy, &gguf)?;
         let demos: Vec<Trajectory> = env
             .tasks(recipe.seed, recipe.sft.demonstrations.max(1))
             .into_iter()
@@ -141,20 +137,18 @@ pub fn train(
     let reference = if recipe.rl.beta > 0.0 { Some(TinyLm::load_gguf(&out.join("sft.gguf"), &dev)?) } else { None };
 
     let mut opt = AdamW::new(policy.vars().all_vars(), ParamsAdamW { lr: recipe.rl.lr, ..Default::default() })?;
-    let eval = |policy: &TinyLm, step: usize| -> anyhow::Result<StepMetrics> {
-        policy.write_gguf(&gguf)?;
-        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
+    let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
         let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
         let greedy_cfg = EpisodeConfig { temperature: 0.0, ..episode_cfg.clone() };
         let jobs = tasks.iter().enumerate().map(|(i, t)| Job { task: t.clone(), seed: i as u64, id: format!("{i}") });
         let mut greedy = Vec::new();
-        run_local(&llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
+        run_local(llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
         let k = recipe.eval.samples;
         let jobs = tasks.iter().enumerate().flat_map(|(i, t)| {
             (0..k).map(move |j| Job { task: t.clone(), seed: (i * k + j) as u64, id: format!("{i:05}-{j}") })
         });
         let mut sampled = Vec::new();
-        run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
+        run_local(llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
         sampled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
         let pass_k =
             sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k)).sum::<f64>()
@@ -171,7 +165,9 @@ pub fn train(
             ..Default::default()
         })
     };
-    let m = eval(&policy, 0)?;
+    // The policy as the inference runtime runs it; reloaded once after every update.
+    let mut llm = serve(&policy, &gguf)?;
+    let m = eval(&llm, 0)?;
     emit(m, &mut all)?;
 
     let g = recipe.rl.group;
@@ -184,8 +180,6 @@ pub fn train(
     for step in 0..recipe.rl.steps {
         // Rollouts: a group of G episodes per task, on the current policy.
         let t0 = Instant::now();
-        policy.write_gguf(&gguf)?;
-        let llm = LocalLlm::load(&gguf, WeightFormat::F32)?;
         let tasks = env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step);
         let jobs = tasks.iter().enumerate().flat_map(|(i, task)| {
             (0..g).map(move |j| Job {
@@ -206,21 +200,7 @@ pub fn train(
         let mut adv = Vec::with_capacity(rollouts.len());
         let mut eps_rows = Vec::with_capacity(rollouts.len());
         for group in rollouts.chunks(g) {
-            let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
-            let (a, eps) = match estimator {
-                Estimator::Grpo => (grpo(&rewards, 1e-6), recipe.rl.eps_high),
-                Estimator::DrGrpo => (dr_grpo(&rewards), recipe.rl.eps_high),
-                Estimator::Adpo => {
-                    let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
-                    let p_hat = self_consistency(&answers).map_or(0.0, |(_, p)| p);
-                    let s = adpo_scale(p_hat, 0.6);
-                    (
-                        grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(),
-                        adpo_eps_high(p_hat, recipe.rl.eps_high),
-                    )
-                }
-                Estimator::Axpo => unreachable!("refused above"),
-            };
+            let (a, eps) = group_advantages(estimator, group, recipe.rl.eps_high)?;
             adv.extend(a);
             eps_rows.extend(std::iter::repeat_n(eps, group.len()));
         }
@@ -287,13 +267,39 @@ pub fn train(
             ..Default::default()
         };
         emit(m, &mut all)?;
+        llm = serve(&policy, &gguf)?;
         if (step + 1) % recipe.eval.every == 0 || step + 1 == recipe.rl.steps {
-            let m = eval(&policy, step + 1)?;
+            let m = eval(&llm, step + 1)?;
             emit(m, &mut all)?;
         }
     }
-    policy.write_gguf(&gguf)?;
     Ok(all)
+}
+
+/// Writes the policy as `path` (GGUF) and loads it into the inference runtime.
+fn serve(policy: &TinyLm, path: &Path) -> anyhow::Result<LocalLlm> {
+    policy.write_gguf(path)?;
+    Ok(LocalLlm::load(path, WeightFormat::F32)?)
+}
+
+/// Advantages of one task's group of rollouts and the group's upper clip bound (ADPO widens
+/// it for ambiguous tasks).
+fn group_advantages(estimator: Estimator, group: &[Trajectory], eps_high: f32) -> anyhow::Result<(Vec<f32>, f32)> {
+    let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
+    Ok(match estimator {
+        Estimator::Grpo => (grpo(&rewards, 1e-6), eps_high),
+        Estimator::DrGrpo => (dr_grpo(&rewards), eps_high),
+        Estimator::Adpo => {
+            let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
+            let p_hat = self_consistency(&answers).map_or(0.0, |(_, p)| p);
+            let s = adpo_scale(p_hat, 0.6);
+            (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, eps_high))
+        }
+        Estimator::Axpo => anyhow::bail!(
+            "rl.estimator = \"axpo\": the estimator is implemented (kaizen_rl::axpo) but the trainer does not yet \
+             resample from prefixes; use grpo, dr_grpo or adpo"
+        ),
+    })
 }
 
 fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {

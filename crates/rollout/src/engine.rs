@@ -123,11 +123,12 @@ impl<'a, 'e> Engine<'a, 'e> {
     ) where
         'e: 's,
     {
-        loop {
-            let ep = self.episodes[s].as_mut().expect("advance runs on an occupied slot");
+        // A free slot has nothing to move on.
+        while let Some(ep) = self.episodes[s].as_mut() {
             let Some(params) = ep.next_turn() else {
-                let t = self.episodes[s].take().expect("occupied").finish();
-                on_done(t);
+                if let Some(ep) = self.episodes[s].take() {
+                    on_done(ep.finish());
+                }
                 return;
             };
             let t = Instant::now();
@@ -161,7 +162,7 @@ impl<'a, 'e> Engine<'a, 'e> {
     where
         'e: 's,
     {
-        let ep = self.episodes[s].as_mut().expect("occupied");
+        let Some(ep) = self.episodes[s].as_mut() else { return false };
         let calls: Vec<Result<ToolCall, MalformedCall>> = ep.on_completion(c, self.turn_ms[s]);
         if calls.is_empty() {
             return false;

@@ -360,8 +360,12 @@ pub fn run_episode(
     match agent {
         Agent::Local(llm) => {
             let mut out = None;
-            crate::engine::run_local(llm, env, registry, vec![job], cfg, 1, &mut |t| out = Some(t));
-            out.expect("the engine finishes every job")
+            crate::engine::run_local(llm, env, registry, [job.clone()], cfg, 1, &mut |t| out = Some(t));
+            out.unwrap_or_else(|| {
+                let mut ep = Episode::new(agent, env, registry, job, cfg);
+                ep.fail("the engine ended without finishing the episode".into());
+                ep.finish()
+            })
         }
         Agent::Remote(policy) => run_remote(*policy, agent, env, registry, job, cfg),
     }

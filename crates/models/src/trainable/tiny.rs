@@ -5,7 +5,8 @@
 //! `LocalLlm::load` unchanged and `load_gguf` resumes from one.
 //!
 //! Every op is differentiable (candle autograd): the fused inference kernels (`rms_norm`,
-//! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used.
+//! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used
+//! (`rms_norm_slow`, `softmax`, `log_softmax`, and `rope_i` below).
 
 use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
@@ -74,15 +75,9 @@ pub struct TinyLm {
     sin: Tensor,
 }
 
+/// RMSNorm in plain ops (differentiable, unlike the fused `candle_nn::ops::rms_norm`).
 fn rms_norm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + EPS)?.sqrt()?)?.broadcast_mul(w)
-}
-
-fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    candle_nn::ops::rms_norm_slow(x, w, EPS as f32)
 }
 
 /// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
@@ -328,7 +323,7 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> R
     let heads_per_slice = ((4 << 20) / per_head.max(1)).clamp(1, h);
     if heads_per_slice >= h && b * h * per_head <= 4 << 20 {
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        return softmax_last(&scores)?.matmul(v);
+        return candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(v);
     }
     let mut rows = Vec::with_capacity(b);
     for bi in 0..b {
@@ -337,7 +332,7 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> R
             let n = heads_per_slice.min(h - h0);
             let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, n);
             let scores = (slice(q)?.matmul(&slice(k)?.t()?)? * scale)?.broadcast_add(mask)?;
-            parts.push(softmax_last(&scores)?.matmul(&slice(v)?)?);
+            parts.push(candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&slice(v)?)?);
         }
         rows.push(Tensor::cat(&parts, 1)?);
     }
@@ -347,14 +342,7 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> R
 /// `log softmax(logits / T)` at each target id: `[B, S, V]`, `[B, S]` → `[B, S]`.
 fn gather_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
     let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits.clone() };
-    log_softmax(&logits)?.gather(&targets.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
-}
-
-/// `log softmax` over the last axis, differentiable.
-pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)
+    candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&targets.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
 }
 
 #[cfg(test)]

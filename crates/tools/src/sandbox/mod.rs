@@ -108,7 +108,8 @@ impl Server {
     /// sandbox to the *thread* that forked it (`PR_SET_PDEATHSIG`): started from a short-lived
     /// worker thread, a warm server would die with that thread.
     fn start(limits: &Limits) -> Result<Self, String> {
-        static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<StartRequest>>> = std::sync::OnceLock::new();
+        type Spawner = Result<Mutex<std::sync::mpsc::Sender<StartRequest>>, String>;
+        static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
         let spawner = SPAWNER.get_or_init(|| {
             let (tx, rx) = channel::<StartRequest>();
             std::thread::Builder::new()
@@ -118,11 +119,13 @@ impl Server {
                         let _ = reply.send(Self::spawn(&limits));
                     }
                 })
-                .expect("starting the sandbox spawner thread");
-            Mutex::new(tx)
+                .map(|_| Mutex::new(tx))
+                .map_err(|e| format!("starting the sandbox spawner thread: {e}"))
         });
         let (reply, answer) = channel();
         spawner
+            .as_ref()
+            .map_err(Clone::clone)?
             .lock()
             .map_err(|_| "the sandbox spawner is poisoned".to_string())?
             .send((limits.clone(), reply))
