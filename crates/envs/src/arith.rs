@@ -131,7 +131,8 @@ impl Env for Arith {
     /// One calculator call with the task's expression, then the final answer.
     fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
         let expr = task.meta.get("expression")?.as_str()?;
-        let call = serde_json::json!({ "name": "calculator", "arguments": { "expression": expr } });
+        // The argument name the calculator's schema declares (what the policy is shown).
+        let call = serde_json::json!({ "name": "calculator", "arguments": { "expr": expr } });
         Some(vec![format!("<tool_call>\n{call}\n</tool_call>"), format!("The answer is \\boxed{{{}}}.", task.answer)])
     }
 

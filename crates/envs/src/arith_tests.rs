@@ -39,7 +39,7 @@ fn each_tasks_expression_computes_its_answer_with_the_calculator() {
     let calc = kaizen_tools::Calculator;
     for t in Arith::mixed().tasks(3, 50) {
         let expr = t.meta["expression"].as_str().unwrap();
-        let obs = calc.call(&serde_json::json!({ "expression": expr }));
+        let obs = calc.call(&serde_json::json!({ "expr": expr }));
         assert!(obs.ok, "{expr}: {}", obs.content);
         // A non-terminating quotient reads "942/11 (≈ 85.636…)": its decimal is the value.
         let value = match obs.content.split_once('≈') {
