@@ -68,6 +68,13 @@ pub struct ToolCall {
 pub struct ToolSpec(pub serde_json::Value);
 
 impl ToolSpec {
+    /// A function tool from its name, description and JSON-schema parameters.
+    pub fn function(name: &str, description: &str, parameters: serde_json::Value) -> ToolSpec {
+        ToolSpec(serde_json::json!({"type": "function", "function": {
+            "name": name, "description": description, "parameters": parameters,
+        }}))
+    }
+
     /// The function name, if the schema has one.
     pub fn name(&self) -> Option<&str> {
         self.0.get("function").and_then(|f| f.get("name")).and_then(|n| n.as_str())

@@ -1,7 +1,11 @@
 //! The `Env` trait: a source of tasks, each with its checker, plus the instructions and tools an
 //! agent gets for them. Seeded: the same seed gives the same tasks.
+//!
+//! Most envs are stateless (a prompt and a checker). A stateful env — a web page — opens an
+//! `EnvSession` per episode: the session writes the prompt, owns the action tools, and says
+//! when the episode ended and with what reward.
 
-use crate::Task;
+use crate::{Observation, Task, ToolCall, ToolSpec};
 
 pub trait Env: Send + Sync {
     fn name(&self) -> &str;
@@ -16,4 +20,36 @@ pub trait Env: Send + Sync {
     fn demonstration(&self, _task: &Task) -> Option<Vec<String>> {
         None
     }
+    /// A live session for one episode of `task`, for envs with state; `None` for stateless
+    /// envs. `Err` when the env could not start one (the episode is recorded as failed).
+    fn open_session(&self, _task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {
+        None
+    }
+    /// How many episodes may run at once (a browser pool's size); `None` = no limit.
+    fn max_concurrent_episodes(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Where a session stands after its last action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionStatus {
+    Running,
+    /// The env ended the episode with this reward.
+    Ended { reward: f32 },
+    /// The env broke (a crashed browser); the episode is recorded as failed.
+    Failed { message: String },
+}
+
+/// One episode's live environment. Runs on whichever thread runs the episode's tools.
+pub trait EnvSession: Send {
+    /// The user turn that opens the episode (the instruction and what the agent sees).
+    fn prompt(&self) -> String;
+    /// The actions this env offers, as tool schemas.
+    fn tools(&self) -> Vec<ToolSpec>;
+    /// Runs one action; the observation is what the agent sees after it. Never panics.
+    fn act(&mut self, call: &ToolCall) -> Observation;
+    fn status(&self) -> SessionStatus;
+    /// The reward when the agent stops before the env ended the episode.
+    fn unfinished_reward(&self) -> f32;
 }

@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod env;
+pub mod home;
 pub mod openai;
 pub mod policy;
 pub mod sampling;
@@ -14,7 +15,7 @@ pub mod tool;
 pub mod tool_call;
 
 pub use chat::{Message, Role, ToolCall, ToolSpec};
-pub use env::Env;
+pub use env::{Env, EnvSession, SessionStatus};
 pub use policy::{ChatRequest, Policy, PolicyError};
 pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};
 pub use task::{Checker, Task};

@@ -30,6 +30,8 @@ pub enum Checker {
     Regex { pattern: String },
     /// One letter among the options (`A`, `(b)`, `C.` all read as that letter).
     MultipleChoice,
+    /// The env scores the episode itself (a web page's own reward); text never checks.
+    Env,
 }
 
 fn default_rel_tol() -> f64 {
@@ -55,6 +57,7 @@ impl Checker {
                 regex_lite::Regex::new(&format!("^(?:{pattern})$")).map(|r| r.is_match(got.trim())).unwrap_or(false)
             }
             Checker::MultipleChoice => choice_letter(got).is_some() && choice_letter(got) == choice_letter(want),
+            Checker::Env => false,
         }
     }
 

@@ -1,12 +1,14 @@
 //! Environments: where tasks come from and how answers are checked.
 //! `arith` generates word problems where exact arithmetic with a tool clearly helps; `jsonl`
-//! reads a user's task file. `open` turns a name from the command line into an env.
+//! reads a user's task file; `miniwob` runs MiniWoB++ web tasks in headless Chromium. `open` turns a name from the command line into an env.
 
 pub mod arith;
 pub mod jsonl;
+pub mod miniwob;
 
 pub use arith::Arith;
 pub use jsonl::JsonlEnv;
+pub use miniwob::MiniWob;
 
 use kaizen_core::Env;
 
@@ -22,6 +24,10 @@ pub fn open(spec: &str) -> Result<Box<dyn Env>, String> {
             Arith::level(l).map(|a| Box::new(a) as Box<dyn Env>)
         }
         Some(("jsonl", path)) => JsonlEnv::load(std::path::Path::new(path)).map(|e| Box::new(e) as Box<dyn Env>),
-        _ => Err(format!("unknown env '{spec}' (known: arith, arith:LEVEL, jsonl:PATH)")),
+        _ if spec.starts_with("miniwob") => MiniWob::open(spec).map(|e| Box::new(e) as Box<dyn Env>),
+        _ => Err(format!(
+            "unknown env '{spec}' (known: arith, arith:LEVEL, jsonl:PATH, miniwob-easy, miniwob-medium, miniwob-all, \
+             miniwob:TASK,…, miniwob-list:FILE)"
+        )),
     }
 }

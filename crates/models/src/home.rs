@@ -18,13 +18,7 @@ pub struct ModelFile {
     pub sha256: String,
 }
 
-pub fn kaizen_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("KAIZEN_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(h);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("kaizen")
-}
+pub use kaizen_core::home::kaizen_home;
 
 /// Every model file set-up installs, in lock-file order.
 pub fn model_files() -> Vec<ModelFile> {

@@ -60,6 +60,7 @@ pub fn end_name(e: &EpisodeEnd) -> &'static str {
         EpisodeEnd::NoAnswer => "no_answer",
         EpisodeEnd::MaxTurns => "max_turns",
         EpisodeEnd::MaxTokens => "max_tokens",
+        EpisodeEnd::EnvDone => "env_done",
         EpisodeEnd::Error { .. } => "error",
     }
 }

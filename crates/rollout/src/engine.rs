@@ -4,7 +4,7 @@
 //! leaves the batch while its tools run on a worker thread and rejoins with the observation
 //! appended to its own cache row; a finished episode frees its slot for the next job.
 
-use crate::episode::{run_tools, Agent, Episode, EpisodeConfig, Job};
+use crate::episode::{Agent, Episode, EpisodeConfig, Job};
 use crate::trajectory::Trajectory;
 use kaizen_core::tool_call::MalformedCall;
 use kaizen_core::{Completion, Env, Observation, ToolCall};
@@ -72,7 +72,8 @@ pub fn run_local(
     on_done: &mut dyn FnMut(Trajectory),
 ) -> EngineStats {
     let start = Instant::now();
-    let slots = slots.max(1);
+    // A stateful env may cap concurrent episodes (one browser each).
+    let slots = slots.min(env.max_concurrent_episodes().unwrap_or(usize::MAX)).max(1);
     // Room for a prompt, the episode's own tokens and its observations; rows grow if needed.
     let reserve = cfg.max_episode_tokens + 512;
     let mut e = Engine {
@@ -168,9 +169,9 @@ impl<'a, 'e> Engine<'a, 'e> {
             return false;
         }
         self.waiting_for_tools += 1;
-        let (registry, tx) = (self.registry, tx.clone());
+        let (toolbox, tx) = (ep.toolbox(self.registry), tx.clone());
         scope.spawn(move || {
-            let (obs, ms) = run_tools(registry, &calls);
+            let (obs, ms) = toolbox.run(&calls);
             let _ = tx.send((s, obs, ms));
         });
         true

@@ -10,12 +10,39 @@
 use crate::trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
 use kaizen_core::tool_call::{parse_tool_calls, MalformedCall, CLOSE};
 use kaizen_core::{
-    final_answer, ChatRequest, Completion, Env, FinishReason, Message, Observation, Policy, Role, SamplingParams, Task,
-    ToolCall, ToolSpec,
+    final_answer, ChatRequest, Completion, Env, EnvSession, FinishReason, Message, Observation, Policy, Role,
+    SamplingParams, SessionStatus, Task, ToolCall, ToolSpec,
 };
 use kaizen_models::LocalLlm;
 use kaizen_tools::ToolRegistry;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// An env session shared between the episode and the worker thread running its actions.
+type SharedSession = Arc<Mutex<Box<dyn EnvSession>>>;
+
+/// Where an episode's tool calls go: its env session's actions when it has one (a web page),
+/// else the tool registry. Cheap to clone onto a worker thread.
+#[derive(Clone)]
+pub struct Toolbox<'r> {
+    registry: &'r ToolRegistry,
+    session: Option<SharedSession>,
+}
+
+impl Toolbox<'_> {
+    /// Runs a turn's tool calls in order; returns one observation per call and the time taken.
+    pub fn run(&self, calls: &[Result<ToolCall, MalformedCall>]) -> (Vec<Observation>, f64) {
+        let t = Instant::now();
+        let obs = calls
+            .iter()
+            .map(|c| match (c, &self.session) {
+                (Ok(call), Some(s)) => s.lock().unwrap_or_else(|p| p.into_inner()).act(call),
+                _ => self.registry.dispatch(c),
+            })
+            .collect();
+        (obs, t.elapsed().as_secs_f64() * 1e3)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EpisodeConfig {
@@ -100,15 +127,29 @@ pub struct Episode<'a> {
     used: usize,
     timing: Timing,
     start: Instant,
+    session: Option<SharedSession>,
 }
 
 impl<'a> Episode<'a> {
-    pub fn new(agent: &Agent<'a>, env: &dyn Env, registry: &ToolRegistry, job: Job, cfg: &EpisodeConfig) -> Self {
+    pub fn new(agent: &Agent<'a>, env: &dyn Env, registry: &ToolRegistry, mut job: Job, cfg: &EpisodeConfig) -> Self {
         let allowed = env.tool_names();
-        let tools: Vec<ToolSpec> =
+        let mut tools: Vec<ToolSpec> =
             registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect();
-        let messages = vec![Message::system(env.system_prompt()), Message::user(job.task.prompt.clone())];
         let mut end = None;
+        // A stateful env writes the prompt and brings its own actions.
+        let session = match env.open_session(&job.task) {
+            None => None,
+            Some(Ok(s)) => {
+                job.task.prompt = s.prompt();
+                tools = s.tools();
+                Some(Arc::new(Mutex::new(s)))
+            }
+            Some(Err(message)) => {
+                end = Some(EpisodeEnd::Error { message });
+                None
+            }
+        };
+        let messages = vec![Message::system(env.system_prompt()), Message::user(job.task.prompt.clone())];
         let history = match agent {
             Agent::Local(llm) => {
                 let ids = llm.encode_chat(&messages, &tools).unwrap_or_else(|e| {
@@ -139,7 +180,17 @@ impl<'a> Episode<'a> {
             used: 0,
             timing: Timing::default(),
             start: Instant::now(),
+            session,
         }
+    }
+
+    /// Where this episode's tool calls go.
+    pub fn toolbox<'r>(&self, registry: &'r ToolRegistry) -> Toolbox<'r> {
+        Toolbox { registry, session: self.session.clone() }
+    }
+
+    fn session_status(&self) -> Option<SessionStatus> {
+        self.session.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).status())
     }
 
     /// Sampling parameters of the next assistant turn, or `None` when the episode is over.
@@ -248,6 +299,11 @@ impl<'a> Episode<'a> {
         if let Some(turn) = self.turns.last_mut() {
             turn.observations = obs;
         }
+        match self.session_status() {
+            Some(SessionStatus::Ended { .. }) => self.end = self.end.take().or(Some(EpisodeEnd::EnvDone)),
+            Some(SessionStatus::Failed { message }) => self.end = Some(EpisodeEnd::Error { message }),
+            _ => {}
+        }
     }
 
     /// Ends the episode as failed (the backend could not produce a turn).
@@ -261,6 +317,13 @@ impl<'a> Episode<'a> {
 
     pub fn finish(mut self) -> Trajectory {
         let end = self.end.take().unwrap_or(EpisodeEnd::MaxTurns);
+        // A stateful env scores the episode itself; otherwise the task's checker reads the answer.
+        let reward = match (&self.session, self.session_status()) {
+            (Some(s), Some(SessionStatus::Running)) => s.lock().unwrap_or_else(|p| p.into_inner()).unfinished_reward(),
+            (_, Some(SessionStatus::Ended { reward })) => reward,
+            (_, Some(SessionStatus::Failed { .. })) => 0.0,
+            _ => self.job.task.reward(self.answer.as_deref()),
+        };
         let (token_ids, loss_mask, logprobs) = match self.history {
             History::Tokens { ids, mask, logprobs, .. } => (ids, mask, logprobs),
             History::Messages => (vec![], vec![], vec![]),
@@ -272,7 +335,7 @@ impl<'a> Episode<'a> {
             env: self.env,
             policy: self.policy,
             seed: self.job.seed,
-            reward: self.job.task.reward(self.answer.as_deref()),
+            reward,
             task: self.job.task,
             turns: self.turns,
             token_ids,
@@ -331,18 +394,11 @@ pub fn demonstration(
         let c = Completion { text: shown, token_ids: ids, logprobs, finish_reason: FinishReason::Stop, prompt_tokens };
         let calls = ep.on_completion(c, 0.0);
         if !calls.is_empty() {
-            let (obs, ms) = run_tools(registry, &calls);
+            let (obs, ms) = ep.toolbox(registry).run(&calls);
             ep.on_observations(obs, ms);
         }
     }
     ep.finish()
-}
-
-/// Runs a turn's tool calls in order; returns one observation per call and the time taken.
-pub fn run_tools(registry: &ToolRegistry, calls: &[Result<ToolCall, MalformedCall>]) -> (Vec<Observation>, f64) {
-    let t = Instant::now();
-    let obs = calls.iter().map(|c| registry.dispatch(c)).collect();
-    (obs, t.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Runs one episode of `task` to the end. A local model goes through the same batched engine
@@ -394,7 +450,7 @@ fn run_remote(
             Ok(c) => {
                 let calls = ep.on_completion(c, t.elapsed().as_secs_f64() * 1e3);
                 if !calls.is_empty() {
-                    let (obs, ms) = run_tools(registry, &calls);
+                    let (obs, ms) = ep.toolbox(registry).run(&calls);
                     ep.on_observations(obs, ms);
                 }
             }

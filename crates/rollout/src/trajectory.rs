@@ -53,7 +53,10 @@ pub enum EpisodeEnd {
     MaxTurns,
     /// The episode's token budget or the context window ran out.
     MaxTokens,
-    /// The policy backend failed; the episode is recorded as failed and the run goes on.
+    /// The env ended the episode (a web task was completed or failed on the page).
+    EnvDone,
+    /// The policy backend or the env failed; the episode is recorded as failed and the run
+    /// goes on.
     Error {
         message: String,
     },

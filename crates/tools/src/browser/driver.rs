@@ -1,0 +1,347 @@
+//! One headless Chromium, driven over WebDriver: a chromedriver process of its own (in its own
+//! process group, so the browser it starts dies with it), one session, its own profile dir.
+//! Every call has a deadline; a browser that stops answering is `Crashed` or `Hung`, and the
+//! caller throws it away (dropping kills the whole process group).
+
+use super::http::{self, HttpError};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct BrowserConfig {
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+    /// Viewport size in CSS pixels.
+    pub window: (u32, u32),
+    /// Deadline of one WebDriver call; longer means the browser hung.
+    pub call_timeout: Duration,
+    /// Every request that is not to loopback goes to this port (a `NetworkTrap`), so nothing
+    /// leaves the machine and every attempt is counted.
+    pub proxy_trap: Option<u16>,
+    /// Record every request the pages make (DevTools performance log), for `page_requests`.
+    /// Off by default: it costs time on every step.
+    pub log_page_requests: bool,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        let from_env = |var: &str, default: &str| {
+            std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| default.into())
+        };
+        BrowserConfig {
+            // Debian's `/usr/bin/chromium` is a wrapper that adds flags (remote extensions, API
+            // keys) which make the browser call home; the binary behind it does not.
+            chromium: from_env("KAIZEN_CHROMIUM", "/usr/lib/chromium/chromium"),
+            chromedriver: from_env("KAIZEN_CHROMEDRIVER", "/usr/bin/chromedriver"),
+            window: (500, 400),
+            call_timeout: Duration::from_secs(15),
+            proxy_trap: None,
+            log_page_requests: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrowserError {
+    /// The browser could not be started (missing binary, driver refused the session).
+    Launch(String),
+    /// The driver or browser is gone (killed, crashed, session lost).
+    Crashed(String),
+    /// No answer within the call deadline.
+    Hung,
+    /// The page's script threw, or an element was not found: the browser itself is fine.
+    Page(String),
+}
+
+impl BrowserError {
+    /// True when the browser must be thrown away and restarted.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, BrowserError::Page(_))
+    }
+}
+
+impl std::fmt::Display for BrowserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrowserError::Launch(m) => write!(f, "browser failed to start: {m}"),
+            BrowserError::Crashed(m) => write!(f, "browser crashed: {m}"),
+            BrowserError::Hung => write!(f, "browser stopped answering"),
+            BrowserError::Page(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for BrowserError {}
+
+pub struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+    profile: PathBuf,
+    timeout: Duration,
+    chrome_pid: Option<u32>,
+    /// Set once a call failed fatally: the owner should discard this browser.
+    broken: bool,
+}
+
+/// The flags that keep Chromium offline, quiet and runnable as root in a container.
+fn chromium_args(cfg: &BrowserConfig, profile: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--metrics-recording-only",
+        "--mute-audio",
+        // Chromium's own background traffic (time queries, updaters, sign-in, search-engine
+        // preconnects): each one would otherwise land in the network trap.
+        "--disable-breakpad",
+        "--disable-client-side-phishing-detection",
+        "--disable-component-extensions-with-background-pages",
+        "--disable-domain-reliability",
+        "--disable-search-engine-choice-screen",
+        "--no-default-browser-check",
+        "--no-pings",
+        "--password-store=basic",
+        "--use-mock-keychain",
+        "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,OptimizationGuideModelDownloading,\
+         MediaRouter,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater,\
+         InterestFeedContentSuggestions,SignInProfileCreation,ChromeWhatsNewUI,PrivacySandboxSettings4",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--window-size={},{}", cfg.window.0, cfg.window.1));
+    args.push(format!("--user-data-dir={}", profile.display()));
+    if let Some(port) = cfg.proxy_trap {
+        args.push(format!("--proxy-server=http://127.0.0.1:{port}"));
+    }
+    args
+}
+
+fn free_port() -> Result<u16, BrowserError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| BrowserError::Launch(format!("no free loopback port: {e}")))
+}
+
+impl Browser {
+    pub fn launch(cfg: &BrowserConfig) -> Result<Browser, BrowserError> {
+        for bin in [&cfg.chromium, &cfg.chromedriver] {
+            if !bin.exists() {
+                return Err(BrowserError::Launch(format!(
+                    "{} not found (scripts/setup.sh installs Debian's chromium and chromium-driver; \
+                     KAIZEN_CHROMIUM / KAIZEN_CHROMEDRIVER point elsewhere)",
+                    bin.display()
+                )));
+            }
+        }
+        let port = free_port()?;
+        let profile = std::env::temp_dir().join(format!("kaizen-browser-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).map_err(|e| BrowserError::Launch(format!("profile dir: {e}")))?;
+        use std::os::unix::process::CommandExt;
+        let driver = Command::new(&cfg.chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| BrowserError::Launch(format!("{}: {e}", cfg.chromedriver.display())))?;
+        let mut b = Browser {
+            driver,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            session: String::new(),
+            profile: profile.clone(),
+            timeout: cfg.call_timeout,
+            chrome_pid: None,
+            broken: false,
+        };
+        b.wait_ready(Duration::from_secs(10))?;
+        let logging = if cfg.log_page_requests { json!({"performance": "ALL"}) } else { json!({}) };
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "goog:loggingPrefs": logging,
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "timeouts": {"script": b.timeout.as_millis() as u64, "pageLoad": b.timeout.as_millis() as u64},
+            "goog:chromeOptions": {
+                "binary": cfg.chromium,
+                "args": chromium_args(cfg, &profile),
+                // No search-engine preconnects, no sign-in, no prefetching.
+                "prefs": {
+                    "default_search_provider": {"enabled": false},
+                    "net": {"network_prediction_options": 2},
+                    "signin": {"allowed": false},
+                    "search": {"suggest_enabled": false},
+                },
+            },
+        }}});
+        let v = b.call("POST", "/session", Some(&caps)).map_err(|e| BrowserError::Launch(e.to_string()))?;
+        b.session = v["sessionId"].as_str().unwrap_or_default().to_string();
+        b.chrome_pid = v["capabilities"]["goog:processID"].as_u64().map(|p| p as u32);
+        if b.session.is_empty() {
+            return Err(BrowserError::Launch(format!("chromedriver gave no session id: {v}")));
+        }
+        Ok(b)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), BrowserError> {
+        let start = Instant::now();
+        loop {
+            if let Ok((200, v)) = http::request(self.addr, "GET", "/status", None, Duration::from_secs(1)) {
+                if v["value"]["ready"].as_bool().unwrap_or(false) {
+                    return Ok(());
+                }
+            }
+            if let Ok(Some(status)) = self.driver.try_wait() {
+                return Err(BrowserError::Launch(format!("chromedriver exited at start ({status})")));
+            }
+            if start.elapsed() > limit {
+                return Err(BrowserError::Launch("chromedriver did not become ready in 10 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One WebDriver command. Errors the driver reports about the session or browser, and any
+    /// transport failure, are fatal; errors about the page are not.
+    fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, BrowserError> {
+        let result = http::request(self.addr, method, path, body, self.timeout);
+        let out = match result {
+            Err(HttpError::Timeout) => Err(BrowserError::Hung),
+            Err(HttpError::Unreachable(m)) | Err(HttpError::Malformed(m)) => Err(BrowserError::Crashed(m)),
+            Ok((200, v)) => Ok(v["value"].clone()),
+            Ok((_, v)) => {
+                let kind = v["value"]["error"].as_str().unwrap_or("unknown error").to_string();
+                let message = v["value"]["message"].as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
+                Err(match kind.as_str() {
+                    "invalid session id" | "session not created" | "no such window" | "unknown error"
+                    | "disconnected" => BrowserError::Crashed(format!("{kind}: {message}")),
+                    "timeout" | "script timeout" => BrowserError::Hung,
+                    _ => BrowserError::Page(format!("{kind}: {message}")),
+                })
+            }
+        };
+        if let Err(e) = &out {
+            self.broken |= e.is_fatal();
+        }
+        out
+    }
+
+    fn session_path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    pub fn navigate(&mut self, url: &str) -> Result<(), BrowserError> {
+        let path = self.session_path("/url");
+        self.call("POST", &path, Some(&json!({ "url": url }))).map(|_| ())
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) and returns what it returns.
+    pub fn execute(&mut self, script: &str, args: &[Value]) -> Result<Value, BrowserError> {
+        let path = self.session_path("/execute/sync");
+        self.call("POST", &path, Some(&json!({ "script": script, "args": args })))
+    }
+
+    /// Types `text` into the element matching the CSS `selector` as real key presses (the
+    /// element is focused first, as a user clicking into it would).
+    pub fn type_into(&mut self, selector: &str, text: &str) -> Result<(), BrowserError> {
+        let path = self.session_path("/element");
+        let el = self.call("POST", &path, Some(&json!({"using": "css selector", "value": selector})))?;
+        let id = el
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .ok_or_else(|| BrowserError::Page(format!("no element matches {selector}")))?
+            .to_string();
+        let path = self.session_path(&format!("/element/{id}/value"));
+        self.call("POST", &path, Some(&json!({ "text": text }))).map(|_| ())
+    }
+
+    /// Presses and releases `keys` in order (WebDriver key values: `\u{E007}` is Enter).
+    pub fn press_keys(&mut self, keys: &[char]) -> Result<(), BrowserError> {
+        let mut actions: Vec<Value> = keys.iter().map(|k| json!({"type": "keyDown", "value": k.to_string()})).collect();
+        actions.extend(keys.iter().rev().map(|k| json!({"type": "keyUp", "value": k.to_string()})));
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        let path = self.session_path("/actions");
+        self.call("POST", &path, Some(&body)).map(|_| ())
+    }
+
+    /// URLs the pages requested since the last call (needs `log_page_requests`). Chromium's
+    /// own background services (updaters, sign-in) are not pages and do not appear here; the
+    /// network trap sees those.
+    pub fn page_requests(&mut self) -> Result<Vec<String>, BrowserError> {
+        let path = self.session_path("/se/log");
+        let entries = self.call("POST", &path, Some(&json!({"type": "performance"})))?;
+        Ok(entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
+            .filter_map(|m| m["message"]["params"]["request"]["url"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// The browser process itself (for memory readings, and for tests that kill it).
+    pub fn chrome_pid(&self) -> Option<u32> {
+        self.chrome_pid
+    }
+
+    /// True once a call failed in a way that means the browser must be replaced.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Proportional set size of the driver, the browser and its helper processes, in bytes
+    /// (PSS splits shared pages between processes, so the sum is not inflated).
+    pub fn memory_bytes(&self) -> u64 {
+        process_group_pss(self.driver.id())
+    }
+}
+
+/// Sum of PSS over every process in process group `pgid` (Linux `/proc`).
+fn process_group_pss(pgid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                // Fields after the command name (which may hold spaces): state ppid pgrp ...
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(2) == Some(&pgid.to_string())))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| {
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+            let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+        })
+        .sum()
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.broken && !self.session.is_empty() {
+            // A clean quit lets Chromium remove its own temporary files.
+            let path = self.session_path("");
+            let _ = http::request(self.addr, "DELETE", &path, None, Duration::from_secs(2));
+        }
+        // The driver leads its own process group; the browser and its helpers are in it.
+        unsafe {
+            libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
