@@ -12,5 +12,5 @@ pub mod trajectory;
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{run_local, EngineStats};
 pub use episode::{demonstration, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job, Toolbox};
-pub use run_dir::{RunDir, RunSummary};
+pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};
 pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

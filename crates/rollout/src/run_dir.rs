@@ -137,3 +137,36 @@ impl RunSummary {
         self
     }
 }
+
+/// One task kind's results (tasks grouped by `meta.task`, e.g. a MiniWoB task name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    pub task: String,
+    pub episodes: usize,
+    pub success_rate: f64,
+    pub mean_reward: f64,
+    pub errors: usize,
+}
+
+/// Results per task kind, in name order; empty when the tasks carry no `meta.task`.
+pub fn per_task(ts: &[Trajectory]) -> Vec<TaskRow> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&Trajectory>> = Default::default();
+    for t in ts {
+        if let Some(name) = t.task.meta["task"].as_str() {
+            groups.entry(name).or_default().push(t);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(task, g)| {
+            let n = g.len() as f64;
+            TaskRow {
+                task: task.to_string(),
+                episodes: g.len(),
+                success_rate: g.iter().filter(|t| t.reward > 0.5).count() as f64 / n,
+                mean_reward: g.iter().map(|t| t.reward as f64).sum::<f64>() / n,
+                errors: g.iter().filter(|t| matches!(t.end, EpisodeEnd::Error { .. })).count(),
+            }
+        })
+        .collect()
+}

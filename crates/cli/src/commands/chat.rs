@@ -62,7 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Backend::Remote(r) => {
                 let req = ChatRequest { messages: history.clone(), tools: vec![], params: params.clone() };
                 let reply =
-                    kaizen_core::Policy::chat(r, &req).map(|mut c| c.remove(0).text).map_err(anyhow::Error::from);
+                    r.chat(&req).map(|mut c| c.remove(0).text).map_err(anyhow::Error::from);
                 if let Ok(t) = &reply {
                     println!("{t}");
                 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyArgs {
-    /// `smollm2` (installed), a path to a .gguf file, or `openai:URL` for a remote server.
+    /// `smollm2` (installed), a path to a .gguf file, `openai:URL` for a remote server, or a
+    /// reference agent for web envs: `oracle` (solves a few MiniWoB tasks), `random` (clicks
+    /// anything).
     #[arg(long, default_value = "smollm2")]
     pub policy: String,
     /// Model name to send to a remote server.
@@ -57,13 +59,19 @@ impl SamplingArgs {
 
 pub enum Backend {
     Local(LocalLlm),
-    Remote(OpenAiClient),
+    /// Runs turn by turn over messages: a remote server, or a reference agent.
+    Remote(Box<dyn Policy>),
 }
 
 impl Backend {
     pub fn open(args: &PolicyArgs) -> anyhow::Result<Self> {
         if let Some(url) = args.policy.strip_prefix("openai:") {
-            return Ok(Backend::Remote(OpenAiClient::new(url, &args.remote_model)?));
+            return Ok(Backend::Remote(Box::new(OpenAiClient::new(url, &args.remote_model)?)));
+        }
+        match args.policy.as_str() {
+            "oracle" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::Oracle))),
+            "random" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::RandomClicker))),
+            _ => {}
         }
         let path = PathBuf::from(&args.policy);
         let llm = if path.extension().is_some_and(|e| e == "gguf") || path.is_file() {
@@ -77,7 +85,7 @@ impl Backend {
     pub fn policy(&self) -> &dyn Policy {
         match self {
             Backend::Local(l) => l,
-            Backend::Remote(r) => r,
+            Backend::Remote(r) => r.as_ref(),
         }
     }
 }

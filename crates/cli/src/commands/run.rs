@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// `arith`, `arith:LEVEL` (1–5) or `jsonl:PATH`.
+    /// `arith`, `arith:LEVEL` (1–5), `jsonl:PATH`, or web tasks: `miniwob-easy`,
+    /// `miniwob-medium`, `miniwob-all`, `miniwob:TASK,…`, `miniwob-list:FILE`.
     #[arg(long, default_value = "arith")]
     env: String,
     #[command(flatten)]
@@ -43,7 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let backend = Backend::open(&a.policy)?;
     let agent = match &backend {
         Backend::Local(l) => Agent::Local(l),
-        Backend::Remote(r) => Agent::Remote(r),
+        Backend::Remote(r) => Agent::Remote(r.as_ref()),
     };
     let registry = ToolRegistry::standard();
     let cfg = EpisodeConfig {
@@ -68,7 +69,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, task)| Job { task, seed: a.seed.wrapping_add(i as u64), id: format!("{i:05}") })
         .collect();
-    let slots = a.concurrency.clamp(1, 64);
+    // A web env has one browser per concurrent episode.
+    let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
     let mut done = Vec::with_capacity(a.episodes);
     let mut failure = None;
     // Each episode is appended (and flushed) as soon as it ends, in completion order.
@@ -123,6 +125,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{:<24} {:>10}", "mean decode batch", batch);
     }
     println!("{:<24} {:>10}", "failed episodes", s.errors);
+    let rows = kaizen_rollout::per_task(&done);
+    if rows.len() > 1 {
+        println!("\n{:<28} {:>8} {:>9} {:>12} {:>7}", "task", "episodes", "success", "mean reward", "failed");
+        for r in &rows {
+            let success = format!("{:.0}%", 100.0 * r.success_rate);
+            println!("{:<28} {:>8} {:>9} {:>12.2} {:>7}", r.task, r.episodes, success, r.mean_reward, r.errors);
+        }
+    }
     Ok(())
 }
 
