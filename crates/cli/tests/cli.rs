@@ -280,3 +280,38 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert!(!o.status.success() && text(&o.stderr).contains("rl.estimator"), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("grpo, dr_grpo, adpo, axpo"));
 }
+
+#[test]
+fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
+    let env = "miniwob:click-test,click-button,enter-text,login-user";
+    let run = |policy: &str, extra: &[&str]| {
+        let out = temp_dir(&format!("web-{policy}"));
+        let mut args = vec!["run", "--env", env, "--policy", policy, "--episodes", "8", "--concurrency", "2"];
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = kaizen(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let ts: Vec<serde_json::Value> = std::fs::read_to_string(out.join("trajectories.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ts.len(), 8);
+        (text(&o.stdout), ts)
+    };
+    // The oracle solves all four tasks through the normal episode runner.
+    let (table, ts) = run("oracle", &[]);
+    assert!(table.contains("success rate                 100.0%"), "{table}");
+    assert!(table.contains("login-user                          2      100%"), "{table}");
+    assert!(ts.iter().all(|t| t["reward"] == 1.0 && t["end"]["kind"] == "env_done"), "{ts:?}");
+    // The first view is the instruction and the rendered page.
+    assert!(ts[0]["task"]["prompt"].as_str().unwrap().starts_with("Task: "), "{}", ts[0]["task"]["prompt"]);
+    // A random clicker fails some (−1 from the page itself).
+    let (_, ts) = run("random", &[]);
+    assert!(ts.iter().any(|t| t["reward"] == -1.0), "{ts:?}");
+    // A local model runs through the batched engine with the page's action tools.
+    let (table, ts) = run("smollm2", &["--max-turns", "1", "--max-tokens-per-turn", "12"]);
+    assert!(table.contains("mean decode batch"), "{table}");
+    assert!(ts.iter().all(|t| !t["token_ids"].as_array().unwrap().is_empty()));
+    assert!(ts.iter().all(|t| t["end"]["kind"] != "error"), "{ts:?}");
+}

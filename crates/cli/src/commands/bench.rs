@@ -24,6 +24,25 @@ pub enum Bench {
         after_help = "Example:\n  kaizen --threads 2 bench train --layers 4 --width 256 --heads 4 --context 256 --batch 8"
     )]
     Train(TrainArgs),
+    /// Web environment speed without a model: MiniWoB++ steps (an action and the page read
+    /// back) per second and their latency with K browsers, and memory per browser. The floor
+    /// beside it: a bare WebDriver round trip (`return 1`) on the same browser.
+    #[command(after_help = "Example:\n  kaizen bench web --browsers 1,2,4 --steps 200")]
+    Web(WebArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WebArgs {
+    /// Browser counts to measure, comma-separated.
+    #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
+    browsers: Vec<usize>,
+    /// Steps per configuration (random actions on the page, episodes restarted as they end).
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    #[arg(long, default_value = "miniwob-easy")]
+    env: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,7 +103,108 @@ pub fn run(b: Bench) -> anyhow::Result<()> {
         Bench::Generate(a) => generate(a),
         Bench::Sandbox(a) => sandbox(a),
         Bench::Train(a) => train(a),
+        Bench::Web(a) => web(a),
     }
+}
+
+/// One thread's share of `bench web`: episodes of random actions until `steps` are done.
+fn web_worker(env: &kaizen_envs::MiniWob, worker: usize, steps: usize, bar: &ProgressBar) -> anyhow::Result<Vec<f64>> {
+    use kaizen_core::{Env, SessionStatus, ToolCall};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
+    let mut ms = Vec::with_capacity(steps);
+    let mut episode = 0u64;
+    while ms.len() < steps {
+        let task = env.tasks(1000 * worker as u64 + episode, 1).remove(0);
+        episode += 1;
+        let mut s = env.open_session(&task).ok_or_else(|| anyhow::anyhow!("not a web env"))?.map_err(anyhow::Error::msg)?;
+        let mut view = s.prompt();
+        while s.status() == SessionStatus::Running && ms.len() < steps {
+            let els = kaizen_envs::miniwob::dom::parse(view.split_once("Page:\n").map(|(_, p)| p).unwrap_or(""));
+            anyhow::ensure!(!els.is_empty(), "{}: nothing on the page", task.id);
+            let el = &els[rng.random_range(0..els.len())];
+            let (name, arguments) = if el.tag.starts_with("input_") && el.tag != "input_checkbox" {
+                ("type", serde_json::json!({"ref": el.r#ref, "text": "abc"}))
+            } else {
+                ("click", serde_json::json!({"ref": el.r#ref}))
+            };
+            let t = Instant::now();
+            let obs = s.act(&ToolCall { id: String::new(), name: name.into(), arguments });
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            bar.inc(1);
+            if let SessionStatus::Failed { message } = s.status() {
+                anyhow::bail!("browser failed during the benchmark: {message}");
+            }
+            view = obs.content;
+        }
+    }
+    Ok(ms)
+}
+
+fn web(a: WebArgs) -> anyhow::Result<()> {
+    use kaizen_tools::browser::BrowserConfig;
+    anyhow::ensure!(a.steps >= 2 && !a.browsers.is_empty(), "--steps must be at least 2 and --browsers non-empty");
+    anyhow::ensure!(a.browsers.iter().all(|&k| (1..=16).contains(&k)), "--browsers takes counts from 1 to 16");
+    let bar = ProgressBar::new((a.browsers.len() * a.steps) as u64)
+        .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec}")?);
+    let mut rows = Vec::new();
+    for &k in &a.browsers {
+        bar.set_message(format!("bench web, {k} browser(s)"));
+        let env = kaizen_envs::MiniWob::open_with(&a.env, k, BrowserConfig::default()).map_err(anyhow::Error::msg)?;
+        // Launch every browser (all held at once) and load a page, outside the timing.
+        let warm: Vec<_> = std::thread::scope(|s| {
+            let env = &env;
+            let handles: Vec<_> = (0..k).map(|w| s.spawn(move || env.start("click-test", w as u64))).collect();
+            handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("a browser thread panicked"))).collect()
+        });
+        for session in warm {
+            drop(session?.map_err(anyhow::Error::msg)?);
+        }
+        let floor = {
+            let mut b = env.pool().lease()?;
+            let mut ms = Vec::with_capacity(100);
+            for _ in 0..100 {
+                let t = Instant::now();
+                b.execute("return 1;", &[])?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            percentiles(ms)
+        };
+        let started = Instant::now();
+        let per = a.steps.div_ceil(k);
+        let lat: Vec<f64> = std::thread::scope(|s| {
+            let (env, bar) = (&env, &bar);
+            let handles: Vec<_> = (0..k).map(|w| s.spawn(move || web_worker(env, w, per, bar))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?)
+                .collect::<anyhow::Result<Vec<Vec<f64>>>>()
+        })?
+        .concat();
+        let wall = started.elapsed().as_secs_f64();
+        let (bytes, live) = env.pool().idle_memory();
+        let (p50, p99) = percentiles(lat.clone());
+        rows.push((k, lat.len() as f64 / wall, p50, p99, floor.0, bytes as f64 / live.max(1) as f64 / 1048576.0));
+        anyhow::ensure!(env.outside_requests().iter().all(|r| !r.contains("127.0.0.1")), "loopback went to the trap");
+    }
+    bar.finish_and_clear();
+    println!("kaizen bench web — {} steps per row on {} (random clicks and typing; no model)", a.steps, a.env);
+    println!(
+        "{:>8} {:>10} {:>13} {:>13} {:>22} {:>16}",
+        "browsers", "steps/s", "step p50 ms", "step p99 ms", "WebDriver floor p50 ms", "MiB per browser"
+    );
+    for (k, sps, p50, p99, floor, mib) in &rows {
+        println!("{k:>8} {sps:>10.1} {p50:>13.1} {p99:>13.1} {floor:>22.2} {mib:>16.0}");
+    }
+    if a.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(k, sps, p50, p99, floor, mib)| serde_json::json!({"browsers": k, "steps_per_second": sps,
+                "step_p50_ms": p50, "step_p99_ms": p99, "webdriver_floor_p50_ms": floor, "mib_per_browser": mib}))
+            .collect();
+        println!("{}", serde_json::json!({"bench": "web", "env": a.env, "steps": a.steps, "rows": rows}));
+    }
+    Ok(())
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {

@@ -40,6 +40,13 @@ impl BrowserPool {
         (s.launches, s.discarded)
     }
 
+    /// Memory of the idle, launched browsers (bytes, PSS), and how many there are.
+    pub fn idle_memory(&self) -> (u64, usize) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let live: Vec<&Browser> = s.idle.iter().flatten().collect();
+        (live.iter().map(|b| b.memory_bytes()).sum(), live.len())
+    }
+
     /// Waits for a free browser (launching it if the slot is empty).
     pub fn lease(self: &Arc<Self>) -> Result<Lease, BrowserError> {
         let slot = {
