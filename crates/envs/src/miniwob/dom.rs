@@ -28,7 +28,13 @@ fn is_interactive(tag: &str) -> bool {
 fn walk(node: &Value, depth: usize, lines: &mut Vec<String>, hidden: &mut usize) {
     let tag = node["tag"].as_str().unwrap_or("").to_ascii_lowercase();
     let text = node["text"].as_str().map(str::trim).unwrap_or("");
-    let shown = tag == "t" || !text.is_empty() || is_interactive(&tag);
+    let children = node["children"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    // Also shown: an element whose text is split around inline children (clicking it is how
+    // some pages are used), and a named leaf (a coloured box, a grid cell).
+    let holds_text = children.iter().any(|c| c["tag"] == "t");
+    let named = |k: &str| node[k].as_str().is_some_and(|v| !v.trim().is_empty());
+    let named_leaf = children.is_empty() && (named("id") || named("classes"));
+    let shown = tag == "t" || !text.is_empty() || is_interactive(&tag) || holds_text || named_leaf;
     if shown {
         if lines.len() >= MAX_LINES {
             *hidden += 1;
@@ -36,10 +42,8 @@ fn walk(node: &Value, depth: usize, lines: &mut Vec<String>, hidden: &mut usize)
             lines.push(format!("{}{}", "  ".repeat(depth), line(node, &tag, text)));
         }
     }
-    if let Some(children) = node["children"].as_array() {
-        for c in children {
-            walk(c, depth + shown as usize, lines, hidden);
-        }
+    for c in children {
+        walk(c, depth + shown as usize, lines, hidden);
     }
 }
 
@@ -67,6 +71,11 @@ fn line(node: &Value, tag: &str, text: &str) -> String {
         Value::Bool(b) => s.push_str(if *b { " checked" } else { " unchecked" }),
         Value::String(v) => s.push_str(&format!(" value={}", quote(v))),
         _ => {}
+    }
+    // A box with no text may be told apart only by its colour (click-color, grids).
+    let leaf = node["children"].as_array().is_none_or(Vec::is_empty) && !is_interactive(tag);
+    if let Some(bg) = node["bgColor"].as_str().filter(|c| leaf && text.is_empty() && !c.starts_with("rgba(0, 0, 0, 0")) {
+        s.push_str(&format!(" bg={bg}"));
     }
     if node["focused"].as_bool() == Some(true) {
         s.push_str(" (focused)");
@@ -131,15 +140,19 @@ mod tests {
                 {"tag": "INPUT_checkbox", "ref": 5, "value": false, "children": []},
                 {"tag": "t", "ref": -1, "text": "lorem ipsum", "children": []},
                 {"tag": "SPAN", "ref": 6, "text": "", "children": []},
+                {"tag": "DIV", "ref": 7, "classes": "cell red", "bgColor": "rgb(255, 0, 0)", "children": []},
+                {"tag": "H3", "ref": 8, "children": [{"tag": "t", "ref": -2, "text": "Section 1", "children": []}]},
             ]}
         ]});
         let text = render(&dom);
         assert_eq!(
             text,
-            "[3] button.big \"Say 'ok'\"\n[4] input_text#username value=\"bob\" (focused)\n[5] input_checkbox unchecked\n\"lorem ipsum\""
+            "[2] div#area\n  [3] button.big \"Say 'ok'\"\n  [4] input_text#username value=\"bob\" (focused)\n  \
+             [5] input_checkbox unchecked\n  \"lorem ipsum\"\n  [7] div.cell bg=rgb(255, 0, 0)\n  [8] h3\n    \"Section 1\""
         );
         let els = parse(&text);
-        assert_eq!(els.len(), 3);
+        assert_eq!(els.len(), 6);
+        let els = &els[1..];
         assert_eq!((els[0].r#ref, els[0].tag.as_str(), els[0].class.as_str()), (3, "button", "big"));
         assert_eq!(els[0].text, "Say 'ok'");
         assert_eq!((els[1].id.as_str(), els[1].value.as_deref()), ("username", Some("bob")));
