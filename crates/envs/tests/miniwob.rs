@@ -92,7 +92,7 @@ fn bad_actions_are_observations_not_crashes() {
     for (name, args, says) in [
         ("click", json!({"ref": 999}), "no such element"),
         ("click", json!({"ref": "three"}), "'ref' must be"),
-        ("type", json!({"ref": 999, "text": "x"}), "no such element"),
+        ("type", json!({"ref": 999, "text": "x"}), "no such text field"),
         ("press", json!({"key": "Hyper"}), "unknown key"),
         ("select", json!({"ref": 1, "option": "x"}), "not a drop-down"),
         ("scroll", json!({"direction": "sideways"}), "'direction'"),

@@ -88,20 +88,16 @@ impl WebSession {
             }
             "type" => {
                 let (r, text) = (ref_arg()?, text_arg("text")?);
-                let found = self.browser.execute(
+                // Click into the field (as a user would), then enter the text at the caret.
+                let focused = self.browser.execute(
                     "var e = core.previousDOMInfo[arguments[0]]; if (!e) return false; \
-                     e.setAttribute('data-kaizen-target', '1'); return true;",
+                     core.elementClick(arguments[0]); return document.activeElement === e;",
                     &[json!(r)],
                 )?;
-                if found != Value::Bool(true) {
-                    return Ok(Some(format!("cannot type into [{r}]: no such element on the page")));
+                if focused != Value::Bool(true) {
+                    return Ok(Some(format!("cannot type into [{r}]: no such text field on the page")));
                 }
-                let typed = self.browser.type_into("[data-kaizen-target]", &text);
-                let _ = self.browser.execute("document.querySelectorAll('[data-kaizen-target]').forEach(function(e){e.removeAttribute('data-kaizen-target');});", &[]);
-                if let Err(BrowserError::Page(m)) = &typed {
-                    return Ok(Some(format!("cannot type into [{r}]: {m}")));
-                }
-                typed?;
+                self.browser.insert_text(&text)?;
             }
             "press" => {
                 let key = text_arg("key")?;

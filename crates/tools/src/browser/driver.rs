@@ -254,19 +254,12 @@ impl Browser {
         self.call("POST", &path, Some(&json!({ "script": script, "args": args })))
     }
 
-    /// Types `text` into the element matching the CSS `selector` as real key presses (the
-    /// element is focused first, as a user clicking into it would).
-    pub fn type_into(&mut self, selector: &str, text: &str) -> Result<(), BrowserError> {
-        let path = self.session_path("/element");
-        let el = self.call("POST", &path, Some(&json!({"using": "css selector", "value": selector})))?;
-        let id = el
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .ok_or_else(|| BrowserError::Page(format!("no element matches {selector}")))?
-            .to_string();
-        let path = self.session_path(&format!("/element/{id}/value"));
-        self.call("POST", &path, Some(&json!({ "text": text }))).map(|_| ())
+    /// Inserts `text` into the focused element as typed text (one DevTools `Input.insertText`:
+    /// the page sees `beforeinput` / `input` events, as from a keyboard's text entry, in one
+    /// round trip instead of one key event per character).
+    pub fn insert_text(&mut self, text: &str) -> Result<(), BrowserError> {
+        let path = self.session_path("/goog/cdp/execute");
+        self.call("POST", &path, Some(&json!({"cmd": "Input.insertText", "params": {"text": text}}))).map(|_| ())
     }
 
     /// Presses and releases `keys` in order (WebDriver key values: `\u{E007}` is Enter).
