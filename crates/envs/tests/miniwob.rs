@@ -40,6 +40,17 @@ fn same_seed_same_task_and_the_page_is_shown() {
 }
 
 #[test]
+fn screenshots_are_png_images_of_the_viewport() {
+    let env = env("miniwob:click-test");
+    let mut web = env.start("click-test", 4).unwrap();
+    let png = web.screenshot().unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, at bytes 16..24.
+    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    assert!(w >= 160 && h >= 210, "{w}×{h}: smaller than a MiniWoB task");
+}
+
+#[test]
 fn the_right_click_scores_one_and_a_wrong_click_minus_one() {
     let env = env("miniwob:click-button");
     let (mut rights, mut wrongs) = (0, 0);

@@ -67,6 +67,12 @@ impl WebSession {
         &self.utterance
     }
 
+    /// The page as the browser shows it, PNG (for vision policies; the text rendering is what
+    /// text policies read).
+    pub fn screenshot(&mut self) -> Result<Vec<u8>, String> {
+        self.browser.screenshot().map_err(|e| e.to_string())
+    }
+
     /// The browser process of this episode (tests kill it to check recovery).
     pub fn browser_pid(&self) -> Option<u32> {
         self.browser.chrome_pid()

@@ -254,6 +254,17 @@ impl Browser {
         self.call("POST", &path, Some(&json!({ "script": script, "args": args })))
     }
 
+    /// The viewport as a PNG image (for vision policies).
+    pub fn screenshot(&mut self) -> Result<Vec<u8>, BrowserError> {
+        use base64::Engine;
+        let path = self.session_path("/screenshot");
+        let v = self.call("GET", &path, None)?;
+        let b64 = v.as_str().ok_or_else(|| BrowserError::Page("the screenshot is not a string".into()))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| BrowserError::Page(format!("the screenshot is not base64: {e}")))
+    }
+
     /// Inserts `text` into the focused element as typed text (one DevTools `Input.insertText`:
     /// the page sees `beforeinput` / `input` events, as from a keyboard's text entry, in one
     /// round trip instead of one key event per character).
