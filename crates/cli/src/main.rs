@@ -49,7 +49,8 @@ enum Command {
     Run(commands::run::Args),
     /// Train a policy with a recipe: SFT cold start on demonstrations, then RL (GRPO, Dr.GRPO,
     /// ADPO), held-out evaluation, metrics.jsonl and policy.gguf in the run directory.
-    #[command(after_help = "Example:\n  kaizen train recipes/arith-tiny-grpo.toml --out runs/grpo")]
+    #[command(after_help = "Examples:\n  kaizen train recipes/arith-tiny-grpo.toml --out runs/grpo\n  \
+                            kaizen train --resume runs/grpo    # after a crash: continues from the latest checkpoint")]
     Train(commands::train::Args),
     /// Training diagnostics of several runs side by side: where each ended, and held-out
     /// pass@1 over training.

@@ -8,8 +8,10 @@
 pub mod advantages;
 pub mod axpo;
 pub mod batch;
+pub mod checkpoint;
 pub mod diagnostics;
 pub mod loss;
+pub mod optim;
 pub mod recipe;
 pub mod trainer;
 
@@ -17,4 +19,4 @@ pub use advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency,
 pub use batch::{sft_loss, TokenBatch};
 pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
 pub use recipe::Recipe;
-pub use trainer::{train, StepMetrics};
+pub use trainer::{resume, train, StepMetrics};

@@ -16,6 +16,24 @@ pub struct Recipe {
     pub sft: SftSection,
     pub rl: RlSection,
     pub eval: EvalSection,
+    pub checkpoint: CheckpointSection,
+}
+
+/// How often the run saves everything it needs to continue after a crash
+/// (`kaizen train --resume RUN`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Every this many RL steps (and at the end of SFT).
+    pub every: usize,
+    /// Every this many SFT steps.
+    pub sft_every: usize,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection { every: 1, sft_every: 25 }
+    }
 }
 
 /// The trainable policy: a tiny llama-architecture model on the byte vocabulary.
@@ -84,6 +102,7 @@ impl Default for Recipe {
             sft: SftSection::default(),
             rl: RlSection::default(),
             eval: EvalSection::default(),
+            checkpoint: CheckpointSection::default(),
         }
     }
 }
@@ -159,6 +178,8 @@ impl Recipe {
             ("rl.max_tokens_per_turn", self.rl.max_tokens_per_turn),
             ("eval.every", self.eval.every),
             ("eval.samples", self.eval.samples),
+            ("checkpoint.every", self.checkpoint.every),
+            ("checkpoint.sft_every", self.checkpoint.sft_every),
         ];
         for (field, v) in positive {
             if v == 0 {

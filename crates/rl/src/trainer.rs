@@ -11,14 +11,16 @@
 use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
 use crate::axpo::{RolloutView, SUCCESS};
 use crate::batch::{sft_loss, TokenBatch};
+use crate::checkpoint::{self, Checkpoint, Phase, Progress};
+use crate::optim::{AdamW, AdamWConfig};
 use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_advantage_rate};
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::recipe::Recipe;
 use anyhow::Context;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use kaizen_models::trainable::{TinyConfig, TinyLm};
 use kaizen_models::{LocalLlm, WeightFormat};
+use kaizen_rollout::run_dir::TRAJECTORIES;
 use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir, Trajectory};
 use kaizen_tools::ToolRegistry;
 use serde::Serialize;
@@ -59,21 +61,66 @@ pub struct StepMetrics {
 const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
 
+/// Starts a new run of `recipe` in `out` (which must not hold a run yet).
 pub fn train(
     recipe: &Recipe,
     out: &Path,
     on_metrics: &mut dyn FnMut(&StepMetrics),
 ) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let estimator = recipe.estimator().map_err(|e| anyhow::anyhow!(e))?;
     // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
-    group_advantages(estimator, &[], recipe.rl.eps_high)?;
+    group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], recipe.rl.eps_high)?;
+    let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
+    let p = &recipe.policy;
+    let policy = TinyLm::new(TinyConfig::bytes(p.layers, p.width, p.heads, p.context), &Device::Cpu, recipe.seed)?;
+    let start = Checkpoint {
+        policy,
+        moments: Default::default(),
+        progress: Progress { phase: Phase::Sft, next_step: 0, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 },
+    };
+    run_from(recipe, run, start, on_metrics)
+}
+
+/// Continues the run in `out` from its latest checkpoint, with the recipe it was started
+/// with: the same steps, seeds and task streams, so it ends where an uninterrupted run would.
+/// Records written after the checkpoint (by steps that run again) are cut first.
+pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+    let config = out.join("config.json");
+    let text = std::fs::read_to_string(&config).with_context(|| format!("{} is not a training run", out.display()))?;
+    let recipe: Recipe = serde_json::from_str(&text).with_context(|| format!("reading {}", config.display()))?;
+    recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let Some(ckpt) = checkpoint::load(out, &Device::Cpu)? else {
+        anyhow::bail!("{} has no checkpoint yet; start it again with `kaizen train`", out.display())
+    };
+    for (file, len) in [("metrics.jsonl", ckpt.progress.metrics_bytes), (TRAJECTORIES, ckpt.progress.trajectories_bytes)] {
+        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(out.join(file))?;
+        if f.metadata()?.len() > len {
+            f.set_len(len)?;
+        }
+    }
+    let run = RunDir::open(out).map_err(|e| anyhow::anyhow!(e))?;
+    run_from(&recipe, run, ckpt, on_metrics)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The training loop from a starting point (a fresh policy, or a checkpoint).
+fn run_from(
+    recipe: &Recipe,
+    mut run: RunDir,
+    start: Checkpoint,
+    on_metrics: &mut dyn FnMut(&StepMetrics),
+) -> anyhow::Result<Vec<StepMetrics>> {
+    let estimator = recipe.estimator().map_err(|e| anyhow::anyhow!(e))?;
+    let out = run.path.clone();
+    let out = out.as_path();
     let env = kaizen_envs::open(&recipe.env).map_err(|e| anyhow::anyhow!(e))?;
     let registry = ToolRegistry::standard();
     let dev = Device::Cpu;
-    let config = serde_json::to_value(recipe)?;
-    let mut run = RunDir::create(out, &config).map_err(|e| anyhow::anyhow!(e))?;
-    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(out.join("metrics.jsonl"))?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path)?;
     let mut all = Vec::new();
     let mut emit = |m: StepMetrics, all: &mut Vec<StepMetrics>| -> anyhow::Result<()> {
         writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
@@ -82,9 +129,19 @@ pub fn train(
         all.push(m);
         Ok(())
     };
+    let checkpoint = |policy: &TinyLm, opt: &AdamW, phase: Phase, next_step: usize| -> anyhow::Result<()> {
+        let progress = Progress {
+            phase,
+            next_step,
+            optimizer_step: opt.step,
+            metrics_bytes: file_len(&metrics_path),
+            trajectories_bytes: file_len(&out.join(TRAJECTORIES)),
+        };
+        checkpoint::save(out, policy, opt, &progress)
+    };
+    let named_vars = |policy: &TinyLm| policy.vars().data().lock().map(|v| v.clone()).unwrap_or_default();
 
-    let p = &recipe.policy;
-    let policy = TinyLm::new(TinyConfig::bytes(p.layers, p.width, p.heads, p.context), &dev, recipe.seed)?;
+    let Checkpoint { policy, moments, progress } = start;
     let gguf = out.join("policy.gguf");
     let episode_cfg = EpisodeConfig {
         max_turns: recipe.rl.max_turns,
@@ -95,7 +152,7 @@ pub fn train(
     };
 
     // SFT cold start.
-    if recipe.sft.steps > 0 {
+    if progress.phase == Phase::Sft && recipe.sft.steps > 0 {
         let llm = serve(&policy, &gguf)?;
         let demos: Vec<Trajectory> = env
             .tasks(recipe.seed, recipe.sft.demonstrations.max(1))
@@ -109,8 +166,11 @@ pub fn train(
             .filter(|d| d.reward > SUCCESS)
             .collect();
         anyhow::ensure!(!demos.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
-        let mut opt = AdamW::new(policy.vars().all_vars(), ParamsAdamW { lr: recipe.sft.lr, ..Default::default() })?;
-        for step in 0..recipe.sft.steps {
+        let mut opt = AdamW::new(&named_vars(&policy), AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
+        if progress.next_step > 0 {
+            opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
+        }
+        for step in progress.next_step..recipe.sft.steps {
             let t = Instant::now();
             let picked: Vec<&Trajectory> =
                 (0..recipe.sft.batch).map(|k| &demos[(step * recipe.sft.batch + k) % demos.len()]).collect();
@@ -118,7 +178,7 @@ pub fn train(
                 picked.iter().map(|d| (d.token_ids.as_slice(), d.loss_mask.as_slice())).collect();
             let batch = TokenBatch::new(&seqs, &[], 0, &dev)?;
             let loss = sft_loss(&policy.token_logprobs_shared(&batch.ids, batch.shared, 1.0)?, &batch.mask)?;
-            opt.backward_step(&loss)?;
+            opt.step(&loss.backward()?)?;
             let secs = t.elapsed().as_secs_f64();
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
             let m = StepMetrics {
@@ -131,12 +191,12 @@ pub fn train(
                 ..Default::default()
             };
             emit(m, &mut all)?;
+            if (step + 1) % recipe.checkpoint.sft_every == 0 && step + 1 < recipe.sft.steps {
+                checkpoint(&policy, &opt, Phase::Sft, step + 1)?;
+            }
         }
     }
-    policy.write_gguf(&out.join("sft.gguf"))?;
-    let reference = if recipe.rl.beta > 0.0 { Some(TinyLm::load_gguf(&out.join("sft.gguf"), &dev)?) } else { None };
 
-    let mut opt = AdamW::new(policy.vars().all_vars(), ParamsAdamW { lr: recipe.rl.lr, ..Default::default() })?;
     let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
         let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
         let greedy_cfg = EpisodeConfig { temperature: 0.0, ..episode_cfg.clone() };
@@ -167,8 +227,21 @@ pub fn train(
     };
     // The policy as the inference runtime runs it; reloaded once after every update.
     let mut llm = serve(&policy, &gguf)?;
-    let m = eval(&llm, 0)?;
-    emit(m, &mut all)?;
+    let mut opt = AdamW::new(&named_vars(&policy), AdamWConfig { lr: recipe.rl.lr, ..Default::default() })?;
+    let rl_start = match progress.phase {
+        Phase::Sft => {
+            policy.write_gguf(&out.join("sft.gguf"))?;
+            let m = eval(&llm, 0)?;
+            emit(m, &mut all)?;
+            checkpoint(&policy, &opt, Phase::Rl, 0)?;
+            0
+        }
+        Phase::Rl => {
+            opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
+            progress.next_step
+        }
+    };
+    let reference = if recipe.rl.beta > 0.0 { Some(TinyLm::load_gguf(&out.join("sft.gguf"), &dev)?) } else { None };
 
     let g = recipe.rl.group;
     let normalisation = match estimator {
@@ -177,7 +250,7 @@ pub fn train(
     };
     let ppo =
         PpoConfig { eps_low: recipe.rl.eps_low, eps_high: recipe.rl.eps_high, beta: recipe.rl.beta, normalisation };
-    for step in 0..recipe.rl.steps {
+    for step in rl_start..recipe.rl.steps {
         // Rollouts: a group of G episodes per task, on the current policy.
         let t0 = Instant::now();
         let tasks = env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step);
@@ -208,7 +281,7 @@ pub fn train(
         // PPO-clip updates: old log-probs for every mini-batch first, then one pass of updates.
         let t1 = Instant::now();
         let lr = recipe.rl.lr * ((step + 1) as f64 / recipe.rl.warmup_steps.max(1) as f64).min(1.0);
-        opt.set_learning_rate(lr);
+        opt.cfg.lr = lr;
         let order: Vec<usize> = (0..rollouts.len()).filter(|&i| !rollouts[i].token_ids.is_empty()).collect();
         let mut batches = Vec::new();
         for idx in order.chunks(recipe.rl.minibatch) {
@@ -271,6 +344,9 @@ pub fn train(
         if (step + 1) % recipe.eval.every == 0 || step + 1 == recipe.rl.steps {
             let m = eval(&llm, step + 1)?;
             emit(m, &mut all)?;
+        }
+        if (step + 1) % recipe.checkpoint.every == 0 || step + 1 == recipe.rl.steps {
+            checkpoint(&policy, &opt, Phase::Rl, step + 1)?;
         }
     }
     Ok(all)

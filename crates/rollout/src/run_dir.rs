@@ -33,6 +33,17 @@ impl RunDir {
         Ok(RunDir { path: path.to_path_buf(), out })
     }
 
+    /// Opens an existing run to append more episodes (a resumed training run).
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let traj = path.join(TRAJECTORIES);
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&traj)
+            .map_err(|e| format!("opening {}: {e}", traj.display()))?;
+        Ok(RunDir { path: path.to_path_buf(), out })
+    }
+
     /// Appends one episode and flushes it to the file.
     pub fn append(&mut self, t: &Trajectory) -> Result<(), String> {
         let line = serde_json::to_string(t).map_err(|e| e.to_string())?;

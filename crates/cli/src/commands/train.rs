@@ -8,21 +8,41 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A recipe TOML file (see `recipes/`).
-    recipe: PathBuf,
+    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    recipe: Option<PathBuf>,
     /// The run directory (default `runs/<recipe name>`; an existing run is never overwritten).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue a run from its latest checkpoint (after a crash or `kill -9`), with the recipe
+    /// it was started with; it ends as the uninterrupted run would.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let recipe = Recipe::load(&a.recipe).map_err(|e| anyhow::anyhow!(e))?;
-    let name = a.recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "train".into());
-    let out = a.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let (recipe, out, label) = match (&a.recipe, &a.resume) {
+        (_, Some(run)) => {
+            let text = std::fs::read_to_string(run.join("config.json"))
+                .map_err(|e| anyhow::anyhow!("{} is not a training run: {e}", run.display()))?;
+            let recipe: Recipe = serde_json::from_str(&text)?;
+            (recipe, run.clone(), format!("resumed {}", run.display()))
+        }
+        (Some(path), None) => {
+            let recipe = Recipe::load(path).map_err(|e| anyhow::anyhow!(e))?;
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "train".into());
+            let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+            (recipe, out, path.display().to_string())
+        }
+        (None, None) => anyhow::bail!("give a recipe file or --resume RUN"),
+    };
     let total = (recipe.sft.steps + recipe.rl.steps) as u64;
     let bar = ProgressBar::new(total)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
+    if a.resume.is_some() {
+        bar.println(format!("resuming {} from its latest checkpoint", out.display()));
+    }
     let mut last_eval = String::new();
-    let metrics = kaizen_rl::train(&recipe, &out, &mut |m: &StepMetrics| match m.phase.as_str() {
+    let mut on_metrics = |m: &StepMetrics| match m.phase.as_str() {
         "sft" => {
             bar.set_message(format!("sft loss {:.3}", m.loss));
             bar.inc(1);
@@ -47,10 +67,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 100.0 * m.tool_use_rate
             ));
         }
-    })?;
+    };
+    let metrics = match &a.resume {
+        Some(run) => kaizen_rl::resume(run, &mut on_metrics)?,
+        None => kaizen_rl::train(&recipe, &out, &mut on_metrics)?,
+    };
     bar.finish();
     let evals: Vec<&StepMetrics> = metrics.iter().filter(|m| m.phase == "eval").collect();
-    println!("\n{} → {}", a.recipe.display(), out.display());
+    println!("\n{label} → {}", out.display());
     println!("{:<10} {:>10} {:>10} {:>10}", "RL step", "pass@1", "pass@k", "tool use");
     for m in &evals {
         println!(

@@ -1,0 +1,94 @@
+//! Checkpoints: everything a training run needs to continue exactly where it stopped — the
+//! policy, the optimizer's moments and step count, the phase and step, and how far its record
+//! files had got. There is no separate RNG state to save: every random draw (initialisation,
+//! task streams, sampling seeds) is derived from the recipe's seed and the step number.
+//!
+//! Layout: `RUN/checkpoints/step-NAME/` holds `policy.gguf`, `optimizer.safetensors` and
+//! `progress.json`; `RUN/checkpoints/latest` names the newest complete one. A checkpoint is
+//! written under a temporary name and renamed into place before `latest` (itself replaced by
+//! rename) points at it, so a crash at any moment leaves the previous checkpoint intact.
+
+use crate::optim::AdamW;
+use candle_core::{Device, Tensor};
+use kaizen_models::trainable::TinyLm;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Sft,
+    Rl,
+}
+
+/// Where the run stands at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub phase: Phase,
+    /// The first step of `phase` still to run.
+    pub next_step: usize,
+    pub optimizer_step: usize,
+    /// Lengths of `metrics.jsonl` and `trajectories.jsonl` at the checkpoint; lines after
+    /// them were written by steps that will run again, and are cut on resume.
+    pub metrics_bytes: u64,
+    pub trajectories_bytes: u64,
+}
+
+pub struct Checkpoint {
+    pub policy: TinyLm,
+    pub moments: HashMap<String, Tensor>,
+    pub progress: Progress,
+}
+
+fn dir(run: &Path) -> PathBuf {
+    run.join("checkpoints")
+}
+
+fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> anyhow::Error {
+    let (what, path) = (what.to_string(), path.display().to_string());
+    move |e| anyhow::anyhow!("{what} {path}: {e}")
+}
+
+/// Writes a checkpoint and makes it the latest; older ones are removed.
+pub fn save(run: &Path, policy: &TinyLm, opt: &AdamW, progress: &Progress) -> anyhow::Result<()> {
+    let root = dir(run);
+    let name = format!("{}-{:06}", serde_json::to_value(progress.phase)?.as_str().unwrap_or("x"), progress.next_step);
+    let partial = root.join(format!("{name}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).map_err(io("creating", &partial))?;
+    policy.write_gguf(&partial.join("policy.gguf"))?;
+    candle_core::safetensors::save(&opt.moments(), partial.join("optimizer.safetensors"))?;
+    let json = serde_json::to_string_pretty(progress)?;
+    std::fs::write(partial.join("progress.json"), json).map_err(io("writing", &partial))?;
+    for f in ["policy.gguf", "optimizer.safetensors", "progress.json"] {
+        std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(io("syncing", &partial))?;
+    }
+    let done = root.join(&name);
+    let _ = std::fs::remove_dir_all(&done);
+    std::fs::rename(&partial, &done).map_err(io("renaming", &partial))?;
+    let latest_tmp = root.join("latest.partial");
+    std::fs::write(&latest_tmp, &name).map_err(io("writing", &latest_tmp))?;
+    std::fs::rename(&latest_tmp, root.join("latest")).map_err(io("renaming", &latest_tmp))?;
+    // Only now is the previous checkpoint no longer needed.
+    for e in std::fs::read_dir(&root).map_err(io("listing", &root))?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n != name && n != "latest" && e.path().is_dir() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// The latest checkpoint of `run`, or `None` when it has none.
+pub fn load(run: &Path, dev: &Device) -> anyhow::Result<Option<Checkpoint>> {
+    let root = dir(run);
+    let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
+    let at = root.join(name.trim());
+    let progress: Progress = serde_json::from_str(
+        &std::fs::read_to_string(at.join("progress.json")).map_err(io("reading", &at.join("progress.json")))?,
+    )?;
+    let policy = TinyLm::load_gguf(&at.join("policy.gguf"), dev)?;
+    let moments = candle_core::safetensors::load(at.join("optimizer.safetensors"), dev)?;
+    Ok(Some(Checkpoint { policy, moments, progress }))
+}
