@@ -160,7 +160,7 @@ fn run_from(
             .enumerate()
             .filter_map(|(i, task)| {
                 let turns = env.demonstration(&task)?;
-                let job = Job { task, seed: i as u64, id: format!("demo-{i}") };
+                let job = Job::new(task, i as u64, format!("demo-{i}"));
                 Some(demonstration(&llm, env.as_ref(), &registry, job, &turns, &episode_cfg))
             })
             .filter(|d| d.reward > SUCCESS)
@@ -200,12 +200,12 @@ fn run_from(
     let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
         let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
         let greedy_cfg = EpisodeConfig { temperature: 0.0, ..episode_cfg.clone() };
-        let jobs = tasks.iter().enumerate().map(|(i, t)| Job { task: t.clone(), seed: i as u64, id: format!("{i}") });
+        let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
         let mut greedy = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
         let k = recipe.eval.samples;
         let jobs = tasks.iter().enumerate().flat_map(|(i, t)| {
-            (0..k).map(move |j| Job { task: t.clone(), seed: (i * k + j) as u64, id: format!("{i:05}-{j}") })
+            (0..k).map(move |j| Job::new(t.clone(), (i * k + j) as u64, format!("{i:05}-{j}")))
         });
         let mut sampled = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
@@ -255,10 +255,9 @@ fn run_from(
         let t0 = Instant::now();
         let tasks = env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step);
         let jobs = tasks.iter().enumerate().flat_map(|(i, task)| {
-            (0..g).map(move |j| Job {
-                task: task.clone(),
-                seed: recipe.seed.wrapping_mul(1_000_003).wrapping_add((step * 10_000 + i * g + j) as u64),
-                id: format!("s{step:04}-t{i:03}-g{j:02}"),
+            (0..g).map(move |j| {
+                let seed = recipe.seed.wrapping_mul(1_000_003).wrapping_add((step * 10_000 + i * g + j) as u64);
+                Job::new(task.clone(), seed, format!("s{step:04}-t{i:03}-g{j:02}"))
             })
         });
         let mut rollouts = Vec::new();

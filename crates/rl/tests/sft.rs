@@ -32,7 +32,7 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
         .enumerate()
         .map(|(i, task)| {
             let turns = env.demonstration(&task).unwrap();
-            demonstration(&llm, &env, &tools, Job { task, seed: i as u64, id: format!("d{i}") }, &turns, &cfg)
+            demonstration(&llm, &env, &tools, Job::new(task, i as u64, format!("d{i}")), &turns, &cfg)
         })
         .collect();
     for d in &demos {

@@ -74,12 +74,34 @@ impl Agent<'_> {
     }
 }
 
-/// What to run: a task, the episode's seed, its id in the run.
+/// What to run: a task, the episode's seed, its id in the run, and optionally a prefix of an
+/// earlier episode to start from.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub task: Task,
     pub seed: u64,
     pub id: String,
+    pub prefix: Option<Arc<Prefix>>,
+}
+
+impl Job {
+    pub fn new(task: Task, seed: u64, id: impl Into<String>) -> Self {
+        Job { task, seed, id: id.into(), prefix: None }
+    }
+
+    /// A fresh continuation of `source`'s first `end` tokens (AXPO's resampling): the turns
+    /// before are replayed as they were (their recorded observations, no tools re-run), the
+    /// turn that `end` falls in is continued by the policy from there.
+    pub fn continuing(source: Arc<Trajectory>, end: usize, seed: u64, id: impl Into<String>) -> Self {
+        Job { task: source.task.clone(), seed, id: id.into(), prefix: Some(Arc::new(Prefix { source, end })) }
+    }
+}
+
+/// Where a resampled episode starts: the first `end` tokens of `source`.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    pub source: Arc<Trajectory>,
+    pub end: usize,
 }
 
 /// The running conversation: token-exact with a local model, messages with a remote one.
@@ -128,6 +150,8 @@ pub struct Episode<'a> {
     timing: Timing,
     start: Instant,
     session: Option<SharedSession>,
+    /// Text of the current turn that was forced from a prefix (the policy continues it).
+    forced: Option<(String, usize)>,
 }
 
 impl<'a> Episode<'a> {
@@ -165,7 +189,7 @@ impl<'a> Episode<'a> {
             History::Tokens { ids, .. } => ids.len(),
             History::Messages => 0,
         };
-        Episode {
+        let mut ep = Episode {
             env: env.name().to_string(),
             policy: agent.name(),
             job,
@@ -181,7 +205,75 @@ impl<'a> Episode<'a> {
             timing: Timing::default(),
             start: Instant::now(),
             session,
+            forced: None,
+        };
+        if let Some(prefix) = ep.job.prefix.clone() {
+            if let Err(e) = ep.replay(&prefix) {
+                ep.end = Some(EpisodeEnd::Error { message: format!("replaying the prefix: {e}") });
+            }
         }
+        ep
+    }
+
+    /// Brings the episode to `prefix`: whole turns of the source are fed back with their
+    /// recorded observations; the rest of the prefix becomes the forced start of the next turn.
+    fn replay(&mut self, prefix: &Prefix) -> Result<(), String> {
+        let src = &prefix.source;
+        let (ids, mask, lps) = (&src.token_ids, &src.loss_mask, &src.logprobs);
+        if prefix.end > ids.len() || mask.len() != ids.len() || lps.len() != ids.len() {
+            return Err("the source trajectory has no token record for this prefix".into());
+        }
+        let History::Tokens { llm, ids: own, .. } = &self.history else {
+            return Err("prefixes need a local model".into());
+        };
+        let llm = *llm;
+        if own.as_slice() != &ids[..src.prompt_tokens.min(ids.len())] {
+            return Err("the source's prompt differs from this episode's".into());
+        }
+        // Turns are the runs of model-written tokens after the prompt.
+        let mut at = src.prompt_tokens;
+        for turn in &src.turns {
+            let a = (at..ids.len()).find(|&i| mask[i] == 1).unwrap_or(ids.len());
+            let b = (a..ids.len()).find(|&i| mask[i] == 0).unwrap_or(ids.len());
+            if prefix.end < b {
+                let forced = &ids[a.min(prefix.end)..prefix.end];
+                if !forced.is_empty() {
+                    let text = llm.tokenizer.decode(forced);
+                    if let History::Tokens { ids: own, mask: m, logprobs, .. } = &mut self.history {
+                        own.extend(forced);
+                        m.extend(std::iter::repeat_n(1u8, forced.len()));
+                        logprobs.extend(&lps[a..prefix.end]);
+                    }
+                    self.used += forced.len();
+                    self.forced = Some((text, forced.len()));
+                }
+                return Ok(());
+            }
+            let logprobs = (a..b)
+                .map(|i| kaizen_core::TokenLogprob {
+                    token_id: Some(ids[i]),
+                    token: llm.tokenizer.token_text(ids[i]),
+                    logprob: lps[i],
+                    top: vec![],
+                })
+                .collect();
+            let c = Completion {
+                text: turn.text.clone(),
+                token_ids: ids[a..b].to_vec(),
+                logprobs,
+                finish_reason: FinishReason::Stop,
+                prompt_tokens: a,
+            };
+            if self.on_completion(c, 0.0).is_empty() {
+                return Err("the prefix runs past the source's last turn".into());
+            }
+            self.on_observations(turn.observations.clone(), 0.0);
+            at = self.token_ids().len();
+            if self.token_ids() != &ids[..at.min(ids.len())] {
+                return Err("replayed observations tokenise differently from the source".into());
+            }
+        }
+        Err("the prefix runs past the source's turns".into())
     }
 
     /// Where this episode's tool calls go.
@@ -239,8 +331,14 @@ impl<'a> Episode<'a> {
     /// driver to run; none means the episode is over.
     pub fn on_completion(&mut self, c: Completion, generation_ms: f64) -> Vec<Result<ToolCall, MalformedCall>> {
         self.timing.generation_ms += generation_ms;
-        let written = c.token_ids.len().max(c.logprobs.len());
+        let mut written = c.token_ids.len().max(c.logprobs.len());
         self.used += written;
+        // A turn continued from a forced prefix is the prefix's text and the new text.
+        let mut c = c;
+        if let Some((text, n)) = self.forced.take() {
+            c.text = format!("{text}{}", c.text);
+            written += n;
+        }
         let calls = parse_tool_calls(&c.text);
         // The stop string is not in the returned text; the history shows the call closed.
         let shown = if calls.is_empty() || c.text.trim_end().ends_with(CLOSE) {
@@ -412,7 +510,7 @@ pub fn run_episode(
     seed: u64,
     episode_id: &str,
 ) -> Trajectory {
-    let job = Job { task: task.clone(), seed, id: episode_id.to_string() };
+    let job = Job::new(task.clone(), seed, episode_id);
     match agent {
         Agent::Local(llm) => {
             let mut out = None;

@@ -58,7 +58,7 @@ fn concurrent_episodes_batch_together_and_equal_one_at_a_time() {
         .tasks(0, 4)
         .into_iter()
         .enumerate()
-        .map(|(i, task)| Job { task, seed: 40 + i as u64, id: format!("{i}") })
+        .map(|(i, task)| Job::new(task, 40 + i as u64, format!("{i}")))
         .collect();
     let run = |slots| {
         let mut out = Vec::new();
@@ -196,4 +196,44 @@ fn remote_policy_episodes_match_local_ones() {
         assert_eq!(r.text, l.text);
     }
     assert_eq!(remote.reward, local.reward);
+}
+
+/// AXPO's resampling: an episode continued from a prefix of another keeps that prefix token
+/// for token (earlier turns replayed with their recorded observations), and greedy decoding
+/// from it reproduces the source exactly.
+#[test]
+fn episodes_continue_from_a_prefix_of_another() {
+    let env = echo_env();
+    let tools = ToolRegistry::standard();
+    let cfg = EpisodeConfig { temperature: 0.0, max_turns: 3, max_tokens_per_turn: 48, ..Default::default() };
+    let mut sources = Vec::new();
+    let jobs = env.tasks(0, 4).into_iter().enumerate().map(|(i, t)| Job::new(t, 7 + i as u64, format!("{i}")));
+    run_local(llm(), &env, &tools, jobs, &cfg, 4, &mut |t| sources.push(t));
+    // A source with two tool-calling turns; the prefix ends inside the second.
+    let src = sources.iter().find(|t| t.turns.len() >= 2 && !t.turns[1].tool_calls.is_empty());
+    let src = std::sync::Arc::new(src.expect("SmolLM2 repeats the shown tool call").clone());
+    let second_turn = (src.prompt_tokens..src.token_ids.len())
+        .filter(|&i| src.loss_mask[i] == 1 && src.loss_mask[i - 1] == 0)
+        .nth(1)
+        .unwrap();
+    let end = second_turn + 3;
+    let mut out = Vec::new();
+    let jobs = (0..2).map(|k| Job::continuing(src.clone(), end, 500 + k, format!("c{k}")));
+    run_local(llm(), &env, &tools, jobs, &cfg, 2, &mut |t| out.push(t));
+    for c in &out {
+        assert!(!matches!(c.end, kaizen_rollout::EpisodeEnd::Error { .. }), "{:?}", c.end);
+        assert_eq!(c.token_ids[..end], src.token_ids[..end]);
+        assert_eq!(c.turns[0], src.turns[0]);
+        // Greedy from the same point: the same episode.
+        assert_eq!(c.token_ids, src.token_ids);
+        assert_eq!(c.turns.len(), src.turns.len());
+        assert_eq!(c.turns[1].text, src.turns[1].text);
+    }
+    // Sampling from the prefix gives other continuations that still start with it.
+    let hot = EpisodeConfig { temperature: 1.2, ..cfg.clone() };
+    let mut sampled = Vec::new();
+    let jobs = (0..3).map(|k| Job::continuing(src.clone(), end, 900 + k, format!("h{k}")));
+    run_local(llm(), &env, &tools, jobs, &hot, 3, &mut |t| sampled.push(t));
+    assert!(sampled.iter().all(|c| c.token_ids[..end] == src.token_ids[..end]));
+    assert!(sampled.iter().any(|c| c.token_ids != src.token_ids), "temperature 1.2 changed nothing");
 }

@@ -67,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .tasks(a.seed, a.episodes)
         .into_iter()
         .enumerate()
-        .map(|(i, task)| Job { task, seed: a.seed.wrapping_add(i as u64), id: format!("{i:05}") })
+        .map(|(i, task)| Job::new(task, a.seed.wrapping_add(i as u64), format!("{i:05}")))
         .collect();
     // A web env has one browser per concurrent episode.
     let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
