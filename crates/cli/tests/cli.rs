@@ -366,7 +366,8 @@ fn a_killed_training_run_resumes_to_the_same_result() {
             .lines()
             .map(|l| {
                 let m: serde_json::Value = serde_json::from_str(l).unwrap();
-                let keep = ["phase", "step", "loss", "reward", "kl", "clip_fraction", "grad_norm", "pass_at_1", "pass_at_k"];
+                let keep =
+                    ["phase", "step", "loss", "reward", "kl", "clip_fraction", "grad_norm", "pass_at_1", "pass_at_k"];
                 keep.iter().map(|k| m[k].to_string()).collect::<Vec<_>>().join(" ")
             })
             .collect()

@@ -36,9 +36,13 @@ pub trait Env: Send + Sync {
 pub enum SessionStatus {
     Running,
     /// The env ended the episode with this reward.
-    Ended { reward: f32 },
+    Ended {
+        reward: f32,
+    },
     /// The env broke (a crashed browser); the episode is recorded as failed.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
 }
 
 /// One episode's live environment. Runs on whichever thread runs the episode's tools.

@@ -46,7 +46,8 @@ fn screenshots_are_png_images_of_the_viewport() {
     let png = web.screenshot().unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // IHDR: width and height, big-endian, at bytes 16..24.
-    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    let (w, h) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
     assert!(w >= 160 && h >= 210, "{w}×{h}: smaller than a MiniWoB task");
 }
 

@@ -7,6 +7,7 @@
 
 pub mod advantages;
 pub mod axpo;
+pub mod axpo_resample;
 pub mod batch;
 pub mod checkpoint;
 pub mod diagnostics;

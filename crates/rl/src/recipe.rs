@@ -80,6 +80,10 @@ pub struct RlSection {
     pub minibatch: usize,
     pub max_turns: usize,
     pub max_tokens_per_turn: usize,
+    /// AXPO: continuations drawn from each resampled prefix.
+    pub axpo_k: usize,
+    /// AXPO: extra rollouts per step, as a share of the step's `tasks_per_step × group`.
+    pub axpo_budget: f64,
 }
 
 /// Held-out evaluation: tasks from a seed the training stream never uses.
@@ -136,6 +140,8 @@ impl Default for RlSection {
             minibatch: 4,
             max_turns: 3,
             max_tokens_per_turn: 96,
+            axpo_k: 4,
+            axpo_budget: 0.25,
         }
     }
 }
@@ -176,6 +182,7 @@ impl Recipe {
             ("rl.minibatch", self.rl.minibatch),
             ("rl.max_turns", self.rl.max_turns),
             ("rl.max_tokens_per_turn", self.rl.max_tokens_per_turn),
+            ("rl.axpo_k", self.rl.axpo_k),
             ("eval.every", self.eval.every),
             ("eval.samples", self.eval.samples),
             ("checkpoint.every", self.checkpoint.every),
@@ -204,6 +211,12 @@ impl Recipe {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(format!("{field} must be a positive number, got {v}"));
             }
+        }
+        if !(0.0..=4.0).contains(&self.rl.axpo_budget) {
+            return Err(format!(
+                "rl.axpo_budget must be in [0, 4] (a share of the step's rollouts), got {}",
+                self.rl.axpo_budget
+            ));
         }
         if self.rl.beta < 0.0 || self.rl.temperature <= 0.0 {
             return Err("rl.beta must be ≥ 0 and rl.temperature > 0 (RL samples)".into());

@@ -10,11 +10,12 @@
 
 use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
 use crate::axpo::{RolloutView, SUCCESS};
+use crate::axpo_resample::{axpo_rows, Resampling, TrainRow};
 use crate::batch::{sft_loss, TokenBatch};
 use crate::checkpoint::{self, Checkpoint, Phase, Progress};
-use crate::optim::{AdamW, AdamWConfig};
 use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_advantage_rate};
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
+use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
 use anyhow::Context;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
@@ -49,6 +50,11 @@ pub struct StepMetrics {
     pub train_tokens_per_s: f64,
     pub rollout_s: f64,
     pub train_s: f64,
+    /// AXPO: groups whose tool-using rollouts all failed, prefixes resampled (K
+    /// continuations each), and prefixes of which some continuation succeeded.
+    pub axpo_triggered_groups: usize,
+    pub axpo_prefixes: usize,
+    pub axpo_recovered: usize,
     /// Held-out greedy pass@1 (eval lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_at_1: Option<f64>,
@@ -76,7 +82,13 @@ pub fn train(
     let start = Checkpoint {
         policy,
         moments: Default::default(),
-        progress: Progress { phase: Phase::Sft, next_step: 0, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 },
+        progress: Progress {
+            phase: Phase::Sft,
+            next_step: 0,
+            optimizer_step: 0,
+            metrics_bytes: 0,
+            trajectories_bytes: 0,
+        },
     };
     run_from(recipe, run, start, on_metrics)
 }
@@ -92,7 +104,9 @@ pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::R
     let Some(ckpt) = checkpoint::load(out, &Device::Cpu)? else {
         anyhow::bail!("{} has no checkpoint yet; start it again with `kaizen train`", out.display())
     };
-    for (file, len) in [("metrics.jsonl", ckpt.progress.metrics_bytes), (TRAJECTORIES, ckpt.progress.trajectories_bytes)] {
+    for (file, len) in
+        [("metrics.jsonl", ckpt.progress.metrics_bytes), (TRAJECTORIES, ckpt.progress.trajectories_bytes)]
+    {
         let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(out.join(file))?;
         if f.metadata()?.len() > len {
             f.set_len(len)?;
@@ -204,9 +218,10 @@ fn run_from(
         let mut greedy = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
         let k = recipe.eval.samples;
-        let jobs = tasks.iter().enumerate().flat_map(|(i, t)| {
-            (0..k).map(move |j| Job::new(t.clone(), (i * k + j) as u64, format!("{i:05}-{j}")))
-        });
+        let jobs = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| (0..k).map(move |j| Job::new(t.clone(), (i * k + j) as u64, format!("{i:05}-{j}"))));
         let mut sampled = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
         sampled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
@@ -268,30 +283,40 @@ fn run_from(
         }
         let rollout_s = t0.elapsed().as_secs_f64();
 
-        // Advantages per group (rollouts are sorted: groups of G in task order).
-        let mut adv = Vec::with_capacity(rollouts.len());
-        let mut eps_rows = Vec::with_capacity(rollouts.len());
-        for group in rollouts.chunks(g) {
-            let (a, eps) = group_advantages(estimator, group, recipe.rl.eps_high)?;
-            adv.extend(a);
-            eps_rows.extend(std::iter::repeat_n(eps, group.len()));
+        // Advantages per group (rollouts are sorted: groups of G in task order). AXPO adds
+        // continuations resampled from the least confident failed tool calls.
+        let (extra, rows, resampling) = if estimator == Estimator::Axpo {
+            axpo_rows(&llm, env.as_ref(), &registry, &rollouts, recipe, &episode_cfg, step)?
+        } else {
+            let mut rows = Vec::with_capacity(rollouts.len());
+            for (gi, group) in rollouts.chunks(g).enumerate() {
+                let (a, eps) = group_advantages(estimator, group, recipe.rl.eps_high)?;
+                rows.extend(a.into_iter().enumerate().map(|(j, adv)| TrainRow { t: gi * g + j, mask: None, adv, eps }));
+            }
+            (Vec::new(), rows, Resampling::default())
+        };
+        for t in &extra {
+            run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a resampled rollout")?;
         }
+        let trajs: Vec<&Trajectory> = rollouts.iter().chain(&extra).collect();
 
         // PPO-clip updates: old log-probs for every mini-batch first, then one pass of updates.
         let t1 = Instant::now();
         let lr = recipe.rl.lr * ((step + 1) as f64 / recipe.rl.warmup_steps.max(1) as f64).min(1.0);
         opt.cfg.lr = lr;
-        let order: Vec<usize> = (0..rollouts.len()).filter(|&i| !rollouts[i].token_ids.is_empty()).collect();
+        let order: Vec<&TrainRow> = rows.iter().filter(|r| !trajs[r.t].token_ids.is_empty()).collect();
         let mut batches = Vec::new();
-        for idx in order.chunks(recipe.rl.minibatch) {
-            let seqs: Vec<(&[u32], &[u8])> =
-                idx.iter().map(|&i| (rollouts[i].token_ids.as_slice(), rollouts[i].loss_mask.as_slice())).collect();
-            let series: Vec<Vec<f32>> = idx.iter().map(|&i| vec![adv[i]; rollouts[i].token_ids.len()]).collect();
+        for chunk in order.chunks(recipe.rl.minibatch) {
+            let seqs: Vec<(&[u32], &[u8])> = chunk
+                .iter()
+                .map(|r| (trajs[r.t].token_ids.as_slice(), r.mask.as_deref().unwrap_or(&trajs[r.t].loss_mask)))
+                .collect();
+            let series: Vec<Vec<f32>> = chunk.iter().map(|r| vec![r.adv; trajs[r.t].token_ids.len()]).collect();
             let batch = TokenBatch::new(&seqs, &[series], 0, &dev)?;
             let old = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach();
-            let rows: Vec<f32> = idx.iter().map(|&i| eps_rows[i]).collect();
-            let rows = Tensor::from_vec(rows, (idx.len(), 1), &dev)?;
-            batches.push((batch, old, rows));
+            let eps: Vec<f32> = chunk.iter().map(|r| r.eps).collect();
+            let eps = Tensor::from_vec(eps, (chunk.len(), 1), &dev)?;
+            batches.push((batch, old, eps));
         }
         let (mut loss_sum, mut kl, mut clip, mut norm, mut tokens) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for (batch, old, rows) in &batches {
@@ -336,6 +361,9 @@ fn run_from(
             train_tokens_per_s: tokens as f64 / train_s,
             rollout_s,
             train_s,
+            axpo_prefixes: resampling.prefixes,
+            axpo_recovered: resampling.recovered,
+            axpo_triggered_groups: resampling.triggered_groups,
             ..Default::default()
         };
         emit(m, &mut all)?;
@@ -370,14 +398,12 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], eps_high: f32) -
             let s = adpo_scale(p_hat, 0.6);
             (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, eps_high))
         }
-        Estimator::Axpo => anyhow::bail!(
-            "rl.estimator = \"axpo\": the estimator is implemented (kaizen_rl::axpo) but the trainer does not yet \
-             resample from prefixes; use grpo, dr_grpo or adpo"
-        ),
+        // Groups AXPO does not trigger on train as plain GRPO.
+        Estimator::Axpo => (grpo(&rewards, 1e-6), eps_high),
     })
 }
 
-fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
+pub(crate) fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
     group
         .iter()
         .map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() + t.malformed_calls() > 0 })

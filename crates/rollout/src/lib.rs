@@ -11,6 +11,8 @@ pub mod trajectory;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{run_local, EngineStats};
-pub use episode::{demonstration, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job, Prefix, Toolbox};
+pub use episode::{
+    demonstration, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job, Prefix, Toolbox,
+};
 pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};
 pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

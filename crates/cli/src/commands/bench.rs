@@ -117,7 +117,8 @@ fn web_worker(env: &kaizen_envs::MiniWob, worker: usize, steps: usize, bar: &Pro
     while ms.len() < steps {
         let task = env.tasks(1000 * worker as u64 + episode, 1).remove(0);
         episode += 1;
-        let mut s = env.open_session(&task).ok_or_else(|| anyhow::anyhow!("not a web env"))?.map_err(anyhow::Error::msg)?;
+        let mut s =
+            env.open_session(&task).ok_or_else(|| anyhow::anyhow!("not a web env"))?.map_err(anyhow::Error::msg)?;
         let mut view = s.prompt();
         while s.status() == SessionStatus::Running && ms.len() < steps {
             let els = kaizen_envs::miniwob::dom::parse(view.split_once("Page:\n").map(|(_, p)| p).unwrap_or(""));
@@ -199,8 +200,10 @@ fn web(a: WebArgs) -> anyhow::Result<()> {
     if a.json {
         let rows: Vec<_> = rows
             .iter()
-            .map(|(k, sps, p50, p99, floor, mib)| serde_json::json!({"browsers": k, "steps_per_second": sps,
-                "step_p50_ms": p50, "step_p99_ms": p99, "webdriver_floor_p50_ms": floor, "mib_per_browser": mib}))
+            .map(|(k, sps, p50, p99, floor, mib)| {
+                serde_json::json!({"browsers": k, "steps_per_second": sps,
+                "step_p50_ms": p50, "step_p99_ms": p99, "webdriver_floor_p50_ms": floor, "mib_per_browser": mib})
+            })
             .collect();
         println!("{}", serde_json::json!({"bench": "web", "env": a.env, "steps": a.steps, "rows": rows}));
     }

@@ -61,8 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             Backend::Remote(r) => {
                 let req = ChatRequest { messages: history.clone(), tools: vec![], params: params.clone() };
-                let reply =
-                    r.chat(&req).map(|mut c| c.remove(0).text).map_err(anyhow::Error::from);
+                let reply = r.chat(&req).map(|mut c| c.remove(0).text).map_err(anyhow::Error::from);
                 if let Ok(t) = &reply {
                     println!("{t}");
                 }

@@ -11,8 +11,16 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 /// Tasks the oracle solves.
-pub const ORACLE_TASKS: &[&str] =
-    &["click-test", "click-test-2", "click-button", "click-link", "focus-text", "enter-text", "enter-password", "login-user"];
+pub const ORACLE_TASKS: &[&str] = &[
+    "click-test",
+    "click-test-2",
+    "click-button",
+    "click-link",
+    "focus-text",
+    "enter-text",
+    "enter-password",
+    "login-user",
+];
 
 /// The instruction and the latest page of the chat (what a model would read).
 fn view(req: &ChatRequest) -> (String, Vec<Element>) {
@@ -33,13 +41,7 @@ fn call(name: &str, arguments: Value) -> String {
 }
 
 fn reply(text: String) -> Vec<Completion> {
-    vec![Completion {
-        text,
-        token_ids: vec![],
-        logprobs: vec![],
-        finish_reason: FinishReason::Stop,
-        prompt_tokens: 0,
-    }]
+    vec![Completion { text, token_ids: vec![], logprobs: vec![], finish_reason: FinishReason::Stop, prompt_tokens: 0 }]
 }
 
 fn find<'a>(els: &'a [Element], pred: impl Fn(&Element) -> bool) -> Option<&'a Element> {

@@ -74,7 +74,8 @@ fn line(node: &Value, tag: &str, text: &str) -> String {
     }
     // A box with no text may be told apart only by its colour (click-color, grids).
     let leaf = node["children"].as_array().is_none_or(Vec::is_empty) && !is_interactive(tag);
-    if let Some(bg) = node["bgColor"].as_str().filter(|c| leaf && text.is_empty() && !c.starts_with("rgba(0, 0, 0, 0")) {
+    if let Some(bg) = node["bgColor"].as_str().filter(|c| leaf && text.is_empty() && !c.starts_with("rgba(0, 0, 0, 0"))
+    {
         s.push_str(&format!(" bg={bg}"));
     }
     if node["focused"].as_bool() == Some(true) {
@@ -160,7 +161,8 @@ mod tests {
 
     #[test]
     fn big_pages_are_cut_with_a_count() {
-        let kids: Vec<Value> = (0..100).map(|i| json!({"tag": "BUTTON", "ref": i, "text": "b", "children": []})).collect();
+        let kids: Vec<Value> =
+            (0..100).map(|i| json!({"tag": "BUTTON", "ref": i, "text": "b", "children": []})).collect();
         let text = render(&json!({"tag": "BODY", "children": kids}));
         assert_eq!(text.lines().count(), MAX_LINES + 1);
         assert!(text.ends_with("… (20 more elements)"));

@@ -147,8 +147,20 @@ const SELECT_OPTION: &str = "var e = core.previousDOMInfo[arguments[0]]; \
         e.dispatchEvent(new Event('change', {bubbles: true})); return null; } } \
     return 'no option \"' + arguments[1] + '\" in [' + arguments[0] + ']';";
 
-const KEY_NAMES: [&str; 12] =
-    ["Enter", "Tab", "Backspace", "Delete", "Escape", "Space", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End"];
+const KEY_NAMES: [&str; 12] = [
+    "Enter",
+    "Tab",
+    "Backspace",
+    "Delete",
+    "Escape",
+    "Space",
+    "ArrowUp",
+    "ArrowDown",
+    "ArrowLeft",
+    "ArrowRight",
+    "Home",
+    "End",
+];
 
 /// `Enter`, `Control+a`, `Shift+Tab`, `x` → WebDriver key values (modifiers first).
 fn key_chord(spec: &str) -> Option<Vec<char>> {
@@ -229,11 +241,7 @@ impl EnvSession for WebSession {
 /// The action tools every web episode offers.
 pub fn actions() -> Vec<ToolSpec> {
     let tool = |name: &str, description: &str, properties: Value, required: &[&str]| {
-        ToolSpec::function(
-            name,
-            description,
-            json!({"type": "object", "properties": properties, "required": required}),
-        )
+        ToolSpec::function(name, description, json!({"type": "object", "properties": properties, "required": required}))
     };
     let r = json!({"type": "integer", "description": "the element's number, as in [12]"});
     vec![

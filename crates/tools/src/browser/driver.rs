@@ -226,7 +226,10 @@ impl Browser {
                 let kind = v["value"]["error"].as_str().unwrap_or("unknown error").to_string();
                 let message = v["value"]["message"].as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
                 Err(match kind.as_str() {
-                    "invalid session id" | "session not created" | "no such window" | "unknown error"
+                    "invalid session id"
+                    | "session not created"
+                    | "no such window"
+                    | "unknown error"
                     | "disconnected" => BrowserError::Crashed(format!("{kind}: {message}")),
                     "timeout" | "script timeout" => BrowserError::Hung,
                     _ => BrowserError::Page(format!("{kind}: {message}")),
@@ -323,7 +326,9 @@ fn process_group_pss(pgid: u32) -> u64 {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
                 // Fields after the command name (which may hold spaces): state ppid pgrp ...
-                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(2) == Some(&pgid.to_string())))
+                .and_then(|s| {
+                    s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(2) == Some(&pgid.to_string()))
+                })
                 .unwrap_or(false)
         })
         .filter_map(|pid| {

@@ -90,8 +90,10 @@ fn serve_file(root: &Path, mut stream: TcpStream) {
         Some((p, body)) => ("200 OK", content_type(&p), body),
         None => ("404 Not Found", "text/plain", b"not found".to_vec()),
     };
-    let head =
-        format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
 }
 
@@ -163,8 +165,9 @@ mod tests {
     fn the_trap_records_and_refuses() {
         let trap = NetworkTrap::start().unwrap();
         let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, trap.port()));
-        let (status, _) = crate::browser::http::request(addr, "GET", "http://example.com/x", None, Duration::from_secs(2))
-            .unwrap_or((0, serde_json::Value::Null));
+        let (status, _) =
+            crate::browser::http::request(addr, "GET", "http://example.com/x", None, Duration::from_secs(2))
+                .unwrap_or((0, serde_json::Value::Null));
         assert_eq!(status, 403);
         assert_eq!(trap.attempts(), vec!["GET http://example.com/x HTTP/1.1".to_string()]);
     }

@@ -1,0 +1,120 @@
+//! AXPO's rollout stage (`METHODS.md` §3): finds the prefixes to resample in a step's groups,
+//! runs K continuations from each through the episode engine, and turns everything into
+//! training rows with separated advantages and their masks. The formulas are in `axpo`.
+
+use crate::axpo::{
+    call_confidence, call_span, continuation_only, prefix_end, prefix_only, select_prefixes, separated_advantages,
+    triggered, Resampled, SUCCESS,
+};
+use crate::recipe::Recipe;
+use crate::trainer::views_of;
+use kaizen_core::tool_call::OPEN;
+use kaizen_models::LocalLlm;
+use kaizen_rollout::{run_local, EpisodeConfig, Job, Trajectory};
+use kaizen_tools::ToolRegistry;
+
+/// One trajectory's part in the PPO loss: its advantage on every unmasked token, its upper
+/// clip bound, and a loss mask that replaces its own (AXPO's prefix-only / continuation-only).
+pub struct TrainRow {
+    /// Index into the step's rollouts followed by the resampled episodes.
+    pub t: usize,
+    pub mask: Option<Vec<u8>>,
+    pub adv: f32,
+    pub eps: f32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Resampling {
+    pub triggered_groups: usize,
+    pub prefixes: usize,
+    pub recovered: usize,
+}
+
+/// AXPO for one RL step (`METHODS.md` §3). In each group whose tool-using rollouts all
+/// failed, every failed tool call is a candidate prefix (its text up to and including
+/// `<tool_call>`), ranked by the mean probability of its call's tokens; the least confident
+/// are resampled, `K` continuations each, while the step's budget lasts
+/// (`rl.axpo_budget` × the step's rollouts). Advantages are separated: continuations
+/// against their own K, and each source's prefix with the group re-normalised after the
+/// prefix is credited with the best of its continuations. Returns the resampled episodes and
+/// the rows of every trajectory (original and resampled).
+pub fn axpo_rows(
+    llm: &LocalLlm,
+    env: &dyn kaizen_core::Env,
+    registry: &ToolRegistry,
+    rollouts: &[Trajectory],
+    recipe: &Recipe,
+    cfg: &EpisodeConfig,
+    step: usize,
+) -> anyhow::Result<(Vec<Trajectory>, Vec<TrainRow>, Resampling)> {
+    let (g, k, eps) = (recipe.rl.group, recipe.rl.axpo_k, recipe.rl.eps_high);
+    let mut stats = Resampling::default();
+    let mut candidates = Vec::new();
+    let mut prefix_of = std::collections::HashMap::new();
+    for (gi, group) in rollouts.chunks(g).enumerate() {
+        if !triggered(&views_of(group)) {
+            continue;
+        }
+        stats.triggered_groups += 1;
+        for (j, t) in group.iter().enumerate() {
+            if t.tool_calls() + t.malformed_calls() == 0 || t.reward > SUCCESS {
+                continue;
+            }
+            let texts: Vec<String> = t.token_ids.iter().map(|&id| llm.tokenizer.token_text(id)).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let Some(end) = prefix_end(&texts, &t.loss_mask, OPEN) else { continue };
+            let span = call_span(&t.loss_mask, end);
+            let confidence = call_confidence(t.logprobs.get(span).unwrap_or(&[]));
+            candidates.push((gi * g + j, confidence));
+            prefix_of.insert(gi * g + j, end);
+        }
+    }
+    let budget = (recipe.rl.axpo_budget * rollouts.len() as f64).round() as usize;
+    let selected = select_prefixes(&candidates, budget, k);
+    stats.prefixes = selected.len();
+    let jobs: Vec<Job> = selected
+        .iter()
+        .flat_map(|&s| {
+            let source = std::sync::Arc::new(rollouts[s].clone());
+            let end = prefix_of[&s];
+            (0..k).map(move |r| {
+                let seed = recipe.seed.wrapping_mul(7_000_003).wrapping_add((step * 100_000 + s * 100 + r) as u64);
+                Job::continuing(source.clone(), end, seed, format!("{}-r{r:02}", source.episode_id))
+            })
+        })
+        .collect();
+    let mut extra = Vec::new();
+    run_local(llm, env, registry, jobs, cfg, 8, &mut |t| extra.push(t));
+    extra.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+    // `selected` sorted by source index lines up with `extra` (ids sort by source, then r).
+    let mut sources = selected.clone();
+    sources.sort_unstable();
+    let mut rows = Vec::with_capacity(rollouts.len() + extra.len());
+    for (gi, group) in rollouts.chunks(g).enumerate() {
+        let in_group: Vec<(usize, usize)> =
+            sources.iter().enumerate().filter(|(_, &s)| s / g == gi).map(|(n, &s)| (n, s)).collect();
+        let resampled: Vec<Resampled> = in_group
+            .iter()
+            .map(|&(n, s)| Resampled {
+                source: s - gi * g,
+                rewards: extra[n * k..(n + 1) * k].iter().map(|t| t.reward).collect(),
+            })
+            .collect();
+        let ax = separated_advantages(&group.iter().map(|t| t.reward).collect::<Vec<_>>(), &resampled, 1e-6);
+        for (j, t) in group.iter().enumerate() {
+            let source = in_group.iter().any(|&(_, s)| s == gi * g + j);
+            let mask = source.then(|| prefix_only(&t.loss_mask, prefix_of[&(gi * g + j)]));
+            rows.push(TrainRow { t: gi * g + j, mask, adv: ax.group[j], eps });
+        }
+        // `resampled`, `in_group` and `ax.continuations` are in the same order.
+        for ((r, &(n, s)), advs) in resampled.iter().zip(&in_group).zip(&ax.continuations) {
+            stats.recovered += r.rewards.iter().any(|&x| x > SUCCESS) as usize;
+            for (c, &adv) in advs.iter().enumerate() {
+                let idx = n * k + c;
+                let mask = continuation_only(&extra[idx].loss_mask, prefix_of[&s]);
+                rows.push(TrainRow { t: rollouts.len() + idx, mask: Some(mask), adv, eps });
+            }
+        }
+    }
+    Ok((extra, rows, stats))
+}
