@@ -50,6 +50,8 @@ pub struct StepMetrics {
     pub train_tokens_per_s: f64,
     pub rollout_s: f64,
     pub train_s: f64,
+    /// Episodes rolled out this step, AXPO's resampled continuations included.
+    pub rollouts: usize,
     /// AXPO: groups whose tool-using rollouts all failed, prefixes resampled (K
     /// continuations each), and prefixes of which some continuation succeeded.
     pub axpo_triggered_groups: usize,
@@ -67,30 +69,39 @@ pub struct StepMetrics {
 const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
 
-/// Starts a new run of `recipe` in `out` (which must not hold a run yet).
+/// Starts a new run of `recipe` in `out` (which must not hold a run yet). With `sft_from`,
+/// the SFT phase is taken from that earlier run (its `sft.gguf`) instead of run again: RL
+/// variants of one recipe branch from one cold start.
 pub fn train(
     recipe: &Recipe,
     out: &Path,
+    sft_from: Option<&Path>,
     on_metrics: &mut dyn FnMut(&StepMetrics),
 ) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
     group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], recipe.rl.eps_high)?;
-    let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
     let p = &recipe.policy;
-    let policy = TinyLm::new(TinyConfig::bytes(p.layers, p.width, p.heads, p.context), &Device::Cpu, recipe.seed)?;
-    let start = Checkpoint {
-        policy,
-        moments: Default::default(),
-        progress: Progress {
-            phase: Phase::Sft,
-            next_step: 0,
-            optimizer_step: 0,
-            metrics_bytes: 0,
-            trajectories_bytes: 0,
-        },
+    let cfg = TinyConfig::bytes(p.layers, p.width, p.heads, p.context);
+    let (policy, sft_done) = match sft_from {
+        None => (TinyLm::new(cfg, &Device::Cpu, recipe.seed)?, 0),
+        Some(from) => {
+            let file = from.join("sft.gguf");
+            let policy = TinyLm::load_gguf(&file, &Device::Cpu)
+                .with_context(|| format!("{} has no SFT policy (sft.gguf)", from.display()))?;
+            anyhow::ensure!(
+                policy.cfg == cfg,
+                "{}'s policy ({:?}) is not this recipe's [policy] ({cfg:?})",
+                file.display(),
+                policy.cfg
+            );
+            (policy, recipe.sft.steps)
+        }
     };
-    run_from(recipe, run, start, on_metrics)
+    let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
+    let progress =
+        Progress { phase: Phase::Sft, next_step: sft_done, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 };
+    run_from(recipe, run, Checkpoint { policy, moments: Default::default(), progress }, on_metrics)
 }
 
 /// Continues the run in `out` from its latest checkpoint, with the recipe it was started
@@ -166,7 +177,7 @@ fn run_from(
     };
 
     // SFT cold start.
-    if progress.phase == Phase::Sft && recipe.sft.steps > 0 {
+    if progress.phase == Phase::Sft && progress.next_step < recipe.sft.steps {
         let llm = serve(&policy, &gguf)?;
         let demos: Vec<Trajectory> = env
             .tasks(recipe.seed, recipe.sft.demonstrations.max(1))
@@ -361,6 +372,7 @@ fn run_from(
             train_tokens_per_s: tokens as f64 / train_s,
             rollout_s,
             train_s,
+            rollouts: trajs.len(),
             axpo_prefixes: resampling.prefixes,
             axpo_recovered: resampling.recovered,
             axpo_triggered_groups: resampling.triggered_groups,

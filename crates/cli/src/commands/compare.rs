@@ -59,6 +59,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         println!();
     }
+    // Totals over all RL steps: how much AXPO resampled, and what it recovered.
+    for (label, key) in [
+        ("rollouts (total)", "rollouts"),
+        ("AXPO prefixes resampled", "axpo_prefixes"),
+        ("AXPO prefixes recovered", "axpo_recovered"),
+    ] {
+        print!("{label:<28}");
+        for r in &runs {
+            let total: f64 = r.iter().filter(|m| m["phase"] == "rl").filter_map(|m| m[key].as_f64()).sum();
+            print!(" {:>width$}", format!("{total:.0}"));
+        }
+        println!();
+    }
     for (label, phase, key) in [
         ("generation tokens/s (mean)", "rl", "generation_tokens_per_s"),
         ("training tokens/s (mean)", "rl", "train_tokens_per_s"),

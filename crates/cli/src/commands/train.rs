@@ -17,6 +17,10 @@ pub struct Args {
     /// it was started with; it ends as the uninterrupted run would.
     #[arg(long, value_name = "RUN")]
     resume: Option<PathBuf>,
+    /// Take the SFT phase from an earlier run's `sft.gguf` (same `[policy]`) instead of
+    /// training it again: compare RL estimators from one cold start.
+    #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+    sft_from: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -70,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let metrics = match &a.resume {
         Some(run) => kaizen_rl::resume(run, &mut on_metrics)?,
-        None => kaizen_rl::train(&recipe, &out, &mut on_metrics)?,
+        None => kaizen_rl::train(&recipe, &out, a.sft_from.as_deref(), &mut on_metrics)?,
     };
     bar.finish();
     let evals: Vec<&StepMetrics> = metrics.iter().filter(|m| m.phase == "eval").collect();
