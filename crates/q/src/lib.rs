@@ -1,0 +1,16 @@
+//! Best-of-Q (`../shared/METHODS.md` §1): a frozen policy proposes candidate actions, a small
+//! Q-function trained offline on logged episodes picks one.
+//!
+//! - `objectives`: the offline targets and losses — Monte-Carlo returns, TD(0) targets with a
+//!   max over the logged candidate set, IQL's expectile loss — pure functions;
+//! - `metrics`: success-prediction AUC and top-1 ranking accuracy;
+//! - `features`: frozen sentence embeddings of states and actions, cached on disk by content
+//!   hash;
+//! - `qnet`: the Q-head, an MLP over `[e_s, e_a, e_s ⊙ e_a, log-prob]`.
+//!
+//! Not here: proposing candidates (the episode runner) or serving (the proxy).
+
+pub mod features;
+pub mod metrics;
+pub mod objectives;
+pub mod qnet;

@@ -1,0 +1,63 @@
+//! How well a Q-function ranks: success-prediction AUC and top-1 ranking accuracy.
+
+/// Area under the ROC curve of `scores` predicting `labels` (true = success), by the
+/// Mann–Whitney statistic: the share of (success, failure) pairs in which the success scores
+/// higher, ties counting one half. `None` when either class is missing.
+pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
+    let pos: Vec<f32> = scores.iter().zip(labels).filter(|(_, &l)| l).map(|(&s, _)| s).collect();
+    let neg: Vec<f32> = scores.iter().zip(labels).filter(|(_, &l)| !l).map(|(&s, _)| s).collect();
+    if pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0f64;
+    for p in &pos {
+        for n in &neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (pos.len() * neg.len()) as f64)
+}
+
+/// Top-1 ranking accuracy: over states whose logged actions have both outcomes, the share in
+/// which the highest-scored action is a successful one. Each group is `(score, success)` for
+/// the actions taken from one state. `None` when no group has both outcomes.
+pub fn top1_accuracy(groups: &[Vec<(f32, bool)>]) -> Option<f64> {
+    let mixed: Vec<&Vec<(f32, bool)>> =
+        groups.iter().filter(|g| g.iter().any(|x| x.1) && g.iter().any(|x| !x.1)).collect();
+    if mixed.is_empty() {
+        return None;
+    }
+    let hits = mixed.iter().filter(|g| g.iter().max_by(|a, b| a.0.total_cmp(&b.0)).is_some_and(|best| best.1)).count();
+    Some(hits as f64 / mixed.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_by_hand() {
+        // Successes 0.9, 0.4; failures 0.5, 0.1: pairs (0.9>0.5, 0.9>0.1, 0.4<0.5, 0.4>0.1) = 3/4.
+        assert_eq!(auc(&[0.9, 0.5, 0.4, 0.1], &[true, false, true, false]), Some(0.75));
+        assert_eq!(auc(&[0.3, 0.3], &[true, false]), Some(0.5));
+        assert_eq!(auc(&[0.3], &[true]), None);
+    }
+
+    #[test]
+    fn top1_counts_only_states_with_both_outcomes() {
+        let groups = vec![
+            vec![(0.9, true), (0.2, false)],               // right
+            vec![(0.1, true), (0.6, false)],               // wrong
+            vec![(0.5, true), (0.4, true)],                // one outcome: skipped
+            vec![(0.3, false), (0.8, true), (0.1, false)], // right
+        ];
+        assert_eq!(top1_accuracy(&groups), Some(2.0 / 3.0));
+        assert_eq!(top1_accuracy(&groups[2..3]), None);
+    }
+}

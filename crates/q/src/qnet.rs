@@ -1,0 +1,374 @@
+//! The Q-head: an MLP over `[e_s, e_a, e_s ⊙ e_a, log π(a|s)]` → scalar, trained offline by
+//! one of three objectives. Saved as safetensors whose metadata carries its config, including
+//! the embedder's identity: a Q-function refuses features from another embedder.
+
+use crate::objectives::{iql_q_target, td_target};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Regress on the Monte-Carlo return of the logged episode.
+    Mc,
+    /// TD(0) fitted-Q with a target network; max over the next state's logged candidates.
+    Td,
+    /// IQL: a value head learns an upper expectile of Q; Q regresses on `r + γV(s')`.
+    Iql,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mc" => Ok(Objective::Mc),
+            "td" => Ok(Objective::Td),
+            "iql" => Ok(Objective::Iql),
+            _ => Err(format!("unknown objective '{s}' (allowed: mc, td, iql)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QConfig {
+    /// Embedding size (384 for MiniLM).
+    pub dim: usize,
+    pub hidden: usize,
+    /// Identity of the embedder whose features this Q-function reads.
+    pub embedder: String,
+    pub objective: Objective,
+    pub gamma: f32,
+    /// IQL's expectile.
+    pub tau: f32,
+}
+
+/// One logged step, as features. `next` is the next state with its logged candidate
+/// actions (for TD's max and IQL's V(s')); `None` at the end of an episode.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// Task id, for the train/validation split and for grouping actions of one state.
+    pub task: String,
+    /// Which state of the task this is (same key = same state, e.g. the first step).
+    pub state_key: String,
+    pub state: Vec<f32>,
+    pub action: Vec<f32>,
+    pub logprob: f32,
+    pub reward: f32,
+    pub done: bool,
+    pub mc_return: f32,
+    /// Did the episode succeed (for AUC and top-1).
+    pub success: bool,
+    pub next: Option<(Vec<f32>, Vec<(Vec<f32>, f32)>)>,
+}
+
+pub struct QNet {
+    pub cfg: QConfig,
+    vars: VarMap,
+    q: [Linear; 3],
+    v: [Linear; 2],
+}
+
+fn mlp(vb: &VarBuilder, prefix: &str, input: usize, hidden: usize) -> candle_core::Result<[Linear; 3]> {
+    Ok([
+        linear(input, hidden, vb.pp(format!("{prefix}.0")))?,
+        linear(hidden, hidden, vb.pp(format!("{prefix}.1")))?,
+        linear(hidden, 1, vb.pp(format!("{prefix}.2")))?,
+    ])
+}
+
+impl QNet {
+    pub fn new(cfg: QConfig) -> candle_core::Result<Self> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let q = mlp(&vb, "q", 3 * cfg.dim + 1, cfg.hidden)?;
+        let v = [linear(cfg.dim, cfg.hidden, vb.pp("v.0"))?, linear(cfg.hidden, 1, vb.pp("v.1"))?];
+        Ok(QNet { cfg, vars, q, v })
+    }
+
+    /// The input rows `[e_s, e_a, e_s ⊙ e_a, log-prob]`.
+    fn input(states: &Tensor, actions: &Tensor, logprobs: &Tensor) -> candle_core::Result<Tensor> {
+        Tensor::cat(&[states, actions, &(states * actions)?, &logprobs.unsqueeze(1)?], 1)
+    }
+
+    fn q_of(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.q[0].forward(x)?.relu()?;
+        let h = self.q[1].forward(&h)?.relu()?;
+        self.q[2].forward(&h)?.squeeze(D::Minus1)
+    }
+
+    fn v_of(&self, s: &Tensor) -> candle_core::Result<Tensor> {
+        self.v[1].forward(&self.v[0].forward(s)?.relu()?)?.squeeze(D::Minus1)
+    }
+
+    /// Q of each candidate action in one state.
+    pub fn score(&self, state: &[f32], actions: &[(Vec<f32>, f32)]) -> anyhow::Result<Vec<f32>> {
+        if actions.is_empty() {
+            return Ok(vec![]);
+        }
+        let d = self.cfg.dim;
+        anyhow::ensure!(state.len() == d, "state features have {} values, the Q-function reads {d}", state.len());
+        let n = actions.len();
+        let s = Tensor::from_vec(state.repeat(n), (n, d), &Device::Cpu)?;
+        let flat: Vec<f32> = actions.iter().flat_map(|(a, _)| a.iter().copied()).collect();
+        anyhow::ensure!(flat.len() == n * d, "action features must have {d} values each");
+        let a = Tensor::from_vec(flat, (n, d), &Device::Cpu)?;
+        let lp = Tensor::from_vec(actions.iter().map(|(_, l)| *l).collect::<Vec<_>>(), n, &Device::Cpu)?;
+        Ok(self.q_of(&Self::input(&s, &a, &lp)?)?.to_vec1()?)
+    }
+
+    /// Saves weights and config (as safetensors metadata) atomically.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let data = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
+        let tensors: Vec<(String, Tensor)> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        drop(data);
+        let meta = std::collections::HashMap::from([("kaizen_q".to_string(), serde_json::to_string(&self.cfg)?)]);
+        let tmp = path.with_extension("partial");
+        let views: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(k, t)| {
+                Ok((
+                    k.clone(),
+                    t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    t.dims().to_vec(),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let tv: Vec<(String, safetensors::tensor::TensorView)> = views
+            .iter()
+            .map(|(k, b, s)| {
+                Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        safetensors::serialize_to_file(tv, Some(meta), &tmp)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Loads a saved Q-function; refuses one trained on another embedder's features.
+    pub fn load(path: &Path, embedder: &str) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
+        let cfg: QConfig = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("kaizen_q"))
+            .ok_or_else(|| anyhow::anyhow!("{} is not a kaizen Q-function (no config)", path.display()))
+            .and_then(|j| Ok(serde_json::from_str(j)?))?;
+        anyhow::ensure!(
+            cfg.embedder == embedder,
+            "{} was trained on features of {}, not {embedder}; retrain it with this embedder",
+            path.display(),
+            cfg.embedder
+        );
+        let net = QNet::new(cfg)?;
+        let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+        for (name, var) in net.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?.iter() {
+            let t = loaded.get(name).ok_or_else(|| anyhow::anyhow!("{} lacks {name}", path.display()))?;
+            var.set(t)?;
+        }
+        Ok(net)
+    }
+}
+
+/// Validation figures of a trained Q-function.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_auc: Option<f64>,
+    pub val_top1: Option<f64>,
+}
+
+struct Batch {
+    x: Tensor,
+    s: Tensor,
+    r: Vec<f32>,
+    done: Vec<bool>,
+    mc: Vec<f32>,
+}
+
+fn batch(ts: &[&Transition], d: usize) -> candle_core::Result<Batch> {
+    let n = ts.len();
+    let dev = Device::Cpu;
+    let s = Tensor::from_vec(ts.iter().flat_map(|t| t.state.clone()).collect(), (n, d), &dev)?;
+    let a = Tensor::from_vec(ts.iter().flat_map(|t| t.action.clone()).collect(), (n, d), &dev)?;
+    let lp = Tensor::from_vec(ts.iter().map(|t| t.logprob).collect(), n, &dev)?;
+    Ok(Batch {
+        x: QNet::input(&s, &a, &lp)?,
+        s,
+        r: ts.iter().map(|t| t.reward).collect(),
+        done: ts.iter().map(|t| t.done).collect(),
+        mc: ts.iter().map(|t| t.mc_return).collect(),
+    })
+}
+
+impl QNet {
+    /// Regression targets for `ts` under the objective, from this network (acting as the
+    /// target network: callers pass a frozen copy).
+    fn targets(&self, ts: &[&Transition], b: &Batch) -> anyhow::Result<Vec<f32>> {
+        let g = self.cfg.gamma;
+        Ok(match self.cfg.objective {
+            Objective::Mc => b.mc.clone(),
+            Objective::Td => ts
+                .iter()
+                .zip(b.r.iter().zip(&b.done))
+                .map(|(t, (&r, &done))| {
+                    let next = match &t.next {
+                        Some((s2, cands)) if !done => self.score(s2, cands)?,
+                        _ => vec![],
+                    };
+                    Ok(td_target(r, done, g, &next))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            Objective::Iql => ts
+                .iter()
+                .zip(b.r.iter().zip(&b.done))
+                .map(|(t, (&r, &done))| {
+                    let v = match &t.next {
+                        Some((s2, _)) if !done => {
+                            let s2 = Tensor::from_vec(s2.clone(), (1, s2.len()), &Device::Cpu)?;
+                            self.v_of(&s2)?.to_vec1::<f32>()?[0]
+                        }
+                        _ => 0.0,
+                    };
+                    Ok(iql_q_target(r, done, g, v))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        })
+    }
+
+    fn copy(&self) -> anyhow::Result<QNet> {
+        let twin = QNet::new(self.cfg.clone())?;
+        let src = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
+        for (name, var) in twin.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?.iter() {
+            if let Some(v) = src.get(name) {
+                var.set(&v.as_tensor().copy()?)?;
+            }
+        }
+        Ok(twin)
+    }
+
+    fn loss(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<Tensor> {
+        let b = batch(ts, self.cfg.dim)?;
+        let y = Tensor::from_vec(target_net.targets(ts, &b)?, ts.len(), &Device::Cpu)?;
+        let q = self.q_of(&b.x)?;
+        let q_loss = (&q - &y)?.sqr()?.mean_all()?;
+        if self.cfg.objective != Objective::Iql {
+            return Ok(q_loss);
+        }
+        // V(s) → an upper expectile of Q(s, a) over the data's actions (Q detached):
+        // `objectives::expectile_loss` on tensors, weight τ for u ≥ 0 and 1 − τ for u < 0.
+        let u = (q.detach() - self.v_of(&b.s)?)?;
+        let tau = self.cfg.tau as f64;
+        let w = u.lt(0.0)?.to_dtype(DType::F32)?.affine(1.0 - 2.0 * tau, tau)?;
+        let v_loss = (w * u.sqr()?)?.mean_all()?;
+        Ok((q_loss + v_loss)?)
+    }
+
+    /// Trains on `train` for `epochs` full-batch AdamW steps (the target network is refreshed
+    /// every `target_every` steps), then reports on `val`.
+    pub fn fit(
+        &mut self,
+        train: &[Transition],
+        val: &[Transition],
+        epochs: usize,
+        lr: f64,
+        target_every: usize,
+        on_epoch: &mut dyn FnMut(usize, f64),
+    ) -> anyhow::Result<Report> {
+        anyhow::ensure!(!train.is_empty(), "no training transitions");
+        let refs: Vec<&Transition> = train.iter().collect();
+        let mut opt = candle_nn::AdamW::new(
+            self.vars.all_vars(),
+            candle_nn::ParamsAdamW { lr, weight_decay: 1e-4, ..Default::default() },
+        )?;
+        let mut target = self.copy()?;
+        let mut last = 0.0;
+        for epoch in 0..epochs {
+            if epoch % target_every.max(1) == 0 {
+                target = self.copy()?;
+            }
+            let loss = self.loss(&refs, &target)?;
+            opt.backward_step(&loss)?;
+            last = loss.to_scalar::<f32>()? as f64;
+            on_epoch(epoch, last);
+        }
+        let mut report = Report { train_loss: last, ..Default::default() };
+        if !val.is_empty() {
+            let vrefs: Vec<&Transition> = val.iter().collect();
+            report.val_loss = self.loss(&vrefs, &self.copy()?)?.to_scalar::<f32>()? as f64;
+            let b = batch(&vrefs, self.cfg.dim)?;
+            let q: Vec<f32> = self.q_of(&b.x)?.to_vec1()?;
+            let labels: Vec<bool> = val.iter().map(|t| t.success).collect();
+            report.val_auc = crate::metrics::auc(&q, &labels);
+            let mut groups: std::collections::BTreeMap<&str, Vec<(f32, bool)>> = Default::default();
+            for (t, &score) in val.iter().zip(&q) {
+                groups.entry(&t.state_key).or_default().push((score, t.success));
+            }
+            report.val_top1 = crate::metrics::top1_accuracy(&groups.into_values().collect::<Vec<_>>());
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(objective: Objective) -> QConfig {
+        QConfig { dim: 4, hidden: 16, embedder: "test@0".into(), objective, gamma: 0.9, tau: 0.7 }
+    }
+
+    /// A toy problem: the action succeeds when it "matches" the state (same one-hot).
+    fn data(n: usize) -> Vec<Transition> {
+        (0..n)
+            .map(|i| {
+                let (s, a) = (i % 4, (i / 4) % 4);
+                let onehot = |k: usize| (0..4).map(|j| if j == k { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+                let ok = s == a;
+                Transition {
+                    task: format!("t{s}"),
+                    state_key: format!("s{s}"),
+                    state: onehot(s),
+                    action: onehot(a),
+                    logprob: -1.0,
+                    reward: ok as u8 as f32,
+                    done: true,
+                    mc_return: ok as u8 as f32,
+                    success: ok,
+                    next: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_objective_learns_which_action_succeeds() {
+        for objective in [Objective::Mc, Objective::Td, Objective::Iql] {
+            let mut q = QNet::new(cfg(objective)).unwrap();
+            let d = data(64);
+            let report = q.fit(&d, &d, 300, 1e-2, 10, &mut |_, _| {}).unwrap();
+            assert_eq!(report.val_auc, Some(1.0), "{objective:?}: {report:?}");
+            assert_eq!(report.val_top1, Some(1.0), "{objective:?}");
+            let scores =
+                q.score(&d[0].state, &[(d[0].state.clone(), -1.0), (data(8)[5].action.clone(), -1.0)]).unwrap();
+            assert!(scores[0] > scores[1], "{objective:?}: {scores:?}");
+        }
+    }
+
+    #[test]
+    fn saved_q_functions_reload_and_refuse_other_embedders() {
+        let q = QNet::new(cfg(Objective::Mc)).unwrap();
+        let path = std::env::temp_dir().join(format!("kaizen-q-{}.safetensors", std::process::id()));
+        q.save(&path).unwrap();
+        let back = QNet::load(&path, "test@0").unwrap();
+        let d = data(4);
+        let acts = vec![(d[1].action.clone(), -0.5)];
+        assert_eq!(q.score(&d[0].state, &acts).unwrap(), back.score(&d[0].state, &acts).unwrap());
+        let err = QNet::load(&path, "other@1").err().unwrap().to_string();
+        assert!(err.contains("trained on features of test@0"), "{err}");
+        assert!("ppo".parse::<Objective>().unwrap_err().contains("mc, td, iql"));
+    }
+}
