@@ -63,6 +63,13 @@ enum Command {
     #[command(after_help = "Examples:\n  kaizen tool python --args '{\"code\": \"print(17*23)\"}'\n  \
         kaizen tool calculator --args '{\"expr\": \"(17*23 + 4) / 5\"}'\n  kaizen tool --list")]
     Tool(commands::tool::Args),
+    /// Collect data for Best-of-Q: several episodes per task with N candidate actions per
+    /// step, all recorded.
+    #[command(after_help = "Example:\n  kaizen collect --env miniwob:click-button --policy random --tasks 40 --out runs/web-data")]
+    Collect(commands::collect::Args),
+    /// Best-of-Q's offline side: train a Q-function on recorded runs.
+    #[command(subcommand)]
+    Q(commands::q::Q),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -91,6 +98,8 @@ fn main() {
         Command::Compare(a) => commands::compare::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Bench(b) => commands::bench::run(b),
+        Command::Collect(a) => commands::collect::run(a),
+        Command::Q(q) => commands::q::run(q),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -25,6 +25,12 @@ pub trait Env: Send + Sync {
     fn open_session(&self, _task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {
         None
     }
+    /// The text a scorer (Best-of-Q) reads for `action` taken in a state whose full text is
+    /// `state`: by default the action as written. A web env adds the element the action
+    /// refers to, since `click(12)` means nothing without the page.
+    fn describe_action(&self, _state: &str, action: &str) -> String {
+        action.to_string()
+    }
     /// How many episodes may run at once (a browser pool's size); `None` = no limit.
     fn max_concurrent_episodes(&self) -> Option<usize> {
         None

@@ -1,41 +1,22 @@
-//! Features for the Q-function: frozen sentence embeddings of a state (the task and the
-//! latest of its history) and of a candidate action, cached on disk by content hash so that
+//! Features for the Q-function: frozen sentence embeddings of a state (its text from
+//! `kaizen_rollout::rerank::state_text`) and of a candidate action, cached on disk by content hash so that
 //! retraining, or reranking the same state again, never re-embeds a text.
 
 use kaizen_models::Embedder;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Characters of the task kept at the front of a state, and of the latest history at its end
-/// (MiniLM reads 256 word pieces; the middle of a long history matters least).
-const TASK_CHARS: usize = 600;
-const RECENT_CHARS: usize = 900;
-
-/// The text of a state: the task, then as much of the most recent history (actions and
-/// observations, oldest first) as fits.
-pub fn state_text(task: &str, history: &[String]) -> String {
-    let task: String = task.chars().take(TASK_CHARS).collect();
-    let recent = history.join("\n");
-    let n = recent.chars().count();
-    let tail: String = recent.chars().skip(n.saturating_sub(RECENT_CHARS)).collect();
-    if tail.is_empty() {
-        task
-    } else {
-        format!("{task}\n{tail}")
-    }
-}
-
 /// Embeddings through a content-addressed disk cache: `DIR/ab/abcdef….f32`, the key being
 /// SHA-256 of the embedder's identity and the text, the file the vector as little-endian f32.
-pub struct FeatureCache<'e> {
-    embedder: &'e Embedder,
+pub struct FeatureCache {
+    embedder: std::sync::Arc<Embedder>,
     identity: String,
     dir: PathBuf,
 }
 
-impl<'e> FeatureCache<'e> {
+impl FeatureCache {
     /// `identity` names the embedder and its weights; vectors of another identity never mix.
-    pub fn new(embedder: &'e Embedder, identity: &str, dir: &Path) -> Self {
+    pub fn new(embedder: std::sync::Arc<Embedder>, identity: &str, dir: &Path) -> Self {
         FeatureCache { embedder, identity: identity.to_string(), dir: dir.to_path_buf() }
     }
 
@@ -97,18 +78,4 @@ pub fn minilm_identity() -> String {
         .map(|f| f.sha256)
         .unwrap_or_default();
     format!("all-minilm-l6-v2@{}", &sha[..sha.len().min(16)])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_keep_the_task_and_the_latest_history() {
-        assert_eq!(state_text("Add 2 and 3.", &[]), "Add 2 and 3.");
-        let long: Vec<String> = (0..200).map(|i| format!("step {i}")).collect();
-        let s = state_text("T", &long);
-        assert!(s.starts_with("T\n") && s.ends_with("step 199") && !s.contains("step 10\n"));
-        assert!(s.chars().count() <= 1 + 1 + RECENT_CHARS);
-    }
 }

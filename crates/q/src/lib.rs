@@ -10,7 +10,9 @@
 //!
 //! Not here: proposing candidates (the episode runner) or serving (the proxy).
 
+pub mod dataset;
 pub mod features;
 pub mod metrics;
 pub mod objectives;
 pub mod qnet;
+pub mod scorer;

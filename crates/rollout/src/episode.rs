@@ -133,6 +133,16 @@ pub fn observation_segment(
     Ok(rendered[at + SENTINEL.len()..].to_string())
 }
 
+/// The assistant turn as the conversation shows it: generation stops at the closing tag,
+/// which is then not in the returned text, so a turn with calls gets it back.
+pub fn shown_text(text: &str, has_calls: bool) -> String {
+    if !has_calls || text.trim_end().ends_with(CLOSE) {
+        text.to_string()
+    } else {
+        format!("{text}{CLOSE}")
+    }
+}
+
 /// An episode in progress. Never fails: a backend error ends it as `Error`, recorded.
 pub struct Episode<'a> {
     env: String,
@@ -340,12 +350,7 @@ impl<'a> Episode<'a> {
             written += n;
         }
         let calls = parse_tool_calls(&c.text);
-        // The stop string is not in the returned text; the history shows the call closed.
-        let shown = if calls.is_empty() || c.text.trim_end().ends_with(CLOSE) {
-            c.text.clone()
-        } else {
-            format!("{}{CLOSE}", c.text)
-        };
+        let shown = shown_text(&c.text, !calls.is_empty());
         if let History::Tokens { ids, mask, logprobs, .. } = &mut self.history {
             ids.extend(&c.token_ids);
             mask.extend(std::iter::repeat_n(1u8, c.token_ids.len()));
@@ -358,6 +363,7 @@ impl<'a> Episode<'a> {
             malformed: vec![],
             observations: vec![],
             generated_tokens: written,
+            candidates: vec![],
         };
         for call in &calls {
             match call {
@@ -401,6 +407,18 @@ impl<'a> Episode<'a> {
             Some(SessionStatus::Ended { .. }) => self.end = self.end.take().or(Some(EpisodeEnd::EnvDone)),
             Some(SessionStatus::Failed { message }) => self.end = Some(EpisodeEnd::Error { message }),
             _ => {}
+        }
+    }
+
+    /// The chat so far (system, task, then the assistant turns and observations).
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Attaches the step's candidate set to the turn just recorded.
+    pub fn record_candidates(&mut self, candidates: Vec<crate::trajectory::Candidate>) {
+        if let Some(turn) = self.turns.last_mut() {
+            turn.candidates = candidates;
         }
     }
 

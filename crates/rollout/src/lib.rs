@@ -6,13 +6,14 @@
 pub mod columnar;
 pub mod engine;
 pub mod episode;
+pub mod rerank;
 pub mod run_dir;
 pub mod trajectory;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{run_local, EngineStats};
 pub use episode::{
-    demonstration, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job, Prefix, Toolbox,
+    demonstration, observation_segment, run_episode, shown_text, Agent, Episode, EpisodeConfig, Job, Prefix, Toolbox,
 };
 pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};
-pub use trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
+pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -41,6 +41,22 @@ pub struct Turn {
     pub observations: Vec<Observation>,
     /// Tokens the policy wrote this turn.
     pub generated_tokens: usize,
+    /// Best-of-N: every distinct action the policy proposed at this step (the one taken
+    /// included), whether or not it was taken; empty when the policy proposed one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One proposed action of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub text: String,
+    /// Sum of the policy's log-probs of its tokens (0 when the backend gives none).
+    pub logprob: f32,
+    /// The selector's score (Q for Best-of-Q), if it scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    pub chosen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,11 +2,13 @@
 
 pub mod bench;
 pub mod chat;
+pub mod collect;
 pub mod compare;
 pub mod embed;
 pub mod generate;
 pub mod models;
 pub mod policy;
+pub mod q;
 pub mod run;
 pub mod serve;
 pub mod show;

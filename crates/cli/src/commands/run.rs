@@ -3,20 +3,37 @@
 
 use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_rollout::rerank::{run_best_of_n, Selector};
 use kaizen_rollout::{run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary, Trajectory};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// `arith`, `arith:LEVEL` (1–5), `jsonl:PATH`, or web tasks: `miniwob-easy`,
     /// `miniwob-medium`, `miniwob-all`, `miniwob:TASK,…`, `miniwob-list:FILE`.
     #[arg(long, default_value = "arith")]
     env: String,
     #[command(flatten)]
-    policy: PolicyArgs,
+    pub policy: PolicyArgs,
+    /// Tasks to run (each `--samples` times).
     #[arg(long, default_value_t = 20)]
     episodes: usize,
+    /// Episodes per task, each with its own seed (so both outcomes of a task show up).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Best-of-N: actions the policy proposes at every step (duplicates dropped); the
+    /// selector executes one and the whole set is recorded.
+    #[arg(long, default_value_t = 1)]
+    candidates: usize,
+    /// Which candidate to execute: `first` (the policy alone), `random`, `logprob` (the most
+    /// likely), `q` (Best-of-Q; needs --rerank). Default: q with --rerank, else first.
+    #[arg(long)]
+    select: Option<String>,
+    /// A Q-function from `kaizen q train`: Best-of-Q picks the candidate it scores highest
+    /// (ties to the likelier).
+    #[arg(long, value_name = "Q.safetensors")]
+    rerank: Option<PathBuf>,
     /// The run directory (created; an existing run is never overwritten).
     #[arg(long)]
     out: PathBuf,
@@ -38,9 +55,48 @@ pub struct Args {
     concurrency: usize,
 }
 
+impl Args {
+    /// `kaizen collect`'s settings: several samples per task, N candidates, a random one
+    /// executed (the policy's own distribution), every candidate recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn collect(env: String, policy: PolicyArgs, tasks: usize, samples: usize, candidates: usize, temperature: f32, out: PathBuf, seed: u64, concurrency: usize) -> Self {
+        Args {
+            env,
+            policy,
+            episodes: tasks,
+            samples,
+            candidates,
+            select: Some("random".into()),
+            rerank: None,
+            out,
+            seed,
+            max_turns: 4,
+            max_tokens_per_turn: 256,
+            max_episode_tokens: 1024,
+            temperature,
+            concurrency,
+        }
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let env = kaizen_envs::open(&a.env).map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(a.episodes > 0, "--episodes must be at least 1");
+    anyhow::ensure!(a.samples > 0 && a.candidates > 0, "--samples and --candidates must be at least 1");
+    let select = a.select.clone().unwrap_or_else(|| if a.rerank.is_some() { "q" } else { "first" }.into());
+    let scorer = match (&a.rerank, select.as_str()) {
+        (Some(q), "q") => Some(kaizen_q::scorer::QScorer::load(q)?),
+        (None, "q") => anyhow::bail!("--select q needs a Q-function: --rerank Q.safetensors"),
+        (_, "first" | "random" | "logprob") => None,
+        (_, other) => anyhow::bail!("unknown --select '{other}' (allowed: first, random, logprob, q)"),
+    };
+    let selector = match (select.as_str(), &scorer) {
+        ("random", _) => Selector::Random,
+        ("logprob", _) => Selector::MaxLogprob,
+        (_, Some(s)) => Selector::Scored(s),
+        _ => Selector::First,
+    };
+    let best_of_n = a.candidates > 1 || !matches!(selector, Selector::First);
     let backend = Backend::open(&a.policy)?;
     let agent = match &backend {
         Backend::Local(l) => Agent::Local(l),
@@ -59,15 +115,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
+        "samples": a.samples, "candidates": a.candidates, "select": select,
+        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()),
     });
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
-    let bar = ProgressBar::new(a.episodes as u64)
+    let bar = ProgressBar::new((a.episodes * a.samples) as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")?);
+    let k = a.samples;
     let jobs: Vec<Job> = env
         .tasks(a.seed, a.episodes)
         .into_iter()
         .enumerate()
-        .map(|(i, task)| Job::new(task, a.seed.wrapping_add(i as u64), format!("{i:05}")))
+        .flat_map(|(i, task)| {
+            (0..k).map(move |j| {
+                let id = if k == 1 { format!("{i:05}") } else { format!("{i:05}-{j:02}") };
+                Job::new(task.clone(), a.seed.wrapping_add((i * k + j) as u64), id)
+            })
+        })
         .collect();
     // A web env has one browser per concurrent episode.
     let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
@@ -89,9 +153,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let engine = match &backend {
+        _ if best_of_n => {
+            let policy = backend.policy();
+            let one = |job: &Job| run_best_of_n(policy, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
+            run_threads(&jobs, slots, &one, &mut record);
+            None
+        }
         Backend::Local(llm) => Some(run_local(llm, env.as_ref(), &registry, jobs, &cfg, slots, &mut record)),
         Backend::Remote(_) => {
-            run_threads(&agent, env.as_ref(), &registry, &jobs, &cfg, slots, &mut record);
+            let one = |job: &Job| run_episode(&agent, env.as_ref(), &registry, &job.task, &cfg, job.seed, &job.id);
+            run_threads(&jobs, slots, &one, &mut record);
             None
         }
     };
@@ -136,16 +207,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Remote policies: `slots` threads, each running one episode at a time.
-fn run_threads(
-    agent: &Agent,
-    env: &dyn kaizen_core::Env,
-    registry: &ToolRegistry,
-    jobs: &[Job],
-    cfg: &EpisodeConfig,
-    slots: usize,
-    on_done: &mut dyn FnMut(Trajectory),
-) {
+/// Episodes turn by turn (remote policies, Best-of-N): `slots` threads, each running one
+/// episode at a time with `one`.
+fn run_threads(jobs: &[Job], slots: usize, one: &(dyn Fn(&Job) -> Trajectory + Sync), on_done: &mut dyn FnMut(Trajectory)) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
@@ -154,7 +218,7 @@ fn run_threads(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
-                let t = run_episode(agent, env, registry, &job.task, cfg, job.seed, &job.id);
+                let t = one(job);
                 if tx.send(t).is_err() {
                     break;
                 }

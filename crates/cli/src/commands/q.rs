@@ -1,0 +1,122 @@
+//! `kaizen q …`: Best-of-Q's offline side. `kaizen q train RUN… --out q.safetensors` turns
+//! logged episodes into transitions, embeds them (cached), trains the Q-head, and reports on
+//! held-out tasks.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_q::features::{minilm_identity, FeatureCache};
+use kaizen_q::qnet::{Objective, QConfig, QNet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Q {
+    /// Train a Q-function offline on run directories (from `kaizen collect` or `kaizen run`).
+    #[command(after_help = "Example:\n  kaizen collect --env miniwob-easy --policy random --out runs/web-data\n  \
+                            kaizen q train runs/web-data --objective iql --out q.safetensors")]
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Run directories with recorded episodes (all of one env).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// `mc` (Monte-Carlo returns), `td` (fitted-Q, target network, max over logged
+    /// candidates) or `iql` (expectile value learning).
+    #[arg(long, default_value = "iql")]
+    objective: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Full-batch optimizer steps.
+    #[arg(long, default_value_t = 400)]
+    epochs: usize,
+    #[arg(long, default_value_t = 0.9)]
+    gamma: f32,
+    /// IQL's expectile.
+    #[arg(long, default_value_t = 0.7)]
+    tau: f32,
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Share of tasks held out for validation (split by task, never by episode).
+    #[arg(long, default_value_t = 0.2)]
+    val_share: f64,
+}
+
+pub fn run(q: Q) -> anyhow::Result<()> {
+    match q {
+        Q::Train(a) => train(a),
+    }
+}
+
+/// A stable hash of a task id into [0, 1), for the split: FNV-1a, then splitmix64's
+/// finaliser (FNV alone leaves the top bits to the first bytes, which put every task of one
+/// kind on the same side).
+fn unit_hash(s: &str) -> f64 {
+    let mut h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let objective: Objective = a.objective.parse().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!((0.0..1.0).contains(&a.val_share), "--val-share must be in [0, 1)");
+    anyhow::ensure!((0.0..=1.0).contains(&a.gamma), "--gamma must be in [0, 1]");
+    let mut episodes = Vec::new();
+    let mut env_name: Option<String> = None;
+    for run in &a.runs {
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("config.json"))
+                .map_err(|e| anyhow::anyhow!("{} is not a run directory: {e}", run.display()))?,
+        )?;
+        let env = cfg["env"].as_str().unwrap_or_default().to_string();
+        match &env_name {
+            Some(e) if *e != env => anyhow::bail!("{} is a run of {env}, the others of {e}", run.display()),
+            _ => env_name = Some(env),
+        }
+        episodes.extend(kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)?);
+    }
+    anyhow::ensure!(!episodes.is_empty(), "the runs hold no episodes");
+    let env = kaizen_envs::open(env_name.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let (val, train): (Vec<_>, Vec<_>) = episodes.into_iter().partition(|t| unit_hash(&t.task.id) < a.val_share);
+    let identity = minilm_identity();
+    let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
+    let cache = FeatureCache::new(embedder.clone(), &identity, &kaizen_q::scorer::default_cache_dir());
+    eprintln!("embedding {} training and {} validation episodes …", train.len(), val.len());
+    let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, env.as_ref(), &cache, a.gamma)?;
+    let (val_t, _) = kaizen_q::dataset::transitions(&val, env.as_ref(), &cache, a.gamma)?;
+    let cfg = QConfig { dim: embedder.dim(), hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
+    let mut net = QNet::new(cfg)?;
+    let bar = ProgressBar::new(a.epochs as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
+    let report = net.fit(&train_t, &val_t, a.epochs, a.lr, 20, &mut |_, loss| {
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    net.save(&a.out)?;
+    let tasks = |ts: &[kaizen_rollout::Trajectory]| {
+        ts.iter().map(|t| t.task.id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+    };
+    let success = |ts: &[kaizen_q::qnet::Transition]| {
+        if ts.is_empty() {
+            0.0
+        } else {
+            ts.iter().filter(|t| t.success).count() as f64 / ts.len() as f64
+        }
+    };
+    let opt = |x: Option<f64>| x.map_or("— (one outcome only)".to_string(), |v| format!("{v:.3}"));
+    println!("Q-function ({:?}) → {}", objective, a.out.display());
+    println!("{:<34} {:>10} {:>10}", "", "train", "validation");
+    println!("{:<34} {:>10} {:>10}", "tasks", tasks(&train), tasks(&val));
+    println!("{:<34} {:>10} {:>10}", "transitions (steps)", train_t.len(), val_t.len());
+    println!("{:<34} {:>10.3} {:>10.3}", "steps of successful episodes", success(&train_t), success(&val_t));
+    println!("{:<34} {:>10.4} {:>10.4}", "loss", report.train_loss, report.val_loss);
+    println!("{:<34} {:>10} {:>10}", "success-prediction AUC", "", opt(report.val_auc));
+    println!("{:<34} {:>10} {:>10}", "top-1 ranking accuracy", "", opt(report.val_top1));
+    println!("{:<34} {:>9.0}%", "embeddings from the cache", 100.0 * hits_t);
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! A trained Q-function as the episode runner's scorer: embeds the state and each candidate
+//! (through the cache) and returns Q.
+
+use crate::features::{minilm_identity, FeatureCache};
+use crate::qnet::QNet;
+use kaizen_models::Embedder;
+use kaizen_rollout::rerank::ActionScorer;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct QScorer {
+    net: QNet,
+    cache: FeatureCache,
+}
+
+/// Where embeddings are cached: `$KAIZEN_HOME/cache/embeddings`.
+pub fn default_cache_dir() -> std::path::PathBuf {
+    kaizen_core::home::kaizen_home().join("cache").join("embeddings")
+}
+
+impl QScorer {
+    /// Loads `path` with the installed MiniLM; refuses a Q-function trained on other features.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let identity = minilm_identity();
+        let net = QNet::load(path, &identity)?;
+        let embedder = Arc::new(Embedder::load_installed()?);
+        Ok(QScorer { net, cache: FeatureCache::new(embedder, &identity, &default_cache_dir()) })
+    }
+}
+
+impl ActionScorer for QScorer {
+    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+        let mut texts: Vec<&str> = vec![state];
+        texts.extend(actions.iter().map(|(a, _)| a.as_str()));
+        let (vecs, _) = self.cache.embed(&texts).map_err(|e| e.to_string())?;
+        let feats: Vec<(Vec<f32>, f32)> = vecs[1..].iter().cloned().zip(actions.iter().map(|(_, lp)| *lp)).collect();
+        self.net.score(&vecs[0], &feats).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,177 @@
+//! Best-of-N episodes: at every step the policy proposes N actions, a selector picks the one
+//! to execute, and the whole candidate set is recorded in the turn. Selectors: the first
+//! sample (the policy alone), a random one, the most likely one (highest log-prob), or a
+//! scorer's best (Best-of-Q) with ties broken by log-prob.
+//!
+//! Runs turn by turn over messages, with any `Policy` (a remote server, a local model through
+//! its chat interface, a reference agent), so the same selector serves every backend.
+
+use crate::episode::{Agent, Episode, EpisodeConfig, Job};
+use crate::trajectory::{Candidate, Trajectory};
+use kaizen_core::{Completion, Env, Message, Policy, Role};
+use kaizen_tools::ToolRegistry;
+use std::time::Instant;
+
+/// Scores candidate actions in a state (a Q-function): one score per action, higher better.
+pub trait ActionScorer: Send + Sync {
+    /// `state` is the state's text (task and recent history); each action is its text (as the
+    /// env describes it) and the policy's log-prob.
+    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String>;
+}
+
+pub enum Selector<'a> {
+    /// The first sample: the policy alone.
+    First,
+    /// A uniformly random candidate (seeded by the step).
+    Random,
+    /// The candidate with the highest total log-prob.
+    MaxLogprob,
+    /// The scorer's best; ties broken by log-prob.
+    Scored(&'a dyn ActionScorer),
+}
+
+/// The state as the scorer reads it: the task, then the conversation after it.
+pub fn state_of(messages: &[Message]) -> (String, Vec<String>) {
+    let task = messages.iter().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default();
+    let after = messages.iter().skip_while(|m| m.role != Role::User).skip(1);
+    let history = after.map(|m| format!("{}: {}", m.role.as_str(), m.content)).collect();
+    (task, history)
+}
+
+/// Distinct completions (by text), the first of each kept.
+fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
+    let mut out: Vec<Completion> = Vec::new();
+    for c in completions {
+        if !out.iter().any(|o| o.text.trim() == c.text.trim()) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `index = argmax score`, ties to the higher log-prob, then to the earlier candidate.
+pub fn best_index(scores: &[f32], logprobs: &[f32]) -> usize {
+    (0..scores.len())
+        .max_by(|&a, &b| {
+            scores[a].total_cmp(&scores[b]).then(logprobs[a].total_cmp(&logprobs[b])).then(b.cmp(&a))
+        })
+        .unwrap_or(0)
+}
+
+/// Runs one episode proposing `n` candidates per step and executing the selector's choice.
+pub fn run_best_of_n(
+    policy: &dyn Policy,
+    env: &dyn Env,
+    registry: &ToolRegistry,
+    job: Job,
+    cfg: &EpisodeConfig,
+    n: usize,
+    selector: &Selector,
+) -> Trajectory {
+    let agent = Agent::Remote(policy);
+    let mut ep = Episode::new(&agent, env, registry, job.clone(), cfg);
+    let mut step = 0u64;
+    while let Some(params) = ep.next_turn() {
+        let t = Instant::now();
+        // Ask for n; a backend that returns fewer (no `n`) is asked again with other seeds.
+        let mut proposed = Vec::new();
+        let mut error = None;
+        for attempt in 0..n.max(1) as u64 {
+            let want = n.max(1) - proposed.len();
+            let seed = params.seed.wrapping_add(attempt * 7919);
+            match policy.chat(&ep.request(kaizen_core::SamplingParams { n: want, seed, ..params.clone() })) {
+                Ok(cs) if !cs.is_empty() => proposed.extend(cs),
+                Ok(_) => error = Some("the policy returned no completion".to_string()),
+                Err(e) => error = Some(e.to_string()),
+            }
+            if proposed.len() >= n.max(1) || error.is_some() {
+                break;
+            }
+        }
+        if proposed.is_empty() {
+            ep.fail(error.unwrap_or_else(|| "the policy returned no completion".into()));
+            break;
+        }
+        let candidates = dedup(proposed);
+        let logprobs: Vec<f32> = candidates.iter().map(Completion::total_logprob).collect();
+        let (chosen, scores) = match selector {
+            Selector::First => (0, None),
+            Selector::Random => {
+                let h = job.seed.wrapping_mul(6364136223846793005).wrapping_add(step.wrapping_mul(1442695040888963407));
+                ((h >> 33) as usize % candidates.len(), None)
+            }
+            Selector::MaxLogprob => (best_index(&logprobs, &logprobs), None),
+            Selector::Scored(scorer) => {
+                let (task, history) = state_of(ep.messages());
+                let full = format!("{task}\n{}", history.join("\n"));
+                let state = state_text(&task, &history);
+                let actions: Vec<(String, f32)> =
+                    candidates.iter().zip(&logprobs).map(|(c, &lp)| (env.describe_action(&full, &c.text), lp)).collect();
+                match scorer.score(&state, &actions) {
+                    Ok(s) if s.len() == candidates.len() => (best_index(&s, &logprobs), Some(s)),
+                    // A scorer that fails must not stop the agent: fall back to the policy.
+                    _ => (best_index(&logprobs, &logprobs), None),
+                }
+            }
+        };
+        let record: Vec<Candidate> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Candidate {
+                text: c.text.clone(),
+                logprob: logprobs[i],
+                score: scores.as_ref().map(|s| s[i]),
+                chosen: i == chosen,
+            })
+            .collect();
+        let Some(c) = candidates.into_iter().nth(chosen) else { break };
+        let calls = ep.on_completion(c, t.elapsed().as_secs_f64() * 1e3);
+        if record.len() > 1 {
+            ep.record_candidates(record);
+        }
+        if !calls.is_empty() {
+            let (obs, ms) = ep.toolbox(registry).run(&calls);
+            ep.on_observations(obs, ms);
+        }
+        step += 1;
+    }
+    ep.finish()
+}
+
+/// Characters of the task kept at the front of a state, and of the latest history at its end
+/// (a sentence encoder reads ~256 word pieces; the middle of a long history matters least).
+const TASK_CHARS: usize = 600;
+const RECENT_CHARS: usize = 900;
+
+/// The text of a state: the task, then as much of the most recent history as fits.
+pub fn state_text(task: &str, history: &[String]) -> String {
+    let task: String = task.chars().take(TASK_CHARS).collect();
+    let recent = history.join("\n");
+    let n = recent.chars().count();
+    let tail: String = recent.chars().skip(n.saturating_sub(RECENT_CHARS)).collect();
+    if tail.is_empty() {
+        task
+    } else {
+        format!("{task}\n{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_go_to_the_likelier_then_the_earlier() {
+        assert_eq!(best_index(&[0.2, 0.9, 0.9], &[-1.0, -3.0, -2.0]), 2);
+        assert_eq!(best_index(&[0.5, 0.5], &[-1.0, -1.0]), 0);
+        assert_eq!(best_index(&[], &[]), 0);
+    }
+
+    #[test]
+    fn states_keep_the_task_and_the_latest_history() {
+        assert_eq!(state_text("Add 2 and 3.", &[]), "Add 2 and 3.");
+        let long: Vec<String> = (0..200).map(|i| format!("step {i}")).collect();
+        let s = state_text("T", &long);
+        assert!(s.starts_with("T\n") && s.ends_with("step 199") && !s.contains("step 10\n"));
+    }
+}
