@@ -65,8 +65,17 @@ enum Command {
     Tool(commands::tool::Args),
     /// Collect data for Best-of-Q: several episodes per task with N candidate actions per
     /// step, all recorded.
-    #[command(after_help = "Example:\n  kaizen collect --env miniwob:click-button --policy random --tasks 40 --out runs/web-data")]
+    #[command(
+        after_help = "Example:\n  kaizen collect --env miniwob:click-button --policy random --tasks 40 --out runs/web-data"
+    )]
     Collect(commands::collect::Args),
+    /// The Best-of-Q table on held-out tasks: the policy alone (greedy, sampled), random /
+    /// max-log-prob / Q pick among the same N candidates, and the oracle pass@N, with 95%
+    /// intervals.
+    #[command(
+        after_help = "Example:\n  kaizen eval-rerank --env miniwob-easy --policy random --q q.safetensors --candidates 4 --episodes 80"
+    )]
+    EvalRerank(commands::eval_rerank::Args),
     /// Best-of-Q's offline side: train a Q-function on recorded runs.
     #[command(subcommand)]
     Q(commands::q::Q),
@@ -100,6 +109,7 @@ fn main() {
         Command::Bench(b) => commands::bench::run(b),
         Command::Collect(a) => commands::collect::run(a),
         Command::Q(q) => commands::q::run(q),
+        Command::EvalRerank(a) => commands::eval_rerank::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

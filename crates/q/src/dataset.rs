@@ -90,7 +90,11 @@ pub fn transitions(
         let reward = if done && s.success { 1.0 } else { 0.0 };
         let next = (!done).then(|| {
             let n = &steps[i + 1];
-            let cands = next_candidates_described(n, s, env).iter().zip(&s.next_candidates).map(|(t, c)| (get(t), c.1)).collect();
+            let cands = next_candidates_described(n, s, env)
+                .iter()
+                .zip(&s.next_candidates)
+                .map(|(t, c)| (get(t), c.1))
+                .collect();
             (get(&n.state), cands)
         });
         out.push(Transition {

@@ -37,9 +37,34 @@ pub fn top1_accuracy(groups: &[Vec<(f32, bool)>]) -> Option<f64> {
     Some(hits as f64 / mixed.len() as f64)
 }
 
+/// Wilson score interval for a success rate `k / n` at `z` (1.96 for 95%):
+/// `(p̂ + z²/2n ± z √(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)`. Stays inside [0, 1] and is sound at
+/// 0 or n successes, unlike the normal approximation.
+pub fn wilson_interval(k: usize, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (n, p) = (n as f64, k as f64 / n as f64);
+    let z2 = z * z;
+    let centre = p + z2 / (2.0 * n);
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let d = 1.0 + z2 / n;
+    (((centre - half) / d).max(0.0), ((centre + half) / d).min(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_by_hand() {
+        // 8 of 10 at z = 1.96: (0.8 + 0.19208 ± 1.96·√(0.016 + 0.0009604)) / 1.38416 = (0.4902, 0.9433).
+        let (lo, hi) = wilson_interval(8, 10, 1.96);
+        assert!((lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3, "{lo} {hi}");
+        let (lo, hi) = wilson_interval(0, 20, 1.96);
+        assert!(lo == 0.0 && (hi - 0.1611).abs() < 1e-3, "{hi}");
+        assert_eq!(wilson_interval(0, 0, 1.96), (0.0, 1.0));
+    }
 
     #[test]
     fn auc_by_hand() {

@@ -79,11 +79,34 @@ fn mlp(vb: &VarBuilder, prefix: &str, input: usize, hidden: usize) -> candle_cor
 }
 
 impl QNet {
+    /// A fresh network, initialised from `seed` (PyTorch's default for linear layers:
+    /// weights uniform in ±1/√fan_in, biases zero), so training is reproducible.
     pub fn new(cfg: QConfig) -> candle_core::Result<Self> {
+        Self::seeded(cfg, 0)
+    }
+
+    pub fn seeded(cfg: QConfig, seed: u64) -> candle_core::Result<Self> {
+        use rand::{Rng, SeedableRng};
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
         let q = mlp(&vb, "q", 3 * cfg.dim + 1, cfg.hidden)?;
         let v = [linear(cfg.dim, cfg.hidden, vb.pp("v.0"))?, linear(cfg.hidden, 1, vb.pp("v.1"))?];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let data = vars.data().lock().map_err(|_| candle_core::Error::Msg("poisoned variables".into()))?;
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let dims = var.dims().to_vec();
+            let init: Vec<f32> = if name.ends_with("weight") {
+                let bound = 1.0 / (dims[1] as f32).sqrt();
+                (0..dims.iter().product::<usize>()).map(|_| rng.random_range(-bound..bound)).collect()
+            } else {
+                vec![0.0; dims.iter().product()]
+            };
+            var.set(&Tensor::from_vec(init, dims, &Device::Cpu)?)?;
+        }
+        drop(data);
         Ok(QNet { cfg, vars, q, v })
     }
 

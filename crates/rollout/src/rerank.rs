@@ -52,9 +52,7 @@ fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
 /// `index = argmax score`, ties to the higher log-prob, then to the earlier candidate.
 pub fn best_index(scores: &[f32], logprobs: &[f32]) -> usize {
     (0..scores.len())
-        .max_by(|&a, &b| {
-            scores[a].total_cmp(&scores[b]).then(logprobs[a].total_cmp(&logprobs[b])).then(b.cmp(&a))
-        })
+        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(logprobs[a].total_cmp(&logprobs[b])).then(b.cmp(&a)))
         .unwrap_or(0)
 }
 
@@ -105,8 +103,11 @@ pub fn run_best_of_n(
                 let (task, history) = state_of(ep.messages());
                 let full = format!("{task}\n{}", history.join("\n"));
                 let state = state_text(&task, &history);
-                let actions: Vec<(String, f32)> =
-                    candidates.iter().zip(&logprobs).map(|(c, &lp)| (env.describe_action(&full, &c.text), lp)).collect();
+                let actions: Vec<(String, f32)> = candidates
+                    .iter()
+                    .zip(&logprobs)
+                    .map(|(c, &lp)| (env.describe_action(&full, &c.text), lp))
+                    .collect();
                 match scorer.score(&state, &actions) {
                     Ok(s) if s.len() == candidates.len() => (best_index(&s, &logprobs), Some(s)),
                     // A scorer that fails must not stop the agent: fall back to the policy.

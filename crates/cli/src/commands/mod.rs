@@ -5,6 +5,7 @@ pub mod chat;
 pub mod collect;
 pub mod compare;
 pub mod embed;
+pub mod eval_rerank;
 pub mod generate;
 pub mod models;
 pub mod policy;

@@ -88,7 +88,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     eprintln!("embedding {} training and {} validation episodes …", train.len(), val.len());
     let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, env.as_ref(), &cache, a.gamma)?;
     let (val_t, _) = kaizen_q::dataset::transitions(&val, env.as_ref(), &cache, a.gamma)?;
-    let cfg = QConfig { dim: embedder.dim(), hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
+    let cfg =
+        QConfig { dim: embedder.dim(), hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
     let mut net = QNet::new(cfg)?;
     let bar = ProgressBar::new(a.epochs as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);

@@ -59,7 +59,17 @@ impl Args {
     /// `kaizen collect`'s settings: several samples per task, N candidates, a random one
     /// executed (the policy's own distribution), every candidate recorded.
     #[allow(clippy::too_many_arguments)]
-    pub fn collect(env: String, policy: PolicyArgs, tasks: usize, samples: usize, candidates: usize, temperature: f32, out: PathBuf, seed: u64, concurrency: usize) -> Self {
+    pub fn collect(
+        env: String,
+        policy: PolicyArgs,
+        tasks: usize,
+        samples: usize,
+        candidates: usize,
+        temperature: f32,
+        out: PathBuf,
+        seed: u64,
+        concurrency: usize,
+    ) -> Self {
         Args {
             env,
             policy,
@@ -155,7 +165,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let engine = match &backend {
         _ if best_of_n => {
             let policy = backend.policy();
-            let one = |job: &Job| run_best_of_n(policy, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
+            let one =
+                |job: &Job| run_best_of_n(policy, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
             run_threads(&jobs, slots, &one, &mut record);
             None
         }
@@ -209,7 +220,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 /// Episodes turn by turn (remote policies, Best-of-N): `slots` threads, each running one
 /// episode at a time with `one`.
-fn run_threads(jobs: &[Job], slots: usize, one: &(dyn Fn(&Job) -> Trajectory + Sync), on_done: &mut dyn FnMut(Trajectory)) {
+pub fn run_threads(
+    jobs: &[Job],
+    slots: usize,
+    one: &(dyn Fn(&Job) -> Trajectory + Sync),
+    on_done: &mut dyn FnMut(Trajectory),
+) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
