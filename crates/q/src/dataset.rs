@@ -4,7 +4,6 @@
 
 use crate::features::FeatureCache;
 use crate::qnet::Transition;
-use kaizen_core::Env;
 use kaizen_rollout::rerank::state_text;
 use kaizen_rollout::{shown_text, Trajectory};
 use std::collections::HashMap;
@@ -59,23 +58,84 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
     out
 }
 
+/// The steps of the Best-of-Q proxy's `decisions.jsonl`: decisions grouped by episode id in
+/// order, labelled by the episode's last `feedback` reward (success: reward > 0.5). Episodes
+/// without feedback have no outcome and are left out; malformed lines are errors naming the
+/// line (a torn last line from a crash is skipped).
+pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut order: Vec<String> = Vec::new();
+    let mut decisions: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    let mut reward: HashMap<String, f64> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if i + 1 == lines.len() => continue,
+            Err(e) => return Err(format!("decisions line {}: {e}", i + 1)),
+        };
+        if let Some(f) = v.get("feedback") {
+            if let (Some(id), Some(r)) = (f["episode_id"].as_str(), f["reward"].as_f64()) {
+                reward.insert(id.to_string(), r);
+            }
+            continue;
+        }
+        let id = v["episode_id"].as_str().ok_or(format!("decisions line {}: no episode_id", i + 1))?.to_string();
+        if !decisions.contains_key(&id) {
+            order.push(id.clone());
+        }
+        decisions.entry(id).or_default().push(v);
+    }
+    let cands = |d: &serde_json::Value| -> Vec<(String, f32, bool)> {
+        d["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let text = c["text"].as_str().unwrap_or("").to_string();
+                (text, c["logprob"].as_f64().unwrap_or(0.0) as f32, c["chosen"].as_bool().unwrap_or(false))
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for id in order {
+        let (Some(r), Some(ds)) = (reward.get(&id), decisions.get(&id)) else { continue };
+        for (t, d) in ds.iter().enumerate() {
+            let Some((action, logprob, _)) = cands(d).into_iter().find(|c| c.2) else { continue };
+            let state = d["state"].as_str().unwrap_or("").to_string();
+            let next = ds.get(t + 1).map(|n| cands(n).into_iter().map(|c| (c.0, c.1)).collect());
+            out.push(TextStep {
+                task: id.clone(),
+                full_state: state.clone(),
+                state,
+                action,
+                logprob,
+                next_candidates: next.unwrap_or_default(),
+                step: t,
+                steps: ds.len(),
+                success: *r > 0.5,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Embeds every step (states, described actions, next candidates) through the cache and
-/// builds the transitions. Returns them and the share of texts served from the cache.
+/// builds the transitions; `describe` turns (full state, action) into the action's text.
+/// Returns them and the share of texts served from the cache.
 pub fn transitions(
-    trajectories: &[Trajectory],
-    env: &dyn Env,
+    steps: &[TextStep],
+    describe: &dyn Fn(&str, &str) -> String,
     cache: &FeatureCache,
     gamma: f32,
 ) -> anyhow::Result<(Vec<Transition>, f64)> {
-    let steps: Vec<TextStep> = trajectories.iter().flat_map(text_steps).collect();
     // The next state of step i is step i+1 of the same episode.
     let mut texts: Vec<String> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         texts.push(s.state.clone());
-        texts.push(env.describe_action(&s.full_state, &s.action));
+        texts.push(describe(&s.full_state, &s.action));
         if s.step + 1 < s.steps {
             let next = &steps[i + 1];
-            texts.extend(next_candidates_described(next, s, env));
+            texts.extend(next_candidates_described(next, s, describe));
         }
     }
     texts.sort();
@@ -90,18 +150,15 @@ pub fn transitions(
         let reward = if done && s.success { 1.0 } else { 0.0 };
         let next = (!done).then(|| {
             let n = &steps[i + 1];
-            let cands = next_candidates_described(n, s, env)
-                .iter()
-                .zip(&s.next_candidates)
-                .map(|(t, c)| (get(t), c.1))
-                .collect();
+            let described = next_candidates_described(n, s, describe);
+            let cands = described.iter().zip(&s.next_candidates).map(|(t, c)| (get(t), c.1)).collect();
             (get(&n.state), cands)
         });
         out.push(Transition {
             task: s.task.clone(),
             state_key: format!("{}#{}", s.task, s.state),
             state: get(&s.state),
-            action: get(&env.describe_action(&s.full_state, &s.action)),
+            action: get(&describe(&s.full_state, &s.action)),
             logprob: s.logprob,
             reward,
             done,
@@ -114,6 +171,30 @@ pub fn transitions(
 }
 
 /// The next state's candidates (logged on `s`), described in the next state.
-fn next_candidates_described(next: &TextStep, s: &TextStep, env: &dyn Env) -> Vec<String> {
-    s.next_candidates.iter().map(|(text, _)| env.describe_action(&next.full_state, text)).collect()
+fn next_candidates_described(next: &TextStep, s: &TextStep, describe: &dyn Fn(&str, &str) -> String) -> Vec<String> {
+    s.next_candidates.iter().map(|(text, _)| describe(&next.full_state, text)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_decisions_become_labelled_steps() {
+        let log = [
+            r#"{"episode_id":"a","state":"S0","candidates":[{"text":"x","logprob":-1.0,"chosen":false},{"text":"y","logprob":-2.0,"chosen":true}]}"#,
+            r#"{"episode_id":"b","state":"T0","candidates":[{"text":"z","logprob":0.0,"chosen":true}]}"#,
+            r#"{"episode_id":"a","state":"S1","candidates":[{"text":"w","logprob":-0.5,"chosen":true}]}"#,
+            r#"{"feedback":{"episode_id":"a","reward":1.0}}"#,
+            r#"{"episode_id":"c","sta"#,
+        ]
+        .join("\n");
+        let steps = decision_steps(&log).unwrap();
+        // Episode b has no feedback; the torn last line is skipped.
+        assert_eq!(steps.len(), 2);
+        assert_eq!((steps[0].action.as_str(), steps[0].logprob, steps[0].success), ("y", -2.0, true));
+        assert_eq!(steps[0].next_candidates, vec![("w".to_string(), -0.5)]);
+        assert_eq!((steps[1].step, steps[1].steps, steps[1].next_candidates.len()), (1, 2, 0));
+        assert!(decision_steps("{bad\n{\"episode_id\":\"a\"}").unwrap_err().contains("line 1"));
+    }
 }

@@ -47,6 +47,10 @@ impl ApiError {
             code: Some("overloaded"),
         }
     }
+    /// The upstream server failed us (unreachable, bad answer): 502, or 504 on a timeout.
+    pub fn upstream(status: StatusCode, message: impl Into<String>, code: &'static str) -> Self {
+        ApiError { status, kind: "upstream_error", message: message.into(), param: None, code: Some(code) }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,12 +1,14 @@
 //! `kaizen serve`: an OpenAI-compatible HTTP server over kaizen's local models —
 //! `/v1/models`, `/v1/chat/completions` (with `n`, seeds, stop strings, log-probs, tools and
-//! SSE streaming) and `/v1/embeddings`.
+//! SSE streaming) and `/v1/embeddings` — or (`proxy`) the Best-of-Q proxy in front of any
+//! OpenAI-compatible server.
 //!
 //! The event loop never computes: generation requests go through a bounded queue to one model
 //! worker thread (a full queue answers 503 at once), embeddings run on the blocking pool.
 
 mod errors;
 mod handlers;
+pub mod proxy;
 mod worker;
 
 pub use errors::ApiError;

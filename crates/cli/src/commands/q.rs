@@ -65,29 +65,51 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let objective: Objective = a.objective.parse().map_err(anyhow::Error::msg)?;
     anyhow::ensure!((0.0..1.0).contains(&a.val_share), "--val-share must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&a.gamma), "--gamma must be in [0, 1]");
-    let mut episodes = Vec::new();
+    // Steps as text, each action already described as its env describes it (web actions get
+    // their element's line); proxy logs (`decisions.jsonl`) are taken as they are.
+    let mut steps: Vec<kaizen_q::dataset::TextStep> = Vec::new();
     let mut env_name: Option<String> = None;
     for run in &a.runs {
+        let decisions = run.join(kaizen_serve::proxy::DECISIONS);
+        if decisions.exists() {
+            let log = std::fs::read_to_string(&decisions)?;
+            let got =
+                kaizen_q::dataset::decision_steps(&log).map_err(|e| anyhow::anyhow!("{}: {e}", decisions.display()))?;
+            steps.extend(got);
+            continue;
+        }
         let cfg: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(run.join("config.json"))
                 .map_err(|e| anyhow::anyhow!("{} is not a run directory: {e}", run.display()))?,
         )?;
-        let env = cfg["env"].as_str().unwrap_or_default().to_string();
+        let name = cfg["env"].as_str().unwrap_or_default().to_string();
         match &env_name {
-            Some(e) if *e != env => anyhow::bail!("{} is a run of {env}, the others of {e}", run.display()),
-            _ => env_name = Some(env),
+            Some(e) if *e != name => anyhow::bail!("{} is a run of {name}, the others of {e}", run.display()),
+            _ => env_name = Some(name.clone()),
         }
-        episodes.extend(kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)?);
+        let env = kaizen_envs::open(&name).map_err(anyhow::Error::msg)?;
+        for t in kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)? {
+            let mut ep = kaizen_q::dataset::text_steps(&t);
+            for k in 0..ep.len() {
+                let next_state = ep.get(k + 1).map(|n| n.full_state.clone()).unwrap_or_default();
+                let s = &mut ep[k];
+                s.action = env.describe_action(&s.full_state, &s.action);
+                for c in &mut s.next_candidates {
+                    c.0 = env.describe_action(&next_state, &c.0);
+                }
+            }
+            steps.extend(ep);
+        }
     }
-    anyhow::ensure!(!episodes.is_empty(), "the runs hold no episodes");
-    let env = kaizen_envs::open(env_name.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
-    let (val, train): (Vec<_>, Vec<_>) = episodes.into_iter().partition(|t| unit_hash(&t.task.id) < a.val_share);
+    anyhow::ensure!(!steps.is_empty(), "the runs hold no labelled steps (proxy episodes need /v1/feedback)");
+    let (val, train): (Vec<_>, Vec<_>) = steps.into_iter().partition(|s| unit_hash(&s.task) < a.val_share);
     let identity = minilm_identity();
     let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
     let cache = FeatureCache::new(embedder.clone(), &identity, &kaizen_q::scorer::default_cache_dir());
-    eprintln!("embedding {} training and {} validation episodes …", train.len(), val.len());
-    let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, env.as_ref(), &cache, a.gamma)?;
-    let (val_t, _) = kaizen_q::dataset::transitions(&val, env.as_ref(), &cache, a.gamma)?;
+    eprintln!("embedding {} training and {} validation steps …", train.len(), val.len());
+    let as_is = |_: &str, action: &str| action.to_string();
+    let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, &as_is, &cache, a.gamma)?;
+    let (val_t, _) = kaizen_q::dataset::transitions(&val, &as_is, &cache, a.gamma)?;
     let cfg =
         QConfig { dim: embedder.dim(), hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
     let mut net = QNet::new(cfg)?;
@@ -99,8 +121,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     net.save(&a.out)?;
-    let tasks = |ts: &[kaizen_rollout::Trajectory]| {
-        ts.iter().map(|t| t.task.id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+    let tasks = |ts: &[kaizen_q::dataset::TextStep]| {
+        ts.iter().map(|t| t.task.as_str()).collect::<std::collections::BTreeSet<_>>().len()
     };
     let success = |ts: &[kaizen_q::qnet::Transition]| {
         if ts.is_empty() {

@@ -22,9 +22,28 @@ pub struct Args {
     /// Do not load the embedding model (no /v1/embeddings).
     #[arg(long)]
     no_embeddings: bool,
+    /// Best-of-Q proxy mode: forward chat requests to this OpenAI-compatible base URL
+    /// (e.g. http://127.0.0.1:8000/v1) and rerank its N choices with --q.
+    #[arg(long, value_name = "URL", requires = "q")]
+    upstream: Option<String>,
+    /// The Q-function (`kaizen q train`) the proxy ranks with.
+    #[arg(long, value_name = "Q.safetensors")]
+    q: Option<std::path::PathBuf>,
+    /// Choices the proxy asks the upstream for.
+    #[arg(long, default_value_t = 4)]
+    candidates: usize,
+    /// Seconds the proxy waits for the upstream before answering 504.
+    #[arg(long, default_value_t = 120)]
+    upstream_timeout: u64,
+    /// Where the proxy appends `decisions.jsonl` (input for `kaizen q train`).
+    #[arg(long, default_value = "runs/proxy")]
+    log_dir: std::path::PathBuf,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(upstream) = &a.upstream {
+        return proxy(&a, upstream);
+    }
     let llm = match Backend::open(&a.policy)? {
         Backend::Local(l) => Arc::new(l),
         Backend::Remote(_) => {
@@ -47,6 +66,39 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
         eprintln!("kaizen serve: model '{name}' on http://{}/v1 (ctrl-c to stop)", listener.local_addr()?);
         kaizen_serve::serve(listener, state).await?;
+        Ok(())
+    })
+}
+
+/// `kaizen serve --upstream URL --q Q`: the Best-of-Q proxy.
+fn proxy(a: &Args, upstream: &str) -> anyhow::Result<()> {
+    use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState};
+    let q = a.q.as_ref().ok_or_else(|| anyhow::anyhow!("--upstream needs --q Q.safetensors"))?;
+    anyhow::ensure!(a.candidates >= 1, "--candidates must be at least 1");
+    let scorer = Arc::new(kaizen_q::scorer::QScorer::load(q)?);
+    let cfg = ProxyConfig {
+        upstream: upstream.to_string(),
+        candidates: a.candidates,
+        timeout: std::time::Duration::from_secs(a.upstream_timeout.max(1)),
+        log_dir: a.log_dir.clone(),
+    };
+    let state = ProxyState::new(cfg, scorer)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", a.host, a.port);
+        let listener =
+            tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        eprintln!(
+            "kaizen serve: Best-of-Q proxy (N = {}) in front of {upstream} on http://{}/v1, decisions in {}",
+            a.candidates,
+            listener.local_addr()?,
+            a.log_dir.join(kaizen_serve::proxy::DECISIONS).display()
+        );
+        axum::serve(listener, proxy_router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
         Ok(())
     })
 }

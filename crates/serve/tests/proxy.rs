@@ -1,0 +1,133 @@
+//! The Best-of-Q proxy against upstreams that behave and misbehave: choices reranked by the
+//! scorer, `n` refused, one choice only, malformed JSON, too slow, gone. The upstream here is
+//! a small axum server with scripted answers, the scorer a fixed rule (prefers the candidate
+//! that mentions "Paris"): what is under test is the proxy's handling, not the model.
+
+use axum::routing::post;
+use axum::{Json, Router};
+use kaizen_rollout::rerank::ActionScorer;
+use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState, DECISIONS};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct PrefersParis;
+impl ActionScorer for PrefersParis {
+    fn score(&self, _state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+        Ok(actions.iter().map(|(a, _)| a.contains("Paris") as u8 as f32).collect())
+    }
+}
+
+fn choice(i: usize, text: &str) -> Value {
+    json!({"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+           "logprobs": {"content": [{"token": "x", "logprob": -0.1 * (i as f64 + 1.0)}]}})
+}
+
+/// An upstream whose behaviour is chosen by the request's first user message.
+async fn upstream(Json(req): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mode = req["messages"][0]["content"].as_str().unwrap_or("").to_string();
+    let n = req["n"].as_u64().unwrap_or(1) as usize;
+    let ok = |choices: Vec<Value>| {
+        Json(json!({"id": "x", "object": "chat.completion", "model": "m", "choices": choices})).into_response()
+    };
+    match mode.as_str() {
+        "normal" => ok((0..n).map(|i| choice(i, ["Lyon", "Paris", "Nice", "Metz"][i % 4])).collect()),
+        "one" => ok(vec![choice(0, "Lyon")]),
+        "no-n" if req.get("n").is_some() => {
+            (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "n is not supported"}})))
+                .into_response()
+        }
+        "no-n" => ok(vec![choice(0, if rand_like(&req) { "Paris" } else { "Lyon" })]),
+        "garbage" => (axum::http::StatusCode::OK, "{not json").into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            ok(vec![choice(0, "late")])
+        }
+        _ => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+    }
+}
+
+/// Alternates answers across the parallel single requests.
+fn rand_like(_req: &Value) -> bool {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 1
+}
+
+async fn listen(router: Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_reranks_and_degrades_gracefully() {
+    let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
+    let dir = std::env::temp_dir().join(format!("kaizen-proxy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = |upstream: String| {
+        let cfg = ProxyConfig { upstream, candidates: 4, timeout: Duration::from_millis(800), log_dir: dir.clone() };
+        ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
+    };
+    let proxy = listen(proxy_router(state(format!("{up}/v1")))).await;
+    let client = reqwest::Client::new();
+    let ask = |mode: &str| {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": mode}]});
+        client.post(format!("{proxy}/v1/chat/completions")).header("x-kaizen-episode", mode).json(&body).send()
+    };
+    // Four choices: the scorer's favourite comes back as the only choice, with the scores.
+    let r = ask("normal").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"].as_array().unwrap().len(), 1);
+    assert_eq!(v["choices"][0]["message"]["content"], "Paris");
+    assert_eq!((v["kaizen"]["chosen"].clone(), v["kaizen"]["candidates"].clone()), (json!(1), json!(4)));
+    assert_eq!(v["kaizen"]["q_scores"], json!([0.0, 1.0, 0.0, 0.0]));
+    // One choice only: returned as it is, unscored.
+    let v: Value = ask("one").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (v["choices"][0]["message"]["content"].clone(), v["kaizen"]["q_scores"].clone()),
+        (json!("Lyon"), Value::Null)
+    );
+    // An upstream without `n`: four parallel single requests, still reranked.
+    let v: Value = ask("no-n").await.unwrap().json().await.unwrap();
+    assert_eq!(v["kaizen"]["candidates"], 4, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "Paris");
+    // Malformed JSON → 502, too slow → 504, a 500 → 502; each an OpenAI-style error.
+    for (mode, status, code) in
+        [("garbage", 502, "upstream_malformed"), ("slow", 504, "upstream_timeout"), ("crash", 502, "upstream_error")]
+    {
+        let t = std::time::Instant::now();
+        let r = ask(mode).await.unwrap();
+        assert_eq!(r.status(), status, "{mode}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], code, "{mode}: {e}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{mode} took {:?}", t.elapsed());
+    }
+    // Upstream gone: 502 at once.
+    let dead = listen(proxy_router(state("http://127.0.0.1:9/v1".into()))).await;
+    let body = json!({"messages": [{"role": "user", "content": "normal"}]});
+    let r = client.post(format!("{dead}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "upstream_unavailable");
+    // Bad requests are 400s; feedback is recorded with the decisions.
+    let r = client.post(format!("{proxy}/v1/chat/completions")).body("{").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client
+        .post(format!("{proxy}/v1/feedback"))
+        .json(&json!({"episode_id": "normal", "reward": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.post(format!("{proxy}/v1/feedback")).json(&json!({"episode_id": "normal"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let log = std::fs::read_to_string(dir.join(DECISIONS)).unwrap();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "normal, one, no-n decisions and one feedback:\n{log}");
+    assert_eq!(lines[0]["episode_id"], "normal");
+    assert_eq!(lines[0]["candidates"][1]["chosen"], true);
+    assert_eq!(lines[3]["feedback"]["reward"], 1.0);
+}
