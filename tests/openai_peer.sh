@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs tests/openai_peer.py (the official `openai` package, in a throwaway venv under
-# $KAIZEN_HOME) against a `kaizen serve` started here on a free loopback port.
+# $KAIZEN_HOME) against a `kaizen serve` started here on a free loopback port, then
+# tests/openai_proxy.py against the Best-of-Q proxy in front of that server (with a
+# Q-function trained here on a few collected web episodes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KAIZEN_HOME="${KAIZEN_HOME:-$HOME/.cache/kaizen}"
@@ -9,15 +11,31 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.50,<3"
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log=$(mktemp)
-"${CARGO_TARGET_DIR:-target}/release/kaizen" serve --port "$port" >"$log" 2>&1 &
-pid=$!
-# The server is killed on exit; its status (143) must not become this script's.
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 120); do
-  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.5
-done
+k="${CARGO_TARGET_DIR:-target}/release/kaizen"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+tmp=$(mktemp -d)
+pids=()
+# Servers are killed on exit; their status (143) must not become this script's.
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+# Starts a server in the background and waits for its /health.
+start() {
+  local port=$1; shift
+  "$k" serve --port "$port" "$@" >"$tmp/serve-$port.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 120); do
+    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/serve-$port.log"; exit 1; }
+    sleep 0.5
+  done
+  echo "server on $port did not start"; exit 1
+}
+port=$(free_port)
+start "$port"
 "$venv/bin/python" tests/openai_peer.py "http://127.0.0.1:$port/v1"
+
+echo "== openai Python client against the Best-of-Q proxy =="
+"$k" collect --env miniwob:click-button --policy random --tasks 12 --samples 2 --concurrency 2 --out "$tmp/data" >/dev/null
+"$k" q train "$tmp/data" --epochs 50 --out "$tmp/q.safetensors" >/dev/null
+proxy=$(free_port)
+start "$proxy" --upstream "http://127.0.0.1:$port/v1" --q "$tmp/q.safetensors" --candidates 3 --log-dir "$tmp/proxy"
+"$venv/bin/python" tests/openai_proxy.py "http://127.0.0.1:$proxy/v1" "$tmp/proxy/decisions.jsonl"
