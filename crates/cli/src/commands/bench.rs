@@ -29,6 +29,11 @@ pub enum Bench {
     /// beside it: a bare WebDriver round trip (`return 1`) on the same browser.
     #[command(after_help = "Example:\n  kaizen bench web --browsers 1,2,4 --steps 200")]
     Web(WebArgs),
+    /// What Best-of-Q costs: MiniLM throughput, the reranking share of a step next to the
+    /// local model generating the N candidates, and the proxy's added latency under
+    /// concurrent clients next to calling the upstream directly.
+    #[command(after_help = "Example:\n  kaizen --threads 2 bench rerank --candidates 8 --clients 32")]
+    Rerank(super::bench_rerank::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,6 +109,7 @@ pub fn run(b: Bench) -> anyhow::Result<()> {
         Bench::Sandbox(a) => sandbox(a),
         Bench::Train(a) => train(a),
         Bench::Web(a) => web(a),
+        Bench::Rerank(a) => super::bench_rerank::run(a),
     }
 }
 

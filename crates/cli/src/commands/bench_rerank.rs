@@ -1,0 +1,211 @@
+//! `kaizen bench rerank`: what Best-of-Q costs. MiniLM embedding throughput; the reranking
+//! share of a step (embedding the state and N candidates, scoring them) next to the local
+//! model generating those N candidates; and the proxy's added latency under concurrent
+//! clients, next to the same clients calling the upstream directly.
+
+use kaizen_core::{Message, SamplingParams};
+use kaizen_q::features::{minilm_identity, FeatureCache};
+use kaizen_q::qnet::{Objective, QConfig, QNet};
+use kaizen_rollout::rerank::ActionScorer;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Candidates per step.
+    #[arg(long, default_value_t = 8)]
+    candidates: usize,
+    /// Steps timed for the overhead (medians reported).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Tokens each candidate may generate.
+    #[arg(long, default_value_t = 48)]
+    max_tokens: usize,
+    /// Concurrent clients for the proxy latency.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Requests per client.
+    #[arg(long, default_value_t = 8)]
+    requests: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn pct(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.candidates >= 2 && a.steps >= 1 && a.clients >= 1 && a.requests >= 1,
+        "all counts must be ≥ 1 (candidates ≥ 2)"
+    );
+    let tmp = std::env::temp_dir().join(format!("kaizen-bench-rerank-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
+    let identity = minilm_identity();
+    // A Q-head of the real size (its weights do not change its speed).
+    let cfg = QConfig {
+        dim: embedder.dim(),
+        hidden: 256,
+        embedder: identity.clone(),
+        objective: Objective::Iql,
+        gamma: 0.9,
+        tau: 0.7,
+    };
+    let q_path = tmp.join("q.safetensors");
+    std::fs::create_dir_all(&tmp)?;
+    QNet::new(cfg)?.save(&q_path)?;
+
+    // 1. Embedding throughput (no cache).
+    let env = kaizen_envs::open("arith").map_err(anyhow::Error::msg)?;
+    let texts: Vec<String> = env.tasks(77, 256).into_iter().map(|t| t.prompt).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    embedder.embed(&refs, 32)?;
+    let sentences_per_s = texts.len() as f64 / t.elapsed().as_secs_f64();
+
+    // 2. Reranking share of a step with the local model.
+    let llm = kaizen_models::LocalLlm::load_installed("smollm2", kaizen_models::WeightFormat::Q8_0)?;
+    let scorer = ScorerAt {
+        net: QNet::load(&q_path, &identity)?,
+        cache: FeatureCache::new(embedder.clone(), &identity, &tmp.join("cache")),
+    };
+    let (mut gen_ms, mut cold_ms, mut warm_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, task) in env.tasks(91, a.steps).into_iter().enumerate() {
+        let messages = vec![Message::system(env.system_prompt()), Message::user(task.prompt.clone())];
+        let prompt = llm.encode_chat(&messages, &[])?;
+        let params = SamplingParams {
+            n: a.candidates,
+            max_tokens: a.max_tokens,
+            temperature: 1.0,
+            seed: i as u64,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let cands = llm.generate(&prompt, &params, &mut |_| true)?;
+        gen_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let actions: Vec<(String, f32)> = cands.iter().map(|c| (c.text.clone(), c.total_logprob())).collect();
+        for out in [&mut cold_ms, &mut warm_ms] {
+            let t = Instant::now();
+            scorer.score(&task.prompt, &actions).map_err(anyhow::Error::msg)?;
+            out.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let (g, c, w) = (median(gen_ms), median(cold_ms), median(warm_ms));
+
+    // 3. Proxy latency under concurrent clients, against an instant upstream.
+    let (direct, via) = proxy_latency(&a, &q_path)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    println!(
+        "kaizen bench rerank — N = {} candidates, {} steps, SmolLM2 Q8_0 generating ≤ {} tokens each",
+        a.candidates, a.steps, a.max_tokens
+    );
+    println!(
+        "{:<52} {:>12}",
+        "MiniLM embedding throughput (batch 32, no cache)",
+        format!("{sentences_per_s:.0} sent/s")
+    );
+    println!("{:<52} {:>12}", "generating N candidates (median per step)", format!("{g:.0} ms"));
+    println!("{:<52} {:>12}", "reranking: embed state + N, score (cold cache)", format!("{c:.1} ms"));
+    println!("{:<52} {:>12}", "reranking share of the step (cold cache)", format!("{:.2}%", 100.0 * c / (g + c)));
+    println!("{:<52} {:>12}", "reranking: same texts again (warm cache)", format!("{w:.2} ms"));
+    println!("{:<52} {:>12}", "reranking share of the step (warm cache)", format!("{:.2}%", 100.0 * w / (g + w)));
+    println!(
+        "\n{} clients × {} requests, N = {} choices from an instant local upstream:",
+        a.clients, a.requests, a.candidates
+    );
+    println!("{:<30} {:>10} {:>10}", "", "p50 ms", "p99 ms");
+    println!("{:<30} {:>10.2} {:>10.2}", "direct to the upstream", pct(direct.clone(), 0.5), pct(direct.clone(), 0.99));
+    println!("{:<30} {:>10.2} {:>10.2}", "through the Best-of-Q proxy", pct(via.clone(), 0.5), pct(via.clone(), 0.99));
+    println!(
+        "{:<30} {:>10.2} {:>10.2}",
+        "added by the proxy",
+        pct(via.clone(), 0.5) - pct(direct.clone(), 0.5),
+        pct(via, 0.99) - pct(direct, 0.99)
+    );
+    Ok(())
+}
+
+/// A Q-head over cached features (what `QScorer` is, with a Q-head built here).
+struct ScorerAt {
+    net: QNet,
+    cache: FeatureCache,
+}
+
+impl ActionScorer for ScorerAt {
+    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+        let mut texts: Vec<&str> = vec![state];
+        texts.extend(actions.iter().map(|(t, _)| t.as_str()));
+        let (v, _) = self.cache.embed(&texts).map_err(|e| e.to_string())?;
+        let feats: Vec<(Vec<f32>, f32)> = v[1..].iter().cloned().zip(actions.iter().map(|x| x.1)).collect();
+        self.net.score(&v[0], &feats).map_err(|e| e.to_string())
+    }
+}
+
+/// Latencies (ms) of the same requests sent straight to an instant upstream and through the
+/// proxy (real Q-function scoring with MiniLM features; every request's text is new).
+fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    use axum::{routing::post, Json, Router};
+    use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState};
+    use serde_json::{json, Value};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let n = a.candidates;
+    let scorer = Arc::new(kaizen_q::scorer::QScorer::load(q)?);
+    rt.block_on(async move {
+        let upstream = Router::new().route(
+            "/v1/chat/completions",
+            post(move |Json(req): Json<Value>| async move {
+                let k = req["n"].as_u64().unwrap_or(1) as usize;
+                let choices: Vec<Value> = (0..k)
+                    .map(|i| json!({"index": i, "message": {"role": "assistant", "content": format!("candidate answer number {i}")}, "finish_reason": "stop"}))
+                    .collect();
+                Json(json!({"id": "x", "object": "chat.completion", "model": "m", "choices": choices}))
+            }),
+        );
+        let listen = |router: Router| async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = l.local_addr()?;
+            tokio::spawn(async move { axum::serve(l, router).await });
+            anyhow::Ok(format!("http://{addr}/v1"))
+        };
+        let up = listen(upstream).await?;
+        let log_dir = std::env::temp_dir().join(format!("kaizen-bench-proxy-{}", std::process::id()));
+        let cfg = ProxyConfig { upstream: up.clone(), candidates: n, timeout: std::time::Duration::from_secs(30), log_dir: log_dir.clone() };
+        let proxy = listen(proxy_router(ProxyState::new(cfg, scorer)?)).await?;
+        let client = reqwest::Client::new();
+        let mut out = Vec::new();
+        for (base, ask_n) in [(up, n), (proxy, 1)] {
+            let tasks = (0..a.clients).map(|c| {
+                let (client, base) = (client.clone(), base.clone());
+                let requests = a.requests;
+                tokio::spawn(async move {
+                    let mut ms = Vec::new();
+                    for r in 0..requests {
+                        let body = json!({"model": "m", "n": ask_n, "messages": [{"role": "user", "content": format!("client {c} request {r}: what next?")}]});
+                        let t = Instant::now();
+                        let resp = client.post(format!("{base}/chat/completions")).json(&body).send().await?;
+                        anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+                        resp.bytes().await?;
+                        ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    anyhow::Ok(ms)
+                })
+            });
+            let mut all = Vec::new();
+            for t in futures::future::join_all(tasks).await {
+                all.extend(t??);
+            }
+            out.push(all);
+        }
+        let _ = std::fs::remove_dir_all(&log_dir);
+        let via = out.pop().unwrap_or_default();
+        let direct = out.pop().unwrap_or_default();
+        Ok((direct, via))
+    })
+}
