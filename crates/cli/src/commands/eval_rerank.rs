@@ -87,13 +87,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             done.push(t);
         });
         // A task counts as solved when any of its episodes succeeded (one each but the oracle).
-        let mut solved = std::collections::BTreeMap::<String, bool>::new();
+        let mut solved = std::collections::BTreeMap::<String, (String, bool)>::new();
         for t in &done {
             let key = t.episode_id.split('-').next().unwrap_or("").to_string();
-            *solved.entry(key).or_default() |= t.reward > 0.5;
+            let kind = t.task.meta["task"].as_str().unwrap_or("").to_string();
+            solved.entry(key).or_insert((kind, false)).1 |= t.reward > 0.5;
         }
-        let k = solved.values().filter(|&&s| s).count();
-        table.push((name, k, solved.len()));
+        let k = solved.values().filter(|s| s.1).count();
+        // Per task kind (e.g. each MiniWoB task): solved / tasks.
+        let mut kinds = std::collections::BTreeMap::<String, (usize, usize)>::new();
+        for (kind, ok) in solved.values() {
+            let e = kinds.entry(kind.clone()).or_default();
+            e.0 += *ok as usize;
+            e.1 += 1;
+        }
+        table.push((name, k, solved.len(), kinds));
     }
     bar.finish_and_clear();
     println!(
@@ -104,10 +112,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.q.display()
     );
     println!("{:<20} {:>9} {:>18}", "selection", "success", "95% interval");
-    for (name, k, m) in table {
-        let (lo, hi) = wilson_interval(k, m, 1.96);
-        let rate = format!("{:.1}%", 100.0 * k as f64 / m.max(1) as f64);
+    for (name, k, m, _) in &table {
+        let (lo, hi) = wilson_interval(*k, *m, 1.96);
+        let rate = format!("{:.1}%", 100.0 * *k as f64 / (*m).max(1) as f64);
         println!("{name:<20} {rate:>9} {:>18}", format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi));
+    }
+    // Per task kind, when the env has several (MiniWoB suites).
+    let kinds: Vec<String> = table.first().map(|t| t.3.keys().cloned().collect()).unwrap_or_default();
+    if kinds.len() > 1 {
+        print!("\n{:<24}", "task");
+        for (name, ..) in &table {
+            print!(" {:>17}", name);
+        }
+        println!();
+        for kind in kinds {
+            print!("{kind:<24}");
+            for (_, _, _, per) in &table {
+                let (ok, n) = per.get(&kind).copied().unwrap_or((0, 0));
+                print!(" {:>17}", format!("{ok}/{n}"));
+            }
+            println!();
+        }
     }
     Ok(())
 }
