@@ -25,15 +25,10 @@ impl RunDir {
         std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
         let cfg = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
         std::fs::write(path.join("config.json"), cfg).map_err(|e| format!("writing config.json: {e}"))?;
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&traj)
-            .map_err(|e| format!("opening {}: {e}", traj.display()))?;
-        Ok(RunDir { path: path.to_path_buf(), out })
+        Self::open(path)
     }
 
-    /// Opens an existing run to append more episodes (a resumed training run).
+    /// Opens a run to append episodes (a new one after `create`, or a resumed training run).
     pub fn open(path: &Path) -> Result<Self, String> {
         let traj = path.join(TRAJECTORIES);
         let out = OpenOptions::new()
