@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyArgs {
     /// `smollm2` (installed), a path to a .gguf file, `openai:URL` for a remote server, or a
-    /// reference agent for web envs: `oracle` (solves a few MiniWoB tasks), `random` (clicks
+    /// reference agent for web envs: `oracle` (solves every miniwob-easy task), `random` (clicks
     /// anything).
     #[arg(long, default_value = "smollm2")]
     pub policy: String,

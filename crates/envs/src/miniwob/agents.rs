@@ -1,6 +1,6 @@
 //! Reference agents for web tasks, as `Policy`s so they run through the same episode runner
 //! as a model: they read only what a model reads (the rendered page in the chat) and write
-//! tool calls as text. The oracle solves a handful of easy tasks (proof that instructions,
+//! tool calls as text. The oracle solves every `miniwob-easy` task (proof that instructions,
 //! rendering, actions and rewards are wired right); the random agent clicks anything (the
 //! floor every policy must beat).
 
@@ -16,7 +16,10 @@ pub const ORACLE_TASKS: &[&str] = &[
     "click-test-2",
     "click-button",
     "click-link",
+    "click-dialog",
+    "click-widget",
     "focus-text",
+    "focus-text-2",
     "enter-text",
     "enter-password",
     "login-user",
@@ -78,6 +81,24 @@ pub fn oracle_action(utterance: &str, els: &[Element]) -> Option<String> {
     }
     if utterance == "Focus into the textbox." {
         return click(text_fields.first().copied());
+    }
+    // "Focus into the 3rd input textbox."
+    if let Some(nth) = utterance.strip_prefix("Focus into the ").and_then(|r| r.strip_suffix(" input textbox.")) {
+        let n: usize = nth.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse().ok()?;
+        let boxes: Vec<&Element> = els.iter().filter(|e| e.tag == "input_text").collect();
+        return click(boxes.get(n.checked_sub(1)?).copied());
+    }
+    if utterance.starts_with("Close the dialog box") {
+        return click(find(els, |e| e.tag == "button"));
+    }
+    if utterance.starts_with("Click on a \"") && utterance.ends_with("\" widget.") {
+        let tag = match q.first()?.as_str() {
+            "radio" => "input_radio",
+            "checkbox" => "input_checkbox",
+            "text" => "input_text",
+            other => other,
+        };
+        return click(find(els, |e| e.tag == tag));
     }
     if utterance.starts_with("Enter \"") && utterance.ends_with("into the text field and press Submit.") {
         return fill(text_fields.first().copied(), q.first()?).or_else(|| click(button("submit")));
