@@ -339,7 +339,7 @@ impl KvCache {
             let (kb, vb) = (grow(slot.as_ref().map(|x| &x.0))?, grow(slot.as_ref().map(|x| &x.1))?);
             *slot = Some((kb, vb));
         }
-        let (kb, vb) = slot.as_ref().expect("allocated above");
+        let Some((kb, vb)) = slot.as_ref() else { candle_core::bail!("KV cache buffer missing after allocation") };
         let targets: Vec<(usize, usize)> = rows.iter().map(|&r| (r, self.lens[r])).collect();
         kb.inplace_op2(&k.contiguous()?, &WriteRows { targets: &targets })?;
         vb.inplace_op2(&v.contiguous()?, &WriteRows { targets: &targets })?;

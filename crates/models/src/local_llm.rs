@@ -138,8 +138,12 @@ impl LocalLlm {
                 cache = cache.select_rows(&still)?;
                 active = still.iter().map(|&r| active[r as usize]).collect();
             }
-            let next: Vec<u32> =
-                active.iter().map(|&si| *streams[si].ids.last().expect("one token per stream")).collect();
+            let next: Vec<u32> = active.iter().filter_map(|&si| streams[si].ids.last().copied()).collect();
+            if next.len() != active.len() {
+                return Err(LlmError::Compute(candle_core::Error::Msg(
+                    "a stream has no token to continue from".into(),
+                )));
+            }
             let ids = Tensor::new(next.as_slice(), dev)?.unsqueeze(1)?;
             rows = self.model.forward(&ids, &mut cache, Logits::Last)?.to_vec2::<f32>()?;
         }

@@ -251,7 +251,10 @@ impl CustomOp1 for Q8Linear {
         let mut out = vec![0f32; m * n];
         self.0.matmul(&acts, &mut out);
         let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("rank >= 1") = n;
+        match out_dims.last_mut() {
+            Some(last) => *last = n,
+            None => candle_core::bail!("q8 linear: input must have rank ≥ 1"),
+        }
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 }

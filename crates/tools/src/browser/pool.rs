@@ -71,7 +71,7 @@ impl BrowserPool {
                 }
             },
         };
-        Ok(Lease { pool: self.clone(), browser: Some(browser) })
+        Ok(Lease { pool: self.clone(), browser: std::mem::ManuallyDrop::new(browser) })
     }
 
     fn give_back(&self, browser: Option<Browser>, discarded: bool) {
@@ -86,27 +86,29 @@ impl BrowserPool {
 /// A browser on loan; returned to the pool on drop (or thrown away if it broke).
 pub struct Lease {
     pool: Arc<BrowserPool>,
-    browser: Option<Browser>,
+    /// Taken out only in `drop`.
+    browser: std::mem::ManuallyDrop<Browser>,
 }
 
 impl std::ops::Deref for Lease {
     type Target = Browser;
     fn deref(&self) -> &Browser {
-        self.browser.as_ref().expect("a lease holds its browser until dropped")
+        &self.browser
     }
 }
 
 impl std::ops::DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut Browser {
-        self.browser.as_mut().expect("a lease holds its browser until dropped")
+        &mut self.browser
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let browser = self.browser.take();
-        let broken = browser.as_ref().is_some_and(Browser::is_broken);
+        // SAFETY: `browser` is never used again after this; `drop` runs once.
+        let browser = unsafe { std::mem::ManuallyDrop::take(&mut self.browser) };
+        let broken = browser.is_broken();
         // Dropping a broken browser kills its processes; the slot relaunches on next lease.
-        self.pool.give_back(browser.filter(|b| !b.is_broken()), broken);
+        self.pool.give_back((!broken).then_some(browser), broken);
     }
 }
