@@ -319,8 +319,7 @@ impl Choice {
         for c in &self.message.tool_calls {
             let args: Value =
                 serde_json::from_str(&c.function.arguments).unwrap_or(Value::String(c.function.arguments.clone()));
-            let call = serde_json::json!({"name": c.function.name, "arguments": args});
-            text.push_str(&format!("{}{call}{}", crate::tool_call::OPEN, crate::tool_call::CLOSE));
+            text.push_str(&crate::tool_call::format_call(&c.function.name, &args));
         }
         let ids = self.token_ids.clone().unwrap_or_default();
         let logprobs: Vec<TokenLogprob> = self

@@ -13,6 +13,13 @@ use serde_json::Value;
 pub const OPEN: &str = "<tool_call>";
 pub const CLOSE: &str = "</tool_call>";
 
+/// A call written the way models are taught to write it:
+/// `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>` (demonstrations, reference
+/// agents, chat templates without native tool support, structured calls from servers).
+pub fn format_call(name: &str, arguments: &Value) -> String {
+    format!("{OPEN}\n{}\n{CLOSE}", serde_json::json!({"name": name, "arguments": arguments}))
+}
+
 /// A tool call the model tried to write but that cannot be run; the message is shown to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MalformedCall {

@@ -132,8 +132,8 @@ impl Env for Arith {
     fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
         let expr = task.meta.get("expression")?.as_str()?;
         // The argument name the calculator's schema declares (what the policy is shown).
-        let call = serde_json::json!({ "name": "calculator", "arguments": { "expr": expr } });
-        Some(vec![format!("<tool_call>\n{call}\n</tool_call>"), format!("The answer is \\boxed{{{}}}.", task.answer)])
+        let call = kaizen_core::tool_call::format_call("calculator", &serde_json::json!({ "expr": expr }));
+        Some(vec![call, format!("The answer is \\boxed{{{}}}.", task.answer)])
     }
 
     fn tasks(&self, seed: u64, n: usize) -> Vec<Task> {

@@ -100,11 +100,10 @@ impl ChatTemplate {
                     "function": {"name": call.name, "arguments": call.arguments},
                 }));
             } else {
-                let body = serde_json::json!({"name": call.name, "arguments": call.arguments});
                 if !content.is_empty() {
                     content.push('\n');
                 }
-                content.push_str(&format!("<tool_call>\n{body}\n</tool_call>"));
+                content.push_str(&kaizen_core::tool_call::format_call(&call.name, &call.arguments));
             }
         }
         TemplateMessage { role: m.role.as_str(), content, tool_calls, tool_call_id: m.tool_call_id.as_deref() }

@@ -4,7 +4,8 @@
 
 use crate::features::FeatureCache;
 use crate::qnet::Transition;
-use kaizen_rollout::rerank::state_text;
+use kaizen_core::{Message, Role};
+use kaizen_rollout::rerank::{full_state, state_of, state_text};
 use kaizen_rollout::{shown_text, Trajectory};
 use std::collections::HashMap;
 
@@ -28,10 +29,12 @@ pub struct TextStep {
 /// its earlier turns (as the chat showed them) and their observations.
 pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
     let success = t.reward > 0.5;
-    let mut history: Vec<String> = Vec::new();
+    // The chat as the runner held it, so states read exactly as they did when reranking.
+    let mut chat = vec![Message::user(t.task.prompt.clone())];
     let mut out = Vec::new();
     for (i, turn) in t.turns.iter().enumerate() {
-        let full_state = format!("{}\n{}", t.task.prompt, history.join("\n"));
+        let (task, history) = state_of(&chat);
+        let full_state = full_state(&task, &history);
         let logprob = turn.candidates.iter().find(|c| c.chosen).map_or(0.0, |c| c.logprob);
         let next_candidates = match t.turns.get(i + 1) {
             Some(next) if !next.candidates.is_empty() => {
@@ -42,7 +45,7 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
         };
         out.push(TextStep {
             task: t.task.id.clone(),
-            state: state_text(&t.task.prompt, &history),
+            state: state_text(&task, &history),
             full_state,
             action: turn.text.clone(),
             logprob,
@@ -52,8 +55,8 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
             success,
         });
         let calls = !turn.tool_calls.is_empty() || !turn.malformed.is_empty();
-        history.push(format!("assistant: {}", shown_text(&turn.text, calls)));
-        history.extend(turn.observations.iter().map(|o| format!("tool: {}", o.content)));
+        chat.push(Message::assistant(shown_text(&turn.text, calls)));
+        chat.extend(turn.observations.iter().map(|o| Message::new(Role::Tool, o.content.clone())));
     }
     out
 }

@@ -19,12 +19,23 @@ pub fn default_cache_dir() -> std::path::PathBuf {
 }
 
 impl QScorer {
+    /// A Q-head over features from `cache` (which must be the embedder the head was trained on).
+    pub fn new(net: QNet, cache: FeatureCache) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            net.cfg.embedder == cache.identity(),
+            "the Q-function reads {} features, the cache gives {}",
+            net.cfg.embedder,
+            cache.identity()
+        );
+        Ok(QScorer { net, cache })
+    }
+
     /// Loads `path` with the installed MiniLM; refuses a Q-function trained on other features.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let identity = minilm_identity();
         let net = QNet::load(path, &identity)?;
         let embedder = Arc::new(Embedder::load_installed()?);
-        Ok(QScorer { net, cache: FeatureCache::new(embedder, &identity, &default_cache_dir()) })
+        Self::new(net, FeatureCache::new(embedder, &identity, &default_cache_dir()))
     }
 }
 

@@ -12,6 +12,7 @@ use kaizen_core::tool_call::OPEN;
 use kaizen_models::LocalLlm;
 use kaizen_rollout::{run_local, EpisodeConfig, Job, Trajectory};
 use kaizen_tools::ToolRegistry;
+use std::collections::{BTreeMap, HashMap};
 
 /// One trajectory's part in the PPO loss: its advantage on every unmasked token, its upper
 /// clip bound, and a loss mask that replaces its own (AXPO's prefix-only / continuation-only).
@@ -50,7 +51,7 @@ pub fn axpo_rows(
     let (g, k, eps) = (recipe.rl.group, recipe.rl.axpo_k, recipe.rl.eps_high);
     let mut stats = Resampling::default();
     let mut candidates = Vec::new();
-    let mut prefix_of = std::collections::HashMap::new();
+    let mut prefix_of = HashMap::new();
     for (gi, group) in rollouts.chunks(g).enumerate() {
         if !triggered(&views_of(group)) {
             continue;
@@ -72,49 +73,50 @@ pub fn axpo_rows(
     let budget = (recipe.rl.axpo_budget * rollouts.len() as f64).round() as usize;
     let selected = select_prefixes(&candidates, budget, k);
     stats.prefixes = selected.len();
-    let jobs: Vec<Job> = selected
-        .iter()
-        .flat_map(|&s| {
-            let source = std::sync::Arc::new(rollouts[s].clone());
-            let end = prefix_of[&s];
-            (0..k).map(move |r| {
-                let seed = recipe.seed.wrapping_mul(7_000_003).wrapping_add((step * 100_000 + s * 100 + r) as u64);
-                Job::continuing(source.clone(), end, seed, format!("{}-r{r:02}", source.episode_id))
-            })
-        })
-        .collect();
-    let mut extra = Vec::new();
-    run_local(llm, env, registry, jobs, cfg, 8, &mut |t| extra.push(t));
-    extra.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
-    // `selected` sorted by source index lines up with `extra` (ids sort by source, then r).
-    let mut sources = selected.clone();
-    sources.sort_unstable();
-    let mut rows = Vec::with_capacity(rollouts.len() + extra.len());
+    // Each continuation's job id names its source, so results are grouped by id, not by order.
+    let mut source_of = HashMap::new();
+    let mut jobs = Vec::with_capacity(selected.len() * k);
+    for &s in &selected {
+        let source = std::sync::Arc::new(rollouts[s].clone());
+        for r in 0..k {
+            let seed = recipe.seed.wrapping_mul(7_000_003).wrapping_add((step * 100_000 + s * 100 + r) as u64);
+            let id = format!("{}-r{r:02}", source.episode_id);
+            source_of.insert(id.clone(), s);
+            jobs.push(Job::continuing(source.clone(), prefix_of[&s], seed, id));
+        }
+    }
+    // Source index → (its prefix end, its continuations in id order).
+    let mut resamples: BTreeMap<usize, (usize, Vec<Trajectory>)> = BTreeMap::new();
+    run_local(llm, env, registry, jobs, cfg, 8, &mut |t| {
+        if let Some(&s) = source_of.get(&t.episode_id) {
+            resamples.entry(s).or_insert_with(|| (prefix_of[&s], Vec::new())).1.push(t);
+        }
+    });
+    for (_, ts) in resamples.values_mut() {
+        ts.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+    }
+    // Rows index the rollouts, then the continuations in `resamples` order (as returned).
+    let mut rows = Vec::with_capacity(rollouts.len() + selected.len() * k);
+    let mut next = rollouts.len();
     for (gi, group) in rollouts.chunks(g).enumerate() {
-        let in_group: Vec<(usize, usize)> =
-            sources.iter().enumerate().filter(|(_, &s)| s / g == gi).map(|(n, &s)| (n, s)).collect();
+        let in_group: Vec<(&usize, &(usize, Vec<Trajectory>))> = resamples.range(gi * g..(gi + 1) * g).collect();
         let resampled: Vec<Resampled> = in_group
             .iter()
-            .map(|&(n, s)| Resampled {
-                source: s - gi * g,
-                rewards: extra[n * k..(n + 1) * k].iter().map(|t| t.reward).collect(),
-            })
+            .map(|(&s, (_, ts))| Resampled { source: s - gi * g, rewards: ts.iter().map(|t| t.reward).collect() })
             .collect();
         let ax = separated_advantages(&group.iter().map(|t| t.reward).collect::<Vec<_>>(), &resampled, 1e-6);
         for (j, t) in group.iter().enumerate() {
-            let source = in_group.iter().any(|&(_, s)| s == gi * g + j);
-            let mask = source.then(|| prefix_only(&t.loss_mask, prefix_of[&(gi * g + j)]));
+            let mask = resamples.get(&(gi * g + j)).map(|(end, _)| prefix_only(&t.loss_mask, *end));
             rows.push(TrainRow { t: gi * g + j, mask, adv: ax.group[j], eps });
         }
-        // `resampled`, `in_group` and `ax.continuations` are in the same order.
-        for ((r, &(n, s)), advs) in resampled.iter().zip(&in_group).zip(&ax.continuations) {
-            stats.recovered += r.rewards.iter().any(|&x| x > SUCCESS) as usize;
-            for (c, &adv) in advs.iter().enumerate() {
-                let idx = n * k + c;
-                let mask = continuation_only(&extra[idx].loss_mask, prefix_of[&s]);
-                rows.push(TrainRow { t: rollouts.len() + idx, mask: Some(mask), adv, eps });
+        for ((_, (end, ts)), advs) in in_group.iter().zip(&ax.continuations) {
+            stats.recovered += ts.iter().any(|t| t.reward > SUCCESS) as usize;
+            for (t, &adv) in ts.iter().zip(advs) {
+                rows.push(TrainRow { t: next, mask: Some(continuation_only(&t.loss_mask, *end)), adv, eps });
+                next += 1;
             }
         }
     }
+    let extra: Vec<Trajectory> = resamples.into_values().flat_map(|(_, ts)| ts).collect();
     Ok((extra, rows, stats))
 }

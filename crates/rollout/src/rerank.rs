@@ -30,12 +30,22 @@ pub enum Selector<'a> {
     Scored(&'a dyn ActionScorer),
 }
 
-/// The state as the scorer reads it: the task, then the conversation after it.
+/// The state as the scorer reads it, from `(role, content)` turns: the first user turn is the
+/// task, every turn after it a `role: content` line of history (the system turn is left out).
+pub fn state_parts<'m>(turns: impl IntoIterator<Item = (&'m str, &'m str)>) -> (String, Vec<String>) {
+    let mut turns = turns.into_iter().skip_while(|(role, _)| *role != Role::User.as_str());
+    let task = turns.next().map(|(_, content)| content.to_string()).unwrap_or_default();
+    (task, turns.map(|(role, content)| format!("{role}: {content}")).collect())
+}
+
 pub fn state_of(messages: &[Message]) -> (String, Vec<String>) {
-    let task = messages.iter().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default();
-    let after = messages.iter().skip_while(|m| m.role != Role::User).skip(1);
-    let history = after.map(|m| format!("{}: {}", m.role.as_str(), m.content)).collect();
-    (task, history)
+    state_parts(messages.iter().map(|m| (m.role.as_str(), m.content.as_str())))
+}
+
+/// The whole state, uncut: what an env reads to describe an action (the latest page of a web
+/// task may lie beyond `state_text`'s cut).
+pub fn full_state(task: &str, history: &[String]) -> String {
+    format!("{task}\n{}", history.join("\n"))
 }
 
 /// Distinct completions (by text), the first of each kept.
@@ -67,8 +77,7 @@ pub fn run_best_of_n(
     selector: &Selector,
 ) -> Trajectory {
     let agent = Agent::Remote(policy);
-    let mut ep = Episode::new(&agent, env, registry, job.clone(), cfg);
-    let mut step = 0u64;
+    let mut ep = Episode::new(&agent, env, registry, job, cfg);
     while let Some(params) = ep.next_turn() {
         let t = Instant::now();
         // Ask for n; a backend that returns fewer (no `n`) is asked again with other seeds.
@@ -95,13 +104,14 @@ pub fn run_best_of_n(
         let (chosen, scores) = match selector {
             Selector::First => (0, None),
             Selector::Random => {
-                let h = job.seed.wrapping_mul(6364136223846793005).wrapping_add(step.wrapping_mul(1442695040888963407));
+                // The turn's seed (episode seed + turn index) drives the pick: reproducible.
+                let h = params.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((h >> 33) as usize % candidates.len(), None)
             }
             Selector::MaxLogprob => (best_index(&logprobs, &logprobs), None),
             Selector::Scored(scorer) => {
                 let (task, history) = state_of(ep.messages());
-                let full = format!("{task}\n{}", history.join("\n"));
+                let full = full_state(&task, &history);
                 let state = state_text(&task, &history);
                 let actions: Vec<(String, f32)> = candidates
                     .iter()
@@ -134,7 +144,6 @@ pub fn run_best_of_n(
             let (obs, ms) = ep.toolbox(registry).run(&calls);
             ep.on_observations(obs, ms);
         }
-        step += 1;
     }
     ep.finish()
 }

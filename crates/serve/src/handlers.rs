@@ -34,7 +34,7 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn next_id(prefix: &str) -> String {
+pub(crate) fn next_id(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{prefix}-{:x}{:04x}", now(), N.fetch_add(1, Ordering::Relaxed))
 }

@@ -16,11 +16,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaizen_rollout::rerank::{best_index, state_text, ActionScorer};
+use kaizen_rollout::rerank::{best_index, state_parts, state_text, ActionScorer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,12 +67,10 @@ pub fn proxy_router(state: Arc<ProxyState>) -> Router {
         .with_state(state)
 }
 
+/// The client's episode id (`X-Kaizen-Episode`), or a new one.
 fn episode_id(headers: &HeaderMap) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    headers.get("x-kaizen-episode").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
-        format!("ep-{t:x}-{:x}", N.fetch_add(1, Ordering::Relaxed))
-    })
+    let given = headers.get("x-kaizen-episode").and_then(|v| v.to_str().ok()).map(str::to_string);
+    given.unwrap_or_else(|| crate::handlers::next_id("ep"))
 }
 
 /// One upstream call; every failure becomes an OpenAI-style error.
@@ -106,40 +103,31 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
     Ok((StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), v))
 }
 
-/// The text a candidate's action is scored by: its content, and its tool calls if any.
-fn action_text(choice: &Value) -> String {
-    let msg = &choice["message"];
-    let mut text = msg["content"].as_str().unwrap_or("").to_string();
-    if let Some(calls) = msg["tool_calls"].as_array().filter(|c| !c.is_empty()) {
-        for c in calls {
-            text.push_str(&format!(
-                "\n<tool_call>{{\"name\": {}, \"arguments\": {}}}</tool_call>",
-                c["function"]["name"],
-                c["function"]["arguments"].as_str().unwrap_or("{}")
-            ));
-        }
-    }
-    text
+/// Each choice as a kaizen completion: its text with any structured tool calls written in the
+/// Hermes form (what the Q-function was trained on), and its total log-prob.
+fn candidates_of(choices: &[Value]) -> Result<Vec<(String, f32)>, ApiError> {
+    choices
+        .iter()
+        .map(|c| {
+            let choice: kaizen_core::openai::Choice = serde_json::from_value(c.clone()).map_err(|e| {
+                ApiError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream choice is malformed: {e}"),
+                    "upstream_malformed",
+                )
+            })?;
+            let completion = choice.to_completion(0);
+            let logprob = completion.total_logprob();
+            Ok((completion.text, logprob))
+        })
+        .collect()
 }
 
-fn choice_logprob(choice: &Value) -> f32 {
-    choice["logprobs"]["content"]
-        .as_array()
-        .map(|toks| toks.iter().filter_map(|t| t["logprob"].as_f64()).sum::<f64>() as f32)
-        .unwrap_or(0.0)
-}
-
-/// The state's text from the chat: the first user turn, then what followed it.
+/// The state's text from the chat, as the runner builds it from an episode's messages.
 fn state_of(messages: &Value) -> String {
     let msgs = messages.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let first_user = msgs.iter().position(|m| m["role"] == "user");
-    let task = first_user.and_then(|i| msgs[i]["content"].as_str()).unwrap_or("").to_string();
-    let history: Vec<String> = first_user
-        .map(|i| &msgs[i + 1..])
-        .unwrap_or(&[])
-        .iter()
-        .map(|m| format!("{}: {}", m["role"].as_str().unwrap_or(""), m["content"].as_str().unwrap_or("")))
-        .collect();
+    let turns = msgs.iter().map(|m| (m["role"].as_str().unwrap_or(""), m["content"].as_str().unwrap_or("")));
+    let (task, history) = state_parts(turns);
     state_text(&task, &history)
 }
 
@@ -193,7 +181,7 @@ async fn chat(State(state): State<Arc<ProxyState>>, headers: HeaderMap, body: By
     }
     let episode = episode_id(&headers);
     let stateful = state_of(&req["messages"]);
-    let actions: Vec<(String, f32)> = choices.iter().map(|c| (action_text(c), choice_logprob(c))).collect();
+    let actions = candidates_of(&choices)?;
     // One choice: nothing to rank. Otherwise score off the event loop; a scorer failure
     // degrades to the likeliest candidate rather than failing the request.
     let scores = if choices.len() > 1 {

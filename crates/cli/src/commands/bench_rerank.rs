@@ -6,6 +6,7 @@
 use kaizen_core::{Message, SamplingParams};
 use kaizen_q::features::{minilm_identity, FeatureCache};
 use kaizen_q::qnet::{Objective, QConfig, QNet};
+use kaizen_q::scorer::QScorer;
 use kaizen_rollout::rerank::ActionScorer;
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,10 +72,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     // 2. Reranking share of a step with the local model.
     let llm = kaizen_models::LocalLlm::load_installed("smollm2", kaizen_models::WeightFormat::Q8_0)?;
-    let scorer = ScorerAt {
-        net: QNet::load(&q_path, &identity)?,
-        cache: FeatureCache::new(embedder.clone(), &identity, &tmp.join("cache")),
-    };
+    // Its own cache dir, so the first scoring of a step is cold.
+    let cache = FeatureCache::new(embedder.clone(), &identity, &tmp.join("cache"));
+    let scorer = QScorer::new(QNet::load(&q_path, &identity)?, cache)?;
     let (mut gen_ms, mut cold_ms, mut warm_ms) = (Vec::new(), Vec::new(), Vec::new());
     for (i, task) in env.tasks(91, a.steps).into_iter().enumerate() {
         let messages = vec![Message::system(env.system_prompt()), Message::user(task.prompt.clone())];
@@ -132,22 +132,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Q-head over cached features (what `QScorer` is, with a Q-head built here).
-struct ScorerAt {
-    net: QNet,
-    cache: FeatureCache,
-}
-
-impl ActionScorer for ScorerAt {
-    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
-        let mut texts: Vec<&str> = vec![state];
-        texts.extend(actions.iter().map(|(t, _)| t.as_str()));
-        let (v, _) = self.cache.embed(&texts).map_err(|e| e.to_string())?;
-        let feats: Vec<(Vec<f32>, f32)> = v[1..].iter().cloned().zip(actions.iter().map(|x| x.1)).collect();
-        self.net.score(&v[0], &feats).map_err(|e| e.to_string())
-    }
-}
-
 /// Latencies (ms) of the same requests sent straight to an instant upstream and through the
 /// proxy (real Q-function scoring with MiniLM features; every request's text is new).
 fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
@@ -156,7 +140,7 @@ fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec
     use serde_json::{json, Value};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let n = a.candidates;
-    let scorer = Arc::new(kaizen_q::scorer::QScorer::load(q)?);
+    let scorer = Arc::new(QScorer::load(q)?);
     rt.block_on(async move {
         let upstream = Router::new().route(
             "/v1/chat/completions",

@@ -5,25 +5,13 @@
 //! floor every policy must beat).
 
 use super::dom::{self, Element};
-use kaizen_core::tool_call::{CLOSE, OPEN};
+use kaizen_core::tool_call::format_call;
 use kaizen_core::{ChatRequest, Completion, FinishReason, Policy, PolicyError, Role};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 /// Tasks the oracle solves.
-pub const ORACLE_TASKS: &[&str] = &[
-    "click-test",
-    "click-test-2",
-    "click-button",
-    "click-link",
-    "click-dialog",
-    "click-widget",
-    "focus-text",
-    "focus-text-2",
-    "enter-text",
-    "enter-password",
-    "login-user",
-];
+pub const ORACLE_TASKS: &[&str] = super::EASY;
 
 /// The instruction and the latest page of the chat (what a model would read).
 fn view(req: &ChatRequest) -> (String, Vec<Element>) {
@@ -40,7 +28,7 @@ fn quoted(s: &str) -> Vec<String> {
 }
 
 fn call(name: &str, arguments: Value) -> String {
-    format!("{OPEN}\n{}\n{CLOSE}", json!({"name": name, "arguments": arguments}))
+    format_call(name, &arguments)
 }
 
 fn reply(text: String) -> Vec<Completion> {
