@@ -20,6 +20,11 @@ pub trait Env: Send + Sync {
     fn demonstration(&self, _task: &Task) -> Option<Vec<String>> {
         None
     }
+    /// A scripted agent that solves (some of) this env's tasks, for worked examples where a
+    /// demonstration needs a live session to write (a web page); `None` when the env has none.
+    fn reference_agent(&self) -> Option<Box<dyn crate::Policy>> {
+        None
+    }
     /// A live session for one episode of `task`, for envs with state; `None` for stateless
     /// envs. `Err` when the env could not start one (the episode is recorded as failed).
     fn open_session(&self, _task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {

@@ -148,8 +148,8 @@ extern "C" {
 }
 
 /// Task pages request only loopback URLs (the DevTools log of every page request says so),
-/// and whatever else the browser tries — Chromium's own updaters and sign-in check — goes to
-/// the network trap, which refuses it: nothing reaches the network.
+/// the browser itself asks for nothing outside (its proxy, the network trap, records no
+/// request), and a page that does reach out is refused: nothing reaches the network.
 #[test]
 fn nothing_leaves_the_machine() {
     let cfg = BrowserConfig { log_page_requests: true, ..Default::default() };
@@ -167,6 +167,8 @@ fn nothing_leaves_the_machine() {
     let outside: Vec<&String> =
         pages.iter().filter(networked).filter(|u| !u.starts_with("http://127.0.0.1:")).collect();
     assert!(outside.is_empty(), "task pages requested {outside:?}");
+    // Chromium's own services (updaters, sign-in, time queries) made no request either.
+    assert_eq!(env.outside_requests(), Vec::<String>::new(), "the browser reached for the network");
     // Both records do catch a page that reaches out, and the trap refuses it.
     let status = b
         .execute(

@@ -4,9 +4,9 @@
 
 use crate::features::FeatureCache;
 use crate::qnet::Transition;
-use kaizen_core::{Message, Role};
+use kaizen_core::Message;
 use kaizen_rollout::rerank::{full_state, state_of, state_text};
-use kaizen_rollout::{shown_text, Trajectory};
+use kaizen_rollout::Trajectory;
 use std::collections::HashMap;
 
 /// One step of a logged episode, as text.
@@ -54,9 +54,7 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
             steps: t.turns.len(),
             success,
         });
-        let calls = !turn.tool_calls.is_empty() || !turn.malformed.is_empty();
-        chat.push(Message::assistant(shown_text(&turn.text, calls)));
-        chat.extend(turn.observations.iter().map(|o| Message::new(Role::Tool, o.content.clone())));
+        chat.extend(turn.messages());
     }
     out
 }

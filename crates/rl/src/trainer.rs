@@ -173,7 +173,7 @@ fn run_from(
         max_tokens_per_turn: recipe.rl.max_tokens_per_turn,
         max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
         temperature: recipe.rl.temperature,
-        top_p: 1.0,
+        ..Default::default()
     };
 
     // SFT cold start.

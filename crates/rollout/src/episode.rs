@@ -51,12 +51,71 @@ pub struct EpisodeConfig {
     pub max_episode_tokens: usize,
     pub temperature: f32,
     pub top_p: f32,
+    /// Worked examples shown between the system turn and the task (few-shot prompting; see
+    /// `few_shot`). Empty: the task alone.
+    pub shots: Vec<Message>,
 }
 
 impl Default for EpisodeConfig {
     fn default() -> Self {
-        EpisodeConfig { max_turns: 4, max_tokens_per_turn: 256, max_episode_tokens: 1024, temperature: 0.0, top_p: 1.0 }
+        EpisodeConfig {
+            max_turns: 4,
+            max_tokens_per_turn: 256,
+            max_episode_tokens: 1024,
+            temperature: 0.0,
+            top_p: 1.0,
+            shots: Vec::new(),
+        }
     }
+}
+
+/// The task stream the worked examples come from: fixed, so every run of an env shows the same
+/// examples (a Q-function trained on one run reads the same prompts as the runs it reranks),
+/// and far from the seeds runs use.
+pub const SHOT_SEED: u64 = 0x5EED_0F5E_ED5A_u64;
+
+/// `k` worked examples of `env` as chat turns — each a task, its solution with every tool
+/// call really run and its result shown as a tool turn, and the final answer — to put before
+/// an episode's task (`EpisodeConfig::shots`). A solution is the env's demonstration, or else
+/// an episode of its reference agent (a web page needs a live session); only solved examples
+/// are shown (tasks the agent fails are passed over, up to `4k` tried). Errors when the env
+/// has neither, or fewer than `k` examples were solved.
+pub fn few_shot(env: &dyn Env, registry: &ToolRegistry, k: usize) -> Result<Vec<Message>, String> {
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let agent = env.reference_agent();
+    let mut shots = Vec::new();
+    let mut solved = 0;
+    for (i, task) in env.tasks(SHOT_SEED, 4 * k).into_iter().enumerate() {
+        if solved == k {
+            break;
+        }
+        if let Some(turns) = env.demonstration(&task) {
+            shots.push(Message::user(task.prompt.clone()));
+            for text in &turns {
+                let calls = parse_tool_calls(text);
+                shots.push(Message::assistant(shown_text(text, !calls.is_empty())));
+                shots.extend(calls.iter().map(|c| Message::new(Role::Tool, registry.dispatch(c).content)));
+            }
+        } else if let Some(agent) = &agent {
+            let agent = Agent::Remote(agent.as_ref());
+            let cfg = EpisodeConfig::default();
+            let t = run_episode(&agent, env, registry, &task, &cfg, SHOT_SEED.wrapping_add(i as u64), "example");
+            if t.reward <= 0.5 {
+                continue;
+            }
+            shots.push(Message::user(t.task.prompt.clone()));
+            shots.extend(t.turns.iter().flat_map(|turn| turn.messages()));
+        } else {
+            return Err(format!("env {} has no demonstrations to show as examples (use --shots 0)", env.name()));
+        }
+        solved += 1;
+    }
+    if solved < k {
+        return Err(format!("only {solved} of {} tasks of {} tried were solved for {k} examples", 4 * k, env.name()));
+    }
+    Ok(shots)
 }
 
 /// Who writes the assistant turns.
@@ -183,7 +242,9 @@ impl<'a> Episode<'a> {
                 None
             }
         };
-        let messages = vec![Message::system(env.system_prompt()), Message::user(job.task.prompt.clone())];
+        let mut messages = vec![Message::system(env.system_prompt())];
+        messages.extend(cfg.shots.iter().cloned());
+        messages.push(Message::user(job.task.prompt.clone()));
         let history = match agent {
             Agent::Local(llm) => {
                 let ids = llm.encode_chat(&messages, &tools).unwrap_or_else(|e| {

@@ -30,12 +30,17 @@ pub enum Selector<'a> {
     Scored(&'a dyn ActionScorer),
 }
 
-/// The state as the scorer reads it, from `(role, content)` turns: the first user turn is the
-/// task, every turn after it a `role: content` line of history (the system turn is left out).
+/// The state as the scorer reads it, from `(role, content)` turns: the last user turn is the
+/// task, every turn after it a `role: content` line of history. What comes before the task —
+/// the system turn, worked examples (few-shot), earlier requests of a chat — is left out, so a
+/// state reads the same with or without examples in the prompt.
 pub fn state_parts<'m>(turns: impl IntoIterator<Item = (&'m str, &'m str)>) -> (String, Vec<String>) {
-    let mut turns = turns.into_iter().skip_while(|(role, _)| *role != Role::User.as_str());
-    let task = turns.next().map(|(_, content)| content.to_string()).unwrap_or_default();
-    (task, turns.map(|(role, content)| format!("{role}: {content}")).collect())
+    let turns: Vec<(&str, &str)> = turns.into_iter().collect();
+    let Some(at) = turns.iter().rposition(|(role, _)| *role == Role::User.as_str()) else {
+        return (String::new(), Vec::new());
+    };
+    let history = turns[at + 1..].iter().map(|(role, content)| format!("{role}: {content}")).collect();
+    (turns[at].1.to_string(), history)
 }
 
 pub fn state_of(messages: &[Message]) -> (String, Vec<String>) {
@@ -183,5 +188,23 @@ mod tests {
         let long: Vec<String> = (0..200).map(|i| format!("step {i}")).collect();
         let s = state_text("T", &long);
         assert!(s.starts_with("T\n") && s.ends_with("step 199") && !s.contains("step 10\n"));
+    }
+
+    #[test]
+    fn the_task_is_the_last_user_turn_so_worked_examples_are_not_state() {
+        let chat = [
+            ("system", "Use tools."),
+            ("user", "example task"),
+            ("assistant", "example call"),
+            ("tool", "example result"),
+            ("user", "the task"),
+            ("assistant", "a call"),
+            ("tool", "42"),
+        ];
+        let (task, history) = state_parts(chat);
+        assert_eq!(task, "the task");
+        assert_eq!(history, vec!["assistant: a call".to_string(), "tool: 42".to_string()]);
+        assert_eq!(state_parts(chat[4..].iter().copied()), (task, history));
+        assert_eq!(state_parts([("system", "s")]), (String::new(), vec![]));
     }
 }

@@ -5,7 +5,7 @@
 //! order, never re-tokenised; `loss_mask` is 1 exactly on tokens the policy wrote; `logprobs`
 //! holds the sampling log-prob of each written token (0 elsewhere).
 
-use kaizen_core::{Observation, Task, ToolCall};
+use kaizen_core::{Message, Observation, Role, Task, ToolCall};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,6 +45,17 @@ pub struct Turn {
     /// included), whether or not it was taken; empty when the policy proposed one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+}
+
+impl Turn {
+    /// The turn as the chat showed it: the assistant's text (its closing tag restored when it
+    /// called tools), then one tool message per observation.
+    pub fn messages(&self) -> Vec<Message> {
+        let calls = !self.tool_calls.is_empty() || !self.malformed.is_empty();
+        let mut out = vec![Message::assistant(crate::episode::shown_text(&self.text, calls))];
+        out.extend(self.observations.iter().map(|o| Message::new(Role::Tool, o.content.clone())));
+        out
+    }
 }
 
 /// One proposed action of a step.

@@ -237,3 +237,30 @@ fn episodes_continue_from_a_prefix_of_another() {
     assert!(sampled.iter().all(|c| c.token_ids[..end] == src.token_ids[..end]));
     assert!(sampled.iter().any(|c| c.token_ids != src.token_ids), "temperature 1.2 changed nothing");
 }
+
+/// Worked examples are the env's demonstrations of other tasks with their tools really run,
+/// and with three of them in front, SmolLM2 — which never calls a tool on its own — writes
+/// calculator calls, and its episodes stay token-exact.
+#[test]
+fn worked_examples_teach_smollm2_the_tool_call_format() {
+    let env = Arith::mixed();
+    let tools = ToolRegistry::standard();
+    let shots = kaizen_rollout::few_shot(&env, &tools, 3).unwrap();
+    let roles: Vec<Role> = shots.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool, Role::Assistant].repeat(3));
+    for (i, task) in env.tasks(kaizen_rollout::episode::SHOT_SEED, 3).iter().enumerate() {
+        assert_eq!(shots[4 * i].content, task.prompt);
+        // The calculator's real result is the task's answer.
+        assert!(task.reward(Some(&shots[4 * i + 2].content)) == 1.0, "{} vs {}", shots[4 * i + 2].content, task.answer);
+    }
+    let tool_use = |cfg: &EpisodeConfig| {
+        let jobs = env.tasks(0, 6).into_iter().enumerate().map(|(i, t)| Job::new(t, i as u64, format!("{i}")));
+        let mut done = Vec::new();
+        run_local(llm(), &env, &tools, jobs, cfg, 6, &mut |t| done.push(t));
+        done.iter().for_each(|t| assert_replays(t, cfg.temperature));
+        done.iter().filter(|t| t.turns.first().is_some_and(|turn| !turn.tool_calls.is_empty())).count()
+    };
+    let bare = EpisodeConfig { max_turns: 2, max_tokens_per_turn: 64, ..Default::default() };
+    let (without, with) = (tool_use(&bare), tool_use(&EpisodeConfig { shots, ..bare.clone() }));
+    assert!(with >= 3 && with > without, "episodes calling a tool: {with}/6 with examples, {without}/6 without");
+}

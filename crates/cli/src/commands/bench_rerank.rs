@@ -3,11 +3,12 @@
 //! model generating those N candidates; and the proxy's added latency under concurrent
 //! clients, next to the same clients calling the upstream directly.
 
-use kaizen_core::{Message, SamplingParams};
+use kaizen_core::SamplingParams;
 use kaizen_q::features::{minilm_identity, FeatureCache};
 use kaizen_q::qnet::{Objective, QConfig, QNet};
 use kaizen_q::scorer::QScorer;
-use kaizen_rollout::rerank::ActionScorer;
+use kaizen_rollout::rerank::{state_text, ActionScorer};
+use kaizen_rollout::{few_shot, Agent, Episode, EpisodeConfig, Job};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +29,10 @@ pub struct Args {
     /// Requests per client.
     #[arg(long, default_value_t = 8)]
     requests: usize,
+    /// Worked examples before the task (as `kaizen run --shots`): a longer prompt to read
+    /// makes each step longer, the reranking no dearer.
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -76,9 +81,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cache = FeatureCache::new(embedder.clone(), &identity, &tmp.join("cache"));
     let scorer = QScorer::new(QNet::load(&q_path, &identity)?, cache)?;
     let (mut gen_ms, mut cold_ms, mut warm_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let registry = kaizen_tools::ToolRegistry::standard();
+    let episode_cfg = EpisodeConfig {
+        shots: few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
+        ..Default::default()
+    };
     for (i, task) in env.tasks(91, a.steps).into_iter().enumerate() {
-        let messages = vec![Message::system(env.system_prompt()), Message::user(task.prompt.clone())];
-        let prompt = llm.encode_chat(&messages, &[])?;
+        // The first step's prompt exactly as an episode writes it (system, tools, examples, task).
+        let job = Job::new(task.clone(), i as u64, "bench");
+        let episode = Episode::new(&Agent::Local(&llm), env.as_ref(), &registry, job, &episode_cfg);
+        let prompt = episode.token_ids().to_vec();
         let params = SamplingParams {
             n: a.candidates,
             max_tokens: a.max_tokens,
@@ -92,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let actions: Vec<(String, f32)> = cands.iter().map(|c| (c.text.clone(), c.total_logprob())).collect();
         for out in [&mut cold_ms, &mut warm_ms] {
             let t = Instant::now();
-            scorer.score(&task.prompt, &actions).map_err(anyhow::Error::msg)?;
+            scorer.score(&state_text(&task.prompt, &[]), &actions).map_err(anyhow::Error::msg)?;
             out.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -103,8 +115,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
 
     println!(
-        "kaizen bench rerank — N = {} candidates, {} steps, SmolLM2 Q8_0 generating ≤ {} tokens each",
-        a.candidates, a.steps, a.max_tokens
+        "kaizen bench rerank — N = {} candidates, {} steps of arith ({} worked examples in the prompt), SmolLM2 Q8_0 \
+         generating ≤ {} tokens each",
+        a.candidates, a.steps, a.shots, a.max_tokens
     );
     println!(
         "{:<52} {:>12}",

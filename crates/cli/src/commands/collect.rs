@@ -24,6 +24,9 @@ pub struct Args {
     candidates: usize,
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
+    /// Tokens a turn may write (a candidate that rambles holds up its whole batch).
+    #[arg(long, default_value_t = 256)]
+    max_tokens_per_turn: usize,
     /// The run directory (created; never overwritten).
     #[arg(long)]
     out: PathBuf,
@@ -32,6 +35,10 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Worked examples shown before each task (as `kaizen run --shots`); use the same number
+    /// when evaluating, so the Q-function sees the policy it was trained on.
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -45,5 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.out,
         a.seed,
         a.concurrency,
+        a.shots,
+        a.max_tokens_per_turn,
     ))
 }

@@ -35,6 +35,9 @@ pub struct Args {
     max_tokens_per_turn: usize,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Worked examples shown before each task (as `kaizen run --shots`).
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -52,6 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_tokens_per_turn: a.max_tokens_per_turn,
         max_episode_tokens: a.max_turns * a.max_tokens_per_turn,
         temperature: a.temperature,
+        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
         ..Default::default()
     };
     let greedy = EpisodeConfig { temperature: 0.0, ..sampled.clone() };

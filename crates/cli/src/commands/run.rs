@@ -53,6 +53,10 @@ pub struct Args {
     /// own connection.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Worked examples (the env's demonstrations of other tasks, tools really run) shown before
+    /// each task: few-shot prompting, for small models that do not know the tool-call format.
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
 }
 
 impl Args {
@@ -69,6 +73,8 @@ impl Args {
         out: PathBuf,
         seed: u64,
         concurrency: usize,
+        shots: usize,
+        max_tokens_per_turn: usize,
     ) -> Self {
         Args {
             env,
@@ -81,10 +87,11 @@ impl Args {
             out,
             seed,
             max_turns: 4,
-            max_tokens_per_turn: 256,
-            max_episode_tokens: 1024,
+            max_tokens_per_turn,
+            max_episode_tokens: 4 * max_tokens_per_turn,
             temperature,
             concurrency,
+            shots,
         }
     }
 }
@@ -118,6 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_tokens_per_turn: a.max_tokens_per_turn,
         max_episode_tokens: a.max_episode_tokens,
         temperature: a.temperature,
+        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
         ..Default::default()
     };
     let config = serde_json::json!({
@@ -126,7 +134,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
-        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()),
+        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots,
     });
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new((a.episodes * a.samples) as u64)

@@ -185,6 +185,11 @@ impl Env for MiniWob {
             .collect()
     }
 
+    /// The oracle: it solves every `miniwob-easy` task.
+    fn reference_agent(&self) -> Option<Box<dyn kaizen_core::Policy>> {
+        Some(Box::new(agents::Oracle))
+    }
+
     fn open_session(&self, task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {
         let name = task.meta["task"].as_str().unwrap_or(&task.prompt);
         let seed = task.meta["page_seed"].as_u64().unwrap_or(0);

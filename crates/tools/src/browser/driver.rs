@@ -87,6 +87,13 @@ pub struct Browser {
     broken: bool,
 }
 
+/// The profile's preferences: the default search engine (DuckDuckGo in Debian's build, whose
+/// new-tab page the browser preconnects to at start-up) points at a closed loopback port and has
+/// a blank new-tab page. No switch turns that preconnect off.
+const OFFLINE_PREFERENCES: &str = r#"{"default_search_provider_data": {"template_url_data": {
+  "keyword": "offline", "short_name": "offline", "url": "http://127.0.0.1:9/?q={searchTerms}",
+  "new_tab_url": "about:blank"}}}"#;
+
 /// The flags that keep Chromium offline, quiet and runnable as root in a container.
 fn chromium_args(cfg: &BrowserConfig, profile: &std::path::Path) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -117,6 +124,12 @@ fn chromium_args(cfg: &BrowserConfig, profile: &std::path::Path) -> Vec<String> 
         "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,OptimizationGuideModelDownloading,\
          MediaRouter,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater,\
          InterestFeedContentSuggestions,SignInProfileCreation,ChromeWhatsNewUI,PrivacySandboxSettings4",
+        // Two services ignore every switch above: the component updater (a `update2/json`
+        // check at start-up) and the sign-in cookie check (`accounts.google.com`). Their
+        // endpoints are pointed at a closed loopback port, so they fail on this machine
+        // instead of reaching the network trap.
+        "--component-updater=url-source=http://127.0.0.1:9/",
+        "--gaia-url=http://127.0.0.1:9/",
     ]
     .map(String::from)
     .to_vec();
@@ -149,7 +162,9 @@ impl Browser {
         let port = free_port()?;
         let profile = std::env::temp_dir().join(format!("kaizen-browser-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).map_err(|e| BrowserError::Launch(format!("profile dir: {e}")))?;
+        std::fs::create_dir_all(profile.join("Default"))
+            .and_then(|_| std::fs::write(profile.join("Default").join("Preferences"), OFFLINE_PREFERENCES))
+            .map_err(|e| BrowserError::Launch(format!("profile dir: {e}")))?;
         use std::os::unix::process::CommandExt;
         let driver = Command::new(&cfg.chromedriver)
             .arg(format!("--port={port}"))
