@@ -299,9 +299,22 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
         assert_eq!(ts.len(), 8);
         (text(&o.stdout), ts)
     };
-    // The oracle solves all four tasks through the normal episode runner.
-    let (table, ts) = run("oracle", &[]);
+    // The oracle solves all four tasks through the normal episode runner; with
+    // `--screenshots` every observation carries the page as a PNG data URL.
+    let (table, ts) = run("oracle", &["--screenshots"]);
     assert!(table.contains("success rate                 100.0%"), "{table}");
+    let images: Vec<&str> = ts
+        .iter()
+        .flat_map(|t| t["turns"].as_array().unwrap())
+        .flat_map(|turn| turn["observations"].as_array().unwrap())
+        .map(|o| o["images"][0].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        !images.is_empty() && images.iter().all(|i| i.starts_with("data:image/png;base64,iVBORw0KGgo")),
+        "{images:?}"
+    );
+    let o = kaizen(&["run", "--env", env, "--screenshots", "--out", temp_dir("web-text-only").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("local models read text only"), "{}", text(&o.stderr));
     assert!(table.contains("login-user                          2      100%"), "{table}");
     assert!(ts.iter().all(|t| t["reward"] == 1.0 && t["end"]["kind"] == "env_done"), "{ts:?}");
     // The first view is the instruction and the rendered page.
@@ -309,11 +322,16 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     // A random clicker fails some (−1 from the page itself).
     let (_, ts) = run("random", &[]);
     assert!(ts.iter().any(|t| t["reward"] == -1.0), "{ts:?}");
-    // A local model runs through the batched engine with the page's action tools.
-    let (table, ts) = run("smollm2", &["--max-turns", "1", "--max-tokens-per-turn", "12"]);
+    // A local model runs through the batched engine with the page's action tools. Alone it
+    // writes no valid action; shown one episode of the oracle (`--shots 1`), it acts on the page
+    // with well-formed calls and solves some.
+    let (table, ts) = run("smollm2", &["--max-turns", "1", "--max-tokens-per-turn", "28", "--shots", "1"]);
     assert!(table.contains("mean decode batch"), "{table}");
     assert!(ts.iter().all(|t| !t["token_ids"].as_array().unwrap().is_empty()));
     assert!(ts.iter().all(|t| t["end"]["kind"] != "error"), "{ts:?}");
+    let acted = |t: &serde_json::Value| !t["turns"][0]["tool_calls"].as_array().unwrap().is_empty();
+    assert!(ts.iter().all(acted), "{ts:?}");
+    assert!(ts.iter().any(|t| t["reward"] == 1.0), "{ts:?}");
 }
 
 /// `kill -9` in the middle of RL, then `--resume`: the run ends exactly where an

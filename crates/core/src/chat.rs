@@ -34,11 +34,19 @@ pub struct Message {
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images shown with the text, as URLs (`data:image/png;base64,…`): what a vision model
+    /// sees besides `content`. Text-only models read `content` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, images: Vec::new() }
+    }
+    /// The tool turn that shows an observation (its text and its images).
+    pub fn observation(o: &crate::Observation) -> Self {
+        Message { images: o.images.clone(), ..Self::new(Role::Tool, o.content.clone()) }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new(Role::System, content)

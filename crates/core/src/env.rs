@@ -67,4 +67,9 @@ pub trait EnvSession: Send {
     fn status(&self) -> SessionStatus;
     /// The reward when the agent stops before the env ended the episode.
     fn unfinished_reward(&self) -> f32;
+    /// What the agent sees now as an image (`data:image/png;base64,…`), for vision policies;
+    /// `None` when the env has no picture of its state.
+    fn screenshot(&mut self) -> Option<Result<String, String>> {
+        None
+    }
 }

@@ -148,6 +148,7 @@ impl WireMessage {
             "tool" => Role::Tool,
             other => return Err(format!("unknown role '{other}' (allowed: system, user, assistant, tool)")),
         };
+        let mut images = Vec::new();
         let content = match &self.content {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
@@ -156,7 +157,13 @@ impl WireMessage {
                 for p in parts {
                     match p.get("type").and_then(Value::as_str) {
                         Some("text") => text.push_str(p.get("text").and_then(Value::as_str).unwrap_or("")),
-                        Some(other) => return Err(format!("content part type '{other}' is not supported (text only)")),
+                        Some("image_url") => match p["image_url"]["url"].as_str() {
+                            Some(url) => images.push(url.to_string()),
+                            None => return Err("an image_url part needs image_url.url".into()),
+                        },
+                        Some(other) => {
+                            return Err(format!("content part type '{other}' is not supported (text, image_url)"))
+                        }
                         None => return Err("content part without a type".into()),
                     }
                 }
@@ -175,13 +182,23 @@ impl WireMessage {
                     .unwrap_or_else(|_| Value::String(c.function.arguments.clone())),
             })
             .collect();
-        Ok(Message { role, content, tool_calls, tool_call_id: self.tool_call_id.clone() })
+        Ok(Message { role, content, tool_calls, tool_call_id: self.tool_call_id.clone(), images })
     }
 
+    /// The wire form: plain text content, or content parts (text, then each image as an
+    /// `image_url` part) when the message has images.
     pub fn from_message(m: &Message) -> Self {
+        let content = if m.images.is_empty() {
+            Value::String(m.content.clone())
+        } else {
+            let mut parts = vec![serde_json::json!({"type": "text", "text": m.content})];
+            parts
+                .extend(m.images.iter().map(|url| serde_json::json!({"type": "image_url", "image_url": {"url": url}})));
+            Value::Array(parts)
+        };
         WireMessage {
             role: m.role.as_str().to_string(),
-            content: Some(Value::String(m.content.clone())),
+            content: Some(content),
             tool_calls: m
                 .tool_calls
                 .iter()

@@ -47,3 +47,22 @@ fn unknown_role_names_the_message() {
     let err = req.kaizen_messages().unwrap_err();
     assert!(err.starts_with("messages[1]: unknown role 'robot'"), "{err}");
 }
+
+#[test]
+fn images_travel_as_image_url_parts() {
+    let mut m = Message::user("Click OK.");
+    m.images.push("data:image/png;base64,iVBORw0KGgo=".into());
+    let wire = serde_json::to_value(WireMessage::from_message(&m)).unwrap();
+    assert_eq!(
+        wire["content"],
+        serde_json::json!([{"type": "text", "text": "Click OK."},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}])
+    );
+    // A plain message stays a plain string, and the parts read back to the same message.
+    assert_eq!(serde_json::to_value(WireMessage::from_message(&Message::user("hi"))).unwrap()["content"], "hi");
+    let back: WireMessage = serde_json::from_value(wire).unwrap();
+    assert_eq!(back.to_message().unwrap(), m);
+    let bad: WireMessage =
+        serde_json::from_str(r#"{"role":"user","content":[{"type":"image_url","image_url":{}}]}"#).unwrap();
+    assert_eq!(bad.to_message().unwrap_err(), "an image_url part needs image_url.url");
+}

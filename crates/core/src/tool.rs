@@ -14,14 +14,17 @@ pub struct Observation {
     pub ok: bool,
     /// Wall time of the call.
     pub elapsed_ms: f64,
+    /// Images that come with it (`data:` URLs): a web page's screenshot for vision policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl Observation {
     pub fn ok(content: impl Into<String>) -> Self {
-        Observation { content: content.into(), ok: true, elapsed_ms: 0.0 }
+        Observation { content: content.into(), ok: true, elapsed_ms: 0.0, images: Vec::new() }
     }
     pub fn error(content: impl Into<String>) -> Self {
-        Observation { content: content.into(), ok: false, elapsed_ms: 0.0 }
+        Observation { content: content.into(), ok: false, elapsed_ms: 0.0, images: Vec::new() }
     }
 }
 

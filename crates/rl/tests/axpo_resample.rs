@@ -1,7 +1,6 @@
 //! AXPO's rollout stage on real episodes: SmolLM2 repeats the tool calls it is shown but
 //! never boxes an answer, so its tool-using groups are all wrong and AXPO triggers.
 
-use kaizen_core::Env;
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rl::axpo::{separated_advantages, Resampled};
 use kaizen_rl::axpo_resample::axpo_rows;

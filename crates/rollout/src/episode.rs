@@ -27,6 +27,8 @@ type SharedSession = Arc<Mutex<Box<dyn EnvSession>>>;
 pub struct Toolbox<'r> {
     registry: &'r ToolRegistry,
     session: Option<SharedSession>,
+    /// Attach the session's screenshot to each observation (vision policies).
+    screenshots: bool,
 }
 
 impl Toolbox<'_> {
@@ -36,11 +38,28 @@ impl Toolbox<'_> {
         let obs = calls
             .iter()
             .map(|c| match (c, &self.session) {
-                (Ok(call), Some(s)) => s.lock().unwrap_or_else(|p| p.into_inner()).act(call),
+                (Ok(call), Some(s)) => {
+                    let mut session = s.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut obs = session.act(call);
+                    if self.screenshots {
+                        attach_screenshot(session.as_mut(), &mut obs.images, &mut obs.content);
+                    }
+                    obs
+                }
                 _ => self.registry.dispatch(c),
             })
             .collect();
         (obs, t.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+/// Adds the session's screenshot to `images`; a failed screenshot is said in `text` instead
+/// (the episode goes on: the page is still shown as text).
+fn attach_screenshot(session: &mut dyn EnvSession, images: &mut Vec<String>, text: &mut String) {
+    match session.screenshot() {
+        Some(Ok(url)) => images.push(url),
+        Some(Err(e)) => text.push_str(&format!("\n(no screenshot: {e})")),
+        None => {}
     }
 }
 
@@ -54,6 +73,9 @@ pub struct EpisodeConfig {
     /// Worked examples shown between the system turn and the task (few-shot prompting; see
     /// `few_shot`). Empty: the task alone.
     pub shots: Vec<Message>,
+    /// Show the env's screenshots (web pages) with the task and every observation, for vision
+    /// policies. Text-only models read the text alone.
+    pub screenshots: bool,
 }
 
 impl Default for EpisodeConfig {
@@ -65,6 +87,7 @@ impl Default for EpisodeConfig {
             temperature: 0.0,
             top_p: 1.0,
             shots: Vec::new(),
+            screenshots: false,
         }
     }
 }
@@ -229,12 +252,16 @@ impl<'a> Episode<'a> {
         let mut tools: Vec<ToolSpec> =
             registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect();
         let mut end = None;
+        let mut task_turn = Message::user(String::new());
         // A stateful env writes the prompt and brings its own actions.
         let session = match env.open_session(&job.task) {
             None => None,
-            Some(Ok(s)) => {
+            Some(Ok(mut s)) => {
                 job.task.prompt = s.prompt();
                 tools = s.tools();
+                if cfg.screenshots {
+                    attach_screenshot(s.as_mut(), &mut task_turn.images, &mut job.task.prompt);
+                }
                 Some(Arc::new(Mutex::new(s)))
             }
             Some(Err(message)) => {
@@ -244,7 +271,8 @@ impl<'a> Episode<'a> {
         };
         let mut messages = vec![Message::system(env.system_prompt())];
         messages.extend(cfg.shots.iter().cloned());
-        messages.push(Message::user(job.task.prompt.clone()));
+        task_turn.content = job.task.prompt.clone();
+        messages.push(task_turn);
         let history = match agent {
             Agent::Local(llm) => {
                 let ids = llm.encode_chat(&messages, &tools).unwrap_or_else(|e| {
@@ -349,7 +377,7 @@ impl<'a> Episode<'a> {
 
     /// Where this episode's tool calls go.
     pub fn toolbox<'r>(&self, registry: &'r ToolRegistry) -> Toolbox<'r> {
-        Toolbox { registry, session: self.session.clone() }
+        Toolbox { registry, session: self.session.clone(), screenshots: self.cfg.screenshots }
     }
 
     fn session_status(&self) -> Option<SessionStatus> {
@@ -447,7 +475,7 @@ impl<'a> Episode<'a> {
     /// Appends the observations of the last turn's tool calls (one per call, in order).
     pub fn on_observations(&mut self, obs: Vec<Observation>, tool_ms: f64) {
         self.timing.tool_ms += tool_ms;
-        let tool_msgs: Vec<Message> = obs.iter().map(|o| Message::new(Role::Tool, o.content.clone())).collect();
+        let tool_msgs: Vec<Message> = obs.iter().map(Message::observation).collect();
         if let History::Tokens { llm, ids, mask, logprobs } = &mut self.history {
             let segment = observation_segment(llm, &self.messages, &self.tools, &tool_msgs)
                 .and_then(|text| llm.tokenizer.encode(&text).map_err(|e| e.to_string()));

@@ -5,7 +5,7 @@
 //! order, never re-tokenised; `loss_mask` is 1 exactly on tokens the policy wrote; `logprobs`
 //! holds the sampling log-prob of each written token (0 elsewhere).
 
-use kaizen_core::{Message, Observation, Role, Task, ToolCall};
+use kaizen_core::{Message, Observation, Task, ToolCall};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -53,7 +53,7 @@ impl Turn {
     pub fn messages(&self) -> Vec<Message> {
         let calls = !self.tool_calls.is_empty() || !self.malformed.is_empty();
         let mut out = vec![Message::assistant(crate::episode::shown_text(&self.text, calls))];
-        out.extend(self.observations.iter().map(|o| Message::new(Role::Tool, o.content.clone())));
+        out.extend(self.observations.iter().map(Message::observation));
         out
     }
 }

@@ -70,6 +70,12 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Resul
         return Err(ApiError::invalid("messages must not be empty", Some("messages")));
     }
     let messages = req.kaizen_messages().map_err(|e| ApiError::invalid(e, Some("messages")))?;
+    if let Some(i) = messages.iter().position(|m| !m.images.is_empty()) {
+        return Err(ApiError::invalid(
+            format!("messages[{i}] has an image; '{}' reads text only", st.cfg.model_name),
+            Some("messages"),
+        ));
+    }
     let params = req.sampling_params(st.cfg.default_max_tokens);
     if let Err(e) = params.validate() {
         let param = e.split_whitespace().next().map(String::from);

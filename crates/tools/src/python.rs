@@ -68,5 +68,5 @@ pub fn describe(r: &RunResult, wall_secs: f64, cap: usize) -> Observation {
         parts.push(format!("[exit code {code}]"));
     }
     let content = if parts.is_empty() { "(no output)".to_string() } else { parts.join("\n") };
-    Observation { content, ok: r.success() && !r.truncated, elapsed_ms: 0.0 }
+    Observation { content, ok: r.success() && !r.truncated, elapsed_ms: 0.0, images: Vec::new() }
 }

@@ -57,6 +57,10 @@ pub struct Args {
     /// each task: few-shot prompting, for small models that do not know the tool-call format.
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// Send the page's screenshot (PNG) with the task and every observation of a web env, for
+    /// vision models behind `--policy openai:URL`; observations keep them in the run.
+    #[arg(long)]
+    screenshots: bool,
 }
 
 impl Args {
@@ -92,6 +96,7 @@ impl Args {
             temperature,
             concurrency,
             shots,
+            screenshots: false,
         }
     }
 }
@@ -115,6 +120,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let best_of_n = a.candidates > 1 || !matches!(selector, Selector::First);
     let backend = Backend::open(&a.policy)?;
+    anyhow::ensure!(
+        !a.screenshots || matches!(backend, Backend::Remote(_)),
+        "--screenshots needs a vision model behind --policy openai:URL (local models read text only)"
+    );
     let agent = match &backend {
         Backend::Local(l) => Agent::Local(l),
         Backend::Remote(r) => Agent::Remote(r.as_ref()),
@@ -126,6 +135,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_episode_tokens: a.max_episode_tokens,
         temperature: a.temperature,
         shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
+        screenshots: a.screenshots,
         ..Default::default()
     };
     let config = serde_json::json!({
@@ -134,7 +144,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
-        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots,
+        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "screenshots": a.screenshots,
     });
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new((a.episodes * a.samples) as u64)

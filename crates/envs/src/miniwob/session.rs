@@ -67,12 +67,6 @@ impl WebSession {
         &self.utterance
     }
 
-    /// The page as the browser shows it, PNG (for vision policies; the text rendering is what
-    /// text policies read).
-    pub fn screenshot(&mut self) -> Result<Vec<u8>, String> {
-        self.browser.screenshot().map_err(|e| e.to_string())
-    }
-
     /// The browser process of this episode (tests kill it to check recovery).
     pub fn browser_pid(&self) -> Option<u32> {
         self.browser.chrome_pid()
@@ -235,6 +229,11 @@ impl EnvSession for WebSession {
     /// MiniWoB's own timer would have ended an unfinished episode with −1.
     fn unfinished_reward(&self) -> f32 {
         -1.0
+    }
+
+    /// The page as the browser shows it (the text rendering is what text policies read).
+    fn screenshot(&mut self) -> Option<Result<String, String>> {
+        Some(self.browser.screenshot().map_err(|e| e.to_string()))
     }
 }
 

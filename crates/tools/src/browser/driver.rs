@@ -87,13 +87,6 @@ pub struct Browser {
     broken: bool,
 }
 
-/// The profile's preferences: the default search engine (DuckDuckGo in Debian's build, whose
-/// new-tab page the browser preconnects to at start-up) points at a closed loopback port and has
-/// a blank new-tab page. No switch turns that preconnect off.
-const OFFLINE_PREFERENCES: &str = r#"{"default_search_provider_data": {"template_url_data": {
-  "keyword": "offline", "short_name": "offline", "url": "http://127.0.0.1:9/?q={searchTerms}",
-  "new_tab_url": "about:blank"}}}"#;
-
 /// The flags that keep Chromium offline, quiet and runnable as root in a container.
 fn chromium_args(cfg: &BrowserConfig, profile: &std::path::Path) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -162,9 +155,7 @@ impl Browser {
         let port = free_port()?;
         let profile = std::env::temp_dir().join(format!("kaizen-browser-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(profile.join("Default"))
-            .and_then(|_| std::fs::write(profile.join("Default").join("Preferences"), OFFLINE_PREFERENCES))
-            .map_err(|e| BrowserError::Launch(format!("profile dir: {e}")))?;
+        std::fs::create_dir_all(&profile).map_err(|e| BrowserError::Launch(format!("profile dir: {e}")))?;
         use std::os::unix::process::CommandExt;
         let driver = Command::new(&cfg.chromedriver)
             .arg(format!("--port={port}"))
@@ -272,15 +263,13 @@ impl Browser {
         self.call("POST", &path, Some(&json!({ "script": script, "args": args })))
     }
 
-    /// The viewport as a PNG image (for vision policies).
-    pub fn screenshot(&mut self) -> Result<Vec<u8>, BrowserError> {
-        use base64::Engine;
+    /// The viewport as a `data:image/png;base64,…` URL (what a vision model is sent; WebDriver
+    /// already answers in base64).
+    pub fn screenshot(&mut self) -> Result<String, BrowserError> {
         let path = self.session_path("/screenshot");
         let v = self.call("GET", &path, None)?;
         let b64 = v.as_str().ok_or_else(|| BrowserError::Page("the screenshot is not a string".into()))?;
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| BrowserError::Page(format!("the screenshot is not base64: {e}")))
+        Ok(format!("data:image/png;base64,{b64}"))
     }
 
     /// Inserts `text` into the focused element as typed text (one DevTools `Input.insertText`:
