@@ -414,6 +414,9 @@ pub struct LlamaModel {
 pub enum Logits {
     Last,
     All,
+    /// No logits: the final-normed hidden states of every position, `[batch, seq, hidden]`
+    /// (the features a Q-function reads from the policy itself).
+    Hidden,
 }
 
 impl LlamaModel {
@@ -624,6 +627,7 @@ impl LlamaModel {
         let x = match which {
             Logits::Last => x.narrow(1, s - 1, 1)?,
             Logits::All => x,
+            Logits::Hidden => return self.norm.forward(&x),
         };
         let mut logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
         if let Some(c) = self.cfg.final_softcap {
@@ -631,7 +635,7 @@ impl LlamaModel {
         }
         match which {
             Logits::Last => logits.squeeze(1),
-            Logits::All => Ok(logits),
+            _ => Ok(logits),
         }
     }
 

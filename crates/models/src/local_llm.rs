@@ -151,6 +151,32 @@ impl LocalLlm {
         Ok(streams.into_iter().map(|st| st.into_completion(prompt.len())).collect())
     }
 
+    /// One vector per text: the mean over the text's tokens of the model's final-normed hidden
+    /// states, scaled to unit length — the policy's own reading of a text, for a Q-function.
+    /// Texts longer than `max_tokens` keep their last `max_tokens` tokens (the recent part).
+    pub fn pooled_hidden(&self, texts: &[&str], max_tokens: usize) -> Result<Vec<Vec<f32>>, LlmError> {
+        let dev = self.model.device();
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            let mut ids = self.tokenizer.encode(text)?;
+            if ids.is_empty() {
+                ids.push(self.tokenizer.eos_id);
+            }
+            let ids = &ids[ids.len().saturating_sub(max_tokens.clamp(1, self.context_len()))..];
+            let mut cache = self.model.new_cache();
+            let h = self.model.forward(&Tensor::new(ids, dev)?.unsqueeze(0)?, &mut cache, Logits::Hidden)?;
+            let mean = h.squeeze(0)?.mean(0)?;
+            let norm = mean.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?.max(1e-12);
+            out.push((mean / norm as f64)?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// Width of `pooled_hidden`'s vectors.
+    pub fn hidden_size(&self) -> usize {
+        self.model.cfg.hidden
+    }
+
     /// Teacher-forced log-probs: for each token of `completion`, `log softmax(logits / T)` of
     /// the model given the prompt and the completion before it.
     ///

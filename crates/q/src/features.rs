@@ -1,23 +1,103 @@
-//! Features for the Q-function: frozen sentence embeddings of a state (its text from
-//! `kaizen_rollout::rerank::state_text`) and of a candidate action, cached on disk by content hash so that
-//! retraining, or reranking the same state again, never re-embeds a text.
+//! Features for the Q-function: frozen embeddings of a state (its text from
+//! `kaizen_rollout::rerank::state_text`) and of a candidate action — MiniLM sentence
+//! embeddings, or the policy's own pooled hidden states — cached on disk by content hash so
+//! that retraining, or reranking the same state again, never re-embeds a text.
 
-use kaizen_models::Embedder;
+use kaizen_models::{Embedder, LocalLlm, WeightFormat};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Tokens of a text the policy reads for its features (the most recent ones).
+const POLICY_FEATURE_TOKENS: usize = 384;
+
+/// Where a Q-function's features come from.
+#[derive(Clone)]
+pub enum Features {
+    /// all-MiniLM-L6-v2 sentence embeddings (the default).
+    MiniLm(Arc<Embedder>),
+    /// SmolLM2's own reading of the text: its final hidden states, mean-pooled.
+    Policy(Arc<LocalLlm>),
+}
+
+impl Features {
+    /// `minilm` or `smollm2` (the installed models).
+    pub fn open(kind: &str) -> anyhow::Result<Self> {
+        match kind {
+            "minilm" => Ok(Features::MiniLm(Arc::new(Embedder::load_installed()?))),
+            "smollm2" => Ok(Features::Policy(Arc::new(LocalLlm::load_installed("smollm2", WeightFormat::Q8_0)?))),
+            other => anyhow::bail!("unknown features '{other}' (allowed: minilm, smollm2)"),
+        }
+    }
+
+    /// The installed features a Q-function trained on `identity` reads; an error when none
+    /// installed matches (other weights, another model).
+    pub fn for_identity(identity: &str) -> anyhow::Result<Self> {
+        for kind in ["minilm", "smollm2"] {
+            if kind_identity(kind) == identity {
+                return Self::open(kind);
+            }
+        }
+        anyhow::bail!(
+            "the Q-function reads features of {identity}; installed are {} and {}: retrain it",
+            kind_identity("minilm"),
+            kind_identity("smollm2")
+        )
+    }
+
+    /// The model and the hash of its weights: features of another identity never mix.
+    pub fn identity(&self) -> String {
+        match self {
+            Features::MiniLm(_) => kind_identity("minilm"),
+            Features::Policy(_) => kind_identity("smollm2"),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            Features::MiniLm(e) => e.dim(),
+            Features::Policy(llm) => llm.hidden_size(),
+        }
+    }
+
+    /// One unit-length vector per text.
+    pub fn encode(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        match self {
+            Features::MiniLm(e) => e.embed(texts, 32),
+            Features::Policy(llm) => Ok(llm.pooled_hidden(texts, POLICY_FEATURE_TOKENS)?),
+        }
+    }
+}
+
+/// `name@sha16` of an installed model's weights file (from the lock).
+fn installed_identity(model: &str, file_suffix: &str, label: &str) -> String {
+    let sha = kaizen_models::home::model_files()
+        .into_iter()
+        .find(|f| f.model == model && f.relative_path.ends_with(file_suffix))
+        .map(|f| f.sha256)
+        .unwrap_or_default();
+    format!("{label}@{}", &sha[..sha.len().min(16)])
+}
+
+fn kind_identity(kind: &str) -> String {
+    match kind {
+        "minilm" => installed_identity("all-minilm-l6-v2", "model.safetensors", "all-minilm-l6-v2"),
+        _ => installed_identity("smollm2-135m-instruct", ".gguf", "smollm2-135m-instruct-hidden-mean"),
+    }
+}
 
 /// Embeddings through a content-addressed disk cache: `DIR/ab/abcdef….f32`, the key being
-/// SHA-256 of the embedder's identity and the text, the file the vector as little-endian f32.
+/// SHA-256 of the features' identity and the text, the file the vector as little-endian f32.
 pub struct FeatureCache {
-    embedder: std::sync::Arc<Embedder>,
+    features: Features,
     identity: String,
     dir: PathBuf,
 }
 
 impl FeatureCache {
-    /// `identity` names the embedder and its weights; vectors of another identity never mix.
-    pub fn new(embedder: std::sync::Arc<Embedder>, identity: &str, dir: &Path) -> Self {
-        FeatureCache { embedder, identity: identity.to_string(), dir: dir.to_path_buf() }
+    pub fn new(features: Features, dir: &Path) -> Self {
+        let identity = features.identity();
+        FeatureCache { features, identity, dir: dir.to_path_buf() }
     }
 
     pub fn identity(&self) -> &str {
@@ -25,7 +105,7 @@ impl FeatureCache {
     }
 
     pub fn dim(&self) -> usize {
-        self.embedder.dim()
+        self.features.dim()
     }
 
     fn path(&self, text: &str) -> PathBuf {
@@ -52,7 +132,7 @@ impl FeatureCache {
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let batch: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-            let vecs = self.embedder.embed(&batch, 32)?;
+            let vecs = self.features.encode(&batch)?;
             for (&i, v) in missing.iter().zip(vecs) {
                 let path = &paths[i];
                 if let Some(parent) = path.parent() {
@@ -68,14 +148,4 @@ impl FeatureCache {
         }
         Ok((out.into_iter().map(Option::unwrap_or_default).collect(), hits))
     }
-}
-
-/// The installed MiniLM's identity: its name and the SHA-256 of its weights (from the lock).
-pub fn minilm_identity() -> String {
-    let sha = kaizen_models::home::model_files()
-        .into_iter()
-        .find(|f| f.model == "all-minilm-l6-v2" && f.relative_path.ends_with("model.safetensors"))
-        .map(|f| f.sha256)
-        .unwrap_or_default();
-    format!("all-minilm-l6-v2@{}", &sha[..sha.len().min(16)])
 }

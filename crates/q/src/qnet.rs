@@ -169,16 +169,25 @@ impl QNet {
         Ok(())
     }
 
-    /// Loads a saved Q-function; refuses one trained on another embedder's features.
-    pub fn load(path: &Path, embedder: &str) -> anyhow::Result<Self> {
+    /// The config a saved Q-function carries (which features it reads, among others).
+    pub fn config_of(path: &Path) -> anyhow::Result<QConfig> {
         let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
-        let cfg: QConfig = meta
-            .metadata()
+        Self::config_in(path, &bytes)
+    }
+
+    fn config_in(path: &Path, bytes: &[u8]) -> anyhow::Result<QConfig> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
+        meta.metadata()
             .as_ref()
             .and_then(|m| m.get("kaizen_q"))
             .ok_or_else(|| anyhow::anyhow!("{} is not a kaizen Q-function (no config)", path.display()))
-            .and_then(|j| Ok(serde_json::from_str(j)?))?;
+            .and_then(|j| Ok(serde_json::from_str(j)?))
+    }
+
+    /// Loads a saved Q-function; refuses one trained on another embedder's features.
+    pub fn load(path: &Path, embedder: &str) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cfg = Self::config_in(path, &bytes)?;
         anyhow::ensure!(
             cfg.embedder == embedder,
             "{} was trained on features of {}, not {embedder}; retrain it with this embedder",

@@ -1,12 +1,10 @@
 //! A trained Q-function as the episode runner's scorer: embeds the state and each candidate
 //! (through the cache) and returns Q.
 
-use crate::features::{minilm_identity, FeatureCache};
+use crate::features::{FeatureCache, Features};
 use crate::qnet::QNet;
-use kaizen_models::Embedder;
 use kaizen_rollout::rerank::ActionScorer;
 use std::path::Path;
-use std::sync::Arc;
 
 pub struct QScorer {
     net: QNet,
@@ -30,12 +28,12 @@ impl QScorer {
         Ok(QScorer { net, cache })
     }
 
-    /// Loads `path` with the installed MiniLM; refuses a Q-function trained on other features.
+    /// Loads `path` with the installed features it was trained on (MiniLM or the policy's
+    /// hidden states); refuses a Q-function whose features are not installed.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let identity = minilm_identity();
-        let net = QNet::load(path, &identity)?;
-        let embedder = Arc::new(Embedder::load_installed()?);
-        Self::new(net, FeatureCache::new(embedder, &identity, &default_cache_dir()))
+        let features = Features::for_identity(&QNet::config_of(path)?.embedder)?;
+        let net = QNet::load(path, &features.identity())?;
+        Self::new(net, FeatureCache::new(features, &default_cache_dir()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! clients, next to the same clients calling the upstream directly.
 
 use kaizen_core::SamplingParams;
-use kaizen_q::features::{minilm_identity, FeatureCache};
+use kaizen_q::features::{FeatureCache, Features};
 use kaizen_q::qnet::{Objective, QConfig, QNet};
 use kaizen_q::scorer::QScorer;
 use kaizen_rollout::rerank::{state_text, ActionScorer};
@@ -53,7 +53,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("kaizen-bench-rerank-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
-    let identity = minilm_identity();
+    let identity = Features::MiniLm(embedder.clone()).identity();
     // A Q-head of the real size (its weights do not change its speed).
     let cfg = QConfig {
         dim: embedder.dim(),
@@ -78,7 +78,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // 2. Reranking share of a step with the local model.
     let llm = kaizen_models::LocalLlm::load_installed("smollm2", kaizen_models::WeightFormat::Q8_0)?;
     // Its own cache dir, so the first scoring of a step is cold.
-    let cache = FeatureCache::new(embedder.clone(), &identity, &tmp.join("cache"));
+    let cache = FeatureCache::new(Features::MiniLm(embedder.clone()), &tmp.join("cache"));
     let scorer = QScorer::new(QNet::load(&q_path, &identity)?, cache)?;
     let (mut gen_ms, mut cold_ms, mut warm_ms) = (Vec::new(), Vec::new(), Vec::new());
     let registry = kaizen_tools::ToolRegistry::standard();

@@ -3,10 +3,9 @@
 //! held-out tasks.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_q::features::{minilm_identity, FeatureCache};
+use kaizen_q::features::{FeatureCache, Features};
 use kaizen_q::qnet::{Objective, QConfig, QNet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Q {
@@ -42,6 +41,10 @@ pub struct TrainArgs {
     /// Share of tasks held out for validation (split by task, never by episode).
     #[arg(long, default_value_t = 0.2)]
     val_share: f64,
+    /// What the Q-function reads: `minilm` (all-MiniLM-L6-v2 sentence embeddings) or
+    /// `smollm2` (the policy's own final hidden states, mean-pooled; slower to embed).
+    #[arg(long, default_value = "minilm")]
+    features: String,
 }
 
 pub fn run(q: Q) -> anyhow::Result<()> {
@@ -103,15 +106,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!steps.is_empty(), "the runs hold no labelled steps (proxy episodes need /v1/feedback)");
     let (val, train): (Vec<_>, Vec<_>) = steps.into_iter().partition(|s| unit_hash(&s.task) < a.val_share);
-    let identity = minilm_identity();
-    let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
-    let cache = FeatureCache::new(embedder.clone(), &identity, &kaizen_q::scorer::default_cache_dir());
+    let features = Features::open(&a.features)?;
+    let (identity, dim) = (features.identity(), features.dim());
+    let cache = FeatureCache::new(features, &kaizen_q::scorer::default_cache_dir());
     eprintln!("embedding {} training and {} validation steps …", train.len(), val.len());
     let as_is = |_: &str, action: &str| action.to_string();
     let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, &as_is, &cache, a.gamma)?;
     let (val_t, _) = kaizen_q::dataset::transitions(&val, &as_is, &cache, a.gamma)?;
-    let cfg =
-        QConfig { dim: embedder.dim(), hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
+    let cfg = QConfig { dim, hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
     let mut net = QNet::new(cfg)?;
     let bar = ProgressBar::new(a.epochs as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
