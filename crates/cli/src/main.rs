@@ -44,6 +44,7 @@ enum Command {
     /// Run episodes of an env with a policy and tools; record them in a run directory.
     #[command(
         after_help = "Examples:\n  kaizen run --env arith --policy smollm2 --episodes 200 --out runs/arith-greedy\n  \
+        kaizen run --env arith --shots 3 --episodes 50 --out runs/arith-3shot    # worked examples first\n  \
         kaizen run --env jsonl:my_tasks.jsonl --policy openai:http://127.0.0.1:8000 --remote-model qwen --out runs/mine"
     )]
     Run(commands::run::Args),
@@ -66,7 +67,8 @@ enum Command {
     /// Collect data for Best-of-Q: several episodes per task with N candidate actions per
     /// step, all recorded.
     #[command(
-        after_help = "Example:\n  kaizen collect --env miniwob:click-button --policy random --tasks 40 --out runs/web-data"
+        after_help = "Examples:\n  kaizen collect --env miniwob:click-button --policy random --tasks 40 --out runs/web-data\n  \
+        kaizen collect --env arith --shots 3 --candidates 8 --temperature 0.7 --out runs/arith-data"
     )]
     Collect(commands::collect::Args),
     /// The Best-of-Q table on held-out tasks: the policy alone (greedy, sampled), random /

@@ -54,28 +54,47 @@ impl Embedder {
         self.bert.cfg.hidden_size
     }
 
-    /// Embeds `texts` (unit vectors), `batch_size` at a time. Results do not depend on the
-    /// batch size: padding is masked out of attention and pooling.
+    /// Embeds `texts` (unit vectors), at most `batch_size` at a time, in the order given.
+    /// Results do not depend on the batching: padding is masked out of attention and pooling.
+    ///
+    /// Texts are batched by length (shortest first, a batch closed once its padded size would
+    /// pass `PADDED_TOKENS_PER_BATCH`), so one long text — a state beside short candidate
+    /// actions — does not make every short one pay for its padding.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+        const PADDED_TOKENS_PER_BATCH: usize = 4096;
         let batch_size = batch_size.max(1);
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch_size) {
-            let enc =
-                self.tokenizer.encode_batch(chunk.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
-            let s = enc.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
-            let mut ids = Vec::with_capacity(chunk.len() * s);
-            let mut mask = Vec::with_capacity(chunk.len() * s);
-            for e in &enc {
-                let n = e.get_ids().len();
-                ids.extend_from_slice(e.get_ids());
+        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| enc[i].get_ids().len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted, so the last text of a batch is its longest.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < batch_size
+                && (end - start + 1) * enc[order[end]].get_ids().len() <= PADDED_TOKENS_PER_BATCH
+            {
+                end += 1;
+            }
+            let batch = &order[start..end];
+            let s = enc[order[end - 1]].get_ids().len().max(1);
+            let mut ids = Vec::with_capacity(batch.len() * s);
+            let mut mask = Vec::with_capacity(batch.len() * s);
+            for &i in batch {
+                let n = enc[i].get_ids().len();
+                ids.extend_from_slice(enc[i].get_ids());
                 ids.extend(std::iter::repeat_n(0u32, s - n));
                 mask.extend(std::iter::repeat_n(1u32, n));
                 mask.extend(std::iter::repeat_n(0u32, s - n));
             }
-            let ids = Tensor::from_vec(ids, (chunk.len(), s), &cpu())?;
-            let mask = Tensor::from_vec(mask, (chunk.len(), s), &cpu())?;
+            let ids = Tensor::from_vec(ids, (batch.len(), s), &cpu())?;
+            let mask = Tensor::from_vec(mask, (batch.len(), s), &cpu())?;
             let states = self.bert.forward(&ids, &mask)?;
-            out.extend(mean_pool_normalize(&states, &mask)?.to_vec2::<f32>()?);
+            for (&i, v) in batch.iter().zip(mean_pool_normalize(&states, &mask)?.to_vec2::<f32>()?) {
+                out[i] = v;
+            }
+            start = end;
         }
         Ok(out)
     }
