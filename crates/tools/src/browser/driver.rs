@@ -184,9 +184,15 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": cfg.chromium,
                 "args": chromium_args(cfg, &profile),
-                // No search-engine preconnects, no sign-in, no prefetching.
+                // No search-engine preconnects, no sign-in, no prefetching. The search engine
+                // (DuckDuckGo in Debian's build) is replaced: chromedriver starts the browser
+                // on its new-tab page, which would otherwise load the engine's start page.
                 "prefs": {
                     "default_search_provider": {"enabled": false},
+                    "default_search_provider_data": {"template_url_data": {
+                        "keyword": "offline", "short_name": "offline",
+                        "url": "http://127.0.0.1:9/?q={searchTerms}", "new_tab_url": "about:blank",
+                    }},
                     "net": {"network_prediction_options": 2},
                     "signin": {"allowed": false},
                     "search": {"suggest_enabled": false},
@@ -199,6 +205,11 @@ impl Browser {
         if b.session.is_empty() {
             return Err(BrowserError::Launch(format!("chromedriver gave no session id: {v}")));
         }
+        // Started on a blank new-tab page, the window's focus sits in the (headless) location
+        // bar, so pages would get no focus events; tasks like focus-text need them.
+        let path = b.session_path("/goog/cdp/execute");
+        b.call("POST", &path, Some(&json!({"cmd": "Emulation.setFocusEmulationEnabled", "params": {"enabled": true}})))
+            .map_err(|e| BrowserError::Launch(format!("focus emulation: {e}")))?;
         Ok(b)
     }
 
