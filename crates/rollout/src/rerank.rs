@@ -54,7 +54,7 @@ pub fn full_state(task: &str, history: &[String]) -> String {
 }
 
 /// Distinct completions (by text), the first of each kept.
-fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
+pub fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
     let mut out: Vec<Completion> = Vec::new();
     for c in completions {
         if !out.iter().any(|o| o.text.trim() == c.text.trim()) {

@@ -7,7 +7,7 @@ use kaizen_core::SamplingParams;
 use kaizen_q::features::{FeatureCache, Features};
 use kaizen_q::qnet::{Objective, QConfig, QNet};
 use kaizen_q::scorer::QScorer;
-use kaizen_rollout::rerank::{state_text, ActionScorer};
+use kaizen_rollout::rerank::{dedup, state_text, ActionScorer};
 use kaizen_rollout::{few_shot, Agent, Episode, EpisodeConfig, Job};
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,7 +80,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Its own cache dir, so the first scoring of a step is cold.
     let cache = FeatureCache::new(Features::MiniLm(embedder.clone()), &tmp.join("cache"));
     let scorer = QScorer::new(QNet::load(&q_path, &identity)?, cache)?;
-    let (mut gen_ms, mut cold_ms, mut warm_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gen_ms, mut cold_ms, mut warm_ms, mut distinct) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let registry = kaizen_tools::ToolRegistry::standard();
     let episode_cfg = EpisodeConfig {
         shots: few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
@@ -101,6 +101,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let t = Instant::now();
         let cands = llm.generate(&prompt, &params, &mut |_| true)?;
         gen_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        // The runner scores the distinct candidates only.
+        let cands = dedup(cands);
+        distinct.push(cands.len() as f64);
         let actions: Vec<(String, f32)> = cands.iter().map(|c| (c.text.clone(), c.total_logprob())).collect();
         for out in [&mut cold_ms, &mut warm_ms] {
             let t = Instant::now();
@@ -125,6 +128,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         format!("{sentences_per_s:.0} sent/s")
     );
     println!("{:<52} {:>12}", "generating N candidates (median per step)", format!("{g:.0} ms"));
+    let mean_distinct = distinct.iter().sum::<f64>() / distinct.len().max(1) as f64;
+    println!("{:<52} {:>12}", "distinct candidates scored (mean per step)", format!("{mean_distinct:.1}"));
     println!("{:<52} {:>12}", "reranking: embed state + N, score (cold cache)", format!("{c:.1} ms"));
     println!("{:<52} {:>12}", "reranking share of the step (cold cache)", format!("{:.2}%", 100.0 * c / (g + c)));
     println!("{:<52} {:>12}", "reranking: same texts again (warm cache)", format!("{w:.2} ms"));
