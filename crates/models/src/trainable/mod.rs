@@ -1,8 +1,11 @@
 //! Policies that learn: differentiable models whose log-probs carry gradients (candle
-//! autograd). `tiny` is a small llama-architecture transformer trained from scratch on a
-//! byte-level vocabulary; it saves as a GGUF file, so the whole inference runtime (episodes,
-//! batching, scoring, serving) runs it like any other model.
+//! autograd). A llama-architecture decoder (`lm`) trains from scratch (the `tiny` policy, on
+//! a byte-level vocabulary) or as a frozen pretrained model with LoRA adapters (`lora`); it
+//! saves as a GGUF file, so the whole inference runtime (episodes, batching, scoring,
+//! serving) runs it like any other model.
 
-pub mod tiny;
+pub mod lm;
+pub mod lora;
 
-pub use tiny::{byte_vocab, TinyConfig, TinyLm};
+pub use lm::{byte_vocab, LmConfig, TrainableLm};
+pub use lora::LoraConfig;

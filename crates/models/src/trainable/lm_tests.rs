@@ -1,4 +1,4 @@
-//! Unit tests of `tiny`: shapes, causality, log-probs, learning, and the GGUF hand-off to the
+//! Unit tests of `lm` (from scratch): shapes, causality, log-probs, learning, and the GGUF hand-off to the
 //! inference runtime.
 
 use super::*;
@@ -6,8 +6,8 @@ use crate::llama::Logits;
 use crate::{LocalLlm, WeightFormat};
 use candle_nn::Optimizer;
 
-fn cfg() -> TinyConfig {
-    TinyConfig::bytes(2, 64, 4, 64)
+fn cfg() -> LmConfig {
+    LmConfig::bytes(2, 64, 4, 64)
 }
 
 /// Byte `b` is token `5 + b` in `byte_vocab`.
@@ -24,23 +24,23 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn parameter_count_matches_the_variables() {
-    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let total: usize = m.vars().all_vars().iter().map(|v| v.elem_count()).sum();
     assert_eq!(total, cfg().parameters());
     // Seeded: the same seed gives the same model, another seed another one.
     let x = ids(&["seeded"]);
-    let same = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap().forward(&x).unwrap();
-    let other = TinyLm::new(cfg(), &Device::Cpu, 1).unwrap().forward(&x).unwrap();
+    let same = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap().forward(&x).unwrap();
+    let other = TrainableLm::new(cfg(), &Device::Cpu, 1).unwrap().forward(&x).unwrap();
     let here = m.forward(&x).unwrap();
     assert_eq!(max_diff(&same, &here), 0.0);
     assert!(max_diff(&other, &here) > 0.0);
-    let bad = TinyConfig { heads: 5, ..cfg() };
+    let bad = LmConfig { heads: 5, ..cfg() };
     assert!(bad.validate().unwrap_err().contains("multiple of heads"));
 }
 
 #[test]
 fn attention_is_causal_and_logprobs_are_normalised() {
-    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let a = m.forward(&ids(&["12+30=42"])).unwrap();
     let b = m.forward(&ids(&["12+30=99"])).unwrap();
     assert_eq!(a.dims3().unwrap(), (1, 8, cfg().vocab));
@@ -64,11 +64,11 @@ fn attention_is_causal_and_logprobs_are_normalised() {
 #[test]
 fn learns_a_small_corpus() {
     // Next-byte NLL on four fixed sequences falls from ~ln 261 = 5.56 to well under 1.
-    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
     let batch = ids(&["17*23=391;", "12+30=42; ", "9*9=81;   ", "100-1=99; "]);
     let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(m.vars().all_vars(), params).unwrap();
-    let nll = |m: &TinyLm| m.token_logprobs(&batch, 1.0).unwrap().mean_all().unwrap().neg().unwrap();
+    let nll = |m: &TrainableLm| m.token_logprobs(&batch, 1.0).unwrap().mean_all().unwrap().neg().unwrap();
     let first = nll(&m).to_scalar::<f32>().unwrap();
     for _ in 0..150 {
         opt.backward_step(&nll(&m)).unwrap();
@@ -83,8 +83,8 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
     let dir = std::env::temp_dir().join(format!("kaizen-tiny-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny.gguf");
-    let m = TinyLm::new(cfg(), &Device::Cpu, 0).unwrap();
-    m.write_gguf(&path).unwrap();
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
+    m.write_gguf(&path, GgmlDType::F32).unwrap();
 
     let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
     let chat = "<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n";
@@ -103,7 +103,7 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
     let out = llm.generate(&toks, &params, &mut |_| true).unwrap();
     assert_eq!(out[0].token_ids.len(), out[0].logprobs.len());
     // Loading the file back for training gives the same model.
-    let back = TinyLm::load_gguf(&path, &Device::Cpu).unwrap();
+    let back = TrainableLm::load_gguf(&path, &Device::Cpu).unwrap();
     assert_eq!(back.cfg, m.cfg);
     assert_eq!(max_diff(&back.forward(&x).unwrap(), &trained), 0.0);
     let _ = std::fs::remove_dir_all(&dir);
@@ -111,7 +111,7 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
 
 #[test]
 fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
-    let m = TinyLm::new(cfg(), &Device::Cpu, 3).unwrap();
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 3).unwrap();
     let batch = ids(&["The prompt: 17*23=391", "The prompt: 12+30=042", "The prompt: 99*99=981"]);
     let shared = "The prompt: ".len();
     let full = m.token_logprobs(&batch, 0.7).unwrap();

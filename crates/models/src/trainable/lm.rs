@@ -1,0 +1,595 @@
+//! A llama-architecture decoder with gradients: RMSNorm pre-norm blocks, grouped-query
+//! attention with interleaved rotary embeddings (as `Arch::Llama` runs GGUF weights), a SwiGLU
+//! MLP `down(silu(gate(x)) · up(x))`, no biases, the output layer tied to the token embedding
+//! unless the file has its own. Two kinds of training run on it:
+//!
+//! - **from scratch** (`TrainableLm::new`): every weight trains; the `tiny` policy on a
+//!   byte-level vocabulary;
+//! - **LoRA** (`TrainableLm::with_lora`): a pretrained GGUF model (SmolLM2) is dequantised and
+//!   frozen, and only low-rank adapters on the chosen projections train (`lora.rs`).
+//!
+//! Tensors carry GGUF names, so `write_gguf` hands the model (adapters merged) to
+//! `LocalLlm::load` unchanged: episodes, batching, scoring and serving run it like any model.
+//!
+//! Every op is differentiable (candle autograd): the fused inference kernels (`rms_norm`,
+//! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used
+//! (`rms_norm_slow`, `softmax`, `log_softmax`, and `rope_i` below).
+
+use super::lora::{self, LoraConfig};
+use crate::chat_template::CHATML;
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Result, Tensor, D};
+use candle_nn::VarMap;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The architecture's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LmConfig {
+    pub vocab: usize,
+    pub layers: usize,
+    pub width: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention; `heads` for plain multi-head).
+    pub kv_heads: usize,
+    /// Hidden size of the SwiGLU MLP.
+    pub ffn: usize,
+    /// Longest sequence.
+    pub context: usize,
+    pub rope_base: f32,
+    pub eps: f32,
+}
+
+impl LmConfig {
+    /// A from-scratch config over the byte vocabulary (`byte_vocab`).
+    pub fn bytes(layers: usize, width: usize, heads: usize, context: usize) -> Self {
+        LmConfig {
+            vocab: byte_vocab().0.len(),
+            layers,
+            width,
+            heads,
+            kv_heads: heads,
+            ffn: 4 * width,
+            context,
+            rope_base: 10_000.0,
+            eps: 1e-5,
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.width / self.heads.max(1)
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.heads == 0 || self.width % self.heads != 0 || (self.width / self.heads) % 2 != 0 {
+            return Err(format!("width ({}) must be an even multiple of heads ({})", self.width, self.heads));
+        }
+        if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+            return Err(format!("heads ({}) must be a multiple of kv_heads ({})", self.heads, self.kv_heads));
+        }
+        if self.layers == 0 || self.vocab == 0 || self.context == 0 || self.ffn == 0 {
+            return Err("layers, vocab, ffn and context must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Weights of the model (tied output): embedding, per block two norms (2w), q and out
+    /// (2w²), k and v (2·w·kv·hd), gate, up, down (3·w·ffn); the final norm.
+    pub fn parameters(&self) -> usize {
+        let (w, l) = (self.width, self.layers);
+        let kv = self.kv_heads * self.head_dim();
+        self.vocab * w + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * self.ffn) + w
+    }
+
+    /// Every weight's GGUF name and shape `[out, in]` (norms `[w]`).
+    fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (w, f, kv) = (self.width, self.ffn, self.kv_heads * self.head_dim());
+        let mut out = vec![("token_embd.weight".to_string(), vec![self.vocab, w]), ("output_norm.weight".into(), vec![w])];
+        for l in 0..self.layers {
+            for (module, shape) in [
+                ("attn_norm", vec![w]),
+                ("attn_q", vec![w, w]),
+                ("attn_k", vec![kv, w]),
+                ("attn_v", vec![kv, w]),
+                ("attn_output", vec![w, w]),
+                ("ffn_norm", vec![w]),
+                ("ffn_gate", vec![f, w]),
+                ("ffn_up", vec![f, w]),
+                ("ffn_down", vec![w, f]),
+            ] {
+                out.push((format!("blk.{l}.{module}.weight"), shape));
+            }
+        }
+        out
+    }
+}
+
+/// The byte-level vocabulary as a SentencePiece vocabulary of pure byte fallback: control
+/// tokens for ChatML, `▁` (a space), and the 256 byte tokens `<0xXX>`. Returns (pieces,
+/// scores, token types). Any text encodes losslessly.
+pub fn byte_vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut pieces: Vec<String> =
+        ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "\u{2581}"].iter().map(|s| s.to_string()).collect();
+    let mut types = vec![2, 3, 3, 3, 1];
+    for b in 0..=255u8 {
+        pieces.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    let scores = vec![0.0; pieces.len()];
+    (pieces, scores, types)
+}
+
+/// GGUF metadata of a from-scratch model: llama architecture, the byte vocabulary, ChatML.
+fn byte_metadata(c: &LmConfig) -> Vec<(String, Value)> {
+    let u = |x: usize| Value::U32(x as u32);
+    let (pieces, scores, types) = byte_vocab();
+    let meta: Vec<(&str, Value)> = vec![
+        ("general.architecture", Value::String("llama".into())),
+        ("general.name", Value::String("kaizen-tiny".into())),
+        ("llama.block_count", u(c.layers)),
+        ("llama.context_length", u(c.context)),
+        ("llama.embedding_length", u(c.width)),
+        ("llama.feed_forward_length", u(c.ffn)),
+        ("llama.attention.head_count", u(c.heads)),
+        ("llama.attention.head_count_kv", u(c.kv_heads)),
+        ("llama.rope.dimension_count", u(c.head_dim())),
+        ("llama.rope.freq_base", Value::F32(c.rope_base)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(c.eps)),
+        ("llama.vocab_size", u(c.vocab)),
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.pre", Value::String("default".into())),
+        ("tokenizer.ggml.tokens", Value::Array(pieces.into_iter().map(Value::String).collect())),
+        ("tokenizer.ggml.scores", Value::Array(scores.into_iter().map(Value::F32).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(3)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+        ("tokenizer.chat_template", Value::String(CHATML.into())),
+    ];
+    meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+fn poisoned<T>(_: T) -> candle_core::Error {
+    candle_core::Error::Msg("variables poisoned".into())
+}
+
+pub struct TrainableLm {
+    pub cfg: LmConfig,
+    /// The weights that train: all of them from scratch, the adapters under LoRA.
+    vars: VarMap,
+    /// The weights that stay as loaded (LoRA's base model).
+    frozen: HashMap<String, Tensor>,
+    lora: Option<LoraConfig>,
+    /// What `write_gguf` writes besides tensors: the base file's tokenizer, template, sizes.
+    metadata: Vec<(String, Value)>,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// RMSNorm in plain ops (differentiable, unlike the fused `candle_nn::ops::rms_norm`).
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+    candle_nn::ops::rms_norm_slow(x, w, eps)
+}
+
+/// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
+/// `p · θ_i`, `θ_i = base^(−2i/D)`.
+fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    let pairs = x.reshape((b, h, t, d / 2, 2))?;
+    let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);
+    let cos = cos.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
+    let sin = sin.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
+    let r0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+    let r1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+    Tensor::cat(&[r0, r1], 4)?.reshape((b, h, t, d))
+}
+
+/// `N(0, std²)` values from a seeded generator (Box–Muller; candle's CPU generator cannot be
+/// seeded).
+pub(crate) fn normal(rng: &mut rand::rngs::StdRng, n: usize, std: f32) -> Vec<f32> {
+    use rand::Rng;
+    (0..n)
+        .map(|_| {
+            let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-12), rng.random());
+            std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}
+
+impl TrainableLm {
+    fn assemble(
+        cfg: LmConfig,
+        vars: VarMap,
+        frozen: HashMap<String, Tensor>,
+        lora: Option<LoraConfig>,
+        metadata: Vec<(String, Value)>,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let hd = cfg.head_dim();
+        let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / hd as f32)).collect();
+        let pos = Tensor::arange(0u32, cfg.context as u32, device)?.to_dtype(DType::F32)?.unsqueeze(1)?;
+        let angles = pos.broadcast_mul(&Tensor::from_vec(inv, (1, hd / 2), device)?)?;
+        Ok(TrainableLm { cfg, vars, frozen, lora, metadata, cos: angles.cos()?, sin: angles.sin()? })
+    }
+
+    /// A freshly initialised model, the same for the same `seed`: N(0, 0.02) for embeddings
+    /// and projections, output projections scaled by `1/√(2·layers)` (GPT-2), norms at 1.
+    pub fn new(cfg: LmConfig, device: &Device, seed: u64) -> Result<Self> {
+        use rand::SeedableRng;
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let vars = VarMap::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let resid = 0.02 / (2.0 * cfg.layers as f32).sqrt();
+        {
+            let mut data = vars.data().lock().map_err(poisoned)?;
+            for (name, shape) in cfg.shapes() {
+                let n: usize = shape.iter().product();
+                let values = if shape.len() == 1 {
+                    vec![1.0; n]
+                } else if name.ends_with("attn_output.weight") || name.ends_with("ffn_down.weight") {
+                    normal(&mut rng, n, resid)
+                } else {
+                    normal(&mut rng, n, 0.02)
+                };
+                data.insert(name, candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?);
+            }
+        }
+        Self::assemble(cfg, vars, HashMap::new(), None, byte_metadata(&cfg), device)
+    }
+
+    /// The sizes of a llama-architecture GGUF file, its context capped at `context`.
+    fn config_of(g: &crate::gguf::GgufFile, context: Option<usize>) -> anyhow::Result<LmConfig> {
+        let lc = crate::llama::LlamaConfig::from_gguf(g)?;
+        anyhow::ensure!(
+            lc.arch == crate::llama::Arch::Llama,
+            "{}: only llama-architecture models train (this is {:?})",
+            g.path.display(),
+            lc.arch
+        );
+        anyhow::ensure!(lc.head_dim * lc.n_head == lc.hidden, "{}: head size × heads ≠ width", g.path.display());
+        Ok(LmConfig {
+            vocab: lc.vocab_size,
+            layers: lc.n_layer,
+            width: lc.hidden,
+            heads: lc.n_head,
+            kv_heads: lc.n_kv_head,
+            ffn: g.get_u32("llama.feed_forward_length")? as usize,
+            context: context.map_or(lc.context_len, |c| c.min(lc.context_len)),
+            rope_base: lc.rope_theta,
+            eps: lc.rms_eps as f32,
+        })
+    }
+
+    /// The weights of a GGUF file, dequantised to f32, checked against the config's shapes.
+    fn weights_of(g: &crate::gguf::GgufFile, cfg: &LmConfig, device: &Device) -> anyhow::Result<Vec<(String, Tensor)>> {
+        let mut shapes = cfg.shapes();
+        if g.has_tensor("output.weight") {
+            shapes.push(("output.weight".into(), vec![cfg.vocab, cfg.width]));
+        }
+        shapes
+            .into_iter()
+            .map(|(name, shape)| {
+                let t = g.tensor(&name, device)?.dequantize(device)?;
+                anyhow::ensure!(t.dims() == shape.as_slice(), "{name}: shape {:?}, expected {shape:?}", t.dims());
+                Ok((name, t))
+            })
+            .collect()
+    }
+
+    fn metadata_of(g: &crate::gguf::GgufFile) -> Vec<(String, Value)> {
+        let mut m: Vec<(String, Value)> = g.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
+    }
+
+    /// A model whose every weight trains, from a GGUF file (one `write_gguf` wrote, or any
+    /// llama-architecture model for full fine-tuning).
+    pub fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<Self> {
+        let g = crate::gguf::GgufFile::open(path)?;
+        let cfg = Self::config_of(&g, None)?;
+        let vars = VarMap::new();
+        {
+            let mut data = vars.data().lock().map_err(poisoned)?;
+            for (name, t) in Self::weights_of(&g, &cfg, device)? {
+                data.insert(name, candle_core::Var::from_tensor(&t)?);
+            }
+        }
+        Ok(Self::assemble(cfg, vars, HashMap::new(), None, Self::metadata_of(&g), device)?)
+    }
+
+    /// A pretrained GGUF model, frozen, with fresh LoRA adapters on `lora.targets` (seeded:
+    /// `A ~ N(0, 1/in)`, `B = 0`, so the adapted model starts as the base model exactly).
+    /// `context` caps the sequence length (and the rotary tables' memory).
+    pub fn with_lora(path: &Path, lora: LoraConfig, context: usize, device: &Device, seed: u64) -> anyhow::Result<Self> {
+        lora.validate().map_err(anyhow::Error::msg)?;
+        let g = crate::gguf::GgufFile::open(path)?;
+        let cfg = Self::config_of(&g, Some(context))?;
+        let frozen: HashMap<String, Tensor> = Self::weights_of(&g, &cfg, device)?.into_iter().collect();
+        let vars = lora::init_adapters(&lora, &frozen, cfg.layers, device, seed)?;
+        Ok(Self::assemble(cfg, vars, frozen, Some(lora), Self::metadata_of(&g), device)?)
+    }
+
+    /// The trainable variables (for the optimizer): every weight, or the adapters.
+    pub fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+
+    pub fn lora(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<Tensor> {
+        if let Some(t) = self.frozen.get(name) {
+            return Ok(t.clone());
+        }
+        let data = self.vars.data().lock().map_err(poisoned)?;
+        data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no {name}")))
+    }
+
+    /// `x Wᵀ` for block `l`'s `module`, plus the adapter's `s · (x Aᵀ) Bᵀ` where it has one.
+    fn project(&self, x: &Tensor, l: usize, module: &str) -> Result<Tensor> {
+        let name = format!("blk.{l}.{module}");
+        let y = x.broadcast_matmul(&self.get(&format!("{name}.weight"))?.t()?)?;
+        match &self.lora {
+            Some(lora) if lora.adapts(module) => {
+                let (a, b) = (self.get(&lora::a_name(&name))?, self.get(&lora::b_name(&name))?);
+                y + (x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)? * lora.scale())?
+            }
+            _ => Ok(y),
+        }
+    }
+
+    /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (x, _) = self.blocks(ids, None)?;
+        self.logits(&x)
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let out = self.get("output.weight").or_else(|_| self.get("token_embd.weight"))?;
+        rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?.broadcast_matmul(&out.t()?)
+    }
+    /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
+    /// `[1, kv_heads, P, hd]` every row attends to). Returns the last hidden states `[B, T, w]` and
+    /// this call's own keys and values per layer.
+    fn blocks(&self, ids: &Tensor, prefix: Option<&[(Tensor, Tensor)]>) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
+        let (b, t) = ids.dims2()?;
+        let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(2)).transpose()?.unwrap_or(0);
+        if p + t > self.cfg.context {
+            candle_core::bail!("sequence of {} tokens exceeds the context of {}", p + t, self.cfg.context);
+        }
+        let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
+        let hd = w / h;
+        let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
+        // Row i (position p + i) sees the whole prefix and the rows up to itself.
+        let mask: Vec<f32> =
+            (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+        let mask = Tensor::from_vec(mask, (t, p + t), ids.device())?;
+        let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous();
+        // Grouped-query attention: each key/value head serves `h / kvh` query heads in a row.
+        let share = |x: Tensor| -> Result<Tensor> {
+            if kvh == h {
+                return Ok(x);
+            }
+            let (b, _, s, _) = x.dims4()?;
+            x.unsqueeze(2)?.broadcast_as((b, kvh, h / kvh, s, hd))?.reshape((b, h, s, hd))
+        };
+        let mut own = Vec::with_capacity(self.cfg.layers);
+        for l in 0..self.cfg.layers {
+            let norm = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
+            let xn = rms_norm(&x, &norm("attn_norm")?, self.cfg.eps)?;
+            let q = rope_i(&heads(self.project(&xn, l, "attn_q")?, h)?, &cos, &sin)?;
+            let k = rope_i(&heads(self.project(&xn, l, "attn_k")?, kvh)?, &cos, &sin)?;
+            let v = heads(self.project(&xn, l, "attn_v")?, kvh)?;
+            let (ka, va) = match prefix {
+                Some(kv) => {
+                    let (kp, vp) = &kv[l];
+                    let wide = |x: &Tensor| x.broadcast_as((b, kvh, p, hd))?.contiguous();
+                    (Tensor::cat(&[&wide(kp)?, &k], 2)?, Tensor::cat(&[&wide(vp)?, &v], 2)?)
+                }
+                None => (k.clone(), v.clone()),
+            };
+            let y = attention(&q, &share(ka)?, &share(va)?, &mask, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
+            own.push((k, v));
+            x = (x + self.project(&y, l, "attn_output")?)?;
+            let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;
+            let gate = candle_nn::ops::silu(&self.project(&xn, l, "ffn_gate")?)?;
+            let up = self.project(&xn, l, "ffn_up")?;
+            x = (x + self.project(&(gate * up)?, l, "ffn_down")?)?;
+        }
+        Ok((x, own))
+    }
+
+    /// Teacher-forced log-probs `[B, T − 1]`: entry t is `log π(ids[t+1] | ids[..=t])` at
+    /// temperature `T` (`log softmax(logits / T)`), with gradients.
+    pub fn token_logprobs(&self, ids: &Tensor, temperature: f32) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let logits = self.forward(&ids.narrow(1, 0, t - 1)?)?;
+        gather_logprobs(&logits, &ids.narrow(1, 1, t - 1)?, temperature)
+    }
+
+    /// `token_logprobs` for rows that all begin with the same `shared` tokens (the env's
+    /// prompt): the shared part runs once, as one row, and every row attends to its keys and
+    /// values — the same numbers for far less work when the prompt dominates the sequence.
+    /// Entries `t < shared − 1` (tokens inside the shared part) are not computed and are 0:
+    /// callers mask them (prompt tokens are never trained on).
+    pub fn token_logprobs_shared(&self, ids: &Tensor, shared: usize, temperature: f32) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if shared < 2 || shared >= t {
+            return self.token_logprobs(ids, temperature);
+        }
+        let (xp, kv) = self.blocks(&ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?, None)?;
+        // Logits at shared−1 … t−2 predict tokens shared … t−1.
+        let last = self.logits(&xp.narrow(1, shared - 1, 1)?)?.broadcast_as((b, 1, self.cfg.vocab))?;
+        let rest = ids.narrow(1, shared, t - shared)?;
+        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv))?;
+        let logits = Tensor::cat(&[&last, &self.logits(&xs)?], 1)?;
+        let lp = gather_logprobs(&logits, &rest, temperature)?;
+        let skipped = Tensor::zeros((b, shared - 1), lp.dtype(), lp.device())?;
+        Tensor::cat(&[&skipped, &lp], 1)
+    }
+
+    /// Every weight as it serves: the trained ones, or the base with its adapters merged
+    /// (`lora::merge`), by GGUF name, sorted.
+    pub fn serving_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let data = self.vars.data().lock().map_err(poisoned)?;
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        for (name, t) in self.frozen.iter().map(|(n, t)| (n.clone(), t.clone())) {
+            let merged = match (&self.lora, name.strip_suffix(".weight")) {
+                (Some(lora), Some(prefix)) if lora.adapts_tensor(prefix) => {
+                    let get = |n: String| {
+                        data.get(&n).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no {n}")))
+                    };
+                    lora::merge(&t, &get(lora::a_name(prefix))?, &get(lora::b_name(prefix))?, lora.scale())?
+                }
+                _ => t,
+            };
+            out.push((name, merged));
+        }
+        if self.lora.is_none() {
+            out.extend(data.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Writes the model for the inference runtime as a GGUF file with the base file's (or the
+    /// byte vocabulary's) metadata, matrices in `dtype` (F32: the exact weights; Q8_0: a
+    /// quarter of the size, what the runtime makes of F32 weights anyway), norms in F32 —
+    /// atomically: a crash leaves the old file or the new one.
+    pub fn write_gguf(&self, path: &Path, dtype: GgmlDType) -> anyhow::Result<()> {
+        let tensors = self
+            .serving_weights()?
+            .into_iter()
+            .map(|(n, t)| {
+                let fits = t.rank() == 2 && t.dim(1)? % dtype.block_size() == 0;
+                Ok((n, QTensor::quantize(&t, if fits { dtype } else { GgmlDType::F32 })?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut metadata = self.metadata.clone();
+        for (k, v) in metadata.iter_mut() {
+            // The trained context, not the base's (the rotary tables were built for it).
+            if k == "llama.context_length" {
+                *v = Value::U32(self.cfg.context as u32);
+            }
+        }
+        let tmp = path.with_extension("gguf.tmp");
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let m: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+            gguf_file::write(&mut f, &m, &t)?;
+            std::io::Write::flush(&mut f)?;
+            f.get_ref().sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Writes the trainable weights (every weight, or the LoRA adapters) as safetensors, with
+    /// the architecture and the LoRA config in the header: a run's checkpoint of its policy,
+    /// or the adapters to share. Atomic, like `write_gguf`.
+    pub fn save_trainable(&self, path: &Path) -> anyhow::Result<()> {
+        let data = self.vars.data().lock().map_err(poisoned)?;
+        let mut tensors: Vec<(String, Tensor)> = data.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        drop(data);
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let header = TrainableHeader { cfg: self.cfg, lora: self.lora.clone() };
+        let meta = HashMap::from([(HEADER_KEY.to_string(), serde_json::to_string(&header)?)]);
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, t)| {
+                let v = t.flatten_all()?.to_vec1::<f32>()?;
+                Ok((n.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), t.dims().to_vec()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let views = bytes
+            .iter()
+            .map(|(n, b, shape)| Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let tmp = path.with_extension("partial");
+        safetensors::serialize_to_file(views, Some(meta), &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Sets the trainable weights from a file `save_trainable` wrote for the same architecture
+    /// and LoRA config (anything else is refused, naming the difference).
+    pub fn load_trainable(&self, path: &Path) -> anyhow::Result<()> {
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
+        let header: TrainableHeader = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(HEADER_KEY))
+            .ok_or_else(|| anyhow::anyhow!("{} is not a kaizen policy (no header)", path.display()))
+            .and_then(|j| Ok(serde_json::from_str(j)?))?;
+        anyhow::ensure!(header.cfg == self.cfg, "{} is for {:?}, not {:?}", path.display(), header.cfg, self.cfg);
+        anyhow::ensure!(
+            header.lora == self.lora,
+            "{} has adapters {:?}, this policy {:?}",
+            path.display(),
+            header.lora,
+            self.lora
+        );
+        let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+        let data = self.vars.data().lock().map_err(poisoned)?;
+        for (name, var) in data.iter() {
+            let t = loaded.get(name).ok_or_else(|| anyhow::anyhow!("{} lacks {name}", path.display()))?;
+            var.set(&t.to_device(var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `save_trainable`'s header key.
+const HEADER_KEY: &str = "kaizen_policy";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrainableHeader {
+    cfg: LmConfig,
+    lora: Option<LoraConfig>,
+}
+
+/// Causal attention `softmax(q kᵀ · scale + mask) v` on `[B, H, T, D]`, in slices of batch
+/// rows and heads whose `T × T` score matrices stay under ~16 MB: a long sequence's full
+/// `B·H·T²` scores (and their gradients) would be hundreds of MB each, allocated fresh by the
+/// kernel every step.
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, h, t, _) = q.dims4()?;
+    let per_head = t * k.dim(2)?;
+    let heads_per_slice = ((4 << 20) / per_head.max(1)).clamp(1, h);
+    if heads_per_slice >= h && b * h * per_head <= 4 << 20 {
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        return candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(v);
+    }
+    let mut rows = Vec::with_capacity(b);
+    for bi in 0..b {
+        let mut parts = Vec::new();
+        for h0 in (0..h).step_by(heads_per_slice) {
+            let n = heads_per_slice.min(h - h0);
+            let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, n);
+            let scores = (slice(q)?.matmul(&slice(k)?.t()?)? * scale)?.broadcast_add(mask)?;
+            parts.push(candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&slice(v)?)?);
+        }
+        rows.push(Tensor::cat(&parts, 1)?);
+    }
+    Tensor::cat(&rows, 0)
+}
+
+/// `log softmax(logits / T)` at each target id: `[B, S, V]`, `[B, S]` → `[B, S]`.
+fn gather_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
+    let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits.clone() };
+    candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&targets.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
+}
+
+#[cfg(test)]
+#[path = "lm_tests.rs"]
+mod tests;
