@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Training throughput of the tiny from-scratch transformer, kaizen (candle) next to PyTorch on
-# the CPU: identical model config and batch, forward + next-token loss + backward + AdamW,
+# Training throughput, kaizen (candle) next to PyTorch on the CPU: the tiny from-scratch
+# transformer, or with --lora-rank R SmolLM2-135M's architecture training LoRA adapters on a
+# frozen base. Identical model config and batch, forward + next-token loss + backward + AdamW,
 # same thread count, in the same run. PyTorch comes from PyPI into a throwaway venv under
 # $KAIZEN_HOME (a one-time download of ~3 GB: the PyPI wheel pulls CUDA libraries even for CPU
-# use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps) go to both.
+# use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps, --lora-rank)
+# go to kaizen; PyTorch gets the model sizes kaizen reports, so the two cannot differ.
 #
 #   bash bench/train_tiny.sh --threads 2 --context 256 --batch 8
+#   bash bench/train_tiny.sh --threads 2 --context 256 --batch 4 --lora-rank 8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KAIZEN_HOME="${KAIZEN_HOME:-$HOME/.cache/kaizen}"
@@ -26,13 +29,23 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 bash scripts/setup.sh >&2
 kaizen_json=$(target/release/kaizen --threads "$threads" bench train "${args[@]}" --json | tail -1)
-torch_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" "${args[@]}")
+peer_args=$(python3 - "$kaizen_json" <<'PY'
+import json, sys
+k = json.loads(sys.argv[1])
+keys = ["layers", "width", "heads", "kv_heads", "ffn", "vocab", "context", "batch", "steps", "lora_rank", "rope_base"]
+print(" ".join(f"--{key.replace('_', '-')} {k[key]}" for key in keys))
+PY
+)
+# shellcheck disable=SC2086
+torch_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" $peer_args)
 python3 - "$kaizen_json" "$torch_json" <<'PY'
 import json, sys
 k, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-assert k["parameters"] == t["parameters"], f"configs differ: {k['parameters']} vs {t['parameters']} parameters"
-print(f"tiny transformer: {k['layers']} layers x {k['width']} wide, {k['heads']} heads, {k['parameters']} parameters; "
-      f"batch {k['batch']} x {k['context']} tokens, {k['steps']} timed steps")
+for key in ("parameters", "trainable_parameters"):
+    assert k[key] == t[key], f"configs differ: {key} {k[key]} vs {t[key]}"
+what = "tiny transformer" if k["lora_rank"] == 0 else f"SmolLM2-135M + LoRA rank {k['lora_rank']}"
+print(f"{what}: {k['layers']} layers x {k['width']} wide, {k['heads']}/{k['kv_heads']} heads, {k['parameters']} parameters "
+      f"({k['trainable_parameters']} trained); batch {k['batch']} x {k['context']} tokens, {k['steps']} timed steps")
 print(f"{'trainer':<28} {'tokens/s':>10} {'ms/step':>10}")
 print(f"{'kaizen (candle)':<28} {k['tokens_per_second']:>10.0f} {k['ms_per_step']:>10.1f}")
 print(f"{t['peer']:<28} {t['tokens_per_second']:>10.0f} {t['ms_per_step']:>10.1f}")

@@ -1,8 +1,11 @@
-"""PyTorch peer of `kaizen bench train`: the identical tiny llama-architecture transformer
-(pre-norm RMSNorm blocks, causal multi-head attention with interleaved rotary embeddings, a
-SwiGLU MLP of 4x width, no biases, output layer tied to the embedding, 261-token byte
-vocabulary), the same batch shape, next-token loss and AdamW step, on the CPU with the same
-number of threads. Prints one JSON line."""
+"""PyTorch peer of `kaizen bench train`: the identical llama-architecture transformer
+(pre-norm RMSNorm blocks, causal grouped-query attention with interleaved rotary embeddings, a
+SwiGLU MLP, no biases, output layer tied to the embedding), the same batch shape, next-token
+loss and AdamW step, on the CPU with the same number of threads. Either every weight trains
+(the tiny model on the 261-token byte vocabulary) or, with --lora-rank R, the base is frozen
+and LoRA adapters y = x W^T + (alpha / R) (x A^T) B^T on q, k, v and the attention output
+train (SmolLM2's sizes; random base weights: the speed does not depend on them). Prints one
+JSON line."""
 
 import argparse
 import json
@@ -29,34 +32,50 @@ def rope_i(x, cos, sin):
     return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
 
 
-class Block(nn.Module):
-    def __init__(self, w, h):
+class LoRA(nn.Module):
+    """A frozen linear layer plus a trained rank-r update (B starts at zero)."""
+
+    def __init__(self, base, rank, alpha):
         super().__init__()
-        self.h = h
+        self.base, self.scale = base, alpha / rank
+        self.a = nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(base.in_features))
+        self.b = nn.Parameter(torch.zeros(base.out_features, rank))
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.a.t() @ self.b.t()) * self.scale
+
+
+class Block(nn.Module):
+    def __init__(self, w, h, kvh, ffn):
+        super().__init__()
+        self.h, self.kvh = h, kvh
+        kv = kvh * (w // h)
         self.attn_norm, self.ffn_norm = RMSNorm(w), RMSNorm(w)
-        self.q, self.k, self.v, self.o = (nn.Linear(w, w, bias=False) for _ in range(4))
-        self.gate, self.up = nn.Linear(w, 4 * w, bias=False), nn.Linear(w, 4 * w, bias=False)
-        self.down = nn.Linear(4 * w, w, bias=False)
+        self.q, self.o = nn.Linear(w, w, bias=False), nn.Linear(w, w, bias=False)
+        self.k, self.v = nn.Linear(w, kv, bias=False), nn.Linear(w, kv, bias=False)
+        self.gate, self.up = nn.Linear(w, ffn, bias=False), nn.Linear(w, ffn, bias=False)
+        self.down = nn.Linear(ffn, w, bias=False)
 
     def forward(self, x, cos, sin):
         b, t, w = x.shape
         xn = self.attn_norm(x)
-        heads = lambda y: y.view(b, t, self.h, w // self.h).transpose(1, 2)
-        q, k, v = rope_i(heads(self.q(xn)), cos, sin), rope_i(heads(self.k(xn)), cos, sin), heads(self.v(xn))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        heads = lambda y, n: y.view(b, t, n, w // self.h).transpose(1, 2)
+        q = rope_i(heads(self.q(xn), self.h), cos, sin)
+        k, v = rope_i(heads(self.k(xn), self.kvh), cos, sin), heads(self.v(xn), self.kvh)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kvh != self.h)
         x = x + self.o(y.transpose(1, 2).reshape(b, t, w))
         xn = self.ffn_norm(x)
         return x + self.down(F.silu(self.gate(xn)) * self.up(xn))
 
 
-class Tiny(nn.Module):
-    def __init__(self, vocab, layers, w, h, context):
+class Llama(nn.Module):
+    def __init__(self, vocab, layers, w, h, kvh, ffn, context, rope_base):
         super().__init__()
         self.embed = nn.Parameter(torch.randn(vocab, w) * 0.02)
-        self.blocks = nn.ModuleList(Block(w, h) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(w, h, kvh, ffn) for _ in range(layers))
         self.norm = RMSNorm(w)
         hd = w // h
-        inv = 1.0 / (10000.0 ** (torch.arange(0, hd // 2).float() * 2 / hd))
+        inv = 1.0 / (rope_base ** (torch.arange(0, hd // 2).float() * 2 / hd))
         angles = torch.arange(context).float()[:, None] * inv[None, :]
         self.register_buffer("cos", angles.cos())
         self.register_buffer("sin", angles.sin())
@@ -71,14 +90,24 @@ class Tiny(nn.Module):
 
 def main():
     p = argparse.ArgumentParser()
-    for name, default in [("layers", 4), ("width", 256), ("heads", 4), ("context", 256), ("batch", 8), ("steps", 10), ("threads", 2)]:
+    for name, default in [("layers", 4), ("width", 256), ("heads", 4), ("kv-heads", 0), ("ffn", 0), ("vocab", 261),
+                          ("context", 256), ("batch", 8), ("steps", 10), ("threads", 2), ("lora-rank", 0)]:
         p.add_argument(f"--{name}", type=int, default=default)
+    p.add_argument("--rope-base", type=float, default=10000.0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = Tiny(261, a.layers, a.width, a.heads, a.context)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ids = torch.randint(32, 127, (a.batch, a.context))
+    model = Llama(a.vocab, a.layers, a.width, a.heads, a.kv_heads or a.heads, a.ffn or 4 * a.width, a.context,
+                  a.rope_base)
+    base = sum(p.numel() for p in model.parameters())
+    if a.lora_rank:
+        model.requires_grad_(False)
+        for blk in model.blocks:
+            for name in ("q", "k", "v", "o"):
+                setattr(blk, name, LoRA(getattr(blk, name), a.lora_rank, 2.0 * a.lora_rank))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=1e-3)
+    ids = torch.randint(32, 127, (a.batch, a.context)) if a.vocab == 261 else torch.randint(0, a.vocab, (a.batch, a.context))
 
     def step():
         logits = model(ids[:, :-1])
@@ -95,8 +124,8 @@ def main():
         loss = step()
     secs = time.perf_counter() - start
     tokens = a.batch * (a.context - 1) * a.steps
-    params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"bench": "train", "peer": f"pytorch {torch.__version__}", "parameters": params,
+    print(json.dumps({"bench": "train", "peer": f"pytorch {torch.__version__}", "parameters": base,
+                      "trainable_parameters": sum(p.numel() for p in trained),
                       "tokens_per_second": tokens / secs, "ms_per_step": 1e3 * secs / a.steps, "loss": loss}))
 
 

@@ -3,14 +3,15 @@
 //! files had got. There is no separate RNG state to save: every random draw (initialisation,
 //! task streams, sampling seeds) is derived from the recipe's seed and the step number.
 //!
-//! Layout: `RUN/checkpoints/step-NAME/` holds `policy.gguf`, `optimizer.safetensors` and
+//! Layout: `RUN/checkpoints/step-NAME/` holds `policy.safetensors` (the trainable weights:
+//! all of `tiny`, or the LoRA adapters), `optimizer.safetensors` and
 //! `progress.json`; `RUN/checkpoints/latest` names the newest complete one. A checkpoint is
 //! written under a temporary name and renamed into place before `latest` (itself replaced by
 //! rename) points at it, so a crash at any moment leaves the previous checkpoint intact.
 
 use crate::optim::AdamW;
 use candle_core::{Device, Tensor};
-use kaizen_models::trainable::TinyLm;
+use kaizen_models::trainable::TrainableLm;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,10 +37,12 @@ pub struct Progress {
 }
 
 pub struct Checkpoint {
-    pub policy: TinyLm,
+    pub policy: TrainableLm,
     pub moments: HashMap<String, Tensor>,
     pub progress: Progress,
 }
+
+const POLICY: &str = "policy.safetensors";
 
 fn dir(run: &Path) -> PathBuf {
     run.join("checkpoints")
@@ -51,17 +54,17 @@ fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> anyhow::Error {
 }
 
 /// Writes a checkpoint and makes it the latest; older ones are removed.
-pub fn save(run: &Path, policy: &TinyLm, opt: &AdamW, progress: &Progress) -> anyhow::Result<()> {
+pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) -> anyhow::Result<()> {
     let root = dir(run);
     let name = format!("{}-{:06}", serde_json::to_value(progress.phase)?.as_str().unwrap_or("x"), progress.next_step);
     let partial = root.join(format!("{name}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(io("creating", &partial))?;
-    policy.write_gguf(&partial.join("policy.gguf"))?;
+    policy.save_trainable(&partial.join(POLICY))?;
     candle_core::safetensors::save(&opt.moments(), partial.join("optimizer.safetensors"))?;
     let json = serde_json::to_string_pretty(progress)?;
     std::fs::write(partial.join("progress.json"), json).map_err(io("writing", &partial))?;
-    for f in ["policy.gguf", "optimizer.safetensors", "progress.json"] {
+    for f in [POLICY, "optimizer.safetensors", "progress.json"] {
         std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(io("syncing", &partial))?;
     }
     let done = root.join(&name);
@@ -80,15 +83,16 @@ pub fn save(run: &Path, policy: &TinyLm, opt: &AdamW, progress: &Progress) -> an
     Ok(())
 }
 
-/// The latest checkpoint of `run`, or `None` when it has none.
-pub fn load(run: &Path, dev: &Device) -> anyhow::Result<Option<Checkpoint>> {
+/// The latest checkpoint of `run` into `policy` (the run's recipe's initial policy), or `None`
+/// when it has none.
+pub fn load(run: &Path, policy: TrainableLm, dev: &Device) -> anyhow::Result<Option<Checkpoint>> {
     let root = dir(run);
     let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
     let at = root.join(name.trim());
     let progress: Progress = serde_json::from_str(
         &std::fs::read_to_string(at.join("progress.json")).map_err(io("reading", &at.join("progress.json")))?,
     )?;
-    let policy = TinyLm::load_gguf(&at.join("policy.gguf"), dev)?;
+    policy.load_trainable(&at.join(POLICY))?;
     let moments = candle_core::safetensors::load(at.join("optimizer.safetensors"), dev)?;
     Ok(Some(Checkpoint { policy, moments, progress }))
 }

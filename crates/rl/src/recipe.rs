@@ -12,6 +12,9 @@ pub struct Recipe {
     pub env: String,
     /// Seed of initialisation, task streams and sampling.
     pub seed: u64,
+    /// Worked examples before every task (as `kaizen run --shots`): env demonstrations with
+    /// their tools run. They let a pretrained policy act before any training.
+    pub shots: usize,
     pub policy: PolicySection,
     pub sft: SftSection,
     pub rl: RlSection,
@@ -36,16 +39,51 @@ impl Default for CheckpointSection {
     }
 }
 
-/// The trainable policy: a tiny llama-architecture model on the byte vocabulary.
+/// The trainable policy: `tiny`, a llama-architecture model trained from scratch on the byte
+/// vocabulary (`layers`, `width`, `heads`), or an installed pretrained model (`smollm2`)
+/// trained through LoRA adapters (`[policy.lora]`), its base frozen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySection {
+    /// `tiny` or an installed model (`kaizen models`), e.g. `smollm2`.
+    pub model: String,
     pub layers: usize,
     pub width: usize,
     pub heads: usize,
     /// Longest episode in tokens (the env's prompt with tool schemas is ~1,400 bytes).
     pub context: usize,
+    /// LoRA adapters for a pretrained model (required for one, refused for `tiny`).
+    pub lora: Option<LoraSection>,
 }
+
+/// LoRA: `y = x Wᵀ + (α / r) · (x Aᵀ) Bᵀ` on the `targets` projections of every block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    pub rank: usize,
+    pub alpha: f32,
+    /// Any of `attn_q`, `attn_k`, `attn_v`, `attn_output`, `ffn_gate`, `ffn_up`, `ffn_down`.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        LoraSection {
+            rank: 8,
+            alpha: 16.0,
+            targets: ["attn_q", "attn_k", "attn_v", "attn_output"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl LoraSection {
+    pub fn config(&self) -> kaizen_models::trainable::LoraConfig {
+        kaizen_models::trainable::LoraConfig { rank: self.rank, alpha: self.alpha, targets: self.targets.clone() }
+    }
+}
+
+/// The from-scratch policy's name in `policy.model`.
+pub const TINY: &str = "tiny";
 
 /// Supervised cold start on the env's demonstrations (0 steps: none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +140,7 @@ impl Default for Recipe {
         Recipe {
             env: "arith:2".into(),
             seed: 0,
+            shots: 0,
             policy: PolicySection::default(),
             sft: SftSection::default(),
             rl: RlSection::default(),
@@ -113,7 +152,7 @@ impl Default for Recipe {
 
 impl Default for PolicySection {
     fn default() -> Self {
-        PolicySection { layers: 2, width: 64, heads: 4, context: 2048 }
+        PolicySection { model: TINY.into(), layers: 2, width: 64, heads: 4, context: 2048, lora: None }
     }
 }
 
@@ -195,6 +234,29 @@ impl Recipe {
         }
         if self.rl.group < 2 {
             return Err("rl.group must be at least 2 (advantages are relative to the group)".into());
+        }
+        match (self.policy.model.as_str(), &self.policy.lora) {
+            (TINY, Some(_)) => {
+                return Err("policy.lora: adapters are for a pretrained policy.model; tiny trains every weight".into())
+            }
+            (TINY, None) => {}
+            (name, lora) => {
+                let installed: Vec<String> = kaizen_models::home::model_files()
+                    .into_iter()
+                    .filter(|f| f.relative_path.ends_with(".gguf"))
+                    .map(|f| f.model)
+                    .collect();
+                if kaizen_models::home::gguf_path(name).is_err() {
+                    return Err(format!(
+                        "policy.model: '{name}' is not an installed model (allowed: {TINY}, {})",
+                        installed.join(", ")
+                    ));
+                }
+                let Some(lora) = lora else {
+                    return Err(format!("policy.lora: a pretrained policy.model ('{name}') trains through LoRA adapters; add a [policy.lora] section"));
+                };
+                lora.config().validate().map_err(|e| format!("policy.{e}"))?;
+            }
         }
         if self.policy.width % self.policy.heads != 0 || (self.policy.width / self.policy.heads) % 2 != 0 {
             return Err(format!(

@@ -17,3 +17,23 @@ fn defaults_fill_missing_fields_and_errors_name_the_field() {
     let e = Recipe::parse("[rl]\neps_high = 1.5\n").unwrap_err();
     assert!(e.contains("rl.eps_high"), "{e}");
 }
+
+#[test]
+fn pretrained_policies_train_through_lora_and_bad_lora_fields_are_named() {
+    let r = Recipe::parse("shots = 2\n[policy]\nmodel = \"smollm2\"\n[policy.lora]\nrank = 4\ntargets = [\"attn_q\"]\n").unwrap();
+    assert_eq!(r.shots, 2);
+    let lora = r.policy.lora.as_ref().unwrap();
+    assert_eq!((lora.rank, lora.alpha, lora.targets.as_slice()), (4, 16.0, ["attn_q".to_string()].as_slice()));
+    let e = Recipe::parse("[policy]\nmodel = \"smollm2\"\n").unwrap_err();
+    assert!(e.contains("policy.lora"), "{e}");
+    let e = Recipe::parse("[policy]\nmodel = \"smollm2\"\n[policy.lora]\ntargets = [\"attn\"]\n").unwrap_err();
+    assert!(e.contains("policy.lora.targets") && e.contains("attn_output"), "{e}");
+    let e = Recipe::parse("[policy]\nmodel = \"smollm2\"\n[policy.lora]\nrank = 0\n").unwrap_err();
+    assert!(e.contains("policy.lora.rank"), "{e}");
+    let e = Recipe::parse("[policy]\nmodel = \"gpt-5\"\n[policy.lora]\n").unwrap_err();
+    assert!(e.contains("policy.model") && e.contains("tiny"), "{e}");
+    let e = Recipe::parse("[policy.lora]\nrank = 4\n").unwrap_err();
+    assert!(e.contains("policy.lora") && e.contains("tiny"), "{e}");
+    let e = Recipe::parse("[policy.lora]\nrnak = 4\n").unwrap_err();
+    assert!(e.contains("rnak") && e.contains("rank"), "{e}");
+}

@@ -19,7 +19,9 @@ use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
 use anyhow::Context;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
-use kaizen_models::trainable::{TinyConfig, TinyLm};
+use crate::recipe::TINY;
+use candle_core::quantized::GgmlDType;
+use kaizen_models::trainable::{LmConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rollout::run_dir::TRAJECTORIES;
 use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir, Trajectory};
@@ -69,9 +71,28 @@ pub struct StepMetrics {
 const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
 
+/// The recipe's policy before any training: `tiny` freshly initialised, or the pretrained
+/// model with fresh LoRA adapters — both seeded by the recipe.
+pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
+    let p = &recipe.policy;
+    let dev = Device::Cpu;
+    match (p.model.as_str(), &p.lora) {
+        (TINY, _) => Ok(TrainableLm::new(LmConfig::bytes(p.layers, p.width, p.heads, p.context), &dev, recipe.seed)?),
+        (name, Some(lora)) => {
+            let path = kaizen_models::home::gguf_path(name)?;
+            TrainableLm::with_lora(&path, lora.config(), p.context, &dev, recipe.seed)
+        }
+        (name, None) => anyhow::bail!("policy.model '{name}' needs a [policy.lora] section"),
+    }
+}
+
+/// The file a run's SFT phase leaves: the policy's trainable weights (every weight of `tiny`,
+/// the adapters under LoRA) after the cold start.
+const SFT_WEIGHTS: &str = "sft.safetensors";
+
 /// Starts a new run of `recipe` in `out` (which must not hold a run yet). With `sft_from`,
-/// the SFT phase is taken from that earlier run (its `sft.gguf`) instead of run again: RL
-/// variants of one recipe branch from one cold start.
+/// the SFT phase is taken from that earlier run (its `sft.safetensors`) instead of run again:
+/// RL variants of one recipe branch from one cold start.
 pub fn train(
     recipe: &Recipe,
     out: &Path,
@@ -81,21 +102,15 @@ pub fn train(
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
     group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], recipe.rl.eps_high)?;
-    let p = &recipe.policy;
-    let cfg = TinyConfig::bytes(p.layers, p.width, p.heads, p.context);
-    let (policy, sft_done) = match sft_from {
-        None => (TinyLm::new(cfg, &Device::Cpu, recipe.seed)?, 0),
+    let policy = initial_policy(recipe)?;
+    let sft_done = match sft_from {
+        None => 0,
         Some(from) => {
-            let file = from.join("sft.gguf");
-            let policy = TinyLm::load_gguf(&file, &Device::Cpu)
-                .with_context(|| format!("{} has no SFT policy (sft.gguf)", from.display()))?;
-            anyhow::ensure!(
-                policy.cfg == cfg,
-                "{}'s policy ({:?}) is not this recipe's [policy] ({cfg:?})",
-                file.display(),
-                policy.cfg
-            );
-            (policy, recipe.sft.steps)
+            let file = from.join(SFT_WEIGHTS);
+            policy.load_trainable(&file).with_context(|| {
+                format!("taking the SFT phase from {} (it must be a run of the same [policy])", from.display())
+            })?;
+            recipe.sft.steps
         }
     };
     let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
@@ -112,7 +127,7 @@ pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::R
     let text = std::fs::read_to_string(&config).with_context(|| format!("{} is not a training run", out.display()))?;
     let recipe: Recipe = serde_json::from_str(&text).with_context(|| format!("reading {}", config.display()))?;
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let Some(ckpt) = checkpoint::load(out, &Device::Cpu)? else {
+    let Some(ckpt) = checkpoint::load(out, initial_policy(&recipe)?, &Device::Cpu)? else {
         anyhow::bail!("{} has no checkpoint yet; start it again with `kaizen train`", out.display())
     };
     for (file, len) in
@@ -154,7 +169,7 @@ fn run_from(
         all.push(m);
         Ok(())
     };
-    let checkpoint = |policy: &TinyLm, opt: &AdamW, phase: Phase, next_step: usize| -> anyhow::Result<()> {
+    let checkpoint = |policy: &TrainableLm, opt: &AdamW, phase: Phase, next_step: usize| -> anyhow::Result<()> {
         let progress = Progress {
             phase,
             next_step,
@@ -164,7 +179,7 @@ fn run_from(
         };
         checkpoint::save(out, policy, opt, &progress)
     };
-    let named_vars = |policy: &TinyLm| policy.vars().data().lock().map(|v| v.clone()).unwrap_or_default();
+    let named_vars = |policy: &TrainableLm| policy.vars().data().lock().map(|v| v.clone()).unwrap_or_default();
 
     let Checkpoint { policy, moments, progress } = start;
     let gguf = out.join("policy.gguf");
@@ -173,6 +188,7 @@ fn run_from(
         max_tokens_per_turn: recipe.rl.max_tokens_per_turn,
         max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
         temperature: recipe.rl.temperature,
+        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, recipe.shots).map_err(anyhow::Error::msg)?,
         ..Default::default()
     };
 
@@ -256,7 +272,7 @@ fn run_from(
     let mut opt = AdamW::new(&named_vars(&policy), AdamWConfig { lr: recipe.rl.lr, ..Default::default() })?;
     let rl_start = match progress.phase {
         Phase::Sft => {
-            policy.write_gguf(&out.join("sft.gguf"))?;
+            policy.save_trainable(&out.join(SFT_WEIGHTS))?;
             let m = eval(&llm, 0)?;
             emit(m, &mut all)?;
             checkpoint(&policy, &opt, Phase::Rl, 0)?;
@@ -267,7 +283,13 @@ fn run_from(
             progress.next_step
         }
     };
-    let reference = if recipe.rl.beta > 0.0 { Some(TinyLm::load_gguf(&out.join("sft.gguf"), &dev)?) } else { None };
+    let reference = if recipe.rl.beta > 0.0 {
+        let r = initial_policy(recipe)?;
+        r.load_trainable(&out.join(SFT_WEIGHTS))?;
+        Some(r)
+    } else {
+        None
+    };
 
     let g = recipe.rl.group;
     let normalisation = match estimator {
@@ -391,10 +413,14 @@ fn run_from(
     Ok(all)
 }
 
-/// Writes the policy as `path` (GGUF) and loads it into the inference runtime.
-fn serve(policy: &TinyLm, path: &Path) -> anyhow::Result<LocalLlm> {
-    policy.write_gguf(path)?;
-    Ok(LocalLlm::load(path, WeightFormat::F32)?)
+/// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its
+/// exact f32 weights; a LoRA policy merged into Q8_0, the format the runtime serves a
+/// pretrained model in (a quarter of the bytes to write and read after every step).
+fn serve(policy: &TrainableLm, path: &Path) -> anyhow::Result<LocalLlm> {
+    let (file, runtime) =
+        if policy.lora().is_some() { (GgmlDType::Q8_0, WeightFormat::Q8_0) } else { (GgmlDType::F32, WeightFormat::F32) };
+    policy.write_gguf(path, file)?;
+    Ok(LocalLlm::load(path, runtime)?)
 }
 
 /// Advantages of one task's group of rollouts and the group's upper clip bound (ADPO widens

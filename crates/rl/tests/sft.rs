@@ -6,7 +6,8 @@ use candle_core::Device;
 use candle_nn::Optimizer;
 use kaizen_core::Env;
 use kaizen_envs::Arith;
-use kaizen_models::trainable::{TinyConfig, TinyLm};
+use candle_core::quantized::GgmlDType;
+use kaizen_models::trainable::{LmConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rl::{sft_loss, TokenBatch};
 use kaizen_rollout::{demonstration, run_episode, Agent, EpisodeConfig, Job};
@@ -19,8 +20,8 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.gguf");
     let dev = Device::Cpu;
-    let model = TinyLm::new(TinyConfig::bytes(2, 64, 4, 2048), &dev, 0).unwrap();
-    model.write_gguf(&path).unwrap();
+    let model = TrainableLm::new(LmConfig::bytes(2, 64, 4, 2048), &dev, 0).unwrap();
+    model.write_gguf(&path, GgmlDType::F32).unwrap();
     let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
 
     let env = Arith::level(2).unwrap();
@@ -48,7 +49,7 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     let params = candle_nn::ParamsAdamW { lr: 5e-3, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params).unwrap();
     let loss =
-        |m: &TinyLm| sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, 1.0).unwrap(), &batch.mask).unwrap();
+        |m: &TrainableLm| sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, 1.0).unwrap(), &batch.mask).unwrap();
     let first = loss(&model).to_scalar::<f32>().unwrap();
     let mut last = first;
     for _ in 0..100 {
@@ -60,7 +61,7 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     assert!(first > 4.0 && last < 0.5, "{first} → {last}");
 
     // The trained policy, as a GGUF file, in a real greedy episode on a demonstrated task.
-    model.write_gguf(&path).unwrap();
+    model.write_gguf(&path, GgmlDType::F32).unwrap();
     let trained = LocalLlm::load(&path, WeightFormat::F32).unwrap();
     let task = &env.tasks(0, 1)[0];
     let cfg = EpisodeConfig { max_tokens_per_turn: 96, ..Default::default() };

@@ -66,6 +66,11 @@ pub struct TrainArgs {
     /// Timed steps (after 2 untimed warm-up steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Train SmolLM2-135M through LoRA adapters of this rank on q, k, v and the attention
+    /// output (the recipes' default targets) instead of the tiny model; its sizes replace
+    /// --layers/--width/--heads.
+    #[arg(long, default_value_t = 0)]
+    lora_rank: usize,
     #[arg(long)]
     json: bool,
 }
@@ -226,18 +231,28 @@ fn web(a: WebArgs) -> anyhow::Result<()> {
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     use candle_nn::Optimizer;
-    use kaizen_models::trainable::{TinyConfig, TinyLm};
+    use kaizen_models::trainable::{LmConfig, LoraConfig, TrainableLm};
     use rand::{Rng, SeedableRng};
     anyhow::ensure!(a.steps >= 1 && a.batch >= 1 && a.context >= 2, "--steps, --batch ≥ 1 and --context ≥ 2");
-    let cfg = TinyConfig::bytes(a.layers, a.width, a.heads, a.context);
-    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
     let dev = candle_core::Device::Cpu;
-    let model = TinyLm::new(cfg, &dev, 0)?;
+    let model = if a.lora_rank == 0 {
+        let cfg = LmConfig::bytes(a.layers, a.width, a.heads, a.context);
+        cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+        TrainableLm::new(cfg, &dev, 0)?
+    } else {
+        let targets = ["attn_q", "attn_k", "attn_v", "attn_output"].map(String::from).to_vec();
+        let lora = LoraConfig { rank: a.lora_rank, alpha: 2.0 * a.lora_rank as f32, targets };
+        TrainableLm::with_lora(&kaizen_models::home::gguf_path("smollm2")?, lora, a.context, &dev, 0)?
+    };
+    let cfg = model.cfg;
+    let trainable: usize = model.vars().all_vars().iter().map(|v| v.elem_count()).sum();
     let params = candle_nn::ParamsAdamW { lr: 1e-3, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params)?;
-    // Printable ASCII bytes (token 5 + b): the speed does not depend on the content.
+    // Random tokens (printable bytes for tiny: token 5 + b): the speed does not depend on the content.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let ids: Vec<u32> = (0..a.batch * a.context).map(|_| 5 + rng.random_range(32u32..127)).collect();
+    let ids: Vec<u32> = (0..a.batch * a.context)
+        .map(|_| if a.lora_rank == 0 { 5 + rng.random_range(32u32..127) } else { rng.random_range(0..cfg.vocab as u32) })
+        .collect();
     let batch = Tensor::from_vec(ids, (a.batch, a.context), &dev)?;
     let mut step = || -> anyhow::Result<f32> {
         let loss = model.token_logprobs(&batch, 1.0)?.mean_all()?.neg()?;
@@ -257,11 +272,13 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let tokens = (a.batch * (a.context - 1) * a.steps) as f64;
+    let what = if a.lora_rank == 0 { "tiny transformer".to_string() } else { format!("SmolLM2 + LoRA rank {}", a.lora_rank) };
     println!(
-        "kaizen bench train — tiny transformer {} layers × {} wide, {} heads, {} parameters; batch {} × {} tokens",
-        a.layers,
-        a.width,
-        a.heads,
+        "kaizen bench train — {what}: {} layers × {} wide, {}/{} heads, {} parameters ({trainable} trained); batch {} × {} tokens",
+        cfg.layers,
+        cfg.width,
+        cfg.heads,
+        cfg.kv_heads,
         cfg.parameters(),
         a.batch,
         a.context
@@ -272,7 +289,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"bench": "train", "layers": a.layers, "width": a.width, "heads": a.heads,
+            serde_json::json!({"bench": "train", "layers": cfg.layers, "width": cfg.width, "heads": cfg.heads,
+                "kv_heads": cfg.kv_heads, "vocab": cfg.vocab, "ffn": cfg.ffn, "lora_rank": a.lora_rank, "rope_base": cfg.rope_base,
+                "trainable_parameters": trainable,
                 "context": a.context, "batch": a.batch, "steps": a.steps, "parameters": cfg.parameters(),
                 "tokens_per_second": tokens / secs, "ms_per_step": 1e3 * secs / a.steps as f64})
         );

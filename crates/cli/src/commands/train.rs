@@ -17,7 +17,7 @@ pub struct Args {
     /// it was started with; it ends as the uninterrupted run would.
     #[arg(long, value_name = "RUN")]
     resume: Option<PathBuf>,
-    /// Take the SFT phase from an earlier run's `sft.gguf` (same `[policy]`) instead of
+    /// Take the SFT phase from an earlier run's `sft.safetensors` (same `[policy]`) instead of
     /// training it again: compare RL estimators from one cold start.
     #[arg(long, value_name = "RUN", conflicts_with = "resume")]
     sft_from: Option<PathBuf>,
