@@ -281,6 +281,38 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert!(text(&o.stderr).contains("grpo, dr_grpo, adpo, axpo"));
 }
 
+/// A web run stopped with SIGTERM (or Ctrl-C) takes its browsers with it: no Chromium is left
+/// running once the process has gone.
+#[test]
+fn a_stopped_web_run_leaves_no_browser_behind() {
+    let out = temp_dir("web-stopped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args(["run", "--env", "miniwob-easy", "--policy", "random", "--episodes", "100000", "--concurrency", "2"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Browser processes carry their profile directory, named after the kaizen process.
+    let marker = format!("kaizen-browser-{}-", child.id());
+    let browsers = || {
+        let procs = std::fs::read_dir("/proc").unwrap().flatten();
+        procs.filter(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))).count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while browsers() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no browser started");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = Command::new("kill").args(["-TERM", &child.id().to_string()]).output().unwrap();
+    assert!(o.status.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(browsers(), 0, "Chromium processes outlived the stopped run");
+}
+
 #[test]
 fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     let env = "miniwob:click-test,click-button,enter-text,login-user";

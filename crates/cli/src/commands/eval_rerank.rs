@@ -72,6 +72,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let total: usize = rows.iter().map(|r| r.4 * tasks.len()).sum();
     let bar = ProgressBar::new(total as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
+    // Each row prints as soon as it is done: a long evaluation shows its results as it goes.
+    bar.suspend(|| {
+        println!(
+            "kaizen eval-rerank — {} held-out tasks of {}, policy {}, N = {n}, Q = {}",
+            tasks.len(),
+            env.name(),
+            policy.name(),
+            a.q.display()
+        );
+        println!("{:<20} {:>9} {:>18}", "selection", "success", "95% interval");
+    });
     let mut table = Vec::new();
     for (name, cfg, cands, selector, per_task) in rows {
         bar.set_message(name.to_string());
@@ -105,22 +116,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             e.0 += *ok as usize;
             e.1 += 1;
         }
+        let (lo, hi) = wilson_interval(k, solved.len(), 1.96);
+        let rate = format!("{:.1}%", 100.0 * k as f64 / solved.len().max(1) as f64);
+        bar.suspend(|| println!("{name:<20} {rate:>9} {:>18}", format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi)));
         table.push((name, k, solved.len(), kinds));
     }
     bar.finish_and_clear();
-    println!(
-        "kaizen eval-rerank — {} held-out tasks of {}, policy {}, N = {n}, Q = {}",
-        tasks.len(),
-        env.name(),
-        policy.name(),
-        a.q.display()
-    );
-    println!("{:<20} {:>9} {:>18}", "selection", "success", "95% interval");
-    for (name, k, m, _) in &table {
-        let (lo, hi) = wilson_interval(*k, *m, 1.96);
-        let rate = format!("{:.1}%", 100.0 * *k as f64 / (*m).max(1) as f64);
-        println!("{name:<20} {rate:>9} {:>18}", format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi));
-    }
     // Per task kind, when the env has several (MiniWoB suites).
     let kinds: Vec<String> = table.first().map(|t| t.3.keys().cloned().collect()).unwrap_or_default();
     if kinds.len() > 1 {

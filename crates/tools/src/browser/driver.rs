@@ -8,7 +8,58 @@ use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
+
+/// Process groups of the live browsers. A signal handler may neither lock nor allocate, so this
+/// is a fixed table of atomics; 0 marks a free slot. (More browsers than slots still work;
+/// only those past the table escape the clean-up on a signal.)
+static LIVE_GROUPS: [AtomicI32; 256] = [const { AtomicI32::new(0) }; 256];
+
+fn register_group(pgid: i32) {
+    let _ = LIVE_GROUPS.iter().find(|s| s.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+}
+
+fn unregister_group(pgid: i32) {
+    let _ = LIVE_GROUPS.iter().find(|s| s.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+}
+
+/// Kills every live browser's process group (driver, Chromium and its helpers). Only atomics
+/// and `kill(2)`: safe inside a signal handler.
+fn kill_live_browsers() {
+    for slot in &LIVE_GROUPS {
+        let pgid = slot.swap(0, Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill(2) on a process group this process started.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+extern "C" fn on_termination(sig: libc::c_int) {
+    kill_live_browsers();
+    // SAFETY: signal(2) and raise(3) are async-signal-safe; the default action ends the process
+    // with the signal, as if no handler had run.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, kill the live browsers before the process ends: otherwise a
+/// stopped run (Ctrl-C, `kill`) leaves Chromium processes behind, since `Drop` never runs.
+/// (`kill -9` cannot be caught; nothing runs then.) Installed by the first browser launch, so
+/// a process that never starts a browser keeps its own signal handling.
+fn kill_browsers_on_termination() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installs a handler that only touches atomics and async-signal-safe calls.
+        unsafe {
+            libc::signal(sig, on_termination as *const () as libc::sighandler_t);
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BrowserConfig {
@@ -165,6 +216,9 @@ impl Browser {
             .process_group(0)
             .spawn()
             .map_err(|e| BrowserError::Launch(format!("{}: {e}", cfg.chromedriver.display())))?;
+        static HANDLERS: std::sync::Once = std::sync::Once::new();
+        HANDLERS.call_once(kill_browsers_on_termination);
+        register_group(driver.id() as i32);
         let mut b = Browser {
             driver,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -362,6 +416,7 @@ impl Drop for Browser {
             let _ = http::request(self.addr, "DELETE", &path, None, Duration::from_secs(2));
         }
         // The driver leads its own process group; the browser and its helpers are in it.
+        unregister_group(self.driver.id() as i32);
         unsafe {
             libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
         }
