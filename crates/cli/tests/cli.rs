@@ -297,7 +297,11 @@ fn a_stopped_web_run_leaves_no_browser_behind() {
     let marker = format!("kaizen-browser-{}-", child.id());
     let browsers = || {
         let procs = std::fs::read_dir("/proc").unwrap().flatten();
-        procs.filter(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))).count()
+        procs
+            .filter(|p| {
+                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+            })
+            .count()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while browsers() < 2 {

@@ -42,7 +42,9 @@ fn smollm2_with_lora_trains_saves_and_serves() {
     assert!(max_diff(&served, &before) < 2e-3, "base logits differ by {}", max_diff(&served, &before));
 
     // The adapters learn: the answer's NLL falls.
-    let nll = |m: &TrainableLm| m.token_logprobs(&x, 1.0).unwrap().narrow(1, toks.len() - 8, 7).unwrap().mean_all().unwrap().neg().unwrap();
+    let nll = |m: &TrainableLm| {
+        m.token_logprobs(&x, 1.0).unwrap().narrow(1, toks.len() - 8, 7).unwrap().mean_all().unwrap().neg().unwrap()
+    };
     let params = candle_nn::ParamsAdamW { lr: 1e-2, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(m.vars().all_vars(), params).unwrap();
     let first = nll(&m).to_scalar::<f32>().unwrap();

@@ -20,7 +20,9 @@ fn defaults_fill_missing_fields_and_errors_name_the_field() {
 
 #[test]
 fn pretrained_policies_train_through_lora_and_bad_lora_fields_are_named() {
-    let r = Recipe::parse("shots = 2\n[policy]\nmodel = \"smollm2\"\n[policy.lora]\nrank = 4\ntargets = [\"attn_q\"]\n").unwrap();
+    let r =
+        Recipe::parse("shots = 2\n[policy]\nmodel = \"smollm2\"\n[policy.lora]\nrank = 4\ntargets = [\"attn_q\"]\n")
+            .unwrap();
     assert_eq!(r.shots, 2);
     let lora = r.policy.lora.as_ref().unwrap();
     assert_eq!((lora.rank, lora.alpha, lora.targets.as_slice()), (4, 16.0, ["attn_q".to_string()].as_slice()));

@@ -17,10 +17,10 @@ use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_adv
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
-use anyhow::Context;
-use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use crate::recipe::TINY;
+use anyhow::Context;
 use candle_core::quantized::GgmlDType;
+use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use kaizen_models::trainable::{LmConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rollout::run_dir::TRAJECTORIES;
@@ -417,8 +417,11 @@ fn run_from(
 /// exact f32 weights; a LoRA policy merged into Q8_0, the format the runtime serves a
 /// pretrained model in (a quarter of the bytes to write and read after every step).
 fn serve(policy: &TrainableLm, path: &Path) -> anyhow::Result<LocalLlm> {
-    let (file, runtime) =
-        if policy.lora().is_some() { (GgmlDType::Q8_0, WeightFormat::Q8_0) } else { (GgmlDType::F32, WeightFormat::F32) };
+    let (file, runtime) = if policy.lora().is_some() {
+        (GgmlDType::Q8_0, WeightFormat::Q8_0)
+    } else {
+        (GgmlDType::F32, WeightFormat::F32)
+    };
     policy.write_gguf(path, file)?;
     Ok(LocalLlm::load(path, runtime)?)
 }

@@ -2,11 +2,11 @@
 //! episode runner, a tiny policy trained on them, and the trained policy — handed to the
 //! inference runtime as a GGUF file — calling the calculator in a real episode.
 
+use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use candle_nn::Optimizer;
 use kaizen_core::Env;
 use kaizen_envs::Arith;
-use candle_core::quantized::GgmlDType;
 use kaizen_models::trainable::{LmConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rl::{sft_loss, TokenBatch};
@@ -48,8 +48,9 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     let batch = TokenBatch::new(&seqs, &[], 0, &dev).unwrap();
     let params = candle_nn::ParamsAdamW { lr: 5e-3, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params).unwrap();
-    let loss =
-        |m: &TrainableLm| sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, 1.0).unwrap(), &batch.mask).unwrap();
+    let loss = |m: &TrainableLm| {
+        sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, 1.0).unwrap(), &batch.mask).unwrap()
+    };
     let first = loss(&model).to_scalar::<f32>().unwrap();
     let mut last = first;
     for _ in 0..100 {

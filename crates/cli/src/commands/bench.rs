@@ -251,7 +251,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     // Random tokens (printable bytes for tiny: token 5 + b): the speed does not depend on the content.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let ids: Vec<u32> = (0..a.batch * a.context)
-        .map(|_| if a.lora_rank == 0 { 5 + rng.random_range(32u32..127) } else { rng.random_range(0..cfg.vocab as u32) })
+        .map(
+            |_| if a.lora_rank == 0 { 5 + rng.random_range(32u32..127) } else { rng.random_range(0..cfg.vocab as u32) },
+        )
         .collect();
     let batch = Tensor::from_vec(ids, (a.batch, a.context), &dev)?;
     let mut step = || -> anyhow::Result<f32> {
@@ -272,7 +274,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let tokens = (a.batch * (a.context - 1) * a.steps) as f64;
-    let what = if a.lora_rank == 0 { "tiny transformer".to_string() } else { format!("SmolLM2 + LoRA rank {}", a.lora_rank) };
+    let what =
+        if a.lora_rank == 0 { "tiny transformer".to_string() } else { format!("SmolLM2 + LoRA rank {}", a.lora_rank) };
     println!(
         "kaizen bench train — {what}: {} layers × {} wide, {}/{} heads, {} parameters ({trainable} trained); batch {} × {} tokens",
         cfg.layers,

@@ -86,7 +86,8 @@ impl LmConfig {
     /// Every weight's GGUF name and shape `[out, in]` (norms `[w]`).
     fn shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (w, f, kv) = (self.width, self.ffn, self.kv_heads * self.head_dim());
-        let mut out = vec![("token_embd.weight".to_string(), vec![self.vocab, w]), ("output_norm.weight".into(), vec![w])];
+        let mut out =
+            vec![("token_embd.weight".to_string(), vec![self.vocab, w]), ("output_norm.weight".into(), vec![w])];
         for l in 0..self.layers {
             for (module, shape) in [
                 ("attn_norm", vec![w]),
@@ -304,7 +305,13 @@ impl TrainableLm {
     /// A pretrained GGUF model, frozen, with fresh LoRA adapters on `lora.targets` (seeded:
     /// `A ~ N(0, 1/in)`, `B = 0`, so the adapted model starts as the base model exactly).
     /// `context` caps the sequence length (and the rotary tables' memory).
-    pub fn with_lora(path: &Path, lora: LoraConfig, context: usize, device: &Device, seed: u64) -> anyhow::Result<Self> {
+    pub fn with_lora(
+        path: &Path,
+        lora: LoraConfig,
+        context: usize,
+        device: &Device,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
         lora.validate().map_err(anyhow::Error::msg)?;
         let g = crate::gguf::GgufFile::open(path)?;
         let cfg = Self::config_of(&g, Some(context))?;
@@ -444,7 +451,9 @@ impl TrainableLm {
             let merged = match (&self.lora, name.strip_suffix(".weight")) {
                 (Some(lora), Some(prefix)) if lora.adapts_tensor(prefix) => {
                     let get = |n: String| {
-                        data.get(&n).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no {n}")))
+                        data.get(&n)
+                            .map(|v| v.as_tensor().clone())
+                            .ok_or_else(|| candle_core::Error::Msg(format!("no {n}")))
                     };
                     lora::merge(&t, &get(lora::a_name(prefix))?, &get(lora::b_name(prefix))?, lora.scale())?
                 }
@@ -511,7 +520,9 @@ impl TrainableLm {
             .collect::<anyhow::Result<_>>()?;
         let views = bytes
             .iter()
-            .map(|(n, b, shape)| Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)?)))
+            .map(|(n, b, shape)| {
+                Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)?))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let tmp = path.with_extension("partial");
         safetensors::serialize_to_file(views, Some(meta), &tmp)?;

@@ -82,10 +82,14 @@ pub fn init_adapters(
     for l in 0..layers {
         for module in MODULES.iter().filter(|m| lora.adapts(m)) {
             let prefix = format!("blk.{l}.{module}");
-            let w = base.get(&format!("{prefix}.weight")).ok_or_else(|| candle_core::Error::Msg(format!("no {prefix}")))?;
+            let w =
+                base.get(&format!("{prefix}.weight")).ok_or_else(|| candle_core::Error::Msg(format!("no {prefix}")))?;
             let (out, inp) = w.dims2()?;
             let a = super::lm::normal(&mut rng, lora.rank * inp, 1.0 / (inp as f32).sqrt());
-            data.insert(a_name(&prefix), candle_core::Var::from_tensor(&Tensor::from_vec(a, (lora.rank, inp), device)?)?);
+            data.insert(
+                a_name(&prefix),
+                candle_core::Var::from_tensor(&Tensor::from_vec(a, (lora.rank, inp), device)?)?,
+            );
             data.insert(b_name(&prefix), candle_core::Var::zeros((out, lora.rank), candle_core::DType::F32, device)?);
         }
     }

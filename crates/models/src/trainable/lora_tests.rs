@@ -39,7 +39,10 @@ fn configs_are_checked_field_by_field() {
 #[test]
 fn adapters_start_at_zero_update_and_are_seeded() {
     let dev = Device::Cpu;
-    let base = HashMap::from([("blk.0.attn_q.weight".to_string(), Tensor::zeros((6, 4), candle_core::DType::F32, &dev).unwrap())]);
+    let base = HashMap::from([(
+        "blk.0.attn_q.weight".to_string(),
+        Tensor::zeros((6, 4), candle_core::DType::F32, &dev).unwrap(),
+    )]);
     let cfg = LoraConfig { rank: 2, alpha: 4.0, targets: vec!["attn_q".into()] };
     let get = |vars: &VarMap, n: &str| vars.data().lock().unwrap()[n].as_tensor().clone();
     let (x, y) = (init_adapters(&cfg, &base, 1, &dev, 7).unwrap(), init_adapters(&cfg, &base, 1, &dev, 7).unwrap());
