@@ -71,7 +71,7 @@ impl Default for LoraSection {
         LoraSection {
             rank: 8,
             alpha: 16.0,
-            targets: ["attn_q", "attn_k", "attn_v", "attn_output"].map(String::from).to_vec(),
+            targets: kaizen_models::trainable::lora::DEFAULT_TARGETS.map(String::from).to_vec(),
         }
     }
 }

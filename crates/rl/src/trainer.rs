@@ -284,7 +284,7 @@ fn run_from(
         }
     };
     let reference = if recipe.rl.beta > 0.0 {
-        let r = initial_policy(recipe)?;
+        let r = policy.copy()?;
         r.load_trainable(&out.join(SFT_WEIGHTS))?;
         Some(r)
     } else {

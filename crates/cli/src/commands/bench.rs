@@ -231,7 +231,7 @@ fn web(a: WebArgs) -> anyhow::Result<()> {
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     use candle_nn::Optimizer;
-    use kaizen_models::trainable::{LmConfig, LoraConfig, TrainableLm};
+    use kaizen_models::trainable::{lora::DEFAULT_TARGETS, LmConfig, LoraConfig, TrainableLm};
     use rand::{Rng, SeedableRng};
     anyhow::ensure!(a.steps >= 1 && a.batch >= 1 && a.context >= 2, "--steps, --batch ≥ 1 and --context ≥ 2");
     let dev = candle_core::Device::Cpu;
@@ -240,7 +240,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
         TrainableLm::new(cfg, &dev, 0)?
     } else {
-        let targets = ["attn_q", "attn_k", "attn_v", "attn_output"].map(String::from).to_vec();
+        let targets = DEFAULT_TARGETS.map(String::from).to_vec();
         let lora = LoraConfig { rank: a.lora_rank, alpha: 2.0 * a.lora_rank as f32, targets };
         TrainableLm::with_lora(&kaizen_models::home::gguf_path("smollm2")?, lora, a.context, &dev, 0)?
     };

@@ -53,7 +53,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("kaizen-bench-rerank-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let embedder = Arc::new(kaizen_models::Embedder::load_installed()?);
-    let identity = Features::MiniLm(embedder.clone()).identity();
+    let features = Features::MiniLm(embedder.clone());
+    let identity = features.identity();
     // A Q-head of the real size (its weights do not change its speed).
     let cfg = QConfig {
         dim: embedder.dim(),
@@ -78,7 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // 2. Reranking share of a step with the local model.
     let llm = kaizen_models::LocalLlm::load_installed("smollm2", kaizen_models::WeightFormat::Q8_0)?;
     // Its own cache dir, so the first scoring of a step is cold.
-    let cache = FeatureCache::new(Features::MiniLm(embedder.clone()), &tmp.join("cache"));
+    let cache = FeatureCache::new(features, &tmp.join("cache"));
     let scorer = QScorer::new(QNet::load(&q_path, &identity)?, cache)?;
     let (mut gen_ms, mut cold_ms, mut warm_ms, mut distinct) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let registry = kaizen_tools::ToolRegistry::standard();

@@ -320,6 +320,21 @@ impl TrainableLm {
         Ok(Self::assemble(cfg, vars, frozen, Some(lora), Self::metadata_of(&g), device)?)
     }
 
+    /// An independent copy of the trainable weights over the same frozen base (shared, not
+    /// re-read): a KL reference next to the policy costs the adapters' memory, not the base's.
+    pub fn copy(&self) -> Result<Self> {
+        let vars = VarMap::new();
+        {
+            let mut data = vars.data().lock().map_err(poisoned)?;
+            for (name, v) in self.vars.data().lock().map_err(poisoned)?.iter() {
+                data.insert(name.clone(), candle_core::Var::from_tensor(&v.as_tensor().copy()?)?);
+            }
+        }
+        let (cos, sin) = (self.cos.clone(), self.sin.clone());
+        let (frozen, lora, metadata) = (self.frozen.clone(), self.lora.clone(), self.metadata.clone());
+        Ok(TrainableLm { cfg: self.cfg, vars, frozen, lora, metadata, cos, sin })
+    }
+
     /// The trainable variables (for the optimizer): every weight, or the adapters.
     pub fn vars(&self) -> &VarMap {
         &self.vars
@@ -444,7 +459,7 @@ impl TrainableLm {
 
     /// Every weight as it serves: the trained ones, or the base with its adapters merged
     /// (`lora::merge`), by GGUF name, sorted.
-    pub fn serving_weights(&self) -> Result<Vec<(String, Tensor)>> {
+    fn serving_weights(&self) -> Result<Vec<(String, Tensor)>> {
         let data = self.vars.data().lock().map_err(poisoned)?;
         let mut out: Vec<(String, Tensor)> = Vec::new();
         for (name, t) in self.frozen.iter().map(|(n, t)| (n.clone(), t.clone())) {

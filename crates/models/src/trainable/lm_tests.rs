@@ -133,3 +133,17 @@ fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
     let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(max_diff(&a, &b) < 1e-4 * scale.max(1.0), "{} vs scale {scale}", max_diff(&a, &b));
 }
+
+#[test]
+fn a_copy_computes_the_same_and_trains_apart() {
+    let m = TrainableLm::new(cfg(), &Device::Cpu, 5).unwrap();
+    let c = m.copy().unwrap();
+    let x = ids(&["copy me"]);
+    assert_eq!(max_diff(&m.forward(&x).unwrap(), &c.forward(&x).unwrap()), 0.0);
+    let params = candle_nn::ParamsAdamW { lr: 1e-2, weight_decay: 0.0, ..Default::default() };
+    let mut opt = candle_nn::AdamW::new(c.vars().all_vars(), params).unwrap();
+    opt.backward_step(&c.token_logprobs(&x, 1.0).unwrap().mean_all().unwrap().neg().unwrap()).unwrap();
+    assert!(max_diff(&m.forward(&x).unwrap(), &c.forward(&x).unwrap()) > 0.0, "the copy did not train");
+    let again = TrainableLm::new(cfg(), &Device::Cpu, 5).unwrap();
+    assert_eq!(max_diff(&m.forward(&x).unwrap(), &again.forward(&x).unwrap()), 0.0);
+}

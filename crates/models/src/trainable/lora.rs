@@ -10,6 +10,9 @@ use std::collections::HashMap;
 /// The projections LoRA can adapt (GGUF module names of a llama block).
 pub const MODULES: [&str; 7] = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
+/// The projections adapted unless a recipe says otherwise: the attention's four.
+pub const DEFAULT_TARGETS: [&str; 4] = ["attn_q", "attn_k", "attn_v", "attn_output"];
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoraConfig {
     pub rank: usize,
