@@ -15,6 +15,7 @@
 //! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used
 //! (`rms_norm_slow`, `softmax`, `log_softmax`, and `rope_i` below).
 
+use super::causal_attention::causal_attention;
 use super::lora::{self, LoraConfig};
 use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
@@ -387,10 +388,14 @@ impl TrainableLm {
         let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
         let hd = w / h;
         let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
-        // Row i (position p + i) sees the whole prefix and the rows up to itself.
-        let mask: Vec<f32> =
-            (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
-        let mask = Tensor::from_vec(mask, (t, p + t), ids.device())?;
+        // Row i (position p + i) sees the whole prefix and the rows up to itself. The CPU's
+        // fused attention applies this itself; other devices take the generic path's mask.
+        let fused = ids.device().is_cpu();
+        let mask: Vec<f32> = match fused {
+            true => Vec::new(),
+            false => (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect(),
+        };
+        let mask = if fused { None } else { Some(Tensor::from_vec(mask, (t, p + t), ids.device())?) };
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous();
@@ -417,7 +422,11 @@ impl TrainableLm {
                 }
                 None => (k.clone(), v.clone()),
             };
-            let y = attention(&q, &share(ka)?, &share(va)?, &mask, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
+            let y = match &mask {
+                None => causal_attention(&q, &ka, &va, scale)?,
+                Some(mask) => attention(&q, &share(ka)?, &share(va)?, mask, scale)?,
+            };
+            let y = y.transpose(1, 2)?.reshape((b, t, w))?;
             own.push((k, v));
             x = (x + self.project(&y, l, "attn_output")?)?;
             let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;

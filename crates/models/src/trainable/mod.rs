@@ -4,6 +4,7 @@
 //! saves as a GGUF file, so the whole inference runtime (episodes, batching, scoring,
 //! serving) runs it like any other model.
 
+mod causal_attention;
 pub mod lm;
 pub mod lora;
 

@@ -1,0 +1,385 @@
+//! Causal attention for training as one op with its own backward pass. The generic path
+//! materialises the `[B, H, T, S]` scores and runs a scale, a mask, five softmax ops and all
+//! their backward ops over them — on a long env prompt (S ≈ 1,400 keys) that is most of a
+//! training step. Here each query row's scores live in a row buffer only, masked keys are
+//! never computed, and the backward pass recomputes the probabilities instead of storing them.
+//!
+//! Row `i` of `T` query rows sits at position `P + i` of `S = P + T` keys (P: a shared prefix
+//! the rows attend to in full) and reads keys `0 ..= P + i`:
+//!
+//! - forward: `s_j = scale · q_i·k_j`, `p = softmax(s)`, `o_i = Σ_j p_j v_j`;
+//! - backward, with `g_i = ∂L/∂o_i`: `∂v_j += p_j g_i`, `dp_j = g_i·v_j`,
+//!   `ds_j = p_j (dp_j − Σ_l p_l dp_l)`, `∂q_i = scale Σ_j ds_j k_j`, `∂k_j += scale ds_j q_i`.
+//!
+//! Grouped-query heads: query head `h` reads kv head `h / (H / G)`.
+
+use crate::parallel::{for_chunks, SharedOut};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// `softmax(q kᵀ · scale + causal mask) v` for `q: [B, H, T, D]`, `k, v: [B, G, S, D]`, S ≥ T;
+/// differentiable in all three. CPU f32 only.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, CausalAttention { scale: scale as f32 })
+}
+
+/// Sizes of one call, checked once.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    b: usize,
+    heads: usize,
+    groups: usize,
+    t: usize,
+    s: usize,
+    d: usize,
+}
+
+impl Dims {
+    fn of(q: &Shape, k: &Shape, v: &Shape) -> Result<Self> {
+        let (b, heads, t, d) = q.dims4()?;
+        let (kb, groups, s, kd) = k.dims4()?;
+        if kb != b || kd != d || v != k || groups == 0 || heads % groups != 0 || s < t {
+            candle_core::bail!("causal attention: q {q:?}, k {k:?}, v {v:?} do not fit together");
+        }
+        Ok(Dims { b, heads, groups, t, s, d })
+    }
+
+    /// Offset of `[b, head, row, 0]` in a `[B, heads, rows, D]` buffer.
+    fn at(&self, b: usize, head: usize, heads: usize, row: usize, rows: usize) -> usize {
+        ((b * heads + head) * rows + row) * self.d
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(x) = s else { candle_core::bail!("causal attention: {what} must be f32") };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&x[a..b]),
+        None => candle_core::bail!("causal attention: {what} must be contiguous"),
+    }
+}
+
+struct CausalAttention {
+    scale: f32,
+}
+
+impl CustomOp3 for CausalAttention {
+    fn name(&self) -> &'static str {
+        "kaizen-causal-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = Dims::of(ql.shape(), kl.shape(), vl.shape())?;
+        let (q, k, v) = (f32_slice(qs, ql, "q")?, f32_slice(ks, kl, "k")?, f32_slice(vs, vl, "v")?);
+        let mut out = vec![0f32; q.len()];
+        let dst = SharedOut(out.as_mut_ptr());
+        let rep = n.heads / n.groups;
+        let work = n.b * n.heads * n.t * n.s * n.d * 2;
+        // A unit is one (batch row, kv head) and the query heads that read it.
+        for_chunks(n.b * n.groups, work, |units| {
+            let mut scratch = Scratch::new(n);
+            for u in units {
+                let (bi, g) = (u / n.groups, u % n.groups);
+                let kv = n.at(bi, g, n.groups, 0, n.s);
+                transpose(&k[kv..][..n.s * n.d], n.d, &mut scratch.kt);
+                transpose(&v[kv..][..n.s * n.d], n.d, &mut scratch.vt);
+                for h in g * rep..(g + 1) * rep {
+                    let qa = n.at(bi, h, n.heads, 0, n.t);
+                    // SAFETY: unit u owns output rows [bi, g·rep .. (g+1)·rep]; units are disjoint.
+                    let o = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
+                    simd::forward_head(&q[qa..][..n.t * n.d], &mut scratch, o, n.d, self.scale);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _o: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = Dims::of(q.shape(), k.shape(), v.shape())?;
+        // One op computes all three gradients; q and ∂o travel stacked as its first input.
+        let qg = Tensor::cat(&[q, &grad.contiguous()?], 0)?;
+        let flat = qg.apply_op3_no_bwd(k, v, &CausalAttentionGrad { scale: self.scale })?;
+        let (nq, nk) = (q.elem_count(), k.elem_count());
+        let dq = flat.narrow(0, 0, nq)?.reshape(q.shape())?;
+        let dk = flat.narrow(0, nq, nk)?.reshape(k.shape())?;
+        let dv = flat.narrow(0, nq + nk, nk)?.reshape(k.shape())?;
+        debug_assert_eq!(n.b * n.heads * n.t * n.d, nq);
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+/// The backward pass: input 1 is `[q; ∂o]` stacked on the batch axis; the output is `∂q`,
+/// `∂k`, `∂v` flattened one after another.
+struct CausalAttentionGrad {
+    scale: f32,
+}
+
+impl CustomOp3 for CausalAttentionGrad {
+    fn name(&self) -> &'static str {
+        "kaizen-causal-attention-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qgs: &CpuStorage,
+        qgl: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b2, heads, t, d) = qgl.shape().dims4()?;
+        let n = Dims::of(&Shape::from((b2 / 2, heads, t, d)), kl.shape(), vl.shape())?;
+        let (qg, k, v) = (f32_slice(qgs, qgl, "q")?, f32_slice(ks, kl, "k")?, f32_slice(vs, vl, "v")?);
+        let nq = n.b * n.heads * n.t * n.d;
+        let nk = n.b * n.groups * n.s * n.d;
+        let (q, go) = qg.split_at(nq);
+        let mut out = vec![0f32; nq + 2 * nk];
+        let dst = SharedOut(out.as_mut_ptr());
+        let rep = n.heads / n.groups;
+        let work = n.b * n.heads * n.t * n.s * n.d * 5;
+        // A unit is one (batch row, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
+        for_chunks(n.b * n.groups, work, |units| {
+            let mut scratch = Scratch::new(n);
+            let (mut dkt, mut dvt) = (vec![0f32; n.s * n.d], vec![0f32; n.s * n.d]);
+            for u in units {
+                let (bi, g) = (u / n.groups, u % n.groups);
+                let kv = n.at(bi, g, n.groups, 0, n.s);
+                transpose(&k[kv..][..n.s * n.d], n.d, &mut scratch.kt);
+                transpose(&v[kv..][..n.s * n.d], n.d, &mut scratch.vt);
+                dkt.fill(0.0);
+                dvt.fill(0.0);
+                for h in g * rep..(g + 1) * rep {
+                    let qa = n.at(bi, h, n.heads, 0, n.t);
+                    // SAFETY: unit u owns ∂q[bi, g·rep .. (g+1)·rep], ∂k[bi, g] and ∂v[bi, g].
+                    let dq = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
+                    let rows = simd::Rows { q: &q[qa..][..n.t * n.d], go: &go[qa..][..n.t * n.d] };
+                    simd::backward_head(&rows, &mut scratch, dq, &mut dkt, &mut dvt, n.d, self.scale);
+                }
+                // SAFETY: as above.
+                let (dk, dv) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(dst.at(nq + kv), n.s * n.d),
+                        std::slice::from_raw_parts_mut(dst.at(nq + nk + kv), n.s * n.d),
+                    )
+                };
+                transpose(&dkt, n.s, dk);
+                transpose(&dvt, n.s, dv);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
+    }
+}
+
+/// One worker's buffers: a kv head transposed to `[D, S]` (so every loop below runs along the
+/// keys, in full vector lanes, whatever the head size) and two rows of `S` scores.
+struct Scratch {
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+    p: Vec<f32>,
+    dp: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(n: Dims) -> Self {
+        Scratch { kt: vec![0.0; n.s * n.d], vt: vec![0.0; n.s * n.d], p: vec![0.0; n.s], dp: vec![0.0; n.s] }
+    }
+}
+
+/// `[R, C]` row-major `x` into `[C, R]` `out`, for `C = cols`.
+fn transpose(x: &[f32], cols: usize, out: &mut [f32]) {
+    let rows = x.len() / cols;
+    for (r, row) in x.chunks_exact(cols).enumerate() {
+        for (c, &e) in row.iter().enumerate() {
+            out[c * rows + r] = e;
+        }
+    }
+}
+
+/// The per-head loops, compiled twice: for AVX-512 (chosen at run time) and portable. The
+/// bodies are plain loops along the keys that the compiler vectorises for the target.
+mod simd {
+    use super::Scratch;
+
+    /// One query head's rows for the backward pass: `q` and `∂o`, `[T, D]` each.
+    pub struct Rows<'a> {
+        pub q: &'a [f32],
+        pub go: &'a [f32],
+    }
+
+    pub fn forward_head(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { forward_avx512(q, x, o, d, scale) };
+        }
+        forward_body(q, x, o, d, scale)
+    }
+
+    pub fn backward_head(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: as above.
+            return unsafe { backward_avx512(r, x, dq, dkt, dvt, d, scale) };
+        }
+        backward_body(r, x, dq, dkt, dvt, d, scale)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn forward_avx512(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
+        forward_body(q, x, o, d, scale)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn backward_avx512(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+        backward_body(r, x, dq, dkt, dvt, d, scale)
+    }
+
+    /// `p[j] = softmax_j(scale · q·k_j)` over the keys `j < p.len()`; `kt` is `[D, S]`.
+    #[inline(always)]
+    fn probabilities(q: &[f32], kt: &[f32], p: &mut [f32], scale: f32) {
+        let s = kt.len() / q.len();
+        p.fill(0.0);
+        for (c, &qc) in q.iter().enumerate() {
+            axpy(qc * scale, &kt[c * s..][..p.len()], p);
+        }
+        let max = max(p);
+        for pj in p.iter_mut() {
+            *pj = exp(*pj - max);
+        }
+        let inv = 1.0 / sum(p);
+        for pj in p.iter_mut() {
+            *pj *= inv;
+        }
+    }
+
+    #[inline(always)]
+    fn forward_body(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
+        let (t, s) = (q.len() / d, x.kt.len() / d);
+        for i in 0..t {
+            let p = &mut x.p[..s - t + i + 1];
+            probabilities(&q[i * d..(i + 1) * d], &x.kt, p, scale);
+            for (c, oc) in o[i * d..(i + 1) * d].iter_mut().enumerate() {
+                *oc = dot(&x.vt[c * s..][..p.len()], p);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn backward_body(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+        let (t, s) = (r.q.len() / d, x.kt.len() / d);
+        for i in 0..t {
+            let keys = s - t + i + 1;
+            let (p, ds) = (&mut x.p[..keys], &mut x.dp[..keys]);
+            let (qi, gi) = (&r.q[i * d..(i + 1) * d], &r.go[i * d..(i + 1) * d]);
+            probabilities(qi, &x.kt, p, scale);
+            // dp_j = g·v_j, then ds_j = scale · p_j (dp_j − Σ p dp).
+            ds.fill(0.0);
+            for (c, &gc) in gi.iter().enumerate() {
+                axpy(gc, &x.vt[c * s..][..keys], ds);
+            }
+            let mean = dot(p, ds);
+            for (dsj, &pj) in ds.iter_mut().zip(p.iter()) {
+                *dsj = scale * pj * (*dsj - mean);
+            }
+            for c in 0..d {
+                dq[i * d + c] = dot(&x.kt[c * s..][..keys], ds);
+                axpy(qi[c], ds, &mut dkt[c * s..][..keys]);
+                axpy(gi[c], p, &mut dvt[c * s..][..keys]);
+            }
+        }
+    }
+
+    /// Dot product in 16 independent lanes (so it vectorises without reassociating floats).
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+        let (ar, br) = (ac.remainder(), bc.remainder());
+        for (x, y) in ac.zip(bc) {
+            for l in 0..16 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        for (x, y) in ar.iter().zip(br) {
+            s += x * y;
+        }
+        s
+    }
+
+    /// Sum in 16 independent lanes.
+    #[inline(always)]
+    fn sum(x: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let chunks = x.chunks_exact(16);
+        let rest: f32 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for l in 0..16 {
+                acc[l] += c[l];
+            }
+        }
+        acc.iter().sum::<f32>() + rest
+    }
+
+    #[inline(always)]
+    fn max(x: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; 16];
+        for chunk in x.chunks(16) {
+            for (l, &e) in chunk.iter().enumerate() {
+                acc[l] = if e > acc[l] { e } else { acc[l] };
+            }
+        }
+        acc.iter().fold(f32::NEG_INFINITY, |m, &e| if e > m { e } else { m })
+    }
+
+    /// `y += a · x`.
+    #[inline(always)]
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        for (yi, xi) in y.iter_mut().zip(x) {
+            *yi += a * xi;
+        }
+    }
+
+    /// `eˣ` for `x ≤ 0` in plain arithmetic (so it vectorises, unlike libm's `expf`):
+    /// `eˣ = 2ⁿ · eʳ` with `n = round(x / ln 2)`, `r = x − n ln 2 ∈ [−ln2/2, ln2/2]`, and `eʳ`
+    /// by its degree-6 Taylor polynomial (relative error < 10⁻⁶). Below −87 it returns
+    /// ~1e-38 instead of a smaller number, which no softmax weight notices.
+    #[inline(always)]
+    pub(super) fn exp(x: f32) -> f32 {
+        const LOG2E: f32 = std::f32::consts::LOG2_E;
+        // ln 2 split in two so that n · LN2_HI is exact.
+        const LN2_HI: f32 = 0.693_145_75;
+        const LN2_LO: f32 = 1.428_606_8e-6;
+        // Adding 1.5 · 2²³ rounds to an integer in the float unit itself.
+        const ROUND: f32 = 12_582_912.0;
+        let x = x.clamp(-87.0, 88.0);
+        let rounded = x * LOG2E + ROUND;
+        let n = rounded - ROUND;
+        let r = x - n * LN2_HI - n * LN2_LO;
+        let poly = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        // `rounded`'s low mantissa bits hold n (two's complement): 2ⁿ's exponent field is n + 127.
+        // (Integer bit arithmetic rather than `n as i32`, whose saturating cast does not vectorise.)
+        let two_n = rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+        poly * f32::from_bits(two_n)
+    }
+}
+
+#[cfg(test)]
+#[path = "causal_attention_tests.rs"]
+mod tests;

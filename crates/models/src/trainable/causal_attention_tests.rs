@@ -1,0 +1,107 @@
+//! Unit tests of `causal_attention` (kept in their own file beside it).
+
+use super::*;
+use candle_core::{Device, Var, D};
+
+fn close(a: &Tensor, b: &Tensor, tol: f32) {
+    let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < tol, "max difference {worst}");
+}
+
+#[test]
+fn matches_softmax_attention_by_hand() {
+    // One head, d = 2, no prefix, two rows. Row 0 sees key 0 only: o₀ = v₀ = [1, 0].
+    // Row 1: scores q₁·k = [1, 3] → p = [0.119203, 0.880797]; o₁ = [0.119203, 1.761594].
+    let dev = Device::Cpu;
+    let q = Tensor::new(&[9f32, 9.0, 1.0, 1.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+    let k = Tensor::new(&[1f32, 0.0, 1.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+    let v = Tensor::new(&[1f32, 0.0, 0.0, 2.0], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+    let o = causal_attention(&q, &k, &v, 1.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let want = [1.0, 0.0, 0.119203, 1.761594];
+    assert!(o.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5), "{o:?}");
+}
+
+/// The generic path: grouped heads repeated, full scores, mask, softmax.
+fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
+    let (b, h, t, d) = q.dims4().unwrap();
+    let (_, g, s, _) = k.dims4().unwrap();
+    let expand = |x: &Tensor| x.unsqueeze(2).unwrap().broadcast_as((b, g, h / g, s, d)).unwrap().reshape((b, h, s, d)).unwrap();
+    let p = s - t;
+    let mask: Vec<f32> = (0..t).flat_map(|i| (0..s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let mask = Tensor::from_vec(mask, (t, s), q.device()).unwrap();
+    let scores = (q.matmul(&expand(k).t().unwrap()).unwrap() * scale).unwrap().broadcast_add(&mask).unwrap();
+    candle_nn::ops::softmax(&scores, D::Minus1).unwrap().matmul(&expand(v)).unwrap()
+}
+
+#[test]
+fn output_and_gradients_match_the_generic_path_with_a_prefix_and_grouped_heads() {
+    let dev = Device::Cpu;
+    // D = 20: one full 16-lane chunk plus a remainder; 6 query heads over 2 kv heads; 4 prefix keys.
+    let (b, h, g, t, p, d) = (2, 6, 2, 5, 4, 20);
+    let q = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap()).unwrap();
+    let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, g, p + t, d), &dev).unwrap()).unwrap();
+    let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, g, p + t, d), &dev).unwrap()).unwrap();
+    // A loss that weighs every output differently, so every gradient entry is exercised.
+    let w = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
+    let scale = 1.0 / (d as f64).sqrt();
+    let fused = causal_attention(&q, &k, &v, scale).unwrap();
+    let generic = reference(&q, &k, &v, scale);
+    close(&fused, &generic, 1e-5);
+    let grads_of = |o: &Tensor| {
+        let grads = (o * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        [&q, &k, &v].map(|x| grads.get(x.as_tensor()).unwrap().clone())
+    };
+    for (a, b) in grads_of(&fused).iter().zip(grads_of(&generic).iter()) {
+        close(a, b, 1e-4);
+    }
+}
+
+#[test]
+fn a_finite_difference_agrees_with_the_key_gradient() {
+    // ∂L/∂k at one entry against (L(k + ε) − L(k − ε)) / 2ε, L = Σ o · w.
+    let dev = Device::Cpu;
+    let (b, h, g, t, d) = (1, 2, 1, 3, 4);
+    let q = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
+    let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, g, t, d), &dev).unwrap()).unwrap();
+    let v = Tensor::randn(0f32, 1.0, (b, g, t, d), &dev).unwrap();
+    let w = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
+    let loss = |k: &Tensor| (causal_attention(&q, k, &v, 0.5).unwrap() * &w).unwrap().sum_all().unwrap();
+    let grad = loss(&k).backward().unwrap().get(k.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let base = k.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let eps = 1e-2f32;
+    for idx in [0, 5, 11] {
+        let at = |delta: f32| {
+            let mut x = base.clone();
+            x[idx] += delta;
+            loss(&Tensor::from_vec(x, (b, g, t, d), &dev).unwrap()).to_scalar::<f32>().unwrap()
+        };
+        let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!((numeric - grad[idx]).abs() < 2e-3, "entry {idx}: numeric {numeric}, analytic {}", grad[idx]);
+    }
+}
+
+#[test]
+fn shapes_that_do_not_fit_are_an_error() {
+    let dev = Device::Cpu;
+    let q = Tensor::zeros((1, 3, 4, 8), candle_core::DType::F32, &dev).unwrap();
+    let k = Tensor::zeros((1, 2, 4, 8), candle_core::DType::F32, &dev).unwrap();
+    assert!(causal_attention(&q, &k, &k, 1.0).is_err(), "3 heads cannot share 2 kv heads");
+    let short = Tensor::zeros((1, 1, 3, 8), candle_core::DType::F32, &dev).unwrap();
+    assert!(causal_attention(&q, &short, &short, 1.0).is_err(), "fewer keys than query rows");
+}
+
+#[test]
+fn the_vectorisable_exp_agrees_with_libm() {
+    // Over the softmax's range x ≤ 0, in steps that hit the rounding boundaries of n.
+    let mut worst = 0f32;
+    for i in 0..=80_000 {
+        let x = -(i as f32) * 0.001;
+        let (got, want) = (simd::exp(x), x.exp());
+        worst = worst.max((got - want).abs() / want);
+    }
+    assert!(worst < 1e-6, "worst relative error {worst}");
+    assert_eq!(simd::exp(0.0), 1.0);
+    assert!(simd::exp(-1000.0) < 1e-37);
+}
