@@ -15,6 +15,10 @@ pub struct Recipe {
     /// Worked examples before every task (as `kaizen run --shots`): env demonstrations with
     /// their tools run. They let a pretrained policy act before any training.
     pub shots: usize,
+    /// Show the tools' JSON schemas in the prompt (as `kaizen run` does unless
+    /// `--no-tool-schemas`). `false` for a policy trained from scratch: it cannot read them,
+    /// and they make arith's prompt ~6x longer.
+    pub tool_schemas: bool,
     pub policy: PolicySection,
     pub sft: SftSection,
     pub rl: RlSection,
@@ -141,6 +145,7 @@ impl Default for Recipe {
             env: "arith:2".into(),
             seed: 0,
             shots: 0,
+            tool_schemas: true,
             policy: PolicySection::default(),
             sft: SftSection::default(),
             rl: RlSection::default(),

@@ -189,6 +189,7 @@ fn run_from(
         max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
         temperature: recipe.rl.temperature,
         shots: kaizen_rollout::few_shot(env.as_ref(), &registry, recipe.shots).map_err(anyhow::Error::msg)?,
+        tool_schemas: recipe.tool_schemas,
         ..Default::default()
     };
 

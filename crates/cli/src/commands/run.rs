@@ -61,6 +61,10 @@ pub struct Args {
     /// vision models behind `--policy openai:URL`; observations keep them in the run.
     #[arg(long)]
     screenshots: bool,
+    /// Leave the tools' JSON schemas out of the prompt (the tools still run): how a policy
+    /// trained with `tool_schemas = false` in its recipe was prompted.
+    #[arg(long)]
+    no_tool_schemas: bool,
 }
 
 impl Args {
@@ -97,6 +101,7 @@ impl Args {
             concurrency,
             shots,
             screenshots: false,
+            no_tool_schemas: false,
         }
     }
 }
@@ -136,6 +141,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         temperature: a.temperature,
         shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
         screenshots: a.screenshots,
+        tool_schemas: !a.no_tool_schemas,
         ..Default::default()
     };
     let config = serde_json::json!({
@@ -145,6 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
         "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "screenshots": a.screenshots,
+        "tool_schemas": !a.no_tool_schemas,
     });
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new((a.episodes * a.samples) as u64)

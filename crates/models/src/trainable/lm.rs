@@ -17,6 +17,7 @@
 
 use super::causal_attention::causal_attention;
 use super::lora::{self, LoraConfig};
+use super::row_ops;
 use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -171,14 +172,21 @@ pub struct TrainableLm {
     sin: Tensor,
 }
 
-/// RMSNorm in plain ops (differentiable, unlike the fused `candle_nn::ops::rms_norm`).
+/// RMSNorm: kaizen's fused op on the CPU; plain ops elsewhere (candle's fused
+/// `candle_nn::ops::rms_norm` has no backward pass).
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
-    candle_nn::ops::rms_norm_slow(x, w, eps)
+    match x.device().is_cpu() {
+        true => row_ops::rms_norm(x, w, eps),
+        false => candle_nn::ops::rms_norm_slow(x, w, eps),
+    }
 }
 
 /// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
-/// `p · θ_i`, `θ_i = base^(−2i/D)`.
+/// `p · θ_i`, `θ_i = base^(−2i/D)`. kaizen's fused op on the CPU; plain ops elsewhere.
 fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return row_ops::rope_i(x, cos, sin);
+    }
     let (b, h, t, d) = x.dims4()?;
     let pairs = x.reshape((b, h, t, d / 2, 2))?;
     let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);

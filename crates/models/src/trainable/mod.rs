@@ -7,6 +7,7 @@
 mod causal_attention;
 pub mod lm;
 pub mod lora;
+mod row_ops;
 
 pub use lm::{byte_vocab, LmConfig, TrainableLm};
 pub use lora::LoraConfig;

@@ -1,0 +1,187 @@
+//! The decoder's two per-row ops, RMSNorm and rotary embedding, each as one CPU op with its
+//! own backward pass. In plain candle ops they are six to ten elementwise passes each way
+//! (RoPE's on strided halves of pairs, the slowest path candle has), run on every layer of
+//! every training step.
+
+use crate::parallel::{for_chunks, SharedOut};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(x) = s else { candle_core::bail!("{op}: f32 only") };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&x[a..b]),
+        None => candle_core::bail!("{op}: inputs must be contiguous"),
+    }
+}
+
+/// `y = x / rms(x) ∘ w` over the last axis, `rms(x) = √(mean(x²) + ε)`; differentiable in
+/// `x` and `w`. Backward, with `x̂ = x / rms` and `n` the row length:
+/// `∂x = (w∘g − x̂ · mean(w∘g∘x̂)) / rms`, `∂w = Σ_rows g∘x̂`.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
+}
+
+struct RmsNorm {
+    eps: f32,
+}
+
+/// `1 / rms` of one row.
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    let sq: f32 = row.iter().map(|v| v * v).sum();
+    1.0 / (sq / row.len() as f32 + eps).sqrt()
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "kaizen-rms-norm"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?);
+        let n = w.len();
+        if xl.shape().dims().last() != Some(&n) {
+            candle_core::bail!("rms norm: weight {:?} does not fit input {:?}", wl.shape(), xl.shape());
+        }
+        let mut out = vec![0f32; x.len()];
+        let dst = SharedOut(out.as_mut_ptr());
+        for_chunks(x.len() / n, x.len() * 3, |rows| {
+            for r in rows {
+                let row = &x[r * n..(r + 1) * n];
+                let inv = inv_rms(row, self.eps);
+                // SAFETY: row r of the output belongs to this iteration only.
+                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r * n), n) };
+                for ((yi, xi), wi) in y.iter_mut().zip(row).zip(w) {
+                    *yi = xi * inv * wi;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // One op gives ∂x and x̂ (flattened one after the other); ∂w sums g∘x̂ over rows.
+        let both = x.apply_op3_no_bwd(w, &g.contiguous()?, &RmsNormGrad { eps: self.eps })?;
+        let n = x.elem_count();
+        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
+        let x_hat = both.narrow(0, n, n)?.reshape(((), w.elem_count()))?;
+        let dw = (g.reshape(((), w.elem_count()))? * x_hat)?.sum(0)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+struct RmsNormGrad {
+    eps: f32,
+}
+
+impl CustomOp3 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "kaizen-rms-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?, f32_slice(gs, gl, self.name())?);
+        let (n, len) = (w.len(), x.len());
+        let mut out = vec![0f32; 2 * len];
+        let dst = SharedOut(out.as_mut_ptr());
+        for_chunks(len / n, len * 6, |rows| {
+            for r in rows {
+                let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
+                let inv = inv_rms(xr, self.eps);
+                // SAFETY: row r of both halves of the output belongs to this iteration only.
+                let (dx, x_hat) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(dst.at(r * n), n),
+                        std::slice::from_raw_parts_mut(dst.at(len + r * n), n),
+                    )
+                };
+                let mut mean = 0f32;
+                for (((h, xi), gi), wi) in x_hat.iter_mut().zip(xr).zip(gr).zip(w) {
+                    *h = xi * inv;
+                    mean += wi * gi * *h;
+                }
+                mean /= n as f32;
+                for (((d, h), gi), wi) in dx.iter_mut().zip(x_hat.iter()).zip(gr).zip(w) {
+                    *d = (wi * gi - h * mean) * inv;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(2 * len)))
+    }
+}
+
+/// Interleaved RoPE on `x: [B, H, T, D]` with `cos, sin: [T, D/2]`: each pair `(x_2i, x_2i+1)`
+/// of row t turns by the angle whose cosine and sine are `cos[t, i]`, `sin[t, i]`:
+/// `(x₀ c − x₁ s, x₀ s + x₁ c)`. Differentiable in `x`; its backward turns the gradient back
+/// by the opposite angle (a rotation's transpose is its inverse).
+pub fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { inverse: false })
+}
+
+struct Rope {
+    /// Turn by `−θ` (the backward pass).
+    inverse: bool,
+}
+
+impl CustomOp3 for Rope {
+    fn name(&self) -> &'static str {
+        "kaizen-rope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        cs: &CpuStorage,
+        cl: &Layout,
+        ss: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, cos, sin) = (f32_slice(xs, xl, self.name())?, f32_slice(cs, cl, self.name())?, f32_slice(ss, sl, self.name())?);
+        let (b, h, t, d) = xl.shape().dims4()?;
+        if d % 2 != 0 || cl.shape().dims() != [t, d / 2] || sl.shape() != cl.shape() {
+            candle_core::bail!("rope: x {:?} with cos {:?}, sin {:?}", xl.shape(), cl.shape(), sl.shape());
+        }
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut out = vec![0f32; x.len()];
+        let dst = SharedOut(out.as_mut_ptr());
+        for_chunks(b * h, x.len() * 3, |heads| {
+            for u in heads {
+                // SAFETY: head u's rows of the output belong to this iteration only.
+                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(u * t * d), t * d) };
+                for (ti, (yr, xr)) in y.chunks_exact_mut(d).zip(x[u * t * d..(u + 1) * t * d].chunks_exact(d)).enumerate() {
+                    let (c, s) = (&cos[ti * d / 2..(ti + 1) * d / 2], &sin[ti * d / 2..(ti + 1) * d / 2]);
+                    for (i, (yp, xp)) in yr.chunks_exact_mut(2).zip(xr.chunks_exact(2)).enumerate() {
+                        let s = sign * s[i];
+                        yp[0] = xp[0] * c[i] - xp[1] * s;
+                        yp[1] = xp[0] * s + xp[1] * c[i];
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dx = g.contiguous()?.apply_op3_no_bwd(cos, sin, &Rope { inverse: !self.inverse })?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+#[cfg(test)]
+#[path = "row_ops_tests.rs"]
+mod tests;

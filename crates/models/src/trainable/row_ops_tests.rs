@@ -1,0 +1,65 @@
+//! Unit tests of `row_ops` (kept in their own file beside it).
+
+use super::*;
+use candle_core::{Device, Var};
+
+fn close(a: &Tensor, b: &Tensor, tol: f32) {
+    let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < tol, "max difference {worst}");
+}
+
+#[test]
+fn rms_norm_by_hand() {
+    // Row [3, 4]: mean of squares 12.5, rms √12.5 = 3.535534 (ε = 0); w = [1, 2]
+    // → [0.848528, 2.262742].
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[3f32, 4.0]], &dev).unwrap();
+    let w = Tensor::new(&[1f32, 2.0], &dev).unwrap();
+    let y = rms_norm(&x, &w, 0.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!((y[0] - 0.848528).abs() < 1e-5 && (y[1] - 2.262742).abs() < 1e-5, "{y:?}");
+}
+
+#[test]
+fn rms_norm_and_its_gradients_match_plain_ops() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, 24), &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 24, &dev).unwrap()).unwrap();
+    let weights = Tensor::randn(0f32, 1.0, (3, 5, 24), &dev).unwrap();
+    let fused = rms_norm(&x, &w, 1e-5).unwrap();
+    let plain = candle_nn::ops::rms_norm_slow(&x, &w, 1e-5).unwrap();
+    close(&fused, &plain, 1e-5);
+    let grads = |y: &Tensor| {
+        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        [&x, &w].map(|v| g.get(v.as_tensor()).unwrap().clone())
+    };
+    for (a, b) in grads(&fused).iter().zip(grads(&plain).iter()) {
+        close(a, b, 1e-4);
+    }
+}
+
+#[test]
+fn rope_turns_pairs_by_hand_and_its_gradient_turns_back() {
+    // One pair (1, 0) turned by 90° (cos 0, sin 1) → (0, 1). For L = y·[a, b], ∂x is [a, b]
+    // turned by −90°: ([1, 2] → [2, −1]).
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::new(&[1f32, 0.0], &dev).unwrap().reshape((1, 1, 1, 2)).unwrap()).unwrap();
+    let (cos, sin) = (Tensor::new(&[[0f32]], &dev).unwrap(), Tensor::new(&[[1f32]], &dev).unwrap());
+    let y = rope_i(&x, &cos, &sin).unwrap();
+    assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.0, 1.0]);
+    let w = Tensor::new(&[1f32, 2.0], &dev).unwrap().reshape((1, 1, 1, 2)).unwrap();
+    let g = (y * w).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(dx, vec![2.0, -1.0]);
+}
+
+#[test]
+fn ops_refuse_shapes_that_do_not_fit() {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((2, 8), candle_core::DType::F32, &dev).unwrap();
+    assert!(rms_norm(&x, &Tensor::zeros(6, candle_core::DType::F32, &dev).unwrap(), 1e-5).is_err());
+    let x = Tensor::zeros((1, 1, 3, 4), candle_core::DType::F32, &dev).unwrap();
+    let short = Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap();
+    assert!(rope_i(&x, &short, &short).is_err());
+}
