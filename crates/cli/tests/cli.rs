@@ -267,11 +267,20 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     let o = kaizen(&["compare", out.to_str().unwrap(), out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
-    let pass_row = table.lines().find(|l| l.starts_with("held-out pass@1 ")).unwrap().to_string();
-    let cells: Vec<&str> = pass_row.split_whitespace().skip(2).collect();
+    let pass_row = table.lines().find(|l| l.starts_with("held-out pass@1 (greedy)")).unwrap().to_string();
+    let cells: Vec<&str> = pass_row.split_whitespace().skip(3).collect();
     assert_eq!(cells.len(), 2);
     assert_eq!(cells[0], cells[1]);
-    assert!(table.contains("held-out pass@1 at RL step"), "{table}");
+    assert!(table.contains("held-out at RL step"), "{table}");
+    // Each evaluation: greedy / sampled / pass@k, the same numbers as metrics.jsonl's.
+    let last_eval = lines.iter().rev().find(|m| m["phase"] == "eval").unwrap();
+    let want = format!(
+        "{:.3} / {:.3} / {:.3}",
+        last_eval["pass_at_1"].as_f64().unwrap(),
+        last_eval["reward"].as_f64().unwrap(),
+        last_eval["pass_at_k"].as_f64().unwrap()
+    );
+    assert!(table.lines().any(|l| l.starts_with("2 ") && l.contains(&want)), "{want} missing:\n{table}");
     let o = kaizen(&["compare", dir.join("nowhere").to_str().unwrap()]);
     assert!(!o.status.success() && text(&o.stderr).contains("metrics.jsonl"), "{}", text(&o.stderr));
     // A bad field names itself and what it allows.

@@ -39,3 +39,20 @@ fn pretrained_policies_train_through_lora_and_bad_lora_fields_are_named() {
     let e = Recipe::parse("[policy.lora]\nrnak = 4\n").unwrap_err();
     assert!(e.contains("rnak") && e.contains("rank"), "{e}");
 }
+
+#[test]
+fn every_shipped_recipe_loads_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let r = Recipe::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            r.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} recipes in {}", dir.display());
+    let tiny = Recipe::load(&dir.join("arith-tiny-grpo.toml")).unwrap();
+    assert!(!tiny.tool_schemas && tiny.seed == 1);
+}

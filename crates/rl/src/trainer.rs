@@ -338,7 +338,11 @@ fn run_from(
         let t1 = Instant::now();
         let lr = recipe.rl.lr * ((step + 1) as f64 / recipe.rl.warmup_steps.max(1) as f64).min(1.0);
         opt.cfg.lr = lr;
-        let order: Vec<&TrainRow> = rows.iter().filter(|r| !trajs[r.t].token_ids.is_empty()).collect();
+        // Rows with zero advantage carry no policy gradient (METHODS.md §2): without a KL term
+        // they are left out, so they neither dilute the token mean nor take an optimizer step
+        // (whose momentum and weight decay would still move the policy) — DAPO's filter.
+        let order: Vec<&TrainRow> =
+            rows.iter().filter(|r| !trajs[r.t].token_ids.is_empty() && (r.adv != 0.0 || reference.is_some())).collect();
         let mut batches = Vec::new();
         for chunk in order.chunks(recipe.rl.minibatch) {
             let seqs: Vec<(&[u32], &[u8])> = chunk

@@ -264,3 +264,28 @@ fn worked_examples_teach_smollm2_the_tool_call_format() {
     let (without, with) = (tool_use(&bare), tool_use(&EpisodeConfig { shots, ..bare.clone() }));
     assert!(with >= 3 && with > without, "episodes calling a tool: {with}/6 with examples, {without}/6 without");
 }
+
+#[test]
+fn without_tool_schemas_the_prompt_is_short_and_the_tools_still_run() {
+    // A demonstration (scripted calculator call) with and without the schemas in the prompt.
+    let (env, tools) = (Arith::level(2).unwrap(), ToolRegistry::standard());
+    let task = env.task(7, 0);
+    let turns = env.demonstration(&task).unwrap();
+    let demo = |cfg: &EpisodeConfig| {
+        kaizen_rollout::demonstration(llm(), &env, &tools, Job::new(task.clone(), 0, "d"), &turns, cfg)
+    };
+    let (full, bare) =
+        (demo(&EpisodeConfig::default()), demo(&EpisodeConfig { tool_schemas: false, ..Default::default() }));
+    let prompt = |t: &kaizen_rollout::Trajectory| llm().tokenizer.decode(&t.token_ids[..t.prompt_tokens]);
+    assert!(prompt(&full).contains("\"calculator\""), "the schemas are in the full prompt");
+    assert!(!prompt(&bare).contains("<tools>"), "{}", prompt(&bare));
+    assert!(
+        bare.prompt_tokens * 3 < full.prompt_tokens,
+        "{} vs {} prompt tokens",
+        bare.prompt_tokens,
+        full.prompt_tokens
+    );
+    // The calculator ran and the demonstration is solved either way.
+    assert_eq!((full.tool_calls(), bare.tool_calls()), (1, 1));
+    assert_eq!((full.reward, bare.reward), (1.0, 1.0));
+}

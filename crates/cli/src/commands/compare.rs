@@ -1,5 +1,5 @@
 //! `kaizen compare runs/A runs/B …`: the training diagnostics of several runs side by side —
-//! where each ended, and held-out pass@1 over the course of training.
+//! where each ended, and held-out success over the course of training.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,10 +39,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cell = |x: Option<f64>, digits: usize| x.map_or("—".to_string(), |v| format!("{v:.digits$}"));
     header("final (last RL step / eval)");
     type Row = (&'static str, &'static str, &'static str, usize);
-    let rows: [Row; 10] = [
-        ("held-out pass@1", "eval", "pass_at_1", 3),
+    let rows: [Row; 11] = [
+        ("held-out pass@1 (greedy)", "eval", "pass_at_1", 3),
+        ("held-out pass@1 (sampled)", "eval", "reward", 3),
         ("held-out pass@k", "eval", "pass_at_k", 3),
-        ("reward", "rl", "reward", 3),
+        ("training reward", "rl", "reward", 3),
         ("tool-use rate", "rl", "tool_use_rate", 3),
         ("all-wrong tool subgroups", "rl", "all_wrong_tool_rate", 3),
         ("zero-advantage groups", "rl", "zero_advantage_rate", 3),
@@ -84,18 +85,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!();
     }
     println!();
-    header("held-out pass@1 at RL step");
-    let mut steps: BTreeMap<u64, Vec<Option<f64>>> = BTreeMap::new();
+    // Over time: greedy pass@1 / sampled pass@1 (mean success of the k samples) / pass@k.
+    let width = width.max(17);
+    let header = |first: &str| {
+        print!("{first:<28}");
+        for n in &names {
+            print!(" {n:>width$}");
+        }
+        println!();
+    };
+    header("held-out at RL step");
+    println!("{:<28}", "  (greedy / sampled / @k)");
+    let mut steps: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
         for m in r.iter().filter(|m| m["phase"] == "eval") {
             let Some(step) = m["step"].as_u64() else { continue };
-            steps.entry(step).or_insert_with(|| vec![None; runs.len()])[i] = m["pass_at_1"].as_f64();
+            let [g, s, k] = ["pass_at_1", "reward", "pass_at_k"].map(|key| cell(m[key].as_f64(), 3));
+            steps.entry(step).or_insert_with(|| vec!["—".into(); runs.len()])[i] = format!("{g} / {s} / {k}");
         }
     }
     for (step, vals) in steps {
         print!("{step:<28}");
         for v in vals {
-            print!(" {:>width$}", cell(v, 3));
+            print!(" {v:>width$}");
         }
         println!();
     }

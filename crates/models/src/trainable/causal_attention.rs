@@ -229,7 +229,15 @@ mod simd {
         forward_body(q, x, o, d, scale)
     }
 
-    pub fn backward_head(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+    pub fn backward_head(
+        r: &Rows,
+        x: &mut Scratch,
+        dq: &mut [f32],
+        dkt: &mut [f32],
+        dvt: &mut [f32],
+        d: usize,
+        scale: f32,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: as above.
@@ -246,7 +254,15 @@ mod simd {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn backward_avx512(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+    unsafe fn backward_avx512(
+        r: &Rows,
+        x: &mut Scratch,
+        dq: &mut [f32],
+        dkt: &mut [f32],
+        dvt: &mut [f32],
+        d: usize,
+        scale: f32,
+    ) {
         backward_body(r, x, dq, dkt, dvt, d, scale)
     }
 
@@ -280,7 +296,15 @@ mod simd {
     }
 
     #[inline(always)]
-    fn backward_body(r: &Rows, x: &mut Scratch, dq: &mut [f32], dkt: &mut [f32], dvt: &mut [f32], d: usize, scale: f32) {
+    fn backward_body(
+        r: &Rows,
+        x: &mut Scratch,
+        dq: &mut [f32],
+        dkt: &mut [f32],
+        dvt: &mut [f32],
+        d: usize,
+        scale: f32,
+    ) {
         let (t, s) = (r.q.len() / d, x.kt.len() / d);
         for i in 0..t {
             let keys = s - t + i + 1;
@@ -389,7 +413,8 @@ mod simd {
         let rounded = x * LOG2E + ROUND;
         let n = rounded - ROUND;
         let r = x - n * LN2_HI - n * LN2_LO;
-        let poly = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        let poly =
+            1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
         // `rounded`'s low mantissa bits hold n (two's complement): 2ⁿ's exponent field is n + 127.
         // (Integer bit arithmetic rather than `n as i32`, whose saturating cast does not vectorise.)
         let two_n = rounded.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;

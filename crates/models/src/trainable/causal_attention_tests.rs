@@ -4,7 +4,8 @@ use super::*;
 use candle_core::{Device, Var, D};
 
 fn close(a: &Tensor, b: &Tensor, tol: f32) {
-    let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    let (a, b) =
+        (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
     assert_eq!(a.len(), b.len());
     let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(worst < tol, "max difference {worst}");
@@ -27,9 +28,11 @@ fn matches_softmax_attention_by_hand() {
 fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
     let (b, h, t, d) = q.dims4().unwrap();
     let (_, g, s, _) = k.dims4().unwrap();
-    let expand = |x: &Tensor| x.unsqueeze(2).unwrap().broadcast_as((b, g, h / g, s, d)).unwrap().reshape((b, h, s, d)).unwrap();
+    let expand =
+        |x: &Tensor| x.unsqueeze(2).unwrap().broadcast_as((b, g, h / g, s, d)).unwrap().reshape((b, h, s, d)).unwrap();
     let p = s - t;
-    let mask: Vec<f32> = (0..t).flat_map(|i| (0..s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let mask: Vec<f32> =
+        (0..t).flat_map(|i| (0..s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     let mask = Tensor::from_vec(mask, (t, s), q.device()).unwrap();
     let scores = (q.matmul(&expand(k).t().unwrap()).unwrap() * scale).unwrap().broadcast_add(&mask).unwrap();
     candle_nn::ops::softmax(&scores, D::Minus1).unwrap().matmul(&expand(v)).unwrap()
@@ -68,7 +71,8 @@ fn a_finite_difference_agrees_with_the_key_gradient() {
     let v = Tensor::randn(0f32, 1.0, (b, g, t, d), &dev).unwrap();
     let w = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
     let loss = |k: &Tensor| (causal_attention(&q, k, &v, 0.5).unwrap() * &w).unwrap().sum_all().unwrap();
-    let grad = loss(&k).backward().unwrap().get(k.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let grad =
+        loss(&k).backward().unwrap().get(k.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let base = k.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let eps = 1e-2f32;
     for idx in [0, 5, 11] {

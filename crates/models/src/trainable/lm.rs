@@ -401,7 +401,9 @@ impl TrainableLm {
         let fused = ids.device().is_cpu();
         let mask: Vec<f32> = match fused {
             true => Vec::new(),
-            false => (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect(),
+            false => {
+                (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect()
+            }
         };
         let mask = if fused { None } else { Some(Tensor::from_vec(mask, (t, p + t), ids.device())?) };
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);

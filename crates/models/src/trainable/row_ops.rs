@@ -87,7 +87,8 @@ impl CustomOp3 for RmsNormGrad {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, g) = (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?, f32_slice(gs, gl, self.name())?);
+        let (x, w, g) =
+            (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?, f32_slice(gs, gl, self.name())?);
         let (n, len) = (w.len(), x.len());
         let mut out = vec![0f32; 2 * len];
         let dst = SharedOut(out.as_mut_ptr());
@@ -144,7 +145,8 @@ impl CustomOp3 for Rope {
         ss: &CpuStorage,
         sl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, cos, sin) = (f32_slice(xs, xl, self.name())?, f32_slice(cs, cl, self.name())?, f32_slice(ss, sl, self.name())?);
+        let (x, cos, sin) =
+            (f32_slice(xs, xl, self.name())?, f32_slice(cs, cl, self.name())?, f32_slice(ss, sl, self.name())?);
         let (b, h, t, d) = xl.shape().dims4()?;
         if d % 2 != 0 || cl.shape().dims() != [t, d / 2] || sl.shape() != cl.shape() {
             candle_core::bail!("rope: x {:?} with cos {:?}, sin {:?}", xl.shape(), cl.shape(), sl.shape());
@@ -156,7 +158,9 @@ impl CustomOp3 for Rope {
             for u in heads {
                 // SAFETY: head u's rows of the output belong to this iteration only.
                 let y = unsafe { std::slice::from_raw_parts_mut(dst.at(u * t * d), t * d) };
-                for (ti, (yr, xr)) in y.chunks_exact_mut(d).zip(x[u * t * d..(u + 1) * t * d].chunks_exact(d)).enumerate() {
+                for (ti, (yr, xr)) in
+                    y.chunks_exact_mut(d).zip(x[u * t * d..(u + 1) * t * d].chunks_exact(d)).enumerate()
+                {
                     let (c, s) = (&cos[ti * d / 2..(ti + 1) * d / 2], &sin[ti * d / 2..(ti + 1) * d / 2]);
                     for (i, (yp, xp)) in yr.chunks_exact_mut(2).zip(xr.chunks_exact(2)).enumerate() {
                         let s = sign * s[i];
