@@ -95,7 +95,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!();
     };
     header("held-out at RL step");
-    println!("{:<28}", "  (greedy / sampled / @k)");
+    println!("  (greedy / sampled / @k)");
     let mut steps: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
         for m in r.iter().filter(|m| m["phase"] == "eval") {

@@ -181,6 +181,14 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
     }
 }
 
+/// `silu(gate) ∘ up`: kaizen's fused op on the CPU; plain ops elsewhere.
+fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    match gate.device().is_cpu() {
+        true => row_ops::swiglu(gate, up),
+        false => candle_nn::ops::silu(gate)? * up,
+    }
+}
+
 /// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
 /// `p · θ_i`, `θ_i = base^(−2i/D)`. kaizen's fused op on the CPU; plain ops elsewhere.
 fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
@@ -440,9 +448,8 @@ impl TrainableLm {
             own.push((k, v));
             x = (x + self.project(&y, l, "attn_output")?)?;
             let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;
-            let gate = candle_nn::ops::silu(&self.project(&xn, l, "ffn_gate")?)?;
-            let up = self.project(&xn, l, "ffn_up")?;
-            x = (x + self.project(&(gate * up)?, l, "ffn_down")?)?;
+            let (gate, up) = (self.project(&xn, l, "ffn_gate")?, self.project(&xn, l, "ffn_up")?);
+            x = (x + self.project(&swiglu(&gate, &up)?, l, "ffn_down")?)?;
         }
         Ok((x, own))
     }

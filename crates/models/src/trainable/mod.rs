@@ -8,6 +8,7 @@ mod causal_attention;
 pub mod lm;
 pub mod lora;
 mod row_ops;
+mod vmath;
 
 pub use lm::{byte_vocab, LmConfig, TrainableLm};
 pub use lora::LoraConfig;

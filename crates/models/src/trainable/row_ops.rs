@@ -1,7 +1,7 @@
-//! The decoder's two per-row ops, RMSNorm and rotary embedding, each as one CPU op with its
-//! own backward pass. In plain candle ops they are six to ten elementwise passes each way
-//! (RoPE's on strided halves of pairs, the slowest path candle has), run on every layer of
-//! every training step.
+//! The decoder's elementwise and per-row ops — RMSNorm, rotary embedding, the SwiGLU gate —
+//! each as one CPU op with its own backward pass. In plain candle ops they are three to ten
+//! elementwise passes each way (RoPE's on strided halves of pairs, the slowest path candle
+//! has; SiLU's through libm's scalar `expf`), run on every layer of every training step.
 
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -183,6 +183,137 @@ impl CustomOp3 for Rope {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dx = g.contiguous()?.apply_op3_no_bwd(cos, sin, &Rope { inverse: !self.inverse })?;
         Ok((Some(dx), None, None))
+    }
+}
+
+/// The SwiGLU gate `silu(a) ∘ b`, `silu(a) = a σ(a)`; differentiable in both. Backward:
+/// `∂a = g ∘ b ∘ σ(a)(1 + a(1 − σ(a)))`, `∂b = g ∘ silu(a)`.
+pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, SwiGlu)
+}
+
+struct SwiGlu;
+
+/// Elements per work item of the elementwise ops.
+const CHUNK: usize = 4096;
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "kaizen-swiglu"
+    }
+
+    fn cpu_fwd(&self, as_: &CpuStorage, al: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (f32_slice(as_, al, self.name())?, f32_slice(bs, bl, self.name())?);
+        if al.shape() != bl.shape() {
+            candle_core::bail!("swiglu: {:?} and {:?} differ", al.shape(), bl.shape());
+        }
+        let mut out = vec![0f32; a.len()];
+        let dst = SharedOut(out.as_mut_ptr());
+        for_chunks(a.len().div_ceil(CHUNK), a.len() * 8, |chunks| {
+            for c in chunks {
+                let r = c * CHUNK..((c + 1) * CHUNK).min(a.len());
+                // SAFETY: chunk c of the output belongs to this iteration only.
+                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r.start), r.len()) };
+                gate::forward(&a[r.clone()], &b[r], y);
+            }
+        });
+        Ok((CpuStorage::F32(out), al.shape().clone()))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = a.apply_op3_no_bwd(b, &g.contiguous()?, &SwiGluGrad)?;
+        let n = a.elem_count();
+        Ok((Some(both.narrow(0, 0, n)?.reshape(a.shape())?), Some(both.narrow(0, n, n)?.reshape(a.shape())?)))
+    }
+}
+
+/// SwiGLU's backward: `[∂a; ∂b]` flattened one after the other.
+struct SwiGluGrad;
+
+impl CustomOp3 for SwiGluGrad {
+    fn name(&self) -> &'static str {
+        "kaizen-swiglu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        as_: &CpuStorage,
+        al: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b, g) =
+            (f32_slice(as_, al, self.name())?, f32_slice(bs, bl, self.name())?, f32_slice(gs, gl, self.name())?);
+        let n = a.len();
+        let mut out = vec![0f32; 2 * n];
+        let dst = SharedOut(out.as_mut_ptr());
+        for_chunks(n.div_ceil(CHUNK), n * 12, |chunks| {
+            for c in chunks {
+                let r = c * CHUNK..((c + 1) * CHUNK).min(n);
+                // SAFETY: chunk c of both halves of the output belongs to this iteration only.
+                let (da, db) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(dst.at(r.start), r.len()),
+                        std::slice::from_raw_parts_mut(dst.at(n + r.start), r.len()),
+                    )
+                };
+                gate::backward(&a[r.clone()], &b[r.clone()], &g[r], da, db);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(2 * n)))
+    }
+}
+
+/// SwiGLU's loops, compiled for AVX-512 (chosen at run time) and portable.
+mod gate {
+    use super::super::vmath::sigmoid;
+
+    pub fn forward(a: &[f32], b: &[f32], y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { forward_avx512(a, b, y) };
+        }
+        forward_body(a, b, y)
+    }
+
+    pub fn backward(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: as above.
+            return unsafe { backward_avx512(a, b, g, da, db) };
+        }
+        backward_body(a, b, g, da, db)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn forward_avx512(a: &[f32], b: &[f32], y: &mut [f32]) {
+        forward_body(a, b, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn backward_avx512(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
+        backward_body(a, b, g, da, db)
+    }
+
+    #[inline(always)]
+    fn forward_body(a: &[f32], b: &[f32], y: &mut [f32]) {
+        for ((yi, &ai), &bi) in y.iter_mut().zip(a).zip(b) {
+            *yi = ai * sigmoid(ai) * bi;
+        }
+    }
+
+    #[inline(always)]
+    fn backward_body(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
+        for i in 0..a.len().min(b.len()).min(g.len()).min(da.len()).min(db.len()) {
+            let s = sigmoid(a[i]);
+            da[i] = g[i] * b[i] * s * (1.0 + a[i] * (1.0 - s));
+            db[i] = g[i] * a[i] * s;
+        }
     }
 }
 

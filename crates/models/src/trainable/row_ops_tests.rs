@@ -64,3 +64,31 @@ fn ops_refuse_shapes_that_do_not_fit() {
     let short = Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap();
     assert!(rope_i(&x, &short, &short).is_err());
 }
+
+#[test]
+fn swiglu_and_its_gradients_match_plain_ops() {
+    let dev = Device::Cpu;
+    // 5,000 elements: more than one chunk, and a partial last one.
+    let a = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (2, 2500), &dev).unwrap() * 4.0).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 2500), &dev).unwrap()).unwrap();
+    let weights = Tensor::randn(0f32, 1.0, (2, 2500), &dev).unwrap();
+    let fused = swiglu(&a, &b).unwrap();
+    let plain = (candle_nn::ops::silu(&a).unwrap() * b.as_tensor()).unwrap();
+    close(&fused, &plain, 1e-5);
+    let grads = |y: &Tensor| {
+        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        [&a, &b].map(|v| g.get(v.as_tensor()).unwrap().clone())
+    };
+    for (x, y) in grads(&fused).iter().zip(grads(&plain).iter()) {
+        close(x, y, 1e-4);
+    }
+}
+
+#[test]
+fn swiglu_by_hand() {
+    // silu(2) · 3 = 2 · 0.880797 · 3 = 5.284782; silu(0) · 7 = 0.
+    let dev = Device::Cpu;
+    let y = swiglu(&Tensor::new(&[2f32, 0.0], &dev).unwrap(), &Tensor::new(&[3f32, 7.0], &dev).unwrap()).unwrap();
+    let y = y.to_vec1::<f32>().unwrap();
+    assert!((y[0] - 5.284782).abs() < 1e-5 && y[1] == 0.0, "{y:?}");
+}
