@@ -13,6 +13,7 @@
 //!
 //! Grouped-query heads: query head `h` reads kv head `h / (H / G)`.
 
+use super::row_ops::f32_slice;
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -49,14 +50,6 @@ impl Dims {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(x) = s else { candle_core::bail!("causal attention: {what} must be f32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&x[a..b]),
-        None => candle_core::bail!("causal attention: {what} must be contiguous"),
-    }
-}
-
 struct CausalAttention {
     scale: f32,
 }
@@ -76,7 +69,8 @@ impl CustomOp3 for CausalAttention {
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let n = Dims::of(ql.shape(), kl.shape(), vl.shape())?;
-        let (q, k, v) = (f32_slice(qs, ql, "q")?, f32_slice(ks, kl, "k")?, f32_slice(vs, vl, "v")?);
+        let (q, k, v) =
+            (f32_slice(qs, ql, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
         let mut out = vec![0f32; q.len()];
         let dst = SharedOut(out.as_mut_ptr());
         let rep = n.heads / n.groups;
@@ -108,7 +102,7 @@ impl CustomOp3 for CausalAttention {
         _o: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let n = Dims::of(q.shape(), k.shape(), v.shape())?;
+        Dims::of(q.shape(), k.shape(), v.shape())?;
         // One op computes all three gradients; q and ∂o travel stacked as its first input.
         let qg = Tensor::cat(&[q, &grad.contiguous()?], 0)?;
         let flat = qg.apply_op3_no_bwd(k, v, &CausalAttentionGrad { scale: self.scale })?;
@@ -116,7 +110,6 @@ impl CustomOp3 for CausalAttention {
         let dq = flat.narrow(0, 0, nq)?.reshape(q.shape())?;
         let dk = flat.narrow(0, nq, nk)?.reshape(k.shape())?;
         let dv = flat.narrow(0, nq + nk, nk)?.reshape(k.shape())?;
-        debug_assert_eq!(n.b * n.heads * n.t * n.d, nq);
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
@@ -143,7 +136,8 @@ impl CustomOp3 for CausalAttentionGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (b2, heads, t, d) = qgl.shape().dims4()?;
         let n = Dims::of(&Shape::from((b2 / 2, heads, t, d)), kl.shape(), vl.shape())?;
-        let (qg, k, v) = (f32_slice(qgs, qgl, "q")?, f32_slice(ks, kl, "k")?, f32_slice(vs, vl, "v")?);
+        let (qg, k, v) =
+            (f32_slice(qgs, qgl, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
         let nq = n.b * n.heads * n.t * n.d;
         let nk = n.b * n.groups * n.s * n.d;
         let (q, go) = qg.split_at(nq);

@@ -6,7 +6,8 @@
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 data of a contiguous CPU input of kernel `op`.
+pub(super) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(x) = s else { candle_core::bail!("{op}: f32 only") };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&x[a..b]),
