@@ -94,10 +94,19 @@ pub const TINY: &str = "tiny";
 #[serde(default, deny_unknown_fields)]
 pub struct SftSection {
     pub demonstrations: usize,
+    /// Optimizer steps; with `target_loss`, the most it may take.
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
+    /// End SFT early once the mean loss of the last `SFT_LOSS_WINDOW` steps is at most this
+    /// (0: run all `steps`). A from-scratch policy learns to copy the task's numbers in a sudden
+    /// drop whose timing moves with float rounding (thread count, CPU); stopping on the loss
+    /// hands RL the same point of that drop on every machine.
+    pub target_loss: f64,
 }
+
+/// Steps the SFT loss is averaged over for `sft.target_loss`.
+pub const SFT_LOSS_WINDOW: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -163,7 +172,7 @@ impl Default for PolicySection {
 
 impl Default for SftSection {
     fn default() -> Self {
-        SftSection { demonstrations: 64, steps: 60, batch: 4, lr: 5e-3 }
+        SftSection { demonstrations: 64, steps: 60, batch: 4, lr: 5e-3, target_loss: 0.0 }
     }
 }
 
@@ -236,6 +245,9 @@ impl Recipe {
             if v == 0 {
                 return Err(format!("{field} must be at least 1"));
             }
+        }
+        if !(self.sft.target_loss >= 0.0 && self.sft.target_loss.is_finite()) {
+            return Err(format!("sft.target_loss must be a finite loss ≥ 0 (0: off), got {}", self.sft.target_loss));
         }
         if self.rl.group < 2 {
             return Err("rl.group must be at least 2 (advantages are relative to the group)".into());

@@ -17,7 +17,7 @@ use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_adv
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
-use crate::recipe::TINY;
+use crate::recipe::{SFT_LOSS_WINDOW, TINY};
 use anyhow::Context;
 use candle_core::quantized::GgmlDType;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
@@ -212,7 +212,19 @@ fn run_from(
         if progress.next_step > 0 {
             opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
         }
+        // The recent losses for `sft.target_loss`; a resumed run reads them back from its
+        // metrics (cut at the checkpoint), so it stops where an uninterrupted run would.
+        let mut recent: Vec<f64> = std::fs::read_to_string(&metrics_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["phase"] == "sft")
+            .filter_map(|m| m["loss"].as_f64())
+            .collect();
         for step in progress.next_step..recipe.sft.steps {
+            if reached_target(&recent, recipe.sft.target_loss) {
+                break;
+            }
             let t = Instant::now();
             let picked: Vec<&Trajectory> =
                 (0..recipe.sft.batch).map(|k| &demos[(step * recipe.sft.batch + k) % demos.len()]).collect();
@@ -223,10 +235,12 @@ fn run_from(
             opt.step(&loss.backward()?)?;
             let secs = t.elapsed().as_secs_f64();
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
+            let loss = loss.to_scalar::<f32>()? as f64;
+            recent.push(loss);
             let m = StepMetrics {
                 phase: "sft".into(),
                 step,
-                loss: loss.to_scalar::<f32>()? as f64,
+                loss,
                 lr: recipe.sft.lr,
                 train_tokens_per_s: tokens as f64 / secs,
                 train_s: secs,
@@ -418,6 +432,13 @@ fn run_from(
     Ok(all)
 }
 
+/// Whether SFT has reached `target` (> 0): the mean of the last `SFT_LOSS_WINDOW` losses is at
+/// most it.
+fn reached_target(losses: &[f64], target: f64) -> bool {
+    let n = SFT_LOSS_WINDOW;
+    target > 0.0 && losses.len() >= n && losses[losses.len() - n..].iter().sum::<f64>() / n as f64 <= target
+}
+
 /// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its
 /// exact f32 weights; a LoRA policy merged into Q8_0, the format the runtime serves a
 /// pretrained model in (a quarter of the bytes to write and read after every step).
@@ -476,3 +497,7 @@ fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> candle_
     }
     Ok(norm)
 }
+
+#[cfg(test)]
+#[path = "trainer_tests.rs"]
+mod tests;
