@@ -203,10 +203,9 @@ fn transpose(x: &[f32], cols: usize, out: &mut [f32]) {
     }
 }
 
-/// The per-head loops, compiled twice: for AVX-512 (chosen at run time) and portable. The
-/// bodies are plain loops along the keys that the compiler vectorises for the target.
+/// The per-head loops: plain loops along the keys, compiled for AVX-512 and for the baseline.
 mod simd {
-    use super::super::vmath::exp;
+    use super::super::vmath::{exp, with_avx512};
     use super::Scratch;
 
     /// One query head's rows for the backward pass: `q` and `∂o`, `[T, D]` each.
@@ -215,16 +214,8 @@ mod simd {
         pub go: &'a [f32],
     }
 
-    pub fn forward_head(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            return unsafe { forward_avx512(q, x, o, d, scale) };
-        }
-        forward_body(q, x, o, d, scale)
-    }
-
-    pub fn backward_head(
+    with_avx512!(pub fn forward_head(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) => forward_body);
+    with_avx512!(pub fn backward_head(
         r: &Rows,
         x: &mut Scratch,
         dq: &mut [f32],
@@ -232,34 +223,7 @@ mod simd {
         dvt: &mut [f32],
         d: usize,
         scale: f32,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: as above.
-            return unsafe { backward_avx512(r, x, dq, dkt, dvt, d, scale) };
-        }
-        backward_body(r, x, dq, dkt, dvt, d, scale)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn forward_avx512(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
-        forward_body(q, x, o, d, scale)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn backward_avx512(
-        r: &Rows,
-        x: &mut Scratch,
-        dq: &mut [f32],
-        dkt: &mut [f32],
-        dvt: &mut [f32],
-        d: usize,
-        scale: f32,
-    ) {
-        backward_body(r, x, dq, dkt, dvt, d, scale)
-    }
+    ) => backward_body);
 
     /// `p[j] = softmax_j(scale · q·k_j)` over the keys `j < p.len()`; `kt` is `[D, S]`.
     #[inline(always)]

@@ -1,15 +1,8 @@
 //! Unit tests of `causal_attention` (kept in their own file beside it).
 
+use super::super::assert_close as close;
 use super::*;
 use candle_core::{Device, Var, D};
-
-fn close(a: &Tensor, b: &Tensor, tol: f32) {
-    let (a, b) =
-        (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-    assert_eq!(a.len(), b.len());
-    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(worst < tol, "max difference {worst}");
-}
 
 #[test]
 fn matches_softmax_attention_by_hand() {

@@ -267,39 +267,12 @@ impl CustomOp3 for SwiGluGrad {
     }
 }
 
-/// SwiGLU's loops, compiled for AVX-512 (chosen at run time) and portable.
+/// SwiGLU's loops, compiled for AVX-512 and for the baseline.
 mod gate {
-    use super::super::vmath::sigmoid;
+    use super::super::vmath::{sigmoid, with_avx512};
 
-    pub fn forward(a: &[f32], b: &[f32], y: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            return unsafe { forward_avx512(a, b, y) };
-        }
-        forward_body(a, b, y)
-    }
-
-    pub fn backward(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: as above.
-            return unsafe { backward_avx512(a, b, g, da, db) };
-        }
-        backward_body(a, b, g, da, db)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn forward_avx512(a: &[f32], b: &[f32], y: &mut [f32]) {
-        forward_body(a, b, y)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn backward_avx512(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
-        backward_body(a, b, g, da, db)
-    }
+    with_avx512!(pub fn forward(a: &[f32], b: &[f32], y: &mut [f32]) => forward_body);
+    with_avx512!(pub fn backward(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) => backward_body);
 
     #[inline(always)]
     fn forward_body(a: &[f32], b: &[f32], y: &mut [f32]) {

@@ -30,6 +30,29 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// `$vis fn $name(args)` running `$body(args)` compiled for AVX-512 when the CPU has it (chosen
+/// at run time, so one binary serves every x86-64 CPU), else as compiled for the baseline. The
+/// body is `#[inline(always)]` plain loops, which the compiler vectorises for each target.
+macro_rules! with_avx512 {
+    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn fast($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use with_avx512;
+
 #[cfg(test)]
 #[path = "vmath_tests.rs"]
 mod tests;
