@@ -94,19 +94,20 @@ pub const TINY: &str = "tiny";
 #[serde(default, deny_unknown_fields)]
 pub struct SftSection {
     pub demonstrations: usize,
-    /// Optimizer steps; with `target_loss`, the most it may take.
+    /// Optimizer steps; with `target_pass`, the most it may take.
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
-    /// End SFT early once the mean loss of the last `SFT_LOSS_WINDOW` steps is at most this
-    /// (0: run all `steps`). A from-scratch policy learns to copy the task's numbers in a sudden
-    /// drop whose timing moves with float rounding (thread count, CPU); stopping on the loss
-    /// hands RL the same point of that drop on every machine.
-    pub target_loss: f64,
+    /// End SFT early once the policy's greedy pass rate on `check_tasks` validation tasks
+    /// (their own stream: neither demonstrations, RL tasks nor the held-out set) reaches this,
+    /// checked every `check_every` steps (0: run all `steps`). A from-scratch policy learns to
+    /// copy the task's numbers in a sudden jump whose step moves with float rounding (thread
+    /// count, CPU); stopping on what the policy can do hands RL the same kind of policy on
+    /// every machine.
+    pub target_pass: f64,
+    pub check_every: usize,
+    pub check_tasks: usize,
 }
-
-/// Steps the SFT loss is averaged over for `sft.target_loss`.
-pub const SFT_LOSS_WINDOW: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -172,7 +173,15 @@ impl Default for PolicySection {
 
 impl Default for SftSection {
     fn default() -> Self {
-        SftSection { demonstrations: 64, steps: 60, batch: 4, lr: 5e-3, target_loss: 0.0 }
+        SftSection {
+            demonstrations: 64,
+            steps: 60,
+            batch: 4,
+            lr: 5e-3,
+            target_pass: 0.0,
+            check_every: 25,
+            check_tasks: 32,
+        }
     }
 }
 
@@ -230,6 +239,8 @@ impl Recipe {
             ("policy.heads", self.policy.heads),
             ("policy.context", self.policy.context),
             ("sft.batch", self.sft.batch),
+            ("sft.check_every", self.sft.check_every),
+            ("sft.check_tasks", self.sft.check_tasks),
             ("rl.tasks_per_step", self.rl.tasks_per_step),
             ("rl.group", self.rl.group),
             ("rl.minibatch", self.rl.minibatch),
@@ -246,8 +257,11 @@ impl Recipe {
                 return Err(format!("{field} must be at least 1"));
             }
         }
-        if !(self.sft.target_loss >= 0.0 && self.sft.target_loss.is_finite()) {
-            return Err(format!("sft.target_loss must be a finite loss ≥ 0 (0: off), got {}", self.sft.target_loss));
+        if !(0.0..=1.0).contains(&self.sft.target_pass) {
+            return Err(format!(
+                "sft.target_pass must be a pass rate in [0, 1] (0: off), got {}",
+                self.sft.target_pass
+            ));
         }
         if self.rl.group < 2 {
             return Err("rl.group must be at least 2 (advantages are relative to the group)".into());

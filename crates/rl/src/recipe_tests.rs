@@ -16,8 +16,8 @@ fn defaults_fill_missing_fields_and_errors_name_the_field() {
     assert!(e.contains("policy.width"), "{e}");
     let e = Recipe::parse("[rl]\neps_high = 1.5\n").unwrap_err();
     assert!(e.contains("rl.eps_high"), "{e}");
-    let e = Recipe::parse("[sft]\ntarget_loss = -1.0\n").unwrap_err();
-    assert!(e.contains("sft.target_loss"), "{e}");
+    let e = Recipe::parse("[sft]\ntarget_pass = 1.5\n").unwrap_err();
+    assert!(e.contains("sft.target_pass") && e.contains("[0, 1]"), "{e}");
 }
 
 #[test]

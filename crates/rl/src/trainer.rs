@@ -17,7 +17,7 @@ use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_adv
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
-use crate::recipe::{SFT_LOSS_WINDOW, TINY};
+use crate::recipe::TINY;
 use anyhow::Context;
 use candle_core::quantized::GgmlDType;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
@@ -70,6 +70,8 @@ pub struct StepMetrics {
 /// Training-stream and held-out task seeds never meet.
 const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
+/// Validation tasks for `sft.target_pass`, apart from all of the above.
+const CHECK_STREAM: u64 = 0xC4EC_0000;
 
 /// The recipe's policy before any training: `tiny` freshly initialised, or the pretrained
 /// model with fresh LoRA adapters — both seeded by the recipe.
@@ -212,17 +214,19 @@ fn run_from(
         if progress.next_step > 0 {
             opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
         }
-        // The recent losses for `sft.target_loss`; a resumed run reads them back from its
-        // metrics (cut at the checkpoint), so it stops where an uninterrupted run would.
-        let mut recent: Vec<f64> = std::fs::read_to_string(&metrics_path)
+        // `sft.target_pass`: a resumed run reads its last check back from its metrics (cut at
+        // the checkpoint), so it stops where an uninterrupted run would.
+        let mut passed = std::fs::read_to_string(&metrics_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|m| m["phase"] == "sft")
-            .filter_map(|m| m["loss"].as_f64())
-            .collect();
+            .filter_map(|m| m["pass_at_1"].as_f64())
+            .last()
+            .is_some_and(|p| reached(p, recipe.sft.target_pass));
+        let check_tasks = env.tasks(recipe.seed ^ CHECK_STREAM, recipe.sft.check_tasks);
         for step in progress.next_step..recipe.sft.steps {
-            if reached_target(&recent, recipe.sft.target_loss) {
+            if passed {
                 break;
             }
             let t = Instant::now();
@@ -236,7 +240,13 @@ fn run_from(
             let secs = t.elapsed().as_secs_f64();
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
             let loss = loss.to_scalar::<f32>()? as f64;
-            recent.push(loss);
+            let check = if recipe.sft.target_pass > 0.0 && (step + 1) % recipe.sft.check_every == 0 {
+                let pass = greedy_pass(&serve(&policy, &gguf)?, env.as_ref(), &registry, &check_tasks, &episode_cfg);
+                passed = reached(pass, recipe.sft.target_pass);
+                Some(pass)
+            } else {
+                None
+            };
             let m = StepMetrics {
                 phase: "sft".into(),
                 step,
@@ -244,6 +254,7 @@ fn run_from(
                 lr: recipe.sft.lr,
                 train_tokens_per_s: tokens as f64 / secs,
                 train_s: secs,
+                pass_at_1: check,
                 ..Default::default()
             };
             emit(m, &mut all)?;
@@ -255,10 +266,7 @@ fn run_from(
 
     let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
         let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
-        let greedy_cfg = EpisodeConfig { temperature: 0.0, ..episode_cfg.clone() };
-        let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
-        let mut greedy = Vec::new();
-        run_local(llm, env.as_ref(), &registry, jobs, &greedy_cfg, 8, &mut |t| greedy.push(t));
+        let pass_1 = greedy_pass(llm, env.as_ref(), &registry, &tasks, &episode_cfg);
         let k = recipe.eval.samples;
         let jobs = tasks
             .iter()
@@ -270,7 +278,6 @@ fn run_from(
         let pass_k =
             sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k)).sum::<f64>()
                 / tasks.len().max(1) as f64;
-        let pass_1 = greedy.iter().filter(|t| t.reward > SUCCESS).count() as f64 / tasks.len().max(1) as f64;
         let views: Vec<Vec<RolloutView>> = sampled.chunks(k).map(views_of).collect();
         Ok(StepMetrics {
             phase: "eval".into(),
@@ -432,11 +439,24 @@ fn run_from(
     Ok(all)
 }
 
-/// Whether SFT has reached `target` (> 0): the mean of the last `SFT_LOSS_WINDOW` losses is at
-/// most it.
-fn reached_target(losses: &[f64], target: f64) -> bool {
-    let n = SFT_LOSS_WINDOW;
-    target > 0.0 && losses.len() >= n && losses[losses.len() - n..].iter().sum::<f64>() / n as f64 <= target
+/// Whether an SFT check's pass rate meets `sft.target_pass` (0: never — the target is off).
+fn reached(pass: f64, target: f64) -> bool {
+    target > 0.0 && pass >= target
+}
+
+/// Share of `tasks` the policy solves greedily (temperature 0), each episode as `cfg` says.
+fn greedy_pass(
+    llm: &LocalLlm,
+    env: &dyn kaizen_core::Env,
+    registry: &ToolRegistry,
+    tasks: &[kaizen_core::Task],
+    cfg: &EpisodeConfig,
+) -> f64 {
+    let greedy_cfg = EpisodeConfig { temperature: 0.0, ..cfg.clone() };
+    let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
+    let mut solved = 0usize;
+    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| solved += usize::from(t.reward > SUCCESS));
+    solved as f64 / tasks.len().max(1) as f64
 }
 
 /// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its

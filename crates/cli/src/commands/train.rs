@@ -48,7 +48,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut last_eval = String::new();
     let mut on_metrics = |m: &StepMetrics| match m.phase.as_str() {
         "sft" => {
-            bar.set_message(format!("sft loss {:.3}", m.loss));
+            if let Some(p) = m.pass_at_1 {
+                last_eval = format!("validation pass {p:.2}");
+            }
+            bar.set_message(format!("sft loss {:.3}  {last_eval}", m.loss));
             bar.inc(1);
         }
         "rl" => {
@@ -62,6 +65,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             bar.inc(1);
         }
         _ => {
+            if m.step == 0 {
+                // SFT may have ended early (sft.target_pass): RL's steps are what is left.
+                bar.set_length(bar.position() + recipe.rl.steps as u64);
+            }
             last_eval = format!("held-out pass@1 {:.2}", m.pass_at_1.unwrap_or(0.0));
             bar.println(format!(
                 "eval after RL step {}: pass@1 {:.3}  pass@k {:.3}  tool use {:.0}%",
@@ -79,12 +86,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.finish();
     let evals: Vec<&StepMetrics> = metrics.iter().filter(|m| m.phase == "eval").collect();
     println!("\n{label} → {}", out.display());
-    println!("{:<10} {:>10} {:>10} {:>10}", "RL step", "pass@1", "pass@k", "tool use");
+    println!(
+        "{:<10} {:>16} {:>17} {:>10} {:>10}",
+        "RL step", "pass@1 (greedy)", "pass@1 (sampled)", "pass@k", "tool use"
+    );
     for m in &evals {
         println!(
-            "{:<10} {:>10.3} {:>10.3} {:>9.0}%",
+            "{:<10} {:>16.3} {:>17.3} {:>10.3} {:>9.0}%",
             m.step,
             m.pass_at_1.unwrap_or(0.0),
+            m.reward,
             m.pass_at_k.unwrap_or(0.0),
             100.0 * m.tool_use_rate
         );
