@@ -216,14 +216,15 @@ fn run_from(
         }
         // `sft.target_pass`: a resumed run reads its last check back from its metrics (cut at
         // the checkpoint), so it stops where an uninterrupted run would.
-        let mut passed = std::fs::read_to_string(&metrics_path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["phase"] == "sft")
-            .filter_map(|m| m["pass_at_1"].as_f64())
-            .last()
-            .is_some_and(|p| reached(p, recipe.sft.target_pass));
+        let mut passed = recipe.sft.target_pass > 0.0
+            && std::fs::read_to_string(&metrics_path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|m| m["phase"] == "sft")
+                .filter_map(|m| m["pass_at_1"].as_f64())
+                .last()
+                .is_some_and(|p| reached(p, recipe.sft.target_pass));
         let check_tasks = env.tasks(recipe.seed ^ CHECK_STREAM, recipe.sft.check_tasks);
         for step in progress.next_step..recipe.sft.steps {
             if passed {

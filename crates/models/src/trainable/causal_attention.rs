@@ -11,16 +11,53 @@
 //! - backward, with `g_i = ∂L/∂o_i`: `∂v_j += p_j g_i`, `dp_j = g_i·v_j`,
 //!   `ds_j = p_j (dp_j − Σ_l p_l dp_l)`, `∂q_i = scale Σ_j ds_j k_j`, `∂k_j += scale ds_j q_i`.
 //!
-//! Grouped-query heads: query head `h` reads kv head `h / (H / G)`.
+//! Grouped-query heads: query head `h` reads kv head `h / (H / G)`. Devices other than the CPU
+//! take the plain-op path (`plain_causal_attention`), which is also the tests' reference.
 
 use super::row_ops::f32_slice;
 use crate::parallel::{for_chunks, SharedOut};
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 /// `softmax(q kᵀ · scale + causal mask) v` for `q: [B, H, T, D]`, `k, v: [B, G, S, D]`, S ≥ T;
-/// differentiable in all three. CPU f32 only.
+/// differentiable in all three. The fused op on the CPU, plain ops elsewhere.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    if !q.device().is_cpu() {
+        return plain_causal_attention(q, k, v, scale);
+    }
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, CausalAttention { scale: scale as f32 })
+}
+
+/// The same attention in plain candle ops: kv heads repeated for their query heads, the full
+/// score matrix, an additive mask, softmax — in slices of batch rows and heads whose scores
+/// stay under ~16 MB (a long sequence's full `B·H·T·S` scores and their gradients would be
+/// hundreds of MB each).
+pub(crate) fn plain_causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    let n = Dims::of(q.shape(), k.shape(), v.shape())?;
+    let share = |x: &Tensor| -> Result<Tensor> {
+        let rep = n.heads / n.groups;
+        x.unsqueeze(2)?.broadcast_as((n.b, n.groups, rep, n.s, n.d))?.reshape((n.b, n.heads, n.s, n.d))
+    };
+    let (k, v) = (share(k)?, share(v)?);
+    // Row i (position P + i) sees the prefix and the rows up to itself.
+    let p = n.s - n.t;
+    let mask: Vec<f32> =
+        (0..n.t).flat_map(|i| (0..n.s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let mask = Tensor::from_vec(mask, (n.t, n.s), q.device())?;
+    let scores_of = |q: &Tensor, k: &Tensor| (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask);
+    let heads_per_slice = ((4 << 20) / (n.t * n.s).max(1)).clamp(1, n.heads);
+    if heads_per_slice >= n.heads && n.b * n.heads * n.t * n.s <= 4 << 20 {
+        return candle_nn::ops::softmax(&scores_of(q, &k)?, D::Minus1)?.matmul(&v);
+    }
+    let mut rows = Vec::with_capacity(n.b);
+    for bi in 0..n.b {
+        let mut parts = Vec::new();
+        for h0 in (0..n.heads).step_by(heads_per_slice) {
+            let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, heads_per_slice.min(n.heads - h0));
+            parts.push(candle_nn::ops::softmax(&scores_of(&slice(q)?, &slice(&k)?)?, D::Minus1)?.matmul(&slice(&v)?)?);
+        }
+        rows.push(Tensor::cat(&parts, 1)?);
+    }
+    Tensor::cat(&rows, 0)
 }
 
 /// Sizes of one call, checked once.

@@ -1,8 +1,8 @@
 //! Unit tests of `causal_attention` (kept in their own file beside it).
 
-use super::super::assert_close as close;
+use super::super::kernel_tests::assert_close as close;
 use super::*;
-use candle_core::{Device, Var, D};
+use candle_core::{Device, Var};
 
 #[test]
 fn matches_softmax_attention_by_hand() {
@@ -17,20 +17,6 @@ fn matches_softmax_attention_by_hand() {
     assert!(o.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5), "{o:?}");
 }
 
-/// The generic path: grouped heads repeated, full scores, mask, softmax.
-fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
-    let (b, h, t, d) = q.dims4().unwrap();
-    let (_, g, s, _) = k.dims4().unwrap();
-    let expand =
-        |x: &Tensor| x.unsqueeze(2).unwrap().broadcast_as((b, g, h / g, s, d)).unwrap().reshape((b, h, s, d)).unwrap();
-    let p = s - t;
-    let mask: Vec<f32> =
-        (0..t).flat_map(|i| (0..s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
-    let mask = Tensor::from_vec(mask, (t, s), q.device()).unwrap();
-    let scores = (q.matmul(&expand(k).t().unwrap()).unwrap() * scale).unwrap().broadcast_add(&mask).unwrap();
-    candle_nn::ops::softmax(&scores, D::Minus1).unwrap().matmul(&expand(v)).unwrap()
-}
-
 #[test]
 fn output_and_gradients_match_the_generic_path_with_a_prefix_and_grouped_heads() {
     let dev = Device::Cpu;
@@ -43,7 +29,7 @@ fn output_and_gradients_match_the_generic_path_with_a_prefix_and_grouped_heads()
     let w = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
     let scale = 1.0 / (d as f64).sqrt();
     let fused = causal_attention(&q, &k, &v, scale).unwrap();
-    let generic = reference(&q, &k, &v, scale);
+    let generic = plain_causal_attention(&q, &k, &v, scale).unwrap();
     close(&fused, &generic, 1e-5);
     let grads_of = |o: &Tensor| {
         let grads = (o * &w).unwrap().sum_all().unwrap().backward().unwrap();

@@ -11,13 +11,13 @@
 //! Tensors carry GGUF names, so `write_gguf` hands the model (adapters merged) to
 //! `LocalLlm::load` unchanged: episodes, batching, scoring and serving run it like any model.
 //!
-//! Every op is differentiable (candle autograd): the fused inference kernels (`rms_norm`,
-//! `softmax_last_dim`, `rope_i`) have no backward pass, so their plain-op forms are used
-//! (`rms_norm_slow`, `softmax`, `log_softmax`, and `rope_i` below).
+//! Every op is differentiable (candle autograd). Attention, RMSNorm, RoPE and the SwiGLU gate
+//! are kaizen's fused training kernels with their own backward passes (`causal_attention.rs`,
+//! `row_ops.rs`; candle's fused inference kernels have none), plain candle ops off the CPU.
 
 use super::causal_attention::causal_attention;
 use super::lora::{self, LoraConfig};
-use super::row_ops;
+use super::row_ops::{rms_norm, rope_i, swiglu};
 use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -170,39 +170,6 @@ pub struct TrainableLm {
     metadata: Vec<(String, Value)>,
     cos: Tensor,
     sin: Tensor,
-}
-
-/// RMSNorm: kaizen's fused op on the CPU; plain ops elsewhere (candle's fused
-/// `candle_nn::ops::rms_norm` has no backward pass).
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
-    match x.device().is_cpu() {
-        true => row_ops::rms_norm(x, w, eps),
-        false => candle_nn::ops::rms_norm_slow(x, w, eps),
-    }
-}
-
-/// `silu(gate) ∘ up`: kaizen's fused op on the CPU; plain ops elsewhere.
-fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    match gate.device().is_cpu() {
-        true => row_ops::swiglu(gate, up),
-        false => candle_nn::ops::silu(gate)? * up,
-    }
-}
-
-/// Interleaved RoPE on `[B, H, T, D]`: each pair `(x_2i, x_2i+1)` at position p is rotated by
-/// `p · θ_i`, `θ_i = base^(−2i/D)`. kaizen's fused op on the CPU; plain ops elsewhere.
-fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
-        return row_ops::rope_i(x, cos, sin);
-    }
-    let (b, h, t, d) = x.dims4()?;
-    let pairs = x.reshape((b, h, t, d / 2, 2))?;
-    let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);
-    let cos = cos.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
-    let sin = sin.narrow(0, 0, t)?.reshape((1, 1, t, d / 2, 1))?;
-    let r0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
-    let r1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
-    Tensor::cat(&[r0, r1], 4)?.reshape((b, h, t, d))
 }
 
 /// `N(0, std²)` values from a seeded generator (Box–Muller; candle's CPU generator cannot be
@@ -404,27 +371,9 @@ impl TrainableLm {
         let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
         let hd = w / h;
         let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
-        // Row i (position p + i) sees the whole prefix and the rows up to itself. The CPU's
-        // fused attention applies this itself; other devices take the generic path's mask.
-        let fused = ids.device().is_cpu();
-        let mask: Vec<f32> = match fused {
-            true => Vec::new(),
-            false => {
-                (0..t).flat_map(|i| (0..p + t).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect()
-            }
-        };
-        let mask = if fused { None } else { Some(Tensor::from_vec(mask, (t, p + t), ids.device())?) };
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous();
-        // Grouped-query attention: each key/value head serves `h / kvh` query heads in a row.
-        let share = |x: Tensor| -> Result<Tensor> {
-            if kvh == h {
-                return Ok(x);
-            }
-            let (b, _, s, _) = x.dims4()?;
-            x.unsqueeze(2)?.broadcast_as((b, kvh, h / kvh, s, hd))?.reshape((b, h, s, hd))
-        };
         let mut own = Vec::with_capacity(self.cfg.layers);
         for l in 0..self.cfg.layers {
             let norm = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
@@ -440,11 +389,9 @@ impl TrainableLm {
                 }
                 None => (k.clone(), v.clone()),
             };
-            let y = match &mask {
-                None => causal_attention(&q, &ka, &va, scale)?,
-                Some(mask) => attention(&q, &share(ka)?, &share(va)?, mask, scale)?,
-            };
-            let y = y.transpose(1, 2)?.reshape((b, t, w))?;
+            // Row i (position p + i) sees the whole prefix and the rows up to itself; each
+            // key/value head serves `h / kvh` query heads.
+            let y = causal_attention(&q, &ka, &va, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
             own.push((k, v));
             x = (x + self.project(&y, l, "attn_output")?)?;
             let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;
@@ -608,32 +555,6 @@ const HEADER_KEY: &str = "kaizen_policy";
 struct TrainableHeader {
     cfg: LmConfig,
     lora: Option<LoraConfig>,
-}
-
-/// Causal attention `softmax(q kᵀ · scale + mask) v` on `[B, H, T, D]`, in slices of batch
-/// rows and heads whose `T × T` score matrices stay under ~16 MB: a long sequence's full
-/// `B·H·T²` scores (and their gradients) would be hundreds of MB each, allocated fresh by the
-/// kernel every step.
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
-    let (b, h, t, _) = q.dims4()?;
-    let per_head = t * k.dim(2)?;
-    let heads_per_slice = ((4 << 20) / per_head.max(1)).clamp(1, h);
-    if heads_per_slice >= h && b * h * per_head <= 4 << 20 {
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        return candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(v);
-    }
-    let mut rows = Vec::with_capacity(b);
-    for bi in 0..b {
-        let mut parts = Vec::new();
-        for h0 in (0..h).step_by(heads_per_slice) {
-            let n = heads_per_slice.min(h - h0);
-            let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, n);
-            let scores = (slice(q)?.matmul(&slice(k)?.t()?)? * scale)?.broadcast_add(mask)?;
-            parts.push(candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&slice(v)?)?);
-        }
-        rows.push(Tensor::cat(&parts, 1)?);
-    }
-    Tensor::cat(&rows, 0)
 }
 
 /// `log softmax(logits / T)` at each target id: `[B, S, V]`, `[B, S]` → `[B, S]`.

@@ -2,6 +2,7 @@
 //! each as one CPU op with its own backward pass. In plain candle ops they are three to ten
 //! elementwise passes each way (RoPE's on strided halves of pairs, the slowest path candle
 //! has; SiLU's through libm's scalar `expf`), run on every layer of every training step.
+//! Devices other than the CPU take those plain ops.
 
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -19,6 +20,9 @@ pub(super) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
 /// `x` and `w`. Backward, with `x̂ = x / rms` and `n` the row length:
 /// `∂x = (w∘g − x̂ · mean(w∘g∘x̂)) / rms`, `∂w = Σ_rows g∘x̂`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return candle_nn::ops::rms_norm_slow(x, w, eps);
+    }
     x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
 }
 
@@ -124,7 +128,22 @@ impl CustomOp3 for RmsNormGrad {
 /// `(x₀ c − x₁ s, x₀ s + x₁ c)`. Differentiable in `x`; its backward turns the gradient back
 /// by the opposite angle (a rotation's transpose is its inverse).
 pub fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return plain_rope_i(x, cos, sin);
+    }
     x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { inverse: false })
+}
+
+/// `rope_i` in plain candle ops, for devices other than the CPU.
+fn plain_rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    let pairs = x.reshape((b, h, t, d / 2, 2))?;
+    let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);
+    let cos = cos.reshape((1, 1, t, d / 2, 1))?;
+    let sin = sin.reshape((1, 1, t, d / 2, 1))?;
+    let r0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+    let r1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+    Tensor::cat(&[r0, r1], 4)?.reshape((b, h, t, d))
 }
 
 struct Rope {
@@ -190,6 +209,9 @@ impl CustomOp3 for Rope {
 /// The SwiGLU gate `silu(a) ∘ b`, `silu(a) = a σ(a)`; differentiable in both. Backward:
 /// `∂a = g ∘ b ∘ σ(a)(1 + a(1 − σ(a)))`, `∂b = g ∘ silu(a)`.
 pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !a.device().is_cpu() {
+        return candle_nn::ops::silu(a)? * b;
+    }
     a.contiguous()?.apply_op2(&b.contiguous()?, SwiGlu)
 }
 

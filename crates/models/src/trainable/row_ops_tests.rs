@@ -1,6 +1,6 @@
 //! Unit tests of `row_ops` (kept in their own file beside it).
 
-use super::super::assert_close as close;
+use super::super::kernel_tests::assert_close as close;
 use super::*;
 use candle_core::{Device, Var};
 
