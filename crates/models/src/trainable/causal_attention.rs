@@ -114,7 +114,7 @@ impl CustomOp3 for CausalAttention {
         let work = n.b * n.heads * n.t * n.s * n.d * 2;
         // A unit is one (batch row, kv head) and the query heads that read it.
         for_chunks(n.b * n.groups, work, |units| {
-            let mut scratch = Scratch::new(n);
+            let mut scratch = Scratch::new(n, false);
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
                 let kv = n.at(bi, g, n.groups, 0, n.s);
@@ -184,21 +184,20 @@ impl CustomOp3 for CausalAttentionGrad {
         let work = n.b * n.heads * n.t * n.s * n.d * 5;
         // A unit is one (batch row, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
         for_chunks(n.b * n.groups, work, |units| {
-            let mut scratch = Scratch::new(n);
-            let (mut dkt, mut dvt) = (vec![0f32; n.s * n.d], vec![0f32; n.s * n.d]);
+            let mut scratch = Scratch::new(n, true);
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
                 let kv = n.at(bi, g, n.groups, 0, n.s);
                 transpose(&k[kv..][..n.s * n.d], n.d, &mut scratch.kt);
                 transpose(&v[kv..][..n.s * n.d], n.d, &mut scratch.vt);
-                dkt.fill(0.0);
-                dvt.fill(0.0);
+                scratch.dkt.fill(0.0);
+                scratch.dvt.fill(0.0);
                 for h in g * rep..(g + 1) * rep {
                     let qa = n.at(bi, h, n.heads, 0, n.t);
                     // SAFETY: unit u owns ∂q[bi, g·rep .. (g+1)·rep], ∂k[bi, g] and ∂v[bi, g].
                     let dq = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
                     let rows = simd::Rows { q: &q[qa..][..n.t * n.d], go: &go[qa..][..n.t * n.d] };
-                    simd::backward_head(&rows, &mut scratch, dq, &mut dkt, &mut dvt, n.d, self.scale);
+                    simd::backward_head(&rows, &mut scratch, dq, n.d, self.scale);
                 }
                 // SAFETY: as above.
                 let (dk, dv) = unsafe {
@@ -207,8 +206,8 @@ impl CustomOp3 for CausalAttentionGrad {
                         std::slice::from_raw_parts_mut(dst.at(nq + nk + kv), n.s * n.d),
                     )
                 };
-                transpose(&dkt, n.s, dk);
-                transpose(&dvt, n.s, dv);
+                transpose(&scratch.dkt, n.s, dk);
+                transpose(&scratch.dvt, n.s, dv);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
@@ -216,17 +215,28 @@ impl CustomOp3 for CausalAttentionGrad {
 }
 
 /// One worker's buffers: a kv head transposed to `[D, S]` (so every loop below runs along the
-/// keys, in full vector lanes, whatever the head size) and two rows of `S` scores.
+/// keys, in full vector lanes, whatever the head size), two rows of `S` scores, and (backward
+/// only) that head's key and value gradients, accumulated transposed like it.
 struct Scratch {
     kt: Vec<f32>,
     vt: Vec<f32>,
     p: Vec<f32>,
     dp: Vec<f32>,
+    dkt: Vec<f32>,
+    dvt: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(n: Dims) -> Self {
-        Scratch { kt: vec![0.0; n.s * n.d], vt: vec![0.0; n.s * n.d], p: vec![0.0; n.s], dp: vec![0.0; n.s] }
+    fn new(n: Dims, backward: bool) -> Self {
+        let grads = if backward { n.s * n.d } else { 0 };
+        Scratch {
+            kt: vec![0.0; n.s * n.d],
+            vt: vec![0.0; n.s * n.d],
+            p: vec![0.0; n.s],
+            dp: vec![0.0; n.s],
+            dkt: vec![0.0; grads],
+            dvt: vec![0.0; grads],
+        }
     }
 }
 
@@ -256,8 +266,6 @@ mod simd {
         r: &Rows,
         x: &mut Scratch,
         dq: &mut [f32],
-        dkt: &mut [f32],
-        dvt: &mut [f32],
         d: usize,
         scale: f32,
     ) => backward_body);
@@ -292,15 +300,7 @@ mod simd {
     }
 
     #[inline(always)]
-    fn backward_body(
-        r: &Rows,
-        x: &mut Scratch,
-        dq: &mut [f32],
-        dkt: &mut [f32],
-        dvt: &mut [f32],
-        d: usize,
-        scale: f32,
-    ) {
+    fn backward_body(r: &Rows, x: &mut Scratch, dq: &mut [f32], d: usize, scale: f32) {
         let (t, s) = (r.q.len() / d, x.kt.len() / d);
         for i in 0..t {
             let keys = s - t + i + 1;
@@ -315,8 +315,8 @@ mod simd {
             }
             for c in 0..d {
                 dq[i * d + c] = dot(&x.kt[c * s..][..keys], ds);
-                axpy(qi[c], ds, &mut dkt[c * s..][..keys]);
-                axpy(gi[c], p, &mut dvt[c * s..][..keys]);
+                axpy(qi[c], ds, &mut x.dkt[c * s..][..keys]);
+                axpy(gi[c], p, &mut x.dvt[c * s..][..keys]);
             }
         }
     }
