@@ -14,6 +14,7 @@
 //! Grouped-query heads: query head `h` reads kv head `h / (H / G)`. Devices other than the CPU
 //! take the plain-op path (`plain_causal_attention`), which is also the tests' reference.
 
+use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -87,6 +88,11 @@ impl Dims {
     }
 }
 
+/// Query rows per block. A block's scores `[BLOCK, keys]` stay in a worker's scratch, and keys
+/// right of the block's last row are never computed, so a causal head costs ~1.25× its lower
+/// triangle at T = 256 (blocks of 64: 64·(64 + 128 + 192 + 256) products for 256·257/2 needed).
+const BLOCK: usize = 64;
+
 struct CausalAttention {
     scale: f32,
 }
@@ -111,20 +117,26 @@ impl CustomOp3 for CausalAttention {
         let mut out = vec![0f32; q.len()];
         let dst = SharedOut(out.as_mut_ptr());
         let rep = n.heads / n.groups;
-        let work = n.b * n.heads * n.t * n.s * n.d * 2;
         // A unit is one (batch row, kv head) and the query heads that read it.
-        for_chunks(n.b * n.groups, work, |units| {
-            let mut scratch = Scratch::new(n, false);
+        for_chunks(n.b * n.groups, n.work(2), |units| {
+            let mut scores = vec![0f32; BLOCK.min(n.t) * n.s];
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
                 let kv = n.at(bi, g, n.groups, 0, n.s);
-                transpose(&k[kv..][..n.s * n.d], n.d, &mut scratch.kt);
-                transpose(&v[kv..][..n.s * n.d], n.d, &mut scratch.vt);
+                let (kh, vh) = (&k[kv..][..n.s * n.d], &v[kv..][..n.s * n.d]);
                 for h in g * rep..(g + 1) * rep {
                     let qa = n.at(bi, h, n.heads, 0, n.t);
                     // SAFETY: unit u owns output rows [bi, g·rep .. (g+1)·rep]; units are disjoint.
                     let o = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
-                    simd::forward_head(&q[qa..][..n.t * n.d], &mut scratch, o, n.d, self.scale);
+                    for block in n.blocks() {
+                        let (m, keys, d) = (block.rows, block.keys, n.d);
+                        let qb = MatRef::rows(&q[qa + block.first * d..], m, d);
+                        let p = &mut scores[..m * keys];
+                        matmul(MatMut::rows(p, m, keys), qb, MatRef::rows(kh, keys, d).t(), self.scale, false);
+                        rows::softmax(p, keys, block.first_keys);
+                        let ob = MatMut::rows(&mut o[block.first * d..], m, d);
+                        matmul(ob, MatRef::rows(p, m, keys), MatRef::rows(vh, keys, d), 1.0, false);
+                    }
                 }
             }
         });
@@ -152,7 +164,10 @@ impl CustomOp3 for CausalAttention {
 }
 
 /// The backward pass: input 1 is `[q; ∂o]` stacked on the batch axis; the output is `∂q`,
-/// `∂k`, `∂v` flattened one after another.
+/// `∂k`, `∂v` flattened one after another. Per block of query rows, in matrix form
+/// (`P` the block's probabilities, recomputed; `G` its rows of `∂o`):
+/// `dP = G Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `∂Q = scale · dS K`,
+/// `∂K += scale · dSᵀ Q`, `∂V += Pᵀ G`.
 struct CausalAttentionGrad {
     scale: f32,
 }
@@ -178,167 +193,109 @@ impl CustomOp3 for CausalAttentionGrad {
         let nq = n.b * n.heads * n.t * n.d;
         let nk = n.b * n.groups * n.s * n.d;
         let (q, go) = qg.split_at(nq);
+        // ∂k and ∂v accumulate over query heads and blocks, so they start at zero.
         let mut out = vec![0f32; nq + 2 * nk];
         let dst = SharedOut(out.as_mut_ptr());
         let rep = n.heads / n.groups;
-        let work = n.b * n.heads * n.t * n.s * n.d * 5;
         // A unit is one (batch row, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
-        for_chunks(n.b * n.groups, work, |units| {
-            let mut scratch = Scratch::new(n, true);
+        for_chunks(n.b * n.groups, n.work(5), |units| {
+            let mut probs = vec![0f32; BLOCK.min(n.t) * n.s];
+            let mut dprobs = vec![0f32; BLOCK.min(n.t) * n.s];
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
                 let kv = n.at(bi, g, n.groups, 0, n.s);
-                transpose(&k[kv..][..n.s * n.d], n.d, &mut scratch.kt);
-                transpose(&v[kv..][..n.s * n.d], n.d, &mut scratch.vt);
-                scratch.dkt.fill(0.0);
-                scratch.dvt.fill(0.0);
-                for h in g * rep..(g + 1) * rep {
-                    let qa = n.at(bi, h, n.heads, 0, n.t);
-                    // SAFETY: unit u owns ∂q[bi, g·rep .. (g+1)·rep], ∂k[bi, g] and ∂v[bi, g].
-                    let dq = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
-                    let rows = simd::Rows { q: &q[qa..][..n.t * n.d], go: &go[qa..][..n.t * n.d] };
-                    simd::backward_head(&rows, &mut scratch, dq, n.d, self.scale);
-                }
-                // SAFETY: as above.
+                let (kh, vh) = (&k[kv..][..n.s * n.d], &v[kv..][..n.s * n.d]);
+                // SAFETY: unit u owns ∂q[bi, g·rep .. (g+1)·rep], ∂k[bi, g] and ∂v[bi, g].
                 let (dk, dv) = unsafe {
                     (
                         std::slice::from_raw_parts_mut(dst.at(nq + kv), n.s * n.d),
                         std::slice::from_raw_parts_mut(dst.at(nq + nk + kv), n.s * n.d),
                     )
                 };
-                transpose(&scratch.dkt, n.s, dk);
-                transpose(&scratch.dvt, n.s, dv);
+                for h in g * rep..(g + 1) * rep {
+                    let qa = n.at(bi, h, n.heads, 0, n.t);
+                    // SAFETY: as above.
+                    let dq = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
+                    for block in n.blocks() {
+                        let (m, keys, d, scale) = (block.rows, block.keys, n.d, self.scale);
+                        let at = qa + block.first * d;
+                        let (qb, gb) = (MatRef::rows(&q[at..], m, d), MatRef::rows(&go[at..], m, d));
+                        let (kb, vb) = (MatRef::rows(kh, keys, d), MatRef::rows(vh, keys, d));
+                        let (p, ds) = (&mut probs[..m * keys], &mut dprobs[..m * keys]);
+                        matmul(MatMut::rows(p, m, keys), qb, kb.t(), scale, false);
+                        rows::softmax(p, keys, block.first_keys);
+                        matmul(MatMut::rows(ds, m, keys), gb, vb.t(), 1.0, false);
+                        rows::softmax_grad(p, ds, keys);
+                        let (p, ds) = (MatRef::rows(p, m, keys), MatRef::rows(ds, m, keys));
+                        matmul(MatMut::rows(&mut dq[block.first * d..], m, d), ds, kb, scale, false);
+                        matmul(MatMut::rows(dk, keys, d), ds.t(), qb, scale, true);
+                        matmul(MatMut::rows(dv, keys, d), p.t(), gb, 1.0, true);
+                    }
+                }
             }
         });
         Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
     }
 }
 
-/// One worker's buffers: a kv head transposed to `[D, S]` (so every loop below runs along the
-/// keys, in full vector lanes, whatever the head size), two rows of `S` scores, and (backward
-/// only) that head's key and value gradients, accumulated transposed like it.
-struct Scratch {
-    kt: Vec<f32>,
-    vt: Vec<f32>,
-    p: Vec<f32>,
-    dp: Vec<f32>,
-    dkt: Vec<f32>,
-    dvt: Vec<f32>,
+/// One block of query rows: `rows` rows from row `first`, reading keys `0 .. keys`; its first
+/// row sees `first_keys` of them and each next row one more.
+struct Block {
+    first: usize,
+    rows: usize,
+    keys: usize,
+    first_keys: usize,
 }
 
-impl Scratch {
-    fn new(n: Dims, backward: bool) -> Self {
-        let grads = if backward { n.s * n.d } else { 0 };
-        Scratch {
-            kt: vec![0.0; n.s * n.d],
-            vt: vec![0.0; n.s * n.d],
-            p: vec![0.0; n.s],
-            dp: vec![0.0; n.s],
-            dkt: vec![0.0; grads],
-            dvt: vec![0.0; grads],
-        }
+impl Dims {
+    fn blocks(&self) -> impl Iterator<Item = Block> {
+        let (t, prefix) = (self.t, self.s - self.t);
+        (0..t).step_by(BLOCK).map(move |first| {
+            let rows = BLOCK.min(t - first);
+            Block { first, rows, keys: prefix + first + rows, first_keys: prefix + first + 1 }
+        })
+    }
+
+    /// A rough cost of a pass with `products` score-sized products, for `for_chunks`.
+    fn work(&self, products: usize) -> usize {
+        self.b * self.heads * self.t * self.s * self.d * products
     }
 }
 
-/// `[R, C]` row-major `x` into `[C, R]` `out`, for `C = cols`.
-fn transpose(x: &[f32], cols: usize, out: &mut [f32]) {
-    let rows = x.len() / cols;
-    for (r, row) in x.chunks_exact(cols).enumerate() {
-        for (c, &e) in row.iter().enumerate() {
-            out[c * rows + r] = e;
-        }
-    }
-}
-
-/// The per-head loops: plain loops along the keys, compiled for AVX-512 and for the baseline.
-mod simd {
+/// The row-wise steps between the products: plain loops along the keys, compiled for AVX-512
+/// and for the baseline.
+mod rows {
     use super::super::vmath::{exp, with_avx512};
-    use super::Scratch;
 
-    /// One query head's rows for the backward pass: `q` and `∂o`, `[T, D]` each.
-    pub struct Rows<'a> {
-        pub q: &'a [f32],
-        pub go: &'a [f32],
-    }
+    with_avx512!(pub fn softmax(s: &mut [f32], keys: usize, first_keys: usize) => softmax_body);
+    with_avx512!(pub fn softmax_grad(p: &[f32], dp: &mut [f32], keys: usize) => softmax_grad_body);
 
-    with_avx512!(pub fn forward_head(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) => forward_body);
-    with_avx512!(pub fn backward_head(
-        r: &Rows,
-        x: &mut Scratch,
-        dq: &mut [f32],
-        d: usize,
-        scale: f32,
-    ) => backward_body);
-
-    /// `p[j] = softmax_j(scale · q·k_j)` over the keys `j < p.len()`; `kt` is `[D, S]`.
+    /// Each row of `s` (`keys` wide), row `r` seeing its first `first_keys + r` entries:
+    /// `p_j = e^{s_j − max s} / Σ_l e^{s_l − max s}` over those, `0` for the rest.
     #[inline(always)]
-    fn probabilities(q: &[f32], kt: &[f32], p: &mut [f32], scale: f32) {
-        combine(q, kt, p);
-        for pj in p.iter_mut() {
-            *pj *= scale;
-        }
-        let max = max(p);
-        for pj in p.iter_mut() {
-            *pj = exp(*pj - max);
-        }
-        let inv = 1.0 / sum(p);
-        for pj in p.iter_mut() {
-            *pj *= inv;
+    fn softmax_body(s: &mut [f32], keys: usize, first_keys: usize) {
+        for (r, row) in s.chunks_exact_mut(keys).enumerate() {
+            let (seen, masked) = row.split_at_mut((first_keys + r).min(keys));
+            let max = max(seen);
+            for x in seen.iter_mut() {
+                *x = exp(*x - max);
+            }
+            let inv = 1.0 / sum(seen);
+            for x in seen.iter_mut() {
+                *x *= inv;
+            }
+            masked.fill(0.0);
         }
     }
 
+    /// Each row, in place: `dp_j ← p_j (dp_j − Σ_l p_l dp_l)` (softmax's backward pass).
     #[inline(always)]
-    fn forward_body(q: &[f32], x: &mut Scratch, o: &mut [f32], d: usize, scale: f32) {
-        let (t, s) = (q.len() / d, x.kt.len() / d);
-        for i in 0..t {
-            let p = &mut x.p[..s - t + i + 1];
-            probabilities(&q[i * d..(i + 1) * d], &x.kt, p, scale);
-            for (c, oc) in o[i * d..(i + 1) * d].iter_mut().enumerate() {
-                *oc = dot(&x.vt[c * s..][..p.len()], p);
+    fn softmax_grad_body(p: &[f32], dp: &mut [f32], keys: usize) {
+        for (pr, dr) in p.chunks_exact(keys).zip(dp.chunks_exact_mut(keys)) {
+            let mean = dot(pr, dr);
+            for (d, &pj) in dr.iter_mut().zip(pr) {
+                *d = pj * (*d - mean);
             }
-        }
-    }
-
-    #[inline(always)]
-    fn backward_body(r: &Rows, x: &mut Scratch, dq: &mut [f32], d: usize, scale: f32) {
-        let (t, s) = (r.q.len() / d, x.kt.len() / d);
-        for i in 0..t {
-            let keys = s - t + i + 1;
-            let (p, ds) = (&mut x.p[..keys], &mut x.dp[..keys]);
-            let (qi, gi) = (&r.q[i * d..(i + 1) * d], &r.go[i * d..(i + 1) * d]);
-            probabilities(qi, &x.kt, p, scale);
-            // dp_j = g·v_j, then ds_j = scale · p_j (dp_j − Σ p dp).
-            combine(gi, &x.vt, ds);
-            let mean = dot(p, ds);
-            for (dsj, &pj) in ds.iter_mut().zip(p.iter()) {
-                *dsj = scale * pj * (*dsj - mean);
-            }
-            for c in 0..d {
-                dq[i * d + c] = dot(&x.kt[c * s..][..keys], ds);
-                axpy(qi[c], ds, &mut x.dkt[c * s..][..keys]);
-                axpy(gi[c], p, &mut x.dvt[c * s..][..keys]);
-            }
-        }
-    }
-
-    /// `out_j = Σ_c a_c m[c][j]` for `j < out.len()`, `m` `[a.len(), S]`: 16 keys at a time in
-    /// registers, so `out` is written once instead of read and written per `c`.
-    #[inline(always)]
-    fn combine(a: &[f32], m: &[f32], out: &mut [f32]) {
-        let s = m.len() / a.len();
-        let full = out.len() / 16 * 16;
-        for j0 in (0..full).step_by(16) {
-            let mut acc = [0f32; 16];
-            for (c, &ac) in a.iter().enumerate() {
-                let row = &m[c * s + j0..c * s + j0 + 16];
-                for l in 0..16 {
-                    acc[l] += ac * row[l];
-                }
-            }
-            out[j0..j0 + 16].copy_from_slice(&acc);
-        }
-        for (j, o) in out.iter_mut().enumerate().skip(full) {
-            *o = a.iter().enumerate().map(|(c, &ac)| ac * m[c * s + j]).sum();
         }
     }
 
@@ -383,14 +340,6 @@ mod simd {
             }
         }
         acc.iter().fold(f32::NEG_INFINITY, |m, &e| if e > m { e } else { m })
-    }
-
-    /// `y += a · x`.
-    #[inline(always)]
-    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-        for (yi, xi) in y.iter_mut().zip(x) {
-            *yi += a * xi;
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod causal_attention;
 pub mod lm;
 pub mod lora;
+mod matmul;
 mod row_ops;
 mod vmath;
 

@@ -1,0 +1,37 @@
+//! Unit tests of the strided `matmul` (kept in their own file beside it).
+
+use super::*;
+
+#[test]
+fn products_of_views_and_transposes_by_hand() {
+    // a = [[1, 2], [3, 4]], b = [[5, 6], [7, 8]].
+    let a = [1f32, 2.0, 3.0, 4.0];
+    let b = [5f32, 6.0, 7.0, 8.0];
+    let mut out = [0f32; 4];
+    matmul(MatMut::rows(&mut out, 2, 2), MatRef::rows(&a, 2, 2), MatRef::rows(&b, 2, 2), 1.0, false);
+    assert_eq!(out, [19.0, 22.0, 43.0, 50.0]);
+    // aᵀ b = [[26, 30], [38, 44]], scaled by 0.5 and added to what is there.
+    matmul(MatMut::rows(&mut out, 2, 2), MatRef::rows(&a, 2, 2).t(), MatRef::rows(&b, 2, 2), 0.5, true);
+    assert_eq!(out, [32.0, 37.0, 62.0, 72.0]);
+    // a bᵀ = [[17, 23], [39, 53]], overwriting.
+    matmul(MatMut::rows(&mut out, 2, 2), MatRef::rows(&a, 2, 2), MatRef::rows(&b, 2, 2).t(), 1.0, false);
+    assert_eq!(out, [17.0, 23.0, 39.0, 53.0]);
+}
+
+#[test]
+fn a_view_reads_only_the_leading_rows_of_a_longer_slice() {
+    // The first row of a 3-wide buffer times a 3 × 1 column: [1, 2, 3] · [1, 1, 1] = 6.
+    let a = [1f32, 2.0, 3.0, 100.0, 100.0, 100.0];
+    let ones = [1f32; 3];
+    let mut out = [0f32; 1];
+    matmul(MatMut::rows(&mut out, 1, 1), MatRef::rows(&a, 1, 3), MatRef::rows(&ones, 3, 1), 1.0, false);
+    assert_eq!(out, [6.0]);
+}
+
+#[test]
+#[should_panic(expected = "matmul")]
+fn shapes_that_do_not_chain_are_refused_before_any_memory_is_read() {
+    let x = [0f32; 6];
+    let mut out = [0f32; 4];
+    matmul(MatMut::rows(&mut out, 2, 2), MatRef::rows(&x, 2, 3), MatRef::rows(&x, 2, 3), 1.0, false);
+}
