@@ -1,8 +1,10 @@
 //! Causal attention for training as one op with its own backward pass. The generic path
 //! materialises the `[B, H, T, S]` scores and runs a scale, a mask, five softmax ops and all
 //! their backward ops over them — on a long env prompt (S ≈ 1,400 keys) that is most of a
-//! training step. Here each query row's scores live in a row buffer only, masked keys are
-//! never computed, and the backward pass recomputes the probabilities instead of storing them.
+//! training step. Here the query rows go in blocks of 64: a block's scores live in a worker's
+//! scratch only, keys right of the block's last row are never computed, the products run on
+//! gemm's micro-kernels, and the backward pass recomputes the probabilities instead of
+//! storing them.
 //!
 //! Row `i` of `T` query rows sits at position `P + i` of `S = P + T` keys (P: a shared prefix
 //! the rows attend to in full) and reads keys `0 ..= P + i`:
@@ -11,54 +13,72 @@
 //! - backward, with `g_i = ∂L/∂o_i`: `∂v_j += p_j g_i`, `dp_j = g_i·v_j`,
 //!   `ds_j = p_j (dp_j − Σ_l p_l dp_l)`, `∂q_i = scale Σ_j ds_j k_j`, `∂k_j += scale ds_j q_i`.
 //!
-//! Grouped-query heads: query head `h` reads kv head `h / (H / G)`. Devices other than the CPU
-//! take the plain-op path (`plain_causal_attention`), which is also the tests' reference.
+//! Tensors are packed as the projections make them — one row per token, every head side by
+//! side: `q: [B·T, H·D]`, `k, v: [B·S, G·D]` — so no head transposes (and no graph nodes for
+//! them) are needed. Grouped-query heads: query head `h` reads kv head `h / (H / G)`. Devices
+//! other than the CPU take the plain-op path (`plain_causal_attention`), which is also the
+//! tests' reference.
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
 use crate::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
-/// `softmax(q kᵀ · scale + causal mask) v` for `q: [B, H, T, D]`, `k, v: [B, G, S, D]`, S ≥ T;
-/// differentiable in all three. The fused op on the CPU, plain ops elsewhere.
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+/// `softmax(q kᵀ · scale + causal mask) v` for `seqs` sequences packed row after row:
+/// `q: [seqs·T, H·D]`, `k, v: [seqs·S, G·D]`, `S ≥ T`, `D = head_dim`; the output is packed like
+/// `q`. Differentiable in all three. The fused op on the CPU, plain ops elsewhere.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, seqs: usize, head_dim: usize, scale: f64) -> Result<Tensor> {
+    Dims::of(q.shape(), k.shape(), v.shape(), seqs, head_dim)?;
     if !q.device().is_cpu() {
-        return plain_causal_attention(q, k, v, scale);
+        return plain_causal_attention(q, k, v, seqs, head_dim, scale);
     }
-    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, CausalAttention { scale: scale as f32 })
+    let op = CausalAttention { scale: scale as f32, seqs, head_dim };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
-/// The same attention in plain candle ops: kv heads repeated for their query heads, the full
-/// score matrix, an additive mask, softmax — in slices of batch rows and heads whose scores
-/// stay under ~16 MB (a long sequence's full `B·H·T·S` scores and their gradients would be
-/// hundreds of MB each).
-pub(crate) fn plain_causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
-    let n = Dims::of(q.shape(), k.shape(), v.shape())?;
+/// The same attention in plain candle ops: heads unpacked to `[B, H, T, D]`, kv heads repeated
+/// for their query heads, the full score matrix, an additive mask, softmax — in slices of
+/// batch rows and heads whose scores stay under ~16 MB (a long sequence's full `B·H·T·S`
+/// scores and their gradients would be hundreds of MB each).
+pub(crate) fn plain_causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seqs: usize,
+    head_dim: usize,
+    scale: f64,
+) -> Result<Tensor> {
+    let n = Dims::of(q.shape(), k.shape(), v.shape(), seqs, head_dim)?;
+    let unpack = |x: &Tensor, rows: usize, heads: usize| x.reshape((n.b, rows, heads, n.d))?.transpose(1, 2)?.contiguous();
     let share = |x: &Tensor| -> Result<Tensor> {
         let rep = n.heads / n.groups;
-        x.unsqueeze(2)?.broadcast_as((n.b, n.groups, rep, n.s, n.d))?.reshape((n.b, n.heads, n.s, n.d))
+        unpack(x, n.s, n.groups)?
+            .unsqueeze(2)?
+            .broadcast_as((n.b, n.groups, rep, n.s, n.d))?
+            .reshape((n.b, n.heads, n.s, n.d))
     };
-    let (k, v) = (share(k)?, share(v)?);
+    let (q, k, v) = (unpack(q, n.t, n.heads)?, share(k)?, share(v)?);
     // Row i (position P + i) sees the prefix and the rows up to itself.
     let p = n.s - n.t;
     let mask: Vec<f32> =
         (0..n.t).flat_map(|i| (0..n.s).map(move |j| if j <= p + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     let mask = Tensor::from_vec(mask, (n.t, n.s), q.device())?;
     let scores_of = |q: &Tensor, k: &Tensor| (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask);
+    let pack = |o: Tensor| o.transpose(1, 2)?.reshape((n.b * n.t, n.heads * n.d));
     let heads_per_slice = ((4 << 20) / (n.t * n.s).max(1)).clamp(1, n.heads);
     if heads_per_slice >= n.heads && n.b * n.heads * n.t * n.s <= 4 << 20 {
-        return candle_nn::ops::softmax(&scores_of(q, &k)?, D::Minus1)?.matmul(&v);
+        return pack(candle_nn::ops::softmax(&scores_of(&q, &k)?, D::Minus1)?.matmul(&v)?);
     }
     let mut rows = Vec::with_capacity(n.b);
     for bi in 0..n.b {
         let mut parts = Vec::new();
         for h0 in (0..n.heads).step_by(heads_per_slice) {
             let slice = |x: &Tensor| x.narrow(0, bi, 1)?.narrow(1, h0, heads_per_slice.min(n.heads - h0));
-            parts.push(candle_nn::ops::softmax(&scores_of(&slice(q)?, &slice(&k)?)?, D::Minus1)?.matmul(&slice(&v)?)?);
+            parts.push(candle_nn::ops::softmax(&scores_of(&slice(&q)?, &slice(&k)?)?, D::Minus1)?.matmul(&slice(&v)?)?);
         }
         rows.push(Tensor::cat(&parts, 1)?);
     }
-    Tensor::cat(&rows, 0)
+    pack(Tensor::cat(&rows, 0)?)
 }
 
 /// Sizes of one call, checked once.
@@ -73,18 +93,37 @@ struct Dims {
 }
 
 impl Dims {
-    fn of(q: &Shape, k: &Shape, v: &Shape) -> Result<Self> {
-        let (b, heads, t, d) = q.dims4()?;
-        let (kb, groups, s, kd) = k.dims4()?;
-        if kb != b || kd != d || v != k || groups == 0 || heads % groups != 0 || s < t {
-            candle_core::bail!("causal attention: q {q:?}, k {k:?}, v {v:?} do not fit together");
+    fn of(q: &Shape, k: &Shape, v: &Shape, seqs: usize, head_dim: usize) -> Result<Self> {
+        let ((qr, qc), (kr, kc)) = (q.dims2()?, k.dims2()?);
+        let (b, d) = (seqs, head_dim);
+        let fits = b > 0 && d > 0 && v == k && qr % b == 0 && kr % b == 0 && qc % d == 0 && kc % d == 0;
+        let (heads, groups) = (qc / d.max(1), kc / d.max(1));
+        let (t, s) = (qr / b.max(1), kr / b.max(1));
+        if !fits || groups == 0 || heads % groups != 0 || s < t {
+            candle_core::bail!(
+                "causal attention: q {q:?}, k {k:?}, v {v:?} do not fit together as {seqs} sequences of heads {head_dim} wide"
+            );
         }
         Ok(Dims { b, heads, groups, t, s, d })
     }
 
-    /// Offset of `[b, head, row, 0]` in a `[B, heads, rows, D]` buffer.
-    fn at(&self, b: usize, head: usize, heads: usize, row: usize, rows: usize) -> usize {
-        ((b * heads + head) * rows + row) * self.d
+    /// Where head `head` of token `row` of sequence `seq` starts, in rows of `heads` heads
+    /// holding `rows` tokens per sequence.
+    fn at(&self, seq: usize, row: usize, rows: usize, head: usize, heads: usize) -> usize {
+        ((seq * rows + row) * heads + head) * self.d
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = Block> {
+        let (t, prefix) = (self.t, self.s - self.t);
+        (0..t).step_by(BLOCK).map(move |first| {
+            let rows = BLOCK.min(t - first);
+            Block { first, rows, keys: prefix + first + rows, first_keys: prefix + first + 1 }
+        })
+    }
+
+    /// A rough cost of a pass with `products` score-sized products, for `for_chunks`.
+    fn work(&self, products: usize) -> usize {
+        self.b * self.heads * self.t * self.s * self.d * products
     }
 }
 
@@ -95,6 +134,8 @@ const BLOCK: usize = 64;
 
 struct CausalAttention {
     scale: f32,
+    seqs: usize,
+    head_dim: usize,
 }
 
 impl CustomOp3 for CausalAttention {
@@ -111,31 +152,29 @@ impl CustomOp3 for CausalAttention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let n = Dims::of(ql.shape(), kl.shape(), vl.shape())?;
+        let n = Dims::of(ql.shape(), kl.shape(), vl.shape(), self.seqs, self.head_dim)?;
         let (q, k, v) =
             (f32_slice(qs, ql, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
         let mut out = vec![0f32; q.len()];
         let dst = SharedOut(out.as_mut_ptr());
-        let rep = n.heads / n.groups;
-        // A unit is one (batch row, kv head) and the query heads that read it.
+        let (rep, d, qw, kw) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d);
+        // A unit is one (sequence, kv head) and the query heads that read it.
         for_chunks(n.b * n.groups, n.work(2), |units| {
             let mut scores = vec![0f32; BLOCK.min(n.t) * n.s];
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
-                let kv = n.at(bi, g, n.groups, 0, n.s);
-                let (kh, vh) = (&k[kv..][..n.s * n.d], &v[kv..][..n.s * n.d]);
+                let kv = n.at(bi, 0, n.s, g, n.groups);
                 for h in g * rep..(g + 1) * rep {
-                    let qa = n.at(bi, h, n.heads, 0, n.t);
-                    // SAFETY: unit u owns output rows [bi, g·rep .. (g+1)·rep]; units are disjoint.
-                    let o = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
                     for block in n.blocks() {
-                        let (m, keys, d) = (block.rows, block.keys, n.d);
-                        let qb = MatRef::rows(&q[qa + block.first * d..], m, d);
+                        let (m, keys) = (block.rows, block.keys);
+                        let qa = n.at(bi, block.first, n.t, h, n.heads);
                         let p = &mut scores[..m * keys];
-                        matmul(MatMut::rows(p, m, keys), qb, MatRef::rows(kh, keys, d).t(), self.scale, false);
+                        let kb = MatRef::strided(&k[kv..], keys, d, kw);
+                        matmul(MatMut::rows(p, m, keys), MatRef::strided(&q[qa..], m, d, qw), kb.t(), self.scale, false);
                         rows::softmax(p, keys, block.first_keys);
-                        let ob = MatMut::rows(&mut o[block.first * d..], m, d);
-                        matmul(ob, MatRef::rows(p, m, keys), MatRef::rows(vh, keys, d), 1.0, false);
+                        // SAFETY: unit u alone writes query heads g·rep .. (g+1)·rep of sequence bi.
+                        let ob = unsafe { MatMut::strided(dst.at(qa), m, d, qw) };
+                        matmul(ob, MatRef::rows(p, m, keys), MatRef::strided(&v[kv..], keys, d, kw), 1.0, false);
                     }
                 }
             }
@@ -151,10 +190,10 @@ impl CustomOp3 for CausalAttention {
         _o: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        Dims::of(q.shape(), k.shape(), v.shape())?;
         // One op computes all three gradients; q and ∂o travel stacked as its first input.
         let qg = Tensor::cat(&[q, &grad.contiguous()?], 0)?;
-        let flat = qg.apply_op3_no_bwd(k, v, &CausalAttentionGrad { scale: self.scale })?;
+        let op = CausalAttentionGrad { scale: self.scale, seqs: self.seqs, head_dim: self.head_dim };
+        let flat = qg.apply_op3_no_bwd(k, v, &op)?;
         let (nq, nk) = (q.elem_count(), k.elem_count());
         let dq = flat.narrow(0, 0, nq)?.reshape(q.shape())?;
         let dk = flat.narrow(0, nq, nk)?.reshape(k.shape())?;
@@ -163,13 +202,14 @@ impl CustomOp3 for CausalAttention {
     }
 }
 
-/// The backward pass: input 1 is `[q; ∂o]` stacked on the batch axis; the output is `∂q`,
-/// `∂k`, `∂v` flattened one after another. Per block of query rows, in matrix form
-/// (`P` the block's probabilities, recomputed; `G` its rows of `∂o`):
-/// `dP = G Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `∂Q = scale · dS K`,
-/// `∂K += scale · dSᵀ Q`, `∂V += Pᵀ G`.
+/// The backward pass: input 1 is `[q; ∂o]` stacked along the rows; the output is `∂q`, `∂k`,
+/// `∂v` flattened one after another. Per block of query rows, in matrix form (`P` the block's
+/// probabilities, recomputed; `G` its rows of `∂o`): `dP = G Vᵀ`,
+/// `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `∂Q = scale · dS K`, `∂K += scale · dSᵀ Q`, `∂V += Pᵀ G`.
 struct CausalAttentionGrad {
     scale: f32,
+    seqs: usize,
+    head_dim: usize,
 }
 
 impl CustomOp3 for CausalAttentionGrad {
@@ -186,50 +226,48 @@ impl CustomOp3 for CausalAttentionGrad {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b2, heads, t, d) = qgl.shape().dims4()?;
-        let n = Dims::of(&Shape::from((b2 / 2, heads, t, d)), kl.shape(), vl.shape())?;
+        let (rows2, cols) = qgl.shape().dims2()?;
+        let q_shape = Shape::from((rows2 / 2, cols));
+        let n = Dims::of(&q_shape, kl.shape(), vl.shape(), self.seqs, self.head_dim)?;
         let (qg, k, v) =
             (f32_slice(qgs, qgl, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
-        let nq = n.b * n.heads * n.t * n.d;
-        let nk = n.b * n.groups * n.s * n.d;
+        let (nq, nk) = (q_shape.elem_count(), kl.shape().elem_count());
         let (q, go) = qg.split_at(nq);
         // ∂k and ∂v accumulate over query heads and blocks, so they start at zero.
         let mut out = vec![0f32; nq + 2 * nk];
         let dst = SharedOut(out.as_mut_ptr());
-        let rep = n.heads / n.groups;
-        // A unit is one (batch row, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
+        let (rep, d, qw, kw, scale) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d, self.scale);
+        // A unit is one (sequence, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
         for_chunks(n.b * n.groups, n.work(5), |units| {
             let mut probs = vec![0f32; BLOCK.min(n.t) * n.s];
             let mut dprobs = vec![0f32; BLOCK.min(n.t) * n.s];
             for u in units {
                 let (bi, g) = (u / n.groups, u % n.groups);
-                let kv = n.at(bi, g, n.groups, 0, n.s);
-                let (kh, vh) = (&k[kv..][..n.s * n.d], &v[kv..][..n.s * n.d]);
-                // SAFETY: unit u owns ∂q[bi, g·rep .. (g+1)·rep], ∂k[bi, g] and ∂v[bi, g].
-                let (dk, dv) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(dst.at(nq + kv), n.s * n.d),
-                        std::slice::from_raw_parts_mut(dst.at(nq + nk + kv), n.s * n.d),
-                    )
-                };
+                let kv = n.at(bi, 0, n.s, g, n.groups);
                 for h in g * rep..(g + 1) * rep {
-                    let qa = n.at(bi, h, n.heads, 0, n.t);
-                    // SAFETY: as above.
-                    let dq = unsafe { std::slice::from_raw_parts_mut(dst.at(qa), n.t * n.d) };
                     for block in n.blocks() {
-                        let (m, keys, d, scale) = (block.rows, block.keys, n.d, self.scale);
-                        let at = qa + block.first * d;
-                        let (qb, gb) = (MatRef::rows(&q[at..], m, d), MatRef::rows(&go[at..], m, d));
-                        let (kb, vb) = (MatRef::rows(kh, keys, d), MatRef::rows(vh, keys, d));
+                        let (m, keys) = (block.rows, block.keys);
+                        let qa = n.at(bi, block.first, n.t, h, n.heads);
+                        let (qb, gb) = (MatRef::strided(&q[qa..], m, d, qw), MatRef::strided(&go[qa..], m, d, qw));
+                        let (kb, vb) = (MatRef::strided(&k[kv..], keys, d, kw), MatRef::strided(&v[kv..], keys, d, kw));
                         let (p, ds) = (&mut probs[..m * keys], &mut dprobs[..m * keys]);
                         matmul(MatMut::rows(p, m, keys), qb, kb.t(), scale, false);
                         rows::softmax(p, keys, block.first_keys);
                         matmul(MatMut::rows(ds, m, keys), gb, vb.t(), 1.0, false);
                         rows::softmax_grad(p, ds, keys);
                         let (p, ds) = (MatRef::rows(p, m, keys), MatRef::rows(ds, m, keys));
-                        matmul(MatMut::rows(&mut dq[block.first * d..], m, d), ds, kb, scale, false);
-                        matmul(MatMut::rows(dk, keys, d), ds.t(), qb, scale, true);
-                        matmul(MatMut::rows(dv, keys, d), p.t(), gb, 1.0, true);
+                        // SAFETY: unit u alone writes ∂q of query heads g·rep .. (g+1)·rep and
+                        // ∂k, ∂v of kv head g, of sequence bi (three disjoint parts of `out`).
+                        let (dq, dk, dv) = unsafe {
+                            (
+                                MatMut::strided(dst.at(qa), m, d, qw),
+                                MatMut::strided(dst.at(nq + kv), keys, d, kw),
+                                MatMut::strided(dst.at(nq + nk + kv), keys, d, kw),
+                            )
+                        };
+                        matmul(dq, ds, kb, scale, false);
+                        matmul(dk, ds.t(), qb, scale, true);
+                        matmul(dv, p.t(), gb, 1.0, true);
                     }
                 }
             }
@@ -245,21 +283,6 @@ struct Block {
     rows: usize,
     keys: usize,
     first_keys: usize,
-}
-
-impl Dims {
-    fn blocks(&self) -> impl Iterator<Item = Block> {
-        let (t, prefix) = (self.t, self.s - self.t);
-        (0..t).step_by(BLOCK).map(move |first| {
-            let rows = BLOCK.min(t - first);
-            Block { first, rows, keys: prefix + first + rows, first_keys: prefix + first + 1 }
-        })
-    }
-
-    /// A rough cost of a pass with `products` score-sized products, for `for_chunks`.
-    fn work(&self, products: usize) -> usize {
-        self.b * self.heads * self.t * self.s * self.d * products
-    }
 }
 
 /// The row-wise steps between the products: plain loops along the keys, compiled for AVX-512

@@ -336,14 +336,16 @@ impl TrainableLm {
         data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::Msg(format!("no {name}")))
     }
 
-    /// `x Wᵀ` for block `l`'s `module`, plus the adapter's `s · (x Aᵀ) Bᵀ` where it has one.
+    /// `x Wᵀ` for block `l`'s `module` on packed rows `x: [N, in]`, plus the adapter's
+    /// `s · (x Aᵀ) Bᵀ` where it has one. (Two-dimensional on purpose: a batched `[B, T, in]`
+    /// product would broadcast W per sequence and sum its gradient back over B.)
     fn project(&self, x: &Tensor, l: usize, module: &str) -> Result<Tensor> {
         let name = format!("blk.{l}.{module}");
-        let y = x.broadcast_matmul(&self.get(&format!("{name}.weight"))?.t()?)?;
+        let y = x.matmul(&self.get(&format!("{name}.weight"))?.t()?)?;
         match &self.lora {
             Some(lora) if lora.adapts(module) => {
                 let (a, b) = (self.get(&lora::a_name(&name))?, self.get(&lora::b_name(&name))?);
-                y + (x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)? * lora.scale())?
+                y + (x.matmul(&a.t()?)?.matmul(&b.t()?)? * lora.scale())?
             }
             _ => Ok(y),
         }
@@ -351,47 +353,56 @@ impl TrainableLm {
 
     /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
         let (x, _) = self.blocks(ids, None)?;
-        self.logits(&x)
+        self.logits(&x)?.reshape((b, t, self.cfg.vocab))
     }
 
+    /// Logits `[N, vocab]` of packed hidden states `[N, w]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.get("output.weight").or_else(|_| self.get("token_embd.weight"))?;
-        rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?.broadcast_matmul(&out.t()?)
+        rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?.matmul(&out.t()?)
     }
+
     /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
-    /// `[1, kv_heads, P, hd]` every row attends to). Returns the last hidden states `[B, T, w]` and
-    /// this call's own keys and values per layer.
+    /// `[P, kv_heads·hd]` every row attends to). Returns the last hidden states and this call's
+    /// own keys and values per layer, all packed one row per token: `[B·T, w]`,
+    /// `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as the projections
+    /// make them) keep the autograd graph to the ops that compute: every reshape or transpose
+    /// in it would cost a gradient-sized copy and sum in the backward pass.
     fn blocks(&self, ids: &Tensor, prefix: Option<&[(Tensor, Tensor)]>) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
         let (b, t) = ids.dims2()?;
-        let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(2)).transpose()?.unwrap_or(0);
+        let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(0)).transpose()?.unwrap_or(0);
         if p + t > self.cfg.context {
             candle_core::bail!("sequence of {} tokens exceeds the context of {}", p + t, self.cfg.context);
         }
         let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
         let hd = w / h;
-        let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?.reshape((b, t, w))?;
+        let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?;
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
-        let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous();
         let mut own = Vec::with_capacity(self.cfg.layers);
         for l in 0..self.cfg.layers {
             let norm = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
             let xn = rms_norm(&x, &norm("attn_norm")?, self.cfg.eps)?;
-            let q = rope_i(&heads(self.project(&xn, l, "attn_q")?, h)?, &cos, &sin)?;
-            let k = rope_i(&heads(self.project(&xn, l, "attn_k")?, kvh)?, &cos, &sin)?;
-            let v = heads(self.project(&xn, l, "attn_v")?, kvh)?;
+            let q = rope_i(&self.project(&xn, l, "attn_q")?, &cos, &sin)?;
+            let k = rope_i(&self.project(&xn, l, "attn_k")?, &cos, &sin)?;
+            let v = self.project(&xn, l, "attn_v")?;
             let (ka, va) = match prefix {
                 Some(kv) => {
+                    // Each sequence's keys: the prefix's, then its own.
+                    let joined = |pre: &Tensor, mine: &Tensor| {
+                        let pre = pre.unsqueeze(0)?.broadcast_as((b, p, kvh * hd))?.contiguous()?;
+                        Tensor::cat(&[&pre, &mine.reshape((b, t, kvh * hd))?], 1)?.reshape((b * (p + t), kvh * hd))
+                    };
                     let (kp, vp) = &kv[l];
-                    let wide = |x: &Tensor| x.broadcast_as((b, kvh, p, hd))?.contiguous();
-                    (Tensor::cat(&[&wide(kp)?, &k], 2)?, Tensor::cat(&[&wide(vp)?, &v], 2)?)
+                    (joined(kp, &k)?, joined(vp, &v)?)
                 }
                 None => (k.clone(), v.clone()),
             };
             // Row i (position p + i) sees the whole prefix and the rows up to itself; each
             // key/value head serves `h / kvh` query heads.
-            let y = causal_attention(&q, &ka, &va, scale)?.transpose(1, 2)?.reshape((b, t, w))?;
+            let y = causal_attention(&q, &ka, &va, b, hd, scale)?;
             own.push((k, v));
             x = (x + self.project(&y, l, "attn_output")?)?;
             let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;
@@ -404,9 +415,10 @@ impl TrainableLm {
     /// Teacher-forced log-probs `[B, T − 1]`: entry t is `log π(ids[t+1] | ids[..=t])` at
     /// temperature `T` (`log softmax(logits / T)`), with gradients.
     pub fn token_logprobs(&self, ids: &Tensor, temperature: f32) -> Result<Tensor> {
-        let (_, t) = ids.dims2()?;
-        let logits = self.forward(&ids.narrow(1, 0, t - 1)?)?;
-        gather_logprobs(&logits, &ids.narrow(1, 1, t - 1)?, temperature)
+        let (b, t) = ids.dims2()?;
+        let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None)?;
+        let targets = ids.narrow(1, 1, t - 1)?.flatten_all()?;
+        gather_logprobs(&self.logits(&x)?, &targets, temperature)?.reshape((b, t - 1))
     }
 
     /// `token_logprobs` for rows that all begin with the same `shared` tokens (the env's
@@ -419,13 +431,15 @@ impl TrainableLm {
         if shared < 2 || shared >= t {
             return self.token_logprobs(ids, temperature);
         }
+        let vocab = self.cfg.vocab;
         let (xp, kv) = self.blocks(&ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?, None)?;
         // Logits at shared−1 … t−2 predict tokens shared … t−1.
-        let last = self.logits(&xp.narrow(1, shared - 1, 1)?)?.broadcast_as((b, 1, self.cfg.vocab))?;
+        let last = self.logits(&xp.narrow(0, shared - 1, 1)?)?.unsqueeze(0)?.broadcast_as((b, 1, vocab))?;
         let rest = ids.narrow(1, shared, t - shared)?;
         let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv))?;
-        let logits = Tensor::cat(&[&last, &self.logits(&xs)?], 1)?;
-        let lp = gather_logprobs(&logits, &rest, temperature)?;
+        let own = self.logits(&xs)?.reshape((b, t - shared - 1, vocab))?;
+        let logits = Tensor::cat(&[&last, &own], 1)?.reshape((b * (t - shared), vocab))?;
+        let lp = gather_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;
         let skipped = Tensor::zeros((b, shared - 1), lp.dtype(), lp.device())?;
         Tensor::cat(&[&skipped, &lp], 1)
     }
@@ -557,10 +571,10 @@ struct TrainableHeader {
     lora: Option<LoraConfig>,
 }
 
-/// `log softmax(logits / T)` at each target id: `[B, S, V]`, `[B, S]` → `[B, S]`.
+/// `log softmax(logits / T)` at each target id: `[N, V]`, `[N]` → `[N]`.
 fn gather_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
     let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits.clone() };
-    candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&targets.contiguous()?.unsqueeze(2)?, 2)?.squeeze(2)
+    candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&targets.contiguous()?.unsqueeze(1)?, 1)?.squeeze(1)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! the kernels that call it already split their work across candle's pool.
 
 use gemm::Parallelism;
+use std::marker::PhantomData;
 
 /// A read-only `rows × cols` matrix in a slice: element `(r, c)` at `r·rs + c·cs`.
 #[derive(Clone, Copy)]
@@ -17,7 +18,13 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// The first `rows × cols` floats of `data`, row after row.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef { data: &data[..rows * cols], rows, cols, rs: cols, cs: 1 }
+        Self::strided(data, rows, cols, cols)
+    }
+
+    /// `rows` rows of `cols` floats from `data[0]`, each `rs` floats after the one before
+    /// (one head's columns inside rows that hold every head).
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        MatRef { data: &data[..span(rows, cols, rs)], rows, cols, rs, cs: 1 }
     }
 
     /// The transpose, reading the same floats.
@@ -26,16 +33,39 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// A writable `rows × cols` matrix, row after row, in the first `rows × cols` floats of a slice.
+/// A writable `rows × cols` matrix, rows `rs` floats apart. A raw pointer rather than a slice,
+/// so that workers can each own some columns of the same rows (one head of every token).
 pub struct MatMut<'a> {
-    data: &'a mut [f32],
+    ptr: *mut f32,
     rows: usize,
     cols: usize,
+    rs: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
 }
 
 impl<'a> MatMut<'a> {
+    /// The first `rows × cols` floats of `data`, row after row.
     pub fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
-        MatMut { data: &mut data[..rows * cols], rows, cols }
+        let data = &mut data[..rows * cols];
+        MatMut { ptr: data.as_mut_ptr(), rows, cols, rs: cols, _borrow: PhantomData }
+    }
+
+    /// `rows` rows of `cols` floats from `ptr`, each `rs` floats after the one before.
+    ///
+    /// # Safety
+    /// For `'a`, `ptr + r·rs + c` (`r < rows`, `c < cols`) must be valid for writes, and
+    /// nothing else may read or write those floats.
+    pub unsafe fn strided(ptr: *mut f32, rows: usize, cols: usize, rs: usize) -> Self {
+        MatMut { ptr, rows, cols, rs, _borrow: PhantomData }
+    }
+}
+
+/// Floats from a strided matrix's first element to its last, inclusive.
+fn span(rows: usize, cols: usize, rs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + cols
     }
 }
 
@@ -57,18 +87,19 @@ pub fn matmul(dst: MatMut, a: MatRef, b: MatRef, scale: f32, accumulate: bool) {
     if dst.rows == 0 || dst.cols == 0 {
         return;
     }
-    // SAFETY: each view's slice was cut to exactly cover its strided elements (`rows`), and
+    // SAFETY: each input view's slice was cut to cover its strided elements (`strided`), and
     // `t` only swaps strides, so every index gemm forms — `r·rs + c·cs` with `r < rows`,
-    // `c < cols` — lies inside its slice; the shapes chain (asserted above); `dst` is borrowed
-    // mutably, so it aliases neither input.
+    // `c < cols` — lies inside its slice; `dst`'s elements are writable and its own
+    // (`MatMut::rows` borrows them mutably, `MatMut::strided`'s caller promises it), so they
+    // alias neither input; the shapes chain (asserted above).
     unsafe {
         gemm::gemm(
             dst.rows,
             dst.cols,
             a.cols,
-            dst.data.as_mut_ptr(),
+            dst.ptr,
             1,
-            dst.cols as isize,
+            dst.rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,

@@ -35,3 +35,16 @@ fn shapes_that_do_not_chain_are_refused_before_any_memory_is_read() {
     let mut out = [0f32; 4];
     matmul(MatMut::rows(&mut out, 2, 2), MatRef::rows(&x, 2, 3), MatRef::rows(&x, 2, 3), 1.0, false);
 }
+
+#[test]
+fn strided_views_read_and_write_one_head_of_interleaved_rows() {
+    // Two rows of two 2-wide heads: [[1, 2 | 3, 4], [5, 6 | 7, 8]]. Head 1 is [[3, 4], [7, 8]];
+    // times the identity, written into head 0 of `out` (head 1 of `out` left as it was).
+    let x = [1f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let eye = [1f32, 0.0, 0.0, 1.0];
+    let mut out = [-1f32; 8];
+    // SAFETY: head 0 of two 4-wide rows lies inside `out`, and nothing else touches it meanwhile.
+    let dst = unsafe { MatMut::strided(out.as_mut_ptr(), 2, 2, 4) };
+    matmul(dst, MatRef::strided(&x[2..], 2, 2, 4), MatRef::rows(&eye, 2, 2), 1.0, false);
+    assert_eq!(out, [3.0, 4.0, -1.0, -1.0, 7.0, 8.0, -1.0, -1.0]);
+}

@@ -123,10 +123,12 @@ impl CustomOp3 for RmsNormGrad {
     }
 }
 
-/// Interleaved RoPE on `x: [B, H, T, D]` with `cos, sin: [T, D/2]`: each pair `(x_2i, x_2i+1)`
-/// of row t turns by the angle whose cosine and sine are `cos[t, i]`, `sin[t, i]`:
-/// `(x₀ c − x₁ s, x₀ s + x₁ c)`. Differentiable in `x`; its backward turns the gradient back
-/// by the opposite angle (a rotation's transpose is its inverse).
+/// Interleaved RoPE with `cos, sin: [T, D/2]` on `x`, rows of one or more `D`-wide heads with
+/// row `r` at position `r mod T` — packed tokens `[B·T, H·D]` or heads `[B, H, T, D]` alike:
+/// each pair `(x_2i, x_2i+1)` of a head at position t turns by the angle whose cosine and sine
+/// are `cos[t, i]`, `sin[t, i]`: `(x₀ c − x₁ s, x₀ s + x₁ c)`. Differentiable in `x`; its
+/// backward turns the gradient back by the opposite angle (a rotation's transpose is its
+/// inverse).
 pub fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return plain_rope_i(x, cos, sin);
@@ -136,14 +138,34 @@ pub fn rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 /// `rope_i` in plain candle ops, for devices other than the CPU.
 fn plain_rope_i(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (b, h, t, d) = x.dims4()?;
-    let pairs = x.reshape((b, h, t, d / 2, 2))?;
+    let r = RopeRows::of(x.shape(), cos.shape(), sin.shape())?;
+    let pairs = x.reshape((r.rows / r.t, r.t, r.width / r.d, r.d / 2, 2))?;
     let (x0, x1) = (pairs.narrow(4, 0, 1)?, pairs.narrow(4, 1, 1)?);
-    let cos = cos.reshape((1, 1, t, d / 2, 1))?;
-    let sin = sin.reshape((1, 1, t, d / 2, 1))?;
+    let cos = cos.reshape((1, r.t, 1, r.d / 2, 1))?;
+    let sin = sin.reshape((1, r.t, 1, r.d / 2, 1))?;
     let r0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
     let r1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
-    Tensor::cat(&[r0, r1], 4)?.reshape((b, h, t, d))
+    Tensor::cat(&[r0, r1], 4)?.reshape(x.shape())
+}
+
+/// `rope_i`'s sizes: `rows` rows `width` wide, heads `d` wide, positions cycling every `t` rows.
+struct RopeRows {
+    rows: usize,
+    width: usize,
+    t: usize,
+    d: usize,
+}
+
+impl RopeRows {
+    fn of(x: &Shape, cos: &Shape, sin: &Shape) -> Result<Self> {
+        let (t, half) = cos.dims2()?;
+        let width = x.dims().last().copied().unwrap_or(0);
+        let (d, rows) = (2 * half, x.elem_count() / width.max(1));
+        if sin != cos || d == 0 || width % d != 0 || (rows > 0 && (t == 0 || rows % t != 0)) {
+            candle_core::bail!("rope: x {x:?} with cos {cos:?}, sin {sin:?}");
+        }
+        Ok(RopeRows { rows, width, t, d })
+    }
 }
 
 struct Rope {
@@ -167,22 +189,18 @@ impl CustomOp3 for Rope {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, cos, sin) =
             (f32_slice(xs, xl, self.name())?, f32_slice(cs, cl, self.name())?, f32_slice(ss, sl, self.name())?);
-        let (b, h, t, d) = xl.shape().dims4()?;
-        if d % 2 != 0 || cl.shape().dims() != [t, d / 2] || sl.shape() != cl.shape() {
-            candle_core::bail!("rope: x {:?} with cos {:?}, sin {:?}", xl.shape(), cl.shape(), sl.shape());
-        }
+        let RopeRows { rows, width, t, d } = RopeRows::of(xl.shape(), cl.shape(), sl.shape())?;
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; x.len()];
         let dst = SharedOut(out.as_mut_ptr());
-        for_chunks(b * h, x.len() * 3, |heads| {
-            for u in heads {
-                // SAFETY: head u's rows of the output belong to this iteration only.
-                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(u * t * d), t * d) };
-                for (ti, (yr, xr)) in
-                    y.chunks_exact_mut(d).zip(x[u * t * d..(u + 1) * t * d].chunks_exact(d)).enumerate()
-                {
-                    let (c, s) = (&cos[ti * d / 2..(ti + 1) * d / 2], &sin[ti * d / 2..(ti + 1) * d / 2]);
-                    for (i, (yp, xp)) in yr.chunks_exact_mut(2).zip(xr.chunks_exact(2)).enumerate() {
+        for_chunks(rows, x.len() * 3, |rows| {
+            for r in rows {
+                // SAFETY: row r of the output belongs to this iteration only.
+                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r * width), width) };
+                let ti = r % t;
+                let (c, s) = (&cos[ti * d / 2..(ti + 1) * d / 2], &sin[ti * d / 2..(ti + 1) * d / 2]);
+                for (yh, xh) in y.chunks_exact_mut(d).zip(x[r * width..(r + 1) * width].chunks_exact(d)) {
+                    for (i, (yp, xp)) in yh.chunks_exact_mut(2).zip(xh.chunks_exact(2)).enumerate() {
                         let s = sign * s[i];
                         yp[0] = xp[0] * c[i] - xp[1] * s;
                         yp[1] = xp[0] * s + xp[1] * c[i];

@@ -49,6 +49,21 @@ fn rope_turns_pairs_by_hand_and_its_gradient_turns_back() {
 }
 
 #[test]
+fn rope_on_packed_tokens_matches_rope_on_unpacked_heads_and_the_plain_ops() {
+    // B = 2 sequences of T = 3 tokens, H = 2 heads of D = 4: `[B·T, H·D]` rows hold a token's
+    // heads side by side; `[B, H, T, D]` holds each head's tokens.
+    let dev = Device::Cpu;
+    let (b, t, h, d) = (2, 3, 2, 4);
+    let packed = Tensor::randn(0f32, 1.0, (b * t, h * d), &dev).unwrap();
+    let angles = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let unpack = |x: &Tensor| x.reshape((b, t, h, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+    let by_head = rope_i(&unpack(&packed), &cos, &sin).unwrap();
+    close(&unpack(&rope_i(&packed, &cos, &sin).unwrap()), &by_head, 1e-6);
+    close(&plain_rope_i(&packed, &cos, &sin).unwrap(), &rope_i(&packed, &cos, &sin).unwrap(), 1e-6);
+}
+
+#[test]
 fn ops_refuse_shapes_that_do_not_fit() {
     let dev = Device::Cpu;
     let x = Tensor::zeros((2, 8), candle_core::DType::F32, &dev).unwrap();
