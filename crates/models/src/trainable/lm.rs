@@ -16,6 +16,7 @@
 //! `row_ops.rs`; candle's fused inference kernels have none), plain candle ops off the CPU.
 
 use super::causal_attention::causal_attention;
+use super::linear::linear;
 use super::lora::{self, LoraConfig};
 use super::row_ops::{rms_norm, rope_i, swiglu};
 use crate::chat_template::CHATML;
@@ -341,11 +342,11 @@ impl TrainableLm {
     /// product would broadcast W per sequence and sum its gradient back over B.)
     fn project(&self, x: &Tensor, l: usize, module: &str) -> Result<Tensor> {
         let name = format!("blk.{l}.{module}");
-        let y = x.matmul(&self.get(&format!("{name}.weight"))?.t()?)?;
+        let y = linear(x, &self.get(&format!("{name}.weight"))?)?;
         match &self.lora {
             Some(lora) if lora.adapts(module) => {
                 let (a, b) = (self.get(&lora::a_name(&name))?, self.get(&lora::b_name(&name))?);
-                y + (x.matmul(&a.t()?)?.matmul(&b.t()?)? * lora.scale())?
+                y + (linear(&linear(x, &a)?, &b)? * lora.scale())?
             }
             _ => Ok(y),
         }
@@ -361,7 +362,7 @@ impl TrainableLm {
     /// Logits `[N, vocab]` of packed hidden states `[N, w]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.get("output.weight").or_else(|_| self.get("token_embd.weight"))?;
-        rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?.matmul(&out.t()?)
+        linear(&rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?, &out)
     }
 
     /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values

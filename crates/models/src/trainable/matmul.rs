@@ -24,12 +24,19 @@ impl<'a> MatRef<'a> {
     /// `rows` rows of `cols` floats from `data[0]`, each `rs` floats after the one before
     /// (one head's columns inside rows that hold every head).
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        MatRef { data: &data[..span(rows, cols, rs)], rows, cols, rs, cs: 1 }
+        MatRef { data: &data[..span(rows, cols, rs, 1)], rows, cols, rs, cs: 1 }
     }
 
     /// The transpose, reading the same floats.
     pub fn t(self) -> Self {
         MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+
+    /// Rows `range` only.
+    pub fn row_range(self, range: std::ops::Range<usize>) -> Self {
+        let rows = range.end.min(self.rows).saturating_sub(range.start);
+        let from = if rows == 0 { 0 } else { range.start * self.rs };
+        MatRef { data: &self.data[from..][..span(rows, self.cols, self.rs, self.cs)], rows, ..self }
     }
 }
 
@@ -61,11 +68,11 @@ impl<'a> MatMut<'a> {
 }
 
 /// Floats from a strided matrix's first element to its last, inclusive.
-fn span(rows: usize, cols: usize, rs: usize) -> usize {
+fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
         0
     } else {
-        (rows - 1) * rs + cols
+        (rows - 1) * rs + (cols - 1) * cs + 1
     }
 }
 

@@ -48,3 +48,14 @@ fn strided_views_read_and_write_one_head_of_interleaved_rows() {
     matmul(dst, MatRef::strided(&x[2..], 2, 2, 4), MatRef::rows(&eye, 2, 2), 1.0, false);
     assert_eq!(out, [3.0, 4.0, -1.0, -1.0, 7.0, 8.0, -1.0, -1.0]);
 }
+
+#[test]
+fn a_row_range_of_a_transpose_reads_those_columns() {
+    // x = [[1, 2, 3], [4, 5, 6]]; rows 1..3 of xᵀ are [[2, 5], [3, 6]]; times [1, 1]ᵀ = [7, 9].
+    let x = [1f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let ones = [1f32; 2];
+    let mut out = [0f32; 2];
+    let a = MatRef::rows(&x, 2, 3).t().row_range(1..3);
+    matmul(MatMut::rows(&mut out, 2, 1), a, MatRef::rows(&ones, 2, 1), 1.0, false);
+    assert_eq!(out, [7.0, 9.0]);
+}

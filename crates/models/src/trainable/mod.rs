@@ -5,6 +5,7 @@
 //! serving) runs it like any other model.
 
 mod causal_attention;
+mod linear;
 pub mod lm;
 pub mod lora;
 mod matmul;
