@@ -50,9 +50,6 @@ enum Product {
     GtX,
 }
 
-/// Output rows per work item: enough for gemm's micro-kernels to run at full speed.
-const ROWS: usize = 64;
-
 impl CustomOp2 for Product {
     fn name(&self) -> &'static str {
         "kaizen-linear-product"
@@ -85,8 +82,11 @@ impl CustomOp2 for Product {
         // and no accumulation), so it is never zeroed first.
         let mut out: Vec<f32> = Vec::with_capacity(m * n);
         let dst = SharedOut(out.as_mut_ptr());
-        for_chunks(m.div_ceil(ROWS), m * n * k, |blocks| {
-            let rows = blocks.start * ROWS..(blocks.end * ROWS).min(m);
+        // One part per thread: each gemm call packs (re-lays out) the whole of `b`, so fewer,
+        // larger calls are faster than finely balanced small ones.
+        let rows_per = m.div_ceil(candle_core::utils::get_num_threads().max(1));
+        for_chunks(m.div_ceil(rows_per), m * n * k, |parts| {
+            let rows = parts.start * rows_per..(parts.end * rows_per).min(m);
             // SAFETY: these output rows belong to this chunk only, inside the m·n floats
             // reserved above.
             let part = unsafe { MatMut::strided(dst.at(rows.start * n), rows.len(), n, n) };
