@@ -61,7 +61,7 @@ pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) 
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(io("creating", &partial))?;
     policy.save_trainable(&partial.join(POLICY))?;
-    candle_core::safetensors::save(&opt.moments(), partial.join("optimizer.safetensors"))?;
+    candle_core::safetensors::save(&opt.moments()?, partial.join("optimizer.safetensors"))?;
     let json = serde_json::to_string_pretty(progress)?;
     std::fs::write(partial.join("progress.json"), json).map_err(io("writing", &partial))?;
     for f in [POLICY, "optimizer.safetensors", "progress.json"] {

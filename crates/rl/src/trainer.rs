@@ -181,7 +181,6 @@ fn run_from(
         };
         checkpoint::save(out, policy, opt, &progress)
     };
-    let named_vars = |policy: &TrainableLm| policy.vars().data().lock().map(|v| v.clone()).unwrap_or_default();
 
     let Checkpoint { policy, moments, progress } = start;
     let gguf = out.join("policy.gguf");
@@ -210,7 +209,7 @@ fn run_from(
             .filter(|d| d.reward > SUCCESS)
             .collect();
         anyhow::ensure!(!demos.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
-        let mut opt = AdamW::new(&named_vars(&policy), AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
+        let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
         if progress.next_step > 0 {
             opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
         }
@@ -292,7 +291,7 @@ fn run_from(
     };
     // The policy as the inference runtime runs it; reloaded once after every update.
     let mut llm = serve(&policy, &gguf)?;
-    let mut opt = AdamW::new(&named_vars(&policy), AdamWConfig { lr: recipe.rl.lr, ..Default::default() })?;
+    let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.rl.lr, ..Default::default() })?;
     let rl_start = match progress.phase {
         Phase::Sft => {
             policy.save_trainable(&out.join(SFT_WEIGHTS))?;

@@ -230,8 +230,8 @@ fn web(a: WebArgs) -> anyhow::Result<()> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    use candle_nn::Optimizer;
     use kaizen_models::trainable::{lora::DEFAULT_TARGETS, LmConfig, LoraConfig, TrainableLm};
+    use kaizen_rl::optim::{AdamW, AdamWConfig};
     use rand::{Rng, SeedableRng};
     anyhow::ensure!(a.steps >= 1 && a.batch >= 1 && a.context >= 2, "--steps, --batch ≥ 1 and --context ≥ 2");
     let dev = candle_core::Device::Cpu;
@@ -246,8 +246,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     };
     let cfg = model.cfg;
     let trainable: usize = model.vars().all_vars().iter().map(|v| v.elem_count()).sum();
-    let params = candle_nn::ParamsAdamW { lr: 1e-3, ..Default::default() };
-    let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params)?;
+    // The trainer's optimizer (PyTorch's defaults; the peer runs torch.optim.AdamW).
+    let mut opt = AdamW::new(&model.named_vars()?, AdamWConfig::default())?;
     // Random tokens (printable bytes for tiny: token 5 + b): the speed does not depend on the content.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let ids: Vec<u32> = (0..a.batch * a.context)
@@ -258,7 +258,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let batch = Tensor::from_vec(ids, (a.batch, a.context), &dev)?;
     let mut step = || -> anyhow::Result<f32> {
         let loss = model.token_logprobs(&batch, 1.0)?.mean_all()?.neg()?;
-        opt.backward_step(&loss)?;
+        opt.step(&loss.backward()?)?;
         Ok(loss.to_scalar::<f32>()?)
     };
     step()?;

@@ -325,6 +325,11 @@ impl TrainableLm {
         &self.vars
     }
 
+    /// The trained variables by name (what an optimizer saves its state under).
+    pub fn named_vars(&self) -> Result<HashMap<String, candle_core::Var>> {
+        Ok(self.vars.data().lock().map_err(poisoned)?.clone())
+    }
+
     pub fn lora(&self) -> Option<&LoraConfig> {
         self.lora.as_ref()
     }
