@@ -64,18 +64,24 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // One op gives ∂x and x̂ (flattened one after the other); ∂w sums g∘x̂ over rows.
-        let both = x.apply_op3_no_bwd(w, &g.contiguous()?, &RmsNormGrad { eps: self.eps })?;
-        let n = x.elem_count();
-        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
-        let x_hat = both.narrow(0, n, n)?.reshape(((), w.elem_count()))?;
-        let dw = (g.reshape(((), w.elem_count()))? * x_hat)?.sum(0)?;
-        Ok((Some(dx), Some(dw)))
+        // One op gives ∂x and, when w trains, ∂w as partial sums (one per part of the rows).
+        let weight_grad = w.track_op();
+        let flat = x.apply_op3_no_bwd(w, &g.contiguous()?, &RmsNormGrad { eps: self.eps, weight_grad })?;
+        let (len, n) = (x.elem_count(), w.elem_count());
+        let dx = flat.narrow(0, 0, len)?.reshape(x.shape())?;
+        let dw = match weight_grad {
+            true => Some(flat.narrow(0, len, flat.elem_count() - len)?.reshape(((), n))?.sum(0)?.reshape(w.shape())?),
+            false => None,
+        };
+        Ok((Some(dx), dw))
     }
 }
 
+/// RMSNorm's backward: `∂x`, then (if `weight_grad`) `∂w` summed over each part of the rows,
+/// one `[n]` row per part, flattened one after the other.
 struct RmsNormGrad {
     eps: f32,
+    weight_grad: bool,
 }
 
 impl CustomOp3 for RmsNormGrad {
@@ -95,31 +101,37 @@ impl CustomOp3 for RmsNormGrad {
         let (x, w, g) =
             (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?, f32_slice(gs, gl, self.name())?);
         let (n, len) = (w.len(), x.len());
-        let mut out = vec![0f32; 2 * len];
+        let rows = len / n.max(1);
+        // One part per thread, each with its own ∂w partial sum (summed by the caller).
+        let rows_per = rows.div_ceil(candle_core::utils::get_num_threads().max(1)).max(1);
+        let parts = rows.div_ceil(rows_per);
+        let partials = if self.weight_grad { parts * n } else { 0 };
+        let mut out = vec![0f32; len + partials];
         let dst = SharedOut(out.as_mut_ptr());
-        for_chunks(len / n, len * 6, |rows| {
-            for r in rows {
-                let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
-                let inv = inv_rms(xr, self.eps);
-                // SAFETY: row r of both halves of the output belongs to this iteration only.
-                let (dx, x_hat) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(dst.at(r * n), n),
-                        std::slice::from_raw_parts_mut(dst.at(len + r * n), n),
-                    )
-                };
-                let mut mean = 0f32;
-                for (((h, xi), gi), wi) in x_hat.iter_mut().zip(xr).zip(gr).zip(w) {
-                    *h = xi * inv;
-                    mean += wi * gi * *h;
+        for_chunks(parts, len * 8, |chunk| {
+            for part in chunk {
+                let mut dw = vec![0f32; if self.weight_grad { n } else { 0 }];
+                for r in part * rows_per..((part + 1) * rows_per).min(rows) {
+                    let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
+                    let inv = inv_rms(xr, self.eps);
+                    // SAFETY: row r of ∂x belongs to this part only.
+                    let dx = unsafe { std::slice::from_raw_parts_mut(dst.at(r * n), n) };
+                    // mean(w∘g∘x̂), with x̂ = x · inv.
+                    let mean = xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
+                    for (((d, xi), gi), wi) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
+                        *d = (wi * gi - xi * inv * mean) * inv;
+                    }
+                    for ((acc, xi), gi) in dw.iter_mut().zip(xr).zip(gr) {
+                        *acc += gi * xi * inv;
+                    }
                 }
-                mean /= n as f32;
-                for (((d, h), gi), wi) in dx.iter_mut().zip(x_hat.iter()).zip(gr).zip(w) {
-                    *d = (wi * gi - h * mean) * inv;
+                if self.weight_grad {
+                    // SAFETY: partial row `part` belongs to this part only.
+                    unsafe { std::slice::from_raw_parts_mut(dst.at(len + part * n), n) }.copy_from_slice(&dw);
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(2 * len)))
+        Ok((CpuStorage::F32(out), Shape::from(len + partials)))
     }
 }
 

@@ -34,6 +34,15 @@ fn rms_norm_and_its_gradients_match_plain_ops() {
 }
 
 #[test]
+fn rms_norm_skips_a_frozen_weights_gradient() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 8), &dev).unwrap()).unwrap();
+    let frozen = Tensor::randn(1f32, 0.3, 8, &dev).unwrap();
+    let grads = rms_norm(&x, &frozen, 1e-5).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&frozen).is_none() && grads.get(x.as_tensor()).is_some());
+}
+
+#[test]
 fn rope_turns_pairs_by_hand_and_its_gradient_turns_back() {
     // One pair (1, 0) turned by 90° (cos 0, sin 1) → (0, 1). For L = y·[a, b], ∂x is [a, b]
     // turned by −90°: ([1, 2] → [2, −1]).
