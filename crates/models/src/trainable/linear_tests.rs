@@ -51,3 +51,24 @@ fn shapes_that_do_not_multiply_are_an_error() {
     assert!(linear(&x, &Tensor::zeros((5, 3), candle_core::DType::F32, &dev).unwrap()).is_err());
     assert!(linear(&x, &Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap()).is_err());
 }
+
+#[test]
+fn linear_add_matches_the_sum_and_passes_the_gradient_to_the_residual() {
+    let dev = Device::Cpu;
+    let r = Var::from_tensor(&Tensor::randn(0f32, 1.0, (70, 16), &dev).unwrap()).unwrap();
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (70, 24), &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (16, 24), &dev).unwrap()).unwrap();
+    let weights = Tensor::randn(0f32, 1.0, (70, 16), &dev).unwrap();
+    let fused = linear_add(&r, &x, &w).unwrap();
+    let plain = (r.as_tensor() + x.matmul(&w.t().unwrap()).unwrap()).unwrap();
+    close(&fused, &plain, 1e-5);
+    let grads = |y: &Tensor| {
+        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        [&r, &x, &w].map(|v| g.get(v.as_tensor()).unwrap().clone())
+    };
+    for (a, b) in grads(&fused).iter().zip(grads(&plain).iter()) {
+        close(a, b, 1e-4);
+    }
+    let wrong = Tensor::zeros((70, 15), candle_core::DType::F32, &dev).unwrap();
+    assert!(linear_add(&wrong, &x, &w).is_err(), "a residual of the wrong width");
+}

@@ -16,7 +16,7 @@
 //! `row_ops.rs`; candle's fused inference kernels have none), plain candle ops off the CPU.
 
 use super::causal_attention::causal_attention;
-use super::linear::linear;
+use super::linear::{linear, linear_add};
 use super::lora::{self, LoraConfig};
 use super::row_ops::{rms_norm, rope_i, swiglu};
 use crate::chat_template::CHATML;
@@ -343,11 +343,14 @@ impl TrainableLm {
     }
 
     /// `x Wᵀ` for block `l`'s `module` on packed rows `x: [N, in]`, plus the adapter's
-    /// `s · (x Aᵀ) Bᵀ` where it has one. (Two-dimensional on purpose: a batched `[B, T, in]`
-    /// product would broadcast W per sequence and sum its gradient back over B.)
-    fn project(&self, x: &Tensor, l: usize, module: &str) -> Result<Tensor> {
+    /// `s · (x Aᵀ) Bᵀ` where it has one, plus `residual` when given (in the same op).
+    fn project(&self, x: &Tensor, l: usize, module: &str, residual: Option<&Tensor>) -> Result<Tensor> {
         let name = format!("blk.{l}.{module}");
-        let y = linear(x, &self.get(&format!("{name}.weight"))?)?;
+        let w = self.get(&format!("{name}.weight"))?;
+        let y = match residual {
+            Some(r) => linear_add(r, x, &w)?,
+            None => linear(x, &w)?,
+        };
         match &self.lora {
             Some(lora) if lora.adapts(module) => {
                 let (a, b) = (self.get(&lora::a_name(&name))?, self.get(&lora::b_name(&name))?);
@@ -391,9 +394,9 @@ impl TrainableLm {
         for l in 0..self.cfg.layers {
             let norm = |n: &str| self.get(&format!("blk.{l}.{n}.weight"));
             let xn = rms_norm(&x, &norm("attn_norm")?, self.cfg.eps)?;
-            let q = rope_i(&self.project(&xn, l, "attn_q")?, &cos, &sin)?;
-            let k = rope_i(&self.project(&xn, l, "attn_k")?, &cos, &sin)?;
-            let v = self.project(&xn, l, "attn_v")?;
+            let q = rope_i(&self.project(&xn, l, "attn_q", None)?, &cos, &sin)?;
+            let k = rope_i(&self.project(&xn, l, "attn_k", None)?, &cos, &sin)?;
+            let v = self.project(&xn, l, "attn_v", None)?;
             let (ka, va) = match prefix {
                 Some(kv) => {
                     // Each sequence's keys: the prefix's, then its own.
@@ -410,10 +413,10 @@ impl TrainableLm {
             // key/value head serves `h / kvh` query heads.
             let y = causal_attention(&q, &ka, &va, b, hd, scale)?;
             own.push((k, v));
-            x = (x + self.project(&y, l, "attn_output")?)?;
+            x = self.project(&y, l, "attn_output", Some(&x))?;
             let xn = rms_norm(&x, &norm("ffn_norm")?, self.cfg.eps)?;
-            let (gate, up) = (self.project(&xn, l, "ffn_gate")?, self.project(&xn, l, "ffn_up")?);
-            x = (x + self.project(&swiglu(&gate, &up)?, l, "ffn_down")?)?;
+            let (gate, up) = (self.project(&xn, l, "ffn_gate", None)?, self.project(&xn, l, "ffn_up", None)?);
+            x = self.project(&swiglu(&gate, &up)?, l, "ffn_down", Some(&x))?;
         }
         Ok((x, own))
     }
