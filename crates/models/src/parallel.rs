@@ -1,6 +1,8 @@
 //! Splitting CPU kernels across candle's own thread pool (the one its ops use), so kaizen's
 //! kernels never start a second pool that would fight candle's spinning workers for cores.
 
+use std::mem::MaybeUninit;
+
 /// Runs `f` over `0..n_items` in chunks: on the calling thread when `work` (a rough cost) is
 /// small — waking the pool costs more — else across the pool.
 pub fn for_chunks(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
@@ -23,6 +25,43 @@ impl SharedOut {
     pub fn at(self, i: usize) -> *mut f32 {
         // SAFETY of use: callers stay inside the buffer and write disjoint ranges.
         self.0.wrapping_add(i)
+    }
+
+    /// `len` floats from `i`, possibly not written yet, for one worker to fill.
+    ///
+    /// # Safety
+    /// `i + len` lies within the buffer's allocation, and nothing else touches these floats
+    /// while the slice lives.
+    pub unsafe fn slots<'a>(self, i: usize, len: usize) -> &'a mut [MaybeUninit<f32>] {
+        // SAFETY: in bounds and exclusive (the caller's promise); `MaybeUninit` asks nothing
+        // of the current contents.
+        unsafe { std::slice::from_raw_parts_mut(self.at(i).cast::<MaybeUninit<f32>>(), len) }
+    }
+}
+
+/// A kernel's output of `len` floats, not zeroed first: its workers each fill a disjoint part
+/// (`SharedOut::slots`), then `into_vec` hands it over. Zeroing outputs that are written in
+/// full anyway cost a memory pass per op, on the single calling thread.
+pub struct Fresh {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+impl Fresh {
+    pub fn new(len: usize) -> Self {
+        Fresh { buf: Vec::with_capacity(len), len }
+    }
+
+    pub fn shared(&mut self) -> SharedOut {
+        SharedOut(self.buf.as_mut_ptr())
+    }
+
+    /// # Safety
+    /// Every one of the `len` floats has been written.
+    pub unsafe fn into_vec(mut self) -> Vec<f32> {
+        // SAFETY: capacity is `len`, and all of it is initialised (the caller's promise).
+        unsafe { self.buf.set_len(self.len) };
+        self.buf
     }
 }
 

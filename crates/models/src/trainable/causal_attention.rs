@@ -21,7 +21,7 @@
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
-use crate::parallel::{for_chunks, SharedOut};
+use crate::parallel::{for_chunks, Fresh};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 /// `softmax(q kᵀ · scale + causal mask) v` for `seqs` sequences packed row after row:
@@ -155,8 +155,8 @@ impl CustomOp3 for CausalAttention {
         let n = Dims::of(ql.shape(), kl.shape(), vl.shape(), self.seqs, self.head_dim)?;
         let (q, k, v) =
             (f32_slice(qs, ql, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
-        let mut out = vec![0f32; q.len()];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(q.len());
+        let dst = out.shared();
         let (rep, d, qw, kw) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d);
         // A unit is one (sequence, kv head) and the query heads that read it.
         for_chunks(n.b * n.groups, n.work(2), |units| {
@@ -179,7 +179,8 @@ impl CustomOp3 for CausalAttention {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), ql.shape().clone()))
+        // SAFETY: the blocks of every query head of every sequence cover the output.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), ql.shape().clone()))
     }
 
     fn bwd(
@@ -233,9 +234,12 @@ impl CustomOp3 for CausalAttentionGrad {
             (f32_slice(qgs, qgl, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
         let (nq, nk) = (q_shape.elem_count(), kl.shape().elem_count());
         let (q, go) = qg.split_at(nq);
-        // ∂k and ∂v accumulate over query heads and blocks, so they start at zero.
-        let mut out = vec![0f32; nq + 2 * nk];
-        let dst = SharedOut(out.as_mut_ptr());
+        // ∂q is written block by block; ∂k and ∂v accumulate over query heads and blocks, so
+        // they start at zero.
+        let mut out = Fresh::new(nq + 2 * nk);
+        let dst = out.shared();
+        // SAFETY: floats nq .. nq + 2·nk lie inside the buffer, and no worker runs yet.
+        unsafe { dst.slots(nq, 2 * nk) }.fill(std::mem::MaybeUninit::new(0.0));
         let (rep, d, qw, kw, scale) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d, self.scale);
         // A unit is one (sequence, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
         for_chunks(n.b * n.groups, n.work(5), |units| {
@@ -272,7 +276,8 @@ impl CustomOp3 for CausalAttentionGrad {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
+        // SAFETY: ∂k and ∂v were zeroed; the blocks of every query head cover ∂q.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(nq + 2 * nk)))
     }
 }
 

@@ -10,7 +10,7 @@
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
-use crate::parallel::{for_chunks, SharedOut};
+use crate::parallel::{for_chunks, Fresh};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x Wᵀ` for packed rows `x: [N, in]` and a weight `w: [out, in]`: `[N, out]`. Backward:
@@ -141,8 +141,8 @@ impl Product {
         }
         // Every float of the output is written by exactly one part below — copied from `base`
         // or written by gemm (depth k > 0, no accumulation) — so it is never zeroed first.
-        let mut out: Vec<f32> = Vec::with_capacity(m * n);
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(m * n);
+        let dst = out.shared();
         // One part per thread: each gemm call packs (re-lays out) the whole of `b`, so fewer,
         // larger calls are faster than finely balanced small ones.
         let rows_per = m.div_ceil(candle_core::utils::get_num_threads().max(1));
@@ -159,8 +159,7 @@ impl Product {
             matmul(part, a.row_range(rows), b, 1.0, base.is_some());
         });
         // SAFETY: the parts cover rows 0..m, so all m·n floats are written (see above).
-        unsafe { out.set_len(m * n) };
-        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from((m, n))))
     }
 }
 

@@ -4,7 +4,7 @@
 //! has; SiLU's through libm's scalar `expf`), run on every layer of every training step.
 //! Devices other than the CPU take those plain ops.
 
-use crate::parallel::{for_chunks, SharedOut};
+use crate::parallel::{for_chunks, Fresh};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// The f32 data of a contiguous CPU input of kernel `op`.
@@ -47,20 +47,21 @@ impl CustomOp2 for RmsNorm {
         if xl.shape().dims().last() != Some(&n) {
             candle_core::bail!("rms norm: weight {:?} does not fit input {:?}", wl.shape(), xl.shape());
         }
-        let mut out = vec![0f32; x.len()];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(x.len());
+        let dst = out.shared();
         for_chunks(x.len() / n, x.len() * 3, |rows| {
             for r in rows {
                 let row = &x[r * n..(r + 1) * n];
                 let inv = inv_rms(row, self.eps);
                 // SAFETY: row r of the output belongs to this iteration only.
-                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r * n), n) };
+                let y = unsafe { dst.slots(r * n, n) };
                 for ((yi, xi), wi) in y.iter_mut().zip(row).zip(w) {
-                    *yi = xi * inv * wi;
+                    yi.write(xi * inv * wi);
                 }
             }
         });
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
+        // SAFETY: the rows cover the output (its length is a multiple of n, checked above).
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), xl.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -106,8 +107,8 @@ impl CustomOp3 for RmsNormGrad {
         let rows_per = rows.div_ceil(candle_core::utils::get_num_threads().max(1)).max(1);
         let parts = rows.div_ceil(rows_per);
         let partials = if self.weight_grad { parts * n } else { 0 };
-        let mut out = vec![0f32; len + partials];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(len + partials);
+        let dst = out.shared();
         for_chunks(parts, len * 8, |chunk| {
             for part in chunk {
                 let mut dw = vec![0f32; if self.weight_grad { n } else { 0 }];
@@ -115,11 +116,11 @@ impl CustomOp3 for RmsNormGrad {
                     let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
                     let inv = inv_rms(xr, self.eps);
                     // SAFETY: row r of ∂x belongs to this part only.
-                    let dx = unsafe { std::slice::from_raw_parts_mut(dst.at(r * n), n) };
+                    let dx = unsafe { dst.slots(r * n, n) };
                     // mean(w∘g∘x̂), with x̂ = x · inv.
                     let mean = xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
                     for (((d, xi), gi), wi) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
-                        *d = (wi * gi - xi * inv * mean) * inv;
+                        d.write((wi * gi - xi * inv * mean) * inv);
                     }
                     for ((acc, xi), gi) in dw.iter_mut().zip(xr).zip(gr) {
                         *acc += gi * xi * inv;
@@ -127,11 +128,15 @@ impl CustomOp3 for RmsNormGrad {
                 }
                 if self.weight_grad {
                     // SAFETY: partial row `part` belongs to this part only.
-                    unsafe { std::slice::from_raw_parts_mut(dst.at(len + part * n), n) }.copy_from_slice(&dw);
+                    let slots = unsafe { dst.slots(len + part * n, n) };
+                    for (s, &v) in slots.iter_mut().zip(&dw) {
+                        s.write(v);
+                    }
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(len + partials)))
+        // SAFETY: the parts cover every row of ∂x and write one partial row each.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(len + partials)))
     }
 }
 
@@ -203,24 +208,25 @@ impl CustomOp3 for Rope {
             (f32_slice(xs, xl, self.name())?, f32_slice(cs, cl, self.name())?, f32_slice(ss, sl, self.name())?);
         let RopeRows { rows, width, t, d } = RopeRows::of(xl.shape(), cl.shape(), sl.shape())?;
         let sign = if self.inverse { -1.0 } else { 1.0 };
-        let mut out = vec![0f32; x.len()];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(x.len());
+        let dst = out.shared();
         for_chunks(rows, x.len() * 3, |rows| {
             for r in rows {
                 // SAFETY: row r of the output belongs to this iteration only.
-                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r * width), width) };
+                let y = unsafe { dst.slots(r * width, width) };
                 let ti = r % t;
                 let (c, s) = (&cos[ti * d / 2..(ti + 1) * d / 2], &sin[ti * d / 2..(ti + 1) * d / 2]);
                 for (yh, xh) in y.chunks_exact_mut(d).zip(x[r * width..(r + 1) * width].chunks_exact(d)) {
                     for (i, (yp, xp)) in yh.chunks_exact_mut(2).zip(xh.chunks_exact(2)).enumerate() {
                         let s = sign * s[i];
-                        yp[0] = xp[0] * c[i] - xp[1] * s;
-                        yp[1] = xp[0] * s + xp[1] * c[i];
+                        yp[0].write(xp[0] * c[i] - xp[1] * s);
+                        yp[1].write(xp[0] * s + xp[1] * c[i]);
                     }
                 }
             }
         });
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
+        // SAFETY: the rows cover the output (rows · width = its length, the last axis being width).
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), xl.shape().clone()))
     }
 
     fn bwd(
@@ -260,17 +266,18 @@ impl CustomOp2 for SwiGlu {
         if al.shape() != bl.shape() {
             candle_core::bail!("swiglu: {:?} and {:?} differ", al.shape(), bl.shape());
         }
-        let mut out = vec![0f32; a.len()];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut out = Fresh::new(a.len());
+        let dst = out.shared();
         for_chunks(a.len().div_ceil(CHUNK), a.len() * 8, |chunks| {
             for c in chunks {
                 let r = c * CHUNK..((c + 1) * CHUNK).min(a.len());
                 // SAFETY: chunk c of the output belongs to this iteration only.
-                let y = unsafe { std::slice::from_raw_parts_mut(dst.at(r.start), r.len()) };
+                let y = unsafe { dst.slots(r.start, r.len()) };
                 gate::forward(&a[r.clone()], &b[r], y);
             }
         });
-        Ok((CpuStorage::F32(out), al.shape().clone()))
+        // SAFETY: the chunks cover the output.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), al.shape().clone()))
     }
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -300,45 +307,52 @@ impl CustomOp3 for SwiGluGrad {
         let (a, b, g) =
             (f32_slice(as_, al, self.name())?, f32_slice(bs, bl, self.name())?, f32_slice(gs, gl, self.name())?);
         let n = a.len();
-        let mut out = vec![0f32; 2 * n];
-        let dst = SharedOut(out.as_mut_ptr());
+        if bl.shape() != al.shape() || gl.shape() != al.shape() {
+            candle_core::bail!("swiglu: {:?}, {:?} and ∂ {:?} differ", al.shape(), bl.shape(), gl.shape());
+        }
+        let mut out = Fresh::new(2 * n);
+        let dst = out.shared();
         for_chunks(n.div_ceil(CHUNK), n * 12, |chunks| {
             for c in chunks {
                 let r = c * CHUNK..((c + 1) * CHUNK).min(n);
                 // SAFETY: chunk c of both halves of the output belongs to this iteration only.
                 let (da, db) = unsafe {
                     (
-                        std::slice::from_raw_parts_mut(dst.at(r.start), r.len()),
-                        std::slice::from_raw_parts_mut(dst.at(n + r.start), r.len()),
+                        dst.slots(r.start, r.len()),
+                        dst.slots(n + r.start, r.len()),
                     )
                 };
                 gate::backward(&a[r.clone()], &b[r.clone()], &g[r], da, db);
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(2 * n)))
+        // SAFETY: the chunks cover both halves (a, b and g have n floats each, checked above).
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(2 * n)))
     }
 }
 
 /// SwiGLU's loops, compiled for AVX-512 and for the baseline.
 mod gate {
     use super::super::vmath::{sigmoid, with_avx512};
+    use std::mem::MaybeUninit;
 
-    with_avx512!(pub fn forward(a: &[f32], b: &[f32], y: &mut [f32]) => forward_body);
-    with_avx512!(pub fn backward(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) => backward_body);
+    type Out<'a> = &'a mut [MaybeUninit<f32>];
+
+    with_avx512!(pub fn forward(a: &[f32], b: &[f32], y: Out) => forward_body);
+    with_avx512!(pub fn backward(a: &[f32], b: &[f32], g: &[f32], da: Out, db: Out) => backward_body);
 
     #[inline(always)]
-    fn forward_body(a: &[f32], b: &[f32], y: &mut [f32]) {
+    fn forward_body(a: &[f32], b: &[f32], y: Out) {
         for ((yi, &ai), &bi) in y.iter_mut().zip(a).zip(b) {
-            *yi = ai * sigmoid(ai) * bi;
+            yi.write(ai * sigmoid(ai) * bi);
         }
     }
 
     #[inline(always)]
-    fn backward_body(a: &[f32], b: &[f32], g: &[f32], da: &mut [f32], db: &mut [f32]) {
+    fn backward_body(a: &[f32], b: &[f32], g: &[f32], da: Out, db: Out) {
         for i in 0..a.len().min(b.len()).min(g.len()).min(da.len()).min(db.len()) {
             let s = sigmoid(a[i]);
-            da[i] = g[i] * b[i] * s * (1.0 + a[i] * (1.0 - s));
-            db[i] = g[i] * a[i] * s;
+            da[i].write(g[i] * b[i] * s * (1.0 + a[i] * (1.0 - s)));
+            db[i].write(g[i] * a[i] * s);
         }
     }
 }
