@@ -150,9 +150,10 @@ impl Product {
             let rows = parts.start * rows_per..(parts.end * rows_per).min(m);
             let at = rows.start * n;
             if let Some(base) = base {
+                let from = &base[at..at + rows.len() * n];
                 // SAFETY: these output rows belong to this part only, inside the m·n floats
-                // reserved above; `base` (m·n floats, an input) does not overlap them.
-                unsafe { std::ptr::copy_nonoverlapping(base[at..].as_ptr(), dst.at(at), rows.len() * n) };
+                // reserved above; `from` (an input) does not overlap them.
+                unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), dst.at(at), from.len()) };
             }
             // SAFETY: as above.
             let part = unsafe { MatMut::strided(dst.at(at), rows.len(), n, n) };
