@@ -18,11 +18,11 @@
 use super::causal_attention::causal_attention;
 use super::linear::{linear, linear_add};
 use super::lora::{self, LoraConfig};
-use super::row_ops::{rms_norm, rope_i, swiglu};
+use super::row_ops::{rms_norm, rope_i, swiglu, target_logprobs};
 use crate::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarMap;
 use std::collections::HashMap;
 use std::path::Path;
@@ -427,7 +427,7 @@ impl TrainableLm {
         let (b, t) = ids.dims2()?;
         let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None)?;
         let targets = ids.narrow(1, 1, t - 1)?.flatten_all()?;
-        gather_logprobs(&self.logits(&x)?, &targets, temperature)?.reshape((b, t - 1))
+        target_logprobs(&self.logits(&x)?, &targets, temperature)?.reshape((b, t - 1))
     }
 
     /// `token_logprobs` for rows that all begin with the same `shared` tokens (the env's
@@ -448,7 +448,7 @@ impl TrainableLm {
         let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv))?;
         let own = self.logits(&xs)?.reshape((b, t - shared - 1, vocab))?;
         let logits = Tensor::cat(&[&last, &own], 1)?.reshape((b * (t - shared), vocab))?;
-        let lp = gather_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;
+        let lp = target_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;
         let skipped = Tensor::zeros((b, shared - 1), lp.dtype(), lp.device())?;
         Tensor::cat(&[&skipped, &lp], 1)
     }
@@ -578,12 +578,6 @@ const HEADER_KEY: &str = "kaizen_policy";
 struct TrainableHeader {
     cfg: LmConfig,
     lora: Option<LoraConfig>,
-}
-
-/// `log softmax(logits / T)` at each target id: `[N, V]`, `[N]` → `[N]`.
-fn gather_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
-    let logits = if temperature > 0.0 && temperature != 1.0 { (logits / temperature as f64)? } else { logits.clone() };
-    candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&targets.contiguous()?.unsqueeze(1)?, 1)?.squeeze(1)
 }
 
 #[cfg(test)]

@@ -47,11 +47,11 @@ fn attention_is_causal_and_logprobs_are_normalised() {
     assert_eq!(max_diff(&a.narrow(1, 0, 6).unwrap(), &b.narrow(1, 0, 6).unwrap()), 0.0);
     let lp = m.token_logprobs(&ids(&["12+30=42"]), 1.0).unwrap();
     assert_eq!(lp.dims2().unwrap(), (1, 7));
-    let z = candle_nn::ops::log_softmax(&a, D::Minus1)
+    let z = candle_nn::ops::log_softmax(&a, candle_core::D::Minus1)
         .unwrap()
         .exp()
         .unwrap()
-        .sum(D::Minus1)
+        .sum(candle_core::D::Minus1)
         .unwrap()
         .flatten_all()
         .unwrap();

@@ -4,6 +4,7 @@
 //! has; SiLU's through libm's scalar `expf`), run on every layer of every training step.
 //! Devices other than the CPU take those plain ops.
 
+use super::vmath::exp;
 use crate::parallel::{for_chunks, Fresh};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -327,6 +328,128 @@ impl CustomOp3 for SwiGluGrad {
         });
         // SAFETY: the chunks cover both halves (a, b and g have n floats each, checked above).
         Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(2 * n)))
+    }
+}
+
+/// `log softmax(z / T)` at each row's target: `z: [N, V]` logits, `targets: [N]` (u32) →
+/// `[N]`; `T ≤ 0` counts as 1. Differentiable in `z`:
+/// `∂z_j = (g / T) · (1[j = target] − softmax(z / T)_j)`. One op each way instead of
+/// log-softmax's five over the whole `[N, V]` and their gradients — a 49k vocabulary makes
+/// each of those a 200 MB tensor for a 1k-token batch.
+pub fn target_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    if !logits.device().is_cpu() {
+        let z = if t != 1.0 { (logits / t as f64)? } else { logits.clone() };
+        return candle_nn::ops::log_softmax(&z, candle_core::D::Minus1)?
+            .gather(&targets.contiguous()?.unsqueeze(1)?, 1)?
+            .squeeze(1);
+    }
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, TargetLogprobs { temperature: t })
+}
+
+struct TargetLogprobs {
+    temperature: f32,
+}
+
+/// `(max z, log Σ e^{(z − max)/T})` of one row: its log-partition is `max / T + lse`.
+fn log_partition(row: &[f32], t: f32) -> (f32, f32) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let sum: f32 = row.iter().map(|&x| exp((x - max) / t)).sum();
+    (max, sum.ln())
+}
+
+/// The logits and targets of `TargetLogprobs` and its gradient op, checked.
+fn rows_and_targets<'a>(
+    zs: &'a CpuStorage,
+    zl: &Layout,
+    ts: &'a CpuStorage,
+    tl: &Layout,
+    op: &str,
+) -> Result<(&'a [f32], &'a [u32], usize)> {
+    let z = f32_slice(zs, zl, op)?;
+    let (n, v) = zl.shape().dims2()?;
+    let (CpuStorage::U32(t), Some((a, b))) = (ts, tl.contiguous_offsets()) else {
+        candle_core::bail!("{op}: targets must be contiguous u32");
+    };
+    let t = &t[a..b];
+    if t.len() != n || t.iter().any(|&id| id as usize >= v) {
+        candle_core::bail!("{op}: {} targets for {n} rows of {v} logits, or a target out of range", t.len());
+    }
+    Ok((z, t, v))
+}
+
+impl CustomOp2 for TargetLogprobs {
+    fn name(&self) -> &'static str {
+        "kaizen-target-logprobs"
+    }
+
+    fn cpu_fwd(&self, zs: &CpuStorage, zl: &Layout, ts: &CpuStorage, tl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (z, targets, v) = rows_and_targets(zs, zl, ts, tl, self.name())?;
+        let temp = self.temperature;
+        let mut out = Fresh::new(targets.len());
+        let dst = out.shared();
+        for_chunks(targets.len(), z.len() * 4, |rows| {
+            for r in rows {
+                let row = &z[r * v..(r + 1) * v];
+                let (max, lse) = log_partition(row, temp);
+                // SAFETY: entry r belongs to this iteration only.
+                let slot = unsafe { dst.slots(r, 1) };
+                slot[0].write((row[targets[r] as usize] - max) / temp - lse);
+            }
+        });
+        // SAFETY: the rows cover the output, one entry each.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(targets.len())))
+    }
+
+    fn bwd(&self, z: &Tensor, targets: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let scaled = (g.contiguous()? / self.temperature as f64)?;
+        let op = TargetLogprobsGrad { temperature: self.temperature };
+        Ok((Some(z.apply_op3_no_bwd(targets, &scaled, &op)?), None))
+    }
+}
+
+/// `TargetLogprobs`' backward: input 3 is `g / T` per row.
+struct TargetLogprobsGrad {
+    temperature: f32,
+}
+
+impl CustomOp3 for TargetLogprobsGrad {
+    fn name(&self) -> &'static str {
+        "kaizen-target-logprobs-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        zs: &CpuStorage,
+        zl: &Layout,
+        ts: &CpuStorage,
+        tl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (z, targets, v) = rows_and_targets(zs, zl, ts, tl, self.name())?;
+        let g = f32_slice(gs, gl, self.name())?;
+        if g.len() != targets.len() {
+            candle_core::bail!("{}: {} gradients for {} rows", self.name(), g.len(), targets.len());
+        }
+        let temp = self.temperature;
+        let mut out = Fresh::new(z.len());
+        let dst = out.shared();
+        for_chunks(targets.len(), z.len() * 6, |rows| {
+            for r in rows {
+                let row = &z[r * v..(r + 1) * v];
+                let (max, lse) = log_partition(row, temp);
+                // SAFETY: row r of the output belongs to this iteration only.
+                let dz = unsafe { dst.slots(r * v, v) };
+                for (d, &x) in dz.iter_mut().zip(row) {
+                    d.write(-g[r] * exp((x - max) / temp - lse));
+                }
+                // SAFETY: as above; entry `target` of row r was just written.
+                unsafe { *dz[targets[r] as usize].assume_init_mut() += g[r] };
+            }
+        });
+        // SAFETY: the rows cover the output.
+        Ok((CpuStorage::F32(unsafe { out.into_vec() }), zl.shape().clone()))
     }
 }
 

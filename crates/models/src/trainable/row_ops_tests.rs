@@ -109,3 +109,41 @@ fn swiglu_by_hand() {
     let y = y.to_vec1::<f32>().unwrap();
     assert!((y[0] - 5.284782).abs() < 1e-5 && y[1] == 0.0, "{y:?}");
 }
+
+#[test]
+fn target_logprobs_by_hand() {
+    // Logits [0, ln 3]: softmax [1/4, 3/4]; target 1 → ln 3/4 = −0.287682, and ∂z = 1[j = 1] − p
+    // = [−0.25, 0.25].
+    let dev = Device::Cpu;
+    let z = Var::from_tensor(&Tensor::new(&[[0f32, 3f32.ln()]], &dev).unwrap()).unwrap();
+    let lp = target_logprobs(&z, &Tensor::new(&[1u32], &dev).unwrap(), 1.0).unwrap();
+    assert!((lp.to_vec1::<f32>().unwrap()[0] + 0.287682).abs() < 1e-5);
+    let dz = lp.sum_all().unwrap().backward().unwrap().get(z.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+    assert!((dz[0][0] + 0.25).abs() < 1e-6 && (dz[0][1] - 0.25).abs() < 1e-6, "{dz:?}");
+}
+
+#[test]
+fn target_logprobs_and_gradients_match_log_softmax_at_a_temperature() {
+    let dev = Device::Cpu;
+    let z = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (5, 300), &dev).unwrap() * 3.0).unwrap()).unwrap();
+    let targets = Tensor::new(&[0u32, 299, 17, 17, 150], &dev).unwrap();
+    let weights = Tensor::randn(0f32, 1.0, 5, &dev).unwrap();
+    let fused = target_logprobs(&z, &targets, 0.7).unwrap();
+    let plain = candle_nn::ops::log_softmax(&(z.as_tensor() / 0.7).unwrap(), 1)
+        .unwrap()
+        .gather(&targets.unsqueeze(1).unwrap(), 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    close(&fused, &plain, 1e-5);
+    let grad = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap().backward().unwrap().get(z.as_tensor()).cloned();
+    close(&grad(&fused).unwrap(), &grad(&plain).unwrap(), 1e-5);
+}
+
+#[test]
+fn target_logprobs_refuse_targets_outside_the_vocabulary_or_miscounted() {
+    let dev = Device::Cpu;
+    let z = Tensor::zeros((2, 4), candle_core::DType::F32, &dev).unwrap();
+    assert!(target_logprobs(&z, &Tensor::new(&[0u32, 4], &dev).unwrap(), 1.0).is_err());
+    assert!(target_logprobs(&z, &Tensor::new(&[0u32], &dev).unwrap(), 1.0).is_err());
+}
