@@ -11,9 +11,12 @@
 //! Tensors carry GGUF names, so `write_gguf` hands the model (adapters merged) to
 //! `LocalLlm::load` unchanged: episodes, batching, scoring and serving run it like any model.
 //!
-//! Every op is differentiable (candle autograd). Attention, RMSNorm, RoPE and the SwiGLU gate
-//! are kaizen's fused training kernels with their own backward passes (`causal_attention.rs`,
-//! `row_ops.rs`; candle's fused inference kernels have none), plain candle ops off the CPU.
+//! Every op is differentiable (candle autograd). The projections, attention, RMSNorm, RoPE,
+//! the SwiGLU gate and the target log-probs are kaizen's fused training kernels with their own
+//! backward passes (`linear.rs`, `causal_attention.rs`, `row_ops.rs`; candle's fused inference
+//! kernels have none), plain candle ops off the CPU. Activations stay packed one row per token
+//! (`[B·T, width]`) from the embedding to the logits, so the autograd graph holds only ops
+//! that compute.
 
 use super::causal_attention::causal_attention;
 use super::linear::{linear, linear_add};

@@ -1,8 +1,8 @@
-//! The decoder's elementwise and per-row ops — RMSNorm, rotary embedding, the SwiGLU gate —
-//! each as one CPU op with its own backward pass. In plain candle ops they are three to ten
-//! elementwise passes each way (RoPE's on strided halves of pairs, the slowest path candle
-//! has; SiLU's through libm's scalar `expf`), run on every layer of every training step.
-//! Devices other than the CPU take those plain ops.
+//! The decoder's elementwise and per-row ops — RMSNorm, rotary embedding, the SwiGLU gate, the
+//! log-probs of the targets — each as one CPU op with its own backward pass. In plain candle
+//! ops they are three to ten elementwise passes each way (RoPE's on strided halves of pairs,
+//! the slowest path candle has; SiLU's through libm's scalar `expf`), run on every layer of
+//! every training step. Devices other than the CPU take those plain ops.
 
 use super::vmath::exp;
 use crate::parallel::{for_chunks, Fresh};
