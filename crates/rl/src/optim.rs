@@ -122,7 +122,11 @@ impl AdamW {
                 let key = format!("{}.{suffix}", s.name);
                 let t = moments.get(&key).ok_or_else(|| format!("optimizer state lacks {key}"))?;
                 if t.dims() != s.var.dims() {
-                    return Err(format!("optimizer state {key} has shape {:?}, the model {:?}", t.dims(), s.var.dims()));
+                    return Err(format!(
+                        "optimizer state {key} has shape {:?}, the model {:?}",
+                        t.dims(),
+                        s.var.dims()
+                    ));
                 }
                 halves.push(t.flatten_all().map_err(|e| e.to_string())?);
             }

@@ -27,7 +27,14 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 /// `softmax(q kᵀ · scale + causal mask) v` for `seqs` sequences packed row after row:
 /// `q: [seqs·T, H·D]`, `k, v: [seqs·S, G·D]`, `S ≥ T`, `D = head_dim`; the output is packed like
 /// `q`. Differentiable in all three. The fused op on the CPU, plain ops elsewhere.
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, seqs: usize, head_dim: usize, scale: f64) -> Result<Tensor> {
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seqs: usize,
+    head_dim: usize,
+    scale: f64,
+) -> Result<Tensor> {
     Dims::of(q.shape(), k.shape(), v.shape(), seqs, head_dim)?;
     if !q.device().is_cpu() {
         return plain_causal_attention(q, k, v, seqs, head_dim, scale);
@@ -49,7 +56,8 @@ pub(crate) fn plain_causal_attention(
     scale: f64,
 ) -> Result<Tensor> {
     let n = Dims::of(q.shape(), k.shape(), v.shape(), seqs, head_dim)?;
-    let unpack = |x: &Tensor, rows: usize, heads: usize| x.reshape((n.b, rows, heads, n.d))?.transpose(1, 2)?.contiguous();
+    let unpack =
+        |x: &Tensor, rows: usize, heads: usize| x.reshape((n.b, rows, heads, n.d))?.transpose(1, 2)?.contiguous();
     let share = |x: &Tensor| -> Result<Tensor> {
         let rep = n.heads / n.groups;
         unpack(x, n.s, n.groups)?
@@ -170,7 +178,13 @@ impl CustomOp3 for CausalAttention {
                         let qa = n.at(bi, block.first, n.t, h, n.heads);
                         let p = &mut scores[..m * keys];
                         let kb = MatRef::strided(&k[kv..], keys, d, kw);
-                        matmul(MatMut::rows(p, m, keys), MatRef::strided(&q[qa..], m, d, qw), kb.t(), self.scale, false);
+                        matmul(
+                            MatMut::rows(p, m, keys),
+                            MatRef::strided(&q[qa..], m, d, qw),
+                            kb.t(),
+                            self.scale,
+                            false,
+                        );
                         rows::softmax(p, keys, block.first_keys);
                         // SAFETY: unit u alone writes query heads g·rep .. (g+1)·rep of sequence bi.
                         let ob = unsafe { MatMut::strided(dst.at(qa), m, d, qw) };

@@ -1,6 +1,6 @@
 //! Unit tests of `causal_attention` (kept in their own file beside it).
 
-use super::super::kernel_tests::assert_close as close;
+use super::super::kernel_tests::{assert_close as close, assert_same_gradients as same_gradients};
 use super::*;
 use candle_core::{Device, Var};
 
@@ -26,19 +26,12 @@ fn output_and_gradients_match_the_generic_path_with_a_prefix_and_grouped_heads()
     let q = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b * t, h * d), &dev).unwrap()).unwrap();
     let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b * (p + t), g * d), &dev).unwrap()).unwrap();
     let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b * (p + t), g * d), &dev).unwrap()).unwrap();
-    // A loss that weighs every output differently, so every gradient entry is exercised.
     let w = Tensor::randn(0f32, 1.0, (b * t, h * d), &dev).unwrap();
     let scale = 1.0 / (d as f64).sqrt();
     let fused = causal_attention(&q, &k, &v, b, d, scale).unwrap();
     let generic = plain_causal_attention(&q, &k, &v, b, d, scale).unwrap();
     close(&fused, &generic, 1e-5);
-    let grads_of = |o: &Tensor| {
-        let grads = (o * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        [&q, &k, &v].map(|x| grads.get(x.as_tensor()).unwrap().clone())
-    };
-    for (a, b) in grads_of(&fused).iter().zip(grads_of(&generic).iter()) {
-        close(a, b, 1e-4);
-    }
+    same_gradients(&fused, &generic, &w, &[&q, &k, &v], 1e-4);
 }
 
 #[test]

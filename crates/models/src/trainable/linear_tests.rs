@@ -1,6 +1,6 @@
 //! Unit tests of `linear` (kept in their own file beside it).
 
-use super::super::kernel_tests::assert_close as close;
+use super::super::kernel_tests::{assert_close as close, assert_same_gradients as same_gradients};
 use super::*;
 use candle_core::{Device, Var};
 
@@ -23,13 +23,7 @@ fn output_and_gradients_match_candles_matmul() {
     let fused = linear(&x, &w).unwrap();
     let plain = x.matmul(&w.t().unwrap()).unwrap();
     close(&fused, &plain, 1e-5);
-    let grads = |y: &Tensor| {
-        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        [&x, &w].map(|v| g.get(v.as_tensor()).unwrap().clone())
-    };
-    for (a, b) in grads(&fused).iter().zip(grads(&plain).iter()) {
-        close(a, b, 1e-4);
-    }
+    same_gradients(&fused, &plain, &weights, &[&x, &w], 1e-4);
 }
 
 #[test]
@@ -62,13 +56,7 @@ fn linear_add_matches_the_sum_and_passes_the_gradient_to_the_residual() {
     let fused = linear_add(&r, &x, &w).unwrap();
     let plain = (r.as_tensor() + x.matmul(&w.t().unwrap()).unwrap()).unwrap();
     close(&fused, &plain, 1e-5);
-    let grads = |y: &Tensor| {
-        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        [&r, &x, &w].map(|v| g.get(v.as_tensor()).unwrap().clone())
-    };
-    for (a, b) in grads(&fused).iter().zip(grads(&plain).iter()) {
-        close(a, b, 1e-4);
-    }
+    same_gradients(&fused, &plain, &weights, &[&r, &x, &w], 1e-4);
     let wrong = Tensor::zeros((70, 15), candle_core::DType::F32, &dev).unwrap();
     assert!(linear_add(&wrong, &x, &w).is_err(), "a residual of the wrong width");
 }

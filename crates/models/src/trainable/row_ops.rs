@@ -119,7 +119,8 @@ impl CustomOp3 for RmsNormGrad {
                     // SAFETY: row r of ∂x belongs to this part only.
                     let dx = unsafe { dst.slots(r * n, n) };
                     // mean(w∘g∘x̂), with x̂ = x · inv.
-                    let mean = xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
+                    let mean =
+                        xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
                     for (((d, xi), gi), wi) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
                         d.write((wi * gi - xi * inv * mean) * inv);
                     }
@@ -317,12 +318,7 @@ impl CustomOp3 for SwiGluGrad {
             for c in chunks {
                 let r = c * CHUNK..((c + 1) * CHUNK).min(n);
                 // SAFETY: chunk c of both halves of the output belongs to this iteration only.
-                let (da, db) = unsafe {
-                    (
-                        dst.slots(r.start, r.len()),
-                        dst.slots(n + r.start, r.len()),
-                    )
-                };
+                let (da, db) = unsafe { (dst.slots(r.start, r.len()), dst.slots(n + r.start, r.len())) };
                 gate::backward(&a[r.clone()], &b[r.clone()], &g[r], da, db);
             }
         });

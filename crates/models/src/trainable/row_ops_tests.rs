@@ -1,6 +1,6 @@
 //! Unit tests of `row_ops` (kept in their own file beside it).
 
-use super::super::kernel_tests::assert_close as close;
+use super::super::kernel_tests::{assert_close as close, assert_same_gradients as same_gradients};
 use super::*;
 use candle_core::{Device, Var};
 
@@ -24,13 +24,7 @@ fn rms_norm_and_its_gradients_match_plain_ops() {
     let fused = rms_norm(&x, &w, 1e-5).unwrap();
     let plain = candle_nn::ops::rms_norm_slow(&x, &w, 1e-5).unwrap();
     close(&fused, &plain, 1e-5);
-    let grads = |y: &Tensor| {
-        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        [&x, &w].map(|v| g.get(v.as_tensor()).unwrap().clone())
-    };
-    for (a, b) in grads(&fused).iter().zip(grads(&plain).iter()) {
-        close(a, b, 1e-4);
-    }
+    same_gradients(&fused, &plain, &weights, &[&x, &w], 1e-4);
 }
 
 #[test]
@@ -92,13 +86,7 @@ fn swiglu_and_its_gradients_match_plain_ops() {
     let fused = swiglu(&a, &b).unwrap();
     let plain = (candle_nn::ops::silu(&a).unwrap() * b.as_tensor()).unwrap();
     close(&fused, &plain, 1e-5);
-    let grads = |y: &Tensor| {
-        let g = (y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        [&a, &b].map(|v| g.get(v.as_tensor()).unwrap().clone())
-    };
-    for (x, y) in grads(&fused).iter().zip(grads(&plain).iter()) {
-        close(x, y, 1e-4);
-    }
+    same_gradients(&fused, &plain, &weights, &[&a, &b], 1e-4);
 }
 
 #[test]
@@ -136,8 +124,7 @@ fn target_logprobs_and_gradients_match_log_softmax_at_a_temperature() {
         .squeeze(1)
         .unwrap();
     close(&fused, &plain, 1e-5);
-    let grad = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap().backward().unwrap().get(z.as_tensor()).cloned();
-    close(&grad(&fused).unwrap(), &grad(&plain).unwrap(), 1e-5);
+    same_gradients(&fused, &plain, &weights, &[&z], 1e-5);
 }
 
 #[test]
