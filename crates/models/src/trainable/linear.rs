@@ -145,7 +145,7 @@ impl Product {
         let dst = out.shared();
         // One part per thread: each gemm call packs (re-lays out) the whole of `b`, so fewer,
         // larger calls are faster than finely balanced small ones.
-        let rows_per = m.div_ceil(candle_core::utils::get_num_threads().max(1));
+        let rows_per = m.div_ceil(candle_core::utils::get_num_threads().max(1)).max(1);
         for_chunks(m.div_ceil(rows_per), m * n * k, |parts| {
             let rows = parts.start * rows_per..(parts.end * rows_per).min(m);
             let at = rows.start * n;

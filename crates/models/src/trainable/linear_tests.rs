@@ -60,3 +60,16 @@ fn linear_add_matches_the_sum_and_passes_the_gradient_to_the_residual() {
     let wrong = Tensor::zeros((70, 15), candle_core::DType::F32, &dev).unwrap();
     assert!(linear_add(&wrong, &x, &w).is_err(), "a residual of the wrong width");
 }
+
+#[test]
+fn no_rows_in_no_rows_out() {
+    // A shared-prefix batch whose rows end right after the prefix projects zero tokens.
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((0, 4), candle_core::DType::F32, &dev).unwrap();
+    let w = Tensor::zeros((5, 4), candle_core::DType::F32, &dev).unwrap();
+    assert_eq!(linear(&x, &w).unwrap().dims(), &[0, 5]);
+    assert_eq!(
+        linear_add(&Tensor::zeros((0, 5), candle_core::DType::F32, &dev).unwrap(), &x, &w).unwrap().dims(),
+        &[0, 5]
+    );
+}

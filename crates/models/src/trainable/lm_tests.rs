@@ -132,6 +132,12 @@ fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
     let (a, b) = (grad(&full), grad(&fast));
     let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(max_diff(&a, &b) < 1e-4 * scale.max(1.0), "{} vs scale {scale}", max_diff(&a, &b));
+    // Rows that end one token after the shared part: the rest of the blocks sees zero tokens.
+    let batch = ids(&["The prompt: 1", "The prompt: 2"]);
+    let n = batch.dim(1).unwrap();
+    let (full, last) = (m.token_logprobs(&batch, 0.7).unwrap(), m.token_logprobs_shared(&batch, n - 1, 0.7).unwrap());
+    let at = |x: &Tensor| x.narrow(1, n - 2, 1).unwrap();
+    assert!(max_diff(&at(&full), &at(&last)) < 1e-5, "{}", max_diff(&at(&full), &at(&last)));
 }
 
 #[test]
