@@ -15,6 +15,35 @@ pub fn for_chunks(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>
     }
 }
 
+/// `0..n_items` cut into one contiguous part per thread of candle's pool (fewer when items are
+/// few), for kernels that pay a setup per call — gemm packs a whole operand, a reduction keeps
+/// a partial sum — where a few large parts beat finely balanced small ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    n_items: usize,
+    per_part: usize,
+}
+
+impl Parts {
+    pub fn per_thread(n_items: usize) -> Self {
+        let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+        Parts { n_items, per_part: n_items.div_ceil(threads).max(1) }
+    }
+
+    pub fn count(&self) -> usize {
+        self.n_items.div_ceil(self.per_part)
+    }
+
+    /// Runs `f(part, items)` for every part, across the pool when `work` is large enough.
+    pub fn run(&self, work: usize, f: impl Fn(usize, std::ops::Range<usize>) + Sync) {
+        for_chunks(self.count(), work, |parts| {
+            for part in parts {
+                f(part, part * self.per_part..((part + 1) * self.per_part).min(self.n_items));
+            }
+        });
+    }
+}
+
 /// An output buffer that several workers write at disjoint places.
 #[derive(Clone, Copy)]
 pub struct SharedOut(pub *mut f32);

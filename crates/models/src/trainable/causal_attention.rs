@@ -35,7 +35,7 @@ pub fn causal_attention(
     head_dim: usize,
     scale: f64,
 ) -> Result<Tensor> {
-    Dims::of(q.shape(), k.shape(), v.shape(), seqs, head_dim)?;
+    // Both paths check the shapes (`Dims::of`).
     if !q.device().is_cpu() {
         return plain_causal_attention(q, k, v, seqs, head_dim, scale);
     }
@@ -140,10 +140,20 @@ impl Dims {
 /// triangle at T = 256 (blocks of 64: 64·(64 + 128 + 192 + 256) products for 256·257/2 needed).
 const BLOCK: usize = 64;
 
+#[derive(Clone, Copy)]
 struct CausalAttention {
     scale: f32,
     seqs: usize,
     head_dim: usize,
+}
+
+impl CausalAttention {
+    /// One block's probabilities into `p` (`[rows, keys]`): `softmax(scale · q kᵀ)` over the
+    /// keys each row sees, 0 beyond. `q` holds the block's query rows, `k` the keys `0 .. keys`.
+    fn probabilities(self, p: &mut [f32], q: MatRef, k: MatRef, block: &Block) {
+        matmul(MatMut::rows(p, block.rows, block.keys), q, k.t(), self.scale, false);
+        rows::softmax(p, block.keys, block.first_keys);
+    }
 }
 
 impl CustomOp3 for CausalAttention {
@@ -177,15 +187,8 @@ impl CustomOp3 for CausalAttention {
                         let (m, keys) = (block.rows, block.keys);
                         let qa = n.at(bi, block.first, n.t, h, n.heads);
                         let p = &mut scores[..m * keys];
-                        let kb = MatRef::strided(&k[kv..], keys, d, kw);
-                        matmul(
-                            MatMut::rows(p, m, keys),
-                            MatRef::strided(&q[qa..], m, d, qw),
-                            kb.t(),
-                            self.scale,
-                            false,
-                        );
-                        rows::softmax(p, keys, block.first_keys);
+                        let (qb, kb) = (MatRef::strided(&q[qa..], m, d, qw), MatRef::strided(&k[kv..], keys, d, kw));
+                        self.probabilities(p, qb, kb, &block);
                         // SAFETY: unit u alone writes query heads g·rep .. (g+1)·rep of sequence bi.
                         let ob = unsafe { MatMut::strided(dst.at(qa), m, d, qw) };
                         matmul(ob, MatRef::rows(p, m, keys), MatRef::strided(&v[kv..], keys, d, kw), 1.0, false);
@@ -207,8 +210,7 @@ impl CustomOp3 for CausalAttention {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // One op computes all three gradients; q and ∂o travel stacked as its first input.
         let qg = Tensor::cat(&[q, &grad.contiguous()?], 0)?;
-        let op = CausalAttentionGrad { scale: self.scale, seqs: self.seqs, head_dim: self.head_dim };
-        let flat = qg.apply_op3_no_bwd(k, v, &op)?;
+        let flat = qg.apply_op3_no_bwd(k, v, &CausalAttentionGrad(*self))?;
         let (nq, nk) = (q.elem_count(), k.elem_count());
         let dq = flat.narrow(0, 0, nq)?.reshape(q.shape())?;
         let dk = flat.narrow(0, nq, nk)?.reshape(k.shape())?;
@@ -221,11 +223,7 @@ impl CustomOp3 for CausalAttention {
 /// `∂v` flattened one after another. Per block of query rows, in matrix form (`P` the block's
 /// probabilities, recomputed; `G` its rows of `∂o`): `dP = G Vᵀ`,
 /// `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `∂Q = scale · dS K`, `∂K += scale · dSᵀ Q`, `∂V += Pᵀ G`.
-struct CausalAttentionGrad {
-    scale: f32,
-    seqs: usize,
-    head_dim: usize,
-}
+struct CausalAttentionGrad(CausalAttention);
 
 impl CustomOp3 for CausalAttentionGrad {
     fn name(&self) -> &'static str {
@@ -243,7 +241,8 @@ impl CustomOp3 for CausalAttentionGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows2, cols) = qgl.shape().dims2()?;
         let q_shape = Shape::from((rows2 / 2, cols));
-        let n = Dims::of(&q_shape, kl.shape(), vl.shape(), self.seqs, self.head_dim)?;
+        let fwd = self.0;
+        let n = Dims::of(&q_shape, kl.shape(), vl.shape(), fwd.seqs, fwd.head_dim)?;
         let (qg, k, v) =
             (f32_slice(qgs, qgl, self.name())?, f32_slice(ks, kl, self.name())?, f32_slice(vs, vl, self.name())?);
         let (nq, nk) = (q_shape.elem_count(), kl.shape().elem_count());
@@ -254,7 +253,7 @@ impl CustomOp3 for CausalAttentionGrad {
         let dst = out.shared();
         // SAFETY: floats nq .. nq + 2·nk lie inside the buffer, and no worker runs yet.
         unsafe { dst.slots(nq, 2 * nk) }.fill(std::mem::MaybeUninit::new(0.0));
-        let (rep, d, qw, kw, scale) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d, self.scale);
+        let (rep, d, qw, kw, scale) = (n.heads / n.groups, n.d, n.heads * n.d, n.groups * n.d, fwd.scale);
         // A unit is one (sequence, kv head): it owns that head's ∂k, ∂v and its query heads' ∂q.
         for_chunks(n.b * n.groups, n.work(5), |units| {
             let mut probs = vec![0f32; BLOCK.min(n.t) * n.s];
@@ -269,8 +268,7 @@ impl CustomOp3 for CausalAttentionGrad {
                         let (qb, gb) = (MatRef::strided(&q[qa..], m, d, qw), MatRef::strided(&go[qa..], m, d, qw));
                         let (kb, vb) = (MatRef::strided(&k[kv..], keys, d, kw), MatRef::strided(&v[kv..], keys, d, kw));
                         let (p, ds) = (&mut probs[..m * keys], &mut dprobs[..m * keys]);
-                        matmul(MatMut::rows(p, m, keys), qb, kb.t(), scale, false);
-                        rows::softmax(p, keys, block.first_keys);
+                        fwd.probabilities(p, qb, kb, &block);
                         matmul(MatMut::rows(ds, m, keys), gb, vb.t(), 1.0, false);
                         rows::softmax_grad(p, ds, keys);
                         let (p, ds) = (MatRef::rows(p, m, keys), MatRef::rows(ds, m, keys));

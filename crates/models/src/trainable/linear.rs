@@ -10,7 +10,7 @@
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
-use crate::parallel::{for_chunks, Fresh};
+use crate::parallel::{Fresh, Parts};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x Wᵀ` for packed rows `x: [N, in]` and a weight `w: [out, in]`: `[N, out]`. Backward:
@@ -143,11 +143,8 @@ impl Product {
         // or written by gemm (depth k > 0, no accumulation) — so it is never zeroed first.
         let mut out = Fresh::new(m * n);
         let dst = out.shared();
-        // One part per thread: each gemm call packs (re-lays out) the whole of `b`, so fewer,
-        // larger calls are faster than finely balanced small ones.
-        let rows_per = m.div_ceil(candle_core::utils::get_num_threads().max(1)).max(1);
-        for_chunks(m.div_ceil(rows_per), m * n * k, |parts| {
-            let rows = parts.start * rows_per..(parts.end * rows_per).min(m);
+        // One part per thread: each gemm call packs (re-lays out) the whole of `b`.
+        Parts::per_thread(m).run(m * n * k, |_, rows| {
             let at = rows.start * n;
             if let Some(base) = base {
                 let from = &base[at..at + rows.len() * n];

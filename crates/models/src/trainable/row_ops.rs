@@ -5,7 +5,7 @@
 //! every training step. Devices other than the CPU take those plain ops.
 
 use super::vmath::exp;
-use crate::parallel::{for_chunks, Fresh};
+use crate::parallel::{for_chunks, Fresh, Parts};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// The f32 data of a contiguous CPU input of kernel `op`.
@@ -71,9 +71,10 @@ impl CustomOp2 for RmsNorm {
         let flat = x.apply_op3_no_bwd(w, &g.contiguous()?, &RmsNormGrad { eps: self.eps, weight_grad })?;
         let (len, n) = (x.elem_count(), w.elem_count());
         let dx = flat.narrow(0, 0, len)?.reshape(x.shape())?;
-        let dw = match weight_grad {
-            true => Some(flat.narrow(0, len, flat.elem_count() - len)?.reshape(((), n))?.sum(0)?.reshape(w.shape())?),
-            false => None,
+        let dw = if weight_grad {
+            Some(flat.narrow(0, len, flat.elem_count() - len)?.reshape(((), n))?.sum(0)?.reshape(w.shape())?)
+        } else {
+            None
         };
         Ok((Some(dx), dw))
     }
@@ -103,37 +104,32 @@ impl CustomOp3 for RmsNormGrad {
         let (x, w, g) =
             (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?, f32_slice(gs, gl, self.name())?);
         let (n, len) = (w.len(), x.len());
-        let rows = len / n.max(1);
         // One part per thread, each with its own ∂w partial sum (summed by the caller).
-        let rows_per = rows.div_ceil(candle_core::utils::get_num_threads().max(1)).max(1);
-        let parts = rows.div_ceil(rows_per);
-        let partials = if self.weight_grad { parts * n } else { 0 };
+        let parts = Parts::per_thread(len / n.max(1));
+        let partials = if self.weight_grad { parts.count() * n } else { 0 };
         let mut out = Fresh::new(len + partials);
         let dst = out.shared();
-        for_chunks(parts, len * 8, |chunk| {
-            for part in chunk {
-                let mut dw = vec![0f32; if self.weight_grad { n } else { 0 }];
-                for r in part * rows_per..((part + 1) * rows_per).min(rows) {
-                    let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
-                    let inv = inv_rms(xr, self.eps);
-                    // SAFETY: row r of ∂x belongs to this part only.
-                    let dx = unsafe { dst.slots(r * n, n) };
-                    // mean(w∘g∘x̂), with x̂ = x · inv.
-                    let mean =
-                        xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
-                    for (((d, xi), gi), wi) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
-                        d.write((wi * gi - xi * inv * mean) * inv);
-                    }
-                    for ((acc, xi), gi) in dw.iter_mut().zip(xr).zip(gr) {
-                        *acc += gi * xi * inv;
-                    }
+        parts.run(len * 8, |part, rows| {
+            let mut dw = vec![0f32; if self.weight_grad { n } else { 0 }];
+            for r in rows {
+                let (xr, gr) = (&x[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
+                let inv = inv_rms(xr, self.eps);
+                // SAFETY: row r of ∂x belongs to this part only.
+                let dx = unsafe { dst.slots(r * n, n) };
+                // mean(w∘g∘x̂), with x̂ = x · inv.
+                let mean = xr.iter().zip(gr).zip(w).map(|((xi, gi), wi)| wi * gi * xi).sum::<f32>() * inv / n as f32;
+                for (((d, xi), gi), wi) in dx.iter_mut().zip(xr).zip(gr).zip(w) {
+                    d.write((wi * gi - xi * inv * mean) * inv);
                 }
-                if self.weight_grad {
-                    // SAFETY: partial row `part` belongs to this part only.
-                    let slots = unsafe { dst.slots(len + part * n, n) };
-                    for (s, &v) in slots.iter_mut().zip(&dw) {
-                        s.write(v);
-                    }
+                for ((acc, xi), gi) in dw.iter_mut().zip(xr).zip(gr) {
+                    *acc += gi * xi * inv;
+                }
+            }
+            if self.weight_grad {
+                // SAFETY: partial row `part` belongs to this part only.
+                let slots = unsafe { dst.slots(len + part * n, n) };
+                for (s, &v) in slots.iter_mut().zip(&dw) {
+                    s.write(v);
                 }
             }
         });
@@ -397,14 +393,17 @@ impl CustomOp2 for TargetLogprobs {
         Ok((CpuStorage::F32(unsafe { out.into_vec() }), Shape::from(targets.len())))
     }
 
-    fn bwd(&self, z: &Tensor, targets: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let scaled = (g.contiguous()? / self.temperature as f64)?;
+    fn bwd(&self, z: &Tensor, targets: &Tensor, y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // The forward output gives each row's log-partition back, so no second pass over z.
+        let g_and_y = Tensor::stack(&[(g / self.temperature as f64)?, y.clone()], 0)?;
         let op = TargetLogprobsGrad { temperature: self.temperature };
-        Ok((Some(z.apply_op3_no_bwd(targets, &scaled, &op)?), None))
+        Ok((Some(z.apply_op3_no_bwd(targets, &g_and_y, &op)?), None))
     }
 }
 
-/// `TargetLogprobs`' backward: input 3 is `g / T` per row.
+/// `TargetLogprobs`' backward: input 3 is `[g / T; y]` stacked, `y` the forward's log-probs. Each
+/// row's log-partition `L = log Σ_j e^{z_j/T}` is `z_target / T − y`, so
+/// `∂z_j = (g / T) · (1[j = target] − e^{z_j/T − L})`.
 struct TargetLogprobsGrad {
     temperature: f32,
 }
@@ -424,24 +423,27 @@ impl CustomOp3 for TargetLogprobsGrad {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (z, targets, v) = rows_and_targets(zs, zl, ts, tl, self.name())?;
-        let g = f32_slice(gs, gl, self.name())?;
-        if g.len() != targets.len() {
-            candle_core::bail!("{}: {} gradients for {} rows", self.name(), g.len(), targets.len());
+        let n = targets.len();
+        let g_and_y = f32_slice(gs, gl, self.name())?;
+        if g_and_y.len() != 2 * n {
+            candle_core::bail!("{}: {} gradients and log-probs for {n} rows", self.name(), g_and_y.len());
         }
+        let (g, y) = g_and_y.split_at(n);
         let temp = self.temperature;
         let mut out = Fresh::new(z.len());
         let dst = out.shared();
-        for_chunks(targets.len(), z.len() * 6, |rows| {
+        for_chunks(n, z.len() * 4, |rows| {
             for r in rows {
                 let row = &z[r * v..(r + 1) * v];
-                let (max, lse) = log_partition(row, temp);
+                let t = targets[r] as usize;
+                let partition = row[t] / temp - y[r];
                 // SAFETY: row r of the output belongs to this iteration only.
                 let dz = unsafe { dst.slots(r * v, v) };
                 for (d, &x) in dz.iter_mut().zip(row) {
-                    d.write(-g[r] * exp((x - max) / temp - lse));
+                    d.write(-g[r] * exp(x / temp - partition));
                 }
-                // SAFETY: as above; entry `target` of row r was just written.
-                unsafe { *dz[targets[r] as usize].assume_init_mut() += g[r] };
+                // SAFETY: as above; entry `t` of row r was just written.
+                unsafe { *dz[t].assume_init_mut() += g[r] };
             }
         });
         // SAFETY: the rows cover the output.
