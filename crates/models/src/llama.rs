@@ -37,6 +37,10 @@ impl Arch {
 }
 
 /// Gemma 3 alternates 5 sliding-window layers with 1 global one.
+/// The optional table of previous-token embeddings (`LmConfig::prev_token`): `[vocab + 1,
+/// hidden]`, row `vocab` for "no previous token". kaizen's own from-scratch models have it.
+pub const PREV_TOKEN_EMBD: &str = "token_embd_prev.weight";
+
 const GEMMA3_SWA_PATTERN: usize = 6;
 /// RoPE base of Gemma 3's sliding-window layers (the file's base is for the global ones).
 const GEMMA3_LOCAL_ROPE_THETA: f32 = 10_000.0;
@@ -239,6 +243,9 @@ pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     /// Valid positions of each row; empty until the first forward fixes the number of rows.
     lens: Vec<usize>,
+    /// Each row's last token (`None` while empty), kept for models with previous-token
+    /// embeddings: the first new token's input needs it.
+    last: Vec<Option<u32>>,
     capacity_hint: usize,
 }
 
@@ -247,17 +254,17 @@ impl Clone for KvCache {
     fn clone(&self) -> Self {
         let layers =
             self.layers.iter().map(|l| l.as_ref().and_then(|(k, v)| Some((k.copy().ok()?, v.copy().ok()?)))).collect();
-        KvCache { layers, lens: self.lens.clone(), capacity_hint: self.capacity_hint }
+        KvCache { layers, lens: self.lens.clone(), last: self.last.clone(), capacity_hint: self.capacity_hint }
     }
 }
 
 impl KvCache {
     pub fn new(n_layer: usize) -> Self {
-        KvCache { layers: vec![None; n_layer], lens: Vec::new(), capacity_hint: 256 }
+        KvCache { layers: vec![None; n_layer], lens: Vec::new(), last: Vec::new(), capacity_hint: 256 }
     }
     /// A cache of `rows` independent sequences, all empty.
     pub fn with_rows(n_layer: usize, rows: usize) -> Self {
-        KvCache { lens: vec![0; rows], ..Self::new(n_layer) }
+        KvCache { lens: vec![0; rows], last: vec![None; rows], ..Self::new(n_layer) }
     }
     pub fn rows(&self) -> usize {
         self.lens.len()
@@ -278,6 +285,9 @@ impl KvCache {
         if let Some(l) = self.lens.get_mut(row) {
             *l = 0;
         }
+        if let Some(t) = self.last.get_mut(row) {
+            *t = None;
+        }
     }
     /// Reserve room for this many positions when buffers are first made.
     pub fn reserve(&mut self, positions: usize) {
@@ -291,6 +301,7 @@ impl KvCache {
         }
         let mut c = self.map_buffers(|t| t.repeat((n, 1, 1, 1)))?;
         c.lens = vec![self.lens[0]; n];
+        c.last = vec![self.last[0]; n];
         Ok(c)
     }
     /// Keeps only the batch rows in `rows` (drops finished continuations).
@@ -303,6 +314,7 @@ impl KvCache {
             _ => self.clone(),
         };
         c.lens = rows.iter().map(|&r| self.row_len(r as usize)).collect();
+        c.last = rows.iter().map(|&r| self.last.get(r as usize).copied().flatten()).collect();
         Ok(c)
     }
     fn map_buffers(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<KvCache> {
@@ -314,7 +326,7 @@ impl KvCache {
                 None => Ok(None),
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(KvCache { layers, lens: self.lens.clone(), capacity_hint: self.capacity_hint })
+        Ok(KvCache { layers, lens: self.lens.clone(), last: self.last.clone(), capacity_hint: self.capacity_hint })
     }
 
     /// Writes `k, v` (`[b, kv_heads, s, hd]`) of batch item `i` into row `rows[i]` at that
@@ -399,6 +411,8 @@ impl candle_core::InplaceOp2 for WriteRows<'_> {
 pub struct LlamaModel {
     pub cfg: LlamaConfig,
     embed: Tensor,
+    /// `PREV_TOKEN_EMBD`, where the file has it.
+    prev_embed: Option<Tensor>,
     blocks: Vec<Block>,
     norm: RmsNorm,
     lm_head: Weight,
@@ -495,6 +509,13 @@ impl LlamaModel {
 
         let embed_q = tensor("token_embd.weight")?;
         let embed = embed_q.dequantize(device).map_err(err)?;
+        let prev_embed = if g.has_tensor(PREV_TOKEN_EMBD) { Some(f32_of(PREV_TOKEN_EMBD)?) } else { None };
+        if let Some(p) = &prev_embed {
+            if p.dims() != [cfg.vocab_size + 1, cfg.hidden] {
+                let reason = format!("{PREV_TOKEN_EMBD} has shape {:?}, expected [vocab + 1, hidden]", p.dims());
+                return Err(GgufError::Corrupt { path: g.path.clone(), reason });
+            }
+        }
         let lm_head = if g.has_tensor("output.weight") { matmul(tensor("output.weight")?)? } else { matmul(embed_q)? };
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -524,6 +545,7 @@ impl LlamaModel {
             norm: norm("output_norm.weight")?,
             cfg,
             embed,
+            prev_embed,
             blocks,
             lm_head,
             cos,
@@ -548,6 +570,7 @@ impl LlamaModel {
         let b = ids.dim(0)?;
         if cache.lens.is_empty() {
             cache.lens = vec![0; b];
+            cache.last = vec![None; b];
         }
         if cache.rows() != b {
             candle_core::bail!("a batch of {b} sequences on a cache of {} rows", cache.rows());
@@ -582,6 +605,9 @@ impl LlamaModel {
             candle_core::bail!("sequence of {} tokens exceeds the context window of {}", pos + s, self.cfg.context_len);
         }
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, self.cfg.hidden))?;
+        if let Some(table) = &self.prev_embed {
+            x = (x + self.prev_token_inputs(table, ids, rows, cache)?)?;
+        }
         if self.cfg.arch == Arch::Gemma3 {
             x = (x * (self.cfg.hidden as f64).sqrt())?;
         }
@@ -637,6 +663,28 @@ impl LlamaModel {
             Logits::Last => logits.squeeze(1),
             _ => Ok(logits),
         }
+    }
+
+    /// `E_prev[previous token]` of every input position `[b, s, hidden]`: the row's last
+    /// token before this call's first, then this call's own. Records each row's new last token.
+    fn prev_token_inputs(
+        &self,
+        table: &Tensor,
+        ids: &Tensor,
+        rows: &[usize],
+        cache: &mut KvCache,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let none = self.cfg.vocab_size as u32;
+        let ids = ids.to_vec2::<u32>()?;
+        cache.last.resize(cache.lens.len(), None);
+        let mut prev = Vec::with_capacity(b * s);
+        for (row, &r) in ids.iter().zip(rows) {
+            prev.push(cache.last[r].unwrap_or(none));
+            prev.extend_from_slice(&row[..row.len().saturating_sub(1)]);
+            cache.last[r] = row.last().copied();
+        }
+        table.index_select(&Tensor::new(prev.as_slice(), &self.device)?, 0)?.reshape((b, s, self.cfg.hidden))
     }
 
     fn attention(

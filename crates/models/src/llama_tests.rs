@@ -9,7 +9,7 @@ fn kv(vals: &[f32]) -> Tensor {
 
 #[test]
 fn cache_appends_in_place_grows_and_clones_deeply() {
-    let mut c = KvCache { layers: vec![None], lens: vec![0], capacity_hint: 2 };
+    let mut c = KvCache { layers: vec![None], lens: vec![0], last: vec![None], capacity_hint: 2 };
     let put = |c: &mut KvCache, vals: &[f32]| {
         let (k, _) = c.write(0, &kv(vals), &kv(&vec![0.; vals.len()]), &[0]).unwrap();
         c.advance(&[0], vals.len() / 2);

@@ -56,6 +56,10 @@ pub struct PolicySection {
     pub heads: usize,
     /// Longest episode in tokens (the env's prompt with tool schemas is ~1,400 bytes).
     pub context: usize,
+    /// `tiny` only: add an embedding of each position's previous token to its input, so that
+    /// copying from the prompt is learnt without the long, seed-dependent plateau
+    /// (`LmConfig::prev_token`).
+    pub prev_token: bool,
     /// LoRA adapters for a pretrained model (required for one, refused for `tiny`).
     pub lora: Option<LoraSection>,
 }
@@ -167,7 +171,15 @@ impl Default for Recipe {
 
 impl Default for PolicySection {
     fn default() -> Self {
-        PolicySection { model: TINY.into(), layers: 2, width: 64, heads: 4, context: 2048, lora: None }
+        PolicySection {
+            model: TINY.into(),
+            layers: 2,
+            width: 64,
+            heads: 4,
+            context: 2048,
+            prev_token: false,
+            lora: None,
+        }
     }
 }
 
@@ -271,6 +283,9 @@ impl Recipe {
                 return Err("policy.lora: adapters are for a pretrained policy.model; tiny trains every weight".into())
             }
             (TINY, None) => {}
+            (name, _) if self.policy.prev_token => {
+                return Err(format!("policy.prev_token: only for {TINY} (a pretrained '{name}' has no such table)"))
+            }
             (name, lora) => {
                 let installed: Vec<String> = kaizen_models::home::model_files()
                     .into_iter()

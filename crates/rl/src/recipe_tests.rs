@@ -38,6 +38,8 @@ fn pretrained_policies_train_through_lora_and_bad_lora_fields_are_named() {
     assert!(e.contains("policy.model") && e.contains("tiny"), "{e}");
     let e = Recipe::parse("[policy.lora]\nrank = 4\n").unwrap_err();
     assert!(e.contains("policy.lora") && e.contains("tiny"), "{e}");
+    let e = Recipe::parse("[policy]\nmodel = \"smollm2\"\nprev_token = true\n[policy.lora]\n").unwrap_err();
+    assert!(e.contains("policy.prev_token") && e.contains("tiny"), "{e}");
     let e = Recipe::parse("[policy.lora]\nrnak = 4\n").unwrap_err();
     assert!(e.contains("rnak") && e.contains("rank"), "{e}");
 }

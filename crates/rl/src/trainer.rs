@@ -79,7 +79,10 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
     let p = &recipe.policy;
     let dev = Device::Cpu;
     match (p.model.as_str(), &p.lora) {
-        (TINY, _) => Ok(TrainableLm::new(LmConfig::bytes(p.layers, p.width, p.heads, p.context), &dev, recipe.seed)?),
+        (TINY, _) => {
+            let cfg = LmConfig { prev_token: p.prev_token, ..LmConfig::bytes(p.layers, p.width, p.heads, p.context) };
+            Ok(TrainableLm::new(cfg, &dev, recipe.seed)?)
+        }
         (name, Some(lora)) => {
             let path = kaizen_models::home::gguf_path(name)?;
             TrainableLm::with_lora(&path, lora.config(), p.context, &dev, recipe.seed)

@@ -23,6 +23,7 @@ use super::linear::{linear, linear_add};
 use super::lora::{self, LoraConfig};
 use super::row_ops::{rms_norm, rope_i, swiglu, target_logprobs};
 use crate::chat_template::CHATML;
+use crate::llama::PREV_TOKEN_EMBD;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
@@ -46,6 +47,15 @@ pub struct LmConfig {
     pub context: usize,
     pub rope_base: f32,
     pub eps: f32,
+    /// A second embedding table indexed by each position's *previous* token, added to the
+    /// token embedding (`x_t = E[tok_t] + E_prev[tok_{t−1}]`; row `vocab` stands for "no
+    /// previous token"). It hands the first layer the bigram a copy needs: a head can match
+    /// the current token against the key position's previous token and copy what followed —
+    /// an induction head in one layer. Without it, copying waits for a previous-token head to
+    /// form, a plateau whose length varies by thousands of steps with the seed (the smeared
+    /// keys of Olsson et al. 2022, "In-context learning and induction heads", at the input).
+    #[serde(default)]
+    pub prev_token: bool,
 }
 
 impl LmConfig {
@@ -61,6 +71,7 @@ impl LmConfig {
             context,
             rope_base: 10_000.0,
             eps: 1e-5,
+            prev_token: false,
         }
     }
 
@@ -86,7 +97,8 @@ impl LmConfig {
     pub fn parameters(&self) -> usize {
         let (w, l) = (self.width, self.layers);
         let kv = self.kv_heads * self.head_dim();
-        self.vocab * w + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * self.ffn) + w
+        let prev = if self.prev_token { (self.vocab + 1) * w } else { 0 };
+        self.vocab * w + prev + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * self.ffn) + w
     }
 
     /// Every weight's GGUF name and shape `[out, in]` (norms `[w]`).
@@ -94,6 +106,9 @@ impl LmConfig {
         let (w, f, kv) = (self.width, self.ffn, self.kv_heads * self.head_dim());
         let mut out =
             vec![("token_embd.weight".to_string(), vec![self.vocab, w]), ("output_norm.weight".into(), vec![w])];
+        if self.prev_token {
+            out.push((PREV_TOKEN_EMBD.into(), vec![self.vocab + 1, w]));
+        }
         for l in 0..self.layers {
             for (module, shape) in [
                 ("attn_norm", vec![w]),
@@ -250,6 +265,7 @@ impl TrainableLm {
             context: context.map_or(lc.context_len, |c| c.min(lc.context_len)),
             rope_base: lc.rope_theta,
             eps: lc.rms_eps as f32,
+            prev_token: g.has_tensor(PREV_TOKEN_EMBD),
         })
     }
 
@@ -366,7 +382,7 @@ impl TrainableLm {
     /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (x, _) = self.blocks(ids, None)?;
+        let (x, _) = self.blocks(ids, None, None)?;
         self.logits(&x)?.reshape((b, t, self.cfg.vocab))
     }
 
@@ -376,13 +392,32 @@ impl TrainableLm {
         linear(&rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?, &out)
     }
 
+    /// Packed input rows `[B·T, w]` of ids `[B, T]` whose first column follows token `before`
+    /// (`None`: at the start of the sequence): the token embedding, plus the previous token's
+    /// (`LmConfig::prev_token`).
+    fn embed(&self, ids: &Tensor, before: Option<u32>) -> Result<Tensor> {
+        let x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?;
+        let (b, t) = ids.dims2()?;
+        if !self.cfg.prev_token || t == 0 {
+            return Ok(x);
+        }
+        let first = Tensor::full(before.unwrap_or(self.cfg.vocab as u32), (b, 1), ids.device())?;
+        let prev = Tensor::cat(&[&first, &ids.narrow(1, 0, t - 1)?], 1)?;
+        x + self.get(PREV_TOKEN_EMBD)?.embedding(&prev.flatten_all()?)?
+    }
+
     /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
-    /// `[P, kv_heads·hd]` every row attends to). Returns the last hidden states and this call's
+    /// `[P, kv_heads·hd]` every row attends to; `before` is its last token). Returns the last hidden states and this call's
     /// own keys and values per layer, all packed one row per token: `[B·T, w]`,
     /// `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as the projections
     /// make them) keep the autograd graph to the ops that compute: every reshape or transpose
     /// in it would cost a gradient-sized copy and sum in the backward pass.
-    fn blocks(&self, ids: &Tensor, prefix: Option<&[(Tensor, Tensor)]>) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
+    fn blocks(
+        &self,
+        ids: &Tensor,
+        prefix: Option<&[(Tensor, Tensor)]>,
+        before: Option<u32>,
+    ) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
         let (b, t) = ids.dims2()?;
         let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(0)).transpose()?.unwrap_or(0);
         if p + t > self.cfg.context {
@@ -390,7 +425,7 @@ impl TrainableLm {
         }
         let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
         let hd = w / h;
-        let mut x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?;
+        let mut x = self.embed(ids, before)?;
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let mut own = Vec::with_capacity(self.cfg.layers);
@@ -428,7 +463,7 @@ impl TrainableLm {
     /// temperature `T` (`log softmax(logits / T)`), with gradients.
     pub fn token_logprobs(&self, ids: &Tensor, temperature: f32) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None)?;
+        let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None, None)?;
         let targets = ids.narrow(1, 1, t - 1)?.flatten_all()?;
         target_logprobs(&self.logits(&x)?, &targets, temperature)?.reshape((b, t - 1))
     }
@@ -444,11 +479,13 @@ impl TrainableLm {
             return self.token_logprobs(ids, temperature);
         }
         let vocab = self.cfg.vocab;
-        let (xp, kv) = self.blocks(&ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?, None)?;
+        let prompt = ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?;
+        let (xp, kv) = self.blocks(&prompt, None, None)?;
         // Logits at shared−1 … t−2 predict tokens shared … t−1.
         let last = self.logits(&xp.narrow(0, shared - 1, 1)?)?.unsqueeze(0)?.broadcast_as((b, 1, vocab))?;
         let rest = ids.narrow(1, shared, t - shared)?;
-        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv))?;
+        let before = prompt.narrow(1, shared - 1, 1)?.flatten_all()?.to_vec1::<u32>()?.first().copied();
+        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv), before)?;
         let own = self.logits(&xs)?.reshape((b, t - shared - 1, vocab))?;
         let logits = Tensor::cat(&[&last, &own], 1)?.reshape((b * (t - shared), vocab))?;
         let lp = target_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;

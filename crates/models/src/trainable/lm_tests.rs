@@ -10,6 +10,11 @@ fn cfg() -> LmConfig {
     LmConfig::bytes(2, 64, 4, 64)
 }
 
+/// `cfg` with previous-token embeddings.
+fn prev_cfg() -> LmConfig {
+    LmConfig { prev_token: true, ..cfg() }
+}
+
 /// Byte `b` is token `5 + b` in `byte_vocab`.
 fn ids(rows: &[&str]) -> Tensor {
     let seqs: Vec<Vec<u32>> = rows.iter().map(|r| r.bytes().map(|b| 5 + b as u32).collect()).collect();
@@ -24,9 +29,13 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn parameter_count_matches_the_variables() {
+    for c in [cfg(), prev_cfg()] {
+        let m = TrainableLm::new(c, &Device::Cpu, 0).unwrap();
+        let total: usize = m.vars().all_vars().iter().map(|v| v.elem_count()).sum();
+        assert_eq!(total, c.parameters());
+    }
+    assert_eq!(prev_cfg().parameters() - cfg().parameters(), (cfg().vocab + 1) * 64);
     let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
-    let total: usize = m.vars().all_vars().iter().map(|v| v.elem_count()).sum();
-    assert_eq!(total, cfg().parameters());
     // Seeded: the same seed gives the same model, another seed another one.
     let x = ids(&["seeded"]);
     let same = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap().forward(&x).unwrap();
@@ -80,10 +89,16 @@ fn learns_a_small_corpus() {
 
 #[test]
 fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
-    let dir = std::env::temp_dir().join(format!("kaizen-tiny-{}", std::process::id()));
+    for (name, c) in [("plain", cfg()), ("prev-token", prev_cfg())] {
+        runs_in_the_inference_runtime(name, c);
+    }
+}
+
+fn runs_in_the_inference_runtime(name: &str, c: LmConfig) {
+    let dir = std::env::temp_dir().join(format!("kaizen-tiny-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny.gguf");
-    let m = TrainableLm::new(cfg(), &Device::Cpu, 0).unwrap();
+    let m = TrainableLm::new(c, &Device::Cpu, 0).unwrap();
     m.write_gguf(&path, GgmlDType::F32).unwrap();
 
     let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
@@ -97,21 +112,43 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
     let mut cache = llm.model.new_cache();
     let served = llm.model.forward(&x, &mut cache, Logits::All).unwrap();
     let trained = m.forward(&x).unwrap();
-    assert!(max_diff(&served, &trained) < 1e-4, "{}", max_diff(&served, &trained));
+    assert!(max_diff(&served, &trained) < 1e-4, "{name}: {}", max_diff(&served, &trained));
+    // Token by token through the cache (each step's input needs the token before it), and on
+    // two rows repeated from one prefill.
+    let n = toks.len();
+    let mut cache = llm.model.new_cache();
+    let head = Tensor::new(&toks[..n - 3], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    llm.model.forward(&head, &mut cache, Logits::Last).unwrap();
+    let mut two = cache.repeat_batch(2).unwrap();
+    for (i, &tok) in toks.iter().enumerate().skip(n - 3) {
+        let one = Tensor::new(&[tok], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let step = llm.model.forward(&one, &mut cache, Logits::Last).unwrap();
+        let want = trained.narrow(1, i, 1).unwrap().squeeze(1).unwrap();
+        assert!(max_diff(&step, &want) < 1e-4, "{name}: decode at {i}: {}", max_diff(&step, &want));
+        let pair = Tensor::new(&[[tok], [tok]], &Device::Cpu).unwrap();
+        let rows = llm.model.forward(&pair, &mut two, Logits::Last).unwrap();
+        assert!(max_diff(&rows.narrow(0, 1, 1).unwrap(), &want) < 1e-4, "{name}: repeated row at {i}");
+    }
     // And it samples through the normal path.
     let params = kaizen_core::SamplingParams { max_tokens: 8, temperature: 1.0, seed: 1, ..Default::default() };
     let out = llm.generate(&toks, &params, &mut |_| true).unwrap();
     assert_eq!(out[0].token_ids.len(), out[0].logprobs.len());
     // Loading the file back for training gives the same model.
     let back = TrainableLm::load_gguf(&path, &Device::Cpu).unwrap();
-    assert_eq!(back.cfg, m.cfg);
+    assert_eq!(back.cfg, m.cfg, "{name}");
     assert_eq!(max_diff(&back.forward(&x).unwrap(), &trained), 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
-    let m = TrainableLm::new(cfg(), &Device::Cpu, 3).unwrap();
+    for c in [cfg(), prev_cfg()] {
+        shares_a_prefix(c);
+    }
+}
+
+fn shares_a_prefix(c: LmConfig) {
+    let m = TrainableLm::new(c, &Device::Cpu, 3).unwrap();
     let batch = ids(&["The prompt: 17*23=391", "The prompt: 12+30=042", "The prompt: 99*99=981"]);
     let shared = "The prompt: ".len();
     let full = m.token_logprobs(&batch, 0.7).unwrap();
@@ -124,14 +161,21 @@ fn a_shared_prefix_gives_the_same_logprobs_and_gradients() {
         0.0
     );
     // Gradients of a loss on the tail agree, including for weights the prefix path uses.
-    let grad = |lp: &Tensor| {
-        let g = tail(lp).sum_all().unwrap().backward().unwrap();
-        let w = m.get("blk.0.attn_k.weight").unwrap();
-        g.get(&w).unwrap().clone()
-    };
-    let (a, b) = (grad(&full), grad(&fast));
-    let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(max_diff(&a, &b) < 1e-4 * scale.max(1.0), "{} vs scale {scale}", max_diff(&a, &b));
+    let mut weights = vec!["blk.0.attn_k.weight"];
+    if c.prev_token {
+        // Its row for the shared part's last token reaches the first row after it.
+        weights.push(PREV_TOKEN_EMBD);
+    }
+    for name in weights {
+        let grad = |lp: &Tensor| {
+            let g = tail(lp).sum_all().unwrap().backward().unwrap();
+            g.get(&m.get(name).unwrap()).unwrap().clone()
+        };
+        let (a, b) = (grad(&full), grad(&fast));
+        let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(scale > 0.0, "{name}: no gradient");
+        assert!(max_diff(&a, &b) < 1e-4 * scale.max(1.0), "{name}: {} vs scale {scale}", max_diff(&a, &b));
+    }
     // Rows that end one token after the shared part: the rest of the blocks sees zero tokens.
     let batch = ids(&["The prompt: 1", "The prompt: 2"]);
     let n = batch.dim(1).unwrap();
