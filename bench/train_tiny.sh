@@ -4,7 +4,8 @@
 # frozen base. Identical model config and batch, forward + next-token loss + backward + AdamW,
 # same thread count, in the same run. PyTorch comes from PyPI into a throwaway venv under
 # $KAIZEN_HOME (a one-time download of ~3 GB: the PyPI wheel pulls CUDA libraries even for CPU
-# use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps, --lora-rank)
+# use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps, --lora-rank,
+# --prev-token)
 # go to kaizen; PyTorch gets the model sizes kaizen reports, so the two cannot differ.
 #
 #   bash bench/train_tiny.sh --threads 2 --context 256 --batch 8
@@ -33,7 +34,7 @@ peer_args=$(python3 - "$kaizen_json" <<'PY'
 import json, sys
 k = json.loads(sys.argv[1])
 keys = ["layers", "width", "heads", "kv_heads", "ffn", "vocab", "context", "batch", "steps", "lora_rank", "rope_base"]
-print(" ".join(f"--{key.replace('_', '-')} {k[key]}" for key in keys))
+print(" ".join(f"--{key.replace('_', '-')} {k[key]}" for key in keys), f"--prev-token {int(k['prev_token'])}")
 PY
 )
 # shellcheck disable=SC2086
@@ -44,6 +45,7 @@ k, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 for key in ("parameters", "trainable_parameters"):
     assert k[key] == t[key], f"configs differ: {key} {k[key]} vs {t[key]}"
 what = "tiny transformer" if k["lora_rank"] == 0 else f"SmolLM2-135M + LoRA rank {k['lora_rank']}"
+what += " with previous-token embeddings" if k["prev_token"] else ""
 print(f"{what}: {k['layers']} layers x {k['width']} wide, {k['heads']}/{k['kv_heads']} heads, {k['parameters']} parameters "
       f"({k['trainable_parameters']} trained); batch {k['batch']} x {k['context']} tokens, {k['steps']} timed steps")
 print(f"{'trainer':<28} {'tokens/s':>10} {'ms/step':>10}")

@@ -69,9 +69,12 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, vocab, layers, w, h, kvh, ffn, context, rope_base):
+    def __init__(self, vocab, layers, w, h, kvh, ffn, context, rope_base, prev_token):
         super().__init__()
         self.embed = nn.Parameter(torch.randn(vocab, w) * 0.02)
+        # kaizen's policy.prev_token: an embedding of each position's previous token (row
+        # `vocab`: none) added to the input.
+        self.prev = nn.Parameter(torch.randn(vocab + 1, w) * 0.02) if prev_token else None
         self.blocks = nn.ModuleList(Block(w, h, kvh, ffn) for _ in range(layers))
         self.norm = RMSNorm(w)
         hd = w // h
@@ -83,6 +86,9 @@ class Llama(nn.Module):
     def forward(self, ids):
         t = ids.shape[1]
         x = self.embed[ids]
+        if self.prev is not None:
+            before = torch.full_like(ids[:, :1], self.embed.shape[0])
+            x = x + self.prev[torch.cat([before, ids[:, :-1]], dim=1)]
         for b in self.blocks:
             x = b(x, self.cos[:t], self.sin[:t])
         return self.norm(x) @ self.embed.t()
@@ -94,11 +100,12 @@ def main():
                           ("context", 256), ("batch", 8), ("steps", 10), ("threads", 2), ("lora-rank", 0)]:
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--rope-base", type=float, default=10000.0)
+    p.add_argument("--prev-token", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Llama(a.vocab, a.layers, a.width, a.heads, a.kv_heads or a.heads, a.ffn or 4 * a.width, a.context,
-                  a.rope_base)
+                  a.rope_base, bool(a.prev_token))
     base = sum(p.numel() for p in model.parameters())
     if a.lora_rank:
         model.requires_grad_(False)

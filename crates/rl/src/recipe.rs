@@ -56,10 +56,10 @@ pub struct PolicySection {
     pub heads: usize,
     /// Longest episode in tokens (the env's prompt with tool schemas is ~1,400 bytes).
     pub context: usize,
-    /// `tiny` only: add an embedding of each position's previous token to its input, so that
-    /// copying from the prompt is learnt without the long, seed-dependent plateau
-    /// (`LmConfig::prev_token`).
-    pub prev_token: bool,
+    /// `tiny` only (default `true` for it): add an embedding of each position's previous token
+    /// to its input, so that copying from the prompt is learnt without the long,
+    /// seed-dependent plateau (`LmConfig::prev_token`).
+    pub prev_token: Option<bool>,
     /// LoRA adapters for a pretrained model (required for one, refused for `tiny`).
     pub lora: Option<LoraSection>,
 }
@@ -177,7 +177,7 @@ impl Default for PolicySection {
             width: 64,
             heads: 4,
             context: 2048,
-            prev_token: false,
+            prev_token: None,
             lora: None,
         }
     }
@@ -283,7 +283,7 @@ impl Recipe {
                 return Err("policy.lora: adapters are for a pretrained policy.model; tiny trains every weight".into())
             }
             (TINY, None) => {}
-            (name, _) if self.policy.prev_token => {
+            (name, _) if self.policy.prev_token == Some(true) => {
                 return Err(format!("policy.prev_token: only for {TINY} (a pretrained '{name}' has no such table)"))
             }
             (name, lora) => {

@@ -80,7 +80,8 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
     let dev = Device::Cpu;
     match (p.model.as_str(), &p.lora) {
         (TINY, _) => {
-            let cfg = LmConfig { prev_token: p.prev_token, ..LmConfig::bytes(p.layers, p.width, p.heads, p.context) };
+            let prev_token = p.prev_token.unwrap_or(true);
+            let cfg = LmConfig { prev_token, ..LmConfig::bytes(p.layers, p.width, p.heads, p.context) };
             Ok(TrainableLm::new(cfg, &dev, recipe.seed)?)
         }
         (name, Some(lora)) => {

@@ -22,3 +22,13 @@ fn the_task_streams_never_meet() {
         }
     }
 }
+
+#[test]
+fn tiny_policies_have_previous_token_embeddings_unless_turned_off() {
+    let small = "[policy]\nlayers = 1\nwidth = 16\nheads = 2\ncontext = 32\n";
+    let on = initial_policy(&Recipe::parse(small).unwrap()).unwrap();
+    assert!(on.cfg.prev_token);
+    let off = initial_policy(&Recipe::parse(&format!("{small}prev_token = false\n")).unwrap()).unwrap();
+    assert!(!off.cfg.prev_token);
+    assert_eq!(on.cfg.parameters() - off.cfg.parameters(), (on.cfg.vocab + 1) * 16);
+}

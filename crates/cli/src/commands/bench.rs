@@ -71,6 +71,9 @@ pub struct TrainArgs {
     /// --layers/--width/--heads.
     #[arg(long, default_value_t = 0)]
     lora_rank: usize,
+    /// The tiny model with previous-token embeddings (the recipes' `policy.prev_token`).
+    #[arg(long)]
+    prev_token: bool,
     #[arg(long)]
     json: bool,
 }
@@ -235,8 +238,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     use rand::{Rng, SeedableRng};
     anyhow::ensure!(a.steps >= 1 && a.batch >= 1 && a.context >= 2, "--steps, --batch ≥ 1 and --context ≥ 2");
     let dev = candle_core::Device::Cpu;
+    anyhow::ensure!(!(a.prev_token && a.lora_rank > 0), "--prev-token is for the tiny model, not with --lora-rank");
     let model = if a.lora_rank == 0 {
-        let cfg = LmConfig::bytes(a.layers, a.width, a.heads, a.context);
+        let cfg = LmConfig { prev_token: a.prev_token, ..LmConfig::bytes(a.layers, a.width, a.heads, a.context) };
         cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
         TrainableLm::new(cfg, &dev, 0)?
     } else {
@@ -294,6 +298,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({"bench": "train", "layers": cfg.layers, "width": cfg.width, "heads": cfg.heads,
                 "kv_heads": cfg.kv_heads, "vocab": cfg.vocab, "ffn": cfg.ffn, "lora_rank": a.lora_rank, "rope_base": cfg.rope_base,
+                "prev_token": cfg.prev_token,
                 "trainable_parameters": trainable,
                 "context": a.context, "batch": a.batch, "steps": a.steps, "parameters": cfg.parameters(),
                 "tokens_per_second": tokens / secs, "ms_per_step": 1e3 * secs / a.steps as f64})
