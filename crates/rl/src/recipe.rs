@@ -175,7 +175,7 @@ impl Default for PolicySection {
             model: TINY.into(),
             layers: 2,
             width: 64,
-            heads: 4,
+            heads: 8,
             context: 2048,
             prev_token: None,
             lora: None,
