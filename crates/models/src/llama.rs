@@ -36,11 +36,11 @@ impl Arch {
     }
 }
 
-/// Gemma 3 alternates 5 sliding-window layers with 1 global one.
 /// The optional table of previous-token embeddings (`LmConfig::prev_token`): `[vocab + 1,
 /// hidden]`, row `vocab` for "no previous token". kaizen's own from-scratch models have it.
 pub const PREV_TOKEN_EMBD: &str = "token_embd_prev.weight";
 
+/// Gemma 3 alternates 5 sliding-window layers with 1 global one.
 const GEMMA3_SWA_PATTERN: usize = 6;
 /// RoPE base of Gemma 3's sliding-window layers (the file's base is for the global ones).
 const GEMMA3_LOCAL_ROPE_THETA: f32 = 10_000.0;

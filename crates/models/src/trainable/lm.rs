@@ -1,7 +1,8 @@
 //! A llama-architecture decoder with gradients: RMSNorm pre-norm blocks, grouped-query
 //! attention with interleaved rotary embeddings (as `Arch::Llama` runs GGUF weights), a SwiGLU
 //! MLP `down(silu(gate(x)) · up(x))`, no biases, the output layer tied to the token embedding
-//! unless the file has its own. Two kinds of training run on it:
+//! unless the file has its own; optionally previous-token embeddings at the input
+//! (`LmConfig::prev_token`). Two kinds of training run on it:
 //!
 //! - **from scratch** (`TrainableLm::new`): every weight trains; the `tiny` policy on a
 //!   byte-level vocabulary;
@@ -54,6 +55,8 @@ pub struct LmConfig {
     /// an induction head in one layer. Without it, copying waits for a previous-token head to
     /// form, a plateau whose length varies by thousands of steps with the seed (the smeared
     /// keys of Olsson et al. 2022, "In-context learning and induction heads", at the input).
+    /// On `arith:2` with 4 heads of 16: copying began after 299 to over 3,000 SFT steps
+    /// without it, 610–1,210 with it (BENCHMARKS.md).
     #[serde(default)]
     pub prev_token: bool,
 }
@@ -92,8 +95,9 @@ impl LmConfig {
         Ok(())
     }
 
-    /// Weights of the model (tied output): embedding, per block two norms (2w), q and out
-    /// (2w²), k and v (2·w·kv·hd), gate, up, down (3·w·ffn); the final norm.
+    /// Weights of the model (tied output): embedding (and the previous-token table, (vocab +
+    /// 1)·w), per block two norms (2w), q and out (2w²), k and v (2·w·kv·hd), gate, up, down
+    /// (3·w·ffn); the final norm.
     pub fn parameters(&self) -> usize {
         let (w, l) = (self.width, self.layers);
         let kv = self.kv_heads * self.head_dim();
@@ -407,9 +411,9 @@ impl TrainableLm {
     }
 
     /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
-    /// `[P, kv_heads·hd]` every row attends to; `before` is its last token). Returns the last hidden states and this call's
-    /// own keys and values per layer, all packed one row per token: `[B·T, w]`,
-    /// `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as the projections
+    /// `[P, kv_heads·hd]` every row attends to; `before` is its last token). Returns the last
+    /// hidden states and this call's own keys and values per layer, all packed one row per
+    /// token: `[B·T, w]`, `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as the projections
     /// make them) keep the autograd graph to the ops that compute: every reshape or transpose
     /// in it would cost a gradient-sized copy and sum in the backward pass.
     fn blocks(
