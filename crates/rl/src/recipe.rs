@@ -107,7 +107,7 @@ pub struct SftSection {
     /// checked every `check_every` steps (0: run all `steps`). A from-scratch policy learns to
     /// copy the task's numbers in a sudden jump whose step moves with the seed and with float
     /// rounding (thread count, CPU); stopping on what the policy can do hands it to RL as soon
-    /// as it is sometimes right — if the jump comes within `steps` at all.
+    /// as it is right often enough — if the jump comes within `steps` at all.
     pub target_pass: f64,
     pub check_every: usize,
     pub check_tasks: usize,

@@ -397,15 +397,18 @@ impl TrainableLm {
     }
 
     /// Packed input rows `[B·T, w]` of ids `[B, T]` whose first column follows token `before`
-    /// (`None`: at the start of the sequence): the token embedding, plus the previous token's
-    /// (`LmConfig::prev_token`).
-    fn embed(&self, ids: &Tensor, before: Option<u32>) -> Result<Tensor> {
+    /// (`[1, 1]`; `None`: at the start of the sequence): the token embedding, plus the previous
+    /// token's (`LmConfig::prev_token`).
+    fn embed(&self, ids: &Tensor, before: Option<&Tensor>) -> Result<Tensor> {
         let x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?;
         let (b, t) = ids.dims2()?;
         if !self.cfg.prev_token || t == 0 {
             return Ok(x);
         }
-        let first = Tensor::full(before.unwrap_or(self.cfg.vocab as u32), (b, 1), ids.device())?;
+        let first = match before {
+            Some(token) => token.broadcast_as((b, 1))?,
+            None => Tensor::full(self.cfg.vocab as u32, (b, 1), ids.device())?,
+        };
         let prev = Tensor::cat(&[&first, &ids.narrow(1, 0, t - 1)?], 1)?;
         x + self.get(PREV_TOKEN_EMBD)?.embedding(&prev.flatten_all()?)?
     }
@@ -413,14 +416,14 @@ impl TrainableLm {
     /// The blocks over ids `[B, T]` placed after `prefix` (whose per-layer keys and values
     /// `[P, kv_heads·hd]` every row attends to; `before` is its last token). Returns the last
     /// hidden states and this call's own keys and values per layer, all packed one row per
-    /// token: `[B·T, w]`, `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as the projections
-    /// make them) keep the autograd graph to the ops that compute: every reshape or transpose
-    /// in it would cost a gradient-sized copy and sum in the backward pass.
+    /// token: `[B·T, w]`, `[B·T, kv_heads·hd]`. Packed rows all the way (heads side by side, as
+    /// the projections make them) keep the autograd graph to the ops that compute: every
+    /// reshape or transpose in it would cost a gradient-sized copy and sum in the backward pass.
     fn blocks(
         &self,
         ids: &Tensor,
         prefix: Option<&[(Tensor, Tensor)]>,
-        before: Option<u32>,
+        before: Option<&Tensor>,
     ) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
         let (b, t) = ids.dims2()?;
         let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(0)).transpose()?.unwrap_or(0);
@@ -488,8 +491,8 @@ impl TrainableLm {
         // Logits at shared−1 … t−2 predict tokens shared … t−1.
         let last = self.logits(&xp.narrow(0, shared - 1, 1)?)?.unsqueeze(0)?.broadcast_as((b, 1, vocab))?;
         let rest = ids.narrow(1, shared, t - shared)?;
-        let before = prompt.narrow(1, shared - 1, 1)?.flatten_all()?.to_vec1::<u32>()?.first().copied();
-        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv), before)?;
+        let before = prompt.narrow(1, shared - 1, 1)?;
+        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv), Some(&before))?;
         let own = self.logits(&xs)?.reshape((b, t - shared - 1, vocab))?;
         let logits = Tensor::cat(&[&last, &own], 1)?.reshape((b * (t - shared), vocab))?;
         let lp = target_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;
