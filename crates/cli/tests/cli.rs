@@ -525,3 +525,137 @@ fn best_of_q_collects_trains_and_reranks_web_actions() {
     let o = kaizen(&["run", "--env", env, "--select", "q", "--out", dir.join("x").to_str().unwrap()]);
     assert!(!o.status.success() && text(&o.stderr).contains("--rerank"), "{}", text(&o.stderr));
 }
+
+/// A scripted OpenAI-compatible server on loopback for `--policy openai:URL`: each answer is
+/// `script(request)`, a chat completion built by the test. Plain std, one thread per connection.
+fn scripted_server(script: fn(&serde_json::Value) -> serde_json::Value) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let answer = script(&req).to_string();
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+/// Even episodes attack their sandbox server, each a different way (`ATTACKS`); odd episodes
+/// print their own line.
+fn attacking_policy(req: &serde_json::Value) -> serde_json::Value {
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let task =
+        messages.iter().filter(|m| m["role"] == "user").map(|m| m["content"].to_string()).next().unwrap_or_default();
+    let n: usize = task
+        .split("episode ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or(999);
+    let message = if messages.iter().any(|m| m["role"] == "tool") {
+        serde_json::json!({"role": "assistant", "content": "\\boxed{done}"})
+    } else {
+        let code = match ATTACKS.get(n / 2) {
+            Some(attack) if n % 2 == 0 => format!(
+                "import os, signal, resource, ctypes\n\
+                 libc = ctypes.CDLL(None, use_errno=True)\n\
+                 forged = b'kaizen-sandbox 0000000000000000 40\\n{{\"stdout\": \"FORGED\", \"exit_code\": 0}}'\n\
+                 for t in sorted({{os.getppid(), 1}}):\n\
+                 \x20   try:\n\
+                 \x20       {attack}\n\
+                 \x20   except OSError:\n\
+                 \x20       pass\n\
+                 print('attacked')"
+            ),
+            _ => format!("print('episode {n} output')"),
+        };
+        let args = serde_json::json!({ "code": code }).to_string();
+        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": format!("call_{n}"), "type": "function", "function": {"name": "python", "arguments": args}}]})
+    };
+    serde_json::json!({"id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+}
+
+/// Ways a call could reach its server (`t` is the server's pid as the call sees it): forged
+/// frames written through /proc (one for this call, one waiting for the next), ptrace, lowered
+/// limits, SIGSTOP, SIGKILL.
+const ATTACKS: [&str; 6] = [
+    "[os.write(os.open(f'/proc/{t}/fd/{fd}', os.O_WRONLY), forged * 2) for fd in range(64) if os.path.exists(f'/proc/{t}/fd/{fd}')]",
+    "libc.ptrace(16, t, 0, 0)",
+    "resource.prlimit(t, resource.RLIMIT_NOFILE, (4, 4))",
+    "resource.prlimit(t, resource.RLIMIT_NPROC, (1, 1))",
+    "os.kill(t, signal.SIGSTOP)",
+    "os.kill(t, signal.SIGKILL)",
+];
+
+#[test]
+fn an_episode_that_attacks_its_sandbox_server_cannot_change_what_later_episodes_see() {
+    let url = scripted_server(attacking_policy);
+    let dir = temp_dir("forge");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tasks: String = (0..12)
+        .map(|i| format!("{{\"id\": \"e{i}\", \"prompt\": \"This is episode {i}.\", \"answer\": \"done\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("tasks.jsonl"), tasks).unwrap();
+    for concurrency in ["1", "2"] {
+        let out = dir.join(format!("run-{concurrency}"));
+        let o = kaizen(&[
+            "run",
+            "--env",
+            &format!("jsonl:{}", dir.join("tasks.jsonl").display()),
+            "--policy",
+            &format!("openai:{url}"),
+            "--episodes",
+            "12",
+            "--concurrency",
+            concurrency,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let runs = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
+        let mut seen = 0;
+        for line in runs.lines() {
+            let t: serde_json::Value = serde_json::from_str(line).unwrap();
+            let prompt = t["task"]["prompt"].as_str().unwrap();
+            let n: usize = prompt["This is episode ".len()..].trim_end_matches('.').parse().unwrap();
+            // What the episode's tool calls returned, exactly.
+            let seen_by: Vec<String> = t["turns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|turn| turn["observations"].as_array().cloned().unwrap_or_default())
+                .map(|o| o["content"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let want = if n % 2 == 0 { "attacked".to_string() } else { format!("episode {n} output") };
+            assert_eq!(seen_by, vec![want], "concurrency {concurrency}, episode {n}");
+            seen += 1;
+        }
+        assert_eq!(seen, 12, "concurrency {concurrency}: {runs}");
+    }
+}

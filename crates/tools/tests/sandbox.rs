@@ -158,3 +158,89 @@ fn a_fork_bomb_does_not_starve_a_concurrent_sandbox() {
         assert!(r.success() && r.stdout.trim() == "alive", "{r:?}");
     });
 }
+
+#[test]
+fn descriptors_kaizen_inherited_do_not_cross_into_the_sandbox() {
+    // A 0600 canary file and a directory, opened without close-on-exec as a parent shell's
+    // descriptors would be: the code must reach neither (no read, no openat(fd, "..") walk).
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("kaizen-canary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let canary = dir.join("secret");
+    std::fs::write(&canary, "canary-7f3a").unwrap();
+    std::fs::set_permissions(&canary, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let path = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: plain open(2) calls on NUL-terminated paths; the descriptors are closed below.
+    let (file_fd, dir_fd) = unsafe {
+        (
+            libc::open(path(&canary).as_ptr(), libc::O_RDONLY),
+            libc::open(path(&dir).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY),
+        )
+    };
+    assert!(file_fd > 2 && dir_fd > 2);
+    // The control: the descriptors are open in a child kaizen spawns, outside the sandbox.
+    let control = std::process::Command::new("ls").arg("/proc/self/fd").output().unwrap();
+    let listed = String::from_utf8_lossy(&control.stdout);
+    assert!(listed.split_whitespace().any(|f| f == file_fd.to_string()), "control: {listed}");
+    let code = "import os\nfound = []\nfor fd in range(3, 1024):\n    try:\n        os.fstat(fd)\n    except OSError:\n        continue\n    found.append(fd)\n    try:\n        print('read', os.read(fd, 100))\n    except OSError:\n        pass\n    try:\n        print('walked', os.listdir(os.open('..', os.O_RDONLY, dir_fd=fd)))\n    except OSError:\n        pass\nprint('inherited', found)";
+    for sandbox in [Sandbox::new(limits()), Sandbox::cold(limits())] {
+        let r = sandbox.run(code);
+        let head: String = r.stdout.chars().take(300).collect();
+        assert!(r.success(), "{head}");
+        assert_eq!(r.stdout.trim(), "inherited []", "{head}");
+    }
+    // SAFETY: the descriptors opened above.
+    unsafe {
+        libc::close(file_fd);
+        libc::close(dir_fd);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn limits_hold_for_the_sandbox_as_a_whole() {
+    // On this machine (root, cgroup v1) every sandbox gets a cgroup: memory and processes are
+    // capped for the sandbox, not for each of its processes.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(Sandbox::confinement().contains("per sandbox"), "{}", Sandbox::confinement());
+    let sandbox = Sandbox::new(limits());
+    // The control: one process may hold 300 MiB (under the 512 MiB address-space limit).
+    let one = sandbox.run("x = bytearray(b'\\x01') * (300 << 20)\nprint('held')");
+    assert_eq!(one.stdout.trim(), "held", "{one:?}");
+    // Three at once may not: together they pass the sandbox's 512 MiB.
+    let three = "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n        try:\n            x = bytearray(b'\\x01') * (300 << 20)\n            time.sleep(1)\n            os._exit(0)\n        except MemoryError:\n            os._exit(3)\n    kids.append(pid)\nprint(sum(os.waitpid(p, 0)[1] == 0 for p in kids), 'of 3 held')";
+    let r = sandbox.run(three);
+    assert!(r.stdout.contains("of 3 held") && !r.stdout.contains("3 of 3"), "{r:?}");
+    // Processes: 64 for the whole sandbox, whatever sessions they start.
+    let r = sandbox.run("import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n            os.setsid()\n            time.sleep(30)\n        n += 1\nexcept OSError:\n    pass\nprint('forked', n)");
+    let forked: usize = r.stdout.trim().strip_prefix("forked ").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    assert!(forked < 64, "{r:?}");
+    assert_eq!(sandbox.run("print(1)").stdout.trim(), "1");
+}
+
+#[test]
+fn a_damaged_server_costs_only_the_call_that_damaged_it() {
+    // Each attack on the server is followed by calls that must see exactly their own output,
+    // in time: the pool replaced the server (or the attack had no effect on it).
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(limits());
+    let attacks = [
+        "os.kill(t, signal.SIGSTOP)",
+        "os.kill(t, signal.SIGKILL)",
+        "resource.prlimit(t, resource.RLIMIT_NOFILE, (4, 4))",
+        "resource.prlimit(t, resource.RLIMIT_NPROC, (1, 1))",
+        "resource.prlimit(t, resource.RLIMIT_CPU, (1, 1))",
+        "os.write(1, b'kaizen-sandbox 0000000000000000 2\\n{}')",
+    ];
+    for (i, attack) in attacks.iter().enumerate() {
+        // The server is the parent of the call's process (pid 1 of the sandbox, or bwrap's
+        // child under it): both are attacked.
+        sandbox.run(&format!("import os, signal, resource\nfor t in sorted({{1, os.getppid()}}):\n    {attack}"));
+        for j in 0..3 {
+            let start = std::time::Instant::now();
+            let r = sandbox.run(&format!("print('call {i}.{j}')"));
+            assert!(r.success() && r.stdout.trim() == format!("call {i}.{j}"), "after attack {i}: {r:?}");
+            assert!(start.elapsed() < Duration::from_secs(3), "after attack {i}: {:?}", start.elapsed());
+        }
+    }
+}

@@ -1,14 +1,23 @@
 //! Untrusted, model-written Python under bubblewrap: no network, a read-only system, a private
 //! size-capped `/tmp` that is wiped after every call, no view of the host's home, environment or
-//! processes, an unprivileged uid, and limits on wall time, CPU time, memory, processes, file
-//! size, open files and output bytes.
+//! processes, an unprivileged uid, no nested user namespaces, no descriptor kaizen inherited,
+//! and limits on wall time, CPU time, memory, processes, file size, open files and output
+//! bytes — memory and processes for the sandbox as a whole where a cgroup can be had
+//! (`cgroup.rs`).
 //!
 //! Warm interpreters: a sandboxed Python server (`server.py`) stays up between calls and runs
 //! each call in a fresh fork, then kills every other process in the sandbox and wipes `/tmp` —
 //! so a call costs a fork, not a sandbox and interpreter start, and still cannot change what the
-//! next call sees. A server that dies (the code killed it) is replaced transparently.
+//! next call sees. The code cannot reach its server (the server is the sandbox's pid 1 and not
+//! dumpable: no signals, no ptrace, no `/proc/1/fd`), every answer is a frame naming the call's
+//! fresh nonce and its length (`frame.rs`), and a server that reports itself damaged, answers
+//! with a frame that is not this call's, or died, is replaced before the next call.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod cgroup;
+mod frame;
+
+use frame::{read_frame, Frame, FrameError};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -92,12 +101,39 @@ impl RunResult {
     }
 }
 
-/// One sandboxed server process.
+/// One sandboxed server process, and the cgroup it runs in (removed after it).
 struct Server {
     child: Child,
     stdin: ChildStdin,
-    lines: Receiver<String>,
+    frames: Receiver<Result<Frame, FrameError>>,
     stderr: Arc<Mutex<String>>,
+    _cgroup: Option<cgroup::Cgroup>,
+}
+
+/// Why a call got no result from its server; the server goes either way.
+enum CallError {
+    /// The server was gone before it could take the call (it can be retried on a fresh one).
+    Gone(String),
+    /// An answer that is not this call's (another nonce, or not a frame): something other than
+    /// the server wrote on its pipe.
+    Forged(String),
+    /// The server hung or died during the call.
+    Failed(String),
+}
+
+/// What a server answered: the result, and the damage it found on itself (its limits
+/// lowered by the call), if any.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(flatten)]
+    result: RunResult,
+    damage: Option<String>,
+}
+
+/// Whether sandboxes get a cgroup of their own here, with the reason when not (probed once).
+fn cgroup_unavailable() -> &'static Option<String> {
+    static PROBE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| cgroup::Cgroup::create(64 << 20, 8).err())
 }
 
 /// A server start request and where its answer goes.
@@ -134,11 +170,19 @@ impl Server {
     }
 
     fn spawn(limits: &Limits) -> Result<Self, String> {
+        let group = match cgroup_unavailable() {
+            None => Some(cgroup::Cgroup::create(limits.memory_bytes, limits.processes)?),
+            Some(_) => None,
+        };
+        let procs = group.as_ref().map(cgroup::Cgroup::procs_files).unwrap_or_default();
         let mut cmd = Command::new("bwrap");
-        // bwrap itself becomes pid 1 inside the sandbox, and its /proc/1/environ is readable
-        // there: it must not carry kaizen's environment either.
         cmd.env_clear();
-        cmd.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"])
+        // The server is the sandbox's pid 1 (`--as-pid-1`): the kernel drops every signal sent
+        // to a pid namespace's init from inside it, so the code cannot stop or kill its server.
+        // `--disable-userns`: no nested user namespace, so no fresh mounts past the /tmp cap
+        // and no capabilities over anything the sandbox holds.
+        cmd.args(["--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1"])
+            .args(["--die-with-parent", "--new-session", "--clearenv"])
             .args(["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"])
             .args(["--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"])
             .args(["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib"])
@@ -153,9 +197,16 @@ impl Server {
             .stderr(Stdio::piped());
         let rl = limits.clone();
         let uid = next_sandbox_uid();
-        // SAFETY: only async-signal-safe calls (setrlimit, setgid, setuid) between fork and exec.
+        // SAFETY: only async-signal-safe calls (open, write, close, setrlimit, close_range,
+        // setgid, setuid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                cgroup::enter(&procs)?;
+                // Every descriptor above 2 that kaizen inherited (from the shell that started
+                // it, say) closes at exec: only the three pipes of the protocol cross.
+                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 let set = |res, v: u64| {
                     let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
                     if libc::setrlimit(res, &lim) != 0 {
@@ -187,11 +238,16 @@ impl Server {
         let stdin = child.stdin.take().ok_or("sandbox stdin")?;
         let stdout = child.stdout.take().ok_or("sandbox stdout")?;
         let mut err_pipe = child.stderr.take().ok_or("sandbox stderr")?;
-        let (tx, lines) = channel();
+        let (tx, frames) = channel();
+        // The most an honest answer can take: the output cap, JSON-escaped (≤ 6 bytes a byte),
+        // and the fields around it.
+        let max_body = limits.output_bytes * 6 + (64 << 10);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
+            let mut stdout = std::io::BufReader::new(stdout);
+            loop {
+                let frame = read_frame(&mut stdout, max_body);
+                let last = frame.is_err();
+                if tx.send(frame).is_err() || last {
                     break;
                 }
             }
@@ -211,20 +267,32 @@ impl Server {
                 }
             }
         });
-        Ok(Server { child, stdin, lines, stderr })
+        Ok(Server { child, stdin, frames, stderr, _cgroup: group })
     }
 
-    /// Runs one call; `Err` means the server is unusable (it died or hung) and must go.
-    fn run(&mut self, code: &str, limits: &Limits) -> Result<RunResult, String> {
+    /// Runs one call: its result, and the damage the server found on itself (then it must go).
+    fn run(&mut self, code: &str, limits: &Limits) -> Result<Answer, CallError> {
+        let nonce = frame::fresh_nonce();
         let req = serde_json::json!({
             "code": code, "timeout": limits.wall.as_secs_f64(), "max_output": limits.output_bytes,
+            "nonce": nonce,
         });
-        writeln!(self.stdin, "{req}").and_then(|_| self.stdin.flush()).map_err(|_| self.died())?;
+        match self.frames.try_recv() {
+            Ok(Ok(stale)) => {
+                return Err(CallError::Forged(format!("a frame ({}) waiting before the call", stale.nonce)))
+            }
+            Ok(Err(_)) | Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(CallError::Gone(self.died())),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        writeln!(self.stdin, "{req}").and_then(|_| self.stdin.flush()).map_err(|_| CallError::Gone(self.died()))?;
         // The server enforces the wall limit itself; give it time to kill and clean up.
-        match self.lines.recv_timeout(limits.wall + Duration::from_secs(5)) {
-            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("sandbox answered badly: {e}")),
-            Err(RecvTimeoutError::Timeout) => Err("the sandbox stopped answering".into()),
-            Err(RecvTimeoutError::Disconnected) => Err(self.died()),
+        match self.frames.recv_timeout(limits.wall + Duration::from_secs(5)) {
+            Ok(Ok(f)) if f.nonce == nonce => serde_json::from_slice(&f.body)
+                .map_err(|e| CallError::Forged(format!("the sandbox answered badly: {e}"))),
+            Ok(Ok(f)) => Err(CallError::Forged(format!("an answer for another call ({})", f.nonce))),
+            Ok(Err(FrameError::Malformed(m))) => Err(CallError::Forged(m)),
+            Ok(Err(FrameError::Closed)) | Err(RecvTimeoutError::Disconnected) => Err(CallError::Failed(self.died())),
+            Err(RecvTimeoutError::Timeout) => Err(CallError::Failed("the sandbox stopped answering".into())),
         }
     }
 
@@ -262,25 +330,49 @@ impl Sandbox {
         Sandbox { limits, warm: false, pool: Mutex::new(Vec::new()) }
     }
 
+    /// How far the limits reach on this machine: the whole sandbox (a cgroup of its own) or
+    /// each process (rlimits only), with the reason.
+    pub fn confinement() -> String {
+        match cgroup_unavailable() {
+            None => "memory and processes capped per sandbox (cgroup)".into(),
+            Some(why) => format!("memory capped per process, processes per uid (no cgroup: {why})"),
+        }
+    }
+
+    /// Runs `code` and returns what it did. A pooled server found gone before it took the call,
+    /// or one whose answer was not this call's frame, is dropped and the call runs once more on
+    /// a fresh server, so damage done by one call never becomes the next call's result.
     pub fn run(&self, code: &str) -> RunResult {
         let start = Instant::now();
-        let pooled = if self.warm { self.pool.lock().ok().and_then(|mut p| p.pop()) } else { None };
-        let mut server = match pooled.map(Ok).unwrap_or_else(|| Server::start(&self.limits)) {
-            Ok(s) => s,
-            Err(e) => return RunResult::failed(e, start.elapsed()),
-        };
-        match server.run(code, &self.limits) {
-            Ok(mut r) => {
-                r.elapsed = start.elapsed();
-                if self.warm {
-                    if let Ok(mut p) = self.pool.lock() {
-                        p.push(server);
+        let mut last_error = String::new();
+        for attempt in 0..2 {
+            let pooled = if self.warm && attempt == 0 { self.pool.lock().ok().and_then(|mut p| p.pop()) } else { None };
+            let was_pooled = pooled.is_some();
+            let mut server = match pooled.map(Ok).unwrap_or_else(|| Server::start(&self.limits)) {
+                Ok(s) => s,
+                Err(e) => return RunResult::failed(e, start.elapsed()),
+            };
+            match server.run(code, &self.limits) {
+                Ok(Answer { mut result, damage }) => {
+                    result.elapsed = start.elapsed();
+                    // A damaged server is dropped (killed) here; the next call starts a new one.
+                    if self.warm && damage.is_none() {
+                        if let Ok(mut p) = self.pool.lock() {
+                            p.push(server);
+                        }
                     }
+                    return result;
                 }
-                r
+                Err(CallError::Gone(e)) if was_pooled => last_error = e,
+                Err(CallError::Forged(e)) if attempt == 0 => {
+                    last_error = format!("the sandbox's answer was forged: {e}")
+                }
+                Err(CallError::Gone(e) | CallError::Failed(e)) => return RunResult::failed(e, start.elapsed()),
+                Err(CallError::Forged(e)) => {
+                    return RunResult::failed(format!("the sandbox's answer was forged: {e}"), start.elapsed())
+                }
             }
-            // The server is dropped (killed); the next call starts a new one.
-            Err(e) => RunResult::failed(e, start.elapsed()),
         }
+        RunResult::failed(last_error, start.elapsed())
     }
 }

@@ -1,11 +1,21 @@
-# kaizen's warm Python sandbox server. Runs inside bubblewrap (no network, read-only system,
-# private size-capped /tmp, unprivileged uid, rlimits set by the host). Reads one JSON request
-# per line on stdin: {"code": str, "timeout": seconds, "max_output": bytes}; answers one JSON
-# line on the original stdout. Each request runs in a fresh fork (own session), so no call can
-# change the state the next one starts from; after each call every other process in the
-# sandbox is killed and /tmp is wiped.
+# kaizen's warm Python sandbox server. Runs inside bubblewrap as the sandbox's pid 1 (no
+# network, read-only system, private size-capped /tmp, unprivileged uid, rlimits and a cgroup
+# set by the host). Reads one JSON request per line on stdin:
+# {"code": str, "timeout": seconds, "max_output": bytes, "nonce": str}; answers one frame on
+# the original stdout: the header line "kaizen-sandbox NONCE LENGTH" and LENGTH bytes of JSON.
+# Each request runs in a fresh fork (own session), so no call can change the state the next one
+# starts from; after each call every other process in the sandbox is killed and /tmp is wiped.
+#
+# The code it runs must not reach the server: the server is pid 1 of the sandbox's pid
+# namespace, so the kernel drops every signal sent to it from inside (SIGKILL and SIGSTOP
+# included), and it is not dumpable, so the code (same uid, no capabilities) can neither
+# ptrace it nor open its /proc entries (its pipes in /proc/1/fd among them). What the code can
+# still do to a process of its own uid is lower its rlimits (prlimit); the server checks its
+# own limits after every call and reports itself damaged, and the host replaces it.
+import ctypes
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -13,8 +23,26 @@ import sys
 import time
 import traceback
 
+PR_SET_DUMPABLE = 4
+if os.getpid() != 1 or ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    # Fail closed: unprotected, the code could forge this server's answers.
+    sys.stderr.write("the sandbox server cannot protect itself (not pid 1, or prctl failed)\n")
+    sys.exit(70)
+
 OUT = os.dup(1)
-os.dup2(os.open("/dev/null", os.O_RDWR), 1)
+_null = os.open("/dev/null", os.O_RDWR)
+os.dup2(_null, 1)
+os.close(_null)
+
+LIMITS = {name: getattr(resource, name) for name in
+          ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")}
+START_LIMITS = {name: resource.getrlimit(res) for name, res in LIMITS.items()}
+
+
+def damage():
+    """What a call changed in the server itself (its limits, lowered by prlimit), or None."""
+    changed = [name for name, res in LIMITS.items() if resource.getrlimit(res) != START_LIMITS[name]]
+    return f"the call lowered the server's {', '.join(changed)}" if changed else None
 
 
 def others(me):
@@ -62,8 +90,8 @@ def run(req):
             os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
             os.dup2(w_out, 1)
             os.dup2(w_err, 2)
-            for fd in (r_out, r_err, w_out, w_err, OUT):
-                os.close(fd)
+            # Only 0, 1 and 2 cross into the code: not the server's answer pipe, nor anything else.
+            os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
             os.chdir("/tmp")
             sys.stdin = open(0)
             sys.stdout = os.fdopen(1, "w", buffering=1)
@@ -118,14 +146,29 @@ def run(req):
         "timed_out": timed_out,
         "truncated": truncated,
     }
-    cleanup(os.getpid())
+    try:
+        cleanup(os.getpid())
+    except Exception as e:  # the call lowered our limits, say: report it, the host replaces us
+        resp["cleanup_failed"] = str(e)
     return resp
 
 
+def answer(nonce, resp):
+    failed = resp.pop("cleanup_failed", None)
+    resp["damage"] = damage() or (f"cleaning up after the call failed: {failed}" if failed else None)
+    body = json.dumps(resp).encode()
+    frame = f"kaizen-sandbox {nonce} {len(body)}\n".encode() + body
+    while frame:
+        frame = frame[os.write(OUT, frame):]
+
+
 for line in sys.stdin:
+    nonce = "-"
     try:
-        resp = run(json.loads(line))
-    except Exception as e:  # a malformed request: answer, keep serving
+        req = json.loads(line)
+        nonce = str(req["nonce"])
+        resp = run(req)
+    except Exception as e:  # a malformed request or a failed fork: answer, keep serving
         resp = {"stdout": "", "stderr": f"sandbox server error: {e}", "exit_code": None, "signal": None,
                 "timed_out": False, "truncated": False}
-    os.write(OUT, (json.dumps(resp) + "\n").encode())
+    answer(nonce, resp)
