@@ -43,6 +43,9 @@ impl SamplingParams {
         if self.n == 0 || self.n > 128 {
             return Err(format!("n must be in 1..=128, got {}", self.n));
         }
+        if self.max_tokens == 0 {
+            return Err("max_tokens must be at least 1, got 0".into());
+        }
         if !(self.temperature >= 0.0 && self.temperature <= 10.0) {
             return Err(format!("temperature must be in [0, 10], got {}", self.temperature));
         }

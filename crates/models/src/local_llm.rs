@@ -14,6 +14,9 @@ use kaizen_core::{
 };
 use std::path::Path;
 
+/// KV positions reserved for the answer before decoding starts (more grow on demand).
+const RESERVED_ANSWER: usize = 512;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error(transparent)]
@@ -107,7 +110,9 @@ impl LocalLlm {
         let dev = self.model.device();
 
         let mut cache = self.model.new_cache();
-        cache.reserve(prompt.len() + params.max_tokens.min(room));
+        // Room for a typical answer up front; a longer one grows the cache as it is used
+        // (doubling), so a large `max_tokens` alone reserves nothing.
+        cache.reserve(prompt.len() + params.max_tokens.min(room).min(RESERVED_ANSWER));
         let prefill = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         let first_row = prefill.squeeze(0)?.to_vec1::<f32>()?;
         if params.n > 1 {

@@ -51,6 +51,11 @@ impl ApiError {
     pub fn upstream(status: StatusCode, message: impl Into<String>, code: &'static str) -> Self {
         ApiError { status, kind: "upstream_error", message: message.into(), param: None, code: Some(code) }
     }
+    /// A request the server refuses by its method or size (405, 413): OpenAI's error shape,
+    /// where axum would answer with plain text.
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, kind: "invalid_request_error", message: message.into(), param: None, code: None }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

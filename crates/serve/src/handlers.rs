@@ -4,7 +4,9 @@ use crate::errors::ApiError;
 use crate::worker::WorkerEvent;
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,13 +23,35 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.cfg.max_body_bytes;
     Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/embeddings", post(embeddings))
+        .route("/health", get(|| async { "ok" }).fallback(method_not_allowed))
+        .route("/v1/models", get(models).fallback(method_not_allowed))
+        .route("/v1/chat/completions", post(chat_completions).fallback(method_not_allowed))
+        .route("/v1/embeddings", post(embeddings).fallback(method_not_allowed))
         .fallback(|| async { ApiError::not_found("no such endpoint", "unknown_url") })
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::refused(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed here"))
+}
+
+/// The body, or the refusal in OpenAI's error shape (413 past `max_body_bytes`).
+pub(crate) fn body_of(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::refused(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {limit} bytes"))
+        }
+        status => ApiError::refused(status, r.body_text()),
+    })
+}
+
+/// KV-cache positions a request may come to hold: every choice keeps the prompt and up to
+/// `max_tokens` more, no more than the context window has room for.
+pub(crate) fn request_tokens(n: usize, prompt: usize, max_tokens: usize, context: usize) -> usize {
+    n.saturating_mul(prompt + max_tokens.min(context.saturating_sub(prompt)))
 }
 
 fn now() -> u64 {
@@ -55,8 +79,11 @@ async fn models(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"object": "list", "data": data}))
 }
 
-async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
-    let req: ChatCompletionRequest = parse(&body)?;
+async fn chat_completions(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: ChatCompletionRequest = parse(&body_of(body, st.cfg.max_body_bytes)?)?;
     let (Some(llm), Some(jobs)) = (&st.llm, &st.jobs) else {
         return Err(ApiError::not_found("this server has no chat model loaded", "model_not_found"));
     };
@@ -89,6 +116,21 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Resul
             Some("messages"),
         )
         .with_code("context_length_exceeded"));
+    }
+    let need = request_tokens(params.n, prompt.len(), params.max_tokens, llm.context_len());
+    if need > st.cfg.max_request_tokens {
+        return Err(ApiError::invalid(
+            format!(
+                "n × (prompt + max_tokens) = {} × ({} + {}) = {need} tokens is over this server's \
+                 per-request budget of {} (--max-request-tokens); lower n or max_tokens",
+                params.n,
+                prompt.len(),
+                params.max_tokens.min(llm.context_len() - prompt.len()),
+                st.cfg.max_request_tokens
+            ),
+            Some("max_tokens"),
+        )
+        .with_code("request_too_large"));
     }
     let stream = req.stream.unwrap_or(false);
     let with_logprobs = req.logprobs.unwrap_or(false);
@@ -178,8 +220,11 @@ fn llm_error(e: LlmError) -> ApiError {
     }
 }
 
-async fn embeddings(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<EmbeddingResponse>, ApiError> {
-    let req: EmbeddingRequest = parse(&body)?;
+async fn embeddings(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EmbeddingResponse>, ApiError> {
+    let req: EmbeddingRequest = parse(&body_of(body, st.cfg.max_body_bytes)?)?;
     let Some(emb) = st.embedder.clone() else {
         return Err(ApiError::not_found("this server has no embedding model loaded", "model_not_found"));
     };
@@ -215,4 +260,19 @@ async fn embeddings(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json
         model: id,
         usage: Usage { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_tokens;
+
+    #[test]
+    fn the_request_budget_counts_every_choice_up_to_the_context() {
+        // n = 16 choices of a 100-token prompt and 100,000 new tokens, in an 8,192 context:
+        // each choice can hold at most the whole context, 16 × 8,192 = 131,072.
+        assert_eq!(request_tokens(16, 100, 100_000, 8192), 131_072);
+        // A small request: 4 × (30 + 20) = 200.
+        assert_eq!(request_tokens(4, 30, 20, 8192), 200);
+        assert_eq!(request_tokens(usize::MAX, 2, 2, 8192), usize::MAX);
+    }
 }

@@ -17,6 +17,9 @@ pub use handlers::router;
 use kaizen_models::{Embedder, LocalLlm};
 use std::sync::Arc;
 
+/// The largest request (and, in the proxy, upstream answer) body read by default.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The model id clients use (`/v1/models` lists it).
@@ -25,11 +28,24 @@ pub struct ServerConfig {
     pub queue_capacity: usize,
     /// `max_tokens` when a request gives none.
     pub default_max_tokens: usize,
+    /// The most KV-cache positions one request may hold: `n × (prompt + max_tokens)`, with
+    /// `max_tokens` capped by the context window. A request over it is a 400 naming the limit,
+    /// so one request cannot reserve more memory than this (SmolLM2: 45 KiB a position, so the
+    /// default 32,768 is 1.4 GiB).
+    pub max_request_tokens: usize,
+    /// The largest request body accepted; more is a 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { model_name: "smollm2".into(), queue_capacity: 64, default_max_tokens: 512 }
+        ServerConfig {
+            model_name: "smollm2".into(),
+            queue_capacity: 64,
+            default_max_tokens: 512,
+            max_request_tokens: 32_768,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
     }
 }
 

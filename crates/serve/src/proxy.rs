@@ -9,9 +9,17 @@
 //! Failure is never a hang: the upstream call has a deadline (504), an unreachable upstream is
 //! a 502, malformed upstream JSON a 502; fewer choices than asked are reranked as they are,
 //! and a single choice is returned unscored.
+//!
+//! Nor is it amplified or unbounded: the upstream's answer is read up to `max_body_bytes`
+//! (more is a 502, and nothing of it is logged), redirects are not followed (the request body
+//! would go wherever the upstream points), an upstream error (a 429 or any 4xx) is passed back
+//! as it is — the N single requests are sent only when the upstream refused the `n` or
+//! `logprobs` parameter itself — and `candidates` is at most `MAX_CANDIDATES`. A choice
+//! without a message is a 502, never a 200 with an empty answer.
 
 use crate::errors::ApiError;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -24,6 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const DECISIONS: &str = "decisions.jsonl";
+/// The most choices the proxy asks one request for (each costs the upstream a generation).
+pub const MAX_CANDIDATES: usize = 32;
 
 pub struct ProxyConfig {
     /// The upstream's base URL, e.g. `http://127.0.0.1:8000/v1`.
@@ -32,6 +42,8 @@ pub struct ProxyConfig {
     pub timeout: Duration,
     /// Where `decisions.jsonl` is appended.
     pub log_dir: PathBuf,
+    /// The largest body read from a client or from the upstream.
+    pub max_body_bytes: usize,
 }
 
 pub struct ProxyState {
@@ -43,27 +55,44 @@ pub struct ProxyState {
 
 impl ProxyState {
     pub fn new(cfg: ProxyConfig, scorer: Arc<dyn ActionScorer>) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            (1..=MAX_CANDIDATES).contains(&cfg.candidates),
+            "candidates must be in 1..={MAX_CANDIDATES}, got {}",
+            cfg.candidates
+        );
         std::fs::create_dir_all(&cfg.log_dir)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.log_dir.join(DECISIONS))?;
-        let client = reqwest::Client::builder().timeout(cfg.timeout).build()?;
+        let client =
+            reqwest::Client::builder().timeout(cfg.timeout).redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(Arc::new(ProxyState { cfg, client, scorer, log: Mutex::new(log) }))
     }
 
-    /// Appends one line and flushes it to disk, so a crash loses no decision.
-    fn record(&self, line: &Value) -> std::io::Result<()> {
-        let mut f = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        writeln!(f, "{line}")?;
-        f.flush()?;
-        f.sync_data()
+    /// Appends one line and flushes it to disk, so a crash loses no decision. The write and
+    /// fsync run on the blocking pool, never on the event loop.
+    async fn record(self: &Arc<Self>, line: Value) -> Result<(), ApiError> {
+        let state = self.clone();
+        let write = move || -> std::io::Result<()> {
+            let mut f = state.log.lock().unwrap_or_else(|p| p.into_inner());
+            writeln!(f, "{line}")?;
+            f.flush()?;
+            f.sync_data()
+        };
+        match tokio::task::spawn_blocking(write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ApiError::internal(format!("writing {DECISIONS}: {e}"))),
+            Err(e) => Err(ApiError::internal(format!("writing {DECISIONS}: {e}"))),
+        }
     }
 }
 
 pub fn proxy_router(state: Arc<ProxyState>) -> Router {
+    let limit = state.cfg.max_body_bytes;
     Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/feedback", post(feedback))
+        .route("/health", get(|| async { "ok" }).fallback(crate::handlers::method_not_allowed))
+        .route("/v1/chat/completions", post(chat).fallback(crate::handlers::method_not_allowed))
+        .route("/v1/feedback", post(feedback).fallback(crate::handlers::method_not_allowed))
         .fallback(|| async { ApiError::not_found("no such endpoint", "unknown_url") })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
@@ -84,10 +113,14 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
         }
     })?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| {
-        let code = if e.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-        ApiError::upstream(code, format!("reading the upstream's answer: {e}"), "upstream_unavailable")
-    })?;
+    if status.is_redirection() {
+        return Err(ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            format!("upstream answered {status} (a redirect, not followed)"),
+            "upstream_error",
+        ));
+    }
+    let bytes = read_capped(resp, state.cfg.max_body_bytes).await?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         if status.is_success() {
             ApiError::upstream(
@@ -103,12 +136,61 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
     Ok((StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), v))
 }
 
+/// The upstream's body, refused (502) past `cap` bytes before more than `cap` is held.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, ApiError> {
+    let too_big = || {
+        ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            format!("the upstream's answer is over {cap} bytes"),
+            "upstream_too_large",
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if bytes.len() + chunk.len() > cap => return Err(too_big()),
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => return Ok(bytes),
+            Err(e) => {
+                let code = if e.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+                return Err(ApiError::upstream(
+                    code,
+                    format!("reading the upstream's answer: {e}"),
+                    "upstream_unavailable",
+                ));
+            }
+        }
+    }
+}
+
+/// Whether an upstream's 4xx refused the `n` or `logprobs` parameter itself (then N single
+/// requests are worth sending); any other refusal is passed back as it is.
+fn refused_n(status: StatusCode, v: &Value) -> bool {
+    if !(status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY) {
+        return false;
+    }
+    let param = v["error"]["param"].as_str().unwrap_or("");
+    let message = v["error"]["message"].as_str().unwrap_or("").to_ascii_lowercase();
+    let names = |p: &str| message.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| w == p);
+    matches!(param, "n" | "logprobs") || names("n") || names("logprobs")
+}
+
 /// Each choice as a kaizen completion: its text with any structured tool calls written in the
 /// Hermes form (what the Q-function was trained on), and its total log-prob.
 fn candidates_of(choices: &[Value]) -> Result<Vec<(String, f32)>, ApiError> {
     choices
         .iter()
         .map(|c| {
+            if !c["message"].is_object() {
+                return Err(ApiError::upstream(
+                    StatusCode::BAD_GATEWAY,
+                    "an upstream choice has no message",
+                    "upstream_malformed",
+                ));
+            }
             let choice: kaizen_core::openai::Choice = serde_json::from_value(c.clone()).map_err(|e| {
                 ApiError::upstream(
                     StatusCode::BAD_GATEWAY,
@@ -131,7 +213,12 @@ fn state_of(messages: &Value) -> String {
     state_text(&task, &history)
 }
 
-async fn chat(State(state): State<Arc<ProxyState>>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn chat(
+    State(state): State<Arc<ProxyState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = crate::handlers::body_of(body, state.cfg.max_body_bytes)?;
     let mut req: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}"), None))?;
     if !req.is_object() || !req["messages"].is_array() {
@@ -150,7 +237,7 @@ async fn chat(State(state): State<Arc<ProxyState>>, headers: HeaderMap, body: By
     }
     let (status, mut resp) = upstream(&state, &req).await?;
     // An upstream that refuses `n` (or log-probs): N parallel single requests instead.
-    if status.is_client_error() {
+    if refused_n(status, &resp) {
         let mut single = req.clone();
         if let Some(o) = single.as_object_mut() {
             o.remove("n");
@@ -203,7 +290,7 @@ async fn chat(State(state): State<Arc<ProxyState>>, headers: HeaderMap, body: By
             "text": text, "logprob": lp, "score": scores.as_ref().and_then(|s| s.get(i)), "chosen": i == chosen,
         })).collect::<Vec<_>>(),
     });
-    state.record(&decision).map_err(|e| ApiError::internal(format!("writing {DECISIONS}: {e}")))?;
+    state.record(decision).await?;
     let mut best = choices[chosen].clone();
     best["index"] = json!(0);
     resp["choices"] = json!([best]);
@@ -221,7 +308,11 @@ fn pass_error(status: StatusCode, v: Value) -> ApiError {
     ApiError::upstream(code, message, "upstream_error")
 }
 
-async fn feedback(State(state): State<Arc<ProxyState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn feedback(
+    State(state): State<Arc<ProxyState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = crate::handlers::body_of(body, state.cfg.max_body_bytes)?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}"), None))?;
     let episode = v["episode_id"]
@@ -231,8 +322,32 @@ async fn feedback(State(state): State<Arc<ProxyState>>, body: Bytes) -> Result<J
         .as_f64()
         .filter(|r| r.is_finite())
         .ok_or_else(|| ApiError::invalid("'reward' must be a number", Some("reward")))?;
-    state
-        .record(&json!({"feedback": {"episode_id": episode, "reward": reward}}))
-        .map_err(|e| ApiError::internal(format!("writing {DECISIONS}: {e}")))?;
+    state.record(json!({"feedback": {"episode_id": episode, "reward": reward}})).await?;
     Ok(Json(json!({"ok": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_of_n_itself_is_answered_with_single_requests() {
+        let err = |param: Value, message: &str| json!({"error": {"message": message, "param": param}});
+        assert!(refused_n(StatusCode::BAD_REQUEST, &err(Value::Null, "n is not supported")));
+        assert!(refused_n(StatusCode::BAD_REQUEST, &err(json!("n"), "bad value")));
+        assert!(refused_n(StatusCode::UNPROCESSABLE_ENTITY, &err(Value::Null, "'logprobs' unsupported")));
+        // Rate limits, auth, other parameters, and words that merely contain an n: passed back.
+        assert!(!refused_n(StatusCode::TOO_MANY_REQUESTS, &err(json!("n"), "n is not supported")));
+        assert!(!refused_n(StatusCode::UNAUTHORIZED, &err(Value::Null, "no key")));
+        assert!(!refused_n(StatusCode::BAD_REQUEST, &err(json!("messages"), "invalid content")));
+        assert!(!refused_n(StatusCode::BAD_REQUEST, &json!("plain text")));
+    }
+
+    #[test]
+    fn a_choice_without_a_message_is_a_bad_gateway() {
+        let e = candidates_of(&[json!({"index": 0, "finish_reason": "stop"})]).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        let ok = candidates_of(&[json!({"index": 0, "message": {"role": "assistant", "content": "hi"}})]).unwrap();
+        assert_eq!(ok[0].0, "hi");
+    }
 }

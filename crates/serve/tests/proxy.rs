@@ -40,6 +40,20 @@ async fn upstream(Json(req): Json<Value>) -> axum::response::Response {
         }
         "no-n" => ok(vec![choice(0, if rand_like(&req) { "Paris" } else { "Lyon" })]),
         "garbage" => (axum::http::StatusCode::OK, "{not json").into_response(),
+        // Hostile or failing upstreams: an answer over the proxy's 1 MiB cap, a redirect, a rate
+        // limit (counted: the proxy must not answer it with N more requests), choices without
+        // a message.
+        "huge" => ok(vec![choice(0, &"x".repeat(3 << 20))]),
+        "redirect" => {
+            (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", "http://127.0.0.1:9/v1/chat/completions")])
+                .into_response()
+        }
+        "rate" => {
+            RATE_LIMITED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (axum::http::StatusCode::TOO_MANY_REQUESTS, Json(json!({"error": {"message": "slow down", "param": "n"}})))
+                .into_response()
+        }
+        "no-message" => ok((0..n).map(|i| json!({"index": i, "finish_reason": "stop"})).collect()),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             ok(vec![choice(0, "late")])
@@ -47,6 +61,8 @@ async fn upstream(Json(req): Json<Value>) -> axum::response::Response {
         _ => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
     }
 }
+
+static RATE_LIMITED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Alternates answers across the parallel single requests.
 fn rand_like(_req: &Value) -> bool {
@@ -67,7 +83,13 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     let dir = std::env::temp_dir().join(format!("kaizen-proxy-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state = |upstream: String| {
-        let cfg = ProxyConfig { upstream, candidates: 4, timeout: Duration::from_millis(800), log_dir: dir.clone() };
+        let cfg = ProxyConfig {
+            upstream,
+            candidates: 4,
+            timeout: Duration::from_millis(800),
+            log_dir: dir.clone(),
+            max_body_bytes: 1 << 20,
+        };
         ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
     };
     let proxy = listen(proxy_router(state(format!("{up}/v1")))).await;
@@ -105,6 +127,28 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
         assert_eq!(e["error"]["code"], code, "{mode}: {e}");
         assert!(t.elapsed() < Duration::from_secs(3), "{mode} took {:?}", t.elapsed());
     }
+    // An answer over the cap, a redirect, choices without a message: 502s; a 429 is passed
+    // back after exactly one upstream request.
+    for (mode, status, code) in [
+        ("huge", 502, "upstream_too_large"),
+        ("redirect", 502, "upstream_error"),
+        ("no-message", 502, "upstream_malformed"),
+        ("rate", 429, "upstream_error"),
+    ] {
+        let r = ask(mode).await.unwrap();
+        assert_eq!(r.status(), status, "{mode}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], code, "{mode}: {e}");
+    }
+    assert_eq!(RATE_LIMITED.load(std::sync::atomic::Ordering::SeqCst), 1, "a 429 was amplified");
+    // A client body over the cap is a 413, a GET a 405, both in OpenAI's error shape.
+    let big = json!({"messages": [{"role": "user", "content": "y".repeat(2 << 20)}]});
+    let r = client.post(format!("{proxy}/v1/chat/completions")).json(&big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"].is_string());
+    let r = client.get(format!("{proxy}/v1/chat/completions")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"].is_string());
     // Upstream gone: 502 at once.
     let dead = listen(proxy_router(state("http://127.0.0.1:9/v1".into()))).await;
     let body = json!({"messages": [{"role": "user", "content": "normal"}]});
@@ -126,7 +170,7 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     assert_eq!(r.status(), 400);
     let log = std::fs::read_to_string(dir.join(DECISIONS)).unwrap();
     let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4, "normal, one, no-n decisions and one feedback:\n{log}");
+    assert_eq!(lines.len(), 4, "normal, one, no-n decisions and one feedback (nothing of the failures):\n{log}");
     assert_eq!(lines[0]["episode_id"], "normal");
     assert_eq!(lines[0]["candidates"][1]["chosen"], true);
     assert_eq!(lines[3]["feedback"]["reward"], 1.0);

@@ -124,6 +124,9 @@ async fn bad_requests_get_openai_style_errors() {
         (chat_body(json!({"temperature": -1})), 400, Some("temperature")),
         (chat_body(json!({"top_p": 0})), 400, Some("top_p")),
         (chat_body(json!({"n": 0})), 400, Some("n")),
+        (chat_body(json!({"max_tokens": 0})), 400, Some("max_tokens")),
+        // 16 choices of up to the whole context each: over the per-request token budget.
+        (chat_body(json!({"n": 16, "max_tokens": 100000})), 400, Some("max_tokens")),
         (json!({"messages": []}).to_string(), 400, Some("messages")),
         (json!({"messages": [{"role": "robot", "content": "x"}]}).to_string(), 400, Some("messages")),
         (json!({"messages": [{"role": "user", "content": "word ".repeat(9000)}]}).to_string(), 400, Some("messages")),
@@ -146,6 +149,21 @@ async fn bad_requests_get_openai_style_errors() {
     assert_eq!(v["error"]["code"], "context_length_exceeded");
     let (status, _) = post(&format!("{}/v1/nope", server()), "{}").await;
     assert_eq!(status, 404);
+    // The budget error names the limit; a request under it still runs.
+    let (_, v) = post(&url, &chat_body(json!({"n": 16, "max_tokens": 100000}))).await;
+    assert_eq!(v["error"]["code"], "request_too_large", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("--max-request-tokens"), "{v}");
+    let (status, v) = post(&url, &chat_body(json!({"n": 2, "max_tokens": 2}))).await;
+    assert_eq!((status, v["choices"].as_array().map(Vec::len)), (200, Some(2)), "{v}");
+    // A body over the limit is a 413 and a wrong method a 405, both in OpenAI's error shape.
+    let big = json!({"messages": [{"role": "user", "content": "y".repeat(17 << 20)}]}).to_string();
+    let (status, v) = post(&url, &big).await;
+    assert_eq!(status, 413);
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("bytes")), "{v}");
+    let r = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
 }
 
 #[tokio::test]

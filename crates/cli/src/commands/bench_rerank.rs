@@ -179,7 +179,7 @@ fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec
         };
         let up = listen(upstream).await?;
         let log_dir = std::env::temp_dir().join(format!("kaizen-bench-proxy-{}", std::process::id()));
-        let cfg = ProxyConfig { upstream: up.clone(), candidates: n, timeout: std::time::Duration::from_secs(30), log_dir: log_dir.clone() };
+        let cfg = ProxyConfig { upstream: up.clone(), candidates: n, timeout: std::time::Duration::from_secs(30), log_dir: log_dir.clone(), max_body_bytes: kaizen_serve::DEFAULT_MAX_BODY_BYTES };
         let proxy = listen(proxy_router(ProxyState::new(cfg, scorer)?)).await?;
         let client = reqwest::Client::new();
         let mut out = Vec::new();

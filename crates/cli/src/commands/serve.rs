@@ -19,6 +19,14 @@ pub struct Args {
     /// Requests allowed to wait for the model; more get HTTP 503.
     #[arg(long, default_value_t = 64)]
     queue: usize,
+    /// The most KV-cache positions one request may hold, n × (prompt + max_tokens); more is
+    /// a 400 that names this limit.
+    #[arg(long, default_value_t = 32_768)]
+    max_request_tokens: usize,
+    /// The largest request body (and, for the proxy, upstream answer) read; more is a 413
+    /// (a 502 from the upstream).
+    #[arg(long, default_value_t = kaizen_serve::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
     /// Do not load the embedding model (no /v1/embeddings).
     #[arg(long)]
     no_embeddings: bool,
@@ -29,7 +37,7 @@ pub struct Args {
     /// The Q-function (`kaizen q train`) the proxy ranks with.
     #[arg(long, value_name = "Q.safetensors")]
     q: Option<std::path::PathBuf>,
-    /// Choices the proxy asks the upstream for.
+    /// Choices the proxy asks the upstream for (1 to 32).
     #[arg(long, default_value_t = 4)]
     candidates: usize,
     /// Seconds the proxy waits for the upstream before answering 504.
@@ -54,6 +62,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = ServerConfig {
         model_name: a.served_name.clone().unwrap_or_else(|| a.policy.policy.clone()),
         queue_capacity: a.queue,
+        max_request_tokens: a.max_request_tokens,
+        max_body_bytes: a.max_body_bytes,
         ..Default::default()
     };
     let name = cfg.model_name.clone();
@@ -74,13 +84,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 fn proxy(a: &Args, upstream: &str) -> anyhow::Result<()> {
     use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState};
     let q = a.q.as_ref().ok_or_else(|| anyhow::anyhow!("--upstream needs --q Q.safetensors"))?;
-    anyhow::ensure!(a.candidates >= 1, "--candidates must be at least 1");
+    let max = kaizen_serve::proxy::MAX_CANDIDATES;
+    anyhow::ensure!((1..=max).contains(&a.candidates), "--candidates must be in 1..={max}, got {}", a.candidates);
     let scorer = Arc::new(kaizen_q::scorer::QScorer::load(q)?);
     let cfg = ProxyConfig {
         upstream: upstream.to_string(),
         candidates: a.candidates,
         timeout: std::time::Duration::from_secs(a.upstream_timeout.max(1)),
         log_dir: a.log_dir.clone(),
+        max_body_bytes: a.max_body_bytes,
     };
     let state = ProxyState::new(cfg, scorer)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
