@@ -290,40 +290,62 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert!(text(&o.stderr).contains("grpo, dr_grpo, adpo, axpo"));
 }
 
-/// A web run stopped with SIGTERM (or Ctrl-C) takes its browsers with it: no Chromium is left
-/// running once the process has gone.
+/// A web run stopped with SIGTERM (or Ctrl-C), or killed with SIGKILL, takes its browsers with
+/// it: no Chromium nor chromedriver is left running once the process has gone.
 #[test]
 fn a_stopped_web_run_leaves_no_browser_behind() {
-    let out = temp_dir("web-stopped");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
-        .args(["run", "--env", "miniwob-easy", "--policy", "random", "--episodes", "100000", "--concurrency", "2"])
-        .args(["--out", out.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Browser processes carry their profile directory, named after the kaizen process.
-    let marker = format!("kaizen-browser-{}-", child.id());
-    let browsers = || {
-        let procs = std::fs::read_dir("/proc").unwrap().flatten();
-        procs
-            .filter(|p| {
-                std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-            })
-            .count()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while browsers() < 2 {
-        assert!(std::time::Instant::now() < deadline, "no browser started");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    for signal in ["-TERM", "-KILL"] {
+        let out = temp_dir(&format!("web-stopped{signal}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+            .args(["run", "--env", "miniwob-easy", "--policy", "random", "--episodes", "100000", "--concurrency", "2"])
+            .args(["--out", out.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Browser processes carry their profile directory, named after the kaizen process; their
+        // process group is their chromedriver's.
+        let marker = format!("kaizen-browser-{}-", child.id());
+        let stat_field = |pid: &str, n: usize| -> Option<String> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit_once(')')?.1.split_whitespace().nth(n).map(str::to_string)
+        };
+        let browsers = || -> Vec<String> {
+            let procs = std::fs::read_dir("/proc").unwrap().flatten();
+            procs
+                .filter(|p| {
+                    std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+                })
+                .filter_map(|p| stat_field(&p.file_name().to_string_lossy(), 2))
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while browsers().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "no browser started");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let groups: std::collections::BTreeSet<String> = browsers().into_iter().collect();
+        let o = Command::new("kill").args([signal, &child.id().to_string()]).output().unwrap();
+        assert!(o.status.success());
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        // Any process still in a browser's group (chromedriver, Chromium, its helpers).
+        let in_groups = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|p| stat_field(&p.file_name().to_string_lossy(), 2).is_some_and(|g| groups.contains(&g)))
+                .filter(|p| stat_field(&p.file_name().to_string_lossy(), 0).is_some_and(|state| state != "Z"))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while (in_groups() > 0 || !browsers().is_empty()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(browsers().len(), 0, "{signal}: Chromium processes outlived the stopped run");
+        assert_eq!(in_groups(), 0, "{signal}: browser processes outlived the stopped run");
     }
-    let o = Command::new("kill").args(["-TERM", &child.id().to_string()]).output().unwrap();
-    assert!(o.status.success());
-    let status = child.wait().unwrap();
-    assert!(!status.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(browsers(), 0, "Chromium processes outlived the stopped run");
 }
 
 #[test]

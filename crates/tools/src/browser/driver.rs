@@ -2,6 +2,13 @@
 //! process group, so the browser it starts dies with it), one session, its own profile dir.
 //! Every call has a deadline; a browser that stops answering is `Crashed` or `Hung`, and the
 //! caller throws it away (dropping kills the whole process group).
+//!
+//! Browsers die with kaizen however it ends: on SIGINT, SIGTERM or SIGHUP a handler kills
+//! their groups; on SIGKILL (which nothing in the process survives to handle) a watchdog does —
+//! a small shell in a process group of its own that holds the read end of a pipe only kaizen
+//! writes to, learns each browser's group from it, and kills the groups still listed once the
+//! pipe closes. And the first launch of a run removes what a dead run left anyway (its Chromium
+//! processes and profile directories, named after the dead process).
 
 use super::http::{self, HttpError};
 use serde_json::{json, Value};
@@ -33,6 +40,75 @@ fn kill_live_browsers() {
             // SAFETY: kill(2) on a process group this process started.
             unsafe {
                 libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The watchdog's script: `+PGID` lines add a group, `-PGID` lines remove one; at end of input
+/// (kaizen is gone) every group still listed is killed.
+const WATCHDOG: &str = r#"live=" "
+while read -r line; do
+  g=${line#?}
+  case "$line" in
+    +*) live="$live$g " ;;
+    -*) case "$live" in *" $g "*) live="${live%% $g *} ${live#* $g }" ;; esac ;;
+  esac
+done
+for g in $live; do kill -s KILL -- "-$g" 2>/dev/null; done"#;
+
+/// Tells the watchdog (started on first use) of a browser group coming or going.
+fn tell_watchdog(line: String) {
+    use std::io::Write;
+    static WATCHDOG_IN: std::sync::OnceLock<Option<std::sync::Mutex<std::process::ChildStdin>>> =
+        std::sync::OnceLock::new();
+    let stdin = WATCHDOG_IN.get_or_init(|| {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("/bin/sh")
+            .args(["-c", WATCHDOG])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: a Ctrl-C to kaizen's group must not end it before it has run.
+            .process_group(0)
+            .spawn()
+            .ok()?;
+        // The child is never waited for: it ends after kaizen, and init reaps it.
+        child.stdin.map(std::sync::Mutex::new)
+    });
+    if let Some(stdin) = stdin {
+        let mut w = stdin.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(w, "{line}").and_then(|_| w.flush());
+    }
+}
+
+/// Kills the Chromium processes and removes the profile directories that kaizen processes no
+/// longer alive left behind (a run killed before the watchdog existed, or one whose watchdog
+/// was killed too). Profiles are `kaizen-browser-PID-PORT` in the temp dir, and Chromium's
+/// command line names its profile.
+fn reap_dead_runs() {
+    let dead_owner = |name: &str| -> bool {
+        name.split("kaizen-browser-")
+            .nth(1)
+            .and_then(|r| r.split('-').next()?.parse::<u32>().ok())
+            .is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("--user-data-dir=") && dead_owner(&cmdline) {
+                // SAFETY: kill(2) on a Chromium process of a dead kaizen run.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    if let Ok(dirs) = std::fs::read_dir(std::env::temp_dir()) {
+        for d in dirs.flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if name.starts_with("kaizen-browser-") && dead_owner(&name) {
+                let _ = std::fs::remove_dir_all(d.path());
             }
         }
     }
@@ -217,8 +293,12 @@ impl Browser {
             .spawn()
             .map_err(|e| BrowserError::Launch(format!("{}: {e}", cfg.chromedriver.display())))?;
         static HANDLERS: std::sync::Once = std::sync::Once::new();
-        HANDLERS.call_once(kill_browsers_on_termination);
+        HANDLERS.call_once(|| {
+            kill_browsers_on_termination();
+            reap_dead_runs();
+        });
         register_group(driver.id() as i32);
+        tell_watchdog(format!("+{}", driver.id()));
         let mut b = Browser {
             driver,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -421,6 +501,7 @@ impl Drop for Browser {
             libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
         }
         let _ = self.driver.wait();
+        tell_watchdog(format!("-{}", self.driver.id()));
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
