@@ -288,6 +288,37 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);
     assert!(!o.status.success() && text(&o.stderr).contains("rl.estimator"), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("grpo, dr_grpo, adpo, axpo"));
+    // Absurd dimensions are refused before anything is allocated (not an allocation abort).
+    std::fs::write(&recipe, "[policy]\nlayers = 1000\nwidth = 1048576\nheads = 8\n").unwrap();
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", dir.join("huge").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("width = 1048576") && text(&o.stderr).contains("GiB"), "{}", text(&o.stderr));
+}
+
+/// Input that can never work is refused before any episode runs, naming what is wrong.
+#[test]
+fn tasks_that_cannot_fit_or_cannot_pass_are_refused_at_load() {
+    let dir = temp_dir("refused");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A prompt longer than SmolLM2's 8,192-token context: an error naming the task, no run.
+    let long = format!("{{\"id\": \"long-one\", \"prompt\": \"{}\", \"answer\": \"1\"}}\n", "word ".repeat(9000));
+    std::fs::write(dir.join("long.jsonl"), format!("{{\"prompt\": \"2+2?\", \"answer\": \"4\"}}\n{long}")).unwrap();
+    let out = dir.join("run-long");
+    let spec = format!("jsonl:{}", dir.join("long.jsonl").display());
+    let o = kaizen(&["run", "--env", &spec, "--episodes", "2", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("task long-one") && text(&o.stderr).contains("context window"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out.exists(), "a run that cannot work was started");
+    // A numeric task whose answer is no number.
+    std::fs::write(dir.join("nan.jsonl"), "{\"prompt\": \"x\", \"answer\": \"many\", \"checker\": \"numeric\"}\n")
+        .unwrap();
+    let spec = format!("jsonl:{}", dir.join("nan.jsonl").display());
+    let o = kaizen(&["run", "--env", &spec, "--out", dir.join("run-nan").to_str().unwrap()]);
+    assert!(text(&o.stderr).contains("line 1: \"answer\" \"many\" is not a number"), "{}", text(&o.stderr));
 }
 
 /// A web run stopped with SIGTERM (or Ctrl-C), or killed with SIGKILL, takes its browsers with
@@ -521,6 +552,25 @@ fn best_of_q_collects_trains_and_reranks_web_actions() {
     let auc: f64 =
         report.lines().find(|l| l.contains("AUC")).unwrap().split_whitespace().last().unwrap().parse().unwrap();
     assert!(auc > 0.6, "held-out AUC {auc}\n{report}");
+    // Zero epochs, or runs holding one outcome only, would save a Q-function that learnt
+    // nothing: refused, and nothing is written.
+    let q0 = dir.join("q0.safetensors");
+    let o = kaizen(&["q", "train", data.to_str().unwrap(), "--epochs", "0", "--out", q0.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("--epochs must be at least 1"), "{}", text(&o.stderr));
+    let failed = dir.join("failed-only");
+    std::fs::create_dir_all(&failed).unwrap();
+    std::fs::copy(data.join("config.json"), failed.join("config.json")).unwrap();
+    let records = std::fs::read_to_string(data.join("trajectories.jsonl")).unwrap();
+    let lost: String = records
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reward"].as_f64().unwrap() <= 0.0)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!lost.is_empty());
+    std::fs::write(failed.join("trajectories.jsonl"), lost).unwrap();
+    let o = kaizen(&["q", "train", failed.to_str().unwrap(), "--val-share", "0", "--out", q0.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("all failed"), "{}", text(&o.stderr));
+    assert!(!q0.exists());
     // Held-out tasks (another seed stream): the proposer alone, a random pick of 4, Best-of-Q.
     let success = |extra: &[&str], name: &str| -> f64 {
         let out = dir.join(name);

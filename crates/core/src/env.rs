@@ -36,6 +36,11 @@ pub trait Env: Send + Sync {
     fn describe_action(&self, _state: &str, action: &str) -> String {
         action.to_string()
     }
+    /// Whether each episode opens a session that writes its own prompt (`open_session`), so the
+    /// task's text alone is not what the policy reads.
+    fn has_sessions(&self) -> bool {
+        false
+    }
     /// How many episodes may run at once (a browser pool's size); `None` = no limit.
     fn max_concurrent_episodes(&self) -> Option<usize> {
         None

@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod env;
 pub mod home;
+pub mod jsonl;
 pub mod openai;
 pub mod policy;
 pub mod sampling;
@@ -18,6 +19,6 @@ pub use chat::{Message, Role, ToolCall, ToolSpec};
 pub use env::{Env, EnvSession, SessionStatus};
 pub use policy::{ChatRequest, Policy, PolicyError};
 pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};
-pub use task::{Checker, Task};
+pub use task::{parse_number, Checker, Task};
 pub use tool::{Observation, Tool};
 pub use tool_call::{final_answer, parse_tool_calls, MalformedCall};

@@ -15,8 +15,9 @@ pub struct JsonlEnv {
 
 impl JsonlEnv {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let source = path.display().to_string();
+        Self::parse(kaizen_core::jsonl::utf8(&bytes, &source)?, &source)
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
@@ -68,6 +69,9 @@ fn parse_line(line: &str, number: usize) -> Result<Task, String> {
         other => return Err(format!("unknown checker '{other}' (allowed: exact, numeric, regex, choice)")),
     };
     checker.validate()?;
+    if matches!(checker, Checker::Numeric { .. }) && kaizen_core::parse_number(&answer).is_none() {
+        return Err(format!("\"answer\" {answer:?} is not a number, so the numeric checker could never pass it"));
+    }
     Ok(Task {
         id: s("id").map(String::from).unwrap_or_else(|| format!("line-{number}")),
         prompt: prompt.to_string(),

@@ -25,3 +25,21 @@ fn reads_every_checker_and_reports_bad_lines_by_number() {
     assert!(err.contains("line 4: bad regex"), "{err}");
     assert!(JsonlEnv::parse("\n\n", "empty.jsonl").err().unwrap().contains("no tasks"));
 }
+
+#[test]
+fn a_numeric_answer_that_is_no_number_is_refused_at_load() {
+    let err =
+        JsonlEnv::parse(r#"{"prompt": "2+2?", "answer": "four", "checker": "numeric"}"#, "t.jsonl").err().unwrap();
+    assert!(err.contains("t.jsonl line 1: \"answer\" \"four\" is not a number"), "{err}");
+    // Numbers as people write them still load.
+    assert!(JsonlEnv::parse(r#"{"prompt": "x", "answer": "1,234.5", "checker": "numeric"}"#, "t").is_ok());
+}
+
+#[test]
+fn invalid_utf8_in_a_task_file_names_the_file_and_line() {
+    let path = std::env::temp_dir().join(format!("kaizen-utf8-{}.jsonl", std::process::id()));
+    std::fs::write(&path, b"{\"prompt\": \"a\", \"answer\": 1}\n{\"prompt\": \"\xff\", \"answer\": 2}\n").unwrap();
+    let err = JsonlEnv::load(&path).err().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(err.contains(&format!("{} line 2: not valid UTF-8", path.display())), "{err}");
+}

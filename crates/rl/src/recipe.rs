@@ -243,6 +243,8 @@ impl Recipe {
         self.rl.estimator.parse().map_err(|e| format!("rl.estimator: {e}"))
     }
 
+    /// Every field in its range, checked before anything is allocated: a bad recipe is an error
+    /// naming the field, never an allocation failure.
     pub fn validate(&self) -> Result<(), String> {
         self.estimator()?;
         let positive = [
@@ -310,6 +312,24 @@ impl Recipe {
                 self.policy.width, self.policy.heads
             ));
         }
+        if self.policy.model == TINY {
+            if let Some(have) = physical_memory() {
+                let p = &self.policy;
+                let need = tiny_training_bytes(p.layers, p.width, p.heads, p.context, self.sft.batch);
+                if need > have as f64 {
+                    return Err(format!(
+                        "policy: layers = {}, width = {}, context = {} (sft.batch = {}) need about {:.1} GiB to \
+                         train; this machine has {:.1} GiB",
+                        p.layers,
+                        p.width,
+                        p.context,
+                        self.sft.batch,
+                        need / (1u64 << 30) as f64,
+                        have as f64 / (1u64 << 30) as f64
+                    ));
+                }
+            }
+        }
         for (field, v) in [("rl.eps_low", self.rl.eps_low), ("rl.eps_high", self.rl.eps_high)] {
             if !(0.0..1.0).contains(&v) {
                 return Err(format!("{field} must be in [0, 1), got {v}"));
@@ -336,3 +356,19 @@ impl Recipe {
 #[cfg(test)]
 #[path = "recipe_tests.rs"]
 mod tests;
+
+/// Bytes the tiny policy takes to train, at least: f32 weights, their gradients and AdamW's two
+/// moments (16 bytes a parameter), and a batch's activations (about 16 width-wide rows a token
+/// per layer, and the logits over the vocabulary). In f64, so absurd sizes do not overflow.
+fn tiny_training_bytes(layers: usize, width: usize, heads: usize, context: usize, batch: usize) -> f64 {
+    let cfg = kaizen_models::trainable::LmConfig::bytes(layers, width, heads, context);
+    let rows = batch as f64 * context as f64;
+    16.0 * cfg.parameters() as f64 + 4.0 * rows * (16.0 * layers as f64 * width as f64 + 2.0 * cfg.vocab as f64)
+}
+
+/// This machine's memory (`MemTotal`), where `/proc/meminfo` says.
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -102,6 +102,51 @@ impl Default for EpisodeConfig {
 /// and far from the seeds runs use.
 pub const SHOT_SEED: u64 = 0x5EED_0F5E_ED5A_u64;
 
+/// The registry's tools that `env` allows.
+fn env_tools(env: &dyn Env, registry: &ToolRegistry) -> Vec<ToolSpec> {
+    let allowed = env.tool_names();
+    registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect()
+}
+
+/// An episode's first messages: the env's system turn, the worked examples, the task.
+fn opening(env: &dyn Env, cfg: &EpisodeConfig, task_turn: Message) -> Vec<Message> {
+    let mut messages = vec![Message::system(env.system_prompt())];
+    messages.extend(cfg.shots.iter().cloned());
+    messages.push(task_turn);
+    messages
+}
+
+/// Refuses, before any episode runs, a task whose opening prompt (system turn, worked examples,
+/// tool schemas, task) leaves no room in `llm`'s context window — it would otherwise end as a
+/// failed episode, silently. The error names the first such task. Envs with sessions write
+/// their prompt when the episode opens (a web page), so there is nothing to check up front.
+pub fn check_prompts_fit(
+    llm: &LocalLlm,
+    env: &dyn Env,
+    registry: &ToolRegistry,
+    tasks: &[Task],
+    cfg: &EpisodeConfig,
+) -> Result<(), String> {
+    if env.has_sessions() {
+        return Ok(());
+    }
+    let tools = if cfg.tool_schemas { env_tools(env, registry) } else { Vec::new() };
+    for task in tasks {
+        let messages = opening(env, cfg, Message::user(task.prompt.clone()));
+        let n = llm.encode_chat(&messages, &tools).map_err(|e| format!("task {}: {e}", task.id))?.len();
+        if n >= llm.context_len() {
+            return Err(format!(
+                "task {}: its opening prompt is {n} tokens and the model's context window is {}; shorten the \
+                 task{}",
+                task.id,
+                llm.context_len(),
+                if cfg.shots.is_empty() { "" } else { " or use fewer --shots" }
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `k` worked examples of `env` as chat turns — each a task, its solution with every tool
 /// call really run and its result shown as a tool turn, and the final answer — to put before
 /// an episode's task (`EpisodeConfig::shots`). A solution is the env's demonstration, or else
@@ -253,9 +298,7 @@ pub struct Episode<'a> {
 
 impl<'a> Episode<'a> {
     pub fn new(agent: &Agent<'a>, env: &dyn Env, registry: &ToolRegistry, mut job: Job, cfg: &EpisodeConfig) -> Self {
-        let allowed = env.tool_names();
-        let mut tools: Vec<ToolSpec> =
-            registry.specs().into_iter().filter(|s| s.name().is_some_and(|n| allowed.iter().any(|a| a == n))).collect();
+        let mut tools = env_tools(env, registry);
         let mut end = None;
         let mut task_turn = Message::user(String::new());
         // A stateful env writes the prompt and brings its own actions.
@@ -277,10 +320,8 @@ impl<'a> Episode<'a> {
         if !cfg.tool_schemas {
             tools.clear();
         }
-        let mut messages = vec![Message::system(env.system_prompt())];
-        messages.extend(cfg.shots.iter().cloned());
         task_turn.content = job.task.prompt.clone();
-        messages.push(task_turn);
+        let messages = opening(env, cfg, task_turn);
         let history = match agent {
             Agent::Local(llm) => {
                 let ids = llm.encode_chat(&messages, &tools).unwrap_or_else(|e| {

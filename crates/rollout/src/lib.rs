@@ -13,8 +13,8 @@ pub mod trajectory;
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{run_local, EngineStats};
 pub use episode::{
-    demonstration, few_shot, observation_segment, run_episode, shown_text, Agent, Episode, EpisodeConfig, Job, Prefix,
-    Toolbox,
+    check_prompts_fit, demonstration, few_shot, observation_segment, run_episode, shown_text, Agent, Episode,
+    EpisodeConfig, Job, Prefix, Toolbox,
 };
 pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};
 pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

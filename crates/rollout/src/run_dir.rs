@@ -5,7 +5,7 @@
 use crate::trajectory::{EpisodeEnd, Trajectory};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const TRAJECTORIES: &str = "trajectories.jsonl";
@@ -52,12 +52,14 @@ impl RunDir {
     }
 }
 
-/// Every complete episode recorded in a run directory. A last line cut off by a crash is
-/// skipped; any other bad line is an error naming it.
+/// Every complete episode recorded in a run directory. A last line cut short by a crash is
+/// skipped; any other bad line (not UTF-8, not a trajectory) is an error naming the file and
+/// the line.
 pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
     let file = path.join(TRAJECTORIES);
-    let f = File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let lines: Vec<String> = BufReader::new(f).lines().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = kaizen_core::jsonl::utf8(&bytes, &file.display().to_string())?;
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
@@ -65,7 +67,7 @@ pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
         }
         match serde_json::from_str::<Trajectory>(line) {
             Ok(t) => out.push(t),
-            Err(_) if i + 1 == lines.len() => {} // torn last write
+            Err(e) if kaizen_core::jsonl::is_torn(text, i, lines.len(), &e) => {}
             Err(e) => return Err(format!("{} line {}: {e}", file.display(), i + 1)),
         }
     }

@@ -137,6 +137,18 @@ fn run_dir_appends_loads_and_summarises() {
     )
     .unwrap();
     assert_eq!(run_dir::load(&dir).unwrap(), vec![all[0].clone()]);
+    // A complete last line (ended by a newline, or whole JSON) that is not a trajectory was not
+    // torn: it is an error naming the line, not skipped.
+    let first = serde_json::to_string(&all[0]).unwrap();
+    for last in ["{\"schema_version\": 1, \"epis\n", "{\"not\": \"a trajectory\"}"] {
+        std::fs::write(dir.join("trajectories.jsonl"), format!("{first}\n{last}")).unwrap();
+        let err = run_dir::load(&dir).unwrap_err();
+        assert!(err.contains("trajectories.jsonl line 2"), "{last:?}: {err}");
+    }
+    // Invalid UTF-8 names the file and the line.
+    std::fs::write(dir.join("trajectories.jsonl"), [first.as_bytes(), b"\n{\"x\": \"\xfe\"}\n"].concat()).unwrap();
+    let err = run_dir::load(&dir).unwrap_err();
+    assert!(err.contains("trajectories.jsonl line 2: not valid UTF-8"), "{err}");
     assert!(RunDir::create(&dir, &serde_json::json!({})).is_err(), "an existing run is not overwritten");
     // Parquet: the same episodes, column by column.
     let pq = dir.join(kaizen_rollout::PARQUET_FILE);

@@ -68,6 +68,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let objective: Objective = a.objective.parse().map_err(anyhow::Error::msg)?;
     anyhow::ensure!((0.0..1.0).contains(&a.val_share), "--val-share must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&a.gamma), "--gamma must be in [0, 1]");
+    anyhow::ensure!(a.epochs >= 1, "--epochs must be at least 1 (0 would save an untrained Q-function)");
     // Steps as text, each action already described as its env describes it (web actions get
     // their element's line); proxy logs (`decisions.jsonl`) are taken as they are.
     let mut steps: Vec<kaizen_q::dataset::TextStep> = Vec::new();
@@ -113,6 +114,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let as_is = |_: &str, action: &str| action.to_string();
     let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, &as_is, &cache, a.gamma)?;
     let (val_t, _) = kaizen_q::dataset::transitions(&val, &as_is, &cache, a.gamma)?;
+    let successes = train_t.iter().filter(|t| t.success).count();
+    anyhow::ensure!(
+        successes > 0 && successes < train_t.len(),
+        "the {} training transitions all {}: a Q-function cannot learn to rank actions from one outcome; \
+         collect runs with both (more --samples, a higher --temperature, or more tasks)",
+        train_t.len(),
+        if successes == 0 { "failed" } else { "succeeded" }
+    );
     let cfg = QConfig { dim, hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
     let mut net = QNet::new(cfg)?;
     let bar = ProgressBar::new(a.epochs as u64)

@@ -153,12 +153,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "screenshots": a.screenshots,
         "tool_schemas": !a.no_tool_schemas,
     });
+    let tasks = env.tasks(a.seed, a.episodes);
+    if let Backend::Local(llm) = &backend {
+        kaizen_rollout::check_prompts_fit(llm, env.as_ref(), &registry, &tasks, &cfg).map_err(anyhow::Error::msg)?;
+    }
     let mut run = RunDir::create(&a.out, &config).map_err(|e| anyhow::anyhow!(e))?;
     let bar = ProgressBar::new((a.episodes * a.samples) as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")?);
     let k = a.samples;
-    let jobs: Vec<Job> = env
-        .tasks(a.seed, a.episodes)
+    let jobs: Vec<Job> = tasks
         .into_iter()
         .enumerate()
         .flat_map(|(i, task)| {

@@ -212,6 +212,10 @@ impl Env for MiniWob {
         }
     }
 
+    fn has_sessions(&self) -> bool {
+        true
+    }
+
     fn max_concurrent_episodes(&self) -> Option<usize> {
         Some(self.pool.size())
     }

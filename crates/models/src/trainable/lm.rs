@@ -70,7 +70,7 @@ impl LmConfig {
             width,
             heads,
             kv_heads: heads,
-            ffn: 4 * width,
+            ffn: width.saturating_mul(4),
             context,
             rope_base: 10_000.0,
             eps: 1e-5,
@@ -98,11 +98,14 @@ impl LmConfig {
     /// Weights of the model (tied output): embedding (and the previous-token table, (vocab +
     /// 1)·w), per block two norms (2w), q and out (2w²), k and v (2·w·kv·hd), gate, up, down
     /// (3·w·ffn); the final norm.
+    /// Counted in 128 bits and saturated, so absurd dimensions give a huge count, not an
+    /// overflow.
     pub fn parameters(&self) -> usize {
-        let (w, l) = (self.width, self.layers);
-        let kv = self.kv_heads * self.head_dim();
-        let prev = if self.prev_token { (self.vocab + 1) * w } else { 0 };
-        self.vocab * w + prev + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * self.ffn) + w
+        let (w, l, v, f) = (self.width as u128, self.layers as u128, self.vocab as u128, self.ffn as u128);
+        let kv = (self.kv_heads * self.head_dim()) as u128;
+        let prev = if self.prev_token { (v + 1) * w } else { 0 };
+        let total = v * w + prev + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * f) + w;
+        usize::try_from(total).unwrap_or(usize::MAX)
     }
 
     /// Every weight's GGUF name and shape `[out, in]` (norms `[w]`).
