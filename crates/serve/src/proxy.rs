@@ -172,10 +172,13 @@ fn refused_n(status: StatusCode, v: &Value) -> bool {
     if !(status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY) {
         return false;
     }
-    let param = v["error"]["param"].as_str().unwrap_or("");
     let message = v["error"]["message"].as_str().unwrap_or("").to_ascii_lowercase();
     let names = |p: &str| message.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| w == p);
-    matches!(param, "n" | "logprobs") || names("n") || names("logprobs")
+    // The parameter an error names decides; only an error naming none is read for the words.
+    match v["error"]["param"].as_str() {
+        Some(param) => matches!(param, "n" | "logprobs"),
+        None => names("n") || names("logprobs"),
+    }
 }
 
 /// Each choice as a kaizen completion: its text with any structured tool calls written in the
@@ -341,6 +344,9 @@ mod tests {
         assert!(!refused_n(StatusCode::UNAUTHORIZED, &err(Value::Null, "no key")));
         assert!(!refused_n(StatusCode::BAD_REQUEST, &err(json!("messages"), "invalid content")));
         assert!(!refused_n(StatusCode::BAD_REQUEST, &json!("plain text")));
+        // kaizen serve's budget error mentions n but names max_tokens: passed back, or N
+        // single requests would each get the budget the whole request was refused.
+        assert!(!refused_n(StatusCode::BAD_REQUEST, &err(json!("max_tokens"), "n × (prompt + max_tokens) is over")));
     }
 
     #[test]
