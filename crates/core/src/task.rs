@@ -40,6 +40,12 @@ fn default_rel_tol() -> f64 {
 
 impl Task {
     /// Reward for a final answer: 1 if it checks, else 0 (also 0 when there is no answer).
+    /// The task's content as compared across streams: its prompt, lower-cased, whitespace
+    /// collapsed. Two tasks with the same key are the same task for held-out purposes.
+    pub fn content_key(&self) -> String {
+        normalize_ws(&self.prompt.to_lowercase())
+    }
+
     pub fn reward(&self, answer: Option<&str>) -> f32 {
         answer.map(|a| self.checker.check(a, &self.answer)).map(|ok| if ok { 1.0 } else { 0.0 }).unwrap_or(0.0)
     }

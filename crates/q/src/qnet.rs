@@ -15,7 +15,9 @@ pub enum Objective {
     Mc,
     /// TD(0) fitted-Q with a target network; max over the next state's logged candidates.
     Td,
-    /// IQL: a value head learns an upper expectile of Q; Q regresses on `r + γV(s')`.
+    /// IQL (Kostrikov et al., arXiv 2110.06169): a value head learns an upper expectile of the
+    /// *target* network's Q on logged actions; Q regresses on `r + γ(1 − done)·V(s')` with the
+    /// *online* V.
     Iql,
 }
 
@@ -237,9 +239,11 @@ fn batch(ts: &[&Transition], d: usize) -> candle_core::Result<Batch> {
 }
 
 impl QNet {
-    /// Regression targets for `ts` under the objective, from this network (acting as the
-    /// target network: callers pass a frozen copy).
-    fn targets(&self, ts: &[&Transition], b: &Batch) -> anyhow::Result<Vec<f32>> {
+    /// Q's regression targets for `ts`. TD(0) reads the target network (`target`) at s′, over
+    /// the logged candidates; IQL reads the online value head (`self`) at s′, as the paper's
+    /// `L_Q(θ) = E (r + γ(1−done)·V_ψ(s′) − Q_θ(s,a))²` does; MC reads the logged return.
+    /// Every target is a constant of the step (no gradient flows through it).
+    fn targets(&self, target: &QNet, ts: &[&Transition], b: &Batch) -> anyhow::Result<Vec<f32>> {
         let g = self.cfg.gamma;
         Ok(match self.cfg.objective {
             Objective::Mc => b.mc.clone(),
@@ -248,7 +252,7 @@ impl QNet {
                 .zip(b.r.iter().zip(&b.done))
                 .map(|(t, (&r, &done))| {
                     let next = match &t.next {
-                        Some((s2, cands)) if !done => self.score(s2, cands)?,
+                        Some((s2, cands)) if !done => target.score(s2, cands)?,
                         _ => vec![],
                     };
                     Ok(td_target(r, done, g, &next))
@@ -283,24 +287,36 @@ impl QNet {
     }
 
     fn loss(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<Tensor> {
-        let b = batch(ts, self.cfg.dim)?;
-        let y = Tensor::from_vec(target_net.targets(ts, &b)?, ts.len(), &Device::Cpu)?;
-        let q = self.q_of(&b.x)?;
-        let q_loss = (&q - &y)?.sqr()?.mean_all()?;
-        if self.cfg.objective != Objective::Iql {
-            return Ok(q_loss);
-        }
-        // V(s) → an upper expectile of Q(s, a) over the data's actions (Q detached):
-        // `objectives::expectile_loss` on tensors, weight τ for u ≥ 0 and 1 − τ for u < 0.
-        let u = (q.detach() - self.v_of(&b.s)?)?;
-        let tau = self.cfg.tau as f64;
-        let w = u.lt(0.0)?.to_dtype(DType::F32)?.affine(1.0 - 2.0 * tau, tau)?;
-        let v_loss = (w * u.sqr()?)?.mean_all()?;
-        Ok((q_loss + v_loss)?)
+        let (q_loss, v_loss) = self.losses(ts, target_net)?;
+        Ok(match v_loss {
+            Some(v) => (q_loss + v)?,
+            None => q_loss,
+        })
     }
 
-    /// Trains on `train` for `epochs` full-batch AdamW steps (the target network is refreshed
-    /// every `target_every` steps), then reports on `val`.
+    /// Q's squared error against `targets`, and for IQL V's expectile loss
+    /// `L_V(ψ) = E L₂^τ(Q_θ̂(s,a) − V_ψ(s))` on the logged actions, `Q_θ̂` the target network
+    /// (`objectives::expectile_loss` on tensors: weight τ for u ≥ 0, 1 − τ for u < 0).
+    fn losses(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<(Tensor, Option<Tensor>)> {
+        let b = batch(ts, self.cfg.dim)?;
+        let y = Tensor::from_vec(self.targets(target_net, ts, &b)?, ts.len(), &Device::Cpu)?;
+        let q_loss = (self.q_of(&b.x)? - &y)?.sqr()?.mean_all()?;
+        if self.cfg.objective != Objective::Iql {
+            return Ok((q_loss, None));
+        }
+        let u = (target_net.q_of(&b.x)?.detach() - self.v_of(&b.s)?)?;
+        let tau = self.cfg.tau as f64;
+        let w = u.lt(0.0)?.to_dtype(DType::F32)?.affine(1.0 - 2.0 * tau, tau)?;
+        Ok((q_loss, Some((w * u.sqr()?)?.mean_all()?)))
+    }
+
+    /// Trains on `train` for `epochs` full-batch AdamW steps, then reports on `val`.
+    ///
+    /// Deviation from IQL's (and Digi-Q's) soft update `θ̂ ← (1−α)θ̂ + αθ`, α = 0.005 after every
+    /// step: the target network is a copy of the online one, refreshed every `target_every`
+    /// steps. kaizen trains full-batch for 50–500 steps, where α = 0.005 would leave the target
+    /// near its random initialisation for most of training; a periodic copy is the other
+    /// standard form of the same lag (DQN's).
     pub fn fit(
         &mut self,
         train: &[Transition],

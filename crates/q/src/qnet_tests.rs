@@ -55,3 +55,85 @@ fn saved_q_functions_reload_and_refuse_other_embedders() {
     assert!(err.contains("trained on features of test@0"), "{err}");
     assert!("ppo".parse::<Objective>().unwrap_err().contains("mc, td, iql"));
 }
+
+/// A two-step chain, logged twice: s0 --a0--> s1, then a1 (reward 1, the episode succeeds) in
+/// one episode and b1 (reward 0) in the other; s1's logged candidates are {a1, b1}. γ = 0.9,
+/// τ = 0.8. Fixed points of Q(s0, a0), by hand:
+/// - MC: the mean logged return from s0, (0.9·1 + 0.9·0) / 2 = 0.45;
+/// - TD(0): 0 + γ · max(Q(s1, a1), Q(s1, b1)) = 0.9 · max(1, 0) = 0.9;
+/// - IQL: V(s1) is the τ-expectile of {1, 0}, the v with τ(1 − v) = (1 − τ)v, so v = τ = 0.8,
+///   and Q(s0, a0) = 0 + γ · 0.8 = 0.72.
+fn chain() -> Vec<Transition> {
+    let v = |x: [f32; 4]| x.to_vec();
+    let (s0, s1) = (v([1.0, 0.0, 0.0, 0.0]), v([0.0, 1.0, 0.0, 0.0]));
+    let (a0, a1, b1) = (v([0.0, 0.0, 1.0, 0.0]), v([0.0, 0.0, 0.0, 1.0]), v([0.0, 0.0, 1.0, 1.0]));
+    let candidates = vec![(a1.clone(), -0.5), (b1.clone(), -0.5)];
+    let step = |state: &[f32], action: &[f32], reward: f32, mc: f32, success: bool, next: bool, key: &str| Transition {
+        task: "chain".into(),
+        state_key: key.into(),
+        state: state.to_vec(),
+        action: action.to_vec(),
+        logprob: -0.5,
+        reward,
+        done: !next,
+        mc_return: mc,
+        success,
+        next: next.then(|| (s1.clone(), candidates.clone())),
+    };
+    vec![
+        step(&s0, &a0, 0.0, 0.9, true, true, "s0"),
+        step(&s1, &a1, 1.0, 1.0, true, false, "s1"),
+        step(&s0, &a0, 0.0, 0.0, false, true, "s0"),
+        step(&s1, &b1, 0.0, 0.0, false, false, "s1"),
+    ]
+}
+
+#[test]
+fn td_and_iql_reach_their_hand_computed_fixed_points_on_a_multi_step_chain() {
+    let d = chain();
+    for (objective, want) in [(Objective::Mc, 0.45), (Objective::Td, 0.9), (Objective::Iql, 0.72)] {
+        let cfg = QConfig { hidden: 32, tau: 0.8, ..cfg(objective) };
+        let mut q = QNet::new(cfg).unwrap();
+        q.fit(&d, &[], 3000, 5e-3, 10, &mut |_, _| {}).unwrap();
+        let got = q.score(&d[0].state, &[(d[0].action.clone(), d[0].logprob)]).unwrap()[0];
+        assert!((got - want).abs() < 0.05, "{objective:?}: Q(s0, a0) = {got}, want {want}");
+        let end = q.score(&d[1].state, &[(d[1].action.clone(), -0.5), (d[3].action.clone(), -0.5)]).unwrap();
+        assert!((end[0] - 1.0).abs() < 0.05 && end[1].abs() < 0.05, "{objective:?}: Q(s1, ·) = {end:?}");
+    }
+}
+
+/// Sets every variable of `net` whose name starts with `prefix` to `from`'s.
+fn take_vars(net: &QNet, from: &QNet, prefix: &str) {
+    let src = from.vars.data().lock().unwrap();
+    for (name, var) in net.vars.data().lock().unwrap().iter() {
+        if name.starts_with(prefix) {
+            var.set(src[name].as_tensor()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn iql_regresses_v_on_the_target_q_and_q_on_the_online_v() {
+    // Online and target networks differ. Changing only the target's value head must leave
+    // both losses as they are (V(s′) in Q's target is the online one); changing only the
+    // target's Q head must change V's loss (it regresses on the target's Q) and not Q's.
+    let cfg = QConfig { tau: 0.8, ..cfg(Objective::Iql) };
+    let online = QNet::seeded(cfg.clone(), 1).unwrap();
+    let target = QNet::seeded(cfg.clone(), 2).unwrap();
+    let other = QNet::seeded(cfg, 3).unwrap();
+    let d = chain();
+    let refs: Vec<&Transition> = d.iter().collect();
+    let parts = |t: &QNet| {
+        let (q, v) = online.losses(&refs, t).unwrap();
+        (q.to_scalar::<f32>().unwrap(), v.unwrap().to_scalar::<f32>().unwrap())
+    };
+    let (q0, v0) = parts(&target);
+    let new_v = target.copy().unwrap();
+    take_vars(&new_v, &other, "v.");
+    assert_eq!(parts(&new_v), (q0, v0), "the target's V reached a loss");
+    let new_q = target.copy().unwrap();
+    take_vars(&new_q, &other, "q.");
+    let (q1, v1) = parts(&new_q);
+    assert_eq!(q1, q0, "Q's target read the target network's Q");
+    assert!((v1 - v0).abs() > 1e-6, "V's loss did not read the target network's Q: {v0} vs {v1}");
+}

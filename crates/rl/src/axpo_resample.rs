@@ -76,12 +76,14 @@ pub fn axpo_rows(
     // Each continuation's job id names its source, so results are grouped by id, not by order.
     let mut source_of = HashMap::new();
     let mut jobs = Vec::with_capacity(selected.len() * k);
+    let mut ids = Vec::with_capacity(selected.len() * k);
     for &s in &selected {
         let source = std::sync::Arc::new(rollouts[s].clone());
         for r in 0..k {
             let seed = recipe.seed.wrapping_mul(7_000_003).wrapping_add((step * 100_000 + s * 100 + r) as u64);
             let id = format!("{}-r{r:02}", source.episode_id);
             source_of.insert(id.clone(), s);
+            ids.push(id.clone());
             jobs.push(Job::continuing(source.clone(), prefix_of[&s], seed, id));
         }
     }
@@ -93,7 +95,7 @@ pub fn axpo_rows(
         }
     });
     for (_, ts) in resamples.values_mut() {
-        ts.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        kaizen_rollout::in_job_order(ts, &ids);
     }
     // Rows index the rollouts, then the continuations in `resamples` order (as returned).
     let mut rows = Vec::with_capacity(rollouts.len() + selected.len() * k);

@@ -3,7 +3,10 @@
 //! and the diagnostics a training run reports. Every formula is a small pure function with its
 //! equation in its doc comment and a test on hand-computed numbers.
 //!
-//! Not here: rollouts (`kaizen-rollout`), the trainable models, the training loop.
+//! Also here: recipes (`recipe`), the task streams with held-out sets disjoint by content
+//! (`streams`), checkpoints, AdamW with saveable state, and the training loop (`trainer`).
+//!
+//! Not here: rollouts (`kaizen-rollout`), the trainable models (`kaizen-models`).
 
 pub mod advantages;
 pub mod axpo;
@@ -14,6 +17,7 @@ pub mod diagnostics;
 pub mod loss;
 pub mod optim;
 pub mod recipe;
+pub mod streams;
 pub mod trainer;
 
 pub use advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};

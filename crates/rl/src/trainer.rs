@@ -18,6 +18,7 @@ use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
 use crate::recipe::TINY;
+use crate::streams;
 use anyhow::Context;
 use candle_core::quantized::GgmlDType;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
@@ -66,12 +67,6 @@ pub struct StepMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_at_k: Option<f64>,
 }
-
-/// Training-stream and held-out task seeds never meet.
-const RL_STREAM: u64 = 0x5EED_0001;
-const EVAL_STREAM: u64 = 0xE7A1_0000;
-/// Validation tasks for `sft.target_pass`, apart from all of the above.
-const CHECK_STREAM: u64 = 0xC4EC_0000;
 
 /// The recipe's policy before any training: `tiny` freshly initialised, or the pretrained
 /// model with fresh LoRA adapters — both seeded by the recipe.
@@ -198,11 +193,14 @@ fn run_from(
         ..Default::default()
     };
 
+    // Held-out sets, disjoint by content from every task training sees.
+    let seen = streams::training_content(env.as_ref(), recipe);
+    let eval_set = streams::eval_tasks(env.as_ref(), recipe, &seen).map_err(anyhow::Error::msg)?;
+
     // SFT cold start.
     if progress.phase == Phase::Sft && progress.next_step < recipe.sft.steps {
         let llm = serve(&policy, &gguf)?;
-        let demos: Vec<Trajectory> = env
-            .tasks(recipe.seed, recipe.sft.demonstrations.max(1))
+        let demos: Vec<Trajectory> = streams::demonstration_tasks(env.as_ref(), recipe)
             .into_iter()
             .enumerate()
             .filter_map(|(i, task)| {
@@ -228,7 +226,7 @@ fn run_from(
                 .filter_map(|m| m["pass_at_1"].as_f64())
                 .last()
                 .is_some_and(|p| reached(p, recipe.sft.target_pass));
-        let check_tasks = env.tasks(recipe.seed ^ CHECK_STREAM, recipe.sft.check_tasks);
+        let check_tasks = streams::check_tasks(env.as_ref(), recipe, &seen).map_err(anyhow::Error::msg)?;
         for step in progress.next_step..recipe.sft.steps {
             if passed {
                 break;
@@ -269,16 +267,18 @@ fn run_from(
     }
 
     let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
-        let tasks = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
-        let pass_1 = greedy_pass(llm, env.as_ref(), &registry, &tasks, &episode_cfg);
+        let tasks = &eval_set;
+        let pass_1 = greedy_pass(llm, env.as_ref(), &registry, tasks, &episode_cfg);
         let k = recipe.eval.samples;
-        let jobs = tasks
+        let jobs: Vec<Job> = tasks
             .iter()
             .enumerate()
-            .flat_map(|(i, t)| (0..k).map(move |j| Job::new(t.clone(), (i * k + j) as u64, format!("{i:05}-{j}"))));
+            .flat_map(|(i, t)| (0..k).map(move |j| Job::new(t.clone(), (i * k + j) as u64, format!("{i:05}-{j}"))))
+            .collect();
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
         let mut sampled = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
-        sampled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        kaizen_rollout::in_job_order(&mut sampled, &ids);
         let pass_k =
             sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k)).sum::<f64>()
                 / tasks.len().max(1) as f64;
@@ -327,16 +327,21 @@ fn run_from(
     for step in rl_start..recipe.rl.steps {
         // Rollouts: a group of G episodes per task, on the current policy.
         let t0 = Instant::now();
-        let tasks = env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step);
-        let jobs = tasks.iter().enumerate().flat_map(|(i, task)| {
-            (0..g).map(move |j| {
-                let seed = recipe.seed.wrapping_mul(1_000_003).wrapping_add((step * 10_000 + i * g + j) as u64);
-                Job::new(task.clone(), seed, format!("s{step:04}-t{i:03}-g{j:02}"))
+        let tasks = streams::rl_tasks(env.as_ref(), recipe, step);
+        let jobs: Vec<Job> = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, task)| {
+                (0..g).map(move |j| {
+                    let seed = recipe.seed.wrapping_mul(1_000_003).wrapping_add((step * 10_000 + i * g + j) as u64);
+                    Job::new(task.clone(), seed, format!("s{step:04}-t{i:03}-g{j:02}"))
+                })
             })
-        });
+            .collect();
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
         let mut rollouts = Vec::new();
         run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| rollouts.push(t));
-        rollouts.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+        kaizen_rollout::in_job_order(&mut rollouts, &ids);
         for t in &rollouts {
             run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
         }

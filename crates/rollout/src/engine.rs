@@ -62,6 +62,15 @@ struct Engine<'a, 'e> {
 /// Runs every job with up to `slots` episodes in flight on `llm`; `on_done` receives each
 /// trajectory as its episode ends (in completion order). Never fails: a model error ends the
 /// episodes it touched as `Error`, and the run goes on.
+/// Puts episodes, which finish in any order, back in the order of their jobs' ids (`ids`, as
+/// the jobs were made): by position, never by comparing id strings, which mis-order past
+/// their zero padding ("t1000" before "t999"). Episodes of unknown ids go last.
+pub fn in_job_order(episodes: &mut [Trajectory], ids: &[String]) {
+    let position: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    episodes.sort_by_key(|t| position.get(t.episode_id.as_str()).copied().unwrap_or(usize::MAX));
+}
+
 pub fn run_local(
     llm: &LocalLlm,
     env: &dyn Env,
@@ -235,5 +244,40 @@ impl<'a, 'e> Engine<'a, 'e> {
             ep.on_observations(obs, ms);
             self.advance(s, scope, tx, on_done);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episodes_return_to_job_order_past_the_ids_zero_padding() {
+        // The trainer's ids: 1,000 tasks and 100 samples outgrow `t{:03}` and `g{:02}`, where
+        // sorting the strings would put t1000 before t999 and g100 before g99.
+        let ids: Vec<String> = [(998, 99), (999, 99), (999, 100), (1000, 0), (1000, 100)]
+            .iter()
+            .map(|(i, j)| format!("s0001-t{i:03}-g{j:02}"))
+            .collect();
+        let mut episodes: Vec<Trajectory> = [4, 0, 3, 2, 1]
+            .iter()
+            .map(|&k| {
+                serde_json::from_value(serde_json::json!({
+                    "schema_version": 1, "episode_id": ids[k], "env": "e", "policy": "p", "seed": 0,
+                    "task": {"id": "t", "prompt": "p", "answer": "a", "checker": {"kind": "exact"}},
+                    "turns": [], "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0,
+                    "final_answer": null, "reward": 0.0, "end": {"kind": "answered"},
+                    "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0},
+                }))
+                .unwrap()
+            })
+            .collect();
+        in_job_order(&mut episodes, &ids);
+        let got: Vec<&str> = episodes.iter().map(|t| t.episode_id.as_str()).collect();
+        assert_eq!(got, ["s0001-t998-g99", "s0001-t999-g99", "s0001-t999-g100", "s0001-t1000-g00", "s0001-t1000-g100"]);
+        // What sorting the strings gave.
+        let mut by_string = ids.clone();
+        by_string.sort();
+        assert_ne!(by_string, ids);
     }
 }

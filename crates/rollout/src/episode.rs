@@ -33,23 +33,39 @@ pub struct Toolbox<'r> {
 
 impl Toolbox<'_> {
     /// Runs a turn's tool calls in order; returns one observation per call and the time taken.
+    /// A tool that panics gives an error observation for its call (the episode and the engine
+    /// waiting on it go on), never a lost result.
     pub fn run(&self, calls: &[Result<ToolCall, MalformedCall>]) -> (Vec<Observation>, f64) {
         let t = Instant::now();
         let obs = calls
             .iter()
-            .map(|c| match (c, &self.session) {
-                (Ok(call), Some(s)) => {
-                    let mut session = s.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut obs = session.act(call);
-                    if self.screenshots {
-                        attach_screenshot(session.as_mut(), &mut obs.images, &mut obs.content);
-                    }
-                    obs
-                }
-                _ => self.registry.dispatch(c),
+            .map(|c| {
+                let one = std::panic::AssertUnwindSafe(|| self.run_one(c));
+                std::panic::catch_unwind(one).unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    Observation::error(format!("the tool failed inside kaizen (it panicked: {what})"))
+                })
             })
             .collect();
         (obs, t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    fn run_one(&self, c: &Result<ToolCall, MalformedCall>) -> Observation {
+        match (c, &self.session) {
+            (Ok(call), Some(s)) => {
+                let mut session = s.lock().unwrap_or_else(|p| p.into_inner());
+                let mut obs = session.act(call);
+                if self.screenshots {
+                    attach_screenshot(session.as_mut(), &mut obs.images, &mut obs.content);
+                }
+                obs
+            }
+            _ => self.registry.dispatch(c),
+        }
     }
 }
 
@@ -713,3 +729,7 @@ fn run_remote(
     }
     ep.finish()
 }
+
+#[cfg(test)]
+#[path = "episode_tests.rs"]
+mod tests;

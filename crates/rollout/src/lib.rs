@@ -11,7 +11,7 @@ pub mod run_dir;
 pub mod trajectory;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
-pub use engine::{run_local, EngineStats};
+pub use engine::{in_job_order, run_local, EngineStats};
 pub use episode::{
     check_prompts_fit, demonstration, few_shot, observation_segment, run_episode, shown_text, Agent, Episode,
     EpisodeConfig, Job, Prefix, Toolbox,

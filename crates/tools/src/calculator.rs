@@ -53,7 +53,7 @@ pub fn evaluate(expr: &str) -> Result<BigRational, String> {
     if expr.len() > MAX_INPUT {
         return Err(format!("expression longer than {MAX_INPUT} characters"));
     }
-    let mut p = Parser { s: expr.as_bytes(), i: 0 };
+    let mut p = Parser { s: expr.as_bytes(), i: 0, depth: 0 };
     let v = p.expr()?;
     p.skip_ws();
     if p.i < p.s.len() {
@@ -92,12 +92,28 @@ pub fn format_exact(v: &BigRational) -> String {
     format!("{v} (≈ {})", approx.trim_end_matches('0'))
 }
 
+/// How deep parentheses and signs may nest: model output can nest a thousand, and each level
+/// is a stack frame of the recursive-descent parser (a stack overflow would abort the run).
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Open parentheses and prefix signs around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
+    /// Runs `f` one nesting level deeper, refusing past `MAX_DEPTH`.
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<BigRational, String>) -> Result<BigRational, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels at position {}", self.i + 1));
+        }
+        self.depth += 1;
+        let v = f(self);
+        self.depth -= 1;
+        v
+    }
     fn skip_ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -166,10 +182,10 @@ impl Parser<'_> {
     }
     fn unary(&mut self) -> Result<BigRational, String> {
         if self.eat("-") {
-            return Ok(-self.unary()?);
+            return Ok(-self.nested(Self::unary)?);
         }
         if self.eat("+") {
-            return self.unary();
+            return self.nested(Self::unary);
         }
         self.power()
     }
@@ -183,7 +199,7 @@ impl Parser<'_> {
     fn atom(&mut self) -> Result<BigRational, String> {
         self.skip_ws();
         if self.eat("(") {
-            let v = self.expr()?;
+            let v = self.nested(Self::expr)?;
             if !self.eat(")") {
                 return Err(format!("missing ')' at position {}", self.i + 1));
             }
@@ -256,6 +272,18 @@ mod tests {
         assert_eq!(calc("123456789012345678901234567890 * 10"), "1234567890123456789012345678900");
         assert_eq!(calc("-7/8"), "-0.875");
         assert_eq!(calc("2^-2"), "0.25");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Nearly a thousand parentheses or signs (under the 2,000-character input limit): a
+        // message each; within MAX_DEPTH a result.
+        let parens = format!("{}1{}", "(".repeat(990), ")".repeat(990));
+        assert!(evaluate(&parens).unwrap_err().contains("nested deeper than 64"));
+        assert!(evaluate(&format!("{}2", "-".repeat(1990))).unwrap_err().contains("nested deeper"));
+        assert!(evaluate(&format!("{}2", "- ".repeat(990))).unwrap_err().contains("nested deeper"));
+        assert_eq!(calc(&format!("{}7{}", "(".repeat(60), ")".repeat(60))), "7");
+        assert_eq!(calc("- - 3"), "3");
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn limits_hold_for_the_sandbox_as_a_whole() {
     let one = sandbox.run("x = bytearray(b'\\x01') * (300 << 20)\nprint('held')");
     assert_eq!(one.stdout.trim(), "held", "{one:?}");
     // Three at once may not: together they pass the sandbox's 512 MiB.
-    let three = "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n        try:\n            x = bytearray(b'\\x01') * (300 << 20)\n            time.sleep(1)\n            os._exit(0)\n        except MemoryError:\n            os._exit(3)\n    kids.append(pid)\nprint(sum(os.waitpid(p, 0)[1] == 0 for p in kids), 'of 3 held')";
+    let three = "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n        try:\n            x = bytearray(b'\\x01') * (300 << 20)\n            time.sleep(0.5)\n            os._exit(0)\n        except MemoryError:\n            os._exit(3)\n    kids.append(pid)\nprint(sum(os.waitpid(p, 0)[1] == 0 for p in kids), 'of 3 held')";
     let r = sandbox.run(three);
     assert!(r.stdout.contains("of 3 held") && !r.stdout.contains("3 of 3"), "{r:?}");
     // Processes: 64 for the whole sandbox, whatever sessions they start.
@@ -243,4 +243,41 @@ fn a_damaged_server_costs_only_the_call_that_damaged_it() {
             assert!(start.elapsed() < Duration::from_secs(3), "after attack {i}: {:?}", start.elapsed());
         }
     }
+}
+
+#[test]
+fn the_hosts_loopback_services_are_reachable_outside_the_sandbox_and_not_inside() {
+    // A TCP listener and a UDP "resolver" (it answers every datagram) on the host's loopback.
+    // The control — the same code run as a plain process — reaches both; sandboxed, neither.
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in tcp.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut &s, b"hello from the host\n");
+        }
+    });
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(&buf[..n], from);
+        }
+    });
+    let code = format!(
+        "import socket\n\
+         try:\n    s = socket.create_connection(('127.0.0.1', {tcp_port}), timeout=2)\n    print('tcp:', s.recv(64).decode().strip())\n\
+         except OSError as e:\n    print('tcp refused:', e)\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         u.settimeout(1)\n\
+         try:\n    u.sendto(b'\\x12\\x34 query example.com', ('127.0.0.1', {udp_port}))\n    print('dns answered:', u.recvfrom(512)[0][:2])\n\
+         except OSError as e:\n    print('dns unanswered:', e)"
+    );
+    let control = std::process::Command::new("/usr/bin/python3").args(["-c", &code]).output().unwrap();
+    let control = String::from_utf8_lossy(&control.stdout);
+    assert!(control.contains("tcp: hello from the host") && control.contains("dns answered"), "control: {control}");
+    let r = Sandbox::new(limits()).run(&code);
+    assert!(r.stdout.contains("tcp refused") && r.stdout.contains("dns unanswered"), "{r:?}");
+    assert!(!r.stdout.contains("hello from the host"), "{r:?}");
 }

@@ -131,9 +131,19 @@ pub fn enter(procs: &[CString]) -> std::io::Result<()> {
 }
 
 impl Drop for Cgroup {
+    /// Removes the cgroup at once when it is empty; while the kernel still tears the sandbox's
+    /// processes down, a background thread waits for it, so no call waits.
     fn drop(&mut self) {
-        for dir in &self.dirs {
-            remove(dir);
+        let busy: Vec<PathBuf> =
+            self.dirs.drain(..).filter(|d| std::fs::remove_dir(d).is_err() && d.exists()).collect();
+        if !busy.is_empty() {
+            let spawned = std::thread::Builder::new().name("kaizen-cgroup-reaper".into()).spawn({
+                let busy = busy.clone();
+                move || busy.iter().for_each(|d| remove(d))
+            });
+            if spawned.is_err() {
+                busy.iter().for_each(|d| remove(d));
+            }
         }
     }
 }
