@@ -257,6 +257,8 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!((count("sft"), count("rl"), count("eval")), (3, 2, 3));
     // SFT lowers the loss on its demonstrations from the untrained ~5.5 nats.
     assert!(lines[0]["loss"].as_f64().unwrap() > 4.0);
+    // β = 0: no KL is measured, so none is written (and `compare` says "off", below).
+    assert!(lines.iter().filter(|m| m["phase"] == "rl").all(|m| m.get("kl").is_none()), "{lines:?}");
     // The rollouts are recorded (2 tasks × 2 per step), and the policy runs as a model.
     let rollouts = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
     assert_eq!(rollouts.lines().count(), 8);
@@ -272,6 +274,34 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!(cells.len(), 2);
     assert_eq!(cells[0], cells[1]);
     assert!(table.contains("held-out at RL step"), "{table}");
+    let kl_row = table.lines().find(|l| l.starts_with("KL to reference")).unwrap();
+    assert_eq!(kl_row.split_whitespace().skip(3).collect::<Vec<_>>(), ["off", "off"], "{table}");
+    // β > 0 with ADPO and Dr.GRPO: each runs end to end, and the KL to the SFT policy is
+    // measured on every RL step. (The untrained tiny policy never succeeds here, so these
+    // steps carry the KL term alone: a run of the estimators, not a test of their learning.)
+    for estimator in ["adpo", "dr_grpo"] {
+        let variant = dir.join(format!("{estimator}.toml"));
+        std::fs::write(
+            &variant,
+            format!(
+                "env = \"arith:2\"\n[sft]\ndemonstrations = 4\nsteps = 2\n[rl]\nestimator = \"{estimator}\"\n\
+                 beta = 0.05\nadpo_m = 0.5\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nmax_tokens_per_turn = 32\n\
+                 [eval]\nevery = 1\ntasks = 2\nsamples = 2\n"
+            ),
+        )
+        .unwrap();
+        let run = dir.join(format!("run-{estimator}"));
+        let o = kaizen(&["train", variant.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        assert!(o.status.success(), "{estimator}: {}", text(&o.stderr));
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let rl: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|m: &serde_json::Value| m["phase"] == "rl")
+            .collect();
+        assert_eq!(rl.len(), 1, "{estimator}");
+        assert!(rl[0]["kl"].as_f64().is_some_and(|k| k >= 0.0 && k.is_finite()), "{estimator}: {}", rl[0]);
+    }
     // Each evaluation: greedy / sampled / pass@k, the same numbers as metrics.jsonl's.
     let last_eval = lines.iter().rev().find(|m| m["phase"] == "eval").unwrap();
     let want = format!(

@@ -52,9 +52,37 @@ pub fn wilson_interval(k: usize, n: usize, z: f64) -> (f64, f64) {
     (((centre - half) / d).max(0.0), ((centre + half) / d).min(1.0))
 }
 
+/// The paired difference of two success rates on the same tasks, `d̄ = mean(a_i − b_i)`, with
+/// its normal-approximation interval `d̄ ± z·s_d/√n` (`s_d` the sample standard deviation of
+/// the per-task differences), clamped to [−1, 1]. Paired, so a method that wins on most tasks
+/// shows it even where the two rates' own intervals overlap. `None` for fewer than 2 tasks
+/// or slices of different lengths.
+pub fn paired_difference(a: &[bool], b: &[bool], z: f64) -> Option<(f64, f64, f64)> {
+    if a.len() != b.len() || a.len() < 2 {
+        return None;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(&x, &y)| x as u8 as f64 - y as u8 as f64).collect();
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let half = z * (var / n).sqrt();
+    Some((mean, (mean - half).max(-1.0), (mean + half).min(1.0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_difference_by_hand() {
+        // a = 1,1,1,0 and b = 0,1,0,0: d = 1,0,1,0, d̄ = 0.5, s_d = √(4·0.25/3) = 0.57735,
+        // half-width 1.96 · 0.57735 / 2 = 0.565803.
+        let (m, lo, hi) = paired_difference(&[true, true, true, false], &[false, true, false, false], 1.96).unwrap();
+        assert!((m - 0.5).abs() < 1e-12 && (lo + 0.065803).abs() < 1e-5 && (hi - 1.0).abs() < 1e-12, "{lo} {hi}");
+        // Identical outcomes: no difference, no spread.
+        assert_eq!(paired_difference(&[true, false, true], &[true, false, true], 1.96), Some((0.0, 0.0, 0.0)));
+        assert_eq!(paired_difference(&[true], &[false], 1.96), None);
+    }
 
     #[test]
     fn wilson_by_hand() {

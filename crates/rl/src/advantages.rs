@@ -71,12 +71,14 @@ pub fn adpo_eps_high(p_hat: f32, eps: f32) -> f32 {
 }
 
 /// Self-consistency of a task's sampled answers: the majority answer and `p̂`, its share of
-/// all `k` samples (a sample without an answer counts against it). Ties go to the answer seen
-/// first. `None` when no sample answered.
-pub fn self_consistency(answers: &[Option<String>]) -> Option<(String, f32)> {
+/// all `k` samples (a sample without an answer counts against it). Answers are the same when
+/// `same(a, b)` says so — the env's checker, so "1,234" and "1234.0" are one answer under a
+/// numeric checker. Each answer joins the first answer seen that it equals; ties go to the
+/// answer seen first. `None` when no sample answered.
+pub fn self_consistency(answers: &[Option<String>], same: impl Fn(&str, &str) -> bool) -> Option<(String, f32)> {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for a in answers.iter().flatten() {
-        match counts.iter_mut().find(|(x, _)| *x == a.as_str()) {
+        match counts.iter_mut().find(|(x, _)| same(a, x)) {
             Some((_, c)) => *c += 1,
             None => counts.push((a.as_str(), 1)),
         }

@@ -44,10 +44,24 @@ fn adpo_scale_and_clip_by_hand() {
 #[test]
 fn self_consistency_by_hand() {
     let a = |xs: &[Option<&str>]| xs.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
-    assert_eq!(self_consistency(&a(&[Some("4"), Some("5"), Some("4"), None, Some("4")])), Some(("4".to_string(), 0.6)));
+    let exact = |x: &str, y: &str| x == y;
+    assert_eq!(
+        self_consistency(&a(&[Some("4"), Some("5"), Some("4"), None, Some("4")]), exact),
+        Some(("4".to_string(), 0.6))
+    );
     // A tie goes to the answer seen first.
-    assert_eq!(self_consistency(&a(&[Some("b"), Some("a"), Some("a"), Some("b")])), Some(("b".to_string(), 0.5)));
-    assert_eq!(self_consistency(&a(&[None, None])), None);
+    assert_eq!(
+        self_consistency(&a(&[Some("b"), Some("a"), Some("a"), Some("b")]), exact),
+        Some(("b".to_string(), 0.5))
+    );
+    assert_eq!(self_consistency(&a(&[None, None]), exact), None);
+    // Compared as the env's numeric checker compares: "1,234", "1234.0" and "1234" are one
+    // answer (3 of 5, p̂ = 0.6), where raw strings would split them three ways (p̂ = 0.2 each,
+    // and "12" would tie).
+    let numeric = kaizen_core::Checker::Numeric { rel_tol: 1e-6, abs_tol: 0.0 };
+    let votes = a(&[Some("1,234"), Some("12"), Some("1234.0"), Some("1234"), None]);
+    assert_eq!(self_consistency(&votes, |x, y| numeric.check(x, y)), Some(("1,234".to_string(), 0.6)));
+    assert_eq!(self_consistency(&votes, exact), Some(("1,234".to_string(), 0.2)));
 }
 
 #[test]

@@ -140,6 +140,9 @@ pub struct RlSection {
     pub axpo_k: usize,
     /// AXPO: extra rollouts per step, as a share of the step's `tasks_per_step × group`.
     pub axpo_budget: f64,
+    /// ADPO: the floor `m` of the advantage scale `s(p̂) = m + (1−m)·clamp((p̂ − 0.3)/0.5, 0, 1)`
+    /// (the paper's 0.6).
+    pub adpo_m: f32,
 }
 
 /// Held-out evaluation: tasks from a seed the training stream never uses.
@@ -216,6 +219,7 @@ impl Default for RlSection {
             max_tokens_per_turn: 96,
             axpo_k: 4,
             axpo_budget: 0.25,
+            adpo_m: 0.6,
         }
     }
 }
@@ -329,6 +333,9 @@ impl Recipe {
                     ));
                 }
             }
+        }
+        if !(0.0..=1.0).contains(&self.rl.adpo_m) {
+            return Err(format!("rl.adpo_m must be in [0, 1] (the paper's 0.6), got {}", self.rl.adpo_m));
         }
         for (field, v) in [("rl.eps_low", self.rl.eps_low), ("rl.eps_high", self.rl.eps_high)] {
             if !(0.0..1.0).contains(&v) {

@@ -16,8 +16,8 @@ use crate::checkpoint::{self, Checkpoint, Phase, Progress};
 use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_advantage_rate};
 use crate::loss::{ppo_loss, Normalisation, PpoConfig};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::recipe::Recipe;
 use crate::recipe::TINY;
+use crate::recipe::{Recipe, RlSection};
 use crate::streams;
 use anyhow::Context;
 use candle_core::quantized::GgmlDType;
@@ -44,7 +44,10 @@ pub struct StepMetrics {
     pub tool_use_rate: f64,
     pub all_wrong_tool_rate: f64,
     pub zero_advantage_rate: f64,
-    pub kl: f64,
+    /// Mean k3 KL to the reference (SFT) policy; `None` ("off") when `rl.beta` is 0, where no
+    /// reference is kept and nothing is measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
     pub clip_fraction: f64,
     pub grad_norm: f64,
     pub response_tokens: f64,
@@ -102,7 +105,7 @@ pub fn train(
 ) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
-    group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], recipe.rl.eps_high)?;
+    group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], &recipe.rl)?;
     let policy = initial_policy(recipe)?;
     let sft_done = match sft_from {
         None => 0,
@@ -354,7 +357,7 @@ fn run_from(
         } else {
             let mut rows = Vec::with_capacity(rollouts.len());
             for (gi, group) in rollouts.chunks(g).enumerate() {
-                let (a, eps) = group_advantages(estimator, group, recipe.rl.eps_high)?;
+                let (a, eps) = group_advantages(estimator, group, &recipe.rl)?;
                 rows.extend(a.into_iter().enumerate().map(|(j, adv)| TrainRow { t: gi * g + j, mask: None, adv, eps }));
             }
             (Vec::new(), rows, Resampling::default())
@@ -420,7 +423,7 @@ fn run_from(
             tool_use_rate: tool_use_rate(&views),
             all_wrong_tool_rate: all_wrong_tool_rate(&views),
             zero_advantage_rate: zero_advantage_rate(&reward_groups),
-            kl: kl / nb,
+            kl: reference.is_some().then(|| kl / nb),
             clip_fraction: clip / nb,
             grad_norm: norm / nb,
             response_tokens: written as f64 / n,
@@ -483,15 +486,18 @@ fn serve(policy: &TrainableLm, path: &Path) -> anyhow::Result<LocalLlm> {
 
 /// Advantages of one task's group of rollouts and the group's upper clip bound (ADPO widens
 /// it for ambiguous tasks).
-fn group_advantages(estimator: Estimator, group: &[Trajectory], eps_high: f32) -> anyhow::Result<(Vec<f32>, f32)> {
+fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) -> anyhow::Result<(Vec<f32>, f32)> {
     let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
+    let eps_high = rl.eps_high;
     Ok(match estimator {
         Estimator::Grpo => (grpo(&rewards, 1e-6), eps_high),
         Estimator::DrGrpo => (dr_grpo(&rewards), eps_high),
         Estimator::Adpo => {
             let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
-            let p_hat = self_consistency(&answers).map_or(0.0, |(_, p)| p);
-            let s = adpo_scale(p_hat, 0.6);
+            // The group shares one task: its checker says which answers are the same.
+            let same = |a: &str, b: &str| group.first().is_some_and(|t| t.task.checker.check(a, b));
+            let p_hat = self_consistency(&answers, same).map_or(0.0, |(_, p)| p);
+            let s = adpo_scale(p_hat, rl.adpo_m);
             (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, eps_high))
         }
         // Groups AXPO does not trigger on train as plain GRPO.

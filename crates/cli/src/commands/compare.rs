@@ -55,8 +55,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for (label, phase, key, digits) in rows {
         print!("{label:<28}");
         for r in &runs {
-            let last = r.iter().rev().find(|m| m["phase"] == phase).and_then(|m| m[key].as_f64());
-            print!(" {:>width$}", cell(last, digits));
+            let line = r.iter().rev().find(|m| m["phase"] == phase);
+            let last = line.and_then(|m| m[key].as_f64());
+            // A run with β = 0 measures no KL: its lines carry none.
+            let shown = if key == "kl" && line.is_some() && last.is_none() { "off".into() } else { cell(last, digits) };
+            print!(" {shown:>width$}");
         }
         println!();
     }

@@ -1,10 +1,17 @@
 //! `kaizen eval-rerank`: the Best-of-Q table on held-out tasks — the policy alone (greedy and
 //! sampled), the same N candidates picked at random, by log-prob and by the Q-function, and
-//! the oracle pass@N upper bound — each a success rate with its 95% Wilson interval.
+//! pass@N over N independent episodes — each a success rate with its 95% Wilson interval, and
+//! each row after the first two beside the sampled policy as a paired difference on the same
+//! tasks with its 95% interval (`kaizen_q::metrics::paired_difference`); Best-of-Q also beside
+//! the random pick of the same N.
+//!
+//! pass@N over independent episodes is not an upper bound for step-wise selection: picking the
+//! best of N actions at every step of one episode can solve tasks that none of N whole
+//! episodes solved.
 
 use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_q::metrics::wilson_interval;
+use kaizen_q::metrics::{paired_difference, wilson_interval};
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
 use kaizen_rollout::{EpisodeConfig, Job, Trajectory};
 use kaizen_tools::ToolRegistry;
@@ -67,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("random of N", &sampled, n, &Selector::Random, 1),
         ("max log-prob of N", &sampled, n, &Selector::MaxLogprob, 1),
         ("Best-of-Q", &sampled, n, &q, 1),
-        ("oracle pass@N", &sampled, 1, &Selector::First, n),
+        ("pass@N, episodes", &sampled, 1, &Selector::First, n),
     ];
     let total: usize = rows.iter().map(|r| r.4 * tasks.len()).sum();
     let bar = ProgressBar::new(total as u64)
@@ -81,9 +88,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             policy.name(),
             a.q.display()
         );
-        println!("{:<20} {:>9} {:>18}", "selection", "success", "95% interval");
+        println!("{:<20} {:>9} {:>14} {:>30}", "selection", "success", "95% interval", "vs sampled (paired Δ, 95%)");
     });
     let mut table = Vec::new();
+    // Each finished row's per-task outcomes: [greedy, sampled, random of N, …].
+    let mut per_row: Vec<Vec<bool>> = Vec::new();
     for (name, cfg, cands, selector, per_task) in rows {
         bar.set_message(name.to_string());
         let jobs: Vec<Job> = tasks
@@ -101,7 +110,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             bar.inc(1);
             done.push(t);
         });
-        // A task counts as solved when any of its episodes succeeded (one each but the oracle).
+        // A task counts as solved when any of its episodes succeeded (one each but pass@N).
         let mut solved = std::collections::BTreeMap::<String, (String, bool)>::new();
         for t in &done {
             let key = t.episode_id.split('-').next().unwrap_or("").to_string();
@@ -118,7 +127,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         let (lo, hi) = wilson_interval(k, solved.len(), 1.96);
         let rate = format!("{:.1}%", 100.0 * k as f64 / solved.len().max(1) as f64);
-        bar.suspend(|| println!("{name:<20} {rate:>9} {:>18}", format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi)));
+        // Per-task outcomes in task order (the key is the task's index), for paired differences.
+        let outcomes: Vec<bool> = solved.values().map(|s| s.1).collect();
+        let versus = |base: Option<&Vec<bool>>| match base.and_then(|b| paired_difference(&outcomes, b, 1.96)) {
+            Some((d, lo, hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
+            None => String::new(),
+        };
+        let vs_sampled = if per_row.len() >= 2 { versus(per_row.get(1)) } else { String::new() };
+        bar.suspend(|| {
+            println!("{name:<20} {rate:>9} {:>14} {vs_sampled:>30}", format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi))
+        });
+        if name == "Best-of-Q" {
+            let vs_random = versus(per_row.get(2));
+            bar.suspend(|| println!("{:<20} {:>9} {:>14} {vs_random:>30}", "  … vs random of N", "", ""));
+        }
+        per_row.push(outcomes);
         table.push((name, k, solved.len(), kinds));
     }
     bar.finish_and_clear();

@@ -56,10 +56,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         "rl" => {
             bar.set_message(format!(
-                "rl reward {:.2}  tool use {:.0}%  KL {:.4}  clip {:.2}  {last_eval}",
+                "rl reward {:.2}  tool use {:.0}%  KL {}  clip {:.2}  {last_eval}",
                 m.reward,
                 100.0 * m.tool_use_rate,
-                m.kl,
+                m.kl.map_or("off".to_string(), |k| format!("{k:.4}")),
                 m.clip_fraction
             ));
             bar.inc(1);
