@@ -28,13 +28,18 @@ pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
 /// which the highest-scored action is a successful one. Each group is `(score, success)` for
 /// the actions taken from one state. `None` when no group has both outcomes.
 pub fn top1_accuracy(groups: &[Vec<(f32, bool)>]) -> Option<f64> {
-    let mixed: Vec<&Vec<(f32, bool)>> =
-        groups.iter().filter(|g| g.iter().any(|x| x.1) && g.iter().any(|x| !x.1)).collect();
+    let mixed = mixed_groups(groups);
     if mixed.is_empty() {
         return None;
     }
     let hits = mixed.iter().filter(|g| g.iter().max_by(|a, b| a.0.total_cmp(&b.0)).is_some_and(|best| best.1)).count();
     Some(hits as f64 / mixed.len() as f64)
+}
+
+/// The groups whose actions have both outcomes: the only ones top-1 accuracy can be computed
+/// over (a figure over few of them says little; report their number with it).
+pub fn mixed_groups(groups: &[Vec<(f32, bool)>]) -> Vec<&Vec<(f32, bool)>> {
+    groups.iter().filter(|g| g.iter().any(|x| x.1) && g.iter().any(|x| !x.1)).collect()
 }
 
 /// Wilson score interval for a success rate `k / n` at `z` (1.96 for 95%):

@@ -213,6 +213,8 @@ pub struct Report {
     pub val_loss: f64,
     pub val_auc: Option<f64>,
     pub val_top1: Option<f64>,
+    /// How many validation states top-1 is computed over (those with both outcomes).
+    pub val_top1_groups: usize,
 }
 
 struct Batch {
@@ -355,7 +357,9 @@ impl QNet {
             for (t, &score) in val.iter().zip(&q) {
                 groups.entry(&t.state_key).or_default().push((score, t.success));
             }
-            report.val_top1 = crate::metrics::top1_accuracy(&groups.into_values().collect::<Vec<_>>());
+            let groups: Vec<Vec<(f32, bool)>> = groups.into_values().collect();
+            report.val_top1 = crate::metrics::top1_accuracy(&groups);
+            report.val_top1_groups = crate::metrics::mixed_groups(&groups).len();
         }
         Ok(report)
     }

@@ -150,7 +150,12 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     println!("{:<34} {:>10.3} {:>10.3}", "steps of successful episodes", success(&train_t), success(&val_t));
     println!("{:<34} {:>10.4} {:>10.4}", "loss", report.train_loss, report.val_loss);
     println!("{:<34} {:>10} {:>10}", "success-prediction AUC", "", opt(report.val_auc));
-    println!("{:<34} {:>10} {:>10}", "top-1 ranking accuracy", "", opt(report.val_top1));
+    println!(
+        "{:<34} {:>10} {:>10}",
+        format!("top-1 ranking accuracy ({} states)", report.val_top1_groups),
+        "",
+        opt(report.val_top1)
+    );
     println!("{:<34} {:>9.0}%", "embeddings from the cache", 100.0 * hits_t);
     Ok(())
 }
