@@ -2,10 +2,12 @@
 //! calls from fixed prefixes and credit the prefix if any resample succeeds.
 //!
 //! Pipeline per task, after the normal group of `G` rollouts: `triggered` → for each failed
-//! tool-using rollout its `prefix_end` (thinking text up to and including the opening
-//! `<tool_call>` tag) and the `call_confidence` of its failed call → `select_prefixes` (least
-//! confident first, under the rollout budget) → `K` continuations per prefix →
-//! `separated_advantages`, applied through `prefix_only` / `continuation_only` masks.
+//! tool-using rollout, its least confident well-formed call (`call_openings`,
+//! `call_confidence`), and the prefix up to and including that call's opening `<tool_call>`
+//! tag → `select_prefixes` (breadth-first over tasks, least confident first, under the rollout
+//! budget) → `K` continuations per prefix → `separated_advantages`, applied through
+//! `prefix_only` / `continuation_only` masks. A malformed call is not tool use: it neither
+//! triggers AXPO nor is resampled.
 
 use crate::advantages::grpo;
 
@@ -30,18 +32,39 @@ pub fn triggered(group: &[RolloutView]) -> bool {
 /// i's text; `mask[i]` is 1 on model-written tokens. The tag is searched within each run of
 /// model-written tokens (a turn), never across an observation.
 pub fn prefix_end(token_texts: &[&str], mask: &[u8], open: &str) -> Option<usize> {
-    let mut turn = String::new();
-    for (i, (text, &m)) in token_texts.iter().zip(mask).enumerate() {
+    call_openings(token_texts, mask, open).first().map(|c| c.prefix_end)
+}
+
+/// One opening tag the model wrote: which model-written run (turn, counted from 0) it is in,
+/// and the index just after the token that completes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallOpening {
+    pub turn: usize,
+    pub prefix_end: usize,
+}
+
+/// Every `open` tag in the model-written runs, in order (several calls in one turn included).
+pub fn call_openings(token_texts: &[&str], mask: &[u8], open: &str) -> Vec<CallOpening> {
+    let mut out = Vec::new();
+    let (mut turn, mut in_run, mut text, mut seen) = (0usize, false, String::new(), 0usize);
+    for (i, (t, &m)) in token_texts.iter().zip(mask).enumerate() {
         if m == 0 {
-            turn.clear();
+            if in_run {
+                turn += 1;
+            }
+            (in_run, seen) = (false, 0);
+            text.clear();
             continue;
         }
-        turn.push_str(text);
-        if turn.contains(open) {
-            return Some(i + 1);
+        in_run = true;
+        text.push_str(t);
+        let count = text.matches(open).count();
+        if count > seen {
+            seen = count;
+            out.push(CallOpening { turn, prefix_end: i + 1 });
         }
     }
-    None
+    out
 }
 
 /// The tokens of the tool call that follows a prefix: from `prefix_end` to the end of that
@@ -61,13 +84,31 @@ pub fn call_confidence(logprobs: &[f32]) -> f32 {
     logprobs.iter().map(|lp| lp.exp()).sum::<f32>() / logprobs.len() as f32
 }
 
-/// Which prefixes to resample: the least confident first, as many as the budget pays for —
-/// `⌊budget / K⌋` prefixes of `K` continuations each. `candidates` are (rollout index,
-/// confidence); ties keep their order.
-pub fn select_prefixes(candidates: &[(usize, f32)], budget_rollouts: usize, k: usize) -> Vec<usize> {
-    let mut sorted = candidates.to_vec();
-    sorted.sort_by(|a, b| a.1.total_cmp(&b.1));
-    sorted.into_iter().take(budget_rollouts / k.max(1)).map(|(i, _)| i).collect()
+/// Which prefixes to resample, as many as the budget pays for (`⌊budget / K⌋` prefixes of
+/// `K` continuations each), allocated breadth-first as the paper does: one prefix per
+/// triggered task in order of uncertainty, then a second round, until the budget is spent —
+/// one task cannot take it all. `candidates` are (task group, rollout index, confidence);
+/// within a group and across a round the least confident go first; ties keep their order.
+pub fn select_prefixes(candidates: &[(usize, usize, f32)], budget_rollouts: usize, k: usize) -> Vec<usize> {
+    let mut groups: std::collections::BTreeMap<usize, Vec<(usize, f32)>> = Default::default();
+    for &(g, i, c) in candidates {
+        groups.entry(g).or_default().push((i, c));
+    }
+    let mut queues: Vec<Vec<(usize, f32)>> = groups.into_values().collect();
+    for q in &mut queues {
+        q.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
+    let wanted = budget_rollouts / k.max(1);
+    let mut out = Vec::new();
+    for round in 0.. {
+        let mut this: Vec<(usize, f32)> = queues.iter().filter_map(|q| q.get(round).copied()).collect();
+        if this.is_empty() || out.len() >= wanted {
+            break;
+        }
+        this.sort_by(|a, b| a.1.total_cmp(&b.1));
+        out.extend(this.into_iter().map(|(i, _)| i).take(wanted - out.len()));
+    }
+    out
 }
 
 /// The `K` continuations resampled from one source rollout's prefix, with their rewards.

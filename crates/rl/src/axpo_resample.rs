@@ -3,16 +3,44 @@
 //! training rows with separated advantages and their masks. The formulas are in `axpo`.
 
 use crate::axpo::{
-    call_confidence, call_span, continuation_only, prefix_end, prefix_only, select_prefixes, separated_advantages,
-    triggered, Resampled, SUCCESS,
+    call_confidence, call_openings, call_span, continuation_only, prefix_only, select_prefixes, separated_advantages,
+    triggered, Resampled, RolloutView, SUCCESS,
 };
 use crate::recipe::Recipe;
-use crate::trainer::views_of;
 use kaizen_core::tool_call::OPEN;
 use kaizen_models::LocalLlm;
-use kaizen_rollout::{run_local, EpisodeConfig, Job, Trajectory};
-use kaizen_tools::ToolRegistry;
+use kaizen_rollout::{Job, Trajectory};
 use std::collections::{BTreeMap, HashMap};
+
+/// A group's rollouts as AXPO and the diagnostics see them: reward, and whether the rollout
+/// made a well-formed tool call (a malformed one is not tool use).
+pub fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
+    group.iter().map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() > 0 }).collect()
+}
+
+/// The prefix AXPO would resample in a failed rollout: up to and including the opening tag of
+/// its least confident well-formed call, and that call's confidence. Turns with a malformed
+/// call are passed over (which tag is which call is then unknown).
+fn least_confident_call(llm: &LocalLlm, t: &Trajectory) -> Option<(usize, f32)> {
+    let texts: Vec<String> = t.token_ids.iter().map(|&id| llm.tokenizer.token_text(id)).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let openings = call_openings(&texts, &t.loss_mask, OPEN);
+    openings
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            t.turns.get(o.turn).is_some_and(|turn| turn.malformed.is_empty() && !turn.tool_calls.is_empty())
+        })
+        .map(|(n, o)| {
+            // The call's tokens: to the next opening in the same turn, or to the turn's end.
+            let mut span = call_span(&t.loss_mask, o.prefix_end);
+            if let Some(next) = openings.get(n + 1).filter(|next| next.turn == o.turn) {
+                span.end = span.end.min(next.prefix_end);
+            }
+            (o.prefix_end, call_confidence(t.logprobs.get(span).unwrap_or(&[])))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
 
 /// One trajectory's part in the PPO loss: its advantage on every unmasked token, its upper
 /// clip bound, and a loss mask that replaces its own (AXPO's prefix-only / continuation-only).
@@ -39,14 +67,15 @@ pub struct Resampling {
 /// against their own K, and each source's prefix with the group re-normalised after the
 /// prefix is credited with the best of its continuations. Returns the resampled episodes and
 /// the rows of every trajectory (original and resampled).
+///
+/// `resample` runs the continuation jobs (the trainer runs them through the batched engine)
+/// and returns their episodes in any order.
 pub fn axpo_rows(
     llm: &LocalLlm,
-    env: &dyn kaizen_core::Env,
-    registry: &ToolRegistry,
     rollouts: &[Trajectory],
     recipe: &Recipe,
-    cfg: &EpisodeConfig,
     step: usize,
+    resample: &mut dyn FnMut(Vec<Job>) -> Vec<Trajectory>,
 ) -> anyhow::Result<(Vec<Trajectory>, Vec<TrainRow>, Resampling)> {
     let (g, k, eps) = (recipe.rl.group, recipe.rl.axpo_k, recipe.rl.eps_high);
     let mut stats = Resampling::default();
@@ -58,15 +87,11 @@ pub fn axpo_rows(
         }
         stats.triggered_groups += 1;
         for (j, t) in group.iter().enumerate() {
-            if t.tool_calls() + t.malformed_calls() == 0 || t.reward > SUCCESS {
+            if t.tool_calls() == 0 || t.reward > SUCCESS {
                 continue;
             }
-            let texts: Vec<String> = t.token_ids.iter().map(|&id| llm.tokenizer.token_text(id)).collect();
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let Some(end) = prefix_end(&texts, &t.loss_mask, OPEN) else { continue };
-            let span = call_span(&t.loss_mask, end);
-            let confidence = call_confidence(t.logprobs.get(span).unwrap_or(&[]));
-            candidates.push((gi * g + j, confidence));
+            let Some((end, confidence)) = least_confident_call(llm, t) else { continue };
+            candidates.push((gi, gi * g + j, confidence));
             prefix_of.insert(gi * g + j, end);
         }
     }
@@ -89,11 +114,11 @@ pub fn axpo_rows(
     }
     // Source index → (its prefix end, its continuations in id order).
     let mut resamples: BTreeMap<usize, (usize, Vec<Trajectory>)> = BTreeMap::new();
-    run_local(llm, env, registry, jobs, cfg, 8, &mut |t| {
+    for t in resample(jobs) {
         if let Some(&s) = source_of.get(&t.episode_id) {
             resamples.entry(s).or_insert_with(|| (prefix_of[&s], Vec::new())).1.push(t);
         }
-    });
+    }
     for (_, ts) in resamples.values_mut() {
         kaizen_rollout::in_job_order(ts, &ids);
     }

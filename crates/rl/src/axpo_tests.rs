@@ -38,11 +38,40 @@ fn confidence_is_the_mean_token_probability() {
 
 #[test]
 fn least_confident_prefixes_first_within_budget() {
-    let cands = [(0, 0.9), (3, 0.2), (5, 0.5), (6, 0.1)];
+    // One task each: plain uncertainty order.
+    let cands = [(0, 0, 0.9), (1, 3, 0.2), (2, 5, 0.5), (3, 6, 0.1)];
     // Budget of 8 rollouts at K = 4 → 2 prefixes: the two least confident.
     assert_eq!(select_prefixes(&cands, 8, 4), vec![6, 3]);
     assert_eq!(select_prefixes(&cands, 3, 4), Vec::<usize>::new());
     assert_eq!(select_prefixes(&cands, 100, 4).len(), 4);
+}
+
+#[test]
+fn the_budget_is_spread_over_tasks_breadth_first() {
+    // Task 0 holds the three least confident prefixes (rollouts 0, 1, 2); task 1 one (rollout
+    // 5). Three prefixes: round one takes task 0's least confident (0.1) and task 1's (0.6),
+    // round two task 0's next (0.2) — not task 0's three.
+    let cands = [(0, 1, 0.2), (0, 0, 0.1), (0, 2, 0.3), (1, 5, 0.6)];
+    assert_eq!(select_prefixes(&cands, 12, 4), vec![0, 5, 1]);
+    // Two: one per task.
+    assert_eq!(select_prefixes(&cands, 8, 4), vec![0, 5]);
+}
+
+#[test]
+fn every_opening_tag_is_found_with_its_turn() {
+    // Turn 0 opens two calls, an observation, turn 1 opens one.
+    let texts = ["sys", "a <tool_call>", "x</tool_call><tool", "_call>y", "obs", "<tool_call>z"];
+    let mask = [0, 1, 1, 1, 0, 1];
+    let got = call_openings(&texts, &mask, "<tool_call>");
+    assert_eq!(
+        got,
+        vec![
+            CallOpening { turn: 0, prefix_end: 2 },
+            CallOpening { turn: 0, prefix_end: 4 },
+            CallOpening { turn: 1, prefix_end: 6 }
+        ]
+    );
+    assert_eq!(prefix_end(&texts, &mask, "<tool_call>"), Some(2));
 }
 
 #[test]

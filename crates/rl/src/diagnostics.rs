@@ -36,12 +36,14 @@ pub fn all_wrong_tool_rate(groups: &[Vec<RolloutView>]) -> f64 {
         / with_tools.len() as f64
 }
 
-/// Share of groups whose rewards are all equal (zero advantage: no learning signal).
-pub fn zero_advantage_rate(groups: &[Vec<f32>]) -> f64 {
-    if groups.is_empty() {
+/// Share of the step's training rows (rollouts and AXPO continuations) whose advantage — the
+/// one actually trained on, after AXPO's prefix credit or ADPO's scaling — is zero: rows that
+/// carry no learning signal.
+pub fn zero_advantage_rate(advantages: &[f32]) -> f64 {
+    if advantages.is_empty() {
         return 0.0;
     }
-    groups.iter().filter(|g| g.windows(2).all(|w| w[0] == w[1])).count() as f64 / groups.len() as f64
+    advantages.iter().filter(|&&a| a == 0.0).count() as f64 / advantages.len() as f64
 }
 
 #[cfg(test)]
@@ -70,6 +72,8 @@ mod tests {
         ];
         assert!((tool_use_rate(&groups) - 3.0 / 6.0).abs() < 1e-12);
         assert!((all_wrong_tool_rate(&groups) - 0.5).abs() < 1e-12);
-        assert!((zero_advantage_rate(&[vec![1., 1.], vec![0., 1.], vec![0., 0.]]) - 2.0 / 3.0).abs() < 1e-12);
+        // Advantages as trained on: 2 of 5 rows are zero.
+        assert!((zero_advantage_rate(&[0.0, 1.1547, -0.57735, 0.0, -0.57735]) - 0.4).abs() < 1e-12);
+        assert_eq!(zero_advantage_rate(&[]), 0.0);
     }
 }

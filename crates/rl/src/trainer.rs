@@ -10,7 +10,7 @@
 
 use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
 use crate::axpo::{RolloutView, SUCCESS};
-use crate::axpo_resample::{axpo_rows, Resampling, TrainRow};
+use crate::axpo_resample::{axpo_rows, views_of, Resampling, TrainRow};
 use crate::batch::{sft_loss, TokenBatch};
 use crate::checkpoint::{self, Checkpoint, Phase, Progress};
 use crate::diagnostics::{all_wrong_tool_rate, pass_at_k, tool_use_rate, zero_advantage_rate};
@@ -43,6 +43,7 @@ pub struct StepMetrics {
     pub reward: f64,
     pub tool_use_rate: f64,
     pub all_wrong_tool_rate: f64,
+    /// Share of the step's training rows whose advantage (as trained on) is zero.
     pub zero_advantage_rate: f64,
     /// Mean k3 KL to the reference (SFT) policy; `None` ("off") when `rl.beta` is 0, where no
     /// reference is kept and nothing is measured.
@@ -353,7 +354,12 @@ fn run_from(
         // Advantages per group (rollouts are sorted: groups of G in task order). AXPO adds
         // continuations resampled from the least confident failed tool calls.
         let (extra, rows, resampling) = if estimator == Estimator::Axpo {
-            axpo_rows(&llm, env.as_ref(), &registry, &rollouts, recipe, &episode_cfg, step)?
+            let mut resample = |jobs: Vec<Job>| {
+                let mut out = Vec::new();
+                run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| out.push(t));
+                out
+            };
+            axpo_rows(&llm, &rollouts, recipe, step, &mut resample)?
         } else {
             let mut rows = Vec::with_capacity(rollouts.len());
             for (gi, group) in rollouts.chunks(g).enumerate() {
@@ -409,7 +415,6 @@ fn run_from(
         let train_s = t1.elapsed().as_secs_f64();
         let nb = batches.len().max(1) as f64;
         let views: Vec<Vec<RolloutView>> = rollouts.chunks(g).map(views_of).collect();
-        let reward_groups: Vec<Vec<f32>> = rollouts.chunks(g).map(|c| c.iter().map(|t| t.reward).collect()).collect();
         let n = rollouts.len().max(1) as f64;
         let written: usize = rollouts.iter().map(Trajectory::generated_tokens).sum();
         let observed: usize =
@@ -422,7 +427,7 @@ fn run_from(
             reward: rollouts.iter().map(|t| t.reward as f64).sum::<f64>() / n,
             tool_use_rate: tool_use_rate(&views),
             all_wrong_tool_rate: all_wrong_tool_rate(&views),
-            zero_advantage_rate: zero_advantage_rate(&reward_groups),
+            zero_advantage_rate: zero_advantage_rate(&rows.iter().map(|r| r.adv).collect::<Vec<_>>()),
             kl: reference.is_some().then(|| kl / nb),
             clip_fraction: clip / nb,
             grad_norm: norm / nb,
@@ -503,13 +508,6 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) 
         // Groups AXPO does not trigger on train as plain GRPO.
         Estimator::Axpo => (grpo(&rewards, 1e-6), eps_high),
     })
-}
-
-pub(crate) fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
-    group
-        .iter()
-        .map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() + t.malformed_calls() > 0 })
-        .collect()
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`; returns the norm

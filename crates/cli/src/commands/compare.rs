@@ -46,7 +46,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("training reward", "rl", "reward", 3),
         ("tool-use rate", "rl", "tool_use_rate", 3),
         ("all-wrong tool subgroups", "rl", "all_wrong_tool_rate", 3),
-        ("zero-advantage groups", "rl", "zero_advantage_rate", 3),
+        ("zero-advantage rows", "rl", "zero_advantage_rate", 3),
         ("KL to reference", "rl", "kl", 5),
         ("clip fraction", "rl", "clip_fraction", 3),
         ("response tokens", "rl", "response_tokens", 1),
