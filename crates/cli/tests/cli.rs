@@ -259,6 +259,12 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert!(lines[0]["loss"].as_f64().unwrap() > 4.0);
     // β = 0: no KL is measured, so none is written (and `compare` says "off", below).
     assert!(lines.iter().filter(|m| m["phase"] == "rl").all(|m| m.get("kl").is_none()), "{lines:?}");
+    // The sampler and the training model run the tiny policy on the same f32 numbers: their
+    // log-probs agree (the gap is logged every step; a quantised sampler would show one).
+    for m in lines.iter().filter(|m| m["phase"] == "rl") {
+        let gap = m["behaviour_gap"].as_f64().unwrap();
+        assert!((0.0..1e-3).contains(&gap), "behaviour gap {gap}: {m}");
+    }
     // The rollouts are recorded (2 tasks × 2 per step), and the policy runs as a model.
     let rollouts = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
     assert_eq!(rollouts.lines().count(), 8);
@@ -301,6 +307,8 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
             .collect();
         assert_eq!(rl.len(), 1, "{estimator}");
         assert!(rl[0]["kl"].as_f64().is_some_and(|k| k >= 0.0 && k.is_finite()), "{estimator}: {}", rl[0]);
+        // β > 0 keeps every row in the update, so the behaviour gap is measured on real tokens.
+        assert!(rl[0]["behaviour_gap"].as_f64().is_some_and(|g| (0.0..1e-3).contains(&g)), "{estimator}: {}", rl[0]);
     }
     // Each evaluation: greedy / sampled / pass@k, the same numbers as metrics.jsonl's.
     let last_eval = lines.iter().rev().find(|m| m["phase"] == "eval").unwrap();

@@ -140,6 +140,11 @@ pub struct RlSection {
     pub axpo_k: usize,
     /// AXPO: extra rollouts per step, as a share of the step's `tasks_per_step × group`.
     pub axpo_budget: f64,
+    /// Truncated importance sampling: rollouts are sampled by the inference runtime (for a
+    /// LoRA policy a merged, re-quantised model) while PPO's `π_old` comes from the training
+    /// model, so each token's policy-gradient term is weighted by `min(π_old / π_behav, C)`,
+    /// `C` this cap (Yao et al. 2025's TIS; 2 there).
+    pub tis_cap: f32,
     /// ADPO: the floor `m` of the advantage scale `s(p̂) = m + (1−m)·clamp((p̂ − 0.3)/0.5, 0, 1)`
     /// (the paper's 0.6).
     pub adpo_m: f32,
@@ -219,6 +224,7 @@ impl Default for RlSection {
             max_tokens_per_turn: 96,
             axpo_k: 4,
             axpo_budget: 0.25,
+            tis_cap: 2.0,
             adpo_m: 0.6,
         }
     }
@@ -333,6 +339,9 @@ impl Recipe {
                     ));
                 }
             }
+        }
+        if !(self.rl.tis_cap >= 1.0 && self.rl.tis_cap.is_finite()) {
+            return Err(format!("rl.tis_cap must be a number ≥ 1 (2 is usual), got {}", self.rl.tis_cap));
         }
         if !(0.0..=1.0).contains(&self.rl.adpo_m) {
             return Err(format!("rl.adpo_m must be in [0, 1] (the paper's 0.6), got {}", self.rl.adpo_m));

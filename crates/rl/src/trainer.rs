@@ -50,6 +50,11 @@ pub struct StepMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
     pub clip_fraction: f64,
+    /// Mean `|log π_old − log π_behav|` over the trained tokens: how far the training model's
+    /// log-probs are from those the sampler drew with (0 when both run the same numbers).
+    pub behaviour_gap: f64,
+    /// Share of trained tokens whose importance weight `π_old / π_behav` hit `rl.tis_cap`.
+    pub tis_capped: f64,
     pub grad_norm: f64,
     pub response_tokens: f64,
     pub observation_tokens: f64,
@@ -383,27 +388,41 @@ fn run_from(
         let order: Vec<&TrainRow> =
             rows.iter().filter(|r| !trajs[r.t].token_ids.is_empty() && (r.adv != 0.0 || reference.is_some())).collect();
         let mut batches = Vec::new();
+        let (mut gap_sum, mut capped_sum, mut gap_tokens) = (0.0f64, 0.0f64, 0.0f64);
         for chunk in order.chunks(recipe.rl.minibatch) {
             let seqs: Vec<(&[u32], &[u8])> = chunk
                 .iter()
                 .map(|r| (trajs[r.t].token_ids.as_slice(), r.mask.as_deref().unwrap_or(&trajs[r.t].loss_mask)))
                 .collect();
             let series: Vec<Vec<f32>> = chunk.iter().map(|r| vec![r.adv; trajs[r.t].token_ids.len()]).collect();
-            let batch = TokenBatch::new(&seqs, &[series], 0, &dev)?;
+            // The sampler's own log-probs of the same tokens (the behaviour policy).
+            let behaviour: Vec<Vec<f32>> = chunk.iter().map(|r| trajs[r.t].logprobs.clone()).collect();
+            let batch = TokenBatch::new(&seqs, &[series, behaviour], 0, &dev)?;
             let old = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach();
+            // Truncated importance sampling, `w_t = min(π_old / π_behav, C)`, folded into the
+            // advantage: w > 0 scales both PPO terms alike, so `min(ρÂ, clip(ρ)Â)·w` is the
+            // clipped objective of `Â·w`.
+            let gap = (&old - &batch.values[1])?;
+            let weight = gap.exp()?.minimum(recipe.rl.tis_cap as f64)?;
+            let adv = (&batch.values[0] * &weight)?;
+            let written = batch.mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64;
+            gap_sum += (gap.abs()? * &batch.mask)?.sum_all()?.to_scalar::<f32>()? as f64;
+            capped_sum += (weight.ge(recipe.rl.tis_cap as f64)?.to_dtype(candle_core::DType::F32)? * &batch.mask)?
+                .sum_all()?
+                .to_scalar::<f32>()? as f64;
+            gap_tokens += written;
             let eps: Vec<f32> = chunk.iter().map(|r| r.eps).collect();
             let eps = Tensor::from_vec(eps, (chunk.len(), 1), &dev)?;
-            batches.push((batch, old, eps));
+            batches.push((batch, old, eps, adv));
         }
         let (mut loss_sum, mut kl, mut clip, mut norm, mut tokens) = (0.0, 0.0, 0.0, 0.0, 0usize);
-        for (batch, old, rows) in &batches {
+        for (batch, old, rows, adv) in &batches {
             let logp = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?;
             let reference_lp = match &reference {
                 Some(r) => Some(r.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach()),
                 None => None,
             };
-            let (loss, stats) =
-                ppo_loss(&logp, old, reference_lp.as_ref(), &batch.values[0], &batch.mask, Some(rows), &ppo)?;
+            let (loss, stats) = ppo_loss(&logp, old, reference_lp.as_ref(), adv, &batch.mask, Some(rows), &ppo)?;
             let mut grads = loss.backward()?;
             norm += clip_gradients(&mut grads, &policy.vars().all_vars(), recipe.rl.grad_clip)?;
             opt.step(&grads)?;
@@ -429,6 +448,8 @@ fn run_from(
             all_wrong_tool_rate: all_wrong_tool_rate(&views),
             zero_advantage_rate: zero_advantage_rate(&rows.iter().map(|r| r.adv).collect::<Vec<_>>()),
             kl: reference.is_some().then(|| kl / nb),
+            behaviour_gap: gap_sum / gap_tokens.max(1.0),
+            tis_capped: capped_sum / gap_tokens.max(1.0),
             clip_fraction: clip / nb,
             grad_norm: norm / nb,
             response_tokens: written as f64 / n,
