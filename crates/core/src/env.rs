@@ -30,12 +30,6 @@ pub trait Env: Send + Sync {
     fn open_session(&self, _task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {
         None
     }
-    /// The text a scorer (Best-of-Q) reads for `action` taken in a state whose full text is
-    /// `state`: by default the action as written. A web env adds the element the action
-    /// refers to, since `click(12)` means nothing without the page.
-    fn describe_action(&self, _state: &str, action: &str) -> String {
-        action.to_string()
-    }
     /// Whether each episode opens a session that writes its own prompt (`open_session`), so the
     /// task's text alone is not what the policy reads.
     fn has_sessions(&self) -> bool {

@@ -31,16 +31,17 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
     let success = t.reward > 0.5;
     // The chat as the runner held it, so states read exactly as they did when reranking.
     let mut chat = vec![Message::user(t.task.prompt.clone())];
+    let turn_logprobs = turn_logprobs(t);
     let mut out = Vec::new();
     for (i, turn) in t.turns.iter().enumerate() {
         let (task, history) = state_of(&chat);
         let full_state = full_state(&task, &history);
-        let logprob = turn.candidates.iter().find(|c| c.chosen).map_or(0.0, |c| c.logprob);
+        let logprob = turn.candidates.iter().find(|c| c.chosen).map_or(turn_logprobs[i], |c| c.logprob);
         let next_candidates = match t.turns.get(i + 1) {
             Some(next) if !next.candidates.is_empty() => {
                 next.candidates.iter().map(|c| (c.text.clone(), c.logprob)).collect()
             }
-            Some(next) => vec![(next.text.clone(), 0.0)],
+            Some(next) => vec![(next.text.clone(), turn_logprobs[i + 1])],
             None => vec![],
         };
         out.push(TextStep {
@@ -57,6 +58,27 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
         chat.extend(turn.messages());
     }
     out
+}
+
+/// Each turn's total log-prob as the sampler recorded it: the sum over the turn's run of
+/// model-written tokens (turn i is the i-th run of `loss_mask`). What a scorer is handed for a
+/// taken action (`Completion::total_logprob`) where a step recorded no candidates; 0 where the
+/// trajectory holds no tokens (a remote policy).
+fn turn_logprobs(t: &Trajectory) -> Vec<f32> {
+    let mut sums = vec![0.0f32; t.turns.len()];
+    let (mut turn, mut in_run) = (0usize, false);
+    for (i, &m) in t.loss_mask.iter().enumerate() {
+        if m == 1 {
+            if let Some(s) = sums.get_mut(turn) {
+                *s += t.logprobs.get(i).copied().unwrap_or(0.0);
+            }
+            in_run = true;
+        } else if in_run {
+            turn += 1;
+            in_run = false;
+        }
+    }
+    sums
 }
 
 /// The steps of the Best-of-Q proxy's `decisions.jsonl`: decisions grouped by episode id in
@@ -92,7 +114,8 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
             .into_iter()
             .flatten()
             .map(|c| {
-                let text = c["text"].as_str().unwrap_or("").to_string();
+                // The described action the proxy scored (older logs: the raw text).
+                let text = c["action"].as_str().or(c["text"].as_str()).unwrap_or("").to_string();
                 (text, c["logprob"].as_f64().unwrap_or(0.0) as f32, c["chosen"].as_bool().unwrap_or(false))
             })
             .collect()

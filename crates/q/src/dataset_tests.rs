@@ -20,3 +20,36 @@ fn proxy_decisions_become_labelled_steps() {
     assert_eq!((steps[1].step, steps[1].steps, steps[1].next_candidates.len()), (1, 2, 0));
     assert!(decision_steps("{bad\n{\"episode_id\":\"a\"}").unwrap_err().contains("line 1"));
 }
+
+/// A two-turn episode without recorded candidates (a plain run): prompt tokens, turn 0 (two
+/// tokens), an observation, turn 1 (three tokens).
+fn plain_episode(candidates: serde_json::Value) -> Trajectory {
+    serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "e", "env": "arith", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "2+2?", "answer": "4", "checker": {"kind": "exact"}},
+        "turns": [
+            {"text": "call", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 2,
+             "candidates": candidates},
+            {"text": "\\boxed{4}", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 3},
+        ],
+        "token_ids": [1, 2, 3, 4, 5, 6, 7, 8],
+        "loss_mask": [0, 1, 1, 0, 1, 1, 1, 0],
+        "logprobs": [0.0, -0.5, -0.25, 0.0, -1.0, -0.125, -0.375, 0.0],
+        "prompt_tokens": 1, "final_answer": "4", "reward": 1.0, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn training_reads_the_taken_actions_real_log_prob() {
+    // No candidates recorded: each turn's log-prob is the sum over its tokens, as the scorer
+    // is handed `Completion::total_logprob` — −0.5 − 0.25 = −0.75 and −1 − 0.125 − 0.375 = −1.5.
+    let steps = text_steps(&plain_episode(serde_json::json!([])));
+    assert_eq!(steps[0].logprob, -0.75);
+    assert_eq!(steps[0].next_candidates, vec![("\\boxed{4}".to_string(), -1.5)]);
+    assert_eq!(steps[1].logprob, -1.5);
+    // A recorded candidate (one is a set too) gives its own log-prob.
+    let one = serde_json::json!([{"text": "call", "logprob": -0.7, "chosen": true}]);
+    assert_eq!(text_steps(&plain_episode(one))[0].logprob, -0.7);
+}

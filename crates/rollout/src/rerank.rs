@@ -53,6 +53,23 @@ pub fn full_state(task: &str, history: &[String]) -> String {
     format!("{task}\n{}", history.join("\n"))
 }
 
+/// An action as the Q-function reads it, one representation for the runner, `kaizen q
+/// train` and the Best-of-Q proxy alike: a tool call that names an element (`"ref": N`) whose
+/// line `[N] …` is in the state becomes `name{args} on [N] …` (what it acts on, from the latest
+/// page in `state`, the *uncut* state of `full_state`); anything else is its own text.
+pub fn describe_action(state: &str, action: &str) -> String {
+    let call = kaizen_core::parse_tool_calls(action).into_iter().find_map(Result::ok);
+    let Some(call) = call else { return action.to_string() };
+    let line = call.arguments["ref"].as_i64().and_then(|r| {
+        let tag = format!("[{r}] ");
+        state.lines().rev().map(str::trim_start).find(|l| l.starts_with(&tag)).map(str::to_string)
+    });
+    match line {
+        Some(l) => format!("{}{} on {l}", call.name, call.arguments),
+        None => action.to_string(),
+    }
+}
+
 /// Distinct completions (by text), the first of each kept.
 pub fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
     let mut out: Vec<Completion> = Vec::new();
@@ -118,11 +135,8 @@ pub fn run_best_of_n(
                 let (task, history) = state_of(ep.messages());
                 let full = full_state(&task, &history);
                 let state = state_text(&task, &history);
-                let actions: Vec<(String, f32)> = candidates
-                    .iter()
-                    .zip(&logprobs)
-                    .map(|(c, &lp)| (env.describe_action(&full, &c.text), lp))
-                    .collect();
+                let actions: Vec<(String, f32)> =
+                    candidates.iter().zip(&logprobs).map(|(c, &lp)| (describe_action(&full, &c.text), lp)).collect();
                 match scorer.score(&state, &actions) {
                     Ok(s) if s.len() == candidates.len() => (best_index(&s, &logprobs), Some(s)),
                     // A scorer that fails must not stop the agent: fall back to the policy.
@@ -142,9 +156,9 @@ pub fn run_best_of_n(
             .collect();
         let Some(c) = candidates.into_iter().nth(chosen) else { break };
         let calls = ep.on_completion(c, t.elapsed().as_secs_f64() * 1e3);
-        if record.len() > 1 {
-            ep.record_candidates(record);
-        }
+        // Every step's candidates are recorded, a single one too: Q training then reads the
+        // taken action's real log-prob, the value scoring passes.
+        ep.record_candidates(record);
         if !calls.is_empty() {
             let (obs, ms) = ep.toolbox(registry).run(&calls);
             ep.on_observations(obs, ms);

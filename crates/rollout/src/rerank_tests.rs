@@ -34,3 +34,16 @@ fn the_task_is_the_last_user_turn_so_worked_examples_are_not_state() {
     assert_eq!(state_parts(chat[4..].iter().copied()), (task, history));
     assert_eq!(state_parts([("system", "s")]), (String::new(), vec![]));
 }
+
+#[test]
+fn actions_are_described_one_way_for_every_scorer() {
+    let page = "Task: click ok\nPage:\n[4] input_text value=\"\"\n[9] button \"ok\"";
+    let click = "<tool_call>{\"name\": \"click\", \"arguments\": {\"ref\": 9}}</tool_call>";
+    assert_eq!(describe_action(page, click), "click{\"ref\":9} on [9] button \"ok\"");
+    // No element line to add, or no call at all: the action's own text.
+    let press = "<tool_call>{\"name\": \"press\", \"arguments\": {\"key\": \"Enter\"}}</tool_call>";
+    assert_eq!(describe_action(page, press), press);
+    assert_eq!(describe_action(page, "I think 4"), "I think 4");
+    let calc = "Let me add. <tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}</tool_call>";
+    assert_eq!(describe_action("2+2?", calc), calc);
+}

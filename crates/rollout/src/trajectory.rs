@@ -42,7 +42,7 @@ pub struct Turn {
     /// Tokens the policy wrote this turn.
     pub generated_tokens: usize,
     /// Best-of-N: every distinct action the policy proposed at this step (the one taken
-    /// included), whether or not it was taken; empty when the policy proposed one.
+    /// included, a lone one too), whether or not it was taken; empty in plain episodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
 }

@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaizen_rollout::rerank::{best_index, state_parts, state_text, ActionScorer};
+use kaizen_rollout::rerank::{best_index, describe_action, full_state, state_parts, state_text, ActionScorer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -208,12 +208,13 @@ fn candidates_of(choices: &[Value]) -> Result<Vec<(String, f32)>, ApiError> {
         .collect()
 }
 
-/// The state's text from the chat, as the runner builds it from an episode's messages.
-fn state_of(messages: &Value) -> String {
+/// The state's text from the chat, as the runner builds it from an episode's messages, and
+/// the uncut state actions are described against.
+fn state_of(messages: &Value) -> (String, String) {
     let msgs = messages.as_array().map(Vec::as_slice).unwrap_or(&[]);
     let turns = msgs.iter().map(|m| (m["role"].as_str().unwrap_or(""), m["content"].as_str().unwrap_or("")));
     let (task, history) = state_parts(turns);
-    state_text(&task, &history)
+    (state_text(&task, &history), full_state(&task, &history))
 }
 
 async fn chat(
@@ -270,8 +271,10 @@ async fn chat(
         return Err(ApiError::upstream(StatusCode::BAD_GATEWAY, "upstream returned no choices", "upstream_malformed"));
     }
     let episode = episode_id(&headers);
-    let stateful = state_of(&req["messages"]);
-    let actions = candidates_of(&choices)?;
+    let (stateful, full) = state_of(&req["messages"]);
+    // Scored as the runner scores: each action described against the uncut state.
+    let raw = candidates_of(&choices)?;
+    let actions: Vec<(String, f32)> = raw.iter().map(|(text, lp)| (describe_action(&full, text), *lp)).collect();
     // One choice: nothing to rank. Otherwise score off the event loop; a scorer failure
     // degrades to the likeliest candidate rather than failing the request.
     let scores = if choices.len() > 1 {
@@ -289,8 +292,9 @@ async fn chat(
         "episode_id": episode,
         "messages": req["messages"],
         "state": stateful,
-        "candidates": actions.iter().enumerate().map(|(i, (text, lp))| json!({
-            "text": text, "logprob": lp, "score": scores.as_ref().and_then(|s| s.get(i)), "chosen": i == chosen,
+        "candidates": actions.iter().zip(&raw).enumerate().map(|(i, ((action, lp), (text, _)))| json!({
+            "text": text, "action": action, "logprob": lp, "score": scores.as_ref().and_then(|s| s.get(i)),
+            "chosen": i == chosen,
         })).collect::<Vec<_>>(),
     });
     state.record(decision).await?;

@@ -69,8 +69,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     anyhow::ensure!((0.0..1.0).contains(&a.val_share), "--val-share must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&a.gamma), "--gamma must be in [0, 1]");
     anyhow::ensure!(a.epochs >= 1, "--epochs must be at least 1 (0 would save an untrained Q-function)");
-    // Steps as text, each action already described as its env describes it (web actions get
-    // their element's line); proxy logs (`decisions.jsonl`) are taken as they are.
+    // Steps as text, each action described as the runner and the proxy describe it for
+    // scoring (`rerank::describe_action`: web actions get their element's line); proxy logs
+    // (`decisions.jsonl`) hold the described actions already.
     let mut steps: Vec<kaizen_q::dataset::TextStep> = Vec::new();
     let mut env_name: Option<String> = None;
     for run in &a.runs {
@@ -91,15 +92,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             Some(e) if *e != name => anyhow::bail!("{} is a run of {name}, the others of {e}", run.display()),
             _ => env_name = Some(name.clone()),
         }
-        let env = kaizen_envs::open(&name).map_err(anyhow::Error::msg)?;
+        use kaizen_rollout::rerank::describe_action;
         for t in kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)? {
             let mut ep = kaizen_q::dataset::text_steps(&t);
             for k in 0..ep.len() {
                 let next_state = ep.get(k + 1).map(|n| n.full_state.clone()).unwrap_or_default();
                 let s = &mut ep[k];
-                s.action = env.describe_action(&s.full_state, &s.action);
+                s.action = describe_action(&s.full_state, &s.action);
                 for c in &mut s.next_candidates {
-                    c.0 = env.describe_action(&next_state, &c.0);
+                    c.0 = describe_action(&next_state, &c.0);
                 }
             }
             steps.extend(ep);

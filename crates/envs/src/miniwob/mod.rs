@@ -196,22 +196,6 @@ impl Env for MiniWob {
         Some(self.start(name, seed).map(|s| Box::new(s) as Box<dyn EnvSession>))
     }
 
-    /// A web action with the page line of the element it names: `click(12)` becomes
-    /// `click(12) on [12] button "Submit"` (the latest view of the page in `state`).
-    fn describe_action(&self, state: &str, action: &str) -> String {
-        let call = kaizen_core::parse_tool_calls(action).into_iter().find_map(Result::ok);
-        let Some(call) = call else { return action.to_string() };
-        let args = call.arguments.to_string();
-        let line = call.arguments["ref"].as_i64().and_then(|r| {
-            let tag = format!("[{r}] ");
-            state.lines().rev().map(str::trim_start).find(|l| l.starts_with(&tag)).map(str::to_string)
-        });
-        match line {
-            Some(l) => format!("{}{args} on {l}", call.name),
-            None => format!("{}{args}", call.name),
-        }
-    }
-
     fn has_sessions(&self) -> bool {
         true
     }
