@@ -280,6 +280,24 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!(cells.len(), 2);
     assert_eq!(cells[0], cells[1]);
     assert!(table.contains("held-out at RL step"), "{table}");
+    // A metrics file shorter than its checkpoint says (records lost) is refused on resume,
+    // naming the file, and nothing is changed.
+    let copy = dir.join("run-short");
+    std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
+    for f in ["config.json", "metrics.jsonl", "trajectories.jsonl"] {
+        std::fs::copy(out.join(f), copy.join(f)).unwrap();
+    }
+    let ckpt = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
+    std::fs::create_dir_all(copy.join("checkpoints").join(&ckpt)).unwrap();
+    for e in std::fs::read_dir(out.join("checkpoints").join(&ckpt)).unwrap().flatten() {
+        std::fs::copy(e.path(), copy.join("checkpoints").join(&ckpt).join(e.file_name())).unwrap();
+    }
+    std::fs::copy(out.join("checkpoints/latest"), copy.join("checkpoints/latest")).unwrap();
+    let metrics = std::fs::read(copy.join("metrics.jsonl")).unwrap();
+    std::fs::write(copy.join("metrics.jsonl"), &metrics[..metrics.len() / 2]).unwrap();
+    let o = kaizen(&["train", "--resume", copy.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("records were lost"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(copy.join("metrics.jsonl")).unwrap().len(), metrics.len() / 2);
     let kl_row = table.lines().find(|l| l.starts_with("KL to reference")).unwrap();
     assert_eq!(kl_row.split_whitespace().skip(3).collect::<Vec<_>>(), ["off", "off"], "{table}");
     // β > 0 with ADPO and Dr.GRPO: each runs end to end, and the KL to the SFT policy is

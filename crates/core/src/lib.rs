@@ -5,6 +5,7 @@
 //! Nothing heavy lives here (no tensors, no HTTP): this crate compiles in seconds.
 
 pub mod chat;
+pub mod durable;
 pub mod env;
 pub mod home;
 pub mod jsonl;

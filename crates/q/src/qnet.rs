@@ -143,7 +143,8 @@ impl QNet {
         Ok(self.q_of(&Self::input(&s, &a, &lp)?)?.to_vec1()?)
     }
 
-    /// Saves weights and config (as safetensors metadata) atomically.
+    /// Saves weights and config (as safetensors metadata) atomically and durably (written under
+    /// a temporary name, flushed, renamed, the directory flushed).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let data = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
         let tensors: Vec<(String, Tensor)> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
@@ -167,7 +168,9 @@ impl QNet {
             })
             .collect::<anyhow::Result<_>>()?;
         safetensors::serialize_to_file(tv, Some(meta), &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
+        kaizen_core::durable::sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
         Ok(())
     }
 

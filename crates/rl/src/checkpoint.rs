@@ -70,9 +70,9 @@ pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) 
     let done = root.join(&name);
     let _ = std::fs::remove_dir_all(&done);
     std::fs::rename(&partial, &done).map_err(io("renaming", &partial))?;
-    let latest_tmp = root.join("latest.partial");
-    std::fs::write(&latest_tmp, &name).map_err(io("writing", &latest_tmp))?;
-    std::fs::rename(&latest_tmp, root.join("latest")).map_err(io("renaming", &latest_tmp))?;
+    kaizen_core::durable::sync_dir(&root).map_err(io("syncing", &root))?;
+    let latest = root.join("latest");
+    kaizen_core::durable::write_atomic(&latest, name.as_bytes()).map_err(io("writing", &latest))?;
     // Only now is the previous checkpoint no longer needed.
     for e in std::fs::read_dir(&root).map_err(io("listing", &root))?.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();

@@ -144,7 +144,16 @@ pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::R
         [("metrics.jsonl", ckpt.progress.metrics_bytes), (TRAJECTORIES, ckpt.progress.trajectories_bytes)]
     {
         let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(out.join(file))?;
-        if f.metadata()?.len() > len {
+        let have = f.metadata()?.len();
+        // Shorter than at the checkpoint: records the checkpoint counts on are gone, and
+        // resuming would leave a hole in the run. Longer: steps after it, which run again.
+        anyhow::ensure!(
+            have >= len,
+            "{} is {have} bytes but was {len} at the checkpoint: records were lost, so the run cannot resume \
+             exactly; start it again",
+            out.join(file).display()
+        );
+        if have > len {
             f.set_len(len)?;
         }
     }
@@ -174,7 +183,9 @@ fn run_from(
     let mut all = Vec::new();
     let mut emit = |m: StepMetrics, all: &mut Vec<StepMetrics>| -> anyhow::Result<()> {
         writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
+        // On disk before the step counts as done: a crash loses at most the line in flight.
         metrics_file.flush()?;
+        metrics_file.sync_data()?;
         on_metrics(&m);
         all.push(m);
         Ok(())

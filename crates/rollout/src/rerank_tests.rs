@@ -44,6 +44,7 @@ fn actions_are_described_one_way_for_every_scorer() {
     let press = "<tool_call>{\"name\": \"press\", \"arguments\": {\"key\": \"Enter\"}}</tool_call>";
     assert_eq!(describe_action(page, press), press);
     assert_eq!(describe_action(page, "I think 4"), "I think 4");
-    let calc = "Let me add. <tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}</tool_call>";
+    let calc =
+        "Let me add. <tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}</tool_call>";
     assert_eq!(describe_action("2+2?", calc), calc);
 }

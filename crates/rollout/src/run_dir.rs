@@ -24,7 +24,8 @@ impl RunDir {
         }
         std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
         let cfg = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
-        std::fs::write(path.join("config.json"), cfg).map_err(|e| format!("writing config.json: {e}"))?;
+        kaizen_core::durable::write_atomic(&path.join("config.json"), cfg.as_bytes())
+            .map_err(|e| format!("writing config.json: {e}"))?;
         Self::open(path)
     }
 
@@ -48,7 +49,8 @@ impl RunDir {
 
     pub fn write_summary(&self, s: &RunSummary) -> Result<(), String> {
         let text = serde_json::to_string_pretty(s).map_err(|e| e.to_string())?;
-        std::fs::write(self.path.join("summary.json"), text).map_err(|e| format!("writing summary.json: {e}"))
+        kaizen_core::durable::write_atomic(&self.path.join("summary.json"), text.as_bytes())
+            .map_err(|e| format!("writing summary.json: {e}"))
     }
 }
 
