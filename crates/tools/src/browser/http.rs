@@ -40,27 +40,66 @@ pub fn request(
         payload.len()
     );
     stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(payload.as_bytes())).map_err(io)?;
+    read_response(&mut stream)
+        .map_err(|e| match e {
+            ReadError::Io(e) => io(e),
+            ReadError::TooLarge(n) => HttpError::Malformed(format!("an answer of {n} bytes, over {MAX_RESPONSE}")),
+        })
+        .and_then(|raw| parse_response(&raw))
+}
+
+/// The most one chromedriver answer may hold (a screenshot is a few MB of base64).
+pub const MAX_RESPONSE: usize = 64 << 20;
+
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge(usize),
+}
+
+/// Reads one answer: until its headers and `Content-Length` bytes of body have arrived (or
+/// the connection closes), refusing one that declares or sends more than `MAX_RESPONSE`. The
+/// end of the headers is searched for in each new chunk only, not in all that came before.
+fn read_response(stream: &mut impl Read) -> Result<Vec<u8>, ReadError> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
+    // Where the answer ends, once the headers are in (`None`: until the connection closes).
+    let mut end: Option<Option<usize>> = None;
     loop {
-        let n = stream.read(&mut chunk).map_err(io)?;
+        let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
+        let scanned = raw.len();
         raw.extend_from_slice(&chunk[..n]);
-        if n == 0 || response_complete(&raw) {
-            break;
+        if end.is_none() {
+            let from = scanned.saturating_sub(3);
+            if let Some(p) = raw[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+                let split = from + p;
+                let length = content_length(&String::from_utf8_lossy(&raw[..split]));
+                if let Some(len) = length.filter(|&len| len > MAX_RESPONSE) {
+                    return Err(ReadError::TooLarge(len));
+                }
+                end = Some(length.map(|len| split + 4 + len));
+            }
+        }
+        if raw.len() > MAX_RESPONSE + 64 * 1024 {
+            return Err(ReadError::TooLarge(raw.len()));
+        }
+        if n == 0 || matches!(end, Some(Some(e)) if raw.len() >= e) {
+            return Ok(raw);
         }
     }
-    parse_response(&raw)
+}
+
+/// The `Content-Length` a header block declares.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+    })
 }
 
 /// True once the headers and `Content-Length` bytes of body have arrived.
 fn response_complete(raw: &[u8]) -> bool {
     let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let length = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
-    });
-    length.is_some_and(|n| raw.len() >= split + 4 + n)
+    content_length(&String::from_utf8_lossy(&raw[..split])).is_some_and(|n| raw.len() >= split + 4 + n)
 }
 
 /// Splits a raw response into status and JSON body.
