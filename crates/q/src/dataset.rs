@@ -13,6 +13,9 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextStep {
     pub task: String,
+    /// The episode the step belongs to: a step's next state is the next step of the same
+    /// episode, never another's.
+    pub episode: String,
     /// The state's text and the full history it was cut from (for describing actions).
     pub state: String,
     pub full_state: String,
@@ -46,6 +49,7 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
         };
         out.push(TextStep {
             task: t.task.id.clone(),
+            episode: t.episode_id.clone(),
             state: state_text(&task, &history),
             full_state,
             action: turn.text.clone(),
@@ -129,6 +133,7 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
             let next = ds.get(t + 1).map(|n| cands(n).into_iter().map(|c| (c.0, c.1)).collect());
             out.push(TextStep {
                 task: id.clone(),
+                episode: id.clone(),
                 full_state: state.clone(),
                 state,
                 action,
@@ -152,14 +157,13 @@ pub fn transitions(
     cache: &FeatureCache,
     gamma: f32,
 ) -> anyhow::Result<(Vec<Transition>, f64)> {
-    // The next state of step i is step i+1 of the same episode.
+    let next_of = next_steps(steps);
     let mut texts: Vec<String> = Vec::new();
-    for (i, s) in steps.iter().enumerate() {
+    for (s, next) in steps.iter().zip(&next_of) {
         texts.push(s.state.clone());
         texts.push(describe(&s.full_state, &s.action));
-        if s.step + 1 < s.steps {
-            let next = &steps[i + 1];
-            texts.extend(next_candidates_described(next, s, describe));
+        if let Some(n) = next {
+            texts.extend(next_candidates_described(&steps[*n], s, describe));
         }
     }
     texts.sort();
@@ -169,11 +173,12 @@ pub fn transitions(
     let table: HashMap<&str, &Vec<f32>> = refs.iter().copied().zip(vecs.iter()).collect();
     let get = |t: &str| table.get(t).map(|v| (*v).clone()).unwrap_or_default();
     let mut out = Vec::with_capacity(steps.len());
-    for (i, s) in steps.iter().enumerate() {
-        let done = s.step + 1 == s.steps;
+    for (s, next) in steps.iter().zip(&next_of) {
+        // A step without a next one in its episode ends it (a log cut short ends there too).
+        let done = next.is_none();
         let reward = if done && s.success { 1.0 } else { 0.0 };
-        let next = (!done).then(|| {
-            let n = &steps[i + 1];
+        let next = next.map(|n| {
+            let n = &steps[n];
             let described = next_candidates_described(n, s, describe);
             let cands = described.iter().zip(&s.next_candidates).map(|(t, c)| (get(t), c.1)).collect();
             (get(&n.state), cands)
@@ -186,12 +191,25 @@ pub fn transitions(
             logprob: s.logprob,
             reward,
             done,
-            mc_return: if s.success { gamma.powi((s.steps - 1 - s.step) as i32) } else { 0.0 },
+            mc_return: if s.success { gamma.powi(s.steps.saturating_sub(1 + s.step) as i32) } else { 0.0 },
             success: s.success,
             next,
         });
     }
     Ok((out, if refs.is_empty() { 0.0 } else { hits as f64 / refs.len() as f64 }))
+}
+
+/// For each step, the index of its next step: the following entry, when it is the same
+/// episode's step `step + 1` and this step is not its episode's last; `None` otherwise.
+/// Malformed or interleaved logs never link across episodes nor index past the end.
+pub fn next_steps(steps: &[TextStep]) -> Vec<Option<usize>> {
+    (0..steps.len())
+        .map(|i| {
+            let s = &steps[i];
+            let n = steps.get(i + 1)?;
+            (s.step + 1 < s.steps && n.episode == s.episode && n.step == s.step + 1).then_some(i + 1)
+        })
+        .collect()
 }
 
 /// The next state's candidates (logged on `s`), described in the next state.

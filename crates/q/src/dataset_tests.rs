@@ -53,3 +53,60 @@ fn training_reads_the_taken_actions_real_log_prob() {
     let one = serde_json::json!([{"text": "call", "logprob": -0.7, "chosen": true}]);
     assert_eq!(text_steps(&plain_episode(one))[0].logprob, -0.7);
 }
+
+fn step(episode: &str, step: usize, steps: usize) -> TextStep {
+    TextStep {
+        task: "t".into(),
+        episode: episode.into(),
+        state: format!("{episode}{step}"),
+        full_state: String::new(),
+        action: "a".into(),
+        logprob: 0.0,
+        next_candidates: vec![],
+        step,
+        steps,
+        success: true,
+    }
+}
+
+#[test]
+fn steps_link_within_their_episode_only() {
+    // a0 → a1 (a's last); b0 claims a next step but b's log is cut; c1 follows b0 but is
+    // another episode's; c1 → c2.
+    let steps = [step("a", 0, 2), step("a", 1, 2), step("b", 0, 3), step("c", 1, 3), step("c", 2, 3)];
+    assert_eq!(next_steps(&steps), vec![Some(1), None, None, Some(4), None]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_log_links_without_panicking(raw in proptest::collection::vec((0u8..3, 0usize..5, 0usize..5), 0..40)) {
+        let steps: Vec<TextStep> = raw.iter().map(|&(e, s, n)| step(&format!("e{e}"), s, n)).collect();
+        for (i, next) in next_steps(&steps).into_iter().enumerate() {
+            if let Some(n) = next {
+                proptest::prop_assert_eq!(n, i + 1);
+                proptest::prop_assert_eq!(&steps[n].episode, &steps[i].episode);
+                proptest::prop_assert_eq!(steps[n].step, steps[i].step + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn any_decision_log_parses_or_errors_without_panicking(lines in proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::strategy::Just(r#"{"episode_id":"a","state":"S","candidates":[{"text":"x","chosen":true}]}"#.to_string()),
+            proptest::strategy::Just(r#"{"feedback":{"episode_id":"a","reward":1}}"#.to_string()),
+            proptest::strategy::Just(r#"{"episode_id":"b","candidates":"nope"}"#.to_string()),
+            proptest::strategy::Just(r#"{"feedback":{"episode_id":7}}"#.to_string()),
+            "[ -~]{0,40}",
+        ],
+        0..20,
+    )) {
+        let log = lines.join("\n");
+        if let Ok(steps) = decision_steps(&log) {
+            for s in &steps {
+                proptest::prop_assert!(s.step < s.steps);
+            }
+            let _ = next_steps(&steps);
+        }
+    }
+}
