@@ -115,7 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (g, c, w) = (median(gen_ms), median(cold_ms), median(warm_ms));
 
     // 3. Proxy latency under concurrent clients, against an instant upstream.
-    let (direct, via) = proxy_latency(&a, &q_path)?;
+    let [direct, via, cached] = proxy_latency(&a, &q_path, &tmp.join("proxy-cache"))?;
     let _ = std::fs::remove_dir_all(&tmp);
 
     println!(
@@ -139,34 +139,52 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "\n{} clients × {} requests, N = {} choices from an instant local upstream:",
         a.clients, a.requests, a.candidates
     );
-    println!("{:<30} {:>10} {:>10}", "", "p50 ms", "p99 ms");
-    println!("{:<30} {:>10.2} {:>10.2}", "direct to the upstream", pct(direct.clone(), 0.5), pct(direct.clone(), 0.99));
-    println!("{:<30} {:>10.2} {:>10.2}", "through the Best-of-Q proxy", pct(via.clone(), 0.5), pct(via.clone(), 0.99));
+    println!("{:<44} {:>10} {:>10}", "", "p50 ms", "p99 ms");
+    let row = |name: &str, v: &[f64]| {
+        println!("{name:<44} {:>10.2} {:>10.2}", pct(v.to_vec(), 0.5), pct(v.to_vec(), 0.99));
+    };
+    row("direct to the upstream", &direct);
+    row("through the proxy, every text new (no cache)", &via);
+    row("through the proxy, same requests (cache hits)", &cached);
     println!(
-        "{:<30} {:>10.2} {:>10.2}",
-        "added by the proxy",
+        "{:<44} {:>10.2} {:>10.2}",
+        "added by the proxy, texts new",
         pct(via.clone(), 0.5) - pct(direct.clone(), 0.5),
-        pct(via, 0.99) - pct(direct, 0.99)
+        pct(via, 0.99) - pct(direct.clone(), 0.99)
+    );
+    println!(
+        "{:<44} {:>10.2} {:>10.2}",
+        "added by the proxy, cache hits",
+        pct(cached.clone(), 0.5) - pct(direct.clone(), 0.5),
+        pct(cached, 0.99) - pct(direct, 0.99)
     );
     Ok(())
 }
 
-/// Latencies (ms) of the same requests sent straight to an instant upstream and through the
-/// proxy (real Q-function scoring with MiniLM features; every request's text is new).
-fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+/// Latencies (ms) of the same requests sent straight to an instant upstream, through the
+/// proxy with every text new to it (real Q-function scoring with MiniLM features, a fresh
+/// embedding cache; each request's text, and the candidates the upstream echoes from it, are
+/// distinct and salted per run), and through the proxy again with exactly those requests
+/// (every text a cache hit).
+fn proxy_latency(a: &Args, q: &std::path::Path, cache_dir: &std::path::Path) -> anyhow::Result<[Vec<f64>; 3]> {
     use axum::{routing::post, Json, Router};
     use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState};
     use serde_json::{json, Value};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let n = a.candidates;
-    let scorer = Arc::new(QScorer::load(q)?);
+    let features = Features::open("minilm")?;
+    let identity = features.identity();
+    let scorer = Arc::new(QScorer::new(QNet::load(q, &identity)?, FeatureCache::new(features, cache_dir))?);
+    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     rt.block_on(async move {
         let upstream = Router::new().route(
             "/v1/chat/completions",
             post(move |Json(req): Json<Value>| async move {
                 let k = req["n"].as_u64().unwrap_or(1) as usize;
+                // Candidates as distinct as the request: no embedding is shared across requests.
+                let asked = req["messages"][0]["content"].as_str().unwrap_or("").to_string();
                 let choices: Vec<Value> = (0..k)
-                    .map(|i| json!({"index": i, "message": {"role": "assistant", "content": format!("candidate answer number {i}")}, "finish_reason": "stop"}))
+                    .map(|i| json!({"index": i, "message": {"role": "assistant", "content": format!("answer {i} to {asked}")}, "finish_reason": "stop"}))
                     .collect();
                 Json(json!({"id": "x", "object": "chat.completion", "model": "m", "choices": choices}))
             }),
@@ -183,14 +201,15 @@ fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec
         let proxy = listen(proxy_router(ProxyState::new(cfg, scorer)?)).await?;
         let client = reqwest::Client::new();
         let mut out = Vec::new();
-        for (base, ask_n) in [(up, n), (proxy, 1)] {
+        for (base, ask_n) in [(up, n), (proxy.clone(), 1), (proxy, 1)] {
             let tasks = (0..a.clients).map(|c| {
                 let (client, base) = (client.clone(), base.clone());
                 let requests = a.requests;
                 tokio::spawn(async move {
                     let mut ms = Vec::new();
                     for r in 0..requests {
-                        let body = json!({"model": "m", "n": ask_n, "messages": [{"role": "user", "content": format!("client {c} request {r}: what next?")}]});
+                        let text = format!("run {salt} client {c} request {r}: what next?");
+                        let body = json!({"model": "m", "n": ask_n, "messages": [{"role": "user", "content": text}]});
                         let t = Instant::now();
                         let resp = client.post(format!("{base}/chat/completions")).json(&body).send().await?;
                         anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
@@ -207,8 +226,9 @@ fn proxy_latency(a: &Args, q: &std::path::Path) -> anyhow::Result<(Vec<f64>, Vec
             out.push(all);
         }
         let _ = std::fs::remove_dir_all(&log_dir);
+        let cached = out.pop().unwrap_or_default();
         let via = out.pop().unwrap_or_default();
         let direct = out.pop().unwrap_or_default();
-        Ok((direct, via))
+        Ok([direct, via, cached])
     })
 }
