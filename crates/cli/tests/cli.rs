@@ -264,6 +264,10 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     for m in lines.iter().filter(|m| m["phase"] == "rl") {
         let gap = m["behaviour_gap"].as_f64().unwrap();
         assert!((0.0..1e-3).contains(&gap), "behaviour gap {gap}: {m}");
+        // The untrained byte-level policy samples from a near-uniform distribution over its
+        // 259 tokens (ln 259 = 5.56 nats): its logged entropy is high.
+        let h = m["entropy"].as_f64().unwrap();
+        assert!(h > 2.0 && h <= 5.56, "entropy {h}: {m}");
     }
     // The rollouts are recorded (2 tasks × 2 per step), and the policy runs as a model.
     let rollouts = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();

@@ -351,6 +351,7 @@ impl Choice {
                         token_id: ids.get(i).copied(),
                         token: t.token.clone(),
                         logprob: t.logprob,
+                        entropy: None,
                         top: t
                             .top_logprobs
                             .iter()

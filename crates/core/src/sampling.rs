@@ -86,6 +86,10 @@ pub struct TokenLogprob {
     pub token_id: Option<u32>,
     pub token: String,
     pub logprob: f32,
+    /// Entropy (nats) of the distribution the token was drawn from, `−Σ_v p_v log p_v` at the
+    /// sampling temperature; `None` where it is unknown (a remote server, a replayed token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top: Vec<TopLogprob>,
 }

@@ -53,6 +53,11 @@ pub fn top_k(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
     idx.into_iter().map(|i| (i, logprobs[i as usize])).collect()
 }
 
+/// Entropy of a distribution given as log-probs: `H = −Σ_v exp(lp_v) · lp_v` (nats).
+pub fn entropy(logprobs: &[f32]) -> f32 {
+    -logprobs.iter().filter(|lp| lp.is_finite()).map(|&lp| lp.exp() * lp).sum::<f32>()
+}
+
 /// Draws a token from `logprobs` (already tempered), restricted to the `top_k` most likely
 /// (0 = all) and then to the smallest set whose probability reaches `top_p` (nucleus).
 pub fn sample_token<R: Rng>(logprobs: &[f32], top_k_n: usize, top_p: f32, rng: &mut R) -> u32 {
@@ -115,6 +120,15 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    #[test]
+    fn entropy_by_hand() {
+        // p = 1/2, 1/4, 1/4: H = ½·ln 2 + 2·¼·ln 4 = 1.5·ln 2 = 1.039721; a certain token: 0;
+        // a zero-probability token (−∞) adds nothing.
+        let h = entropy(&[0.5f32.ln(), 0.25f32.ln(), 0.25f32.ln(), f32::NEG_INFINITY]);
+        assert!((h - 1.039721).abs() < 1e-5, "{h}");
+        assert_eq!(entropy(&[0.0]), 0.0);
+    }
 
     #[test]
     fn log_softmax_matches_hand_computation() {

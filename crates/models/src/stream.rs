@@ -64,7 +64,13 @@ impl Stream {
             .map(|(id, logprob)| TopLogprob { token_id: id, token: tok.token_text(id), logprob })
             .collect();
         self.ids.push(id);
-        let token = TokenLogprob { token_id: Some(id), token: tok.token_text(id), logprob: lp[id as usize], top };
+        let token = TokenLogprob {
+            token_id: Some(id),
+            token: tok.token_text(id),
+            logprob: lp[id as usize],
+            entropy: Some(sampler::entropy(&lp)),
+            top,
+        };
         if tok.stop_ids.contains(&id) {
             self.finish = Some(FinishReason::Stop);
         } else {

@@ -50,6 +50,10 @@ pub struct StepMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
     pub clip_fraction: f64,
+    /// Mean entropy (nats) of the sampling distribution over the step's sampled tokens
+    /// (METHODS.md's diagnostics; a collapse to 0 means the policy stopped exploring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f64>,
     /// Mean `|log π_old − log π_behav|` over the trained tokens: how far the training model's
     /// log-probs are from those the sampler drew with (0 when both run the same numbers).
     pub behaviour_gap: f64,
@@ -459,6 +463,7 @@ fn run_from(
             all_wrong_tool_rate: all_wrong_tool_rate(&views),
             zero_advantage_rate: zero_advantage_rate(&rows.iter().map(|r| r.adv).collect::<Vec<_>>()),
             kl: reference.is_some().then(|| kl / nb),
+            entropy: mean_entropy(&rollouts),
             behaviour_gap: gap_sum / gap_tokens.max(1.0),
             tis_capped: capped_sum / gap_tokens.max(1.0),
             clip_fraction: clip / nb,
@@ -540,6 +545,16 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) 
         // Groups AXPO does not trigger on train as plain GRPO.
         Estimator::Axpo => (grpo(&rewards, 1e-6), eps_high),
     })
+}
+
+/// Token-weighted mean of the turns' sampling entropy: `Σ_turns H̄·n / Σ_turns n`, `n` the
+/// turn's sampled tokens; `None` when no turn reported one.
+fn mean_entropy(rollouts: &[Trajectory]) -> Option<f64> {
+    let turns = rollouts.iter().flat_map(|t| &t.turns);
+    let (sum, n) = turns
+        .filter_map(|t| t.entropy.map(|h| (h as f64 * t.generated_tokens as f64, t.generated_tokens as f64)))
+        .fold((0.0, 0.0), |(s, n), (x, k)| (s + x, n + k));
+    (n > 0.0).then(|| sum / n)
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`; returns the norm

@@ -418,6 +418,7 @@ impl<'a> Episode<'a> {
                     token_id: Some(ids[i]),
                     token: llm.tokenizer.token_text(ids[i]),
                     logprob: lps[i],
+                    entropy: None,
                     top: vec![],
                 })
                 .collect();
@@ -511,6 +512,7 @@ impl<'a> Episode<'a> {
             logprobs.extend(c.logprobs.iter().map(|t| t.logprob));
         }
         self.messages.push(Message::assistant(shown));
+        let entropies: Vec<f32> = c.logprobs.iter().filter_map(|t| t.entropy).collect();
         let mut turn = Turn {
             text: c.text.clone(),
             tool_calls: vec![],
@@ -518,6 +520,7 @@ impl<'a> Episode<'a> {
             observations: vec![],
             generated_tokens: written,
             candidates: vec![],
+            entropy: (!entropies.is_empty()).then(|| entropies.iter().sum::<f32>() / entropies.len() as f32),
         };
         for call in &calls {
             match call {
@@ -657,6 +660,7 @@ pub fn demonstration(
                 token_id: Some(id),
                 token: llm.tokenizer.token_text(id),
                 logprob: 0.0,
+                entropy: None,
                 top: vec![],
             })
             .collect();

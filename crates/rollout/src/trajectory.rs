@@ -45,6 +45,10 @@ pub struct Turn {
     /// included, a lone one too), whether or not it was taken; empty in plain episodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+    /// Mean entropy (nats) of the sampling distribution over this turn's sampled tokens;
+    /// absent where the sampler did not report it (remote servers, replays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f32>,
 }
 
 impl Turn {

@@ -39,7 +39,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cell = |x: Option<f64>, digits: usize| x.map_or("—".to_string(), |v| format!("{v:.digits$}"));
     header("final (last RL step / eval)");
     type Row = (&'static str, &'static str, &'static str, usize);
-    let rows: [Row; 12] = [
+    let rows: [Row; 13] = [
         ("held-out pass@1 (greedy)", "eval", "pass_at_1", 3),
         ("held-out pass@1 (sampled)", "eval", "reward", 3),
         ("held-out pass@k", "eval", "pass_at_k", 3),
@@ -49,6 +49,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("zero-advantage rows", "rl", "zero_advantage_rate", 3),
         ("KL to reference", "rl", "kl", 5),
         ("clip fraction", "rl", "clip_fraction", 3),
+        ("sampling entropy (nats)", "rl", "entropy", 3),
         ("|log π_old − log π_behav|", "rl", "behaviour_gap", 5),
         ("response tokens", "rl", "response_tokens", 1),
         ("SFT loss", "sft", "loss", 3),
