@@ -10,21 +10,7 @@ cd "$(dirname "$0")/.."
 args=("$@")
 k="${CARGO_TARGET_DIR:-target}/release/kaizen"
 [ -x "$k" ] || bash scripts/setup.sh
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-tmp=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
-start() {
-  local port=$1; shift
-  "$k" serve --port "$port" "$@" >"$tmp/serve-$port.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 120); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/serve-$port.log"; exit 1; }
-    sleep 0.5
-  done
-  echo "server on $port did not start"; exit 1
-}
+source scripts/serve_helpers.sh
 # The server's budget: 8,192 KV positions a request (SmolLM2: 45 KiB each, 360 MiB), so that
 # the proxy's N = 3 choices of a 100,000-token request are refused upstream too.
 port=$(free_port)

@@ -12,23 +12,7 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.50,<3"
 fi
 k="${CARGO_TARGET_DIR:-target}/release/kaizen"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-tmp=$(mktemp -d)
-pids=()
-# Servers are killed on exit; their status (143) must not become this script's.
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
-# Starts a server in the background and waits for its /health.
-start() {
-  local port=$1; shift
-  "$k" serve --port "$port" "$@" >"$tmp/serve-$port.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 120); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/serve-$port.log"; exit 1; }
-    sleep 0.5
-  done
-  echo "server on $port did not start"; exit 1
-}
+source scripts/serve_helpers.sh
 port=$(free_port)
 start "$port"
 "$venv/bin/python" tests/openai_peer.py "http://127.0.0.1:$port/v1"

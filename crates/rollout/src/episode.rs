@@ -429,7 +429,13 @@ impl<'a> Episode<'a> {
                 finish_reason: FinishReason::Stop,
                 prompt_tokens: a,
             };
-            if self.on_completion(c, 0.0).is_empty() {
+            let calls = self.on_completion(c, 0.0);
+            // A replayed turn is the source's: its sampling entropy too (the tokens were not
+            // drawn here, so the replay cannot measure one).
+            if let Some(t) = self.turns.last_mut() {
+                t.entropy = turn.entropy;
+            }
+            if calls.is_empty() {
                 return Err("the prefix runs past the source's last turn".into());
             }
             self.on_observations(turn.observations.clone(), 0.0);
