@@ -39,19 +39,30 @@ fn default_rel_tol() -> f64 {
 }
 
 impl Task {
-    /// Reward for a final answer: 1 if it checks, else 0 (also 0 when there is no answer).
     /// The task's content as compared across streams: its prompt, lower-cased, whitespace
     /// collapsed. Two tasks with the same key are the same task for held-out purposes.
     pub fn content_key(&self) -> String {
         normalize_ws(&self.prompt.to_lowercase())
     }
 
+    /// Reward for a final answer: 1 if it checks, else 0 (also 0 when there is no answer).
     pub fn reward(&self, answer: Option<&str>) -> f32 {
         answer.map(|a| self.checker.check(a, &self.answer)).map(|ok| if ok { 1.0 } else { 0.0 }).unwrap_or(0.0)
     }
 }
 
 impl Checker {
+    /// Whether two *answers* are the same answer (for majority votes): as `check` compares an
+    /// answer with a reference where that comparison is symmetric (exact, numeric, choice),
+    /// else — a regex or an env's own check say whether an answer passes, not whether two
+    /// agree — the same text up to whitespace.
+    pub fn same_answer(&self, a: &str, b: &str) -> bool {
+        match self {
+            Checker::Exact | Checker::Numeric { .. } | Checker::MultipleChoice => self.check(a, b),
+            _ => normalize_ws(a) == normalize_ws(b),
+        }
+    }
+
     pub fn check(&self, got: &str, want: &str) -> bool {
         match self {
             Checker::Exact => normalize_ws(got) == normalize_ws(want),
@@ -111,6 +122,17 @@ fn choice_letter(s: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_the_same_as_the_checker_compares_them_where_that_is_symmetric() {
+        let numeric = Checker::Numeric { rel_tol: 1e-6, abs_tol: 0.0 };
+        assert!(numeric.same_answer("1,234", "1234.0") && !numeric.same_answer("12", "1234"));
+        // A regex says whether an answer passes, not whether two answers agree: "cat" and
+        // "cats" both match, yet are two answers; the same text is one.
+        let regex = Checker::Regex { pattern: "cats?".into() };
+        assert!(!regex.same_answer("cat", "cats") && regex.same_answer("cat ", "cat"));
+        assert!(Checker::Env.same_answer("ok", "ok") && !Checker::Env.same_answer("ok", "no"));
+    }
 
     #[test]
     fn checkers_by_hand() {

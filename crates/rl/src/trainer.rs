@@ -537,7 +537,7 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) 
         Estimator::Adpo => {
             let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
             // The group shares one task: its checker says which answers are the same.
-            let same = |a: &str, b: &str| group.first().is_some_and(|t| t.task.checker.check(a, b));
+            let same = |a: &str, b: &str| group.first().is_some_and(|t| t.task.checker.same_answer(a, b));
             let p_hat = self_consistency(&answers, same).map_or(0.0, |(_, p)| p);
             let s = adpo_scale(p_hat, rl.adpo_m);
             (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, eps_high))

@@ -59,9 +59,6 @@ struct Engine<'a, 'e> {
     stats: EngineStats,
 }
 
-/// Runs every job with up to `slots` episodes in flight on `llm`; `on_done` receives each
-/// trajectory as its episode ends (in completion order). Never fails: a model error ends the
-/// episodes it touched as `Error`, and the run goes on.
 /// Puts episodes, which finish in any order, back in the order of their jobs' ids (`ids`, as
 /// the jobs were made): by position, never by comparing id strings, which mis-order past
 /// their zero padding ("t1000" before "t999"). Episodes of unknown ids go last.
@@ -71,6 +68,9 @@ pub fn in_job_order(episodes: &mut [Trajectory], ids: &[String]) {
     episodes.sort_by_key(|t| position.get(t.episode_id.as_str()).copied().unwrap_or(usize::MAX));
 }
 
+/// Runs every job with up to `slots` episodes in flight on `llm`; `on_done` receives each
+/// trajectory as its episode ends (in completion order). Never fails: a model error ends the
+/// episodes it touched as `Error`, and the run goes on.
 pub fn run_local(
     llm: &LocalLlm,
     env: &dyn Env,

@@ -59,7 +59,14 @@ impl RunDir {
 /// the line.
 pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
     let file = path.join(TRAJECTORIES);
-    let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // A last line cut short may end inside a multi-byte character: it is torn, not invalid.
+    if !bytes.ends_with(b"\n") {
+        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if std::str::from_utf8(&bytes[cut..]).is_err() {
+            bytes.truncate(cut);
+        }
+    }
     let text = kaizen_core::jsonl::utf8(&bytes, &file.display().to_string())?;
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();

@@ -149,6 +149,9 @@ fn run_dir_appends_loads_and_summarises() {
     std::fs::write(dir.join("trajectories.jsonl"), [first.as_bytes(), b"\n{\"x\": \"\xfe\"}\n"].concat()).unwrap();
     let err = run_dir::load(&dir).unwrap_err();
     assert!(err.contains("trajectories.jsonl line 2: not valid UTF-8"), "{err}");
+    // A crash inside a multi-byte character of the last line: torn, the rest kept.
+    std::fs::write(dir.join("trajectories.jsonl"), [first.as_bytes(), b"\n{\"text\": \"\xc3"].concat()).unwrap();
+    assert_eq!(run_dir::load(&dir).unwrap(), vec![all[0].clone()]);
     assert!(RunDir::create(&dir, &serde_json::json!({})).is_err(), "an existing run is not overwritten");
     // Parquet: the same episodes, column by column.
     let pq = dir.join(kaizen_rollout::PARQUET_FILE);

@@ -231,14 +231,32 @@ fn a_damaged_server_costs_only_the_call_that_damaged_it() {
         "resource.prlimit(t, resource.RLIMIT_NPROC, (1, 1))",
         "resource.prlimit(t, resource.RLIMIT_CPU, (1, 1))",
         "os.write(1, b'kaizen-sandbox 0000000000000000 2\\n{}')",
+        // Settings every later fork would inherit, and the one signal Python handles.
+        "resource.prlimit(t, resource.RLIMIT_STACK, (65536, 65536))",
+        "resource.prlimit(t, resource.RLIMIT_DATA, (1 << 20, 1 << 20))",
+        "os.setpriority(os.PRIO_PROCESS, t, 19)",
+        "os.sched_setaffinity(t, {0})",
+        "os.kill(t, signal.SIGINT)",
     ];
+    // The control: the nice value and CPU affinity a plain process started here has.
+    let control = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0), len(os.sched_getaffinity(0)))"])
+        .output()
+        .unwrap();
+    let control = String::from_utf8_lossy(&control.stdout).to_string();
+    let (nice, cpus) = control.trim().split_once(' ').unwrap();
     for (i, attack) in attacks.iter().enumerate() {
         // The server is the parent of the call's process (pid 1 of the sandbox, or bwrap's
         // child under it): both are attacked.
         sandbox.run(&format!("import os, signal, resource\nfor t in sorted({{1, os.getppid()}}):\n    {attack}"));
         for j in 0..3 {
             let start = std::time::Instant::now();
-            let r = sandbox.run(&format!("print('call {i}.{j}')"));
+            // Deep enough recursion to need the default stack; a lowered nice or affinity shows.
+            let r = sandbox.run(&format!(
+                "import os, sys\nsys.setrecursionlimit(20000)\nf = lambda n: n and f(n - 1)\nf(5000)\n\
+                 assert os.getpriority(os.PRIO_PROCESS, 0) == {nice} and len(os.sched_getaffinity(0)) == {cpus}\n\
+                 print('call {i}.{j}')",
+            ));
             assert!(r.success() && r.stdout.trim() == format!("call {i}.{j}"), "after attack {i}: {r:?}");
             assert!(start.elapsed() < Duration::from_secs(3), "after attack {i}: {:?}", start.elapsed());
         }

@@ -1,9 +1,10 @@
 //! The sandbox server's answer frames: a header line `kaizen-sandbox NONCE LENGTH`, then exactly
-//! LENGTH bytes of JSON. The nonce is fresh and random for every call, so an answer left on the
-//! pipe by anything but the server's reply to *this* call (a stray line, a forged frame, a
-//! frame meant to be read by the next call) is detected instead of being taken as this call's
-//! result; the length is checked against a cap before anything is read, so a server cannot make
-//! kaizen buffer more than the cap.
+//! LENGTH bytes of JSON. The nonce is fresh and random for every call, so a frame left on the
+//! pipe by an earlier call (a stray line, a frame meant for the next call) is detected instead
+//! of being taken as this call's result: no call can know a later call's nonce. It does not
+//! authenticate the current call's answer — that call's code is a fork of the server and holds
+//! the nonce; what keeps it from answering is that the pipe is out of its reach. The length is
+//! checked against a cap before anything is read, so a server cannot make kaizen buffer more.
 
 use std::io::Read;
 

@@ -10,8 +10,10 @@
 //! so a call costs a fork, not a sandbox and interpreter start, and still cannot change what the
 //! next call sees. The code cannot reach its server (the server is the sandbox's pid 1 and not
 //! dumpable: no signals, no ptrace, no `/proc/1/fd`), every answer is a frame naming the call's
-//! fresh nonce and its length (`frame.rs`), and a server that reports itself damaged, answers
-//! with a frame that is not this call's, or died, is replaced before the next call.
+//! nonce and its length (`frame.rs`; the nonce exposes a frame left by an earlier call, while
+//! the pipe being out of the code's reach is what keeps the current call from answering), and
+//! a server that reports itself damaged, answers with a frame that is not this call's, or
+//! died, is replaced before the next call.
 
 mod cgroup;
 mod frame;
@@ -112,7 +114,8 @@ struct Server {
 
 /// Why a call got no result from its server; the server goes either way.
 enum CallError {
-    /// The server was gone before it could take the call (it can be retried on a fresh one).
+    /// The server was gone before it could take the call, or a frame was already waiting on
+    /// its pipe (left by an earlier call): this call never ran, so it runs on a fresh server.
     Gone(String),
     /// An answer that is not this call's (another nonce, or not a frame): something other than
     /// the server wrote on its pipe.
@@ -205,7 +208,12 @@ impl Server {
                 // Every descriptor above 2 that kaizen inherited (from the shell that started
                 // it, say) closes at exec: only the three pipes of the protocol cross.
                 if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                    // Kernels before 5.11: mark each descriptor up to the limit by hand.
+                    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                    for fd in 3..(lim.rlim_cur.min(1 << 16) as i32) {
+                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    }
                 }
                 let set = |res, v: u64| {
                     let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
@@ -278,9 +286,7 @@ impl Server {
             "nonce": nonce,
         });
         match self.frames.try_recv() {
-            Ok(Ok(stale)) => {
-                return Err(CallError::Forged(format!("a frame ({}) waiting before the call", stale.nonce)))
-            }
+            Ok(Ok(stale)) => return Err(CallError::Gone(format!("a frame ({}) waiting before the call", stale.nonce))),
             Ok(Err(_)) | Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(CallError::Gone(self.died())),
             Err(std::sync::mpsc::TryRecvError::Empty) => {}
         }
@@ -340,8 +346,10 @@ impl Sandbox {
     }
 
     /// Runs `code` and returns what it did. A pooled server found gone before it took the call,
-    /// or one whose answer was not this call's frame, is dropped and the call runs once more on
-    /// a fresh server, so damage done by one call never becomes the next call's result.
+    /// or with a frame already waiting on its pipe, is dropped and the call runs on a fresh
+    /// server, so damage done by one call never becomes the next call's result. An answer
+    /// during the call that is not its frame fails the call (only the call's own code could
+    /// have written it) and drops the server.
     pub fn run(&self, code: &str) -> RunResult {
         let start = Instant::now();
         let mut last_error = String::new();
@@ -364,9 +372,7 @@ impl Sandbox {
                     return result;
                 }
                 Err(CallError::Gone(e)) if was_pooled => last_error = e,
-                Err(CallError::Forged(e)) if attempt == 0 => {
-                    last_error = format!("the sandbox's answer was forged: {e}")
-                }
+                // Only the call's own code can have written it: the call is not run again.
                 Err(CallError::Gone(e) | CallError::Failed(e)) => return RunResult::failed(e, start.elapsed()),
                 Err(CallError::Forged(e)) => {
                     return RunResult::failed(format!("the sandbox's answer was forged: {e}"), start.elapsed())

@@ -34,15 +34,28 @@ _null = os.open("/dev/null", os.O_RDWR)
 os.dup2(_null, 1)
 os.close(_null)
 
-LIMITS = {name: getattr(resource, name) for name in
-          ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")}
-START_LIMITS = {name: resource.getrlimit(res) for name, res in LIMITS.items()}
+# SIGINT is the one signal Python handles by default, so the kernel would deliver it to pid 1.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def settings():
+    """Everything a process of the same uid can change in this server and every later fork
+    inherits: every rlimit, the nice value, the CPU affinity."""
+    out = {n: resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith("RLIMIT_")}
+    out["nice"] = os.getpriority(os.PRIO_PROCESS, 0)
+    out["affinity"] = sorted(os.sched_getaffinity(0))
+    return out
+
+
+START = settings()
 
 
 def damage():
-    """What a call changed in the server itself (its limits, lowered by prlimit), or None."""
-    changed = [name for name, res in LIMITS.items() if resource.getrlimit(res) != START_LIMITS[name]]
-    return f"the call lowered the server's {', '.join(changed)}" if changed else None
+    """What a call changed in the server itself (limits lowered by prlimit, its priority, its
+    CPU affinity), or None."""
+    now = settings()
+    changed = [n for n in START if now.get(n) != START[n]]
+    return f"the call changed the server's {', '.join(changed)}" if changed else None
 
 
 def others(me):
@@ -51,12 +64,15 @@ def others(me):
 
 def cleanup(me):
     """Kills every other process in the sandbox (background jobs, escaped sessions) and wipes
-    /tmp, so the next call starts from the same state."""
+    /tmp, so the next call starts from the same state. Processes that outlive 2 s raise: the
+    server then reports itself damaged and is replaced."""
     deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
+    while True:
         pids = others(me)
         if not pids:
             break
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{len(pids)} processes outlived the call")
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -87,6 +103,7 @@ def run(req):
     if pid == 0:
         try:
             os.setsid()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
             os.dup2(w_out, 1)
             os.dup2(w_err, 2)
