@@ -492,63 +492,96 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     assert!(ts.iter().any(|t| t["reward"] == 1.0), "{ts:?}");
 }
 
-/// `kill -9` in the middle of RL, then `--resume`: the run ends exactly where an
-/// uninterrupted run with the same recipe ends (same policy bytes, same metrics).
+/// `kill -9` in the middle of SFT and, in a second run, in the middle of RL, then `--resume`:
+/// each run ends exactly where an uninterrupted run with the same recipe ends — the same policy
+/// bytes, the same optimizer moments byte for byte, the same metrics and rollouts. The tasks
+/// ("is N divisible by 3?", with worked answers for SFT) have an answer format the tiny policy
+/// learns within the SFT phase and answers it cannot compute, so it guesses: RL groups have
+/// mixed rewards and the PPO steps before the kill really move the weights (asserted); a test
+/// whose advantages were all zero would resume a run that never updated anything.
 #[test]
 fn a_killed_training_run_resumes_to_the_same_result() {
     let dir = temp_dir("resume");
     std::fs::create_dir_all(&dir).unwrap();
+    let tasks = dir.join("thirds.jsonl");
+    let lines: Vec<String> = (100..=220)
+        .map(|n| {
+            let a = if n % 3 == 0 { "yes" } else { "no" };
+            serde_json::json!({ "id": format!("third-{n}"), "prompt": format!("Is {n} divisible by 3?"), "answer": a,
+                                "demonstration": format!("\\boxed{{{a}}}") })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&tasks, lines.join("\n")).unwrap();
     let recipe = dir.join("r.toml");
     std::fs::write(
         &recipe,
-        "env = \"arith:2\"\nseed = 3\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n[sft]\ndemonstrations = 4\n\
-         steps = 4\n[rl]\nsteps = 4\ntasks_per_step = 1\ngroup = 2\nmax_tokens_per_turn = 64\n[eval]\nevery = 2\n\
-         tasks = 2\nsamples = 2\n[checkpoint]\nevery = 1\nsft_every = 2\n",
+        format!(
+            "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
+             [sft]\ndemonstrations = 32\nsteps = 150\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
+             group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n\
+             [checkpoint]\nevery = 1\nsft_every = 2\n",
+            tasks.display()
+        ),
     )
     .unwrap();
-    let (straight, killed) = (dir.join("straight"), dir.join("killed"));
+    let straight = dir.join("straight");
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", straight.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
-        .args(["train", recipe.to_str().unwrap(), "--out", killed.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let latest = killed.join("checkpoints").join("latest");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while std::fs::read_to_string(&latest).map(|s| s != "rl-000002").unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint after RL step 2");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let rl_lines = |run: &std::path::Path| {
-        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().matches("\"phase\":\"rl\"").count()
-    };
-    assert!(rl_lines(&killed) < 4, "killed after the last step");
-    let o = kaizen(&["train", "--resume", killed.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("pass@1"), "{}", text(&o.stdout));
-
-    let bytes = |run: &std::path::Path| std::fs::read(run.join("policy.gguf")).unwrap();
-    assert!(bytes(&straight) == bytes(&killed), "the resumed policy differs from the uninterrupted one");
-    // Same metrics line for line, timings aside; same rollouts.
-    let metrics = |run: &std::path::Path| -> Vec<String> {
+    let metrics_of = |run: &std::path::Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(run.join("metrics.jsonl"))
             .unwrap()
             .lines()
-            .map(|l| {
-                let m: serde_json::Value = serde_json::from_str(l).unwrap();
-                let keep =
-                    ["phase", "step", "loss", "reward", "kl", "clip_fraction", "grad_norm", "pass_at_1", "pass_at_k"];
-                keep.iter().map(|k| m[k].to_string()).collect::<Vec<_>>().join(" ")
-            })
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    assert_eq!(metrics(&straight), metrics(&killed));
+    let latest_of = |run: &std::path::Path| std::fs::read_to_string(run.join("checkpoints").join("latest"));
+    // Starts the recipe and kills it (SIGKILL) as soon as `at` holds of its latest checkpoint.
+    let kill_when = |name: &str, at: &dyn Fn(&str) -> bool| -> std::path::PathBuf {
+        let run = dir.join(name);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+            .args(["train", recipe.to_str().unwrap(), "--out", run.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while !latest_of(&run).map(|l| at(&l)).unwrap_or(false) {
+            assert!(std::time::Instant::now() < deadline, "{name}: no such checkpoint in 300 s");
+            assert!(child.try_wait().unwrap().is_none(), "{name}: the run ended before it could be killed");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        run
+    };
+
+    // Killed during SFT: its last checkpoint is an SFT one and no RL step ran.
+    let in_sft = kill_when("killed-in-sft", &|l| l.starts_with("sft-"));
+    assert!(latest_of(&in_sft).unwrap().starts_with("sft-"), "killed after SFT");
+    assert!(metrics_of(&in_sft).iter().all(|m| m["phase"] != "rl"), "killed after SFT");
+    // Killed during RL, after two PPO steps that had non-zero advantages and moved the weights.
+    let in_rl = kill_when("killed-in-rl", &|l| l == "rl-000002");
+    let before: Vec<serde_json::Value> =
+        metrics_of(&in_rl).into_iter().filter(|m| m["phase"] == "rl" && m["step"].as_u64().unwrap() < 2).collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        before.iter().any(|m| m["zero_advantage_rate"].as_f64().unwrap() < 1.0 && m["grad_norm"].as_f64().unwrap() > 0.0),
+        "no PPO update with a non-zero advantage before the kill: {before:?}"
+    );
+    assert!(metrics_of(&in_rl).iter().filter(|m| m["phase"] == "rl").count() < 6, "killed after the last step");
+
+    let file = |run: &std::path::Path, name: &str| std::fs::read(run.join(name)).unwrap();
+    let last_checkpoint = |run: &std::path::Path, f: &str| {
+        let latest = latest_of(run).unwrap();
+        file(run, &format!("checkpoints/{latest}/{f}"))
+    };
+    // Same metrics line for line, timings aside; same rollouts.
+    let metrics = |run: &std::path::Path| -> Vec<String> {
+        let keep = ["phase", "step", "loss", "reward", "kl", "clip_fraction", "grad_norm", "pass_at_1", "pass_at_k"];
+        metrics_of(run).iter().map(|m| keep.iter().map(|k| m[k].to_string()).collect::<Vec<_>>().join(" ")).collect()
+    };
     let rewards = |run: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(run.join("trajectories.jsonl"))
             .unwrap()
@@ -559,7 +592,26 @@ fn a_killed_training_run_resumes_to_the_same_result() {
             })
             .collect()
     };
-    assert_eq!(rewards(&straight), rewards(&killed));
+    assert!(rewards(&straight).iter().any(|r| r.contains(" 1.0 ")) && rewards(&straight).iter().any(|r| r.contains(" 0.0 ")));
+    for killed in [&in_sft, &in_rl] {
+        let o = kaizen(&["train", "--resume", killed.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("pass@1"), "{}", text(&o.stdout));
+        let name = killed.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file(&straight, "policy.gguf") == file(killed, "policy.gguf"), "{name}: the resumed policy differs");
+        assert_eq!(latest_of(&straight).unwrap(), latest_of(killed).unwrap());
+        for f in ["policy.safetensors", "optimizer.safetensors"] {
+            assert!(last_checkpoint(&straight, f) == last_checkpoint(killed, f), "{name}: the final {f} differs");
+        }
+        // The record lengths differ with the timings written; where the run stands does not.
+        let stands = |run: &std::path::Path| {
+            let p: serde_json::Value = serde_json::from_slice(&last_checkpoint(run, "progress.json")).unwrap();
+            (p["phase"].clone(), p["next_step"].clone(), p["optimizer_step"].clone())
+        };
+        assert_eq!(stands(&straight), stands(killed), "{name}");
+        assert_eq!(metrics(&straight), metrics(killed), "{name}");
+        assert_eq!(rewards(&straight), rewards(killed), "{name}");
+    }
     // Resuming a run without a checkpoint says so.
     let o = kaizen(&["train", "--resume", dir.to_str().unwrap()]);
     assert!(!o.status.success() && text(&o.stderr).contains("not a training run"), "{}", text(&o.stderr));

@@ -1,16 +1,24 @@
 //! `jsonl:PATH`: a user's own tasks, one JSON object per line:
 //! `{"prompt": …, "answer": …, "checker": "exact" | "numeric" | "regex" | "choice", "id"?,
-//! "rel_tol"?, "abs_tol"?, "pattern"?}`. A malformed file is reported with every bad line's
-//! number, before any episode runs.
+//! "rel_tol"?, "abs_tol"?, "pattern"?, "demonstration"?}`. A malformed file is reported with
+//! every bad line's number, before any episode runs.
+//!
+//! `demonstration` (a string, or a list of strings) is the assistant's worked solution, turn by
+//! turn — a turn that calls a tool writes the call in the usual `<tool_call>` form and the tool
+//! really runs when SFT replays it; the last turn gives the answer. Tasks with one are what
+//! `kaizen train`'s SFT cold start trains on; a file without any has no SFT data.
 
 use crate::ANSWER_FORMAT;
 use kaizen_core::{Checker, Env, Task};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 
 pub struct JsonlEnv {
     name: String,
     tasks: Vec<Task>,
+    /// Worked solutions by (task id, prompt): ids need not be unique in a user's file.
+    demonstrations: HashMap<(String, String), Vec<String>>,
 }
 
 impl JsonlEnv {
@@ -22,13 +30,19 @@ impl JsonlEnv {
 
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
         let mut tasks = Vec::new();
+        let mut demonstrations = HashMap::new();
         let mut errors = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             match parse_line(line, i + 1) {
-                Ok(t) => tasks.push(t),
+                Ok((t, demo)) => {
+                    if let Some(turns) = demo {
+                        demonstrations.insert((t.id.clone(), t.prompt.clone()), turns);
+                    }
+                    tasks.push(t)
+                }
                 Err(e) => errors.push(format!("{source} line {}: {e}", i + 1)),
             }
         }
@@ -39,7 +53,7 @@ impl JsonlEnv {
         if tasks.is_empty() {
             return Err(format!("{source} holds no tasks"));
         }
-        Ok(JsonlEnv { name: format!("jsonl:{source}"), tasks })
+        Ok(JsonlEnv { name: format!("jsonl:{source}"), tasks, demonstrations })
     }
 
     pub fn len(&self) -> usize {
@@ -51,7 +65,8 @@ impl JsonlEnv {
     }
 }
 
-fn parse_line(line: &str, number: usize) -> Result<Task, String> {
+/// One line's task and its worked solution, if it gives one.
+fn parse_line(line: &str, number: usize) -> Result<(Task, Option<Vec<String>>), String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON ({e})"))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str);
     let prompt = s("prompt").filter(|p| !p.trim().is_empty()).ok_or("missing \"prompt\" (a non-empty string)")?;
@@ -72,13 +87,26 @@ fn parse_line(line: &str, number: usize) -> Result<Task, String> {
     if matches!(checker, Checker::Numeric { .. }) && kaizen_core::parse_number(&answer).is_none() {
         return Err(format!("\"answer\" {answer:?} is not a number, so the numeric checker could never pass it"));
     }
-    Ok(Task {
+    let demonstration = match v.get("demonstration") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(turn)) => Some(vec![turn.clone()]),
+        Some(Value::Array(turns)) => {
+            let turns: Option<Vec<String>> = turns.iter().map(|t| t.as_str().map(String::from)).collect();
+            Some(turns.filter(|t| !t.is_empty()).ok_or("\"demonstration\" must be a string or a non-empty list of strings")?)
+        }
+        Some(_) => return Err("\"demonstration\" must be a string or a non-empty list of strings".into()),
+    };
+    if demonstration.as_ref().is_some_and(|turns| turns.iter().any(|t| t.trim().is_empty())) {
+        return Err("\"demonstration\" has an empty turn".into());
+    }
+    let task = Task {
         id: s("id").map(String::from).unwrap_or_else(|| format!("line-{number}")),
         prompt: prompt.to_string(),
         answer,
         checker,
         meta: v.get("meta").cloned().unwrap_or(Value::Null),
-    })
+    };
+    Ok((task, demonstration))
 }
 
 impl Env for JsonlEnv {
@@ -92,6 +120,10 @@ impl Env for JsonlEnv {
 
     fn tool_names(&self) -> Vec<String> {
         vec!["calculator".into(), "python".into()]
+    }
+
+    fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
+        self.demonstrations.get(&(task.id.clone(), task.prompt.clone())).cloned()
     }
 
     /// `n` tasks in file order, starting at `seed` modulo the file length and wrapping around.

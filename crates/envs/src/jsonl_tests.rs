@@ -43,3 +43,27 @@ fn invalid_utf8_in_a_task_file_names_the_file_and_line() {
     let _ = std::fs::remove_file(&path);
     assert!(err.contains(&format!("{} line 2: not valid UTF-8", path.display())), "{err}");
 }
+
+#[test]
+fn a_line_may_carry_its_worked_solution() {
+    let text = r#"{"id": "a", "prompt": "Is 4 even?", "answer": "yes", "demonstration": "The answer is \\boxed{yes}."}
+{"id": "a", "prompt": "Is 5 even?", "answer": "no", "demonstration": ["<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expr\": \"5 % 2\"}}\n</tool_call>", "The answer is \\boxed{no}."]}
+{"prompt": "Is 6 even?", "answer": "yes"}"#;
+    let env = JsonlEnv::parse(text, "d.jsonl").unwrap();
+    let t = env.tasks(0, 3);
+    // Same id, different prompts: each keeps its own solution.
+    assert_eq!(env.demonstration(&t[0]).unwrap(), vec!["The answer is \\boxed{yes}.".to_string()]);
+    let two = env.demonstration(&t[1]).unwrap();
+    assert_eq!(two.len(), 2);
+    assert!(two[0].starts_with("<tool_call>") && two[1].ends_with("{no}."), "{two:?}");
+    assert!(env.demonstration(&t[2]).is_none());
+    for (bad, why) in [
+        (r#"{"prompt": "p", "answer": "a", "demonstration": 3}"#, "must be a string or a non-empty list"),
+        (r#"{"prompt": "p", "answer": "a", "demonstration": []}"#, "must be a string or a non-empty list"),
+        (r#"{"prompt": "p", "answer": "a", "demonstration": ["ok", 1]}"#, "must be a string or a non-empty list"),
+        (r#"{"prompt": "p", "answer": "a", "demonstration": ["  "]}"#, "has an empty turn"),
+    ] {
+        let err = JsonlEnv::parse(bad, "b.jsonl").err().unwrap();
+        assert!(err.contains("b.jsonl line 1") && err.contains(why), "{err}");
+    }
+}
