@@ -2,7 +2,7 @@
 # Training throughput, kaizen (candle) next to PyTorch on the CPU: the tiny from-scratch
 # transformer, or with --lora-rank R SmolLM2-135M's architecture training LoRA adapters on a
 # frozen base. Identical model config and batch, forward + next-token loss + backward + AdamW,
-# same thread count, in the same run. PyTorch comes from PyPI into a throwaway venv under
+# same thread count, in the same run; PyTorch both eager and under torch.compile. PyTorch comes from PyPI into a throwaway venv under
 # $KAIZEN_HOME (a one-time download of ~3 GB: the PyPI wheel pulls CUDA libraries even for CPU
 # use). Any extra flags (--layers, --width, --heads, --context, --batch, --steps, --lora-rank,
 # --prev-token)
@@ -38,18 +38,23 @@ print(" ".join(f"--{key.replace('_', '-')} {k[key]}" for key in keys), f"--prev-
 PY
 )
 # shellcheck disable=SC2086
-torch_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" $peer_args)
-python3 - "$kaizen_json" "$torch_json" <<'PY'
+eager_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" $peer_args)
+echo "[train_tiny] torch.compile peer (compiles in its warm-up, a minute or two)" >&2
+# shellcheck disable=SC2086
+compiled_json=$("$venv/bin/python" bench/train_tiny_torch.py --threads "$threads" $peer_args --compile)
+python3 - "$kaizen_json" "$eager_json" "$compiled_json" <<'PY'
 import json, sys
-k, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-for key in ("parameters", "trainable_parameters"):
-    assert k[key] == t[key], f"configs differ: {key} {k[key]} vs {t[key]}"
+k, *peers = (json.loads(a) for a in sys.argv[1:])
+for t in peers:
+    for key in ("parameters", "trainable_parameters"):
+        assert k[key] == t[key], f"configs differ: {key} {k[key]} vs {t[key]}"
 what = "tiny transformer" if k["lora_rank"] == 0 else f"SmolLM2-135M + LoRA rank {k['lora_rank']}"
 what += " with previous-token embeddings" if k["prev_token"] else ""
 print(f"{what}: {k['layers']} layers x {k['width']} wide, {k['heads']}/{k['kv_heads']} heads, {k['parameters']} parameters "
       f"({k['trainable_parameters']} trained); batch {k['batch']} x {k['context']} tokens, {k['steps']} timed steps")
-print(f"{'trainer':<28} {'tokens/s':>10} {'ms/step':>10}")
-print(f"{'kaizen (candle)':<28} {k['tokens_per_second']:>10.0f} {k['ms_per_step']:>10.1f}")
-print(f"{t['peer']:<28} {t['tokens_per_second']:>10.0f} {t['ms_per_step']:>10.1f}")
-print(f"kaizen / pytorch: {k['tokens_per_second'] / t['tokens_per_second']:.2f}x")
+print(f"{'trainer':<36} {'tokens/s':>10} {'ms/step':>10} {'kaizen / this':>14}")
+print(f"{'kaizen (candle)':<36} {k['tokens_per_second']:>10.0f} {k['ms_per_step']:>10.1f} {'':>14}")
+for t in peers:
+    print(f"{t['peer']:<36} {t['tokens_per_second']:>10.0f} {t['ms_per_step']:>10.1f} "
+          f"{k['tokens_per_second'] / t['tokens_per_second']:>13.2f}x")
 PY

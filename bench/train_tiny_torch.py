@@ -4,8 +4,11 @@ SwiGLU MLP, no biases, output layer tied to the embedding), the same batch shape
 loss and AdamW step, on the CPU with the same number of threads. Either every weight trains
 (the tiny model on the 261-token byte vocabulary) or, with --lora-rank R, the base is frozen
 and LoRA adapters y = x W^T + (alpha / R) (x A^T) B^T on q, k, v and the attention output
-train (SmolLM2's sizes; random base weights: the speed does not depend on them). Prints one
-JSON line."""
+train (SmolLM2's sizes; random base weights: the speed does not depend on them). With
+--compile the model runs under `torch.compile` (the inductor backend, which generates C++ for
+the CPU; forward and backward compiled, AdamW eager as `torch.compile(model)` leaves it) — how
+PyTorch's users make CPU training fast. Compilation happens in the untimed warm-up steps.
+Prints one JSON line."""
 
 import argparse
 import json
@@ -101,6 +104,7 @@ def main():
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--rope-base", type=float, default=10000.0)
     p.add_argument("--prev-token", type=int, default=0)
+    p.add_argument("--compile", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -115,23 +119,24 @@ def main():
     trained = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trained, lr=1e-3)
     ids = torch.randint(32, 127, (a.batch, a.context)) if a.vocab == 261 else torch.randint(0, a.vocab, (a.batch, a.context))
+    forward = torch.compile(model) if a.compile else model
 
     def step():
-        logits = model(ids[:, :-1])
+        logits = forward(ids[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss.item()
 
-    step()
-    step()
+    for _ in range(3):  # warm-up; under --compile the first steps compile
+        step()
     start = time.perf_counter()
     for _ in range(a.steps):
         loss = step()
     secs = time.perf_counter() - start
     tokens = a.batch * (a.context - 1) * a.steps
-    print(json.dumps({"bench": "train", "peer": f"pytorch {torch.__version__}", "parameters": base,
+    print(json.dumps({"bench": "train", "peer": f"pytorch {torch.__version__} " + ("torch.compile" if a.compile else "eager"), "parameters": base,
                       "trainable_parameters": sum(p.numel() for p in trained),
                       "tokens_per_second": tokens / secs, "ms_per_step": 1e3 * secs / a.steps, "loss": loss}))
 

@@ -567,7 +567,9 @@ fn a_killed_training_run_resumes_to_the_same_result() {
         metrics_of(&in_rl).into_iter().filter(|m| m["phase"] == "rl" && m["step"].as_u64().unwrap() < 2).collect();
     assert_eq!(before.len(), 2, "{before:?}");
     assert!(
-        before.iter().any(|m| m["zero_advantage_rate"].as_f64().unwrap() < 1.0 && m["grad_norm"].as_f64().unwrap() > 0.0),
+        before
+            .iter()
+            .any(|m| m["zero_advantage_rate"].as_f64().unwrap() < 1.0 && m["grad_norm"].as_f64().unwrap() > 0.0),
         "no PPO update with a non-zero advantage before the kill: {before:?}"
     );
     assert!(metrics_of(&in_rl).iter().filter(|m| m["phase"] == "rl").count() < 6, "killed after the last step");
@@ -592,7 +594,10 @@ fn a_killed_training_run_resumes_to_the_same_result() {
             })
             .collect()
     };
-    assert!(rewards(&straight).iter().any(|r| r.contains(" 1.0 ")) && rewards(&straight).iter().any(|r| r.contains(" 0.0 ")));
+    assert!(
+        rewards(&straight).iter().any(|r| r.contains(" 1.0 "))
+            && rewards(&straight).iter().any(|r| r.contains(" 0.0 "))
+    );
     for killed in [&in_sft, &in_rl] {
         let o = kaizen(&["train", "--resume", killed.to_str().unwrap()]);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -841,5 +846,106 @@ fn an_episode_that_attacks_its_sandbox_server_cannot_change_what_later_episodes_
             seen += 1;
         }
         assert_eq!(seen, 12, "concurrency {concurrency}: {runs}");
+    }
+}
+
+/// User messages the arith guesser was sent (the tasks it was shown).
+static GUESSER_SAW: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// An OpenAI-compatible policy for `arith:1` ("had A boxes … received B … shipped C"): of the
+/// `n` choices asked for, the even-numbered ones answer A + B − C, the others one more.
+fn arith_guesser(req: &serde_json::Value) -> serde_json::Value {
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let task = messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or("");
+    GUESSER_SAW.lock().unwrap().push(task.to_string());
+    let numbers: Vec<i64> =
+        task.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).filter_map(|w| w.parse().ok()).collect();
+    let right = match numbers.as_slice() {
+        [a, b, c, ..] => a + b - c,
+        _ => 0,
+    };
+    let n = req["n"].as_u64().unwrap_or(1);
+    let choices: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let answer = right + (i % 2) as i64;
+            serde_json::json!({"index": i, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": format!("The answer is \\boxed{{{answer}}}.")}})
+        })
+        .collect();
+    serde_json::json!({"id": "x", "object": "chat.completion", "created": 0, "model": "scripted", "choices": choices})
+}
+
+/// `eval-rerank` holds its tasks out *by content* from what the Q-function was trained on: with
+/// the evaluation drawing from the very seed stream the training data came from (the worst
+/// case: unfiltered, its 6 tasks would be the first 6 training tasks), it still never shows the
+/// policy a task the Q-function saw.
+#[test]
+fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
+    let dir = temp_dir("heldout-q");
+    let url = format!("openai:{}", scripted_server(arith_guesser));
+    let (data, q) = (dir.join("data"), dir.join("q.safetensors"));
+    let o = kaizen(&[
+        "collect",
+        "--env",
+        "arith:1",
+        "--policy",
+        &url,
+        "--tasks",
+        "12",
+        "--samples",
+        "1",
+        "--candidates",
+        "2",
+        "--seed",
+        "77",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let trained: Vec<String> = std::fs::read_to_string(data.join("trajectories.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task"]["prompt"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(trained.len(), 12);
+    let o = kaizen(&[
+        "q",
+        "train",
+        data.to_str().unwrap(),
+        "--epochs",
+        "5",
+        "--val-share",
+        "0",
+        "--out",
+        q.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    GUESSER_SAW.lock().unwrap().clear();
+    let o = kaizen(&[
+        "eval-rerank",
+        "--env",
+        "arith:1",
+        "--policy",
+        &url,
+        "--q",
+        q.to_str().unwrap(),
+        "--candidates",
+        "2",
+        "--episodes",
+        "6",
+        "--seed",
+        "77",
+        "--max-turns",
+        "1",
+        "--concurrency",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert!(table.contains("held out by content: none of these is one of the 12 tasks"), "{table}");
+    let shown: std::collections::BTreeSet<String> = GUESSER_SAW.lock().unwrap().iter().cloned().collect();
+    assert_eq!(shown.len(), 6, "{shown:?}");
+    for task in &shown {
+        assert!(trained.iter().all(|t| !task.contains(t.as_str())), "evaluated on a training task: {task}");
     }
 }

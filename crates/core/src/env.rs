@@ -72,3 +72,41 @@ pub trait EnvSession: Send {
         None
     }
 }
+
+/// `n` tasks of `env`'s stream `seed` held out *by content* from what training saw: every task
+/// whose normalised text (`Task::content_key`) `seen` holds is skipped, and every repeat within
+/// the set. Distinct seeds do not make distinct tasks (arith draws from a finite space; about
+/// 17% of a seed-separated held-out set repeated a training task). An error naming `what` (the
+/// setting that asks for `n`) when fewer than `n` distinct unseen tasks turn up in 20·n draws.
+///
+/// Envs with sessions (web pages seeded per episode) are the exception: their task text is the
+/// task's name and their content the page its seed writes, so their sets stay seed-separated.
+pub fn held_out_tasks(
+    env: &dyn Env,
+    seed: u64,
+    n: usize,
+    seen: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<Task>, String> {
+    if env.has_sessions() {
+        return Ok(env.tasks(seed, n));
+    }
+    let mut taken = std::collections::HashSet::new();
+    let out: Vec<Task> = env
+        .tasks(seed, n.saturating_mul(20))
+        .into_iter()
+        .filter(|t| {
+            let key = t.content_key();
+            !seen(&key) && taken.insert(key)
+        })
+        .take(n)
+        .collect();
+    if out.len() < n {
+        return Err(format!(
+            "{what}: only {} of {n} held-out tasks of {} differ from every training task; lower {what}",
+            out.len(),
+            env.name()
+        ));
+    }
+    Ok(out)
+}

@@ -92,7 +92,11 @@ fn parse_line(line: &str, number: usize) -> Result<(Task, Option<Vec<String>>), 
         Some(Value::String(turn)) => Some(vec![turn.clone()]),
         Some(Value::Array(turns)) => {
             let turns: Option<Vec<String>> = turns.iter().map(|t| t.as_str().map(String::from)).collect();
-            Some(turns.filter(|t| !t.is_empty()).ok_or("\"demonstration\" must be a string or a non-empty list of strings")?)
+            Some(
+                turns
+                    .filter(|t| !t.is_empty())
+                    .ok_or("\"demonstration\" must be a string or a non-empty list of strings")?,
+            )
         }
         Some(_) => return Err("\"demonstration\" must be a string or a non-empty list of strings".into()),
     };

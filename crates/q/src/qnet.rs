@@ -6,7 +6,11 @@ use crate::objectives::{iql_q_target, td_target};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::path::Path;
+
+/// The safetensors metadata key of `QNet::trained_on`.
+const TRAINED_ON: &str = "kaizen_q_trained_on";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,6 +71,10 @@ pub struct Transition {
 
 pub struct QNet {
     pub cfg: QConfig,
+    /// The content (`Task::content_key`) of every task whose episodes it was trained on, saved
+    /// with it, so that an evaluation can hold out exactly those (empty: unknown, e.g. trained
+    /// on proxy logs, which carry no env tasks).
+    pub trained_on: BTreeSet<String>,
     vars: VarMap,
     q: [Linear; 3],
     v: [Linear; 2],
@@ -109,7 +117,7 @@ impl QNet {
             var.set(&Tensor::from_vec(init, dims, &Device::Cpu)?)?;
         }
         drop(data);
-        Ok(QNet { cfg, vars, q, v })
+        Ok(QNet { cfg, trained_on: BTreeSet::new(), vars, q, v })
     }
 
     /// The input rows `[e_s, e_a, e_s ⊙ e_a, log-prob]`.
@@ -149,7 +157,10 @@ impl QNet {
         let data = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
         let tensors: Vec<(String, Tensor)> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         drop(data);
-        let meta = std::collections::HashMap::from([("kaizen_q".to_string(), serde_json::to_string(&self.cfg)?)]);
+        let meta = std::collections::HashMap::from([
+            ("kaizen_q".to_string(), serde_json::to_string(&self.cfg)?),
+            (TRAINED_ON.to_string(), serde_json::to_string(&self.trained_on)?),
+        ]);
         let tmp = path.with_extension("partial");
         let views: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
             .iter()
@@ -199,7 +210,12 @@ impl QNet {
             path.display(),
             cfg.embedder
         );
-        let net = QNet::new(cfg)?;
+        let mut net = QNet::new(cfg)?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
+        if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(TRAINED_ON)) {
+            net.trained_on = serde_json::from_str(json)
+                .map_err(|e| anyhow::anyhow!("{}: unreadable list of training tasks: {e}", path.display()))?;
+        }
         let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
         for (name, var) in net.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?.iter() {
             let t = loaded.get(name).ok_or_else(|| anyhow::anyhow!("{} lacks {name}", path.display()))?;

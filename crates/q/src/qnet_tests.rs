@@ -44,10 +44,13 @@ fn every_objective_learns_which_action_succeeds() {
 
 #[test]
 fn saved_q_functions_reload_and_refuse_other_embedders() {
-    let q = QNet::new(cfg(Objective::Mc)).unwrap();
+    let mut q = QNet::new(cfg(Objective::Mc)).unwrap();
+    q.trained_on = ["a warehouse had 1 box".to_string(), "two".to_string()].into();
     let path = std::env::temp_dir().join(format!("kaizen-q-{}.safetensors", std::process::id()));
     q.save(&path).unwrap();
     let back = QNet::load(&path, "test@0").unwrap();
+    // The content of the tasks it was trained on travels with it (for held-out evaluation).
+    assert_eq!(back.trained_on, ["two".to_string(), "a warehouse had 1 box".to_string()].into());
     let d = data(4);
     let acts = vec![(d[1].action.clone(), -0.5)];
     assert_eq!(q.score(&d[0].state, &acts).unwrap(), back.score(&d[0].state, &acts).unwrap());

@@ -30,6 +30,11 @@ impl QScorer {
 
     /// Loads `path` with the installed features it was trained on (MiniLM or the policy's
     /// hidden states); refuses a Q-function whose features are not installed.
+    /// The content of the tasks the Q-function was trained on (`QNet::trained_on`).
+    pub fn trained_on(&self) -> &std::collections::BTreeSet<String> {
+        &self.net.trained_on
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let features = Features::for_identity(&QNet::config_of(path)?.embedder)?;
         let net = QNet::load(path, &features.identity())?;

@@ -1,12 +1,8 @@
 //! A recipe's task streams: the SFT demonstrations, the RL tasks (one draw per step), the SFT
 //! check set and the held-out evaluation set.
 //!
-//! Held out means held out *by content*: distinct seeds do not make distinct tasks (arith draws
-//! from a finite space, and about 17% of a seed-separated held-out set repeated a training
-//! task), so the check and evaluation sets skip every task whose normalised text
-//! (`Task::content_key`) appears anywhere in what training sees, and every repeat within the set.
-//! Envs with sessions (web pages seeded per episode) are the exception: their task text is the
-//! task's name, their content the page, so their sets stay seed-separated.
+//! Held out means held out *by content* (`kaizen_core::env::held_out_tasks`): the check and
+//! evaluation sets skip every task whose normalised text appears anywhere in what training sees.
 
 use crate::recipe::Recipe;
 use kaizen_core::{Env, Task};
@@ -46,32 +42,8 @@ pub fn check_tasks(env: &dyn Env, recipe: &Recipe, seen: &HashSet<String>) -> Re
     held_out(env, recipe.seed ^ CHECK_STREAM, recipe.sft.check_tasks, seen, "sft.check_tasks")
 }
 
-/// `n` tasks of stream `seed`, skipping content in `seen` and repeats; an error naming `field`
-/// when the env has too few distinct tasks left (20 draws a task tried).
 fn held_out(env: &dyn Env, seed: u64, n: usize, seen: &HashSet<String>, field: &str) -> Result<Vec<Task>, String> {
-    if env.has_sessions() {
-        // A session env (web pages) writes each episode's content when it opens (the page of
-        // its seed); the task's text is only the task's name and says nothing of content.
-        return Ok(env.tasks(seed, n));
-    }
-    let mut taken = HashSet::new();
-    let drawn = env.tasks(seed, n.saturating_mul(20));
-    let out: Vec<Task> = drawn
-        .into_iter()
-        .filter(|t| {
-            let key = t.content_key();
-            !seen.contains(&key) && taken.insert(key)
-        })
-        .take(n)
-        .collect();
-    if out.len() < n {
-        return Err(format!(
-            "{field}: only {} of {n} held-out tasks of {} differ from every training task; lower {field}",
-            out.len(),
-            env.name()
-        ));
-    }
-    Ok(out)
+    kaizen_core::env::held_out_tasks(env, seed, n, |key| seen.contains(key), field)
 }
 
 #[cfg(test)]

@@ -92,8 +92,11 @@ pub struct SandboxArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
+    /// `smollm2` (installed) or a path to a .gguf file (another quantisation of it, say).
     #[arg(long, default_value = "smollm2")]
     model: String,
+    /// q8_0 (re-quantised to 8 bits at load, kaizen's int8 kernel), native (the file's own
+    /// format on candle's kernels), f32.
     #[arg(long, default_value = "q8_0")]
     weights: WeightFormat,
     #[arg(long, default_value_t = 128)]
@@ -308,7 +311,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let llm = LocalLlm::load_installed(&a.model, a.weights)?;
+    let llm = if a.model.ends_with(".gguf") {
+        LocalLlm::load(std::path::Path::new(&a.model), a.weights)?
+    } else {
+        LocalLlm::load_installed(&a.model, a.weights)?
+    };
     let threads = candle_core::utils::get_num_threads();
     // A fixed, ordinary-text prompt of exactly `prompt_tokens` tokens.
     let text = "The quick brown fox jumps over the lazy dog while the curious cat watches from the warm windowsill. "

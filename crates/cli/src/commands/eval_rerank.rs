@@ -28,7 +28,8 @@ pub struct Args {
     q: PathBuf,
     #[arg(long, default_value_t = 8)]
     candidates: usize,
-    /// Held-out tasks (use a seed whose stream the Q-function never saw).
+    /// Held-out tasks: drawn from the stream of `--seed`, skipping every task whose content the
+    /// Q-function was trained on (the list it carries).
     #[arg(long, default_value_t = 50)]
     episodes: usize,
     #[arg(long, default_value_t = 5000)]
@@ -55,7 +56,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let scorer = kaizen_q::scorer::QScorer::load(&a.q)?;
     let registry = ToolRegistry::standard();
     let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
-    let tasks = env.tasks(a.seed, a.episodes);
+    let seen = scorer.trained_on();
+    let tasks = kaizen_core::env::held_out_tasks(env.as_ref(), a.seed, a.episodes, |k| seen.contains(k), "--episodes")
+        .map_err(anyhow::Error::msg)?;
     let n = a.candidates;
     let sampled = EpisodeConfig {
         max_turns: a.max_turns,
@@ -88,6 +91,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             policy.name(),
             a.q.display()
         );
+        if seen.is_empty() || env.has_sessions() {
+            println!(
+                "held out by seed only (the Q-function carries no list of training tasks, or tasks are web pages)"
+            );
+        } else {
+            println!(
+                "held out by content: none of these is one of the {} tasks the Q-function was trained on",
+                seen.len()
+            );
+        }
         println!("{:<20} {:>9} {:>14} {:>30}", "selection", "success", "95% interval", "vs sampled (paired Δ, 95%)");
     });
     let mut table = Vec::new();

@@ -74,6 +74,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     // (`decisions.jsonl`) hold the described actions already.
     let mut steps: Vec<kaizen_q::dataset::TextStep> = Vec::new();
     let mut env_name: Option<String> = None;
+    // What the Q-function sees of tasks, saved with it so evaluations hold it out by content.
+    let mut trained_on = std::collections::BTreeSet::new();
     for run in &a.runs {
         let decisions = run.join(kaizen_serve::proxy::DECISIONS);
         if decisions.exists() {
@@ -94,6 +96,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         use kaizen_rollout::rerank::describe_action;
         for t in kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)? {
+            trained_on.insert(t.task.content_key());
             let mut ep = kaizen_q::dataset::text_steps(&t);
             for k in 0..ep.len() {
                 let next_state = ep.get(k + 1).map(|n| n.full_state.clone()).unwrap_or_default();
@@ -125,6 +128,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     );
     let cfg = QConfig { dim, hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
     let mut net = QNet::new(cfg)?;
+    net.trained_on = trained_on;
     let bar = ProgressBar::new(a.epochs as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
     let report = net.fit(&train_t, &val_t, a.epochs, a.lr, 20, &mut |_, loss| {
