@@ -26,7 +26,7 @@ venv="$KAIZEN_HOME/venv-torch"
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "[train_tiny] installing torch $TORCH_VERSION into $venv (once)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+  "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
 fi
 bash scripts/setup.sh >&2
 kaizen_json=$(target/release/kaizen --threads "$threads" bench train "${args[@]}" --json | tail -1)

@@ -57,6 +57,9 @@ enum Command {
     /// pass@1 over training.
     #[command(after_help = "Example:\n  kaizen compare runs/grpo runs/dr-grpo")]
     Compare(commands::compare::Args),
+    /// One offline HTML report of runs: training curves, evaluation tables and a trajectory
+    /// browser (transcripts, tool calls, images, candidates with scores, log-prob heat-map).
+    Report(commands::report::Args),
     /// Print an episode of a run as a readable transcript.
     #[command(after_help = "Example:\n  kaizen show runs/arith-greedy --episode 3")]
     Show(commands::show::Args),
@@ -107,6 +110,7 @@ fn main() {
         Command::Run(a) => commands::run::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Compare(a) => commands::compare::run(a),
+        Command::Report(a) => commands::report::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Collect(a) => commands::collect::run(a),

@@ -949,3 +949,135 @@ fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
         assert!(trained.iter().all(|t| !task.contains(t.as_str())), "evaluated on a training task: {task}");
     }
 }
+
+/// `kaizen report` on a training run and a web run with screenshots: one HTML file with no URL
+/// in it, opened in headless Chromium with every request off loopback trapped (none made);
+/// every chart has drawn lines, the filters filter, the episode list stays virtual, and an
+/// episode opens with its transcript, images and a log-prob heat-map of real token texts.
+#[test]
+fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
+    use kaizen_tools::browser::{Browser, BrowserConfig, NetworkTrap, StaticServer};
+    let dir = temp_dir("report");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tasks = dir.join("thirds.jsonl");
+    let lines: Vec<String> = (100..=220)
+        .map(|n| {
+            let a = if n % 3 == 0 { "yes" } else { "no" };
+            serde_json::json!({"id": format!("third-{n}"), "prompt": format!("Is {n} divisible by 3?"), "answer": a,
+                               "demonstration": format!("\\boxed{{{a}}}")})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&tasks, lines.join("\n")).unwrap();
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
+             [sft]\ndemonstrations = 32\nsteps = 60\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
+             group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n",
+            tasks.display()
+        ),
+    )
+    .unwrap();
+    let (train, web) = (dir.join("train"), dir.join("web"));
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", train.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "miniwob:click-test,click-button",
+        "--policy",
+        "oracle",
+        "--episodes",
+        "4",
+        "--screenshots",
+        "--out",
+        web.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A killed run's torn last line is skipped with a warning.
+    let mut f = std::fs::OpenOptions::new().append(true).open(train.join("metrics.jsonl")).unwrap();
+    f.write_all(b"{\"phase\": \"rl\", \"st").unwrap();
+    drop(f);
+    let (page, plots) = (dir.join("report.html"), dir.join("plots"));
+    let o = kaizen(&[
+        "report",
+        train.to_str().unwrap(),
+        web.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("cut short"), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "the report names a URL");
+    let svgs = std::fs::read_dir(&plots).unwrap().count();
+    assert!(svgs >= 10, "{svgs} SVG files");
+
+    let trap = NetworkTrap::start().unwrap();
+    let server = StaticServer::start(dir.clone()).unwrap();
+    let cfg = BrowserConfig { window: (1280, 1000), proxy_trap: Some(trap.port()), ..Default::default() };
+    let mut b = Browser::launch(&cfg).unwrap();
+    b.navigate(&server.url("report.html")).unwrap();
+    let js = |b: &mut Browser, script: &str| b.execute(script, &[]).unwrap();
+    // Every chart shows lines (or dots) with data points at the selected smoothing.
+    let drawn = js(
+        &mut b,
+        "return [...document.querySelectorAll('#charts svg')].map(s => [...s.querySelectorAll('g')]\
+         .filter(g => getComputedStyle(g).display !== 'none')\
+         .reduce((n, g) => n + [...g.querySelectorAll('polyline')].filter(p => p.points.numberOfItems >= 2).length\
+         + g.querySelectorAll('circle').length, 0));",
+    );
+    let drawn: Vec<u64> = drawn.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(drawn.len() >= 10 && drawn.iter().all(|&n| n >= 1), "{drawn:?}");
+    assert_eq!(js(&mut b, "return document.querySelectorAll('.warning').length"), 1);
+    // Filters: the web run alone, then its solved episodes (the oracle solves all 4).
+    let count =
+        |b: &mut Browser| js(b, "return document.getElementById('count').textContent").as_str().unwrap().to_string();
+    let all = count(&mut b);
+    let train_eps = std::fs::read_to_string(train.join("trajectories.jsonl")).unwrap().lines().count();
+    assert_eq!(all, format!("{0} of {0} episodes", train_eps + 4));
+    js(
+        &mut b,
+        "const f = document.getElementById('f-run'); f.value = '1'; f.dispatchEvent(new Event('change')); return 0;",
+    );
+    assert_eq!(count(&mut b), format!("4 of {} episodes", train_eps + 4));
+    js(&mut b, "const f = document.getElementById('f-reward'); f.value = 'failed'; f.dispatchEvent(new Event('change')); return 0;");
+    assert!(count(&mut b).starts_with("0 of"), "{}", count(&mut b));
+    js(&mut b, "const f = document.getElementById('f-reward'); f.value = 'solved'; f.dispatchEvent(new Event('change')); return 0;");
+    assert!(count(&mut b).starts_with("4 of"));
+    // A web episode: transcript with the page's screenshots.
+    js(&mut b, "document.querySelector('.row').click(); return 0;");
+    let imgs =
+        js(&mut b, "return [...document.querySelectorAll('#episode img')].filter(i => i.naturalWidth > 0).length");
+    assert!(imgs.as_u64().unwrap() >= 1, "no screenshot rendered: {imgs}");
+    // A training episode: its tokens as text (the run's own tokenizer), coloured by log-prob.
+    js(&mut b, "const f = document.getElementById('f-run'); f.value = '0'; f.dispatchEvent(new Event('change'));\
+               const r = document.getElementById('f-reward'); r.value = ''; r.dispatchEvent(new Event('change')); return 0;");
+    js(&mut b, "document.querySelector('.row').click(); return 0;");
+    let heat = js(
+        &mut b,
+        "return [...document.querySelectorAll('#heat span')].map(s => [s.textContent, s.title, s.style.background])",
+    );
+    let heat = heat.as_array().unwrap();
+    assert!(!heat.is_empty(), "no heat-map");
+    assert!(
+        heat.iter().all(|h| !h[0].as_str().unwrap().starts_with('#') && h[1].as_str().unwrap().parse::<f64>().is_ok()),
+        "{heat:?}"
+    );
+    assert!(heat.iter().all(|h| h[2].as_str().unwrap().starts_with("rgb")), "{heat:?}");
+    let transcript = js(&mut b, "return document.getElementById('episode').textContent");
+    assert!(transcript.as_str().unwrap().contains("divisible by 3"), "{transcript}");
+    // The list is virtual: rows in view only, however long the run.
+    let rows = js(&mut b, "return document.querySelectorAll('.row').length").as_u64().unwrap();
+    assert!(rows >= 1 && rows <= 40, "{rows} list rows in the DOM");
+    let shot = b.screenshot().unwrap();
+    use base64::Engine;
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(shot.trim_start_matches("data:image/png;base64,")).unwrap();
+    std::fs::write(dir.join("report.png"), png).unwrap();
+    assert!(trap.attempts().is_empty(), "the page reached for the network: {:?}", trap.attempts());
+}

@@ -17,9 +17,68 @@ pub fn is_torn(text: &str, line_index: usize, line_count: usize, error: &serde_j
     line_index + 1 == line_count && !text.ends_with('\n') && error.is_eof()
 }
 
+/// The records of a JSON-lines file, and the number of a torn last line that was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Records<T> {
+    pub items: Vec<T>,
+    /// 1-based line number of a last line cut short by a crash (skipped), if there was one.
+    pub torn: Option<usize>,
+}
+
+/// Every record of the JSON-lines file at `path`: blank lines skipped, a last line cut short by
+/// a crash skipped and reported in `torn`, any other bad line (not UTF-8, not a `T`) an error
+/// naming the file and the line.
+pub fn read<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Records<T>, String> {
+    let source = path.display().to_string();
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{source}: {e}"))?;
+    // A last line cut short may end inside a multi-byte character: it is torn, not invalid.
+    let mut cut_inside_character = None;
+    if !bytes.ends_with(b"\n") {
+        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if std::str::from_utf8(&bytes[cut..]).is_err() {
+            cut_inside_character = Some(bytes[..cut].iter().filter(|&&b| b == b'\n').count() + 1);
+            bytes.truncate(cut);
+        }
+    }
+    let text = utf8(&bytes, &source)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Records { items: Vec::new(), torn: cut_inside_character };
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<T>(line) {
+            Ok(t) => out.items.push(t),
+            Err(e) if is_torn(text, i, lines.len(), &e) => out.torn = Some(i + 1),
+            Err(e) => return Err(format!("{source} line {}: {e}", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_reported_anything_else_bad_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("kaizen-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let r: Records<serde_json::Value> = read(&file("a", b"{\"a\": 1}\n\n{\"b\": [1")).unwrap();
+        assert_eq!((r.items.len(), r.torn), (1, Some(3)));
+        // Cut inside a multi-byte character: torn too.
+        let r: Records<serde_json::Value> = read(&file("b", b"{\"a\": 1}\n{\"b\": \"\xc3")).unwrap();
+        assert_eq!((r.items.len(), r.torn), (1, Some(2)));
+        let r: Records<serde_json::Value> = read(&file("c", b"{\"a\": 1}\n")).unwrap();
+        assert_eq!((r.items.len(), r.torn), (1, None));
+        let e = read::<serde_json::Value>(&file("d", b"{\"a\": 1}\nnot json\n{\"c\": 3}\n")).unwrap_err();
+        assert!(e.ends_with("d line 2: expected ident at line 1 column 2"), "{e}");
+    }
 
     #[test]
     fn invalid_utf8_names_its_line() {

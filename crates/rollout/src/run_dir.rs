@@ -58,29 +58,7 @@ impl RunDir {
 /// skipped; any other bad line (not UTF-8, not a trajectory) is an error naming the file and
 /// the line.
 pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
-    let file = path.join(TRAJECTORIES);
-    let mut bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    // A last line cut short may end inside a multi-byte character: it is torn, not invalid.
-    if !bytes.ends_with(b"\n") {
-        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if std::str::from_utf8(&bytes[cut..]).is_err() {
-            bytes.truncate(cut);
-        }
-    }
-    let text = kaizen_core::jsonl::utf8(&bytes, &file.display().to_string())?;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Trajectory>(line) {
-            Ok(t) => out.push(t),
-            Err(e) if kaizen_core::jsonl::is_torn(text, i, lines.len(), &e) => {}
-            Err(e) => return Err(format!("{} line {}: {e}", file.display(), i + 1)),
-        }
-    }
-    Ok(out)
+    kaizen_core::jsonl::read(&path.join(TRAJECTORIES)).map(|r| r.items)
 }
 
 /// The numbers `kaizen run` ends with.

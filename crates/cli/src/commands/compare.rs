@@ -11,13 +11,12 @@ pub struct Args {
     runs: Vec<PathBuf>,
 }
 
-/// The `metrics.jsonl` lines of one run.
+/// The `metrics.jsonl` lines of one run (a torn last line, from a run killed mid-write, is
+/// skipped; any other bad line is an error naming it).
 fn load(run: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e} (is it a run directory of `kaizen train`?)", path.display()))?;
-    // A torn last line (a run killed mid-write) is skipped, like trajectories.
-    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    anyhow::ensure!(path.exists(), "{} has no metrics.jsonl (is it a run directory of `kaizen train`?)", run.display());
+    Ok(kaizen_core::jsonl::read(&path).map_err(anyhow::Error::msg)?.items)
 }
 
 fn mean(lines: &[&serde_json::Value], key: &str) -> Option<f64> {

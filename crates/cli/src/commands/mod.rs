@@ -11,6 +11,7 @@ pub mod generate;
 pub mod models;
 pub mod policy;
 pub mod q;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod show;

@@ -1,0 +1,159 @@
+//! The report page: HTML with the style and script inlined (`assets/report.css`,
+//! `assets/report.js`), the charts as inline SVG, and the episodes as one JSON document the
+//! script reads (the trajectory browser renders only the rows in view, so a 10,000-episode run
+//! is still a few dozen list nodes).
+
+use crate::svg::escape;
+use crate::Run;
+use kaizen_rollout::Trajectory;
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+const STYLE: &str = include_str!("../assets/report.css");
+const SCRIPT: &str = include_str!("../assets/report.js");
+
+/// Token texts of a trajectory's generated tokens (by id), when the policy's tokenizer is at
+/// hand; `None` leaves the heat-map showing ids.
+pub type TokenText<'a> = &'a dyn Fn(&Run, &[u32]) -> Option<Vec<String>>;
+
+/// JSON made safe to sit inside `<script>`: `<` and `/` escaped (JSON allows `\/`), so no
+/// `</script>` can close the element early and no URL appears in the page's text literally.
+pub fn script_json(v: &Value) -> String {
+    v.to_string().replace('<', "\\u003c").replace('/', "\\/")
+}
+
+/// One episode as the browser reads it.
+pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> Value {
+    let end = serde_json::to_value(&t.end).ok().and_then(|e| e["kind"].as_str().map(String::from));
+    let tools = t.turns.iter().any(|turn| !turn.tool_calls.is_empty());
+    let turns: Vec<Value> = t
+        .turns
+        .iter()
+        .map(|turn| {
+            json!({
+                "text": turn.text,
+                "calls": turn.tool_calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
+                "malformed": turn.malformed,
+                "observations": turn.observations.iter().map(|o| json!({"text": o.content, "ok": o.ok, "images": o.images})).collect::<Vec<_>>(),
+                "candidates": turn.candidates.iter().map(|c| json!({"text": c.text, "logprob": c.logprob, "score": c.score, "chosen": c.chosen})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    // The policy's own tokens (loss mask 1) with their sampled log-probs.
+    let generated: Vec<(u32, f32)> = t
+        .token_ids
+        .iter()
+        .zip(&t.loss_mask)
+        .zip(&t.logprobs)
+        .filter(|((_, m), _)| **m == 1)
+        .map(|((id, _), lp)| (*id, *lp))
+        .collect();
+    let ids: Vec<u32> = generated.iter().map(|g| g.0).collect();
+    let texts = token_text.filter(|t| t.len() == ids.len());
+    let tokens: Vec<Value> = generated
+        .iter()
+        .enumerate()
+        .map(|(i, (id, lp))| json!([texts.as_ref().map_or_else(|| format!("#{id}"), |t| t[i].clone()), lp]))
+        .collect();
+    json!({
+        "run": run, "id": t.episode_id, "task": t.task.id, "prompt": t.task.prompt, "reward": t.reward,
+        "end": end.unwrap_or_else(|| "unknown".into()), "tools": tools, "answer": t.final_answer,
+        "turns": turns, "tokens": tokens,
+    })
+}
+
+fn tables(runs: &[Run]) -> String {
+    let mut out = String::new();
+    for r in runs.iter().filter(|r| r.summary.is_some() || !r.trajectories.is_empty()) {
+        let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
+        if let Some(s) = &r.summary {
+            out.push_str("<table class=\"summary\"><tr><th>measure</th><th>value</th></tr>");
+            if let Some(map) = s.as_object() {
+                for (k, v) in map.iter().filter(|(_, v)| v.is_number()) {
+                    let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", escape(k), v);
+                }
+            }
+            out.push_str("</table>");
+        }
+        if !r.trajectories.is_empty() {
+            // Every episode, then each task kind (web tasks name theirs in `meta.task`).
+            let solved = r.trajectories.iter().filter(|t| t.reward > 0.5).count();
+            let mut rows = vec![("all episodes".to_string(), r.trajectories.len(), solved)];
+            rows.extend(kaizen_rollout::run_dir::per_task(&r.trajectories).into_iter().map(|row| {
+                let k = (row.success_rate * row.episodes as f64).round() as usize;
+                (row.task, row.episodes, k)
+            }));
+            out.push_str("<table class=\"per-task\"><tr><th>tasks</th><th>episodes</th><th>success</th><th>95% interval (Wilson)</th></tr>");
+            for (task, n, k) in rows {
+                let (lo, hi) = kaizen_q::metrics::wilson_interval(k, n, 1.96);
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{n}</td><td>{:.1}%</td><td>{:.1}–{:.1}%</td></tr>",
+                    escape(&task),
+                    100.0 * k as f64 / n.max(1) as f64,
+                    100.0 * lo,
+                    100.0 * hi
+                );
+            }
+            out.push_str("</table>");
+        }
+    }
+    out
+}
+
+/// The whole page.
+pub fn render(runs: &[Run], token_text: TokenText) -> String {
+    let charts = crate::charts(runs);
+    let episodes: Vec<Value> = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.trajectories.iter().map(move |t| {
+                let ids: Vec<u32> =
+                    t.token_ids.iter().zip(&t.loss_mask).filter(|(_, m)| **m == 1).map(|(id, _)| *id).collect();
+                episode(i, t, token_text(r, &ids))
+            })
+        })
+        .collect();
+    let data = json!({
+        "runs": runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+        "episodes": episodes,
+    });
+    let mut html = String::with_capacity(1 << 16);
+    html.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>kaizen report</title>");
+    let _ = write!(html, "<style>{STYLE}</style></head><body data-smooth=\"1\"><h1>kaizen report</h1>");
+    let _ =
+        write!(html, "<p class=\"runs\">{}</p>", runs.iter().map(|r| escape(&r.name)).collect::<Vec<_>>().join(" · "));
+    for w in runs.iter().flat_map(|r| &r.warnings) {
+        let _ = write!(html, "<p class=\"warning\">{}</p>", escape(w));
+    }
+    html.push_str("<h2>Training curves</h2>");
+    if charts.is_empty() {
+        html.push_str("<p class=\"none\">No training metrics in these runs (metrics.jsonl comes from <code>kaizen train</code>).</p>");
+    } else {
+        html.push_str("<label>smoothing <select id=\"smoothing\">");
+        for (k, a) in crate::svg::SMOOTHING.iter().enumerate() {
+            let _ = write!(html, "<option value=\"{k}\"{}>{a}</option>", if k == 1 { " selected" } else { "" });
+        }
+        html.push_str("</select></label><div id=\"charts\">");
+        for (_, svg) in &charts {
+            html.push_str(svg);
+        }
+        html.push_str("</div>");
+    }
+    let _ = write!(html, "<h2>Evaluation</h2>{}", tables(runs));
+    html.push_str(
+        "<h2>Episodes</h2><div id=\"filters\"><select id=\"f-run\"></select><input id=\"f-task\" placeholder=\"task or prompt contains\">\
+         <select id=\"f-reward\"><option value=\"\">any reward</option><option value=\"solved\">solved</option><option value=\"failed\">failed</option></select>\
+         <select id=\"f-end\"><option value=\"\">any end</option></select>\
+         <select id=\"f-tools\"><option value=\"\">tools or not</option><option value=\"yes\">used a tool</option><option value=\"no\">no tool</option></select>\
+         <span id=\"count\"></span></div><div id=\"browser\"><div id=\"list\"><div id=\"spacer\"></div></div><div id=\"episode\"><p class=\"none\">Pick an episode.</p></div></div>",
+    );
+    let _ = write!(html, "<script type=\"application/json\" id=\"kaizen-data\">{}</script>", script_json(&data));
+    let _ = write!(html, "<script>{SCRIPT}</script></body></html>");
+    html
+}
+
+#[cfg(test)]
+#[path = "page_tests.rs"]
+mod tests;

@@ -1,0 +1,68 @@
+//! Unit tests of `page` (kept in their own file beside it).
+
+use super::*;
+
+/// A two-turn episode: a calculator call with a screenshot-bearing observation and two
+/// candidates, then the answer. Generated tokens (mask 1) are ids 7, 8 and 9.
+pub(crate) fn trajectory() -> Trajectory {
+    serde_json::from_value(json!({
+        "schema_version": 1, "episode_id": "00003-01", "env": "arith", "policy": "smollm2", "seed": 5,
+        "task": {"id": "t3", "prompt": "What is 6*7? </script><b>", "answer": "42", "checker": {"kind": "exact"}},
+        "turns": [
+            {"text": "<tool_call>", "tool_calls": [{"id": "c", "name": "calculator", "arguments": {"expr": "6*7"}}],
+             "malformed": [], "observations": [{"content": "42", "ok": true, "elapsed_ms": 1.0,
+             "images": ["data:image/png;base64,iVBORw0KGgo="]}], "generated_tokens": 2,
+             "candidates": [{"text": "calc 6*7", "logprob": -1.5, "score": 0.9, "chosen": true},
+                            {"text": "answer 41", "logprob": -0.5, "score": 0.2, "chosen": false}]},
+            {"text": "\\boxed{42}", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 1}
+        ],
+        "token_ids": [1, 2, 7, 8, 3, 9], "loss_mask": [0, 0, 1, 1, 0, 1], "logprobs": [0.0, 0.0, -0.1, -2.0, 0.0, -0.01],
+        "prompt_tokens": 2, "final_answer": "42", "reward": 1.0, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 1.0, "tool_ms": 1.0, "total_ms": 2.0}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_episode_carries_its_transcript_candidates_and_policy_tokens() {
+    let e = episode(2, &trajectory(), Some(vec!["a".into(), "b".into(), "c".into()]));
+    assert_eq!((e["run"].as_u64(), e["end"].as_str(), e["tools"].as_bool()), (Some(2), Some("answered"), Some(true)));
+    assert_eq!(e["tokens"], json!([["a", -0.1f32], ["b", -2.0f32], ["c", -0.01f32]]));
+    assert_eq!(e["turns"][0]["candidates"][1]["score"], json!(0.2f32));
+    assert_eq!(e["turns"][0]["observations"][0]["images"][0], "data:image/png;base64,iVBORw0KGgo=");
+    // Without token texts (or with the wrong number), the heat-map shows ids.
+    let e = episode(0, &trajectory(), Some(vec!["a".into()]));
+    assert_eq!(e["tokens"][0][0], "#7");
+}
+
+#[test]
+fn embedded_json_cannot_close_its_script_or_spell_a_url() {
+    let s = script_json(&json!({"p": "</script><b> see https://x.org/a"}));
+    assert!(!s.contains("</") && !s.contains("https://") && !s.contains('<'), "{s}");
+    let back: Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(back["p"], "</script><b> see https://x.org/a");
+}
+
+#[test]
+fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
+    let run = Run {
+        name: "runs/<x>".into(),
+        path: "runs/x".into(),
+        metrics: vec![
+            json!({"phase": "rl", "step": 0, "reward": 0.25}),
+            json!({"phase": "rl", "step": 1, "reward": 0.5}),
+        ],
+        trajectories: vec![trajectory()],
+        summary: Some(json!({"episodes": 1, "success_rate": 1.0, "env": "arith"})),
+        warnings: vec!["metrics.jsonl line 3: cut short".into()],
+    };
+    let html = render(&[run], &|_, _| None);
+    assert!(!html.contains("http://") && !html.contains("https://"), "a URL in the page");
+    assert!(!html.contains("<script src") && !html.contains("<link"), "an external resource");
+    assert_eq!(html.matches("<svg").count(), 1, "one metric, one chart");
+    assert!(html.contains("runs/&lt;x&gt;") && !html.contains("<x>"));
+    assert!(html.contains("cut short"));
+    // Per-task table: 1 of 1 solved, Wilson (0.2065, 1).
+    assert!(html.contains("<td>all episodes</td><td>1</td><td>100.0%</td><td>20.7–100.0%</td>"), "{html}");
+    assert_eq!(html.matches("</script>").count(), 2, "the task's </script> stays inside its JSON string");
+}
