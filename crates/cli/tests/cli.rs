@@ -1023,6 +1023,12 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     let mut b = Browser::launch(&cfg).unwrap();
     b.navigate(&server.url("report.html")).unwrap();
     let js = |b: &mut Browser, script: &str| b.execute(script, &[]).unwrap();
+    // The episodes are unpacked asynchronously; the page marks when it is done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while js(&mut b, "return document.body.dataset.readyMs || null").is_null() {
+        assert!(std::time::Instant::now() < deadline, "the report's script never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // Every chart shows lines (or dots) with data points at the selected smoothing.
     let drawn = js(
         &mut b,

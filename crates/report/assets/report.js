@@ -1,7 +1,15 @@
 // The report's trajectory browser and smoothing control. Plain DOM, no library, no network.
-(function () {
+// The data is gzip-compressed JSON in base64 (`page::packed`), unpacked with the browser's own
+// DecompressionStream.
+async function unpack() {
+  const b64 = document.getElementById("kaizen-data").textContent.trim();
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return JSON.parse(await new Response(stream).text());
+}
+
+unpack().then((data) => {
   "use strict";
-  const data = JSON.parse(document.getElementById("kaizen-data").textContent);
   const episodes = data.episodes;
   const ROW = 24;
   const $ = (id) => document.getElementById(id);
@@ -102,15 +110,18 @@
     box.appendChild(el("h4", null, "policy tokens by log-prob (hover for the value)"));
     const h = el("div");
     h.id = "heat";
-    e.tokens.forEach(([text, lp]) => {
+    e.tokens.text.forEach((text, i) => {
+      const lp = e.tokens.logprob[i];
       const s = el("span", null, text);
       s.style.background = heat(lp);
       s.title = lp.toFixed(4);
       h.appendChild(s);
     });
-    if (!e.tokens.length) h.appendChild(el("span", "none", "no policy tokens recorded (a remote policy or a scripted agent)"));
+    if (!e.tokens.text.length) h.appendChild(el("span", "none", "no policy tokens recorded (a remote policy or a scripted agent)"));
     box.appendChild(h);
   }
 
   applyFilters();
-})();
+  // When the page became usable, from the start of navigation (read by `kaizen bench report`).
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
+});

@@ -1,7 +1,7 @@
 //! The report page: HTML with the style and script inlined (`assets/report.css`,
-//! `assets/report.js`), the charts as inline SVG, and the episodes as one JSON document the
-//! script reads (the trajectory browser renders only the rows in view, so a 10,000-episode run
-//! is still a few dozen list nodes).
+//! `assets/report.js`), the charts as inline SVG, and the episodes as one JSON document,
+//! compressed (`packed`), that the script unpacks (the trajectory browser renders only the rows
+//! in view, so a 10,000-episode run is still a few dozen list nodes).
 
 use crate::svg::escape;
 use crate::Run;
@@ -16,10 +16,21 @@ const SCRIPT: &str = include_str!("../assets/report.js");
 /// hand; `None` leaves the heat-map showing ids.
 pub type TokenText<'a> = &'a dyn Fn(&Run, &[u32]) -> Option<Vec<String>>;
 
-/// JSON made safe to sit inside `<script>`: `<` and `/` escaped (JSON allows `\/`), so no
-/// `</script>` can close the element early and no URL appears in the page's text literally.
-pub fn script_json(v: &Value) -> String {
-    v.to_string().replace('<', "\\u003c").replace('/', "\\/")
+/// The page's data as it is embedded: the JSON gzip-compressed, then base64 — about a sixth of
+/// the JSON's size (a 10,000-episode run's report stays a few MB), unpacked by the browser's
+/// own `DecompressionStream`. Base64 has no `<` and no `:`, so the data can neither close its
+/// `<script>` element nor spell a URL.
+pub fn packed(v: &Value) -> String {
+    use base64::Engine;
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(v.to_string().as_bytes()).expect("writing to memory");
+    base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("writing to memory"))
+}
+
+/// A log-prob as the page shows it: three decimals are more than a heat-map can show.
+fn rounded(lp: f32) -> f64 {
+    (lp as f64 * 1000.0).round() / 1000.0
 }
 
 /// One episode as the browser reads it.
@@ -50,11 +61,10 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
         .collect();
     let ids: Vec<u32> = generated.iter().map(|g| g.0).collect();
     let texts = token_text.filter(|t| t.len() == ids.len());
-    let tokens: Vec<Value> = generated
-        .iter()
-        .enumerate()
-        .map(|(i, (id, lp))| json!([texts.as_ref().map_or_else(|| format!("#{id}"), |t| t[i].clone()), lp]))
-        .collect();
+    let tokens = json!({
+        "text": texts.unwrap_or_else(|| ids.iter().map(|id| format!("#{id}")).collect()),
+        "logprob": generated.iter().map(|(_, lp)| rounded(*lp)).collect::<Vec<_>>(),
+    });
     json!({
         "run": run, "id": t.episode_id, "task": t.task.id, "prompt": t.task.prompt, "reward": t.reward,
         "end": end.unwrap_or_else(|| "unknown".into()), "tools": tools, "answer": t.final_answer,
@@ -149,7 +159,7 @@ pub fn render(runs: &[Run], token_text: TokenText) -> String {
          <select id=\"f-tools\"><option value=\"\">tools or not</option><option value=\"yes\">used a tool</option><option value=\"no\">no tool</option></select>\
          <span id=\"count\"></span></div><div id=\"browser\"><div id=\"list\"><div id=\"spacer\"></div></div><div id=\"episode\"><p class=\"none\">Pick an episode.</p></div></div>",
     );
-    let _ = write!(html, "<script type=\"application/json\" id=\"kaizen-data\">{}</script>", script_json(&data));
+    let _ = write!(html, "<script type=\"application/octet-stream\" id=\"kaizen-data\">{}</script>", packed(&data));
     let _ = write!(html, "<script>{SCRIPT}</script></body></html>");
     html
 }

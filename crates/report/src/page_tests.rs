@@ -27,20 +27,24 @@ pub(crate) fn trajectory() -> Trajectory {
 fn an_episode_carries_its_transcript_candidates_and_policy_tokens() {
     let e = episode(2, &trajectory(), Some(vec!["a".into(), "b".into(), "c".into()]));
     assert_eq!((e["run"].as_u64(), e["end"].as_str(), e["tools"].as_bool()), (Some(2), Some("answered"), Some(true)));
-    assert_eq!(e["tokens"], json!([["a", -0.1f32], ["b", -2.0f32], ["c", -0.01f32]]));
+    assert_eq!(e["tokens"], json!({"text": ["a", "b", "c"], "logprob": [-0.1, -2.0, -0.01]}));
     assert_eq!(e["turns"][0]["candidates"][1]["score"], json!(0.2f32));
     assert_eq!(e["turns"][0]["observations"][0]["images"][0], "data:image/png;base64,iVBORw0KGgo=");
     // Without token texts (or with the wrong number), the heat-map shows ids.
     let e = episode(0, &trajectory(), Some(vec!["a".into()]));
-    assert_eq!(e["tokens"][0][0], "#7");
+    assert_eq!(e["tokens"]["text"], json!(["#7", "#8", "#9"]));
 }
 
-#[test]
-fn embedded_json_cannot_close_its_script_or_spell_a_url() {
-    let s = script_json(&json!({"p": "</script><b> see https://x.org/a"}));
-    assert!(!s.contains("</") && !s.contains("https://") && !s.contains('<'), "{s}");
-    let back: Value = serde_json::from_str(&s).unwrap();
-    assert_eq!(back["p"], "</script><b> see https://x.org/a");
+/// The page's data, unpacked as the browser does (base64, then gzip).
+fn unpacked(html: &str) -> Value {
+    use base64::Engine;
+    use std::io::Read;
+    let start = html.find("id=\"kaizen-data\">").unwrap() + "id=\"kaizen-data\">".len();
+    let b64 = &html[start..start + html[start..].find("</script>").unwrap()];
+    let gz = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 #[test]
@@ -64,5 +68,8 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
     assert!(html.contains("cut short"));
     // Per-task table: 1 of 1 solved, Wilson (0.2065, 1).
     assert!(html.contains("<td>all episodes</td><td>1</td><td>100.0%</td><td>20.7–100.0%</td>"), "{html}");
-    assert_eq!(html.matches("</script>").count(), 2, "the task's </script> stays inside its JSON string");
+    assert_eq!(html.matches("</script>").count(), 2, "the task's </script> stays inside the packed data");
+    let data = unpacked(&html);
+    assert_eq!(data["runs"], json!(["runs/<x>"]));
+    assert_eq!(data["episodes"][0]["prompt"], "What is 6*7? </script><b>");
 }

@@ -34,6 +34,11 @@ pub enum Bench {
     /// concurrent clients next to calling the upstream directly.
     #[command(after_help = "Example:\n  kaizen --threads 2 bench rerank --candidates 8 --clients 32")]
     Rerank(super::bench_rerank::Args),
+    /// How a large run's report behaves: a synthetic run of N episodes rendered by `kaizen
+    /// report` and opened in headless Chromium — file size, time to open, DOM nodes, time to
+    /// filter and to open an episode.
+    #[command(after_help = "Example:\n  kaizen bench report --episodes 10000")]
+    Report(super::bench_report::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -121,6 +126,7 @@ pub fn run(b: Bench) -> anyhow::Result<()> {
         Bench::Train(a) => train(a),
         Bench::Web(a) => web(a),
         Bench::Rerank(a) => super::bench_rerank::run(a),
+        Bench::Report(a) => super::bench_report::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per verb; shared options in `policy`.
 
 pub mod bench;
+pub mod bench_report;
 pub mod bench_rerank;
 pub mod chat;
 pub mod collect;
