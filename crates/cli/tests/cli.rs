@@ -1014,8 +1014,14 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     assert!(text(&o.stderr).contains("cut short"), "{}", text(&o.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://"), "the report names a URL");
-    let svgs = std::fs::read_dir(&plots).unwrap().count();
-    assert!(svgs >= 10, "{svgs} SVG files");
+    let files: Vec<String> =
+        std::fs::read_dir(&plots).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let svgs = files.iter().filter(|f| f.ends_with(".svg")).count();
+    assert!(svgs >= 10, "{files:?}");
+    for svg in files.iter().filter(|f| f.ends_with(".svg")) {
+        let png = std::fs::read(plots.join(svg.replace(".svg", ".png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{svg}: {} bytes of PNG", png.len());
+    }
 
     let trap = NetworkTrap::start().unwrap();
     let server = StaticServer::start(dir.clone()).unwrap();
@@ -1086,4 +1092,43 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
         base64::engine::general_purpose::STANDARD.decode(shot.trim_start_matches("data:image/png;base64,")).unwrap();
     std::fs::write(dir.join("report.png"), png).unwrap();
     assert!(trap.attempts().is_empty(), "the page reached for the network: {:?}", trap.attempts());
+}
+
+/// `kaizen report --serve`: the page is served on loopback, rebuilt on every load, and
+/// `/version` (what the open page polls to reload itself) changes when a run's records grow.
+#[test]
+fn report_serve_rebuilds_the_page_as_the_run_grows() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let run = temp_dir("report-serve");
+    std::fs::create_dir_all(&run).unwrap();
+    let line = |step: usize| format!("{{\"phase\": \"rl\", \"step\": {step}, \"reward\": 0.5}}\n");
+    std::fs::write(run.join("metrics.jsonl"), line(0) + &line(1)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args(["report", run.to_str().unwrap(), "--serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let get = |path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("fetch('version'"), "{}", &page[..200.min(page.len())]);
+    assert!(page.contains(r#"data-points="2""#), "two steps drawn");
+    let before = get("/version");
+    let mut f = std::fs::OpenOptions::new().append(true).open(run.join("metrics.jsonl")).unwrap();
+    f.write_all(line(2).as_bytes()).unwrap();
+    drop(f);
+    assert_ne!(get("/version"), before, "the version did not change as metrics.jsonl grew");
+    assert!(get("/").contains(r#"data-points="3""#), "the page was not rebuilt with the new step");
+    assert!(get("/nothing").starts_with("HTTP/1.1 404"));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -12,6 +12,10 @@ use std::fmt::Write;
 const STYLE: &str = include_str!("../assets/report.css");
 const SCRIPT: &str = include_str!("../assets/report.js");
 
+/// Added to the page by `kaizen report --serve`: polls `/version` every 2 s and reloads the page
+/// when the runs' records changed (the file report has no server to ask, and no such script).
+pub const LIVE_SCRIPT: &str = "<script>(function(){let v=null;setInterval(async()=>{try{const r=await fetch('version',{cache:'no-store'});const t=await r.text();if(v!==null&&t!==v)location.reload();v=t;}catch(e){}},2000);})();</script>";
+
 /// Token texts of a trajectory's generated tokens (by id), when the policy's tokenizer is at
 /// hand; `None` leaves the heat-map showing ids.
 pub type TokenText<'a> = &'a dyn Fn(&Run, &[u32]) -> Option<Vec<String>>;

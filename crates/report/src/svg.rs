@@ -94,16 +94,16 @@ pub fn line_chart(title: &str, series: &[Series]) -> Option<String> {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" data-title="{t}"><title>{t}</title><text x="{LEFT}" y="15" class="chart-title">{t}</text>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" font-family="sans-serif" role="img" data-title="{t}"><title>{t}</title><text x="{LEFT}" y="15" class="chart-title" font-size="12" font-weight="600">{t}</text>"#,
         t = escape(title)
     );
     // Axes and min / mid / max ticks.
     let (bx, by) = (H - BOTTOM, W - RIGHT);
-    let _ = write!(svg, r#"<path class="axis" d="M{LEFT},{TOP}V{bx}H{by}"/>"#);
+    let _ = write!(svg, r##"<path class="axis" fill="none" stroke="#999" d="M{LEFT},{TOP}V{bx}H{by}"/>"##);
     for y in [y0, (y0 + y1) / 2.0, y1] {
         let _ = write!(
             svg,
-            r#"<text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            r##"<text class="tick" font-size="9" fill="#555" x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             LEFT - 4.0,
             py(y) + 3.0,
             label(y)
@@ -112,7 +112,7 @@ pub fn line_chart(title: &str, series: &[Series]) -> Option<String> {
     for x in [x0, x1] {
         let _ = write!(
             svg,
-            r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            r##"<text class="tick" font-size="9" fill="#555" x="{:.1}" y="{}" text-anchor="middle">{}</text>"##,
             px(x),
             H - BOTTOM + 14.0,
             label(x)
@@ -120,7 +120,7 @@ pub fn line_chart(title: &str, series: &[Series]) -> Option<String> {
     }
     let _ = write!(
         svg,
-        r#"<text class="tick" x="{}" y="{}" text-anchor="middle">step</text>"#,
+        r##"<text class="tick" font-size="9" fill="#555" x="{}" y="{}" text-anchor="middle">step</text>"##,
         (LEFT + W - RIGHT) / 2.0,
         H - 4.0
     );
@@ -159,7 +159,7 @@ pub fn line_chart(title: &str, series: &[Series]) -> Option<String> {
         let colour = COLOURS[s.colour % COLOURS.len()];
         let _ = write!(
             svg,
-            r#"<rect x="{x}" y="{}" width="10" height="3" fill="{colour}"/><text class="legend" x="{}" y="{}">{}</text>"#,
+            r##"<rect x="{x}" y="{}" width="10" height="3" fill="{colour}"/><text class="legend" font-size="9" fill="#555" x="{}" y="{}">{}</text>"##,
             y - 4.0,
             x + 14.0,
             y,
@@ -168,6 +168,18 @@ pub fn line_chart(title: &str, series: &[Series]) -> Option<String> {
     }
     svg.push_str("</svg>");
     Some(svg)
+}
+
+/// A chart of `line_chart` as a file of its own: the SVG namespace (inline SVG in HTML needs
+/// none) and a style that shows smoothing level `level` only (the page's own style does that
+/// there).
+pub fn standalone(chart: &str, level: usize) -> String {
+    let style = format!("<style>g[class^=\"smooth-\"]{{display:none}} g.smooth-{level}{{display:inline}}</style>");
+    chart.replacen("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ", 1).replacen(
+        "<title>",
+        &format!("{style}<title>"),
+        1,
+    )
 }
 
 #[cfg(test)]

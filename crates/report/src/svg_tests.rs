@@ -49,3 +49,11 @@ fn tick_labels_are_short() {
     assert_eq!(label(250.0), "250");
     assert_eq!(label(1e-5), "1.0e-5");
 }
+
+#[test]
+fn a_standalone_chart_names_its_namespace_and_shows_one_smoothing_level() {
+    let s = Series { name: "r".into(), colour: 0, points: vec![(0.0, 0.0), (1.0, 1.0)] };
+    let file = standalone(&line_chart("x", &[s]).unwrap(), 2);
+    assert!(file.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart""#), "{file}");
+    assert!(file.contains("g.smooth-2{display:inline}") && file.contains(r#"g[class^="smooth-"]{display:none}"#));
+}

@@ -1,13 +1,16 @@
 //! `kaizen report RUN … --out report.html`: one self-contained HTML file of one or more run
 //! directories (training curves, evaluation tables, a trajectory browser), opened offline in
-//! any browser; `--plots DIR` also writes every chart as an SVG file.
+//! any browser; `--plots DIR` also writes every chart as an SVG file and, drawn by headless
+//! Chromium, a PNG one; `--serve` serves the page on loopback, rebuilt from the run directories
+//! on every load, and the open page reloads itself when their records grow.
 
 use kaizen_models::gguf::GgufFile;
 use kaizen_models::tokenizer::GgufTokenizer;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  kaizen report runs/tiny-grpo runs/tiny-axpo --out report.html --plots plots/")]
+#[command(after_help = "Examples:\n  kaizen report runs/tiny-grpo runs/tiny-axpo --out report.html --plots plots/\n  \
+    kaizen report runs/tiny-grpo --serve --port 8765    # live, while the run trains")]
 pub struct Args {
     /// Run directories (of `kaizen train`, `run`, `collect`); several are overlaid.
     #[arg(required = true, num_args = 1..)]
@@ -15,9 +18,17 @@ pub struct Args {
     /// The HTML file to write.
     #[arg(long, default_value = "report.html")]
     out: PathBuf,
-    /// Also write every chart as DIR/PHASE-METRIC.svg.
+    /// Also write every chart as DIR/PHASE-METRIC.svg and .png (the PNG drawn by headless
+    /// Chromium at twice the chart's size; skipped with a warning where Chromium is missing).
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
+    /// Serve the report on 127.0.0.1 instead of writing it: rebuilt on every load, and the page
+    /// reloads itself when the runs' metrics or trajectories change.
+    #[arg(long)]
+    serve: bool,
+    /// Port for `--serve` (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
 }
 
 /// The tokenizer of the policy a run sampled from, for the log-prob heat-map: a training run's
@@ -40,28 +51,123 @@ fn tokenizer_of(run: &Path) -> Option<GgufTokenizer> {
     GgufTokenizer::from_gguf(&GgufFile::open(&gguf).ok()?).ok()
 }
 
+/// The page of `runs` with their tokenizers.
+fn page(runs: &[kaizen_report::Run], tokenizers: &[Option<GgufTokenizer>]) -> String {
+    let token_text = |run: &kaizen_report::Run, ids: &[u32]| -> Option<Vec<String>> {
+        let i = runs.iter().position(|r| std::ptr::eq(r, run))?;
+        let tok = tokenizers[i].as_ref()?;
+        Some(ids.iter().map(|&id| tok.token_text(id)).collect())
+    };
+    kaizen_report::page::render(runs, &token_text)
+}
+
+/// What changes when a run's records grow: each record file's length and modification time.
+fn version(dirs: &[PathBuf]) -> String {
+    let mut v = String::new();
+    for d in dirs {
+        for f in ["metrics.jsonl", kaizen_rollout::run_dir::TRAJECTORIES, "summary.json"] {
+            if let Ok(m) = std::fs::metadata(d.join(f)) {
+                let t =
+                    m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
+                v.push_str(&format!("{}:{}.{};", m.len(), t.as_secs(), t.subsec_nanos()));
+            }
+        }
+    }
+    v
+}
+
+/// `--serve`: one thread per connection; `/` is the report built afresh, `/version` what the
+/// page polls to know when to reload.
+fn serve(a: &Args, tokenizers: Vec<Option<GgufTokenizer>>) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", a.port))
+        .map_err(|e| anyhow::anyhow!("binding 127.0.0.1:{}: {e}", a.port))?;
+    println!("kaizen report: serving http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+    let tokenizers = std::sync::Arc::new(tokenizers);
+    for stream in listener.incoming().flatten() {
+        let (dirs, tokenizers) = (a.runs.clone(), tokenizers.clone());
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(match stream.try_clone() {
+                Ok(s) => s,
+                Err(_) => return,
+            });
+            if reader.read_line(&mut line).is_err() {
+                return;
+            }
+            // The rest of the head is not needed; drain it so the client sees a clean close.
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).map(|n| n > 2).unwrap_or(false) {
+                rest.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let (status, kind, body) = match path {
+                "/" | "/index.html" => match kaizen_report::load_runs(&dirs) {
+                    Ok(runs) => {
+                        let html = page(&runs, &tokenizers)
+                            .replace("</body>", &format!("{}</body>", kaizen_report::page::LIVE_SCRIPT));
+                        ("200 OK", "text/html; charset=utf-8", html)
+                    }
+                    Err(e) => ("500 Internal Server Error", "text/plain; charset=utf-8", e),
+                },
+                "/version" => ("200 OK", "text/plain", version(&dirs)),
+                _ => ("404 Not Found", "text/plain", "not found".to_string()),
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+    }
+    Ok(())
+}
+
+/// Every chart as PNG, drawn by headless Chromium from the SVG files in `dir` at twice their
+/// size. Chromium missing is a warning, not an error: the SVG files stand.
+fn pngs(dir: &Path, names: &[String]) -> anyhow::Result<usize> {
+    use kaizen_tools::browser::{Browser, BrowserConfig, StaticServer};
+    let cfg = BrowserConfig { window: (720, 440), ..Default::default() };
+    let mut b = match Browser::launch(&cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("warning: no PNG plots ({e}); the SVG files are written");
+            return Ok(0);
+        }
+    };
+    let server = StaticServer::start(dir.to_path_buf())?;
+    for name in names {
+        b.navigate(&server.url(&format!("{name}.svg"))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let shot = b.screenshot().map_err(|e| anyhow::anyhow!("{e}"))?;
+        use base64::Engine;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(shot.trim_start_matches("data:image/png;base64,"))?;
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+    }
+    Ok(names.len())
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let runs = kaizen_report::load_runs(&a.runs).map_err(anyhow::Error::msg)?;
     for w in runs.iter().flat_map(|r| &r.warnings) {
         eprintln!("warning: {w}");
     }
     let tokenizers: Vec<Option<GgufTokenizer>> = runs.iter().map(|r| tokenizer_of(&r.path)).collect();
-    let token_text = |run: &kaizen_report::Run, ids: &[u32]| -> Option<Vec<String>> {
-        let i = runs.iter().position(|r| std::ptr::eq(r, run))?;
-        let tok = tokenizers[i].as_ref()?;
-        Some(ids.iter().map(|&id| tok.token_text(id)).collect())
-    };
-    let html = kaizen_report::page::render(&runs, &token_text);
+    if a.serve {
+        return serve(&a, tokenizers);
+    }
+    let html = page(&runs, &tokenizers);
     kaizen_core::durable::write_atomic(&a.out, html.as_bytes())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
     let charts = kaizen_report::charts(&runs);
     if let Some(dir) = &a.plots {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
         for (name, svg) in &charts {
-            // A standalone SVG file needs its namespace (inline SVG in HTML does not).
-            let file = svg.replacen("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ", 1);
-            std::fs::write(dir.join(format!("{name}.svg")), file)?;
+            // Smoothed as the page shows by default (level 1).
+            std::fs::write(dir.join(format!("{name}.svg")), kaizen_report::svg::standalone(svg, 1))?;
         }
+        pngs(dir, &charts.iter().map(|c| c.0.clone()).collect::<Vec<_>>())?;
     }
     let episodes: usize = runs.iter().map(|r| r.trajectories.len()).sum();
     println!("kaizen report → {}", a.out.display());
@@ -78,7 +184,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     println!("{} charts, {episodes} episodes, {:.1} MB", charts.len(), html.len() as f64 / 1e6);
     if let Some(dir) = &a.plots {
-        println!("charts as SVG in {}", dir.display());
+        println!("charts as SVG and PNG in {}", dir.display());
     }
     Ok(())
 }
