@@ -537,8 +537,8 @@ fn a_killed_training_run_resumes_to_the_same_result() {
             .collect()
     };
     let latest_of = |run: &std::path::Path| std::fs::read_to_string(run.join("checkpoints").join("latest"));
-    // Starts the recipe and kills it (SIGKILL) as soon as `at` holds of its latest checkpoint.
-    let kill_when = |name: &str, at: &dyn Fn(&str) -> bool| -> std::path::PathBuf {
+    // Starts the recipe and kills it (SIGKILL) as soon as `at` holds of the run directory.
+    let kill_when = |name: &str, at: &dyn Fn(&std::path::Path) -> bool| -> std::path::PathBuf {
         let run = dir.join(name);
         let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
             .args(["train", recipe.to_str().unwrap(), "--out", run.to_str().unwrap()])
@@ -547,7 +547,7 @@ fn a_killed_training_run_resumes_to_the_same_result() {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-        while !latest_of(&run).map(|l| at(&l)).unwrap_or(false) {
+        while !at(&run) {
             assert!(std::time::Instant::now() < deadline, "{name}: no such checkpoint in 300 s");
             assert!(child.try_wait().unwrap().is_none(), "{name}: the run ended before it could be killed");
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -558,14 +558,31 @@ fn a_killed_training_run_resumes_to_the_same_result() {
     };
 
     // Killed during SFT: its last checkpoint is an SFT one and no RL step ran.
-    let in_sft = kill_when("killed-in-sft", &|l| l.starts_with("sft-"));
+    let in_sft = kill_when("killed-in-sft", &|run| latest_of(run).is_ok_and(|l| l.starts_with("sft-")));
     assert!(latest_of(&in_sft).unwrap().starts_with("sft-"), "killed after SFT");
     assert!(metrics_of(&in_sft).iter().all(|m| m["phase"] != "rl"), "killed after SFT");
-    // Killed during RL, after two PPO steps that had non-zero advantages and moved the weights.
-    let in_rl = kill_when("killed-in-rl", &|l| l == "rl-000002");
-    let before: Vec<serde_json::Value> =
-        metrics_of(&in_rl).into_iter().filter(|m| m["phase"] == "rl" && m["step"].as_u64().unwrap() < 2).collect();
-    assert_eq!(before.len(), 2, "{before:?}");
+    // Killed during RL: after at least two PPO steps (checkpoint rl-000002 to rl-000004), and
+    // in the middle of the next step — its rollouts already appended past what the checkpoint
+    // recorded, so resuming must cut them.
+    let progress_of = |run: &std::path::Path| -> Option<(usize, serde_json::Value)> {
+        let latest = latest_of(run).ok()?;
+        let step = latest.strip_prefix("rl-")?.parse().ok()?;
+        let text = std::fs::read_to_string(run.join("checkpoints").join(&latest).join("progress.json")).ok()?;
+        Some((step, serde_json::from_str(&text).ok()?))
+    };
+    let mid_step = |run: &std::path::Path| {
+        progress_of(run).is_some_and(|(step, p)| {
+            let written = std::fs::metadata(run.join("trajectories.jsonl")).map(|m| m.len()).unwrap_or(0);
+            (2..=4).contains(&step) && written > p["trajectories_bytes"].as_u64().unwrap_or(u64::MAX)
+        })
+    };
+    let in_rl = kill_when("killed-in-rl", &mid_step);
+    let (checkpointed, _) = progress_of(&in_rl).unwrap();
+    let before: Vec<serde_json::Value> = metrics_of(&in_rl)
+        .into_iter()
+        .filter(|m| m["phase"] == "rl" && (m["step"].as_u64().unwrap() as usize) < checkpointed)
+        .collect();
+    assert!(before.len() >= 2, "{before:?}");
     assert!(
         before
             .iter()
@@ -942,7 +959,10 @@ fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
-    assert!(table.contains("held out by content: none of these is one of the 12 tasks"), "{table}");
+    assert!(
+        table.contains("held out by content: none of these is one of the 12 tasks in the run directories"),
+        "{table}"
+    );
     let shown: std::collections::BTreeSet<String> = GUESSER_SAW.lock().unwrap().iter().cloned().collect();
     assert_eq!(shown.len(), 6, "{shown:?}");
     for task in &shown {
@@ -974,7 +994,7 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
         &recipe,
         format!(
             "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
-             [sft]\ndemonstrations = 32\nsteps = 60\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
+             [sft]\ndemonstrations = 32\nsteps = 60\ntarget_pass = 0.99\ncheck_every = 20\ncheck_tasks = 4\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
              group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n",
             tasks.display()
         ),
@@ -1046,6 +1066,32 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     let drawn: Vec<u64> = drawn.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     assert!(drawn.len() >= 10 && drawn.iter().all(|&n| n >= 1), "{drawn:?}");
     assert_eq!(js(&mut b, "return document.querySelectorAll('.warning').length"), 1);
+    let titles = js(&mut b, "return [...document.querySelectorAll('#charts svg')].map(s => s.dataset.title)");
+    for t in [
+        "training reward",
+        "held-out pass@1 (greedy)",
+        "SFT loss",
+        "SFT check pass@1 (greedy)",
+        "sampling entropy (nats)",
+    ] {
+        assert!(titles.as_array().unwrap().iter().any(|x| x == t), "no chart {t}: {titles}");
+    }
+    // The smoothing control shows exactly one level per chart; levels differ in their points.
+    let level = |b: &mut Browser, k: usize| -> Vec<String> {
+        js(b, &format!("const s = document.getElementById('smoothing'); s.value = '{k}'; s.dispatchEvent(new Event('change'));\
+            return [...document.querySelectorAll('#charts svg')].map(svg => {{\
+              const shown = [...svg.querySelectorAll('g')].filter(g => getComputedStyle(g).display !== 'none');\
+              return shown.length + ' ' + shown.map(g => [...g.querySelectorAll('polyline')].map(p => p.getAttribute('points')).join('|')).join('');\
+            }});"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+    };
+    let (raw, smooth) = (level(&mut b, 0), level(&mut b, 3));
+    assert!(raw.iter().chain(&smooth).all(|c| c.starts_with("1 ")), "{raw:?}");
+    assert!(raw.iter().zip(&smooth).any(|(a, b)| a != b), "smoothing changed no line");
     // Filters: the web run alone, then its solved episodes (the oracle solves all 4).
     let count =
         |b: &mut Browser| js(b, "return document.getElementById('count').textContent").as_str().unwrap().to_string();
@@ -1103,18 +1149,28 @@ fn report_serve_rebuilds_the_page_as_the_run_grows() {
     std::fs::create_dir_all(&run).unwrap();
     let line = |step: usize| format!("{{\"phase\": \"rl\", \"step\": {step}, \"reward\": 0.5}}\n");
     std::fs::write(run.join("metrics.jsonl"), line(0) + &line(1)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
-        .args(["report", run.to_str().unwrap(), "--serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    /// The server, killed however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Server(
+        Command::new(env!("CARGO_BIN_EXE_kaizen"))
+            .args(["report", run.to_str().unwrap(), "--serve", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let addr = first.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
     let get = |path: &str| -> String {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -1129,6 +1185,10 @@ fn report_serve_rebuilds_the_page_as_the_run_grows() {
     assert_ne!(get("/version"), before, "the version did not change as metrics.jsonl grew");
     assert!(get("/").contains(r#"data-points="3""#), "the page was not rebuilt with the new step");
     assert!(get("/nothing").starts_with("HTTP/1.1 404"));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // A rebinding page's request names its own host: refused.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET / HTTP/1.1\r\nHost: attacker.example:8765\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
 }

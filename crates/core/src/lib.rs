@@ -15,6 +15,7 @@ pub mod sampling;
 pub mod task;
 pub mod tool;
 pub mod tool_call;
+pub mod trajectory;
 
 pub use chat::{Message, Role, ToolCall, ToolSpec};
 pub use env::{Env, EnvSession, SessionStatus};
@@ -23,3 +24,4 @@ pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLo
 pub use task::{parse_number, Checker, Task};
 pub use tool::{Observation, Tool};
 pub use tool_call::{final_answer, parse_tool_calls, MalformedCall};
+pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -117,6 +117,16 @@ pub fn final_answer(text: &str) -> Option<String> {
     }
 }
 
+/// The assistant turn as the conversation shows it: generation stops at the closing tag,
+/// which is then not in the returned text, so a turn with calls gets it back.
+pub fn shown_text(text: &str, has_calls: bool) -> String {
+    if !has_calls || text.trim_end().ends_with(CLOSE) {
+        text.to_string()
+    } else {
+        format!("{text}{CLOSE}")
+    }
+}
+
 #[cfg(test)]
 #[path = "tool_call_tests.rs"]
 mod tests;

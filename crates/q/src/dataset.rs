@@ -4,9 +4,9 @@
 
 use crate::features::FeatureCache;
 use crate::qnet::Transition;
+use crate::state::{full_state, state_of, state_text};
 use kaizen_core::Message;
-use kaizen_rollout::rerank::{full_state, state_of, state_text};
-use kaizen_rollout::Trajectory;
+use kaizen_core::Trajectory;
 use std::collections::HashMap;
 
 /// One step of a logged episode, as text.
@@ -31,7 +31,7 @@ pub struct TextStep {
 /// The steps of one episode, in order. The history of step t is what the policy had seen:
 /// its earlier turns (as the chat showed them) and their observations.
 pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
-    let success = t.reward > 0.5;
+    let success = t.solved();
     // The chat as the runner held it, so states read exactly as they did when reranking.
     let mut chat = vec![Message::user(t.task.prompt.clone())];
     let turn_logprobs = turn_logprobs(t);
@@ -141,7 +141,7 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
                 next_candidates: next.unwrap_or_default(),
                 step: t,
                 steps: ds.len(),
-                success: *r > 0.5,
+                success: kaizen_core::trajectory::is_success(*r as f32),
             });
         }
     }

@@ -1,5 +1,5 @@
 //! Features for the Q-function: frozen embeddings of a state (its text from
-//! `kaizen_rollout::rerank::state_text`) and of a candidate action — MiniLM sentence
+//! `crate::state::state_text`) and of a candidate action — MiniLM sentence
 //! embeddings, or the policy's own pooled hidden states — cached on disk by content hash so
 //! that retraining, or reranking the same state again, never re-embeds a text.
 

@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod objectives;
 pub mod qnet;
 pub mod scorer;
+pub mod state;

@@ -57,21 +57,29 @@ pub fn wilson_interval(k: usize, n: usize, z: f64) -> (f64, f64) {
     (((centre - half) / d).max(0.0), ((centre + half) / d).min(1.0))
 }
 
+/// Bootstrap resamples of `paired_difference` (fixed, so a table is the same every time).
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
 /// The paired difference of two success rates on the same tasks, `d̄ = mean(a_i − b_i)`, with
-/// its normal-approximation interval `d̄ ± z·s_d/√n` (`s_d` the sample standard deviation of
-/// the per-task differences), clamped to [−1, 1]. Paired, so a method that wins on most tasks
-/// shows it even where the two rates' own intervals overlap. `None` for fewer than 2 tasks
-/// or slices of different lengths.
-pub fn paired_difference(a: &[bool], b: &[bool], z: f64) -> Option<(f64, f64, f64)> {
+/// its 95% paired-bootstrap percentile interval: the tasks are resampled with replacement
+/// `BOOTSTRAP_RESAMPLES` times (seeded, so deterministic), each resample's mean difference
+/// taken, and the 2.5th and 97.5th percentiles of those means reported. Paired, so a method that
+/// wins on most tasks shows it even where the two rates' own intervals overlap. `None` for
+/// fewer than 2 tasks or slices of different lengths.
+pub fn paired_difference(a: &[bool], b: &[bool]) -> Option<(f64, f64, f64)> {
+    use rand::{Rng, SeedableRng};
     if a.len() != b.len() || a.len() < 2 {
         return None;
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(&x, &y)| x as u8 as f64 - y as u8 as f64).collect();
-    let n = d.len() as f64;
-    let mean = d.iter().sum::<f64>() / n;
-    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let half = z * (var / n).sqrt();
-    Some((mean, (mean - half).max(-1.0), (mean + half).min(1.0)))
+    let n = d.len();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_B007);
+    let mut means: Vec<f64> =
+        (0..BOOTSTRAP_RESAMPLES).map(|_| (0..n).map(|_| d[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * BOOTSTRAP_RESAMPLES as f64) as usize).min(BOOTSTRAP_RESAMPLES - 1)];
+    Some((mean, at(0.025), at(0.975)))
 }
 
 #[cfg(test)]
@@ -79,14 +87,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paired_difference_by_hand() {
-        // a = 1,1,1,0 and b = 0,1,0,0: d = 1,0,1,0, d̄ = 0.5, s_d = √(4·0.25/3) = 0.57735,
-        // half-width 1.96 · 0.57735 / 2 = 0.565803.
-        let (m, lo, hi) = paired_difference(&[true, true, true, false], &[false, true, false, false], 1.96).unwrap();
-        assert!((m - 0.5).abs() < 1e-12 && (lo + 0.065803).abs() < 1e-5 && (hi - 1.0).abs() < 1e-12, "{lo} {hi}");
-        // Identical outcomes: no difference, no spread.
-        assert_eq!(paired_difference(&[true, false, true], &[true, false, true], 1.96), Some((0.0, 0.0, 0.0)));
-        assert_eq!(paired_difference(&[true], &[false], 1.96), None);
+    fn paired_difference_is_a_bootstrap_interval_matching_hand_computed_quantiles() {
+        // d = 1,0,1,0 (a = 1,1,1,0; b = 0,1,0,0): a resample's mean is k/4, k ~ Bin(4, 1/2);
+        // P(k = 0) = P(k = 4) = 1/16 > 2.5%, so the percentiles are 0 and 1; d̄ = 0.5.
+        let (m, lo, hi) = paired_difference(&[true, true, true, false], &[false, true, false, false]).unwrap();
+        assert_eq!((m, lo, hi), (0.5, 0.0, 1.0));
+        // Nine wins in ten: k ~ Bin(10, 0.9); P(k ≤ 6) = 0.0128 < 2.5% < P(k ≤ 7) = 0.0702, so the
+        // 2.5th percentile is 0.7; P(k = 10) = 0.349, so the 97.5th is 1.0.
+        let a = [true; 10];
+        let mut b = [false; 10];
+        b[3] = true;
+        let (m, lo, hi) = paired_difference(&a, &b).unwrap();
+        assert!((m - 0.9).abs() < 1e-12 && (lo - 0.7).abs() < 1e-12 && hi == 1.0, "{m} {lo} {hi}");
+        // Identical outcomes: no difference, no spread; the same input, the same interval.
+        assert_eq!(paired_difference(&[true, false, true], &[true, false, true]), Some((0.0, 0.0, 0.0)));
+        assert_eq!(paired_difference(&a, &b), paired_difference(&a, &b));
+        assert_eq!(paired_difference(&[true], &[false]), None);
     }
 
     #[test]

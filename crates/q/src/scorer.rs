@@ -3,7 +3,7 @@
 
 use crate::features::{FeatureCache, Features};
 use crate::qnet::QNet;
-use kaizen_rollout::rerank::ActionScorer;
+use crate::state::ActionScorer;
 use std::path::Path;
 
 pub struct QScorer {

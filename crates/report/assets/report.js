@@ -21,7 +21,7 @@ unpack().then((data) => {
   };
 
   const smoothing = $("smoothing");
-  if (smoothing) smoothing.addEventListener("change", () => { document.body.dataset.smooth = smoothing.value; });
+  if (smoothing) smoothing.addEventListener("change", () => { document.body.dataset.smooth = smoothing.value; save(); });
 
   // Filters.
   const fRun = $("f-run"), fTask = $("f-task"), fReward = $("f-reward"), fEnd = $("f-end"), fTools = $("f-tools");
@@ -35,7 +35,7 @@ unpack().then((data) => {
     shown = episodes.filter((e) =>
       (fRun.value === "" || e.run === Number(fRun.value)) &&
       (text === "" || e.task.toLowerCase().includes(text) || e.prompt.toLowerCase().includes(text)) &&
-      (fReward.value === "" || (fReward.value === "solved") === (e.reward > 0.5)) &&
+      (fReward.value === "" || (fReward.value === "solved") === e.solved) &&
       (fEnd.value === "" || e.end === fEnd.value) &&
       (fTools.value === "" || (fTools.value === "yes") === e.tools));
     $("count").textContent = shown.length + " of " + episodes.length + " episodes";
@@ -43,8 +43,16 @@ unpack().then((data) => {
     list.scrollTop = 0;
     renderRows();
   }
-  [fRun, fReward, fEnd, fTools].forEach((f) => f.addEventListener("change", applyFilters));
-  fTask.addEventListener("input", applyFilters);
+  const KEY = "kaizen-report:" + data.runs.join("|");
+  const save = () => {
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify({ run: fRun.value, task: fTask.value, reward: fReward.value,
+        end: fEnd.value, tools: fTools.value, smooth: document.body.dataset.smooth, open: open && open.id,
+        openRun: open && open.run, scroll: list.scrollTop }));
+    } catch (e) { /* storage may be off: state is then not kept */ }
+  };
+  [fRun, fReward, fEnd, fTools].forEach((f) => f.addEventListener("change", () => { applyFilters(); save(); }));
+  fTask.addEventListener("input", () => { applyFilters(); save(); });
 
   // The list is virtual: only the rows in view (and a few around) exist in the DOM.
   const list = $("list");
@@ -58,16 +66,18 @@ unpack().then((data) => {
       const e = shown[i];
       const row = el("div", "row" + (e === open ? " open" : ""));
       row.style.top = i * ROW + "px";
-      row.appendChild(el("span", e.reward > 0.5 ? "ok" : "bad", e.reward > 0.5 ? "✓ " : "✗ "));
+      row.appendChild(el("span", e.solved ? "ok" : "bad", e.solved ? "✓ " : "✗ "));
       row.appendChild(document.createTextNode(e.id + " · " + e.task + " · " + e.end + (e.tools ? " · tools" : "")));
-      row.addEventListener("click", () => { open = e; renderRows(); showEpisode(e); });
+      row.addEventListener("click", () => { open = e; renderRows(); showEpisode(e); save(); });
       list.appendChild(row);
       rows.push(row);
     }
   }
   list.addEventListener("scroll", renderRows);
 
-  // Log-prob → colour: probability 1 white, 0 red.
+  // A number as the tables show it; JSON writes NaN and infinities as null.
+  const num = (x) => (Number.isFinite(x) ? x.toFixed(3) : "—");
+  // Log-prob → colour: probability 1 pale green (hue 120), 0 pale red (hue 0).
   const heat = (lp) => {
     const p = Math.exp(Math.max(lp, -20));
     return "hsl(" + Math.round(120 * p) + ", 80%, " + Math.round(70 + 25 * p) + "%)";
@@ -94,8 +104,8 @@ unpack().then((data) => {
         t.candidates.forEach((c) => {
           const r = el("tr");
           r.appendChild(el("td", c.chosen ? "chosen" : "", c.text));
-          r.appendChild(el("td", null, c.logprob.toFixed(3)));
-          r.appendChild(el("td", null, c.score === null || c.score === undefined ? "—" : c.score.toFixed(3)));
+          r.appendChild(el("td", null, num(c.logprob)));
+          r.appendChild(el("td", null, num(c.score)));
           r.appendChild(el("td", null, c.chosen ? "✓" : ""));
           table.appendChild(r);
         });
@@ -103,7 +113,14 @@ unpack().then((data) => {
       }
       t.observations.forEach((o) => {
         const m = el("div", "msg tool" + (o.ok ? "" : " failed"), o.text);
-        (o.images || []).forEach((src) => { const img = el("img"); img.src = src; m.appendChild(img); });
+        // Only embedded images: a URL in a shared run directory must not make the page fetch it.
+        (o.images || []).forEach((src) => {
+          if (typeof src === "string" && src.startsWith("data:image/")) {
+            const img = el("img"); img.src = src; m.appendChild(img);
+          } else {
+            m.appendChild(el("code", "call", "image not embedded: " + String(src).slice(0, 80)));
+          }
+        });
         box.appendChild(m);
       });
     });
@@ -113,15 +130,29 @@ unpack().then((data) => {
     e.tokens.text.forEach((text, i) => {
       const lp = e.tokens.logprob[i];
       const s = el("span", null, text);
-      s.style.background = heat(lp);
-      s.title = lp.toFixed(4);
+      s.style.background = Number.isFinite(lp) ? heat(lp) : "#ddd";
+      s.title = Number.isFinite(lp) ? lp.toFixed(4) : "no log-prob";
       h.appendChild(s);
     });
     if (!e.tokens.text.length) h.appendChild(el("span", "none", "no policy tokens recorded (a remote policy or a scripted agent)"));
     box.appendChild(h);
   }
 
+  // A reload (`--serve` reloads as the run grows) keeps the filters, smoothing and open episode.
+  let saved = {};
+  try { saved = JSON.parse(sessionStorage.getItem(KEY) || "{}"); } catch (e) { saved = {}; }
+  if (saved.run !== undefined) {
+    [[fRun, saved.run], [fTask, saved.task], [fReward, saved.reward], [fEnd, saved.end], [fTools, saved.tools]]
+      .forEach(([f, v]) => { if (v !== undefined && v !== null) f.value = v; });
+    if (smoothing && saved.smooth) { smoothing.value = saved.smooth; document.body.dataset.smooth = saved.smooth; }
+  }
   applyFilters();
+  if (saved.open) {
+    open = episodes.find((e) => e.id === saved.open && e.run === saved.openRun) || null;
+    if (open) showEpisode(open);
+    list.scrollTop = saved.scroll || 0;
+    renderRows();
+  }
   // When the page became usable, from the start of navigation (read by `kaizen bench report`).
   document.body.dataset.readyMs = String(Math.round(performance.now()));
 });

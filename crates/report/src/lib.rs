@@ -6,14 +6,16 @@
 //! heat-map). No network: the style and script are inlined from `assets/`, the charts are SVG
 //! drawn here (`svg`), images are the data URLs the trajectories carry.
 //!
-//! Not here yet: a live `--serve` mode, PNG export, Best-of-Q / Agent0 / PRM tables (those
-//! commands print their tables but do not write them to a run directory), compression of the
-//! embedded episodes.
+//! The episodes travel compressed (`page::packed`); `kaizen report --serve` adds a script that
+//! reloads the page as the records grow; PNG plots are drawn by the CLI through headless
+//! Chromium. Not here yet: Best-of-Q / Agent0 / PRM tables (those commands print their tables
+//! but write no file), images from a content-addressed store (they are the data URLs the
+//! trajectories carry).
 
 pub mod page;
 pub mod svg;
 
-use kaizen_rollout::Trajectory;
+use kaizen_core::Trajectory;
 use std::path::{Path, PathBuf};
 
 /// What a report reads of one run directory.
@@ -44,35 +46,35 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             dir.display()
         ));
     }
-    let mut read = |path: &Path| -> Result<Option<kaizen_core::jsonl::Records<serde_json::Value>>, String> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let r = kaizen_core::jsonl::read::<serde_json::Value>(path)?;
-        if let Some(line) = r.torn {
-            warnings.push(format!(
-                "{} line {line}: cut short (the run was killed while writing it); skipped",
-                path.display()
-            ));
-        }
-        Ok(Some(r))
+    let metrics = records::<serde_json::Value>(&metrics_path, &mut warnings)?;
+    let trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
+    let summary_path = dir.join("summary.json");
+    let summary = match std::fs::read_to_string(&summary_path) {
+        Err(_) => None,
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                warnings.push(format!("{}: not valid JSON ({e}); its table is left out", summary_path.display()));
+                None
+            }
+        },
     };
-    let metrics = read(&metrics_path)?.map(|r| r.items).unwrap_or_default();
-    let trajectories = match read(&traj_path)? {
-        None => Vec::new(),
-        Some(r) => r
-            .items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                serde_json::from_value::<Trajectory>(v)
-                    .map_err(|e| format!("{} record {}: not a trajectory: {e}", traj_path.display(), i + 1))
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let summary = std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, warnings })
+}
+
+/// The records of a JSON-lines file (none when it is absent), a torn last line noted in
+/// `warnings`; any other bad line an error naming the file and line.
+fn records<T: serde::de::DeserializeOwned>(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<T>, String> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let r = kaizen_core::jsonl::read::<T>(path)?;
+    if let Some(line) = r.torn {
+        warnings
+            .push(format!("{} line {line}: cut short (the run was killed while writing it); skipped", path.display()));
+    }
+    Ok(r.items)
 }
 
 /// Every run of `dirs` (`load_run`), named by directory; where two share a name, by path.
@@ -118,7 +120,7 @@ pub const METRICS: [Metric; 18] = [
     m("generation tokens/s", "rl", "generation_tokens_per_s"),
     m("AXPO recovered prefixes", "rl", "axpo_recovered"),
     m("SFT loss", "sft", "loss"),
-    m("SFT check pass", "sft", "check_pass"),
+    m("SFT check pass@1 (greedy)", "sft", "pass_at_1"),
 ];
 
 /// The charts of `runs`: `(metric key as a file name, SVG)` for every metric some run has.

@@ -5,7 +5,7 @@
 
 use crate::svg::escape;
 use crate::Run;
-use kaizen_rollout::Trajectory;
+use kaizen_core::Trajectory;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -40,7 +40,6 @@ fn rounded(lp: f32) -> f64 {
 /// One episode as the browser reads it.
 pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> Value {
     let end = serde_json::to_value(&t.end).ok().and_then(|e| e["kind"].as_str().map(String::from));
-    let tools = t.turns.iter().any(|turn| !turn.tool_calls.is_empty());
     let turns: Vec<Value> = t
         .turns
         .iter()
@@ -71,7 +70,7 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
     });
     json!({
         "run": run, "id": t.episode_id, "task": t.task.id, "prompt": t.task.prompt, "reward": t.reward,
-        "end": end.unwrap_or_else(|| "unknown".into()), "tools": tools, "answer": t.final_answer,
+        "end": end.unwrap_or_else(|| "unknown".into()), "solved": t.solved(), "tools": t.used_tool(), "answer": t.final_answer,
         "turns": turns, "tokens": tokens,
     })
 }
@@ -91,7 +90,7 @@ fn tables(runs: &[Run]) -> String {
         }
         if !r.trajectories.is_empty() {
             // Every episode, then each task kind (web tasks name theirs in `meta.task`).
-            let solved = r.trajectories.iter().filter(|t| t.reward > 0.5).count();
+            let solved = r.trajectories.iter().filter(|t| t.solved()).count();
             let mut rows = vec![("all episodes".to_string(), r.trajectories.len(), solved)];
             rows.extend(kaizen_rollout::run_dir::per_task(&r.trajectories).into_iter().map(|row| {
                 let k = (row.success_rate * row.episodes as f64).round() as usize;

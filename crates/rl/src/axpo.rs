@@ -10,9 +10,7 @@
 //! triggers AXPO nor is resampled.
 
 use crate::advantages::grpo;
-
-/// A reward above this counts as a success (rewards are 0/1 in kaizen's envs).
-pub const SUCCESS: f32 = 0.5;
+use kaizen_core::trajectory::is_success;
 
 /// One rollout of a task's group, as AXPO sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,7 +22,7 @@ pub struct RolloutView {
 /// AXPO triggers on a task whose tool-using subgroup is non-empty and all wrong.
 pub fn triggered(group: &[RolloutView]) -> bool {
     let mut tools = group.iter().filter(|r| r.used_tool).peekable();
-    tools.peek().is_some() && tools.all(|r| r.reward <= SUCCESS)
+    tools.peek().is_some() && tools.all(|r| !is_success(r.reward))
 }
 
 /// Index just after the token that completes the first `open` tag (`<tool_call>`) in the
@@ -135,7 +133,7 @@ pub fn separated_advantages(group_rewards: &[f32], resampled: &[Resampled], eps:
     let mut credited = group_rewards.to_vec();
     for r in resampled {
         if let Some(x) = credited.get_mut(r.source) {
-            *x = if r.rewards.iter().any(|&v| v > SUCCESS) { 1.0 } else { 0.0 };
+            *x = if r.rewards.iter().any(|&v| is_success(v)) { 1.0 } else { 0.0 };
         }
     }
     AxpoAdvantages { continuations, group: grpo(&credited, eps) }

@@ -4,18 +4,19 @@
 
 use crate::axpo::{
     call_confidence, call_openings, call_span, continuation_only, prefix_only, select_prefixes, separated_advantages,
-    triggered, Resampled, RolloutView, SUCCESS,
+    triggered, Resampled, RolloutView,
 };
 use crate::recipe::Recipe;
 use kaizen_core::tool_call::OPEN;
+use kaizen_core::Trajectory;
 use kaizen_models::LocalLlm;
-use kaizen_rollout::{Job, Trajectory};
+use kaizen_rollout::Job;
 use std::collections::{BTreeMap, HashMap};
 
 /// A group's rollouts as AXPO and the diagnostics see them: reward, and whether the rollout
 /// made a well-formed tool call (a malformed one is not tool use).
 pub fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
-    group.iter().map(|t| RolloutView { reward: t.reward, used_tool: t.tool_calls() > 0 }).collect()
+    group.iter().map(|t| RolloutView { reward: t.reward, used_tool: t.used_tool() }).collect()
 }
 
 /// The prefix AXPO would resample in a failed rollout: up to and including the opening tag of
@@ -23,8 +24,14 @@ pub fn views_of(group: &[Trajectory]) -> Vec<RolloutView> {
 /// call are passed over (which tag is which call is then unknown).
 fn least_confident_call(llm: &LocalLlm, t: &Trajectory) -> Option<(usize, f32)> {
     let texts: Vec<String> = t.token_ids.iter().map(|&id| llm.tokenizer.token_text(id)).collect();
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let openings = call_openings(&texts, &t.loss_mask, OPEN);
+    least_confident_opening(&texts.iter().map(String::as_str).collect::<Vec<_>>(), t)
+}
+
+/// `least_confident_call` on the trajectory's token texts (one per token id): the prefix end
+/// after the opening tag of the well-formed call whose tokens (to the next opening of the same
+/// turn, or the turn's end) have the lowest `call_confidence`.
+fn least_confident_opening(texts: &[&str], t: &Trajectory) -> Option<(usize, f32)> {
+    let openings = call_openings(texts, &t.loss_mask, OPEN);
     openings
         .iter()
         .enumerate()
@@ -87,7 +94,7 @@ pub fn axpo_rows(
         }
         stats.triggered_groups += 1;
         for (j, t) in group.iter().enumerate() {
-            if t.tool_calls() == 0 || t.reward > SUCCESS {
+            if !t.used_tool() || t.solved() {
                 continue;
             }
             let Some((end, confidence)) = least_confident_call(llm, t) else { continue };
@@ -137,7 +144,7 @@ pub fn axpo_rows(
             rows.push(TrainRow { t: gi * g + j, mask, adv: ax.group[j], eps });
         }
         for ((_, (end, ts)), advs) in in_group.iter().zip(&ax.continuations) {
-            stats.recovered += ts.iter().any(|t| t.reward > SUCCESS) as usize;
+            stats.recovered += ts.iter().any(|t| t.solved()) as usize;
             for (t, &adv) in ts.iter().zip(advs) {
                 rows.push(TrainRow { t: next, mask: Some(continuation_only(&t.loss_mask, *end)), adv, eps });
                 next += 1;
@@ -147,3 +154,7 @@ pub fn axpo_rows(
     let extra: Vec<Trajectory> = resamples.into_values().flat_map(|(_, ts)| ts).collect();
     Ok((extra, rows, stats))
 }
+
+#[cfg(test)]
+#[path = "axpo_resample_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! The figures every training step reports (`METHODS.md`, "Diagnostics").
 
-use crate::axpo::{RolloutView, SUCCESS};
+use crate::axpo::RolloutView;
+use kaizen_core::trajectory::is_success;
 
 /// Unbiased pass@k from `n` samples of which `c` are correct (Chen et al. 2021):
 /// `pass@k = 1 − C(n − c, k) / C(n, k) = 1 − Π_{i = n−c+1}^{n} (1 − k / i)`.
@@ -32,7 +33,7 @@ pub fn all_wrong_tool_rate(groups: &[Vec<RolloutView>]) -> f64 {
     if with_tools.is_empty() {
         return 0.0;
     }
-    with_tools.iter().filter(|g| g.iter().filter(|r| r.used_tool).all(|r| r.reward <= SUCCESS)).count() as f64
+    with_tools.iter().filter(|g| g.iter().filter(|r| r.used_tool).all(|r| !is_success(r.reward))).count() as f64
         / with_tools.len() as f64
 }
 

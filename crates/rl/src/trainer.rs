@@ -9,7 +9,7 @@
 //! exactly 1 (`METHODS.md` §2; the inference path's float differences never enter the loss).
 
 use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
-use crate::axpo::{RolloutView, SUCCESS};
+use crate::axpo::RolloutView;
 use crate::axpo_resample::{axpo_rows, views_of, Resampling, TrainRow};
 use crate::batch::{sft_loss, TokenBatch};
 use crate::checkpoint::{self, Checkpoint, Phase, Progress};
@@ -22,10 +22,11 @@ use crate::streams;
 use anyhow::Context;
 use candle_core::quantized::GgmlDType;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
+use kaizen_core::Trajectory;
 use kaizen_models::trainable::{LmConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rollout::run_dir::TRAJECTORIES;
-use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir, Trajectory};
+use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir};
 use kaizen_tools::ToolRegistry;
 use serde::Serialize;
 use std::io::Write;
@@ -232,7 +233,7 @@ fn run_from(
                 let job = Job::new(task, i as u64, format!("demo-{i}"));
                 Some(demonstration(&llm, env.as_ref(), &registry, job, &turns, &episode_cfg))
             })
-            .filter(|d| d.reward > SUCCESS)
+            .filter(|d| d.solved())
             .collect();
         anyhow::ensure!(!demos.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
         let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
@@ -303,9 +304,8 @@ fn run_from(
         let mut sampled = Vec::new();
         run_local(llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| sampled.push(t));
         kaizen_rollout::in_job_order(&mut sampled, &ids);
-        let pass_k =
-            sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.reward > SUCCESS).count(), k)).sum::<f64>()
-                / tasks.len().max(1) as f64;
+        let pass_k = sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.solved()).count(), k)).sum::<f64>()
+            / tasks.len().max(1) as f64;
         let views: Vec<Vec<RolloutView>> = sampled.chunks(k).map(views_of).collect();
         Ok(StepMetrics {
             phase: "eval".into(),
@@ -509,7 +509,7 @@ fn greedy_pass(
     let greedy_cfg = EpisodeConfig { temperature: 0.0, ..cfg.clone() };
     let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
     let mut solved = 0usize;
-    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| solved += usize::from(t.reward > SUCCESS));
+    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| solved += usize::from(t.solved()));
     solved as f64 / tasks.len().max(1) as f64
 }
 

@@ -4,10 +4,11 @@
 //! and of each prefix's two continuations the first a success — so the advantages are mixed
 //! and known by hand.
 
+use kaizen_core::Trajectory;
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rl::axpo_resample::axpo_rows;
 use kaizen_rl::Recipe;
-use kaizen_rollout::{run_local, EpisodeConfig, Job, Trajectory};
+use kaizen_rollout::{run_local, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 
 #[test]

@@ -18,7 +18,7 @@
 //! | `generation_ms`, `tool_ms`, `total_ms` | double | timings |
 //! | `trajectory_json` | string | the full JSONL record (turns, calls, observations) |
 
-use crate::trajectory::{EpisodeEnd, Trajectory};
+use kaizen_core::trajectory::{EpisodeEnd, Trajectory};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;

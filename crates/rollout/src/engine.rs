@@ -5,8 +5,8 @@
 //! appended to its own cache row; a finished episode frees its slot for the next job.
 
 use crate::episode::{Agent, Episode, EpisodeConfig, Job};
-use crate::trajectory::Trajectory;
 use kaizen_core::tool_call::MalformedCall;
+use kaizen_core::trajectory::Trajectory;
 use kaizen_core::{Completion, Env, Observation, ToolCall};
 use kaizen_models::{LocalLlm, SequenceBatch};
 use kaizen_tools::ToolRegistry;

@@ -7,8 +7,8 @@
 //! template's text between the assistant turn and the next assistant header — the history is
 //! never re-tokenised. With a remote policy the episode runs on messages (no ids).
 
-use crate::trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
-use kaizen_core::tool_call::{parse_tool_calls, MalformedCall, CLOSE};
+use kaizen_core::tool_call::{parse_tool_calls, shown_text, MalformedCall, CLOSE};
+use kaizen_core::trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
 use kaizen_core::{
     final_answer, ChatRequest, Completion, Env, EnvSession, FinishReason, Message, Observation, Policy, Role,
     SamplingParams, SessionStatus, Task, ToolCall, ToolSpec,
@@ -279,16 +279,6 @@ pub fn observation_segment(
     let rendered = llm.render_chat(&probe, tools).map_err(|e| e.to_string())?;
     let at = rendered.rfind(SENTINEL).ok_or("the chat template dropped the assistant turn")?;
     Ok(rendered[at + SENTINEL.len()..].to_string())
-}
-
-/// The assistant turn as the conversation shows it: generation stops at the closing tag,
-/// which is then not in the returned text, so a turn with calls gets it back.
-pub fn shown_text(text: &str, has_calls: bool) -> String {
-    if !has_calls || text.trim_end().ends_with(CLOSE) {
-        text.to_string()
-    } else {
-        format!("{text}{CLOSE}")
-    }
 }
 
 /// An episode in progress. Never fails: a backend error ends it as `Error`, recorded.
@@ -579,7 +569,7 @@ impl<'a> Episode<'a> {
     }
 
     /// Attaches the step's candidate set to the turn just recorded.
-    pub fn record_candidates(&mut self, candidates: Vec<crate::trajectory::Candidate>) {
+    pub fn record_candidates(&mut self, candidates: Vec<kaizen_core::trajectory::Candidate>) {
         if let Some(turn) = self.turns.last_mut() {
             turn.candidates = candidates;
         }

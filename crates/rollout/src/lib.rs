@@ -8,13 +8,11 @@ pub mod engine;
 pub mod episode;
 pub mod rerank;
 pub mod run_dir;
-pub mod trajectory;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{in_job_order, run_local, EngineStats};
 pub use episode::{
-    check_prompts_fit, demonstration, few_shot, observation_segment, run_episode, shown_text, Agent, Episode,
-    EpisodeConfig, Job, Prefix, Toolbox,
+    check_prompts_fit, demonstration, few_shot, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job,
+    Prefix, Toolbox,
 };
 pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};
-pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};

@@ -2,7 +2,7 @@
 //! episode, appended and flushed as each ends, so a killed run loses nothing it recorded) and
 //! `summary.json`.
 
-use crate::trajectory::{EpisodeEnd, Trajectory};
+use kaizen_core::trajectory::{EpisodeEnd, Trajectory};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -105,7 +105,7 @@ impl RunSummary {
         let pct = |q: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * q).round() as usize] };
         RunSummary {
             episodes: n,
-            success_rate: ts.iter().filter(|t| t.reward > 0.5).count() as f64 / nf,
+            success_rate: ts.iter().filter(|t| t.solved()).count() as f64 / nf,
             tool_use_rate: ts.iter().filter(|t| t.tool_calls() + t.malformed_calls() > 0).count() as f64 / nf,
             mean_turns: ts.iter().map(|t| t.turns.len()).sum::<usize>() as f64 / nf,
             malformed_call_rate: if calls == 0 { 0.0 } else { malformed as f64 / calls as f64 },
@@ -158,7 +158,7 @@ pub fn per_task(ts: &[Trajectory]) -> Vec<TaskRow> {
             TaskRow {
                 task: task.to_string(),
                 episodes: g.len(),
-                success_rate: g.iter().filter(|t| t.reward > 0.5).count() as f64 / n,
+                success_rate: g.iter().filter(|t| t.solved()).count() as f64 / n,
                 mean_reward: g.iter().map(|t| t.reward as f64).sum::<f64>() / n,
                 errors: g.iter().filter(|t| matches!(t.end, EpisodeEnd::Error { .. })).count(),
             }

@@ -33,7 +33,7 @@ fn episodes_are_token_exact_and_replay_to_their_logprobs() {
 }
 
 /// Teacher-forced scoring of the recorded tokens gives back the stored log-probs.
-fn assert_replays(t: &kaizen_rollout::Trajectory, temperature: f32) {
+fn assert_replays(t: &kaizen_core::Trajectory, temperature: f32) {
     let scored = llm().score_trajectory(&t.token_ids, &t.loss_mask, temperature).unwrap();
     let worst = scored.iter().zip(&t.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-3, "episode {}: max |Δ| = {worst}", t.episode_id);
@@ -73,7 +73,7 @@ fn concurrent_episodes_batch_together_and_equal_one_at_a_time() {
     assert_eq!(together.len(), 4);
     let mut with_tools = 0;
     for (a, b) in alone.iter().zip(&together) {
-        let obs = |t: &kaizen_rollout::Trajectory| {
+        let obs = |t: &kaizen_core::Trajectory| {
             t.turns.iter().flat_map(|u| u.observations.iter().map(|o| o.content.clone())).collect::<Vec<_>>()
         };
         assert_eq!(obs(a), obs(b), "episode {}", a.episode_id);
@@ -82,7 +82,7 @@ fn concurrent_episodes_batch_together_and_equal_one_at_a_time() {
         for (x, y) in a.turns.iter().zip(&b.turns) {
             assert_eq!((&x.text, &x.tool_calls, x.generated_tokens), (&y.text, &y.tool_calls, y.generated_tokens));
             let contents =
-                |t: &kaizen_rollout::Turn| t.observations.iter().map(|o| o.content.clone()).collect::<Vec<_>>();
+                |t: &kaizen_core::Turn| t.observations.iter().map(|o| o.content.clone()).collect::<Vec<_>>();
             assert_eq!(contents(x), contents(y));
         }
         assert_eq!(a.reward, b.reward);
@@ -170,7 +170,7 @@ fn run_dir_appends_loads_and_summarises() {
         let mask: Vec<u8> = json["loss_mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
         assert_eq!(mask, t.loss_mask);
         assert_eq!(json["logprobs"].as_array().unwrap().len(), t.logprobs.len());
-        let back: kaizen_rollout::Trajectory = serde_json::from_str(json["trajectory_json"].as_str().unwrap()).unwrap();
+        let back: kaizen_core::Trajectory = serde_json::from_str(json["trajectory_json"].as_str().unwrap()).unwrap();
         assert_eq!(&back, t);
     }
     let s = RunSummary::of(&all);
@@ -205,7 +205,7 @@ fn remote_policy_episodes_match_local_ones() {
     let remote = run_episode(&Agent::Remote(&client), &env, &tools, task, &cfg, 9, "r");
     let local = run_episode(&Agent::Local(llm()), &env, &tools, task, &cfg, 9, "l");
     assert!(remote.token_ids.is_empty(), "remote episodes carry no token ids");
-    assert!(!matches!(remote.end, kaizen_rollout::EpisodeEnd::Error { .. }), "{:?}", remote.end);
+    assert!(!matches!(remote.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", remote.end);
     assert_eq!(remote.turns.len(), local.turns.len());
     for (r, l) in remote.turns.iter().zip(&local.turns) {
         assert_eq!(r.text, l.text);
@@ -236,7 +236,7 @@ fn episodes_continue_from_a_prefix_of_another() {
     let jobs = (0..2).map(|k| Job::continuing(src.clone(), end, 500 + k, format!("c{k}")));
     run_local(llm(), &env, &tools, jobs, &cfg, 2, &mut |t| out.push(t));
     for c in &out {
-        assert!(!matches!(c.end, kaizen_rollout::EpisodeEnd::Error { .. }), "{:?}", c.end);
+        assert!(!matches!(c.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", c.end);
         assert_eq!(c.token_ids[..end], src.token_ids[..end]);
         assert_eq!(c.turns[0], src.turns[0]);
         // Greedy from the same point: the same episode.
@@ -291,7 +291,7 @@ fn without_tool_schemas_the_prompt_is_short_and_the_tools_still_run() {
     };
     let (full, bare) =
         (demo(&EpisodeConfig::default()), demo(&EpisodeConfig { tool_schemas: false, ..Default::default() }));
-    let prompt = |t: &kaizen_rollout::Trajectory| llm().tokenizer.decode(&t.token_ids[..t.prompt_tokens]);
+    let prompt = |t: &kaizen_core::Trajectory| llm().tokenizer.decode(&t.token_ids[..t.prompt_tokens]);
     assert!(prompt(&full).contains("\"calculator\""), "the schemas are in the full prompt");
     assert!(!prompt(&bare).contains("<tools>"), "{}", prompt(&bare));
     assert!(

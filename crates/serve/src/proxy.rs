@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaizen_rollout::rerank::{best_index, describe_action, full_state, state_parts, state_text, ActionScorer};
+use kaizen_q::state::{best_index, describe_action, full_state, state_parts, state_text, ActionScorer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 
 use axum::routing::post;
 use axum::{Json, Router};
-use kaizen_rollout::rerank::ActionScorer;
+use kaizen_q::state::ActionScorer;
 use kaizen_serve::proxy::{proxy_router, ProxyConfig, ProxyState, DECISIONS};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! sampled), the same N candidates picked at random, by log-prob and by the Q-function, and
 //! pass@N over N independent episodes — each a success rate with its 95% Wilson interval, and
 //! each row after the first two beside the sampled policy as a paired difference on the same
-//! tasks with its 95% interval (`kaizen_q::metrics::paired_difference`); Best-of-Q also beside
+//! tasks with its 95% paired-bootstrap interval (`kaizen_q::metrics::paired_difference`); Best-of-Q also beside
 //! the random pick of the same N.
 //!
 //! pass@N over independent episodes is not an upper bound for step-wise selection: picking the
@@ -11,9 +11,10 @@
 
 use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_core::Trajectory;
 use kaizen_q::metrics::{paired_difference, wilson_interval};
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{EpisodeConfig, Job, Trajectory};
+use kaizen_rollout::{EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -97,7 +98,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         } else {
             println!(
-                "held out by content: none of these is one of the {} tasks the Q-function was trained on",
+                "held out by content: none of these is one of the {} tasks in the run directories the Q-function was trained on",
                 seen.len()
             );
         }
@@ -128,7 +129,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         for t in &done {
             let key = t.episode_id.split('-').next().unwrap_or("").to_string();
             let kind = t.task.meta["task"].as_str().unwrap_or("").to_string();
-            solved.entry(key).or_insert((kind, false)).1 |= t.reward > 0.5;
+            solved.entry(key).or_insert((kind, false)).1 |= t.solved();
         }
         let k = solved.values().filter(|s| s.1).count();
         // Per task kind (e.g. each MiniWoB task): solved / tasks.
@@ -142,7 +143,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let rate = format!("{:.1}%", 100.0 * k as f64 / solved.len().max(1) as f64);
         // Per-task outcomes in task order (the key is the task's index), for paired differences.
         let outcomes: Vec<bool> = solved.values().map(|s| s.1).collect();
-        let versus = |base: Option<&Vec<bool>>| match base.and_then(|b| paired_difference(&outcomes, b, 1.96)) {
+        let versus = |base: Option<&Vec<bool>>| match base.and_then(|b| paired_difference(&outcomes, b)) {
             Some((d, lo, hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
             None => String::new(),
         };

@@ -70,7 +70,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     anyhow::ensure!((0.0..=1.0).contains(&a.gamma), "--gamma must be in [0, 1]");
     anyhow::ensure!(a.epochs >= 1, "--epochs must be at least 1 (0 would save an untrained Q-function)");
     // Steps as text, each action described as the runner and the proxy describe it for
-    // scoring (`rerank::describe_action`: web actions get their element's line); proxy logs
+    // scoring (`kaizen_q::state::describe_action`: web actions get their element's line); proxy logs
     // (`decisions.jsonl`) hold the described actions already.
     let mut steps: Vec<kaizen_q::dataset::TextStep> = Vec::new();
     let mut env_name: Option<String> = None;
@@ -83,6 +83,10 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             let got =
                 kaizen_q::dataset::decision_steps(&log).map_err(|e| anyhow::anyhow!("{}: {e}", decisions.display()))?;
             steps.extend(got);
+            eprintln!(
+                "note: {} is a proxy log, which names no env tasks: an evaluation can hold out only the tasks of the run directories",
+                decisions.display()
+            );
             continue;
         }
         let cfg: serde_json::Value = serde_json::from_str(
@@ -94,7 +98,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             Some(e) if *e != name => anyhow::bail!("{} is a run of {name}, the others of {e}", run.display()),
             _ => env_name = Some(name.clone()),
         }
-        use kaizen_rollout::rerank::describe_action;
+        use kaizen_q::state::describe_action;
         for t in kaizen_rollout::run_dir::load(run).map_err(anyhow::Error::msg)? {
             trained_on.insert(t.task.content_key());
             let mut ep = kaizen_q::dataset::text_steps(&t);

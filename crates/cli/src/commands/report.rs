@@ -79,7 +79,7 @@ fn version(dirs: &[PathBuf]) -> String {
 /// `--serve`: one thread per connection; `/` is the report built afresh, `/version` what the
 /// page polls to know when to reload.
 fn serve(a: &Args, tokenizers: Vec<Option<GgufTokenizer>>) -> anyhow::Result<()> {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind(("127.0.0.1", a.port))
         .map_err(|e| anyhow::anyhow!("binding 127.0.0.1:{}: {e}", a.port))?;
     println!("kaizen report: serving http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
@@ -87,21 +87,31 @@ fn serve(a: &Args, tokenizers: Vec<Option<GgufTokenizer>>) -> anyhow::Result<()>
     for stream in listener.incoming().flatten() {
         let (dirs, tokenizers) = (a.runs.clone(), tokenizers.clone());
         std::thread::spawn(move || {
-            let mut line = String::new();
+            // The request head, capped (64 lines of 8 KiB): only the path and Host are used.
+            let mut head = Vec::new();
             let mut reader = BufReader::new(match stream.try_clone() {
                 Ok(s) => s,
                 Err(_) => return,
             });
-            if reader.read_line(&mut line).is_err() {
-                return;
+            for _ in 0..64 {
+                let mut l = String::new();
+                match (&mut reader).take(8192).read_line(&mut l) {
+                    Ok(n) if n > 2 => head.push(l),
+                    _ => break,
+                }
             }
-            // The rest of the head is not needed; drain it so the client sees a clean close.
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).map(|n| n > 2).unwrap_or(false) {
-                rest.clear();
-            }
+            let line = head.first().cloned().unwrap_or_default();
+            // A page elsewhere could reach this loopback port through a DNS name that resolves
+            // to 127.0.0.1 (DNS rebinding) and read the runs: only loopback names are served.
+            let host_ok = head.iter().any(|h| {
+                h.to_ascii_lowercase().strip_prefix("host:").is_some_and(|v| {
+                    let name = v.trim().rsplit_once(':').map_or(v.trim(), |(n, _)| n);
+                    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+                })
+            });
             let path = line.split_whitespace().nth(1).unwrap_or("/");
             let (status, kind, body) = match path {
+                _ if !host_ok => ("403 Forbidden", "text/plain", "loopback names only".to_string()),
                 "/" | "/index.html" => match kaizen_report::load_runs(&dirs) {
                     Ok(runs) => {
                         let html = page(&runs, &tokenizers)
@@ -161,13 +171,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     kaizen_core::durable::write_atomic(&a.out, html.as_bytes())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
     let charts = kaizen_report::charts(&runs);
+    let mut png_count = 0;
     if let Some(dir) = &a.plots {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
         for (name, svg) in &charts {
             // Smoothed as the page shows by default (level 1).
             std::fs::write(dir.join(format!("{name}.svg")), kaizen_report::svg::standalone(svg, 1))?;
         }
-        pngs(dir, &charts.iter().map(|c| c.0.clone()).collect::<Vec<_>>())?;
+        png_count = match pngs(dir, &charts.iter().map(|c| c.0.clone()).collect::<Vec<_>>()) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("warning: PNG plots stopped ({e}); the SVG files are written");
+                0
+            }
+        };
     }
     let episodes: usize = runs.iter().map(|r| r.trajectories.len()).sum();
     println!("kaizen report → {}", a.out.display());
@@ -184,7 +201,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     println!("{} charts, {episodes} episodes, {:.1} MB", charts.len(), html.len() as f64 / 1e6);
     if let Some(dir) = &a.plots {
-        println!("charts as SVG and PNG in {}", dir.display());
+        println!("{} charts as SVG, {png_count} as PNG, in {}", charts.len(), dir.display());
     }
     Ok(())
 }

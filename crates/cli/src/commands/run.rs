@@ -3,8 +3,9 @@
 
 use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_core::Trajectory;
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary, Trajectory};
+use kaizen_rollout::{run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -148,7 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "env": env.name(), "policy": agent.name(), "episodes": a.episodes, "seed": a.seed,
         "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
-        "tools": env.tool_names(), "schema_version": kaizen_rollout::SCHEMA_VERSION, "concurrency": a.concurrency,
+        "tools": env.tool_names(), "schema_version": kaizen_core::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
         "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "screenshots": a.screenshots,
         "tool_schemas": !a.no_tool_schemas,

@@ -5,7 +5,7 @@
 //! order, never re-tokenised; `loss_mask` is 1 exactly on tokens the policy wrote; `logprobs`
 //! holds the sampling log-prob of each written token (0 elsewhere).
 
-use kaizen_core::{Message, Observation, Task, ToolCall};
+use crate::{Message, Observation, Task, ToolCall};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,7 +56,7 @@ impl Turn {
     /// called tools), then one tool message per observation.
     pub fn messages(&self) -> Vec<Message> {
         let calls = !self.tool_calls.is_empty() || !self.malformed.is_empty();
-        let mut out = vec![Message::assistant(crate::episode::shown_text(&self.text, calls))];
+        let mut out = vec![Message::assistant(crate::tool_call::shown_text(&self.text, calls))];
         out.extend(self.observations.iter().map(Message::observation));
         out
     }
@@ -100,7 +100,21 @@ pub struct Timing {
     pub total_ms: f64,
 }
 
+/// Whether a reward is a success: above one half. Checkers give 0 or 1, web pages −1 to 1; this
+/// is the one place the threshold lives.
+pub fn is_success(reward: f32) -> bool {
+    reward > 0.5
+}
+
 impl Trajectory {
+    /// Whether the episode succeeded (`is_success` of its reward).
+    pub fn solved(&self) -> bool {
+        is_success(self.reward)
+    }
+    /// Whether the policy called a tool (a well-formed call; a malformed one is not tool use).
+    pub fn used_tool(&self) -> bool {
+        self.tool_calls() > 0
+    }
     pub fn tool_calls(&self) -> usize {
         self.turns.iter().map(|t| t.tool_calls.len()).sum()
     }
