@@ -284,6 +284,10 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!(cells.len(), 2);
     assert_eq!(cells[0], cells[1]);
     assert!(table.contains("held-out at RL step"), "{table}");
+    // The same run paired with itself: no difference, on every one of its held-out tasks.
+    let tasks: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval_tasks.json")).unwrap()).unwrap();
+    assert!(table.contains(&format!("+0.0 pts (+0.0 to +0.0) on {} shared tasks", tasks.len())), "{table}");
     // A metrics file shorter than its checkpoint says (records lost) is refused on resume,
     // naming the file, and nothing is changed.
     let copy = dir.join("run-short");
@@ -1191,4 +1195,28 @@ fn report_serve_rebuilds_the_page_as_the_run_grows() {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+}
+
+/// `kaizen compare` pairs two runs' final held-out outcomes task by task (by content, from
+/// `eval_tasks.json`), with a paired-bootstrap interval: here 3 of 4 shared tasks won, none lost
+/// — a resample's mean is k/4 with k ~ Bin(4, 3/4): P(k ≤ 0) = 0.4% < 2.5% < P(k ≤ 1) = 5.1%, and
+/// P(k = 4) = 31.6%, so the interval is +25 to +100 points around +75.
+#[test]
+fn compare_pairs_final_evaluations_by_task() {
+    let dir = temp_dir("compare-paired");
+    let run = |name: &str, keys: &[&str], solved: &[bool]| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("eval_tasks.json"), serde_json::to_string(keys).unwrap()).unwrap();
+        let eval = serde_json::json!({"phase": "eval", "step": 5, "pass_at_1": 0.0, "reward": 0.0, "pass_at_k": 0.0,
+                                      "greedy_solved": solved});
+        std::fs::write(d.join("metrics.jsonl"), format!("{eval}\n")).unwrap();
+        d
+    };
+    // The base's task "e" is not in the other run: not paired.
+    let base = run("base", &["a", "b", "c", "d", "e"], &[false, false, false, false, true]);
+    let other = run("other", &["d", "c", "b", "a"], &[false, true, true, true]);
+    let o = kaizen(&["compare", base.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("+75.0 pts (+25.0 to +100.0) on 4 shared tasks"), "{}", text(&o.stdout));
 }

@@ -80,7 +80,15 @@ pub struct StepMetrics {
     /// Held-out pass@k over `eval.samples` samples at the RL temperature (eval lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_at_k: Option<f64>,
+    /// Eval lines: whether greedy decoding solved each held-out task, in the order of the run's
+    /// `eval_tasks.json` (what `kaizen compare` pairs runs on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greedy_solved: Option<Vec<bool>>,
 }
+
+/// The held-out evaluation tasks of a run, by content (`Task::content_key`), in the order of
+/// every eval line's `greedy_solved`.
+pub const EVAL_TASKS: &str = "eval_tasks.json";
 
 /// The recipe's policy before any training: `tiny` freshly initialised, or the pretrained
 /// model with fresh LoRA adapters — both seeded by the recipe.
@@ -221,6 +229,10 @@ fn run_from(
     // Held-out sets, disjoint by content from every task training sees.
     let seen = streams::training_content(env.as_ref(), recipe);
     let eval_set = streams::eval_tasks(env.as_ref(), recipe, &seen).map_err(anyhow::Error::msg)?;
+    let keys: Vec<String> = eval_set.iter().map(|t| t.content_key()).collect();
+    let keys_path = out.join(EVAL_TASKS);
+    kaizen_core::durable::write_atomic(&keys_path, serde_json::to_string(&keys)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", keys_path.display()))?;
 
     // SFT cold start.
     if progress.phase == Phase::Sft && progress.next_step < recipe.sft.steps {
@@ -268,7 +280,8 @@ fn run_from(
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
             let loss = loss.to_scalar::<f32>()? as f64;
             let check = if recipe.sft.target_pass > 0.0 && (step + 1) % recipe.sft.check_every == 0 {
-                let pass = greedy_pass(&serve(&policy, &gguf)?, env.as_ref(), &registry, &check_tasks, &episode_cfg);
+                let pass =
+                    share(&greedy_solved(&serve(&policy, &gguf)?, env.as_ref(), &registry, &check_tasks, &episode_cfg));
                 passed = reached(pass, recipe.sft.target_pass);
                 Some(pass)
             } else {
@@ -293,7 +306,8 @@ fn run_from(
 
     let eval = |llm: &LocalLlm, step: usize| -> anyhow::Result<StepMetrics> {
         let tasks = &eval_set;
-        let pass_1 = greedy_pass(llm, env.as_ref(), &registry, tasks, &episode_cfg);
+        let solved = greedy_solved(llm, env.as_ref(), &registry, tasks, &episode_cfg);
+        let pass_1 = share(&solved);
         let k = recipe.eval.samples;
         let jobs: Vec<Job> = tasks
             .iter()
@@ -312,6 +326,7 @@ fn run_from(
             step,
             pass_at_1: Some(pass_1),
             pass_at_k: Some(pass_k),
+            greedy_solved: Some(solved),
             tool_use_rate: tool_use_rate(&views),
             reward: sampled.iter().map(|t| t.reward as f64).sum::<f64>() / sampled.len().max(1) as f64,
             ..Default::default()
@@ -498,19 +513,29 @@ fn reached(pass: f64, target: f64) -> bool {
     target > 0.0 && pass >= target
 }
 
-/// Share of `tasks` the policy solves greedily (temperature 0), each episode as `cfg` says.
-fn greedy_pass(
+/// Whether the policy solves each of `tasks` greedily (temperature 0), in task order, each
+/// episode as `cfg` says.
+fn greedy_solved(
     llm: &LocalLlm,
     env: &dyn kaizen_core::Env,
     registry: &ToolRegistry,
     tasks: &[kaizen_core::Task],
     cfg: &EpisodeConfig,
-) -> f64 {
+) -> Vec<bool> {
     let greedy_cfg = EpisodeConfig { temperature: 0.0, ..cfg.clone() };
     let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
-    let mut solved = 0usize;
-    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| solved += usize::from(t.solved()));
-    solved as f64 / tasks.len().max(1) as f64
+    let mut solved = vec![false; tasks.len()];
+    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| {
+        if let Some(s) = t.episode_id.parse::<usize>().ok().and_then(|i| solved.get_mut(i)) {
+            *s = t.solved();
+        }
+    });
+    solved
+}
+
+/// The share of `true`s.
+fn share(solved: &[bool]) -> f64 {
+    solved.iter().filter(|&&s| s).count() as f64 / solved.len().max(1) as f64
 }
 
 /// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its

@@ -81,8 +81,7 @@ fn concurrent_episodes_batch_together_and_equal_one_at_a_time() {
         assert_eq!(a.logprobs, b.logprobs, "episode {}", a.episode_id);
         for (x, y) in a.turns.iter().zip(&b.turns) {
             assert_eq!((&x.text, &x.tool_calls, x.generated_tokens), (&y.text, &y.tool_calls, y.generated_tokens));
-            let contents =
-                |t: &kaizen_core::Turn| t.observations.iter().map(|o| o.content.clone()).collect::<Vec<_>>();
+            let contents = |t: &kaizen_core::Turn| t.observations.iter().map(|o| o.content.clone()).collect::<Vec<_>>();
             assert_eq!(contents(x), contents(y));
         }
         assert_eq!(a.reward, b.reward);

@@ -1,5 +1,7 @@
 //! `kaizen compare runs/A runs/B …`: the training diagnostics of several runs side by side —
-//! where each ended, and held-out success over the course of training.
+//! where each ended, held-out success over the course of training, and each run's final
+//! held-out greedy pass@1 paired with the first run's on the tasks both evaluated (by content,
+//! `eval_tasks.json`), with a 95% paired-bootstrap interval.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -115,5 +117,50 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         println!();
     }
+    if runs.len() >= 2 {
+        println!();
+        println!("final held-out greedy pass@1, each run paired with {} on the tasks both evaluated", names[0]);
+        println!("(difference in points, 95% paired-bootstrap interval):");
+        let finals: Vec<Option<Vec<(String, bool)>>> =
+            a.runs.iter().zip(&runs).map(|(dir, r)| final_outcomes(dir, r)).collect();
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let line = match (&finals[0], &finals[i]) {
+                (Some(base), Some(mine)) => {
+                    let mine: BTreeMap<&str, bool> = mine.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+                    let (b, m): (Vec<bool>, Vec<bool>) =
+                        base.iter().filter_map(|(k, s)| Some((*s, *mine.get(k.as_str())?))).unzip();
+                    match kaizen_q::metrics::paired_difference(&m, &b) {
+                        Some((d, lo, hi)) => format!(
+                            "{:+.1} pts ({:+.1} to {:+.1}) on {} shared tasks",
+                            100.0 * d,
+                            100.0 * lo,
+                            100.0 * hi,
+                            b.len()
+                        ),
+                        None => format!("— ({} shared held-out tasks; at least 2 needed)", b.len()),
+                    }
+                }
+                _ => "— (no per-task outcomes: a run from before eval_tasks.json)".into(),
+            };
+            println!("  {name:<width$}  {line}");
+        }
+    }
     Ok(())
+}
+
+/// A run's last evaluation as (task content, solved greedily), from `eval_tasks.json` and the
+/// last eval line's `greedy_solved`; `None` when the run has not both (an older run).
+fn final_outcomes(dir: &std::path::Path, lines: &[serde_json::Value]) -> Option<Vec<(String, bool)>> {
+    let keys: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(kaizen_rl::trainer::EVAL_TASKS)).ok()?).ok()?;
+    let solved: Vec<bool> = lines
+        .iter()
+        .rev()
+        .find(|m| m["phase"] == "eval")?
+        .get("greedy_solved")?
+        .as_array()?
+        .iter()
+        .map(|v| v.as_bool())
+        .collect::<Option<_>>()?;
+    (keys.len() == solved.len()).then(|| keys.into_iter().zip(solved).collect())
 }
