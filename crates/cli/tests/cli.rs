@@ -308,20 +308,16 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!(std::fs::read(copy.join("metrics.jsonl")).unwrap().len(), metrics.len() / 2);
     let kl_row = table.lines().find(|l| l.starts_with("KL to reference")).unwrap();
     assert_eq!(kl_row.split_whitespace().skip(3).collect::<Vec<_>>(), ["off", "off"], "{table}");
-    // β > 0 with ADPO and Dr.GRPO: each runs end to end, and the KL to the SFT policy is
-    // measured on every RL step. (The untrained tiny policy never succeeds here, so these
-    // steps carry the KL term alone: a run of the estimators, not a test of their learning.)
+    // β > 0 with ADPO and Dr.GRPO, end to end on tasks where the SFT policy succeeds sometimes
+    // (mixed rewards in a group): each estimator's advantages are non-zero on some step and the
+    // update moves the weights, and the KL to the SFT policy is measured on every RL step.
     for estimator in ["adpo", "dr_grpo"] {
-        let variant = dir.join(format!("{estimator}.toml"));
-        std::fs::write(
-            &variant,
-            format!(
-                "env = \"arith:2\"\n[sft]\ndemonstrations = 4\nsteps = 2\n[rl]\nestimator = \"{estimator}\"\n\
-                 beta = 0.05\nadpo_m = 0.5\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nmax_tokens_per_turn = 32\n\
-                 [eval]\nevery = 1\ntasks = 2\nsamples = 2\n"
-            ),
-        )
-        .unwrap();
+        let variant = thirds_recipe(
+            &dir.join(format!("{estimator}-recipe")),
+            "steps = 100",
+            &format!("estimator = \"{estimator}\"\nbeta = 0.05\nadpo_m = 0.5"),
+            "",
+        );
         let run = dir.join(format!("run-{estimator}"));
         let o = kaizen(&["train", variant.to_str().unwrap(), "--out", run.to_str().unwrap()]);
         assert!(o.status.success(), "{estimator}: {}", text(&o.stderr));
@@ -331,10 +327,17 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
             .map(|l| serde_json::from_str(l).unwrap())
             .filter(|m: &serde_json::Value| m["phase"] == "rl")
             .collect();
-        assert_eq!(rl.len(), 1, "{estimator}");
-        assert!(rl[0]["kl"].as_f64().is_some_and(|k| k >= 0.0 && k.is_finite()), "{estimator}: {}", rl[0]);
-        // β > 0 keeps every row in the update, so the behaviour gap is measured on real tokens.
-        assert!(rl[0]["behaviour_gap"].as_f64().is_some_and(|g| (0.0..1e-3).contains(&g)), "{estimator}: {}", rl[0]);
+        assert_eq!(rl.len(), 6, "{estimator}");
+        assert!(
+            rl.iter()
+                .any(|m| m["zero_advantage_rate"].as_f64().unwrap() < 1.0 && m["grad_norm"].as_f64().unwrap() > 0.0),
+            "{estimator}: no step with a non-zero advantage: {rl:?}"
+        );
+        for m in &rl {
+            assert!(m["kl"].as_f64().is_some_and(|k| k >= 0.0 && k.is_finite()), "{estimator}: {m}");
+            // β > 0 keeps every row in the update, so the behaviour gap is measured on real tokens.
+            assert!(m["behaviour_gap"].as_f64().is_some_and(|g| (0.0..1e-3).contains(&g)), "{estimator}: {m}");
+        }
     }
     // Each evaluation: greedy / sampled / pass@k, the same numbers as metrics.jsonl's.
     let last_eval = lines.iter().rev().find(|m| m["phase"] == "eval").unwrap();
@@ -496,6 +499,36 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     assert!(ts.iter().any(|t| t["reward"] == 1.0), "{ts:?}");
 }
 
+/// A recipe the tiny policy trains on in seconds, written into `dir` with its task file: "is N
+/// divisible by 3?" for N = 100..=220, each with its worked answer for SFT — an answer format
+/// the policy learns within SFT and answers it cannot compute, so RL groups have mixed rewards.
+/// `sft` and `rl` are more lines of those sections (`sft` gives `steps`), `extra` more sections.
+fn thirds_recipe(dir: &std::path::Path, sft: &str, rl: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let tasks = dir.join("thirds.jsonl");
+    let lines: Vec<String> = (100..=220)
+        .map(|n| {
+            let a = if n % 3 == 0 { "yes" } else { "no" };
+            serde_json::json!({"id": format!("third-{n}"), "prompt": format!("Is {n} divisible by 3?"), "answer": a,
+                               "demonstration": format!("\\boxed{{{a}}}")})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&tasks, lines.join("\n")).unwrap();
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
+             [sft]\ndemonstrations = 32\n{sft}\n[rl]\n{rl}\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
+             group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n{extra}",
+            tasks.display()
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
 /// `kill -9` in the middle of SFT and, in a second run, in the middle of RL, then `--resume`:
 /// each run ends exactly where an uninterrupted run with the same recipe ends — the same policy
 /// bytes, the same optimizer moments byte for byte, the same metrics and rollouts. The tasks
@@ -506,29 +539,7 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
 #[test]
 fn a_killed_training_run_resumes_to_the_same_result() {
     let dir = temp_dir("resume");
-    std::fs::create_dir_all(&dir).unwrap();
-    let tasks = dir.join("thirds.jsonl");
-    let lines: Vec<String> = (100..=220)
-        .map(|n| {
-            let a = if n % 3 == 0 { "yes" } else { "no" };
-            serde_json::json!({ "id": format!("third-{n}"), "prompt": format!("Is {n} divisible by 3?"), "answer": a,
-                                "demonstration": format!("\\boxed{{{a}}}") })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(&tasks, lines.join("\n")).unwrap();
-    let recipe = dir.join("r.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
-             [sft]\ndemonstrations = 32\nsteps = 150\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
-             group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n\
-             [checkpoint]\nevery = 1\nsft_every = 2\n",
-            tasks.display()
-        ),
-    )
-    .unwrap();
+    let recipe = thirds_recipe(&dir, "steps = 150", "", "[checkpoint]\nevery = 1\nsft_every = 2\n");
     let straight = dir.join("straight");
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", straight.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -982,28 +993,7 @@ fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
 fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     use kaizen_tools::browser::{Browser, BrowserConfig, NetworkTrap, StaticServer};
     let dir = temp_dir("report");
-    std::fs::create_dir_all(&dir).unwrap();
-    let tasks = dir.join("thirds.jsonl");
-    let lines: Vec<String> = (100..=220)
-        .map(|n| {
-            let a = if n % 3 == 0 { "yes" } else { "no" };
-            serde_json::json!({"id": format!("third-{n}"), "prompt": format!("Is {n} divisible by 3?"), "answer": a,
-                               "demonstration": format!("\\boxed{{{a}}}")})
-            .to_string()
-        })
-        .collect();
-    std::fs::write(&tasks, lines.join("\n")).unwrap();
-    let recipe = dir.join("r.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "env = \"jsonl:{}\"\nseed = 3\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\n\
-             [sft]\ndemonstrations = 32\nsteps = 60\ntarget_pass = 0.99\ncheck_every = 20\ncheck_tasks = 4\n[rl]\nsteps = 6\ntemperature = 0.7\ntasks_per_step = 2\n\
-             group = 4\nmax_turns = 1\nmax_tokens_per_turn = 16\n[eval]\nevery = 2\ntasks = 2\nsamples = 2\n",
-            tasks.display()
-        ),
-    )
-    .unwrap();
+    let recipe = thirds_recipe(&dir, "steps = 60\ntarget_pass = 0.99\ncheck_every = 20\ncheck_tasks = 4", "", "");
     let (train, web) = (dir.join("train"), dir.join("web"));
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", train.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
