@@ -971,6 +971,8 @@ fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
         "1",
         "--concurrency",
         "2",
+        "--out",
+        dir.join("eval").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
@@ -983,6 +985,16 @@ fn eval_rerank_never_evaluates_on_a_task_the_q_function_was_trained_on() {
     for task in &shown {
         assert!(trained.iter().all(|t| !task.contains(t.as_str())), "evaluated on a training task: {task}");
     }
+    // The table, written with --out, is what `kaizen report` shows (6 rows, by content).
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval").join("eval_rerank.json")).unwrap()).unwrap();
+    assert_eq!(written["rows"].as_array().unwrap().len(), 6);
+    assert_eq!(written["held_out_by_content"], true);
+    let page = dir.join("eval.html");
+    let o = kaizen(&["report", dir.join("eval").to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<td>Best-of-Q</td>") && html.contains("held out by content"), "no Best-of-Q table");
 }
 
 /// `kaizen report` on a training run and a web run with screenshots: one HTML file with no URL
@@ -1010,6 +1022,22 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
         web.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // Best-of-N episodes (a random clicker, 3 candidates a step): candidate sets to show.
+    let best_of_n = dir.join("best-of-n");
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "miniwob:click-test",
+        "--policy",
+        "random",
+        "--episodes",
+        "2",
+        "--candidates",
+        "3",
+        "--out",
+        best_of_n.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
     // A killed run's torn last line is skipped with a warning.
     let mut f = std::fs::OpenOptions::new().append(true).open(train.join("metrics.jsonl")).unwrap();
     f.write_all(b"{\"phase\": \"rl\", \"st").unwrap();
@@ -1019,6 +1047,7 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
         "report",
         train.to_str().unwrap(),
         web.to_str().unwrap(),
+        best_of_n.to_str().unwrap(),
         "--out",
         page.to_str().unwrap(),
         "--plots",
@@ -1091,12 +1120,13 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
         |b: &mut Browser| js(b, "return document.getElementById('count').textContent").as_str().unwrap().to_string();
     let all = count(&mut b);
     let train_eps = std::fs::read_to_string(train.join("trajectories.jsonl")).unwrap().lines().count();
-    assert_eq!(all, format!("{0} of {0} episodes", train_eps + 4));
+    let total = train_eps + 4 + 2;
+    assert_eq!(all, format!("{0} of {0} episodes", total));
     js(
         &mut b,
         "const f = document.getElementById('f-run'); f.value = '1'; f.dispatchEvent(new Event('change')); return 0;",
     );
-    assert_eq!(count(&mut b), format!("4 of {} episodes", train_eps + 4));
+    assert_eq!(count(&mut b), format!("4 of {total} episodes"));
     js(&mut b, "const f = document.getElementById('f-reward'); f.value = 'failed'; f.dispatchEvent(new Event('change')); return 0;");
     assert!(count(&mut b).starts_with("0 of"), "{}", count(&mut b));
     js(&mut b, "const f = document.getElementById('f-reward'); f.value = 'solved'; f.dispatchEvent(new Event('change')); return 0;");
@@ -1131,6 +1161,46 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     let png =
         base64::engine::general_purpose::STANDARD.decode(shot.trim_start_matches("data:image/png;base64,")).unwrap();
     std::fs::write(dir.join("report.png"), png).unwrap();
+    // A Best-of-N episode: its candidate table, exactly one candidate taken per step.
+    js(
+        &mut b,
+        "const f = document.getElementById('f-run'); f.value = '2'; f.dispatchEvent(new Event('change')); return 0;",
+    );
+    assert_eq!(count(&mut b), format!("2 of {total} episodes"));
+    js(&mut b, "document.querySelector('.row').click(); return 0;");
+    let taken = js(
+        &mut b,
+        "return [...document.querySelectorAll('#episode table.candidates')].map(t => [t.querySelectorAll('tr').length - 1,\
+         [...t.querySelectorAll('tr')].filter(r => r.lastChild.textContent === '✓').length])",
+    );
+    let taken = taken.as_array().unwrap();
+    assert!(!taken.is_empty() && taken.iter().all(|t| t[0].as_u64().unwrap() >= 1 && t[1] == 1), "{taken:?}");
+    // The end-reason, tool-use and text filters count what the records say.
+    let records: Vec<serde_json::Value> = [&train, &web, &best_of_n]
+        .iter()
+        .flat_map(|r| {
+            std::fs::read_to_string(r.join("trajectories.jsonl")).unwrap().lines().map(String::from).collect::<Vec<_>>()
+        })
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    let set = |b: &mut Browser, id: &str, v: &str| {
+        let ev = if id == "f-task" { "input" } else { "change" };
+        js(b, &format!("const f = document.getElementById('{id}'); f.value = '{v}'; f.dispatchEvent(new Event('{ev}')); return 0;"));
+    };
+    set(&mut b, "f-run", "");
+    set(&mut b, "f-end", "env_done");
+    let ended = records.iter().filter(|t| t["end"]["kind"] == "env_done").count();
+    assert_eq!(count(&mut b), format!("{ended} of {total} episodes"));
+    set(&mut b, "f-end", "");
+    set(&mut b, "f-tools", "yes");
+    let tools = records
+        .iter()
+        .filter(|t| t["turns"].as_array().unwrap().iter().any(|u| !u["tool_calls"].as_array().unwrap().is_empty()))
+        .count();
+    assert_eq!(count(&mut b), format!("{tools} of {total} episodes"));
+    set(&mut b, "f-tools", "");
+    set(&mut b, "f-task", "divisible");
+    assert_eq!(count(&mut b), format!("{train_eps} of {total} episodes"));
     assert!(trap.attempts().is_empty(), "the page reached for the network: {:?}", trap.attempts());
 }
 

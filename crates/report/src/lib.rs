@@ -30,6 +30,8 @@ pub struct Run {
     pub trajectories: Vec<Trajectory>,
     /// `summary.json`, when the run wrote one.
     pub summary: Option<serde_json::Value>,
+    /// `eval_rerank.json` (`kaizen eval-rerank --out`), when there is one.
+    pub best_of_q: Option<serde_json::Value>,
     /// What the reader should know: torn last lines skipped, missing files.
     pub warnings: Vec<String>,
 }
@@ -40,27 +42,29 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let mut warnings = Vec::new();
     let metrics_path = dir.join("metrics.jsonl");
     let traj_path = dir.join(kaizen_rollout::run_dir::TRAJECTORIES);
-    if !metrics_path.exists() && !traj_path.exists() {
+    let best_of_q_path = dir.join(EVAL_RERANK);
+    if !metrics_path.exists() && !traj_path.exists() && !best_of_q_path.exists() {
         return Err(format!(
-            "{} holds neither metrics.jsonl nor trajectories.jsonl: not a run directory",
+            "{} holds none of metrics.jsonl, trajectories.jsonl, {EVAL_RERANK}: not a run directory",
             dir.display()
         ));
     }
     let metrics = records::<serde_json::Value>(&metrics_path, &mut warnings)?;
     let trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
-    let summary_path = dir.join("summary.json");
-    let summary = match std::fs::read_to_string(&summary_path) {
+    let mut json_file = |path: &Path| match std::fs::read_to_string(path) {
         Err(_) => None,
         Ok(text) => match serde_json::from_str(&text) {
             Ok(v) => Some(v),
             Err(e) => {
-                warnings.push(format!("{}: not valid JSON ({e}); its table is left out", summary_path.display()));
+                warnings.push(format!("{}: not valid JSON ({e}); its table is left out", path.display()));
                 None
             }
         },
     };
+    let summary = json_file(&dir.join("summary.json"));
+    let best_of_q = json_file(&best_of_q_path);
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, warnings })
+    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, best_of_q, warnings })
 }
 
 /// The records of a JSON-lines file (none when it is absent), a torn last line noted in
@@ -88,6 +92,9 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, String> {
     }
     Ok(runs)
 }
+
+/// The file `kaizen eval-rerank --out DIR` writes its table to.
+pub const EVAL_RERANK: &str = "eval_rerank.json";
 
 /// One chart of the report: a metric of one phase of `metrics.jsonl`.
 #[derive(Debug, Clone, Copy)]

@@ -75,10 +75,56 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
     })
 }
 
+/// A Best-of-Q evaluation (`eval_rerank.json`) as a table: each selection's success with its
+/// Wilson interval, and the paired differences the command computed.
+fn best_of_q_table(b: &Value) -> String {
+    let pct = |x: &Value| x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v));
+    let pair = |p: &Value| {
+        if p.is_null() {
+            String::new()
+        } else {
+            format!(
+                "{:+.1} pts ({:+.1} to {:+.1})",
+                100.0 * p["difference"].as_f64().unwrap_or(f64::NAN),
+                100.0 * p["lo"].as_f64().unwrap_or(f64::NAN),
+                100.0 * p["hi"].as_f64().unwrap_or(f64::NAN)
+            )
+        }
+    };
+    let mut out = format!(
+        "<table class=\"best-of-q\"><caption>Best-of-Q: {} on {}, N = {}, {} tasks held out {}</caption>\
+         <tr><th>selection</th><th>success</th><th>95% interval (Wilson)</th><th>vs sampled (paired Δ, 95% bootstrap)</th>\
+         <th>vs random of N</th></tr>",
+        escape(b["policy"].as_str().unwrap_or("?")),
+        escape(b["env"].as_str().unwrap_or("?")),
+        b["candidates"],
+        b["tasks"].as_array().map_or(0, Vec::len),
+        if b["held_out_by_content"].as_bool() == Some(true) { "by content" } else { "by seed" }
+    );
+    for row in b["rows"].as_array().into_iter().flatten() {
+        let (k, n) = (row["successes"].as_u64().unwrap_or(0), row["tasks"].as_u64().unwrap_or(0));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.1}% ({k}/{n})</td><td>{}–{}%</td><td>{}</td><td>{}</td></tr>",
+            escape(row["selection"].as_str().unwrap_or("?")),
+            100.0 * k as f64 / n.max(1) as f64,
+            pct(&row["lo"]),
+            pct(&row["hi"]),
+            pair(&row["vs_sampled"]),
+            pair(&row["vs_random"])
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn tables(runs: &[Run]) -> String {
     let mut out = String::new();
-    for r in runs.iter().filter(|r| r.summary.is_some() || !r.trajectories.is_empty()) {
+    for r in runs.iter().filter(|r| r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some()) {
         let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
+        if let Some(b) = &r.best_of_q {
+            out.push_str(&best_of_q_table(b));
+        }
         if let Some(s) = &r.summary {
             out.push_str("<table class=\"summary\"><tr><th>measure</th><th>value</th></tr>");
             if let Some(map) = s.as_object() {

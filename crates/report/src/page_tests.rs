@@ -58,6 +58,11 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
         ],
         trajectories: vec![trajectory()],
         summary: Some(json!({"episodes": 1, "success_rate": 1.0, "env": "arith"})),
+        best_of_q: Some(json!({"env": "arith", "policy": "smollm2", "candidates": 4, "held_out_by_content": true,
+            "tasks": ["a", "b"], "rows": [
+                {"selection": "policy, sampled", "successes": 1, "tasks": 2, "lo": 0.0945, "hi": 0.9055, "vs_sampled": null},
+                {"selection": "Best-of-Q", "successes": 2, "tasks": 2, "lo": 0.3424, "hi": 1.0,
+                 "vs_sampled": {"difference": 0.5, "lo": 0.0, "hi": 1.0}, "vs_random": null}]})),
         warnings: vec!["metrics.jsonl line 3: cut short".into()],
     };
     let html = render(&[run], &|_, _| None);
@@ -66,6 +71,11 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
     assert_eq!(html.matches("<svg").count(), 1, "one metric, one chart");
     assert!(html.contains("runs/&lt;x&gt;") && !html.contains("<x>"));
     assert!(html.contains("cut short"));
+    assert!(html.contains("N = 4, 2 tasks held out by content"), "{html}");
+    assert!(
+        html.contains("<td>Best-of-Q</td><td>100.0% (2/2)</td><td>34.2–100.0%</td><td>+50.0 pts (+0.0 to +100.0)</td>"),
+        "{html}"
+    );
     // Per-task table: 1 of 1 solved, Wilson (0.2065, 1).
     assert!(html.contains("<td>all episodes</td><td>1</td><td>100.0%</td><td>20.7–100.0%</td>"), "{html}");
     assert_eq!(html.matches("</script>").count(), 2, "the task's </script> stays inside the packed data");

@@ -47,6 +47,10 @@ pub struct Args {
     /// Worked examples shown before each task (as `kaizen run --shots`).
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// Also write the table, with every row's per-task outcomes, as DIR/eval_rerank.json
+    /// (`kaizen report DIR` shows it).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -105,6 +109,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{:<20} {:>9} {:>14} {:>30}", "selection", "success", "95% interval", "vs sampled (paired Δ, 95%)");
     });
     let mut table = Vec::new();
+    let mut rows_json: Vec<serde_json::Value> = Vec::new();
     // Each finished row's per-task outcomes: [greedy, sampled, random of N, …].
     let mut per_row: Vec<Vec<bool>> = Vec::new();
     for (name, cfg, cands, selector, per_task) in rows {
@@ -155,10 +160,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let vs_random = versus(per_row.get(2));
             bar.suspend(|| println!("{:<20} {:>9} {:>14} {vs_random:>30}", "  … vs random of N", "", ""));
         }
+        let pair = |base: Option<&Vec<bool>>| {
+            base.and_then(|b| paired_difference(&outcomes, b))
+                .map(|(d, lo, hi)| serde_json::json!({"difference": d, "lo": lo, "hi": hi}))
+        };
+        rows_json.push(serde_json::json!({
+            "selection": name, "successes": k, "tasks": solved.len(), "lo": lo, "hi": hi, "solved": outcomes,
+            "vs_sampled": if per_row.len() >= 2 { pair(per_row.get(1)) } else { None },
+            "vs_random": if name == "Best-of-Q" { pair(per_row.get(2)) } else { None },
+        }));
         per_row.push(outcomes);
         table.push((name, k, solved.len(), kinds));
     }
     bar.finish_and_clear();
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        let doc = serde_json::json!({
+            "env": env.name(), "policy": policy.name(), "q": a.q.display().to_string(), "candidates": n,
+            "held_out_by_content": !seen.is_empty() && !env.has_sessions(),
+            "tasks": tasks.iter().map(|t| t.content_key()).collect::<Vec<_>>(), "rows": rows_json,
+        });
+        let path = dir.join(kaizen_report::EVAL_RERANK);
+        kaizen_core::durable::write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        println!("table written to {}", path.display());
+    }
     // Per task kind, when the env has several (MiniWoB suites).
     let kinds: Vec<String> = table.first().map(|t| t.3.keys().cloned().collect()).unwrap_or_default();
     if kinds.len() > 1 {
