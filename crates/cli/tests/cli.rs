@@ -1280,3 +1280,94 @@ fn compare_pairs_final_evaluations_by_task() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("+75.0 pts (+25.0 to +100.0) on 4 shared tasks"), "{}", text(&o.stdout));
 }
+
+/// `--policy openai:URL1,URL2`: two `kaizen serve` processes on loopback, one killed (SIGKILL)
+/// while the run is under way. The run completes: every episode recorded once, none failed —
+/// requests in flight on the dead server and after it went to the other.
+#[test]
+fn a_pool_of_servers_finishes_the_run_when_one_of_them_dies() {
+    use std::io::{Read, Write};
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ports = [free_port(), free_port()];
+    let mut servers: Vec<Server> = ports
+        .iter()
+        .map(|p| {
+            Server(
+                Command::new(env!("CARGO_BIN_EXE_kaizen"))
+                    .args(["--threads", "1", "serve", "--no-embeddings", "--port", &p.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let ready = |port: u16| {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = write!(s, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("HTTP/1.1 200")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !ports.iter().all(|&p| ready(p)) {
+        assert!(std::time::Instant::now() < deadline, "the servers did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = temp_dir("pool");
+    let policy = format!("openai:http://127.0.0.1:{},http://127.0.0.1:{}", ports[0], ports[1]);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args([
+            "run",
+            "--env",
+            "arith",
+            "--policy",
+            &policy,
+            "--remote-model",
+            "smollm2",
+            "--episodes",
+            "12",
+            "--concurrency",
+            "4",
+            "--max-turns",
+            "1",
+            "--max-tokens-per-turn",
+            "24",
+            "--no-tool-schemas",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let recorded = || std::fs::read_to_string(out.join("trajectories.jsonl")).map(|s| s.lines().count()).unwrap_or(0);
+    while recorded() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no episode recorded");
+        assert!(run.try_wait().unwrap().is_none(), "the run ended before a server could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(recorded() < 12, "too late to kill a server mid-run");
+    servers.remove(0); // SIGKILL, mid-run
+    let o = run.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ts: Vec<serde_json::Value> = std::fs::read_to_string(out.join("trajectories.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: std::collections::BTreeSet<&str> = ts.iter().map(|t| t["episode_id"].as_str().unwrap()).collect();
+    assert_eq!((ts.len(), ids.len()), (12, 12), "episodes lost or duplicated");
+    assert!(ts.iter().all(|t| t["end"]["kind"] != "error"), "{:?}", ts.iter().map(|t| &t["end"]).collect::<Vec<_>>());
+    // The dead server was tried, taken out of rotation, and its requests answered by the other.
+    let log = text(&o.stderr);
+    assert!(log.contains(&format!("127.0.0.1:{}/v1 failed", ports[0])) && log.contains("out of rotation"), "{log}");
+    drop(servers);
+}

@@ -17,6 +17,7 @@ pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;
 pub mod sequence_batch;
+pub mod server_pool;
 pub mod spm;
 mod stream;
 pub mod tokenizer;
@@ -27,6 +28,7 @@ pub use llama::WeightFormat;
 pub use local_llm::{LlmError, LocalLlm, TokenEvent};
 pub use remote::{Endpoint, OpenAiClient};
 pub use sequence_batch::SequenceBatch;
+pub use server_pool::ServerPool;
 
 /// Keeps freed memory in the process instead of returning it to the kernel after every step:
 /// decoding and training allocate and free the same large buffers (logits, activations,

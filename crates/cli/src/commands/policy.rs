@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PolicyArgs {
-    /// `smollm2` (installed), a path to a .gguf file, `openai:URL` for a remote server, or a
+    /// `smollm2` (installed), a path to a .gguf file, `openai:URL` for a remote server
+    /// (`openai:URL1,URL2,…`: a pool, least-busy first, a failed server skipped and retried
+    /// later), or a
     /// reference agent for web envs: `oracle` (solves every miniwob-easy task), `random` (clicks
     /// anything).
     #[arg(long, default_value = "smollm2")]
@@ -65,8 +67,12 @@ pub enum Backend {
 
 impl Backend {
     pub fn open(args: &PolicyArgs) -> anyhow::Result<Self> {
-        if let Some(url) = args.policy.strip_prefix("openai:") {
-            return Ok(Backend::Remote(Box::new(OpenAiClient::new(url, &args.remote_model)?)));
+        if let Some(urls) = args.policy.strip_prefix("openai:") {
+            let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+            return Ok(Backend::Remote(match urls.as_slice() {
+                [one] => Box::new(OpenAiClient::new(one, &args.remote_model)?),
+                many => Box::new(kaizen_models::ServerPool::new(many, &args.remote_model)?),
+            }));
         }
         match args.policy.as_str() {
             "oracle" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::Oracle))),
