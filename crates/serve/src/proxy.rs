@@ -36,7 +36,9 @@ pub const DECISIONS: &str = "decisions.jsonl";
 pub const MAX_CANDIDATES: usize = 32;
 
 pub struct ProxyConfig {
-    /// The upstream's base URL, e.g. `http://127.0.0.1:8000/v1`.
+    /// The upstream's base URL, e.g. `http://127.0.0.1:8000/v1`; several, comma-separated, make
+    /// a pool (least-busy first, a failing server out of rotation for a doubling back-off, a
+    /// failed request retried on the next: `kaizen_models::server_pool`'s rules).
     pub upstream: String,
     pub candidates: usize,
     pub timeout: Duration,
@@ -46,8 +48,17 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
 }
 
+/// One upstream server of the pool and what the pool knows of it.
+struct Upstream {
+    url: String,
+    outstanding: std::sync::atomic::AtomicUsize,
+    /// Out of rotation until then, and consecutive failures so far.
+    health: Mutex<(Option<std::time::Instant>, u32)>,
+}
+
 pub struct ProxyState {
     cfg: ProxyConfig,
+    upstreams: Vec<Upstream>,
     client: reqwest::Client,
     scorer: Arc<dyn ActionScorer>,
     log: Mutex<std::fs::File>,
@@ -64,7 +75,19 @@ impl ProxyState {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.log_dir.join(DECISIONS))?;
         let client =
             reqwest::Client::builder().timeout(cfg.timeout).redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(Arc::new(ProxyState { cfg, client, scorer, log: Mutex::new(log) }))
+        let upstreams: Vec<Upstream> = cfg
+            .upstream
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| Upstream {
+                url: u.trim_end_matches('/').to_string(),
+                outstanding: Default::default(),
+                health: Mutex::new((None, 0)),
+            })
+            .collect();
+        anyhow::ensure!(!upstreams.is_empty(), "--upstream names no server");
+        Ok(Arc::new(ProxyState { cfg, upstreams, client, scorer, log: Mutex::new(log) }))
     }
 
     /// Appends one line and flushes it to disk, so a crash loses no decision. The write and
@@ -102,9 +125,48 @@ fn episode_id(headers: &HeaderMap) -> String {
     given.unwrap_or_else(|| crate::handlers::next_id("ep"))
 }
 
-/// One upstream call; every failure becomes an OpenAI-style error.
+/// One upstream call through the pool: the servers in `try_order`, the next one tried when a
+/// server cannot be reached, times out, misbehaves (a 502 of ours) or answers 5xx — that server
+/// then out of rotation for `backoff` of its consecutive failures. A 4xx (a 429 included) is
+/// the request's own answer and comes back at once; when every server failed, the last
+/// failure does.
 async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value), ApiError> {
-    let url = format!("{}/chat/completions", state.cfg.upstream.trim_end_matches('/'));
+    use kaizen_models::server_pool::{backoff, try_order, MemberState};
+    use std::sync::atomic::Ordering;
+    let now = std::time::Instant::now();
+    let states: Vec<MemberState> = state
+        .upstreams
+        .iter()
+        .map(|u| MemberState {
+            outstanding: u.outstanding.load(Ordering::Relaxed),
+            down: u.health.lock().map(|h| h.0.is_some_and(|t| t > now)).unwrap_or(false),
+        })
+        .collect();
+    let mut last = None;
+    for i in try_order(&states) {
+        let u = &state.upstreams[i];
+        u.outstanding.fetch_add(1, Ordering::Relaxed);
+        let got = upstream_once(state, &u.url, body).await;
+        u.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let failed = match &got {
+            Ok((status, _)) => status.is_server_error(),
+            Err(e) => e.status.is_server_error(),
+        };
+        let mut health = u.health.lock().unwrap_or_else(|p| p.into_inner());
+        if !failed {
+            *health = (None, 0);
+            return got;
+        }
+        health.1 += 1;
+        health.0 = Some(std::time::Instant::now() + backoff(health.1));
+        last = Some(got);
+    }
+    last.unwrap_or_else(|| Err(ApiError::internal("no upstream to ask")))
+}
+
+/// One call to one upstream server; every failure becomes an OpenAI-style error.
+async fn upstream_once(state: &ProxyState, base: &str, body: &Value) -> Result<(StatusCode, Value), ApiError> {
+    let url = format!("{base}/chat/completions");
     let resp = state.client.post(&url).json(body).send().await.map_err(|e| {
         if e.is_timeout() {
             ApiError::upstream(StatusCode::GATEWAY_TIMEOUT, format!("upstream timed out: {e}"), "upstream_timeout")

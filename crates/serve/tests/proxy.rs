@@ -175,3 +175,40 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     assert_eq!(lines[0]["candidates"][1]["chosen"], true);
     assert_eq!(lines[3]["feedback"]["reward"], 1.0);
 }
+
+/// `--upstream URL1,URL2`: a pool. The first server is dead (nothing listens there): every
+/// request is still answered, by the live one; a pool of dead servers is a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_upstreams_routes_around_a_dead_server() {
+    let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", l.local_addr().unwrap())
+    }; // dropped: nothing listens there now
+    let dir = std::env::temp_dir().join(format!("kaizen-proxy-pool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = |upstream: String| {
+        let cfg = ProxyConfig {
+            upstream,
+            candidates: 4,
+            timeout: Duration::from_millis(800),
+            log_dir: dir.clone(),
+            max_body_bytes: 1 << 20,
+        };
+        ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
+    };
+    let client = reqwest::Client::new();
+    let pool = listen(proxy_router(state(format!("{dead},{up}/v1")))).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "normal"}]});
+    for _ in 0..3 {
+        let r = client.post(format!("{pool}/v1/chat/completions")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "Paris", "{v}");
+    }
+    let all_dead = listen(proxy_router(state(format!("{dead},{dead}")))).await;
+    let r = client.post(format!("{all_dead}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "upstream_unavailable", "{e}");
+}
