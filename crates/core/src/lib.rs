@@ -1,6 +1,8 @@
 //! kaizen's data model, shared by every other part: chat messages and tool calls, sampling
-//! options, sampled completions with per-token log-probs, and the `Policy` trait that local
-//! models and remote OpenAI-compatible servers both implement.
+//! options, sampled completions with per-token log-probs, the record of an episode
+//! (`trajectory`: `Trajectory` with its one success and one tool-use predicate), the `Policy`
+//! trait that local models and remote OpenAI-compatible servers both implement, the `Env` trait
+//! with held-out task draws (`env::held_out_tasks`), and JSON-lines reading (`jsonl`).
 //!
 //! Nothing heavy lives here (no tensors, no HTTP): this crate compiles in seconds.
 

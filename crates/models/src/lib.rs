@@ -1,6 +1,6 @@
 //! Models kaizen runs locally on candle — GGUF LLMs with exact per-token log-probs and the
-//! MiniLM sentence embedder — and the OpenAI-compatible client for remote servers. Both LLM
-//! backends implement `kaizen_core::Policy`.
+//! MiniLM sentence embedder — and the OpenAI-compatible client for remote servers, alone or as a
+//! pool (`server_pool`). Every LLM backend implements `kaizen_core::Policy`.
 //!
 //! Not here: tools, environments, training (their own crates).
 

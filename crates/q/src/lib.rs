@@ -6,7 +6,11 @@
 //! - `metrics`: success-prediction AUC and top-1 ranking accuracy;
 //! - `features`: frozen sentence embeddings of states and actions, cached on disk by content
 //!   hash;
-//! - `qnet`: the Q-head, an MLP over `[e_s, e_a, e_s ⊙ e_a, log-prob]`.
+//! - `qnet`: the Q-head, an MLP over `[e_s, e_a, e_s ⊙ e_a, log-prob]`;
+//! - `state`: what it reads — the text of a state and of an action, one representation for
+//!   the runner, `kaizen q train` and the proxy — and the `ActionScorer` a selector calls;
+//! - `dataset`: logged runs and proxy decisions → transitions; `scorer`: the Q-function as an
+//!   `ActionScorer`.
 //!
 //! Not here: proposing candidates (the episode runner) or serving (the proxy).
 

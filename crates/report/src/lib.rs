@@ -8,9 +8,9 @@
 //!
 //! The episodes travel compressed (`page::packed`); `kaizen report --serve` adds a script that
 //! reloads the page as the records grow; PNG plots are drawn by the CLI through headless
-//! Chromium. Not here yet: Best-of-Q / Agent0 / PRM tables (those commands print their tables
-//! but write no file), images from a content-addressed store (they are the data URLs the
-//! trajectories carry).
+//! Chromium. The Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) shows
+//! too. Not here yet: Agent0 / PRM tables (those do not exist yet), images from a
+//! content-addressed store (they are the data URLs the trajectories carry).
 
 pub mod page;
 pub mod svg;

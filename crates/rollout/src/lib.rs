@@ -1,5 +1,7 @@
-//! Episodes: a policy, an environment's task, and tools, run turn by turn into a `Trajectory`
-//! (token-exact with local models), and the run directory that records them.
+//! Episodes: a policy, an environment's task, and tools, run turn by turn into a
+//! `kaizen_core::Trajectory` (token-exact with local models) — one at a time, as a continuous
+//! batch on a local model (`engine`), or Best-of-N with a selector (`rerank`) — and the run
+//! directory that records them.
 //!
 //! Not here: what happens to trajectories afterwards (training, Q-learning, reports).
 
