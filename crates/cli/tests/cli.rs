@@ -1276,9 +1276,13 @@ fn compare_pairs_final_evaluations_by_task() {
     // The base's task "e" is not in the other run: not paired.
     let base = run("base", &["a", "b", "c", "d", "e"], &[false, false, false, false, true]);
     let other = run("other", &["d", "c", "b", "a"], &[false, true, true, true]);
-    let o = kaizen(&["compare", base.to_str().unwrap(), other.to_str().unwrap()]);
+    // A third run shares one task with the base (pairing by position would pair four).
+    let third = run("third", &["e", "x", "y", "z"], &[true, true, true, true]);
+    let o = kaizen(&["compare", base.to_str().unwrap(), other.to_str().unwrap(), third.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("+75.0 pts (+25.0 to +100.0) on 4 shared tasks"), "{}", text(&o.stdout));
+    let table = text(&o.stdout);
+    assert!(table.contains("+75.0 pts (+25.0 to +100.0) on 4 shared tasks"), "{table}");
+    assert!(table.contains("— (1 shared held-out tasks; at least 2 needed)"), "{table}");
 }
 
 /// `--policy openai:URL1,URL2`: two `kaizen serve` processes on loopback, one killed (SIGKILL)
@@ -1294,8 +1298,11 @@ fn a_pool_of_servers_finishes_the_run_when_one_of_them_dies() {
             let _ = self.0.wait();
         }
     }
-    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ports = [free_port(), free_port()];
+    // Two distinct free ports: both listeners held until both are known.
+    let (a, b) =
+        (std::net::TcpListener::bind("127.0.0.1:0").unwrap(), std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let ports = [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()];
+    drop((a, b));
     let mut servers: Vec<Server> = ports
         .iter()
         .map(|p| {
@@ -1321,6 +1328,7 @@ fn a_pool_of_servers_finishes_the_run_when_one_of_them_dies() {
         assert!(std::time::Instant::now() < deadline, "the servers did not come up");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     let out = temp_dir("pool");
     let policy = format!("openai:http://127.0.0.1:{},http://127.0.0.1:{}", ports[0], ports[1]);
     let mut run = Command::new(env!("CARGO_BIN_EXE_kaizen"))

@@ -19,6 +19,10 @@ pub enum PolicyError {
     /// The backend could not be reached or answered badly.
     #[error("backend error: {0}")]
     Backend(String),
+    /// The backend is up but turned the request away for load (HTTP 429, 503): another server,
+    /// or the same one later, may take it.
+    #[error("backend busy: {0}")]
+    Busy(String),
 }
 
 pub trait Policy: Send + Sync {

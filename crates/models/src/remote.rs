@@ -82,10 +82,10 @@ impl Endpoint {
                 .map(|e| e.error.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
             let m = format!("{url} answered {status}: {msg}");
-            return Err(if status.is_client_error() {
-                PolicyError::InvalidRequest(m)
-            } else {
-                PolicyError::Backend(m)
+            return Err(match status.as_u16() {
+                429 | 503 => PolicyError::Busy(m),
+                _ if status.is_client_error() => PolicyError::InvalidRequest(m),
+                _ => PolicyError::Backend(m),
             });
         }
         serde_json::from_slice(&body).map_err(|e| PolicyError::Backend(format!("{url}: malformed response JSON: {e}")))

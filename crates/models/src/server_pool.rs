@@ -34,6 +34,8 @@ struct Health {
     /// Out of rotation until then.
     down_until: Option<Instant>,
     consecutive_failures: u32,
+    /// A request is probing it after its back-off ran out.
+    probing: bool,
 }
 
 /// What the pool knows of a server when it orders them for a request.
@@ -57,6 +59,22 @@ pub fn try_order(members: &[MemberState]) -> Vec<usize> {
 /// most `MAX_BACKOFF`.
 pub fn backoff(failures: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
+
+/// Counts a request as outstanding on a server while it lives, however the call ends.
+pub struct Outstanding<'a>(&'a AtomicUsize);
+
+impl<'a> Outstanding<'a> {
+    pub fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Outstanding(count)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct ServerPool {
@@ -127,12 +145,24 @@ impl Policy for ServerPool {
 
     fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
         let mut failures = Vec::new();
+        let mut busy = true;
         for i in try_order(&self.states()) {
             let m = &self.members[i];
-            m.outstanding.fetch_add(1, Ordering::Relaxed);
-            let got = m.client.chat(req);
-            m.outstanding.fetch_sub(1, Ordering::Relaxed);
+            {
+                // A server whose back-off has run out is probed by one request: the first to
+                // come claims the probe by putting it out of rotation again meanwhile.
+                let mut h = m.health.lock().map_err(|_| PolicyError::Backend("poisoned pool state".into()))?;
+                if h.consecutive_failures > 0 && h.down_until.is_some_and(|t| t <= Instant::now()) {
+                    h.down_until = Some(Instant::now() + backoff(h.consecutive_failures));
+                    h.probing = true;
+                }
+            }
+            let got = {
+                let _busy = Outstanding::enter(&m.outstanding);
+                m.client.chat(req)
+            };
             let mut health = m.health.lock().map_err(|_| PolicyError::Backend("poisoned pool state".into()))?;
+            let url = self.endpoint(i).base_url();
             match got {
                 Ok(c) => {
                     *health = Health::default();
@@ -140,20 +170,32 @@ impl Policy for ServerPool {
                     return Ok(c);
                 }
                 Err(PolicyError::InvalidRequest(e)) => return Err(PolicyError::InvalidRequest(e)),
+                // Up but loaded: the next server may take it; this one stays in rotation.
+                Err(PolicyError::Busy(e)) => failures.push(format!("{url}: {e}")),
                 Err(PolicyError::Backend(e)) => {
-                    health.consecutive_failures += 1;
-                    let wait = backoff(health.consecutive_failures);
-                    health.down_until = Some(Instant::now() + wait);
-                    let url = self.endpoint(i).base_url();
-                    eprintln!(
-                        "warning: {url} failed ({e}); out of rotation for {} s, the request goes on",
-                        wait.as_secs()
-                    );
+                    busy = false;
+                    // One outage is one failure, however many requests were in flight on it:
+                    // a server already out of rotation is not pushed further out.
+                    if health.probing || !health.down_until.is_some_and(|t| t > Instant::now()) {
+                        health.probing = false;
+                        health.consecutive_failures += 1;
+                        let wait = backoff(health.consecutive_failures);
+                        health.down_until = Some(Instant::now() + wait);
+                        eprintln!(
+                            "warning: {url} failed ({e}); out of rotation for {} s, the request goes on",
+                            wait.as_secs()
+                        );
+                    }
                     failures.push(format!("{url}: {e}"));
                 }
             }
         }
-        Err(PolicyError::Backend(format!("every server in the pool failed: {}", failures.join("; "))))
+        let all = failures.join("; ");
+        Err(if busy {
+            PolicyError::Busy(format!("every server in the pool is busy: {all}"))
+        } else {
+            PolicyError::Backend(format!("every server in the pool failed: {all}"))
+        })
     }
 }
 

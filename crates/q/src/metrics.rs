@@ -78,7 +78,8 @@ pub fn paired_difference(a: &[bool], b: &[bool]) -> Option<(f64, f64, f64)> {
     let mut means: Vec<f64> =
         (0..BOOTSTRAP_RESAMPLES).map(|_| (0..n).map(|_| d[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * BOOTSTRAP_RESAMPLES as f64) as usize).min(BOOTSTRAP_RESAMPLES - 1)];
+    // Nearest rank: the q-quantile of B sorted values is the ⌈q·B⌉-th (1-based).
+    let at = |q: f64| means[((q * BOOTSTRAP_RESAMPLES as f64).ceil() as usize).clamp(1, BOOTSTRAP_RESAMPLES) - 1];
     Some((mean, at(0.025), at(0.975)))
 }
 

@@ -79,17 +79,10 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
 /// Wilson interval, and the paired differences the command computed.
 fn best_of_q_table(b: &Value) -> String {
     let pct = |x: &Value| x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v));
-    let pair = |p: &Value| {
-        if p.is_null() {
-            String::new()
-        } else {
-            format!(
-                "{:+.1} pts ({:+.1} to {:+.1})",
-                100.0 * p["difference"].as_f64().unwrap_or(f64::NAN),
-                100.0 * p["lo"].as_f64().unwrap_or(f64::NAN),
-                100.0 * p["hi"].as_f64().unwrap_or(f64::NAN)
-            )
-        }
+    let pair = |p: &Value| match (p["difference"].as_f64(), p["lo"].as_f64(), p["hi"].as_f64()) {
+        (Some(d), Some(lo), Some(hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
+        _ if p.is_null() => String::new(),
+        _ => "—".into(),
     };
     let mut out = format!(
         "<table class=\"best-of-q\"><caption>Best-of-Q: {} on {}, N = {}, {} tasks held out {}</caption>\
@@ -97,7 +90,7 @@ fn best_of_q_table(b: &Value) -> String {
          <th>vs random of N</th></tr>",
         escape(b["policy"].as_str().unwrap_or("?")),
         escape(b["env"].as_str().unwrap_or("?")),
-        b["candidates"],
+        b["candidates"].as_u64().map_or("?".to_string(), |n| n.to_string()),
         b["tasks"].as_array().map_or(0, Vec::len),
         if b["held_out_by_content"].as_bool() == Some(true) { "by content" } else { "by seed" }
     );

@@ -126,10 +126,10 @@ fn episode_id(headers: &HeaderMap) -> String {
 }
 
 /// One upstream call through the pool: the servers in `try_order`, the next one tried when a
-/// server cannot be reached, times out, misbehaves (a 502 of ours) or answers 5xx — that server
-/// then out of rotation for `backoff` of its consecutive failures. A 4xx (a 429 included) is
-/// the request's own answer and comes back at once; when every server failed, the last
-/// failure does.
+/// server cannot be reached, times out or answers 5xx (that server then out of rotation for
+/// `backoff` of its consecutive failures), or is busy (429, 503: it stays in rotation). Any
+/// other 4xx, or a fault in the answer itself, comes back at once; when every server failed,
+/// the last failure does.
 async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value), ApiError> {
     use kaizen_models::server_pool::{backoff, try_order, MemberState};
     use std::sync::atomic::Ordering;
@@ -145,20 +145,34 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
     let mut last = None;
     for i in try_order(&states) {
         let u = &state.upstreams[i];
-        u.outstanding.fetch_add(1, Ordering::Relaxed);
-        let got = upstream_once(state, &u.url, body).await;
-        u.outstanding.fetch_sub(1, Ordering::Relaxed);
-        let failed = match &got {
-            Ok((status, _)) => status.is_server_error(),
-            Err(e) => e.status.is_server_error(),
+        let got = {
+            // Dropped however the call ends, a client gone mid-request included.
+            let _busy = kaizen_models::server_pool::Outstanding::enter(&u.outstanding);
+            upstream_once(state, &u.url, body).await
+        };
+        // The server is down when it cannot be reached, times out or answers 5xx; loaded (429,
+        // 503) it stays in rotation and the next is tried; a fault in this one answer (too
+        // large, malformed, a redirect) or another 4xx is the answer.
+        let (down, next) = match &got {
+            Ok((status, _)) if matches!(status.as_u16(), 429 | 503) => (false, true),
+            Ok((status, _)) => (status.is_server_error(), status.is_server_error()),
+            Err(e) => {
+                let gone = matches!(e.code, Some("upstream_unavailable" | "upstream_timeout"));
+                (gone, gone)
+            }
         };
         let mut health = u.health.lock().unwrap_or_else(|p| p.into_inner());
-        if !failed {
-            *health = (None, 0);
+        if !next {
+            if got.is_ok() {
+                *health = (None, 0);
+            }
             return got;
         }
-        health.1 += 1;
-        health.0 = Some(std::time::Instant::now() + backoff(health.1));
+        // One outage is one failure, however many requests were in flight on it.
+        if down && !health.0.is_some_and(|t| t > std::time::Instant::now()) {
+            health.1 += 1;
+            health.0 = Some(std::time::Instant::now() + backoff(health.1));
+        }
         last = Some(got);
     }
     last.unwrap_or_else(|| Err(ApiError::internal("no upstream to ask")))

@@ -181,10 +181,8 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_of_upstreams_routes_around_a_dead_server() {
     let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", l.local_addr().unwrap())
-    }; // dropped: nothing listens there now
+    // The discard port: nothing listens there (and no ephemeral port a test server gets).
+    let dead = "http://127.0.0.1:9/v1".to_string();
     let dir = std::env::temp_dir().join(format!("kaizen-proxy-pool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state = |upstream: String| {

@@ -126,9 +126,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         for (i, name) in names.iter().enumerate().skip(1) {
             let line = match (&finals[0], &finals[i]) {
                 (Some(base), Some(mine)) => {
-                    let mine: BTreeMap<&str, bool> = mine.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+                    // By content and occurrence: the n-th task with a given content in one run
+                    // pairs with the n-th in the other (session envs can repeat a task's text).
+                    let mine: BTreeMap<(&str, usize), bool> = numbered(mine).into_iter().collect();
                     let (b, m): (Vec<bool>, Vec<bool>) =
-                        base.iter().filter_map(|(k, s)| Some((*s, *mine.get(k.as_str())?))).unzip();
+                        numbered(base).into_iter().filter_map(|(k, s)| Some((s, *mine.get(&k)?))).unzip();
                     match kaizen_q::metrics::paired_difference(&m, &b) {
                         Some((d, lo, hi)) => format!(
                             "{:+.1} pts ({:+.1} to {:+.1}) on {} shared tasks",
@@ -146,6 +148,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each `(key, solved)` with the key's occurrence number among those before it.
+fn numbered(outcomes: &[(String, bool)]) -> Vec<((&str, usize), bool)> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    outcomes
+        .iter()
+        .map(|(k, s)| {
+            let n = seen.entry(k.as_str()).or_default();
+            *n += 1;
+            ((k.as_str(), *n), *s)
+        })
+        .collect()
 }
 
 /// A run's last evaluation as (task content, solved greedily), from `eval_tasks.json` and the
