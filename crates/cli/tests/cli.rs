@@ -497,6 +497,14 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     let acted = |t: &serde_json::Value| !t["turns"][0]["tool_calls"].as_array().unwrap().is_empty();
     assert!(ts.iter().all(acted), "{ts:?}");
     assert!(ts.iter().any(|t| t["reward"] == 1.0), "{ts:?}");
+    // Its report finds the model the run names (`policy_spec`), for the heat-map's token texts.
+    let web_run = std::env::temp_dir().join(format!("kaizen-cli-web-smollm2-{}", std::process::id()));
+    let o = kaizen(&["report", web_run.to_str().unwrap(), "--out", web_run.join("r.html").to_str().unwrap()]);
+    let listed = text(&o.stdout);
+    assert!(
+        o.status.success() && listed.lines().any(|l| l.contains("web-smollm2") && l.trim_end().ends_with("yes")),
+        "{listed}"
+    );
 }
 
 /// A recipe the tiny policy trains on in seconds, written into `dir` with its task file: "is N

@@ -32,7 +32,8 @@ pub struct Args {
 }
 
 /// The tokenizer of the policy a run sampled from, for the log-prob heat-map: a training run's
-/// own `policy.gguf`, else the model its `config.json` names. `None` when neither is at hand
+/// own `policy.gguf`, else the model its `config.json` names (`policy_spec`: what `--policy`
+/// said, e.g. `smollm2` or a path; older runs: `policy`). `None` when neither is at hand
 /// (a remote policy, a reference agent): the heat-map then shows token ids.
 fn tokenizer_of(run: &Path) -> Option<GgufTokenizer> {
     let own = run.join("policy.gguf");
@@ -41,7 +42,7 @@ fn tokenizer_of(run: &Path) -> Option<GgufTokenizer> {
     } else {
         let cfg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).ok()?).ok()?;
-        let policy = cfg["policy"].as_str()?;
+        let policy = cfg["policy_spec"].as_str().or_else(|| cfg["policy"].as_str())?;
         if policy.ends_with(".gguf") {
             PathBuf::from(policy)
         } else {

@@ -146,7 +146,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let config = serde_json::json!({
-        "env": env.name(), "policy": agent.name(), "episodes": a.episodes, "seed": a.seed,
+        "env": env.name(), "policy": agent.name(), "policy_spec": a.policy.policy, "episodes": a.episodes, "seed": a.seed,
         "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_core::SCHEMA_VERSION, "concurrency": a.concurrency,
