@@ -2,7 +2,8 @@
 # kaizen's main job on the embedded defaults (installs what it needs first, idempotently):
 # the frozen proposer (SmolLM2) sampling candidate actions with log-probs, agents running
 # episodes with sandboxed tools and in a real browser, and a short version of the training loop
-# (SFT cold start, then RL) with its diagnostics. Each run lands in runs/demo-<time>-*.
+# (SFT cold start, then RL) with its diagnostics. Each run lands in runs/demo-<time>-*, and one
+# offline HTML report of them all in runs/demo-<time>-report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,3 +22,6 @@ echo; echo "== 5. the training loop, short: SFT cold start then GRPO on the tiny
 $k train recipes/demo-tiny-grpo.toml --out "$runs-train"
 echo; echo "== 6. speed on this machine =="
 $k bench generate --repeats 1 --gen-tokens 32
+echo; echo "== 7. one offline report of these runs: curves, tables, every episode =="
+$k report "$runs-train" "$runs-arith" "$runs-web-oracle" "$runs-web-random" --out "$runs-report.html"
+echo "open $runs-report.html in a browser (no network needed)"
