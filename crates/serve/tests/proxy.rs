@@ -77,21 +77,25 @@ async fn listen(router: Router) -> String {
     format!("http://{addr}")
 }
 
+/// The proxy as the tests run it: N = 4, an 800 ms upstream deadline, a 1 MiB body cap,
+/// decisions logged in `dir`.
+fn proxy_state(upstream: String, dir: &std::path::Path) -> Arc<ProxyState> {
+    let cfg = ProxyConfig {
+        upstream,
+        candidates: 4,
+        timeout: Duration::from_millis(800),
+        log_dir: dir.to_path_buf(),
+        max_body_bytes: 1 << 20,
+    };
+    ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_reranks_and_degrades_gracefully() {
     let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
     let dir = std::env::temp_dir().join(format!("kaizen-proxy-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let state = |upstream: String| {
-        let cfg = ProxyConfig {
-            upstream,
-            candidates: 4,
-            timeout: Duration::from_millis(800),
-            log_dir: dir.clone(),
-            max_body_bytes: 1 << 20,
-        };
-        ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
-    };
+    let state = |upstream: String| proxy_state(upstream, &dir);
     let proxy = listen(proxy_router(state(format!("{up}/v1")))).await;
     let client = reqwest::Client::new();
     let ask = |mode: &str| {
@@ -187,16 +191,7 @@ async fn a_pool_of_upstreams_routes_around_a_dead_server() {
     let dead = "http://127.0.0.1:9/v1".to_string();
     let dir = std::env::temp_dir().join(format!("kaizen-proxy-pool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let state = |upstream: String| {
-        let cfg = ProxyConfig {
-            upstream,
-            candidates: 4,
-            timeout: Duration::from_millis(800),
-            log_dir: dir.clone(),
-            max_body_bytes: 1 << 20,
-        };
-        ProxyState::new(cfg, Arc::new(PrefersParis)).unwrap()
-    };
+    let state = |upstream: String| proxy_state(upstream, &dir);
     let client = reqwest::Client::new();
     let pool = listen(proxy_router(state(format!("{dead},{up}/v1")))).await;
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "normal"}]});
