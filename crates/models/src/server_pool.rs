@@ -29,13 +29,49 @@ struct Member {
     served: AtomicUsize,
 }
 
+/// One server's circuit breaker: in or out of rotation, and for how long. Shared by the
+/// `Policy` pool and the Best-of-Q proxy's upstream pool, so both route by the same rules.
 #[derive(Debug, Clone, Copy, Default)]
-struct Health {
+pub struct Health {
     /// Out of rotation until then.
     down_until: Option<Instant>,
     consecutive_failures: u32,
     /// A request is probing it after its back-off ran out.
     probing: bool,
+}
+
+impl Health {
+    /// Whether it is out of rotation at `now`.
+    pub fn is_down(&self, now: Instant) -> bool {
+        self.down_until.is_some_and(|t| t > now)
+    }
+
+    /// Called before a request: a server whose back-off has run out is probed by this one
+    /// request, which puts it out of rotation again meanwhile so no other joins it.
+    pub fn claim_probe(&mut self, now: Instant) {
+        if self.consecutive_failures > 0 && !self.is_down(now) {
+            self.down_until = Some(now + backoff(self.consecutive_failures));
+            self.probing = true;
+        }
+    }
+
+    pub fn record_success(&mut self) {
+        *self = Health::default();
+    }
+
+    /// The server failed a request. One outage is one failure, however many requests were in
+    /// flight on it: a server already out of rotation (and not being probed) stays as it is.
+    /// Returns the new back-off when this failure took it out.
+    pub fn record_failure(&mut self, now: Instant) -> Option<Duration> {
+        if !self.probing && self.is_down(now) {
+            return None;
+        }
+        self.probing = false;
+        self.consecutive_failures += 1;
+        let wait = backoff(self.consecutive_failures);
+        self.down_until = Some(now + wait);
+        Some(wait)
+    }
 }
 
 /// What the pool knows of a server when it orders them for a request.
@@ -117,7 +153,7 @@ impl ServerPool {
             .map(|m| ServerStats {
                 url: m.client.base_url().to_string(),
                 served: m.served.load(Ordering::Relaxed),
-                down: m.health.lock().map(|h| h.down_until.is_some_and(|t| t > now)).unwrap_or(false),
+                down: m.health.lock().map(|h| h.is_down(now)).unwrap_or(false),
             })
             .collect()
     }
@@ -128,7 +164,7 @@ impl ServerPool {
             .iter()
             .map(|m| MemberState {
                 outstanding: m.outstanding.load(Ordering::Relaxed),
-                down: m.health.lock().map(|h| h.down_until.is_some_and(|t| t > now)).unwrap_or(false),
+                down: m.health.lock().map(|h| h.is_down(now)).unwrap_or(false),
             })
             .collect()
     }
@@ -148,15 +184,10 @@ impl Policy for ServerPool {
         let mut busy = true;
         for i in try_order(&self.states()) {
             let m = &self.members[i];
-            {
-                // A server whose back-off has run out is probed by one request: the first to
-                // come claims the probe by putting it out of rotation again meanwhile.
-                let mut h = m.health.lock().map_err(|_| PolicyError::Backend("poisoned pool state".into()))?;
-                if h.consecutive_failures > 0 && h.down_until.is_some_and(|t| t <= Instant::now()) {
-                    h.down_until = Some(Instant::now() + backoff(h.consecutive_failures));
-                    h.probing = true;
-                }
-            }
+            m.health
+                .lock()
+                .map_err(|_| PolicyError::Backend("poisoned pool state".into()))?
+                .claim_probe(Instant::now());
             let got = {
                 let _busy = Outstanding::enter(&m.outstanding);
                 m.client.chat(req)
@@ -165,7 +196,7 @@ impl Policy for ServerPool {
             let url = self.endpoint(i).base_url();
             match got {
                 Ok(c) => {
-                    *health = Health::default();
+                    health.record_success();
                     m.served.fetch_add(1, Ordering::Relaxed);
                     return Ok(c);
                 }
@@ -174,13 +205,7 @@ impl Policy for ServerPool {
                 Err(PolicyError::Busy(e)) => failures.push(format!("{url}: {e}")),
                 Err(PolicyError::Backend(e)) => {
                     busy = false;
-                    // One outage is one failure, however many requests were in flight on it:
-                    // a server already out of rotation is not pushed further out.
-                    if health.probing || !health.down_until.is_some_and(|t| t > Instant::now()) {
-                        health.probing = false;
-                        health.consecutive_failures += 1;
-                        let wait = backoff(health.consecutive_failures);
-                        health.down_until = Some(Instant::now() + wait);
+                    if let Some(wait) = health.record_failure(Instant::now()) {
                         eprintln!(
                             "warning: {url} failed ({e}); out of rotation for {} s, the request goes on",
                             wait.as_secs()
@@ -219,6 +244,24 @@ mod tests {
         assert_eq!(backoff(5), Duration::from_secs(32));
         assert_eq!(backoff(6), Duration::from_secs(60));
         assert_eq!(backoff(40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn one_outage_is_one_failure_and_one_request_probes() {
+        let t0 = Instant::now();
+        let mut h = Health::default();
+        assert_eq!(h.record_failure(t0), Some(Duration::from_secs(2)));
+        // Requests that were in flight on it fail too: the same outage, no longer back-off.
+        assert_eq!(h.record_failure(t0 + Duration::from_millis(10)), None);
+        assert!(h.is_down(t0 + Duration::from_secs(1)) && !h.is_down(t0 + Duration::from_secs(3)));
+        // Back-off over: one request claims the probe (the server is out again meanwhile); its
+        // failure doubles the back-off.
+        let t1 = t0 + Duration::from_secs(3);
+        h.claim_probe(t1);
+        assert!(h.is_down(t1 + Duration::from_millis(1)));
+        assert_eq!(h.record_failure(t1 + Duration::from_millis(5)), Some(Duration::from_secs(4)));
+        h.record_success();
+        assert!(!h.is_down(t1 + Duration::from_millis(6)));
     }
 
     #[test]

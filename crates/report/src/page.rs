@@ -24,12 +24,12 @@ pub type TokenText<'a> = &'a dyn Fn(&Run, &[u32]) -> Option<Vec<String>>;
 /// the JSON's size (a 10,000-episode run's report stays a few MB), unpacked by the browser's
 /// own `DecompressionStream`. Base64 has no `<` and no `:`, so the data can neither close its
 /// `<script>` element nor spell a URL.
-pub fn packed(v: &Value) -> String {
+pub fn packed(v: &Value) -> std::io::Result<String> {
     use base64::Engine;
     use std::io::Write as _;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(v.to_string().as_bytes()).expect("writing to memory");
-    base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("writing to memory"))
+    gz.write_all(v.to_string().as_bytes())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(gz.finish()?))
 }
 
 /// A log-prob as the page shows it: three decimals are more than a heat-map can show.
@@ -153,8 +153,8 @@ fn tables(runs: &[Run]) -> String {
     out
 }
 
-/// The whole page.
-pub fn render(runs: &[Run], token_text: TokenText) -> String {
+/// The whole page; an error only if compressing the episodes fails.
+pub fn render(runs: &[Run], token_text: TokenText) -> std::io::Result<String> {
     let charts = crate::charts(runs);
     let episodes: Vec<Value> = runs
         .iter()
@@ -201,9 +201,9 @@ pub fn render(runs: &[Run], token_text: TokenText) -> String {
          <select id=\"f-tools\"><option value=\"\">tools or not</option><option value=\"yes\">used a tool</option><option value=\"no\">no tool</option></select>\
          <span id=\"count\"></span></div><div id=\"browser\"><div id=\"list\"><div id=\"spacer\"></div></div><div id=\"episode\"><p class=\"none\">Pick an episode.</p></div></div>",
     );
-    let _ = write!(html, "<script type=\"application/octet-stream\" id=\"kaizen-data\">{}</script>", packed(&data));
+    let _ = write!(html, "<script type=\"application/octet-stream\" id=\"kaizen-data\">{}</script>", packed(&data)?);
     let _ = write!(html, "<script>{SCRIPT}</script></body></html>");
-    html
+    Ok(html)
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
                  "vs_sampled": {"difference": 0.5, "lo": 0.0, "hi": 1.0}, "vs_random": null}]})),
         warnings: vec!["metrics.jsonl line 3: cut short".into()],
     };
-    let html = render(&[run], &|_, _| None);
+    let html = render(&[run], &|_, _| None).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://"), "a URL in the page");
     assert!(!html.contains("<script src") && !html.contains("<link"), "an external resource");
     assert_eq!(html.matches("<svg").count(), 1, "one metric, one chart");

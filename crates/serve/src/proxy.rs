@@ -52,8 +52,7 @@ pub struct ProxyConfig {
 struct Upstream {
     url: String,
     outstanding: std::sync::atomic::AtomicUsize,
-    /// Out of rotation until then, and consecutive failures so far.
-    health: Mutex<(Option<std::time::Instant>, u32)>,
+    health: Mutex<kaizen_models::server_pool::Health>,
 }
 
 pub struct ProxyState {
@@ -83,7 +82,7 @@ impl ProxyState {
             .map(|u| Upstream {
                 url: u.trim_end_matches('/').to_string(),
                 outstanding: Default::default(),
-                health: Mutex::new((None, 0)),
+                health: Mutex::new(Default::default()),
             })
             .collect();
         anyhow::ensure!(!upstreams.is_empty(), "--upstream names no server");
@@ -131,7 +130,7 @@ fn episode_id(headers: &HeaderMap) -> String {
 /// other 4xx, or a fault in the answer itself, comes back at once; when every server failed,
 /// the last failure does.
 async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value), ApiError> {
-    use kaizen_models::server_pool::{backoff, try_order, MemberState};
+    use kaizen_models::server_pool::{try_order, MemberState};
     use std::sync::atomic::Ordering;
     let now = std::time::Instant::now();
     let states: Vec<MemberState> = state
@@ -139,12 +138,13 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
         .iter()
         .map(|u| MemberState {
             outstanding: u.outstanding.load(Ordering::Relaxed),
-            down: u.health.lock().map(|h| h.0.is_some_and(|t| t > now)).unwrap_or(false),
+            down: u.health.lock().map(|h| h.is_down(now)).unwrap_or(false),
         })
         .collect();
     let mut last = None;
     for i in try_order(&states) {
         let u = &state.upstreams[i];
+        u.health.lock().unwrap_or_else(|p| p.into_inner()).claim_probe(std::time::Instant::now());
         let got = {
             // Dropped however the call ends, a client gone mid-request included.
             let _busy = kaizen_models::server_pool::Outstanding::enter(&u.outstanding);
@@ -164,14 +164,12 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
         let mut health = u.health.lock().unwrap_or_else(|p| p.into_inner());
         if !next {
             if got.is_ok() {
-                *health = (None, 0);
+                health.record_success();
             }
             return got;
         }
-        // One outage is one failure, however many requests were in flight on it.
-        if down && !health.0.is_some_and(|t| t > std::time::Instant::now()) {
-            health.1 += 1;
-            health.0 = Some(std::time::Instant::now() + backoff(health.1));
+        if down {
+            health.record_failure(std::time::Instant::now());
         }
         last = Some(got);
     }

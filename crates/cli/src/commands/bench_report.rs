@@ -72,7 +72,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let runs = kaizen_report::load_runs(std::slice::from_ref(&run)).map_err(anyhow::Error::msg)?;
     let html =
-        kaizen_report::page::render(&runs, &|_, ids| Some(ids.iter().map(|id| format!("t{}", id % 1000)).collect()));
+        kaizen_report::page::render(&runs, &|_, ids| Some(ids.iter().map(|id| format!("t{}", id % 1000)).collect()))?;
     std::fs::write(&page, &html)?;
     let render_s = t0.elapsed().as_secs_f64();
 

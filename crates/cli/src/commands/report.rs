@@ -53,7 +53,7 @@ fn tokenizer_of(run: &Path) -> Option<GgufTokenizer> {
 }
 
 /// The page of `runs` with their tokenizers.
-fn page(runs: &[kaizen_report::Run], tokenizers: &[Option<GgufTokenizer>]) -> String {
+fn page(runs: &[kaizen_report::Run], tokenizers: &[Option<GgufTokenizer>]) -> std::io::Result<String> {
     let token_text = |run: &kaizen_report::Run, ids: &[u32]| -> Option<Vec<String>> {
         let i = runs.iter().position(|r| std::ptr::eq(r, run))?;
         let tok = tokenizers[i].as_ref()?;
@@ -113,11 +113,12 @@ fn serve(a: &Args, tokenizers: Vec<Option<GgufTokenizer>>) -> anyhow::Result<()>
             let path = line.split_whitespace().nth(1).unwrap_or("/");
             let (status, kind, body) = match path {
                 _ if !host_ok => ("403 Forbidden", "text/plain", "loopback names only".to_string()),
-                "/" | "/index.html" => match kaizen_report::load_runs(&dirs) {
-                    Ok(runs) => {
-                        let html = page(&runs, &tokenizers)
-                            .replace("</body>", &format!("{}</body>", kaizen_report::page::LIVE_SCRIPT));
-                        ("200 OK", "text/html; charset=utf-8", html)
+                "/" | "/index.html" => match kaizen_report::load_runs(&dirs)
+                    .and_then(|runs| page(&runs, &tokenizers).map_err(|e| format!("building the report: {e}")))
+                {
+                    Ok(html) => {
+                        let live = html.replace("</body>", &format!("{}</body>", kaizen_report::page::LIVE_SCRIPT));
+                        ("200 OK", "text/html; charset=utf-8", live)
                     }
                     Err(e) => ("500 Internal Server Error", "text/plain; charset=utf-8", e),
                 },
@@ -168,7 +169,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.serve {
         return serve(&a, tokenizers);
     }
-    let html = page(&runs, &tokenizers);
+    let html = page(&runs, &tokenizers)?;
     kaizen_core::durable::write_atomic(&a.out, html.as_bytes())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
     let charts = kaizen_report::charts(&runs);
