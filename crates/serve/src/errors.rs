@@ -77,12 +77,6 @@ impl IntoResponse for ApiError {
                 code: self.code.map(String::from),
             },
         };
-        let mut r = (self.status, Json(body)).into_response();
-        // A refused body is left unread on the connection: close it, so no client sends its
-        // next request into the rest of that body (and reads a broken answer).
-        if self.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            r.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-        }
-        r
+        (self.status, Json(body)).into_response()
     }
 }
