@@ -53,6 +53,13 @@ enum Command {
     #[command(after_help = "Examples:\n  kaizen train recipes/arith-tiny-grpo.toml --out runs/grpo\n  \
                             kaizen train --resume runs/grpo    # after a crash: continues from the latest checkpoint")]
     Train(commands::train::Args),
+    /// Self-evolution from zero data (Agent0): a curriculum agent learns to write tasks at the
+    /// edge of the executor's ability; the executor learns from majority-vote pseudo-labels
+    /// with ADPO; held-out ground-truth accuracy after every iteration.
+    #[command(after_help = "Examples:\n  kaizen evolve recipes/agent0-smollm2.toml --out runs/agent0\n  \
+                            kaizen evolve recipes/agent0-smollm2.toml --estimator grpo --out runs/agent0-grpo   # ablation\n  \
+                            kaizen evolve --resume runs/agent0    # after a crash: the first unfinished stage")]
+    Evolve(commands::evolve::Args),
     /// Training diagnostics of several runs side by side: where each ended, and held-out
     /// pass@1 over training.
     #[command(after_help = "Example:\n  kaizen compare runs/grpo runs/dr-grpo")]
@@ -109,6 +116,7 @@ fn main() {
         Command::Tool(a) => commands::tool::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Train(a) => commands::train::run(a),
+        Command::Evolve(a) => commands::evolve::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Show(a) => commands::show::run(a),

@@ -13,7 +13,7 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn every_verb_has_help_with_an_example() {
-    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show", "train", "compare"] {
+    for verb in ["generate", "chat", "embed", "serve", "models", "tool", "run", "show", "train", "evolve", "compare"] {
         let o = kaizen(&[verb, "--help"]);
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
@@ -1386,4 +1386,191 @@ fn a_pool_of_servers_finishes_the_run_when_one_of_them_dies() {
     let log = text(&o.stderr);
     assert!(log.contains(&format!("127.0.0.1:{}/v1 failed", ports[0])) && log.contains("out of rotation"), "{log}");
     drop(servers);
+}
+
+/// An evolve recipe small enough for a test: one iteration, k = 4 samples, the pool's band
+/// widened to [0, 1] so that the executor stage surely has tasks (the band itself is
+/// unit-tested in kaizen-evolve), and a held-out task file holding two of the curriculum's own
+/// example tasks (which the pool must never take) beside arith.
+fn agent0_test_recipe(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let held = dir.join("held-out.jsonl");
+    std::fs::write(
+        &held,
+        concat!(
+            r#"{"prompt": "A shop sells 48 boxes of 125 pencils each and 1,370 loose pencils. How many pencils does it sell?", "answer": 7370, "checker": "numeric"}"#,
+            "\n",
+            r#"{"prompt": "A farm has 36 rows of 245 corn plants. Birds eat 1,187 plants. How many plants are left?", "answer": 7633, "checker": "numeric"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let recipe = dir.join("agent0-test.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"
+seed = 0
+iterations = 1
+[policy]
+model = "smollm2"
+context = 2048
+[policy.lora]
+targets = ["attn_q", "attn_v"]
+[executor]
+samples = 4
+[curriculum]
+steps = 1
+tasks_per_step = 2
+group = 2
+temperature = 0.8
+lr = 2e-4
+max_turns = 1
+max_tokens_per_turn = 96
+[pool]
+candidates = 8
+low = 0.0
+high = 1.0
+[executor_rl]
+estimator = "adpo"
+steps = 1
+tasks_per_step = 1
+group = 4
+temperature = 0.7
+lr = 2e-4
+max_turns = 5
+max_tokens_per_turn = 96
+[eval]
+sets = ["arith", "jsonl:{}"]
+tasks = 6
+"#,
+            held.display()
+        ),
+    )
+    .unwrap();
+    recipe
+}
+
+#[test]
+fn evolve_runs_the_agent0_loop_and_resumes_after_kill_9() {
+    let dir = temp_dir("evolve");
+    let recipe = agent0_test_recipe(&dir);
+    let run = dir.join("run");
+    // Killed (SIGKILL) once the curriculum stage is done, while the pool is being written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args(["evolve", recipe.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let curriculum = run.join("iter-1").join("curriculum");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !curriculum.join("DONE").exists() {
+        assert!(std::time::Instant::now() < deadline, "the curriculum stage did not finish in 600 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!run.join("evolution.jsonl").exists(), "killed before the iteration ended");
+    let curriculum_rollouts = std::fs::read(curriculum.join("trajectories.jsonl")).unwrap();
+
+    let o = kaizen(&["evolve", "--resume", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    assert!(!stderr.contains("training the curriculum"), "the finished curriculum stage ran again:\n{stderr}");
+    assert!(stderr.contains("writing and labelling the task pool"), "{stderr}");
+    // The finished stage's records are untouched.
+    assert_eq!(std::fs::read(curriculum.join("trajectories.jsonl")).unwrap(), curriculum_rollouts);
+
+    // The curriculum's rollouts carry the curriculum reward: a parsed task judged by 4 samples,
+    // a cluster share, and the reward recomputed by hand from them (paper form, γ 0.05).
+    let rollouts: Vec<serde_json::Value> =
+        text(&curriculum_rollouts).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rollouts.len(), 4);
+    let mut parsed = 0;
+    for t in &rollouts {
+        let d = &t["reward_detail"];
+        let r = t["reward"].as_f64().unwrap();
+        if d["curriculum_task"].is_null() {
+            assert_eq!(r, 0.0);
+            continue;
+        }
+        parsed += 1;
+        let p = d["verdict"]["p_hat"].as_f64().unwrap();
+        assert!([0.0, 0.25, 0.5, 0.75, 1.0].contains(&p), "p̂ of 4 samples: {p}");
+        let tools = d["verdict"]["tool_calls"].as_f64().unwrap();
+        let share = d["cluster_share"].as_f64().unwrap();
+        let want = (1.0 - 2.0 * (p - 0.5).abs() + 0.05 * tools.min(4.0) - share).max(0.0);
+        assert!((r - want).abs() < 1e-5, "reward {r}, by hand {want}: {d}");
+    }
+    assert!(parsed > 0, "no curriculum output parsed: the reward path did not run");
+
+    // The pool: pseudo-labels are the executor's votes; nothing in it is held out.
+    let held: Vec<String> = serde_json::from_str(&std::fs::read_to_string(run.join("held_out.json")).unwrap()).unwrap();
+    assert_eq!(held.len(), 8, "6 arith tasks and 2 of the file's");
+    let pool_file = run.join("iter-1").join("pool.jsonl");
+    let pool: Vec<serde_json::Value> =
+        std::fs::read_to_string(&pool_file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!pool.is_empty(), "an empty pool: the executor stage would not run");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("iter-1").join("pool.json")).unwrap()).unwrap();
+    let norm = |s: &str| s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    for task in &pool {
+        let prompt = task["prompt"].as_str().unwrap();
+        assert!(!held.contains(&norm(prompt)), "a held-out task entered the pool: {prompt}");
+        let verdict = report["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c[0] == task["prompt"])
+            .map(|c| c[1].clone())
+            .expect("every pool task is a judged candidate");
+        assert_eq!(task["answer"], verdict["majority"], "the label is the executor's majority answer");
+        assert_eq!(task["meta"]["p_hat"], verdict["p_hat"]);
+    }
+    let stats = &report["stats"];
+    assert_eq!(stats["candidates"], 8);
+    assert_eq!(stats["kept"].as_u64().unwrap() as usize, pool.len());
+
+    // The executor trained on pool tasks only (ADPO, the pool's labels as its answers).
+    let exec = run.join("iter-1").join("executor");
+    let trained: Vec<serde_json::Value> = std::fs::read_to_string(exec.join("trajectories.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(trained.len(), 4);
+    for t in &trained {
+        let from_pool = pool.iter().find(|p| p["prompt"] == t["task"]["prompt"]).expect("a pool task");
+        assert_eq!(t["task"]["answer"], from_pool["answer"]);
+        assert!(!held.contains(&norm(t["task"]["prompt"].as_str().unwrap())));
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exec.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["rl"]["estimator"], "adpo");
+
+    // One line per iteration (the base executor, then iteration 1), each with its figures.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("evolution.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        let sets = l["held_out"].as_array().unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!((sets[0]["tasks"].as_u64(), sets[1]["tasks"].as_u64()), (Some(6), Some(2)));
+        for s in sets {
+            let (lo, acc, hi) = (s["low"].as_f64().unwrap(), s["accuracy"].as_f64().unwrap(), s["high"].as_f64().unwrap());
+            assert!(lo <= acc && acc <= hi, "{s}");
+        }
+    }
+    assert_eq!(lines[1]["executor_trained"], true);
+    for key in ["executor_pass_rate", "tool_calls_per_task", "clusters", "format_failure_rate", "samples"] {
+        assert!(!lines[1]["tasks"][key].is_null(), "no {key}: {}", lines[1]);
+    }
+    // The table at the end.
+    let table = text(&o.stdout);
+    assert!(table.contains("held-out accuracy") && table.contains("pool kept"), "{table}");
 }

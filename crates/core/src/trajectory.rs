@@ -28,6 +28,10 @@ pub struct Trajectory {
     pub reward: f32,
     pub end: EpisodeEnd,
     pub timing: Timing,
+    /// How `reward` was computed where the task's checker did not compute it (a curriculum
+    /// task's self-consistency, tool calls and repetition cluster); null otherwise.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub reward_detail: serde_json::Value,
 }
 
 /// One assistant turn and the observations its tool calls produced.

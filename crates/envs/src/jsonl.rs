@@ -56,6 +56,12 @@ impl JsonlEnv {
         Ok(JsonlEnv { name: format!("jsonl:{source}"), tasks, demonstrations })
     }
 
+    /// Tasks given in memory (a self-evolution run's freshly written tasks), shown and checked
+    /// as a task file's would be; no demonstrations.
+    pub fn from_tasks(name: &str, tasks: Vec<Task>) -> Self {
+        JsonlEnv { name: format!("jsonl:{name}"), tasks, demonstrations: HashMap::new() }
+    }
+
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -132,6 +138,9 @@ impl Env for JsonlEnv {
 
     /// `n` tasks in file order, starting at `seed` modulo the file length and wrapping around.
     fn tasks(&self, seed: u64, n: usize) -> Vec<Task> {
+        if self.tasks.is_empty() {
+            return Vec::new();
+        }
         let start = (seed % self.tasks.len() as u64) as usize;
         (0..n).map(|i| self.tasks[(start + i) % self.tasks.len()].clone()).collect()
     }

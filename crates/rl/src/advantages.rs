@@ -70,22 +70,30 @@ pub fn adpo_eps_high(p_hat: f32, eps: f32) -> f32 {
     eps + 0.1 * ((0.8 - p_hat) / 0.5).clamp(0.0, 1.0)
 }
 
-/// Self-consistency of a task's sampled answers: the majority answer and `p̂`, its share of
-/// all `k` samples (a sample without an answer counts against it). Answers are the same when
-/// `same(a, b)` says so — the env's checker, so "1,234" and "1234.0" are one answer under a
-/// numeric checker. Each answer joins the first answer seen that it equals; ties go to the
-/// answer seen first. `None` when no sample answered.
-pub fn self_consistency(answers: &[Option<String>], same: impl Fn(&str, &str) -> bool) -> Option<(String, f32)> {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+/// The distinct answers among `answers` with how many samples gave each, in order of first
+/// appearance. Answers are the same when `same(a, b)` says so — the env's checker, so "1,234"
+/// and "1234.0" are one answer under a numeric checker; each answer joins the first answer
+/// seen that it equals. Samples without an answer are not counted.
+pub fn answer_counts(answers: &[Option<String>], same: impl Fn(&str, &str) -> bool) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
     for a in answers.iter().flatten() {
         match counts.iter_mut().find(|(x, _)| same(a, x)) {
             Some((_, c)) => *c += 1,
-            None => counts.push((a.as_str(), 1)),
+            None => counts.push((a.clone(), 1)),
         }
     }
-    let (best, c) = counts.iter().fold(None::<(&str, usize)>, |acc, &(a, c)| match acc {
-        Some((_, bc)) if bc >= c => acc,
-        _ => Some((a, c)),
+    counts
+}
+
+/// Self-consistency of a task's sampled answers: the majority answer and `p̂`, its share of
+/// all `k` samples (a sample without an answer counts against it), with answers grouped as
+/// `answer_counts` groups them; ties go to the answer seen first. `None` when no sample
+/// answered.
+pub fn self_consistency(answers: &[Option<String>], same: impl Fn(&str, &str) -> bool) -> Option<(String, f32)> {
+    let counts = answer_counts(answers, same);
+    let (best, c) = counts.iter().fold(None::<(&str, usize)>, |acc, (a, c)| match acc {
+        Some((_, bc)) if bc >= *c => acc,
+        _ => Some((a.as_str(), *c)),
     })?;
     Some((best.to_string(), c as f32 / answers.len() as f32))
 }

@@ -96,3 +96,12 @@ pub fn load(run: &Path, policy: TrainableLm, dev: &Device) -> anyhow::Result<Opt
     let moments = candle_core::safetensors::load(at.join("optimizer.safetensors"), dev)?;
     Ok(Some(Checkpoint { policy, moments, progress }))
 }
+
+/// The trainable-weights file of `run`'s latest checkpoint, or `None` when it has none.
+pub fn latest_policy(run: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let root = dir(run);
+    let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
+    let file = root.join(name.trim()).join(POLICY);
+    anyhow::ensure!(file.is_file(), "{} names a checkpoint without {POLICY}", root.join("latest").display());
+    Ok(Some(file))
+}

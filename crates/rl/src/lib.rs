@@ -3,7 +3,8 @@
 //! and the diagnostics a training run reports. Every formula is a small pure function with its
 //! equation in its doc comment and a test on hand-computed numbers.
 //!
-//! Also here: recipes (`recipe`), the task streams with held-out sets disjoint by content
+//! Also here: recipes (`recipe`), what a run is given besides its recipe — env, tools, worked
+//! examples, reward (`setup`) —, the task streams with held-out sets disjoint by content
 //! (`streams`), checkpoints, AdamW with saveable state, and the training loop (`trainer`).
 //!
 //! Not here: rollouts (`kaizen-rollout`), the trainable models (`kaizen-models`).
@@ -17,11 +18,13 @@ pub mod diagnostics;
 pub mod loss;
 pub mod optim;
 pub mod recipe;
+pub mod setup;
 pub mod streams;
 pub mod trainer;
 
-pub use advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency, Estimator};
+pub use advantages::{adpo_eps_high, adpo_scale, answer_counts, dr_grpo, grpo, self_consistency, Estimator};
 pub use batch::{sft_loss, TokenBatch};
 pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
 pub use recipe::Recipe;
-pub use trainer::{resume, train, StepMetrics};
+pub use setup::{CheckerReward, Reward, Setup};
+pub use trainer::{final_weights, resume, run_recipe, train, StepMetrics};

@@ -15,6 +15,9 @@ pub struct Recipe {
     /// Worked examples before every task (as `kaizen run --shots`): env demonstrations with
     /// their tools run. They let a pretrained policy act before any training.
     pub shots: usize,
+    /// Take the worked examples from this env (an env spec, e.g. `arith`) instead of `env`:
+    /// a task file without demonstrations, or a task pool, is then prompted as that env is.
+    pub shots_from: Option<String>,
     /// Show the tools' JSON schemas in the prompt (as `kaizen run` does unless
     /// `--no-tool-schemas`). `false` for a policy trained from scratch: it cannot read them,
     /// and they make arith's prompt ~6x longer.
@@ -167,6 +170,7 @@ impl Default for Recipe {
             env: "arith:2".into(),
             seed: 0,
             shots: 0,
+            shots_from: None,
             tool_schemas: true,
             policy: PolicySection::default(),
             sft: SftSection::default(),

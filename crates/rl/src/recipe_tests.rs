@@ -50,7 +50,9 @@ fn every_shipped_recipe_loads_and_validates() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        // `agent0-*` recipes are for `kaizen evolve` (kaizen-evolve tests them).
+        let evolve = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("agent0-"));
+        if path.extension().is_some_and(|e| e == "toml") && !evolve {
             let r = Recipe::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             r.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;

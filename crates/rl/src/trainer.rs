@@ -28,6 +28,7 @@ use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rollout::run_dir::TRAJECTORIES;
 use kaizen_rollout::{demonstration, run_local, EpisodeConfig, Job, RunDir};
 use kaizen_tools::ToolRegistry;
+pub use crate::setup::{CheckerReward, Reward, Setup};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -110,28 +111,36 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
 }
 
 /// The file a run's SFT phase leaves: the policy's trainable weights (every weight of `tiny`,
-/// the adapters under LoRA) after the cold start.
-const SFT_WEIGHTS: &str = "sft.safetensors";
+/// the adapters under LoRA) after the cold start — or the weights the run started from.
+pub const SFT_WEIGHTS: &str = "sft.safetensors";
 
-/// Starts a new run of `recipe` in `out` (which must not hold a run yet). With `sft_from`,
-/// the SFT phase is taken from that earlier run (its `sft.safetensors`) instead of run again:
-/// RL variants of one recipe branch from one cold start.
+/// The final trainable weights of a run (its last checkpoint's), which a later run can start
+/// from (`train`'s `start_weights`).
+pub fn final_weights(run: &Path) -> anyhow::Result<std::path::PathBuf> {
+    checkpoint::latest_policy(run)?.with_context(|| format!("{} has no checkpoint yet", run.display()))
+}
+
+/// Starts a new run of `recipe` in `out` (which must not hold a run yet). With
+/// `start_weights` (a trainable-weights file: an earlier run's `sft.safetensors`, or its
+/// `final_weights`), the policy starts from those weights and the SFT phase is skipped: RL
+/// variants of one recipe branch from one cold start, and a self-evolution stage continues
+/// from the last.
 pub fn train(
     recipe: &Recipe,
     out: &Path,
-    sft_from: Option<&Path>,
+    setup: Setup,
+    start_weights: Option<&Path>,
     on_metrics: &mut dyn FnMut(&StepMetrics),
 ) -> anyhow::Result<Vec<StepMetrics>> {
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Checked before any work, so a long SFT phase is not wasted on a recipe that cannot run.
     group_advantages(recipe.estimator().map_err(|e| anyhow::anyhow!(e))?, &[], &recipe.rl)?;
     let policy = initial_policy(recipe)?;
-    let sft_done = match sft_from {
+    let sft_done = match start_weights {
         None => 0,
-        Some(from) => {
-            let file = from.join(SFT_WEIGHTS);
-            policy.load_trainable(&file).with_context(|| {
-                format!("taking the SFT phase from {} (it must be a run of the same [policy])", from.display())
+        Some(file) => {
+            policy.load_trainable(file).with_context(|| {
+                format!("starting from {} (it must hold weights of the same [policy])", file.display())
             })?;
             recipe.sft.steps
         }
@@ -139,17 +148,24 @@ pub fn train(
     let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
     let progress =
         Progress { phase: Phase::Sft, next_step: sft_done, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 };
-    run_from(recipe, run, Checkpoint { policy, moments: Default::default(), progress }, on_metrics)
+    run_from(recipe, setup, run, Checkpoint { policy, moments: Default::default(), progress }, on_metrics)
 }
 
-/// Continues the run in `out` from its latest checkpoint, with the recipe it was started
-/// with: the same steps, seeds and task streams, so it ends where an uninterrupted run would.
-/// Records written after the checkpoint (by steps that run again) are cut first.
-pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+/// The recipe a run was started with (its `config.json`).
+pub fn run_recipe(out: &Path) -> anyhow::Result<Recipe> {
     let config = out.join("config.json");
     let text = std::fs::read_to_string(&config).with_context(|| format!("{} is not a training run", out.display()))?;
     let recipe: Recipe = serde_json::from_str(&text).with_context(|| format!("reading {}", config.display()))?;
     recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(recipe)
+}
+
+/// Continues the run in `out` from its latest checkpoint, with the recipe it was started
+/// with (`run_recipe`) and the same `setup`: the same steps, seeds and task streams, so it
+/// ends where an uninterrupted run would. Records written after the checkpoint (by steps that
+/// run again) are cut first.
+pub fn resume(out: &Path, setup: Setup, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+    let recipe = run_recipe(out)?;
     let Some(ckpt) = checkpoint::load(out, initial_policy(&recipe)?, &Device::Cpu)? else {
         anyhow::bail!("{} has no checkpoint yet; start it again with `kaizen train`", out.display())
     };
@@ -171,7 +187,7 @@ pub fn resume(out: &Path, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::R
         }
     }
     let run = RunDir::open(out).map_err(|e| anyhow::anyhow!(e))?;
-    run_from(&recipe, run, ckpt, on_metrics)
+    run_from(&recipe, setup, run, ckpt, on_metrics)
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -181,6 +197,7 @@ fn file_len(path: &Path) -> u64 {
 /// The training loop from a starting point (a fresh policy, or a checkpoint).
 fn run_from(
     recipe: &Recipe,
+    setup: Setup,
     mut run: RunDir,
     start: Checkpoint,
     on_metrics: &mut dyn FnMut(&StepMetrics),
@@ -188,8 +205,7 @@ fn run_from(
     let estimator = recipe.estimator().map_err(|e| anyhow::anyhow!(e))?;
     let out = run.path.clone();
     let out = out.as_path();
-    let env = kaizen_envs::open(&recipe.env).map_err(|e| anyhow::anyhow!(e))?;
-    let registry = ToolRegistry::standard();
+    let Setup { env, tools: registry, shots, mut reward } = setup;
     let dev = Device::Cpu;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path)?;
@@ -221,7 +237,7 @@ fn run_from(
         max_tokens_per_turn: recipe.rl.max_tokens_per_turn,
         max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
         temperature: recipe.rl.temperature,
-        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, recipe.shots).map_err(anyhow::Error::msg)?,
+        shots,
         tool_schemas: recipe.tool_schemas,
         ..Default::default()
     };
@@ -338,8 +354,10 @@ fn run_from(
     let rl_start = match progress.phase {
         Phase::Sft => {
             policy.save_trainable(&out.join(SFT_WEIGHTS))?;
-            let m = eval(&llm, 0)?;
-            emit(m, &mut all)?;
+            if !eval_set.is_empty() {
+                let m = eval(&llm, 0)?;
+                emit(m, &mut all)?;
+            }
             checkpoint(&policy, &opt, Phase::Rl, 0)?;
             0
         }
@@ -381,6 +399,7 @@ fn run_from(
         let mut rollouts = Vec::new();
         run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| rollouts.push(t));
         kaizen_rollout::in_job_order(&mut rollouts, &ids);
+        reward.score(step, &mut rollouts)?;
         for t in &rollouts {
             run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
         }
@@ -394,6 +413,10 @@ fn run_from(
                 run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| out.push(t));
                 out
             };
+            anyhow::ensure!(
+                reward.is_checker(),
+                "rl.estimator = \"axpo\" resamples tool calls and needs the env's checker as the reward"
+            );
             axpo_rows(&llm, &rollouts, recipe, step, &mut resample)?
         } else {
             let mut rows = Vec::with_capacity(rollouts.len());
@@ -497,7 +520,7 @@ fn run_from(
         };
         emit(m, &mut all)?;
         llm = serve(&policy, &gguf)?;
-        if (step + 1) % recipe.eval.every == 0 || step + 1 == recipe.rl.steps {
+        if !eval_set.is_empty() && ((step + 1) % recipe.eval.every == 0 || step + 1 == recipe.rl.steps) {
             let m = eval(&llm, step + 1)?;
             emit(m, &mut all)?;
         }
@@ -538,6 +561,16 @@ fn share(solved: &[bool]) -> f64 {
     solved.iter().filter(|&&s| s).count() as f64 / solved.len().max(1) as f64
 }
 
+/// The recipe's policy with `weights` (a trainable-weights file; none: as initialised),
+/// written as `gguf` and loaded into the inference runtime (see `serve`).
+pub fn policy_at(recipe: &Recipe, weights: Option<&Path>, gguf: &Path) -> anyhow::Result<LocalLlm> {
+    let policy = initial_policy(recipe)?;
+    if let Some(w) = weights {
+        policy.load_trainable(w).with_context(|| format!("loading {}", w.display()))?;
+    }
+    serve(&policy, gguf)
+}
+
 /// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its
 /// exact f32 weights; a LoRA policy merged into Q8_0, the format the runtime serves a
 /// pretrained model in (a quarter of the bytes to write and read after every step).
@@ -560,10 +593,17 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) 
         Estimator::Grpo => (grpo(&rewards, 1e-6), eps_high),
         Estimator::DrGrpo => (dr_grpo(&rewards), eps_high),
         Estimator::Adpo => {
-            let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
-            // The group shares one task: its checker says which answers are the same.
-            let same = |a: &str, b: &str| group.first().is_some_and(|t| t.task.checker.same_answer(a, b));
-            let p_hat = self_consistency(&answers, same).map_or(0.0, |(_, p)| p);
+            // A task from a pool (Agent0) carries the p̂ of the k executor samples that labelled
+            // it — the paper's p̂; without one, the training group's own self-consistency.
+            let p_hat = match group.first().and_then(|t| pool_p_hat(&t.task)) {
+                Some(p) => p,
+                None => {
+                    let answers: Vec<Option<String>> = group.iter().map(|t| t.final_answer.clone()).collect();
+                    // The group shares one task: its checker says which answers are the same.
+                    let same = |a: &str, b: &str| group.first().is_some_and(|t| t.task.checker.same_answer(a, b));
+                    self_consistency(&answers, same).map_or(0.0, |(_, p)| p)
+                }
+            };
             let s = adpo_scale(p_hat, rl.adpo_m);
             (grpo(&rewards, 1e-6).into_iter().map(|x| x * s).collect(), adpo_eps_high(p_hat, eps_high))
         }
@@ -571,6 +611,15 @@ fn group_advantages(estimator: Estimator, group: &[Trajectory], rl: &RlSection) 
         Estimator::Axpo => (grpo(&rewards, 1e-6), eps_high),
     })
 }
+
+/// The self-consistency `p̂` a pool task was labelled with (`meta.p_hat`, written by
+/// `kaizen evolve`'s task pool), if it is one.
+pub fn pool_p_hat(task: &kaizen_core::Task) -> Option<f32> {
+    task.meta.get(POOL_P_HAT)?.as_f64().map(|p| p as f32).filter(|p| (0.0..=1.0).contains(p))
+}
+
+/// The task-meta key of a pool task's `p̂`.
+pub const POOL_P_HAT: &str = "p_hat";
 
 /// Token-weighted mean of the turns' sampling entropy: `Σ_turns H̄·n / Σ_turns n`, `n` the
 /// turn's sampled tokens; `None` when no turn reported one.

@@ -614,6 +614,7 @@ impl<'a> Episode<'a> {
             final_answer: self.answer,
             end,
             timing: self.timing,
+            reward_detail: serde_json::Value::Null,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod collect;
 pub mod compare;
 pub mod embed;
 pub mod eval_rerank;
+pub mod evolve;
 pub mod generate;
 pub mod models;
 pub mod policy;

@@ -79,9 +79,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ));
         }
     };
+    let setup = kaizen_rl::Setup::of_recipe(&recipe)?;
     let metrics = match &a.resume {
-        Some(run) => kaizen_rl::resume(run, &mut on_metrics)?,
-        None => kaizen_rl::train(&recipe, &out, a.sft_from.as_deref(), &mut on_metrics)?,
+        Some(run) => kaizen_rl::resume(run, setup, &mut on_metrics)?,
+        None => {
+            let sft = a.sft_from.as_ref().map(|run| run.join(kaizen_rl::trainer::SFT_WEIGHTS));
+            kaizen_rl::train(&recipe, &out, setup, sft.as_deref(), &mut on_metrics)?
+        }
     };
     bar.finish();
     let evals: Vec<&StepMetrics> = metrics.iter().filter(|m| m.phase == "eval").collect();

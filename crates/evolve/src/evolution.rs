@@ -1,0 +1,543 @@
+//! `kaizen evolve`: the Agent0 loop (`../shared/METHODS.md` §4). Each iteration
+//! 1. trains the curriculum agent (GRPO) against the frozen executor, rewarded by
+//!    `curriculum::task_reward` over `k` executor samples of every task it writes;
+//! 2. freezes it, writes `pool.candidates` tasks, judges each with `k` executor samples and keeps
+//!    `low ≤ p̂ ≤ high` with the majority answer as pseudo-label (`pool`);
+//! 3. trains the executor on that pool with ADPO (reward `1[answer = pseudo-label]`, `p̂` from
+//!    the pool);
+//! 4. scores the executor on held-out ground-truth sets (greedy, 95% Wilson intervals).
+//!
+//! One run directory: `config.json` (the resolved recipe), `held_out.json` (the held-out
+//! tasks' content keys), `iter-0/eval.json` (the base
+//! executor), and per iteration `iter-N/curriculum/` and `iter-N/executor/` (training runs
+//! `kaizen report` reads), `iter-N/pool.jsonl` (the pool, a task file) with `pool.json` (its
+//! statistics and every candidate's verdict), `iter-N/eval.json`; `evolution.jsonl` holds one
+//! line per finished iteration. Every stage leaves its result under a name written last
+//! (atomically), so after `kill -9` the loop resumes at the first stage without one — a
+//! training stage from its own latest checkpoint.
+
+use crate::curriculum::{batch_rewards, parse_task, Clusters, CurriculumEnv, Judged, RewardWeights};
+use crate::pool::{judge, screen, select, unlabelled, PoolStats};
+use crate::recipe::EvolveRecipe;
+use anyhow::Context;
+use kaizen_core::durable::write_atomic;
+use kaizen_core::{Env, Message, Task, Trajectory};
+use kaizen_models::LocalLlm;
+use kaizen_rl::trainer::{final_weights, policy_at};
+use kaizen_rl::{Reward, Setup, StepMetrics};
+use kaizen_rollout::{run_local, EpisodeConfig, Job};
+use kaizen_tools::ToolRegistry;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Stream tags XOR-ed into an iteration's seed.
+const POOL_STREAM: u64 = 0x9001_0000;
+const JUDGE_STREAM: u64 = 0x7D6E_0000;
+const EVAL_STREAM: u64 = 0xE7A1_E7A1;
+
+/// The content keys (`Task::content_key`) of every held-out task, which no pool may hold.
+pub const HELD_OUT: &str = "held_out.json";
+
+/// A finished stage's marker inside a training stage's directory.
+const DONE: &str = "DONE";
+
+/// What the loop reports as it goes.
+pub enum Event<'a> {
+    /// A stage starts (`iteration`, what it does).
+    Stage(usize, &'a str),
+    /// A training stage's step.
+    Metrics(&'a StepMetrics),
+    /// An iteration is complete.
+    Iteration(&'a IterationRecord),
+}
+
+/// One held-out set's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetScore {
+    pub set: String,
+    pub tasks: usize,
+    pub solved: usize,
+    pub accuracy: f64,
+    /// 95% Wilson interval.
+    pub low: f64,
+    pub high: f64,
+    pub tool_calls_per_task: f64,
+}
+
+/// The curriculum's own tasks as the entering executor saw them (pool writing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CurriculumTasks {
+    /// Share of the written tasks that failed the format gate.
+    pub format_failure_rate: f64,
+    /// Mean `p̂` of the judged tasks: the entering executor's agreement with its own majority,
+    /// the pass rate against the pseudo-labels (no ground truth exists for these tasks).
+    pub executor_pass_rate: f64,
+    /// Mean tool calls per executor sample.
+    pub tool_calls_per_task: f64,
+    /// Repetition clusters among the judged tasks (BLEU distance, average linkage).
+    pub clusters: usize,
+    pub largest_cluster: usize,
+    /// A few of the pool's tasks with their pseudo-labels and `p̂`.
+    pub samples: Vec<String>,
+}
+
+/// The curriculum training stage's own figures (from its rollouts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CurriculumTraining {
+    pub rollouts: usize,
+    pub mean_reward: f64,
+    pub format_failure_rate: f64,
+    pub mean_p_hat: f64,
+    pub seconds: f64,
+}
+
+/// One line of `evolution.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationRecord {
+    pub iteration: usize,
+    pub held_out: Vec<SetScore>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<CurriculumTraining>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<CurriculumTasks>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStats>,
+    /// Whether the executor trained this iteration (not on an empty pool).
+    pub executor_trained: bool,
+}
+
+/// The pool stage's result (`iter-N/pool.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PoolReport {
+    stats: PoolStats,
+    tasks: CurriculumTasks,
+    seconds: f64,
+    /// Every candidate: its text (null: unparseable) and, if judged, the verdict.
+    candidates: Vec<(Option<String>, Option<Judged>)>,
+}
+
+/// The evaluation stage's result (`iter-N/eval.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EvalReport {
+    scores: Vec<SetScore>,
+    seconds: f64,
+}
+
+/// Starts a new evolve run of `recipe` in `out` (which must not hold one).
+pub fn evolve(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
+    recipe.validate().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        !out.join("config.json").exists(),
+        "{} already holds a run; choose another --out, or continue it with --resume",
+        out.display()
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(recipe)?.as_bytes())?;
+    run(recipe, out, on)
+}
+
+/// Continues the evolve run in `out` at its first unfinished stage, with its own recipe.
+pub fn resume(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
+    let recipe = run_recipe(out)?;
+    run(&recipe, out, on)
+}
+
+/// The recipe an evolve run was started with.
+pub fn run_recipe(out: &Path) -> anyhow::Result<EvolveRecipe> {
+    let path = out.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{} is not an evolve run", out.display()))?;
+    let recipe: EvolveRecipe = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    recipe.validate().map_err(anyhow::Error::msg)?;
+    Ok(recipe)
+}
+
+/// The held-out ground-truth sets: each env's tasks from the evaluation stream, distinct by
+/// content.
+pub fn held_out_sets(recipe: &EvolveRecipe) -> anyhow::Result<Vec<(String, Box<dyn Env>, Vec<Task>)>> {
+    recipe
+        .eval
+        .sets
+        .iter()
+        .map(|spec| {
+            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("eval.sets: {e}"))?;
+            let mut seen = HashSet::new();
+            let tasks: Vec<Task> = env
+                .tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks)
+                .into_iter()
+                .filter(|t| seen.insert(t.content_key()))
+                .collect();
+            Ok((spec.clone(), env, tasks))
+        })
+        .collect()
+}
+
+/// The content keys of every held-out task: the pool never takes a task with one.
+pub fn held_out_keys(sets: &[(String, Box<dyn Env>, Vec<Task>)]) -> HashSet<String> {
+    sets.iter().flat_map(|(_, _, ts)| ts.iter().map(Task::content_key)).collect()
+}
+
+fn iter_dir(out: &Path, i: usize) -> PathBuf {
+    out.join(format!("iter-{i}"))
+}
+
+/// The executor's episodes (judging, evaluation) at `temperature`.
+fn executor_cfg(recipe: &EvolveRecipe, shots: &[Message], temperature: f32) -> EpisodeConfig {
+    let e = &recipe.executor;
+    EpisodeConfig {
+        max_turns: e.max_turns,
+        max_tokens_per_turn: e.max_tokens_per_turn,
+        max_episode_tokens: e.max_turns * e.max_tokens_per_turn,
+        temperature,
+        shots: shots.to_vec(),
+        tool_schemas: true,
+        ..Default::default()
+    }
+}
+
+/// The curriculum's episodes: one turn, no tools.
+fn curriculum_cfg(recipe: &EvolveRecipe, temperature: f32) -> EpisodeConfig {
+    let c = &recipe.curriculum;
+    EpisodeConfig {
+        max_turns: 1,
+        max_tokens_per_turn: c.max_tokens_per_turn,
+        max_episode_tokens: c.max_tokens_per_turn,
+        temperature,
+        tool_schemas: false,
+        ..Default::default()
+    }
+}
+
+/// The executor's trainable weights after iteration `i` (the latest iteration ≤ `i` whose
+/// executor trained); `None`: the base policy.
+fn executor_weights(out: &Path, i: usize) -> anyhow::Result<Option<PathBuf>> {
+    for j in (1..=i).rev() {
+        let dir = iter_dir(out, j).join("executor");
+        if dir.join(DONE).exists() {
+            return Ok(Some(final_weights(&dir)?));
+        }
+    }
+    Ok(None)
+}
+
+/// The curriculum's weights after iteration `i` (`None`: the base policy).
+fn curriculum_weights(out: &Path, i: usize) -> anyhow::Result<Option<PathBuf>> {
+    if i == 0 {
+        return Ok(None);
+    }
+    final_weights(&iter_dir(out, i).join("curriculum")).map(Some)
+}
+
+/// The text a curriculum episode wrote.
+fn written(t: &Trajectory) -> String {
+    t.turns.iter().map(|x| x.text.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+/// The curriculum reward as a training stage's reward: every rollout's task judged by `k`
+/// samples of the frozen executor, the step's batch clustered.
+struct CurriculumReward {
+    executor: LocalLlm,
+    env: kaizen_envs::JsonlEnv,
+    tools: ToolRegistry,
+    cfg: EpisodeConfig,
+    k: usize,
+    weights: RewardWeights,
+    seed: u64,
+}
+
+impl Reward for CurriculumReward {
+    fn score(&mut self, step: usize, rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+        let parsed: Vec<Option<String>> = rollouts.iter().map(|t| parse_task(&written(t))).collect();
+        let tasks: Vec<Task> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|q| unlabelled(format!("s{step}-c{i}"), q)))
+            .collect();
+        let seed = self.seed.wrapping_add(step as u64 * 100_003);
+        let (judged, _) = judge(&self.executor, &self.env, &self.tools, &self.cfg, &tasks, self.k, seed);
+        let mut verdicts = judged.into_iter();
+        let judged: Vec<Option<Judged>> = parsed.iter().map(|p| p.as_ref().and_then(|_| verdicts.next())).collect();
+        let (rewards, clusters) = batch_rewards(&self.weights, &parsed, &judged);
+        let mut k = 0;
+        for (i, t) in rollouts.iter_mut().enumerate() {
+            t.reward = rewards[i] as f32;
+            let (cluster, share) = match parsed[i] {
+                Some(_) => {
+                    k += 1;
+                    (Some(clusters.labels[k - 1]), Some(clusters.shares[k - 1]))
+                }
+                None => (None, None),
+            };
+            t.reward_detail = serde_json::json!({
+                "curriculum_task": parsed[i],
+                "verdict": judged[i],
+                "cluster": cluster,
+                "cluster_share": share,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs every stage not yet done, in order.
+fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
+    let out = &std::path::absolute(out)?;
+    let tools = ToolRegistry::standard();
+    let shots = match &recipe.executor.shots_from {
+        Some(spec) if recipe.executor.shots > 0 => {
+            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("executor.shots_from: {e}"))?;
+            kaizen_rollout::few_shot(env.as_ref(), &tools, recipe.executor.shots).map_err(anyhow::Error::msg)?
+        }
+        _ => Vec::new(),
+    };
+    let curriculum_shots =
+        kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots).map_err(anyhow::Error::msg)?;
+    let sets = held_out_sets(recipe)?;
+    let held_keys = held_out_keys(&sets);
+    let mut keys: Vec<&String> = held_keys.iter().collect();
+    keys.sort();
+    write_atomic(&out.join(HELD_OUT), serde_json::to_string(&keys)?.as_bytes())?;
+    let solve_env = kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new());
+    // Any recipe of the base policy serves to build an executor from weights.
+    let base = recipe.executor_recipe(0, Path::new("pool.jsonl"));
+    let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<LocalLlm> {
+        policy_at(&base, executor_weights(out, i)?.as_deref(), gguf)
+    };
+
+    let mut records = Vec::new();
+    eval_stage(recipe, out, 0, &sets, &tools, &shots, &executor_at, on)?;
+    records.push(record(out, 0)?);
+    for i in 1..=recipe.iterations {
+        let dir = iter_dir(out, i);
+        std::fs::create_dir_all(&dir)?;
+
+        // 1. The curriculum, against the executor that enters this iteration.
+        let stage = dir.join("curriculum");
+        if !stage.join(DONE).exists() {
+            on(Event::Stage(i, "training the curriculum against the frozen executor"));
+            let reward = CurriculumReward {
+                executor: executor_at(i - 1, &dir.join("executor-in.gguf"))?,
+                env: kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new()),
+                tools: ToolRegistry::standard(),
+                cfg: executor_cfg(recipe, &shots, recipe.executor.temperature),
+                k: recipe.executor.samples,
+                weights: recipe.curriculum_reward.clone(),
+                seed: recipe.stream_seed(i, JUDGE_STREAM),
+            };
+            let setup = Setup {
+                env: Box::new(CurriculumEnv),
+                tools: ToolRegistry::standard(),
+                shots: curriculum_shots.clone(),
+                reward: Box::new(reward),
+            };
+            let start = curriculum_weights(out, i - 1)?;
+            train_stage(&recipe.curriculum_recipe(i), &stage, setup, start.as_deref(), on)?;
+        }
+
+        // 2. The pool, written by the frozen curriculum and labelled by the executor's votes.
+        if !dir.join("pool.json").exists() {
+            on(Event::Stage(i, "writing and labelling the task pool"));
+            let t = Instant::now();
+            let curriculum_file = final_weights(&stage)?;
+            let curriculum = policy_at(&recipe.curriculum_recipe(i), Some(&curriculum_file), &dir.join("curriculum.gguf"))?;
+            let prompts = CurriculumEnv.tasks(recipe.stream_seed(i, POOL_STREAM), recipe.pool.candidates);
+            let seed = recipe.stream_seed(i, POOL_STREAM);
+            let jobs: Vec<Job> = prompts
+                .into_iter()
+                .enumerate()
+                .map(|(j, task)| Job::new(task, seed.wrapping_add(j as u64), format!("write-{j:04}")))
+                .collect();
+            let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+            let mut outputs = Vec::new();
+            let cfg = EpisodeConfig { shots: curriculum_shots.clone(), ..curriculum_cfg(recipe, recipe.pool.temperature) };
+            run_local(&curriculum, &CurriculumEnv, &tools, jobs, &cfg, 8, &mut |t| outputs.push(t));
+            kaizen_rollout::in_job_order(&mut outputs, &ids);
+            drop(curriculum);
+            let parsed: Vec<Option<String>> = outputs.iter().map(|t| parse_task(&written(t))).collect();
+            let mut stats = PoolStats::default();
+            let survivors = screen(&parsed, &held_keys, &mut stats);
+            let executor = executor_at(i - 1, &dir.join("executor-in.gguf"))?;
+            let tasks: Vec<Task> =
+                survivors.iter().enumerate().map(|(j, q)| unlabelled(format!("it{i}-{j:04}"), q)).collect();
+            let k = recipe.executor.samples;
+            let cfg = executor_cfg(recipe, &shots, recipe.executor.temperature);
+            let (judged, _) = judge(&executor, &solve_env, &tools, &cfg, &tasks, k, recipe.stream_seed(i, JUDGE_STREAM) ^ 1);
+            let label = curriculum_file.strip_prefix(out).unwrap_or(&curriculum_file).display().to_string();
+            let pool = select(&survivors, &judged, recipe.band(), k, i, &label, &mut stats);
+            let mut lines = String::new();
+            for p in &pool {
+                lines.push_str(&serde_json::to_string(p)?);
+                lines.push('\n');
+            }
+            write_atomic(&dir.join("pool.jsonl"), lines.as_bytes())?;
+            let clusters = Clusters::of(&survivors, recipe.curriculum_reward.cluster_threshold);
+            let n = judged.len().max(1) as f64;
+            let tasks = CurriculumTasks {
+                format_failure_rate: stats.unparseable as f64 / stats.candidates.max(1) as f64,
+                executor_pass_rate: judged.iter().map(|j| j.p_hat).sum::<f64>() / n,
+                tool_calls_per_task: judged.iter().map(|j| j.tool_calls).sum::<f64>() / n,
+                clusters: clusters.count(),
+                largest_cluster: clusters.largest(),
+                samples: pool.iter().take(3).map(|p| format!("{} → {} (p̂ {:.2})", p.prompt, p.answer, p.meta.p_hat)).collect(),
+            };
+            let mut verdicts = judged.iter().cloned();
+            let mut kept = survivors.iter().peekable();
+            let candidates = parsed
+                .iter()
+                .map(|p| {
+                    let verdict = match (p, kept.peek()) {
+                        (Some(t), Some(s)) if t == *s => {
+                            kept.next();
+                            verdicts.next()
+                        }
+                        _ => None,
+                    };
+                    (p.clone(), verdict)
+                })
+                .collect();
+            let report = PoolReport { stats, tasks, seconds: t.elapsed().as_secs_f64(), candidates };
+            write_atomic(&dir.join("pool.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+        }
+
+        // 3. The executor, on the pool (nothing to train on when the pool is empty).
+        let stage = dir.join("executor");
+        let pool_file = dir.join("pool.jsonl");
+        let pool_empty = std::fs::metadata(&pool_file).map(|m| m.len() == 0).unwrap_or(true);
+        if !pool_empty && !stage.join(DONE).exists() {
+            on(Event::Stage(i, "training the executor on the pool"));
+            let exec_recipe = recipe.executor_recipe(i, &pool_file);
+            let setup = Setup::of_recipe(&exec_recipe)?;
+            let start = executor_weights(out, i - 1)?;
+            train_stage(&exec_recipe, &stage, setup, start.as_deref(), on)?;
+        } else if pool_empty {
+            on(Event::Stage(i, "the pool is empty: the executor does not train this iteration"));
+        }
+
+        // 4. Held-out ground truth.
+        eval_stage(recipe, out, i, &sets, &tools, &shots, &executor_at, on)?;
+        let r = record(out, i)?;
+        on(Event::Iteration(&r));
+        records.push(r);
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        write_atomic(&out.join("evolution.jsonl"), text.as_bytes())?;
+    }
+    Ok(records)
+}
+
+/// A training stage: resumed from its checkpoint if it has one, else started (afresh).
+fn train_stage(
+    recipe: &kaizen_rl::Recipe,
+    dir: &Path,
+    setup: Setup,
+    start: Option<&Path>,
+    on: &mut dyn FnMut(Event),
+) -> anyhow::Result<()> {
+    let mut on_metrics = |m: &StepMetrics| on(Event::Metrics(m));
+    if dir.join("checkpoints").join("latest").exists() {
+        kaizen_rl::resume(dir, setup, &mut on_metrics)?;
+    } else {
+        if dir.exists() {
+            // Killed before its first checkpoint: nothing in it to keep.
+            std::fs::remove_dir_all(dir)?;
+        }
+        kaizen_rl::train(recipe, dir, setup, start, &mut on_metrics)?;
+    }
+    write_atomic(&dir.join(DONE), b"")?;
+    Ok(())
+}
+
+/// The executor after iteration `i` on every held-out set, greedy (`iter-N/eval.json`).
+#[allow(clippy::too_many_arguments)]
+fn eval_stage(
+    recipe: &EvolveRecipe,
+    out: &Path,
+    i: usize,
+    sets: &[(String, Box<dyn Env>, Vec<Task>)],
+    tools: &ToolRegistry,
+    shots: &[Message],
+    executor_at: &dyn Fn(usize, &Path) -> anyhow::Result<LocalLlm>,
+    on: &mut dyn FnMut(Event),
+) -> anyhow::Result<()> {
+    let dir = iter_dir(out, i);
+    if dir.join("eval.json").exists() {
+        return Ok(());
+    }
+    on(Event::Stage(i, "scoring the executor on the held-out sets"));
+    std::fs::create_dir_all(&dir)?;
+    let t = Instant::now();
+    let executor = executor_at(i, &dir.join("executor-out.gguf"))?;
+    let cfg = executor_cfg(recipe, shots, 0.0);
+    let mut scores = Vec::new();
+    for (spec, env, tasks) in sets {
+        let jobs = tasks.iter().enumerate().map(|(j, t)| Job::new(t.clone(), j as u64, format!("{j:05}")));
+        let mut eps = Vec::new();
+        run_local(&executor, env.as_ref(), tools, jobs, &cfg, 8, &mut |t| eps.push(t));
+        let n = eps.len();
+        let solved = eps.iter().filter(|t| t.solved()).count();
+        let (low, high) = kaizen_q::metrics::wilson_interval(solved, n, 1.96);
+        scores.push(SetScore {
+            set: spec.clone(),
+            tasks: n,
+            solved,
+            accuracy: solved as f64 / n.max(1) as f64,
+            low,
+            high,
+            tool_calls_per_task: eps.iter().map(|t| t.tool_calls() as f64).sum::<f64>() / n.max(1) as f64,
+        });
+    }
+    let report = EvalReport { scores, seconds: t.elapsed().as_secs_f64() };
+    write_atomic(&dir.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(())
+}
+
+/// Iteration `i`'s record, from the files its stages left.
+fn record(out: &Path, i: usize) -> anyhow::Result<IterationRecord> {
+    let dir = iter_dir(out, i);
+    let read = |name: &str| -> anyhow::Result<String> {
+        std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
+    };
+    let eval: EvalReport = serde_json::from_str(&read("eval.json")?)?;
+    if i == 0 {
+        return Ok(IterationRecord {
+            iteration: 0,
+            held_out: eval.scores,
+            curriculum: None,
+            tasks: None,
+            pool: None,
+            executor_trained: false,
+        });
+    }
+    let pool: PoolReport = serde_json::from_str(&read("pool.json")?)?;
+    let curriculum_dir = dir.join("curriculum");
+    let rollouts = kaizen_rollout::run_dir::load(&curriculum_dir).map_err(anyhow::Error::msg)?;
+    let n = rollouts.len().max(1) as f64;
+    let details: Vec<&serde_json::Value> = rollouts.iter().map(|t| &t.reward_detail).collect();
+    let unparsed = details.iter().filter(|d| d["curriculum_task"].is_null()).count();
+    let p_hats: Vec<f64> = details.iter().filter_map(|d| d["verdict"]["p_hat"].as_f64()).collect();
+    let metrics = std::fs::read_to_string(curriculum_dir.join("metrics.jsonl")).unwrap_or_default();
+    let seconds: f64 = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|m| m["rollout_s"].as_f64().unwrap_or(0.0) + m["train_s"].as_f64().unwrap_or(0.0))
+        .sum();
+    let curriculum = CurriculumTraining {
+        rollouts: rollouts.len(),
+        mean_reward: rollouts.iter().map(|t| t.reward as f64).sum::<f64>() / n,
+        format_failure_rate: unparsed as f64 / n,
+        mean_p_hat: p_hats.iter().sum::<f64>() / p_hats.len().max(1) as f64,
+        seconds,
+    };
+    Ok(IterationRecord {
+        iteration: i,
+        held_out: eval.scores,
+        curriculum: Some(curriculum),
+        tasks: Some(pool.tasks),
+        pool: Some(pool.stats),
+        executor_trained: dir.join("executor").join(DONE).exists(),
+    })
+}

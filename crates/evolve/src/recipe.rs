@@ -1,0 +1,260 @@
+//! Evolve recipes: TOML files in `recipes/` for `kaizen evolve`. One base policy for both
+//! agents (each trains its own LoRA adapters), how the executor answers (`[executor]`), how the
+//! curriculum trains (`[curriculum]`, an RL section as in `kaizen train` recipes) and is
+//! rewarded (`[curriculum_reward]`), the pool filter (`[pool]`), how the executor trains on the
+//! pool (`[executor_rl]`), and the held-out ground-truth sets (`[eval]`). Sections left out take
+//! the defaults below; a field left out of a section given takes `kaizen train`'s default for it.
+
+use crate::curriculum::RewardWeights;
+use crate::pool::Band;
+use kaizen_rl::recipe::{CheckpointSection, EvalSection, PolicySection, RlSection, SftSection};
+use kaizen_rl::Recipe;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvolveRecipe {
+    pub seed: u64,
+    pub iterations: usize,
+    pub policy: PolicySection,
+    pub executor: ExecutorSection,
+    pub curriculum: RlSection,
+    /// Worked examples (one per topic, in the task format) before every curriculum prompt.
+    pub curriculum_shots: usize,
+    pub curriculum_reward: RewardWeights,
+    pub pool: PoolSection,
+    pub executor_rl: RlSection,
+    pub eval: HeldOutSection,
+}
+
+/// How the executor answers a task (self-consistency samples, pool labelling, evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `k`: samples per generated task for `p̂`.
+    pub samples: usize,
+    pub temperature: f32,
+    /// Assistant turns: up to `max_turns − 1` tool turns and the answer.
+    pub max_turns: usize,
+    pub max_tokens_per_turn: usize,
+    /// Worked examples before every task, from `shots_from` (an env spec).
+    pub shots: usize,
+    pub shots_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolSection {
+    /// Tasks the frozen curriculum writes per iteration.
+    pub candidates: usize,
+    /// Sampling temperature of the curriculum while it writes the pool.
+    pub temperature: f32,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Held-out ground-truth sets: the loop never trains on them (the pool drops any task with the
+/// same text) and reads their answers only to score the executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeldOutSection {
+    /// Env specs: `arith`, `arith:LEVEL`, `jsonl:PATH`.
+    pub sets: Vec<String>,
+    /// Tasks per set (a smaller file gives all of its distinct tasks).
+    pub tasks: usize,
+}
+
+impl Default for EvolveRecipe {
+    fn default() -> Self {
+        EvolveRecipe {
+            seed: 0,
+            iterations: 3,
+            policy: PolicySection::default(),
+            executor: ExecutorSection::default(),
+            curriculum: RlSection {
+                estimator: "grpo".into(),
+                steps: 4,
+                tasks_per_step: 2,
+                group: 4,
+                temperature: 0.8,
+                max_turns: 1,
+                max_tokens_per_turn: 96,
+                ..RlSection::default()
+            },
+            curriculum_shots: 3,
+            curriculum_reward: RewardWeights::default(),
+            pool: PoolSection::default(),
+            executor_rl: RlSection { estimator: "adpo".into(), group: 8, temperature: 0.7, max_turns: 5, ..RlSection::default() },
+            eval: HeldOutSection::default(),
+        }
+    }
+}
+
+impl Default for ExecutorSection {
+    fn default() -> Self {
+        ExecutorSection {
+            samples: 10,
+            temperature: 0.7,
+            max_turns: 5,
+            max_tokens_per_turn: 96,
+            shots: 3,
+            shots_from: Some("arith".into()),
+        }
+    }
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        PoolSection { candidates: 32, temperature: 0.8, low: 0.3, high: 0.8 }
+    }
+}
+
+impl Default for HeldOutSection {
+    fn default() -> Self {
+        HeldOutSection { sets: vec!["arith".into()], tasks: 50 }
+    }
+}
+
+/// Seeds of each iteration's streams: far apart, so no two stages share a draw.
+const ITERATION_STRIDE: u64 = 1_000_003;
+
+impl EvolveRecipe {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let r: EvolveRecipe = toml::from_str(text).map_err(|e| e.to_string())?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn band(&self) -> Band {
+        Band { low: self.pool.low, high: self.pool.high }
+    }
+
+    /// Every field in its range; both stage recipes valid. Errors name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, v) in [
+            ("iterations", self.iterations),
+            ("executor.samples", self.executor.samples),
+            ("executor.max_turns", self.executor.max_turns),
+            ("executor.max_tokens_per_turn", self.executor.max_tokens_per_turn),
+            ("pool.candidates", self.pool.candidates),
+        ] {
+            if v == 0 {
+                return Err(format!("{field} must be at least 1"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.pool.low) || !(self.pool.low..=1.0).contains(&self.pool.high) {
+            return Err(format!(
+                "pool.low and pool.high must satisfy 0 ≤ low ≤ high ≤ 1 (the paper's 0.3 and 0.8), got {} and {}",
+                self.pool.low, self.pool.high
+            ));
+        }
+        if self.executor.temperature <= 0.0 || self.pool.temperature <= 0.0 {
+            return Err("executor.temperature and pool.temperature must be > 0 (they sample)".into());
+        }
+        let w = &self.curriculum_reward;
+        for (field, v) in [
+            ("curriculum_reward.uncertainty", w.uncertainty),
+            ("curriculum_reward.tool", w.tool),
+            ("curriculum_reward.repetition", w.repetition),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(format!("{field} must be a number ≥ 0, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&w.cluster_threshold) {
+            return Err(format!("curriculum_reward.cluster_threshold must be in [0, 1], got {}", w.cluster_threshold));
+        }
+        if self.eval.sets.is_empty() {
+            return Err("eval.sets: name at least one held-out ground-truth set (e.g. [\"arith\"])".into());
+        }
+        if self.curriculum.estimator == "axpo" {
+            return Err("curriculum.estimator: the curriculum writes no tool calls; use grpo, dr_grpo or adpo".into());
+        }
+        self.curriculum_recipe(1).validate().map_err(|e| format!("[curriculum]: {e}"))?;
+        self.executor_recipe(1, std::path::Path::new("pool.jsonl")).validate().map_err(|e| format!("[executor_rl]: {e}"))
+    }
+
+    fn stage_recipe(&self, iteration: usize, env: String, rl: RlSection) -> Recipe {
+        Recipe {
+            env,
+            seed: self.seed.wrapping_add(iteration as u64 * ITERATION_STRIDE),
+            shots: 0,
+            shots_from: None,
+            tool_schemas: true,
+            policy: self.policy.clone(),
+            sft: SftSection { steps: 0, ..SftSection::default() },
+            rl,
+            // The loop evaluates on its own held-out ground-truth sets.
+            eval: EvalSection { tasks: 0, ..EvalSection::default() },
+            checkpoint: CheckpointSection::default(),
+        }
+    }
+
+    /// Iteration `iteration`'s curriculum training: GRPO (or as `[curriculum]` says) on the
+    /// curriculum env, rewarded by the curriculum reward.
+    pub fn curriculum_recipe(&self, iteration: usize) -> Recipe {
+        Recipe { tool_schemas: false, ..self.stage_recipe(iteration, "curriculum".into(), self.curriculum.clone()) }
+    }
+
+    /// Iteration `iteration`'s executor training on its pool file.
+    pub fn executor_recipe(&self, iteration: usize, pool: &std::path::Path) -> Recipe {
+        Recipe {
+            shots: self.executor.shots,
+            shots_from: self.executor.shots_from.clone(),
+            ..self.stage_recipe(iteration, format!("jsonl:{}", pool.display()), self.executor_rl.clone())
+        }
+    }
+
+    /// The seed of iteration `iteration`'s stream `stream` (pool writing, judging, …).
+    pub fn stream_seed(&self, iteration: usize, stream: u64) -> u64 {
+        self.seed.wrapping_add(iteration as u64 * ITERATION_STRIDE) ^ stream
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_papers_and_bad_fields_are_named() {
+        let r = EvolveRecipe::parse("").unwrap();
+        assert_eq!((r.executor.samples, r.executor.temperature, r.executor.max_turns), (10, 0.7, 5));
+        assert_eq!((r.pool.low, r.pool.high, r.iterations), (0.3, 0.8, 3));
+        assert_eq!((r.executor_rl.estimator.as_str(), r.executor_rl.adpo_m), ("adpo", 0.6));
+        assert!(EvolveRecipe::parse("[pool]\nlow = 0.9\nhigh = 0.8\n").unwrap_err().contains("pool.low"));
+        assert!(EvolveRecipe::parse("[executor]\nsamples = 0\n").unwrap_err().contains("executor.samples"));
+        assert!(EvolveRecipe::parse("[curriculum]\nestimator = \"axpo\"\n").unwrap_err().contains("curriculum.estimator"));
+        assert!(EvolveRecipe::parse("[executor_rl]\nestimator = \"nope\"\n").unwrap_err().contains("[executor_rl]"));
+        assert!(EvolveRecipe::parse("typo = 1\n").unwrap_err().contains("typo"));
+    }
+
+    #[test]
+    fn every_shipped_evolve_recipe_loads_and_validates() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|f| f.to_string_lossy().starts_with("agent0-")) {
+                EvolveRecipe::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no agent0-*.toml in {}", dir.display());
+    }
+
+    #[test]
+    fn stages_read_the_pool_and_never_a_held_out_set() {
+        let r = EvolveRecipe::default();
+        let ex = r.executor_recipe(2, std::path::Path::new("/runs/e/iter-2/pool.jsonl"));
+        assert_eq!(ex.env, "jsonl:/runs/e/iter-2/pool.jsonl");
+        assert_eq!((ex.shots, ex.shots_from.as_deref(), ex.sft.steps, ex.eval.tasks), (3, Some("arith"), 0, 0));
+        let cur = r.curriculum_recipe(2);
+        assert_eq!((cur.env.as_str(), cur.tool_schemas, cur.eval.tasks), ("curriculum", false, 0));
+        assert_ne!(r.curriculum_recipe(1).seed, cur.seed);
+    }
+}

@@ -1,0 +1,62 @@
+//! What a training run is given besides its recipe: the env its tasks come from, the tools its
+//! episodes may call, the worked examples every prompt shows, and how a step's rollouts are
+//! rewarded. `kaizen train` gives the recipe's own (`Setup::of_recipe`); a self-evolution
+//! stage gives a curriculum env and a reward that runs the executor.
+
+use crate::recipe::Recipe;
+use kaizen_core::{Env, Message, Trajectory};
+use kaizen_tools::ToolRegistry;
+
+pub struct Setup {
+    pub env: Box<dyn Env>,
+    pub tools: ToolRegistry,
+    /// Worked examples shown before every task (`recipe.shots` of them).
+    pub shots: Vec<Message>,
+    pub reward: Box<dyn Reward>,
+}
+
+/// How a step's rollouts are rewarded.
+pub trait Reward {
+    /// Sets each rollout's `reward` (and may say how in `reward_detail`). `rollouts` are one
+    /// RL step's, in groups of `rl.group` in task order. An error stops the run (it resumes
+    /// from the last checkpoint).
+    fn score(&mut self, step: usize, rollouts: &mut [Trajectory]) -> anyhow::Result<()>;
+
+    /// Whether the env's checker is the reward (episodes already carry it as they end).
+    fn is_checker(&self) -> bool {
+        false
+    }
+}
+
+/// The env's checker: each episode's reward is what its task's checker (or its web page) said
+/// when it ended, so there is nothing left to do.
+pub struct CheckerReward;
+
+impl Reward for CheckerReward {
+    fn score(&mut self, _step: usize, _rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn is_checker(&self) -> bool {
+        true
+    }
+}
+
+impl Setup {
+    /// The recipe's env (`recipe.env`), the standard tools, `recipe.shots` worked examples from
+    /// `recipe.shots_from` (another env, so a task file without demonstrations can be prompted
+    /// like arith) or else from the env itself, and the checker's reward.
+    pub fn of_recipe(recipe: &Recipe) -> anyhow::Result<Setup> {
+        let env = kaizen_envs::open(&recipe.env).map_err(anyhow::Error::msg)?;
+        let tools = ToolRegistry::standard();
+        let shots = match &recipe.shots_from {
+            Some(spec) => {
+                let from = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("shots_from: {e}"))?;
+                kaizen_rollout::few_shot(from.as_ref(), &tools, recipe.shots)
+            }
+            None => kaizen_rollout::few_shot(env.as_ref(), &tools, recipe.shots),
+        }
+        .map_err(anyhow::Error::msg)?;
+        Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward) })
+    }
+}
