@@ -9,3 +9,5 @@ echo "== cargo test (release: the model tests run real SmolLM2 and MiniLM) =="
 cargo test --release --workspace
 echo "== openai Python client against kaizen serve =="
 bash tests/openai_peer.sh
+echo "== kaizen export verl read back with pyarrow; its reward file under plain python3 =="
+bash tests/verl_export.sh

@@ -60,6 +60,10 @@ enum Command {
                             kaizen evolve recipes/agent0-smollm2.toml --estimator grpo --out runs/agent0-grpo   # ablation\n  \
                             kaizen evolve --resume runs/agent0    # after a crash: the first unfinished stage")]
     Evolve(commands::evolve::Args),
+    /// Export tasks for other trainers: `kaizen export verl` writes verl's RL dataset Parquet
+    /// and a reward file.
+    #[command(subcommand)]
+    Export(commands::export::Export),
     /// Training diagnostics of several runs side by side: where each ended, and held-out
     /// pass@1 over training.
     #[command(after_help = "Example:\n  kaizen compare runs/grpo runs/dr-grpo")]
@@ -117,6 +121,7 @@ fn main() {
         Command::Run(a) => commands::run::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Evolve(a) => commands::evolve::run(a),
+        Command::Export(e) => commands::export::run(e),
         Command::Compare(a) => commands::compare::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Show(a) => commands::show::run(a),

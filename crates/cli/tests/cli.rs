@@ -18,8 +18,10 @@ fn every_verb_has_help_with_an_example() {
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
     }
-    let o = kaizen(&["bench", "generate", "--help"]);
-    assert!(text(&o.stdout).contains("Example"));
+    for verb in [&["bench", "generate", "--help"][..], &["export", "verl", "--help"]] {
+        let o = kaizen(verb);
+        assert!(text(&o.stdout).contains("Example"), "{verb:?} has no example");
+    }
 }
 
 #[test]
@@ -1573,4 +1575,32 @@ fn evolve_runs_the_agent0_loop_and_resumes_after_kill_9() {
     // The table at the end.
     let table = text(&o.stdout);
     assert!(table.contains("held-out accuracy") && table.contains("pool kept"), "{table}");
+}
+
+#[test]
+fn a_task_file_takes_worked_examples_from_another_env() {
+    let dir = temp_dir("shots-from");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tasks = dir.join("tasks.jsonl");
+    std::fs::write(&tasks, "{\"prompt\": \"What is 6 * 7?\", \"answer\": 42, \"checker\": \"numeric\"}\n").unwrap();
+    let env = format!("jsonl:{}", tasks.display());
+    let run = |name: &str, extra: &[&str]| -> Output {
+        let out = dir.join(name);
+        let mut args = vec!["run", "--env", &env, "--episodes", "1", "--max-turns", "1", "--max-tokens-per-turn", "4"];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        kaizen(&args)
+    };
+    // The file has no demonstrations of its own: asking for examples from it is an error.
+    let o = run("own", &["--shots", "2"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("no demonstrations"), "{}", text(&o.stderr));
+    let plain = run("plain", &[]);
+    let shown = run("arith", &["--shots", "2", "--shots-from", "arith"]);
+    assert!(plain.status.success() && shown.status.success(), "{}", text(&shown.stderr));
+    let prompt_tokens = |name: &str| -> u64 {
+        let line = std::fs::read_to_string(dir.join(name).join("trajectories.jsonl")).unwrap();
+        serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["prompt_tokens"].as_u64().unwrap()
+    };
+    // Two arith examples, each a task, a calculator call, its observation and the answer.
+    assert!(prompt_tokens("arith") > prompt_tokens("plain") + 100, "{} vs {}", prompt_tokens("arith"), prompt_tokens("plain"));
 }

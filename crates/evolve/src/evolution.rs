@@ -284,13 +284,15 @@ impl Reward for CurriculumReward {
 fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
     let out = &std::path::absolute(out)?;
     let tools = ToolRegistry::standard();
-    let shots = match &recipe.executor.shots_from {
-        Some(spec) if recipe.executor.shots > 0 => {
-            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("executor.shots_from: {e}"))?;
-            kaizen_rollout::few_shot(env.as_ref(), &tools, recipe.executor.shots).map_err(anyhow::Error::msg)?
-        }
-        _ => Vec::new(),
-    };
+    let solve_env = kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new());
+    // Generated tasks have no worked solutions: examples come from `shots_from` (arith).
+    let shots = kaizen_rl::setup::worked_examples(
+        &solve_env,
+        recipe.executor.shots_from.as_deref(),
+        &tools,
+        recipe.executor.shots,
+    )
+    .context("executor.shots_from")?;
     let curriculum_shots =
         kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots).map_err(anyhow::Error::msg)?;
     let sets = held_out_sets(recipe)?;
@@ -298,7 +300,6 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     let mut keys: Vec<&String> = held_keys.iter().collect();
     keys.sort();
     write_atomic(&out.join(HELD_OUT), serde_json::to_string(&keys)?.as_bytes())?;
-    let solve_env = kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new());
     // Any recipe of the base policy serves to build an executor from weights.
     let base = recipe.executor_recipe(0, Path::new("pool.jsonl"));
     let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<LocalLlm> {

@@ -49,14 +49,20 @@ impl Setup {
     pub fn of_recipe(recipe: &Recipe) -> anyhow::Result<Setup> {
         let env = kaizen_envs::open(&recipe.env).map_err(anyhow::Error::msg)?;
         let tools = ToolRegistry::standard();
-        let shots = match &recipe.shots_from {
-            Some(spec) => {
-                let from = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("shots_from: {e}"))?;
-                kaizen_rollout::few_shot(from.as_ref(), &tools, recipe.shots)
-            }
-            None => kaizen_rollout::few_shot(env.as_ref(), &tools, recipe.shots),
-        }
-        .map_err(anyhow::Error::msg)?;
+        let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), &tools, recipe.shots)?;
         Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward) })
     }
+}
+
+/// `k` worked examples (`kaizen_rollout::few_shot`) from the env spec `from`, or from `env`
+/// itself when `from` is `None`: how every verb with `--shots` / `--shots-from` prompts.
+pub fn worked_examples(env: &dyn Env, from: Option<&str>, tools: &ToolRegistry, k: usize) -> anyhow::Result<Vec<Message>> {
+    match from {
+        Some(spec) if k > 0 => {
+            let from = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("shots from {spec}: {e}"))?;
+            kaizen_rollout::few_shot(from.as_ref(), tools, k)
+        }
+        _ => kaizen_rollout::few_shot(env, tools, k),
+    }
+    .map_err(anyhow::Error::msg)
 }

@@ -68,7 +68,7 @@ pub fn end_name(e: &EpisodeEnd) -> &'static str {
 /// Definition and repetition levels of a list column (one list per row): an empty list is one
 /// level pair (0, 0) with no value; element j of a row has definition 1 and repetition 0 for the
 /// row's first element, 1 after.
-fn list_levels(lens: impl Iterator<Item = usize>) -> (Vec<i16>, Vec<i16>) {
+pub(crate) fn list_levels(lens: impl Iterator<Item = usize>) -> (Vec<i16>, Vec<i16>) {
     let (mut def, mut rep) = (Vec::new(), Vec::new());
     for n in lens {
         if n == 0 {

@@ -9,6 +9,7 @@ pub mod columnar;
 pub mod engine;
 pub mod episode;
 pub mod rerank;
+pub mod verl_export;
 pub mod run_dir;
 
 pub use columnar::{write_parquet, PARQUET_FILE};

@@ -47,6 +47,10 @@ pub struct Args {
     /// Worked examples shown before each task (as `kaizen run --shots`).
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// Take the worked examples from this env instead (e.g. `arith` for a task file without
+    /// demonstrations of its own).
+    #[arg(long, value_name = "ENV")]
+    shots_from: Option<String>,
     /// Also write the table, with every row's per-task outcomes, as DIR/eval_rerank.json
     /// (`kaizen report DIR` shows it).
     #[arg(long, value_name = "DIR")]
@@ -70,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_tokens_per_turn: a.max_tokens_per_turn,
         max_episode_tokens: a.max_turns * a.max_tokens_per_turn,
         temperature: a.temperature,
-        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
+        shots: kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &registry, a.shots)?,
         ..Default::default()
     };
     let greedy = EpisodeConfig { temperature: 0.0, ..sampled.clone() };

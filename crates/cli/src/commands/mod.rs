@@ -9,6 +9,7 @@ pub mod compare;
 pub mod embed;
 pub mod eval_rerank;
 pub mod evolve;
+pub mod export;
 pub mod generate;
 pub mod models;
 pub mod policy;

@@ -58,6 +58,10 @@ pub struct Args {
     /// each task: few-shot prompting, for small models that do not know the tool-call format.
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// Take the worked examples from this env instead (e.g. `arith` for a task file without
+    /// demonstrations of its own).
+    #[arg(long, value_name = "ENV")]
+    shots_from: Option<String>,
     /// Send the page's screenshot (PNG) with the task and every observation of a web env, for
     /// vision models behind `--policy openai:URL`; observations keep them in the run.
     #[arg(long)]
@@ -101,6 +105,7 @@ impl Args {
             temperature,
             concurrency,
             shots,
+            shots_from: None,
             screenshots: false,
             no_tool_schemas: false,
         }
@@ -140,7 +145,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_tokens_per_turn: a.max_tokens_per_turn,
         max_episode_tokens: a.max_episode_tokens,
         temperature: a.temperature,
-        shots: kaizen_rollout::few_shot(env.as_ref(), &registry, a.shots).map_err(anyhow::Error::msg)?,
+        shots: kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &registry, a.shots)?,
         screenshots: a.screenshots,
         tool_schemas: !a.no_tool_schemas,
         ..Default::default()
@@ -151,7 +156,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_core::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
-        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "screenshots": a.screenshots,
+        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "shots_from": a.shots_from, "screenshots": a.screenshots,
         "tool_schemas": !a.no_tool_schemas,
     });
     let tasks = env.tasks(a.seed, a.episodes);
