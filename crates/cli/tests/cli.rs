@@ -1575,6 +1575,16 @@ fn evolve_runs_the_agent0_loop_and_resumes_after_kill_9() {
     // The table at the end.
     let table = text(&o.stdout);
     assert!(table.contains("held-out accuracy") && table.contains("pool kept"), "{table}");
+    // The report reads the run's iterations and its stages as training runs.
+    let html = dir.join("report.html");
+    let stages = [run.clone(), curriculum.clone(), exec.clone()].map(|p| p.display().to_string());
+    let mut args = vec!["report"];
+    args.extend(stages.iter().map(String::as_str));
+    args.extend(["--out", html.to_str().unwrap()]);
+    let o = kaizen(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Self-evolution (Agent0)") && page.matches("<tr><td>").count() >= 2, "no evolution table");
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //!
 //! The episodes travel compressed (`page::packed`); `kaizen report --serve` adds a script that
 //! reloads the page as the records grow; PNG plots are drawn by the CLI through headless
-//! Chromium. The Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) shows
+//! Chromium. `kaizen evolve`'s per-iteration table (`evolution.jsonl`) shows beside the stage
+//! runs; the Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) shows
 //! too. Not here yet: Agent0 / PRM tables (those do not exist yet), images from a
 //! content-addressed store (they are the data URLs the trajectories carry).
 
@@ -32,6 +33,8 @@ pub struct Run {
     pub summary: Option<serde_json::Value>,
     /// `eval_rerank.json` (`kaizen eval-rerank --out`), when there is one.
     pub best_of_q: Option<serde_json::Value>,
+    /// `evolution.jsonl` lines (`kaizen evolve`: one per iteration), empty for other runs.
+    pub evolution: Vec<serde_json::Value>,
     /// What the reader should know: torn last lines skipped, missing files.
     pub warnings: Vec<String>,
 }
@@ -43,12 +46,14 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let metrics_path = dir.join("metrics.jsonl");
     let traj_path = dir.join(kaizen_rollout::run_dir::TRAJECTORIES);
     let best_of_q_path = dir.join(EVAL_RERANK);
-    if !metrics_path.exists() && !traj_path.exists() && !best_of_q_path.exists() {
+    let evolution_path = dir.join(EVOLUTION);
+    if [&metrics_path, &traj_path, &best_of_q_path, &evolution_path].iter().all(|p| !p.exists()) {
         return Err(format!(
-            "{} holds none of metrics.jsonl, trajectories.jsonl, {EVAL_RERANK}: not a run directory",
+            "{} holds none of metrics.jsonl, trajectories.jsonl, {EVAL_RERANK}, {EVOLUTION}: not a run directory",
             dir.display()
         ));
     }
+    let evolution = records::<serde_json::Value>(&evolution_path, &mut warnings)?;
     let metrics = records::<serde_json::Value>(&metrics_path, &mut warnings)?;
     let trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
     let mut json_file = |path: &Path| match std::fs::read_to_string(path) {
@@ -64,7 +69,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let summary = json_file(&dir.join("summary.json"));
     let best_of_q = json_file(&best_of_q_path);
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, best_of_q, warnings })
+    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, best_of_q, evolution, warnings })
 }
 
 /// The records of a JSON-lines file (none when it is absent), a torn last line noted in
@@ -92,6 +97,9 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, String> {
     }
     Ok(runs)
 }
+
+/// The per-iteration record of `kaizen evolve`.
+pub const EVOLUTION: &str = "evolution.jsonl";
 
 /// The file `kaizen eval-rerank --out DIR` writes its table to.
 pub const EVAL_RERANK: &str = "eval_rerank.json";

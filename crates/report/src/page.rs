@@ -111,10 +111,64 @@ fn best_of_q_table(b: &Value) -> String {
     out
 }
 
+/// `kaizen evolve`'s iterations (`evolution.jsonl`) as a table: held-out accuracy with its
+/// Wilson interval per set, then what the curriculum's tasks were like and what the pool kept.
+fn evolution_table(lines: &[Value]) -> String {
+    let mut out = String::from(
+        "<table class=\"evolution\"><caption>Self-evolution (Agent0): held-out ground truth after each iteration</caption>\
+         <tr><th>iteration</th><th>held-out accuracy (95% Wilson)</th><th>executor pass rate on its own tasks (mean p̂)</th>\
+         <th>tool calls / task</th><th>pool kept / judged</th><th>repetition clusters (largest)</th><th>format failures</th>\
+         <th>curriculum reward</th><th>sample tasks</th></tr>",
+    );
+    for l in lines {
+        let held: Vec<String> = l["held_out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                format!(
+                    "{} {:.1}% ({}–{}%, {}/{})",
+                    escape(s["set"].as_str().unwrap_or("?")),
+                    100.0 * s["accuracy"].as_f64().unwrap_or(0.0),
+                    format_args!("{:.1}", 100.0 * s["low"].as_f64().unwrap_or(0.0)),
+                    format_args!("{:.1}", 100.0 * s["high"].as_f64().unwrap_or(0.0)),
+                    s["solved"],
+                    s["tasks"]
+                )
+            })
+            .collect();
+        let (t, p) = (&l["tasks"], &l["pool"]);
+        let num = |v: &Value, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{x:.d$}"));
+        let pct = |v: &Value| v.as_f64().map_or("—".to_string(), |x| format!("{:.0}%", 100.0 * x));
+        let samples: Vec<String> = t["samples"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).map(escape).collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            l["iteration"],
+            held.join("<br>"),
+            num(&t["executor_pass_rate"], 2),
+            num(&t["tool_calls_per_task"], 2),
+            if p.is_null() { "—".to_string() } else { format!("{} / {}", p["kept"], p["judged"]) },
+            if t.is_null() { "—".to_string() } else { format!("{} ({})", t["clusters"], t["largest_cluster"]) },
+            pct(&t["format_failure_rate"]),
+            num(&l["curriculum"]["mean_reward"], 3),
+            samples.join("<br>")
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn tables(runs: &[Run]) -> String {
     let mut out = String::new();
-    for r in runs.iter().filter(|r| r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some()) {
+    for r in runs
+        .iter()
+        .filter(|r| r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some() || !r.evolution.is_empty())
+    {
         let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
+        if !r.evolution.is_empty() {
+            out.push_str(&evolution_table(&r.evolution));
+        }
         if let Some(b) = &r.best_of_q {
             out.push_str(&best_of_q_table(b));
         }

@@ -63,6 +63,13 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
                 {"selection": "policy, sampled", "successes": 1, "tasks": 2, "lo": 0.0945, "hi": 0.9055, "vs_sampled": null},
                 {"selection": "Best-of-Q", "successes": 2, "tasks": 2, "lo": 0.3424, "hi": 1.0,
                  "vs_sampled": {"difference": 0.5, "lo": 0.0, "hi": 1.0}, "vs_random": null}]})),
+        evolution: vec![
+            json!({"iteration": 0, "held_out": [{"set": "arith", "tasks": 50, "solved": 20, "accuracy": 0.4, "low": 0.276, "high": 0.538}]}),
+            json!({"iteration": 1, "held_out": [{"set": "arith", "tasks": 50, "solved": 22, "accuracy": 0.44, "low": 0.312, "high": 0.577}],
+                   "curriculum": {"mean_reward": 0.3124}, "pool": {"kept": 5, "judged": 20},
+                   "tasks": {"executor_pass_rate": 0.61, "tool_calls_per_task": 1.25, "clusters": 18, "largest_cluster": 2,
+                             "format_failure_rate": 0.15, "samples": ["Add 2 & 3 → 5 (p̂ 0.60)"]}}),
+        ],
         warnings: vec!["metrics.jsonl line 3: cut short".into()],
     };
     let html = render(&[run], &|_, _| None).unwrap();
@@ -74,6 +81,12 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
     assert!(html.contains("N = 4, 2 tasks held out by content"), "{html}");
     assert!(
         html.contains("<td>Best-of-Q</td><td>100.0% (2/2)</td><td>34.2–100.0%</td><td>+50.0 pts (+0.0 to +100.0)</td>"),
+        "{html}"
+    );
+    // The evolve table: the base row and iteration 1, values as written, text escaped.
+    assert!(html.contains("<td>0</td><td>arith 40.0% (27.6–53.8%, 20/50)</td><td>—</td>"), "{html}");
+    assert!(
+        html.contains("<td>1</td><td>arith 44.0% (31.2–57.7%, 22/50)</td><td>0.61</td><td>1.25</td><td>5 / 20</td><td>18 (2)</td><td>15%</td><td>0.312</td><td>Add 2 &amp; 3 → 5 (p̂ 0.60)</td>"),
         "{html}"
     );
     // Per-task table: 1 of 1 solved, Wilson (0.2065, 1).
