@@ -14,6 +14,10 @@ struct Cli {
     /// CPU threads for model compute (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Memory for the shared-prefix KV cache of each local model, in MiB (default 1024; 0:
+    /// off — every prompt prefix computed again, with the same numbers).
+    #[arg(long, global = true, value_name = "MIB")]
+    prefix_cache_mib: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,6 +110,9 @@ fn main() {
     if let Some(t) = cli.threads {
         // candle sizes its thread pools from this variable on first use, so set it first.
         std::env::set_var("RAYON_NUM_THREADS", t.max(1).to_string());
+    }
+    if let Some(mib) = cli.prefix_cache_mib {
+        kaizen_models::prefix_cache::set_default_budget(mib.saturating_mul(1 << 20));
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAIZEN_LOG"))

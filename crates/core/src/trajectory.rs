@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
     pub schema_version: u32,
@@ -24,6 +28,11 @@ pub struct Trajectory {
     pub logprobs: Vec<f32>,
     /// Length of the initial prompt within `token_ids`.
     pub prompt_tokens: usize,
+    /// How many leading prompt tokens were fed as a chunk of their own — the prefix every
+    /// episode of the env shares, which the shared-prefix cache holds; replaying the episode
+    /// (`LocalLlm::score_trajectory`) feeds them the same way. 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shared_prefix_tokens: usize,
     pub final_answer: Option<String>,
     pub reward: f32,
     pub end: EpisodeEnd,

@@ -13,6 +13,7 @@ pub mod home;
 pub mod llama;
 pub mod local_llm;
 pub mod parallel;
+pub mod prefix_cache;
 pub mod q8_matmul;
 pub mod remote;
 pub mod sampler;

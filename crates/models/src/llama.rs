@@ -317,6 +317,36 @@ impl KvCache {
         c.last = rows.iter().map(|&r| self.last.get(r as usize).copied().flatten()).collect();
         Ok(c)
     }
+    /// Copies of `row`'s first `len` positions in every layer, `[1, kv_heads, len, head_dim]`
+    /// each: a shared prefix to keep (`prefix_cache`).
+    pub fn row_prefix(&self, row: usize, len: usize) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
+        if len > self.row_len(row) {
+            candle_core::bail!("row {row} holds {} positions, not {len}", self.row_len(row));
+        }
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => Ok((k.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?, v.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?)),
+                None => candle_core::bail!("the cache has no buffers yet"),
+            })
+            .collect()
+    }
+
+    /// Fills the empty `row` with a prefix's keys and values (`row_prefix`'s layout); `last`
+    /// is the prefix's last token.
+    pub fn load_row(&mut self, row: usize, kv: &[(Tensor, Tensor)], last: Option<u32>) -> candle_core::Result<()> {
+        if self.row_len(row) != 0 || kv.len() != self.layers.len() {
+            candle_core::bail!("load_row needs an empty row and {} layers, got {}", self.layers.len(), kv.len());
+        }
+        let len = kv.first().map(|(k, _)| k.dim(2)).transpose()?.unwrap_or(0);
+        for (layer, (k, v)) in kv.iter().enumerate() {
+            self.write(layer, k, v, &[row])?;
+        }
+        self.advance(&[row], len);
+        self.last[row] = last;
+        Ok(())
+    }
+
     fn map_buffers(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<KvCache> {
         let layers = self
             .layers

@@ -57,6 +57,8 @@ pub struct LocalLlm {
     pub model: LlamaModel,
     pub tokenizer: GgufTokenizer,
     template: ChatTemplate,
+    /// Keys and values of shared prompt prefixes (`prefix_cache`), for this model's weights.
+    pub prefixes: std::sync::Mutex<crate::prefix_cache::PrefixCache>,
 }
 
 impl LocalLlm {
@@ -71,7 +73,8 @@ impl LocalLlm {
         let eos = tokenizer.vocab_entry(tokenizer.eos_id).unwrap_or("").to_string();
         let template = ChatTemplate::new(&source, &bos, &eos)?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
-        Ok(LocalLlm { name, model, tokenizer, template })
+        let prefixes = std::sync::Mutex::new(crate::prefix_cache::PrefixCache::new(crate::prefix_cache::default_budget()));
+        Ok(LocalLlm { name, model, tokenizer, template, prefixes })
     }
 
     /// Loads an installed model by name (`smollm2`), with an error naming the set-up command
@@ -95,6 +98,50 @@ impl LocalLlm {
         Ok(self.tokenizer.encode(&text)?)
     }
 
+    /// How many leading tokens of `prompt` (the encoded chat of `opening` and more messages)
+    /// are `opening` alone — the part episodes share (system turn, tools, worked examples) —
+    /// or 0 when the template or tokenizer does not split there cleanly.
+    pub fn shared_prefix_len(&self, opening: &[Message], tools: &[ToolSpec], prompt: &[u32]) -> usize {
+        let Ok(text) = self.template.render(opening, tools, false) else { return 0 };
+        match self.tokenizer.encode(&text) {
+            Ok(ids) if ids.len() < prompt.len() && prompt.starts_with(&ids) => ids.len(),
+            _ => 0,
+        }
+    }
+
+    /// Puts the first `shared` tokens of `ids` into the empty cache `row` as a chunk of their
+    /// own — copied from the prefix cache when another sequence computed them, else computed
+    /// and kept there (the same numbers either way: `prefix_cache`). Returns how many tokens
+    /// the row now holds: `shared`, or 0 when there is no shared prefix to feed.
+    pub(crate) fn feed_shared_prefix(
+        &self,
+        ids: &[u32],
+        shared: usize,
+        cache: &mut KvCache,
+        row: usize,
+    ) -> Result<usize, LlmError> {
+        if shared == 0 || shared >= ids.len() || cache.row_len(row) != 0 {
+            return Ok(0);
+        }
+        let prefix = &ids[..shared];
+        let cached = self.prefixes.lock().unwrap_or_else(|p| p.into_inner()).get(prefix);
+        match cached {
+            Some(kv) => cache.load_row(row, &kv, prefix.last().copied())?,
+            None => {
+                let tokens = Tensor::new(prefix, self.model.device())?.unsqueeze(0)?;
+                self.model.forward_rows(&tokens, &[row], cache, Logits::Last)?;
+                let kv = cache.row_prefix(row, shared)?;
+                self.prefixes.lock().unwrap_or_else(|p| p.into_inner()).insert(prefix.to_vec(), kv);
+            }
+        }
+        Ok(shared)
+    }
+
+    /// How the shared-prefix cache has been used since the model was loaded.
+    pub fn prefix_stats(&self) -> crate::prefix_cache::PrefixStats {
+        self.prefixes.lock().unwrap_or_else(|p| p.into_inner()).stats()
+    }
+
     /// Samples `params.n` continuations of `prompt`; they share one prefill and are then
     /// decoded together as a batch. `on_token` sees every token as it is produced and may
     /// return `false` to stop early (a client that went away).
@@ -104,16 +151,30 @@ impl LocalLlm {
         params: &SamplingParams,
         on_token: &mut dyn FnMut(TokenEvent) -> bool,
     ) -> Result<Vec<Completion>, LlmError> {
+        self.generate_after(prompt, 0, params, on_token)
+    }
+
+    /// `generate`, with the prompt's first `shared_prefix` tokens (the chat's opening: system
+    /// turn, tools, examples) prefilled as a chunk of their own through the prefix cache — as
+    /// an episode's are, so a served first turn is the local episode's, token for token.
+    pub fn generate_after(
+        &self,
+        prompt: &[u32],
+        shared_prefix: usize,
+        params: &SamplingParams,
+        on_token: &mut dyn FnMut(TokenEvent) -> bool,
+    ) -> Result<Vec<Completion>, LlmError> {
         params.validate().map_err(LlmError::InvalidRequest)?;
         self.check_prompt(prompt)?;
         let room = self.context_len() - prompt.len();
         let dev = self.model.device();
 
-        let mut cache = self.model.new_cache();
+        let mut cache = KvCache::with_rows(self.model.cfg.n_layer, 1);
         // Room for a typical answer up front; a longer one grows the cache as it is used
         // (doubling), so a large `max_tokens` alone reserves nothing.
         cache.reserve(prompt.len() + params.max_tokens.min(room).min(RESERVED_ANSWER));
-        let prefill = self.model.forward(&Tensor::new(prompt, dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
+        let fed = self.feed_shared_prefix(prompt, shared_prefix, &mut cache, 0)?;
+        let prefill = self.model.forward(&Tensor::new(&prompt[fed..], dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         let first_row = prefill.squeeze(0)?.to_vec1::<f32>()?;
         if params.n > 1 {
             cache = cache.repeat_batch(params.n)?;
@@ -194,7 +255,7 @@ impl LocalLlm {
         self.check_scoring(prompt, completion)?;
         let ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
         let mask: Vec<u8> = ids.iter().enumerate().map(|(i, _)| u8::from(i >= prompt.len())).collect();
-        Ok(self.score_trajectory(&ids, &mask, temperature)?.split_off(prompt.len()))
+        Ok(self.score_trajectory(&ids, &mask, temperature, 0)?.split_off(prompt.len()))
     }
 
     /// Teacher-forced log-probs of a multi-turn history: for each token the policy wrote
@@ -204,8 +265,16 @@ impl LocalLlm {
     /// Replays `SequenceBatch`'s feeding schedule: the tokens before a written token that are
     /// not yet in the cache go in as one chunk (the prompt; the last token of a turn with the
     /// observation after it; otherwise the single previous token). Same chunks, same kernels,
-    /// so recorded episodes score back to exactly their sampled log-probs.
-    pub fn score_trajectory(&self, ids: &[u32], mask: &[u8], temperature: f32) -> Result<Vec<f32>, LlmError> {
+    /// so recorded episodes score back to exactly their sampled log-probs. `shared_prefix`
+    /// (a trajectory's `shared_prefix_tokens`; 0: none) is the prompt's leading part that was
+    /// fed as a chunk of its own, the part the prefix cache holds.
+    pub fn score_trajectory(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        temperature: f32,
+        shared_prefix: usize,
+    ) -> Result<Vec<f32>, LlmError> {
         if mask.len() != ids.len() {
             return Err(LlmError::InvalidRequest(format!("{} token ids but {} mask entries", ids.len(), mask.len())));
         }
@@ -228,6 +297,14 @@ impl LocalLlm {
         cache.reserve(ids.len());
         let mut out = vec![0f32; ids.len()];
         let mut fed = 0;
+        // The shared prefix went in as a chunk of its own (`SequenceBatch::start`).
+        let first_written = mask.iter().position(|&m| m == 1).unwrap_or(ids.len());
+        if shared_prefix > 0 && shared_prefix < first_written {
+            let mut one_row = KvCache::with_rows(self.model.cfg.n_layer, 1);
+            one_row.reserve(ids.len());
+            fed = self.feed_shared_prefix(ids, shared_prefix, &mut one_row, 0)?;
+            cache = one_row;
+        }
         for i in (0..ids.len()).filter(|&i| mask[i] == 1) {
             let chunk = Tensor::new(&ids[fed..i], dev)?.unsqueeze(0)?;
             let row = self.model.forward(&chunk, &mut cache, Logits::Last)?.squeeze(0)?.to_vec1::<f32>()?;

@@ -67,7 +67,17 @@ impl<'m> SequenceBatch<'m> {
     /// already holds — the history is never re-tokenised, only new tokens are fed — and those
     /// new tokens are prefilled now, as one chunk; the first token is sampled from it.
     /// Returns the completion at once if that first token already ends it.
-    pub fn start(&mut self, slot: usize, ids: &[u32], params: SamplingParams) -> Result<Option<Completion>, LlmError> {
+    ///
+    /// In an empty slot, the first `shared_prefix` tokens (0: none) are a chunk of their own:
+    /// copied from the model's prefix cache when another sequence computed them, computed and
+    /// kept there otherwise — the same numbers either way (see `prefix_cache`).
+    pub fn start(
+        &mut self,
+        slot: usize,
+        ids: &[u32],
+        params: SamplingParams,
+        shared_prefix: usize,
+    ) -> Result<Option<Completion>, LlmError> {
         params.validate().map_err(LlmError::InvalidRequest)?;
         if params.n != 1 {
             return Err(LlmError::InvalidRequest("a batch slot samples one continuation (n = 1)".into()));
@@ -83,8 +93,13 @@ impl<'m> SequenceBatch<'m> {
                 s.fed.len()
             )));
         }
-        let chunk = &ids[s.fed.len()..];
         let dev = self.llm.model.device();
+        if s.fed.is_empty() {
+            let fed = self.llm.feed_shared_prefix(ids, shared_prefix, &mut self.cache, slot)?;
+            self.slots[slot].fed = ids[..fed].to_vec();
+        }
+        let s = &self.slots[slot];
+        let chunk = &ids[s.fed.len()..];
         let logits = self.llm.model.forward_rows(
             &Tensor::new(chunk, dev)?.unsqueeze(0)?,
             &[slot],

@@ -171,7 +171,7 @@ fn continuous_batch_matches_single_runs_exactly_and_replays_multi_turn() {
     let mut batch = SequenceBatch::new(llm(), 3, 256);
     let mut got: Vec<Option<kaizen_core::Completion>> = vec![None, None, None];
     for (slot, p) in prompts.iter().enumerate() {
-        if let Some(c) = batch.start(slot, p, params(slot as u64)).unwrap() {
+        if let Some(c) = batch.start(slot, p, params(slot as u64), 0).unwrap() {
             got[slot] = Some(c);
         }
     }
@@ -201,8 +201,8 @@ fn continuous_batch_matches_single_runs_exactly_and_replays_multi_turn() {
     logprobs.extend(first.logprobs.iter().map(|t| t.logprob));
     logprobs.extend(obs.iter().map(|_| 0.0));
     batch.release(0);
-    batch.start(0, &prompts[0], params(7)).unwrap();
-    let mut second = batch.start(1, &history, params(8)).unwrap();
+    batch.start(0, &prompts[0], params(7), 0).unwrap();
+    let mut second = batch.start(1, &history, params(8), 0).unwrap();
     while second.is_none() {
         second = batch.step().unwrap().into_iter().find(|(s, _)| *s == 1).map(|(_, c)| c);
     }
@@ -210,8 +210,8 @@ fn continuous_batch_matches_single_runs_exactly_and_replays_multi_turn() {
     history.extend(&second.token_ids);
     mask.extend(second.token_ids.iter().map(|_| 1));
     logprobs.extend(second.logprobs.iter().map(|t| t.logprob));
-    let replay = llm().score_trajectory(&history, &mask, 0.8).unwrap();
+    let replay = llm().score_trajectory(&history, &mask, 0.8, 0).unwrap();
     assert_eq!(replay, logprobs);
     // A prompt that does not extend the slot's history is refused.
-    assert!(batch.start(1, &prompts[2], params(1)).is_err());
+    assert!(batch.start(1, &prompts[2], params(1), 0).is_err());
 }

@@ -70,6 +70,12 @@ pub struct StepMetrics {
     pub train_s: f64,
     /// Episodes rolled out this step, AXPO's resampled continuations included.
     pub rollouts: usize,
+    /// The step's rollouts: share whose shared prompt prefix came from the prefix cache, and
+    /// the prompt positions it saved computing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_hit_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens_saved: Option<usize>,
     /// AXPO: groups whose tool-using rollouts all failed, prefixes resampled (K
     /// continuations each), and prefixes of which some continuation succeeded.
     pub axpo_triggered_groups: usize,
@@ -397,7 +403,7 @@ fn run_from(
             .collect();
         let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
         let mut rollouts = Vec::new();
-        run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| rollouts.push(t));
+        let engine = run_local(&llm, env.as_ref(), &registry, jobs, &episode_cfg, 8, &mut |t| rollouts.push(t));
         kaizen_rollout::in_job_order(&mut rollouts, &ids);
         reward.score(step, &mut rollouts)?;
         for t in &rollouts {
@@ -513,6 +519,8 @@ fn run_from(
             rollout_s,
             train_s,
             rollouts: trajs.len(),
+            prefix_hit_rate: Some(engine.prefix.hit_rate()),
+            prefix_tokens_saved: Some(engine.prefix.tokens_saved),
             axpo_prefixes: resampling.prefixes,
             axpo_recovered: resampling.recovered,
             axpo_triggered_groups: resampling.triggered_groups,

@@ -24,6 +24,8 @@ pub struct EngineStats {
     pub decode_steps: usize,
     /// Rows decoded, summed over steps (÷ steps = mean batch size).
     pub decoded_rows: usize,
+    /// The shared-prefix cache during this run: lookups, hits, positions copied, not computed.
+    pub prefix: kaizen_models::prefix_cache::PrefixStats,
 }
 
 impl EngineStats {
@@ -81,6 +83,7 @@ pub fn run_local(
     on_done: &mut dyn FnMut(Trajectory),
 ) -> EngineStats {
     let start = Instant::now();
+    let prefix_before = llm.prefix_stats();
     // A stateful env may cap concurrent episodes (one browser each).
     let slots = slots.min(env.max_concurrent_episodes().unwrap_or(usize::MAX)).max(1);
     // Room for a prompt, the episode's own tokens and its observations; rows grow if needed.
@@ -119,6 +122,7 @@ pub fn run_local(
         }
     });
     e.stats.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    e.stats.prefix = llm.prefix_stats().since(&prefix_before);
     e.stats
 }
 
@@ -142,7 +146,7 @@ impl<'a, 'e> Engine<'a, 'e> {
                 return;
             };
             let t = Instant::now();
-            let started = self.batch.start(s, ep.token_ids(), params);
+            let started = self.batch.start(s, ep.token_ids(), params, ep.shared_prefix());
             let ms = t.elapsed().as_secs_f64() * 1e3;
             self.stats.model_ms += ms;
             self.turn_ms[s] = ms;

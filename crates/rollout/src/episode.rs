@@ -291,6 +291,9 @@ pub struct Episode<'a> {
     messages: Vec<Message>,
     history: History<'a>,
     prompt_tokens: usize,
+    /// Leading prompt tokens every episode of the env shares (system turn, tools, worked
+    /// examples): fed as a chunk of their own, so the prefix cache can hold them.
+    shared_prefix: usize,
     turns: Vec<Turn>,
     end: Option<EpisodeEnd>,
     answer: Option<String>,
@@ -343,6 +346,12 @@ impl<'a> Episode<'a> {
             History::Tokens { ids, .. } => ids.len(),
             History::Messages => 0,
         };
+        let shared_prefix = match &history {
+            History::Tokens { llm, ids, .. } if end.is_none() => {
+                llm.shared_prefix_len(&messages[..messages.len() - 1], &tools, ids)
+            }
+            _ => 0,
+        };
         let mut ep = Episode {
             env: env.name().to_string(),
             policy: agent.name(),
@@ -352,6 +361,7 @@ impl<'a> Episode<'a> {
             messages,
             history,
             prompt_tokens,
+            shared_prefix,
             turns: Vec::new(),
             end,
             answer: None,
@@ -476,6 +486,11 @@ impl<'a> Episode<'a> {
     }
 
     /// Every token so far (local models): the prompt of the next turn.
+    /// Leading prompt tokens shared with other episodes (see the field).
+    pub fn shared_prefix(&self) -> usize {
+        self.shared_prefix
+    }
+
     pub fn token_ids(&self) -> &[u32] {
         match &self.history {
             History::Tokens { ids, .. } => ids,
@@ -611,6 +626,7 @@ impl<'a> Episode<'a> {
             loss_mask,
             logprobs,
             prompt_tokens: self.prompt_tokens,
+            shared_prefix_tokens: self.shared_prefix,
             final_answer: self.answer,
             end,
             timing: self.timing,

@@ -85,6 +85,12 @@ pub struct RunSummary {
     pub errors: usize,
     /// Wall time outside generation and tools, as a share of episode time.
     pub engine_overhead: f64,
+    /// Local models: episodes whose shared prompt prefix was copied from the prefix cache, as
+    /// a share of those that looked it up, and the prompt positions not computed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_hit_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens_saved: Option<usize>,
 }
 
 impl RunSummary {

@@ -34,7 +34,7 @@ fn episodes_are_token_exact_and_replay_to_their_logprobs() {
 
 /// Teacher-forced scoring of the recorded tokens gives back the stored log-probs.
 fn assert_replays(t: &kaizen_core::Trajectory, temperature: f32) {
-    let scored = llm().score_trajectory(&t.token_ids, &t.loss_mask, temperature).unwrap();
+    let scored = llm().score_trajectory(&t.token_ids, &t.loss_mask, temperature, t.shared_prefix_tokens).unwrap();
     let worst = scored.iter().zip(&t.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-3, "episode {}: max |Δ| = {worst}", t.episode_id);
 }
@@ -302,4 +302,52 @@ fn without_tool_schemas_the_prompt_is_short_and_the_tools_still_run() {
     // The calculator ran and the demonstration is solved either way.
     assert_eq!((full.tool_calls(), bare.tool_calls()), (1, 1));
     assert_eq!((full.reward, bare.reward), (1.0, 1.0));
+}
+
+#[test]
+fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
+    let env = Arith::mixed();
+    let tools = ToolRegistry::standard();
+    let shots = kaizen_rollout::few_shot(&env, &tools, 2).unwrap();
+    let cfg = EpisodeConfig {
+        temperature: 0.8,
+        max_turns: 3,
+        max_tokens_per_turn: 64,
+        max_episode_tokens: 192,
+        shots,
+        ..Default::default()
+    };
+    let jobs: Vec<Job> =
+        env.tasks(11, 6).into_iter().enumerate().map(|(i, t)| Job::new(t, 40 + i as u64, format!("p{i}"))).collect();
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let run = |llm: &LocalLlm| {
+        let mut out = Vec::new();
+        let stats = run_local(llm, &env, &tools, jobs.clone(), &cfg, 3, &mut |t| out.push(t));
+        kaizen_rollout::in_job_order(&mut out, &ids);
+        (out, stats)
+    };
+    // Models of their own (the tests share `llm()`'s cache): one with the cache off.
+    let load = || LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).unwrap();
+    let cold = load();
+    *cold.prefixes.lock().unwrap() = kaizen_models::prefix_cache::PrefixCache::new(0);
+    let (off, off_stats) = run(&cold);
+    let warm = load();
+    let (on, on_stats) = run(&warm);
+
+    // The cache ran: the first episode computed the shared prefix, the five after it copied it.
+    let p = on[0].shared_prefix_tokens;
+    assert!(p > 0 && p < on[0].prompt_tokens, "shared prefix {p} of a {}-token prompt", on[0].prompt_tokens);
+    assert!(on.iter().all(|t| t.shared_prefix_tokens == p));
+    assert_eq!((on_stats.prefix.lookups, on_stats.prefix.hits, on_stats.prefix.tokens_saved), (6, 5, 5 * p));
+    assert_eq!((off_stats.prefix.lookups, off_stats.prefix.hits), (6, 0));
+    assert!(on.iter().map(|t| t.generated_tokens()).sum::<usize>() > 6, "the episodes wrote something");
+    // Token for token, log-prob for log-prob (bit for bit) the same episodes.
+    for (a, b) in on.iter().zip(&off) {
+        assert_eq!(a.token_ids, b.token_ids, "episode {}", a.episode_id);
+        let bits = |t: &kaizen_core::Trajectory| t.logprobs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(a), bits(b), "episode {}", a.episode_id);
+        assert_eq!(a.final_answer, b.final_answer);
+        // Episodes whose prefix came from the cache replay to their log-probs.
+        assert_replays(a, cfg.temperature);
+    }
 }

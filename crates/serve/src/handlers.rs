@@ -136,7 +136,13 @@ async fn chat_completions(
     let with_logprobs = req.logprobs.unwrap_or(false);
     let n = params.n;
     let prompt_tokens = prompt.len();
-    let mut rx = jobs.submit(prompt, params, stream).ok_or_else(|| {
+    // The messages before the last are the chat's opening (for an agent's first turn: the
+    // system turn, tools and worked examples), as a local episode splits its prompt.
+    let shared = match messages.len() {
+        0 | 1 => 0,
+        n => llm.shared_prefix_len(&messages[..n - 1], &req.tools, &prompt),
+    };
+    let mut rx = jobs.submit(prompt, shared, params, stream).ok_or_else(|| {
         ApiError::busy(format!("the server is busy ({} requests queued); retry later", st.cfg.queue_capacity))
     })?;
     let id = next_id("chatcmpl");

@@ -9,6 +9,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 pub struct Job {
     pub prompt: Vec<u32>,
+    /// The prompt's leading tokens that are the chat's opening, prefilled through the model's
+    /// shared-prefix cache (`LocalLlm::generate_after`).
+    pub shared_prefix: usize,
     pub params: SamplingParams,
     /// Per-token events are sent only when the client streams.
     pub stream: bool,
@@ -33,7 +36,7 @@ impl JobQueue {
                     continue; // the client left while the job waited
                 }
                 let events = job.events.clone();
-                let result = llm.generate(&job.prompt, &job.params, &mut |e| {
+                let result = llm.generate_after(&job.prompt, job.shared_prefix, &job.params, &mut |e| {
                     if !job.stream {
                         return !events.is_closed();
                     }
@@ -56,11 +59,12 @@ impl JobQueue {
     pub fn submit(
         &self,
         prompt: Vec<u32>,
+        shared_prefix: usize,
         params: SamplingParams,
         stream: bool,
     ) -> Option<UnboundedReceiver<WorkerEvent>> {
         let (events, rx) = unbounded_channel();
-        match self.tx.try_send(Job { prompt, params, stream, events }) {
+        match self.tx.try_send(Job { prompt, shared_prefix, params, stream, events }) {
             Ok(()) => Some(rx),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => None,
         }

@@ -219,6 +219,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut s = RunSummary::of(&done).timed(&done, started.elapsed().as_secs_f64());
     if let Some(stats) = &engine {
         s.engine_overhead = stats.overhead();
+        s.prefix_hit_rate = Some(stats.prefix.hit_rate());
+        s.prefix_tokens_saved = Some(stats.prefix.tokens_saved);
     }
     run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
     kaizen_rollout::write_parquet(&done, &a.out.join(kaizen_rollout::PARQUET_FILE)).map_err(|e| anyhow::anyhow!(e))?;
@@ -239,6 +241,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(stats) = &engine {
         let batch = format!("{:.2} ({} steps)", stats.mean_batch(), stats.decode_steps);
         println!("{:<24} {:>10}", "mean decode batch", batch);
+        let p = &stats.prefix;
+        let prefix = format!("{:.0}% ({} tokens saved)", 100.0 * p.hit_rate(), p.tokens_saved);
+        println!("{:<24} {:>10}", "prefix cache hits", prefix);
     }
     println!("{:<24} {:>10}", "failed episodes", s.errors);
     let rows = kaizen_rollout::per_task(&done);

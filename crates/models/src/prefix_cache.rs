@@ -1,0 +1,156 @@
+//! Shared-prefix KV cache: the keys and values of prompt prefixes many sequences share (the
+//! system turn, tool schemas and worked examples every episode of a run opens with), computed
+//! once and copied into each new sequence's cache row instead of prefilled again.
+//!
+//! Exact by construction: a sequence's shared prefix is always fed as a chunk of its own from
+//! an empty row (`SequenceBatch::start`, and `LocalLlm::score_trajectory` replays the same
+//! split), so its keys and values are the same numbers whether they were computed now or
+//! copied from the cache — a hit changes the time, never a log-prob.
+//!
+//! Entries are keyed by the exact prefix token ids (a map of whole prefixes: the prompts that
+//! share one share all of it, so a radix tree's partial matches would not add hits here), hold
+//! `[1, kv_heads, len, head_dim]` copies per layer, and are evicted least recently used first
+//! once their bytes pass the budget. The budget is per loaded model; a model whose weights
+//! change is a new `LocalLlm` with an empty cache.
+
+use candle_core::Tensor;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Default budget: 1 GiB, about 23,000 prefix positions of SmolLM2-135M (30 layers × 3 KV
+/// heads × 64 × 2 × 4 bytes = 46 KB a position) — twenty 1,000-token prompts.
+pub const DEFAULT_BUDGET_BYTES: usize = 1 << 30;
+
+static DEFAULT_BUDGET: AtomicUsize = AtomicUsize::new(DEFAULT_BUDGET_BYTES);
+
+/// Sets the budget of every model loaded after this call (`kaizen --prefix-cache-mib`); 0 turns
+/// the cache off (each prefix is computed every time, with the same numbers).
+pub fn set_default_budget(bytes: usize) {
+    DEFAULT_BUDGET.store(bytes, Ordering::Relaxed);
+}
+
+pub fn default_budget() -> usize {
+    DEFAULT_BUDGET.load(Ordering::Relaxed)
+}
+
+/// Per-layer `(keys, values)` of one prefix.
+pub type PrefixKv = Vec<(Tensor, Tensor)>;
+
+/// How the cache has been used since the model was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixStats {
+    pub lookups: usize,
+    pub hits: usize,
+    /// Prefix positions copied instead of computed.
+    pub tokens_saved: usize,
+    pub evictions: usize,
+    /// Bytes held now.
+    pub bytes: usize,
+}
+
+impl PrefixStats {
+    /// The change from `before` to `self` (bytes: as now).
+    pub fn since(&self, before: &PrefixStats) -> PrefixStats {
+        PrefixStats {
+            lookups: self.lookups - before.lookups,
+            hits: self.hits - before.hits,
+            tokens_saved: self.tokens_saved - before.tokens_saved,
+            evictions: self.evictions - before.evictions,
+            bytes: self.bytes,
+        }
+    }
+
+    pub fn hit_rate(&self) -> f64 {
+        self.hits as f64 / self.lookups.max(1) as f64
+    }
+}
+
+struct Entry {
+    kv: PrefixKv,
+    bytes: usize,
+    used: u64,
+}
+
+pub struct PrefixCache {
+    budget: usize,
+    entries: HashMap<Vec<u32>, Entry>,
+    clock: u64,
+    stats: PrefixStats,
+}
+
+impl PrefixCache {
+    pub fn new(budget: usize) -> Self {
+        PrefixCache { budget, entries: HashMap::new(), clock: 0, stats: PrefixStats::default() }
+    }
+
+    pub fn stats(&self) -> PrefixStats {
+        self.stats
+    }
+
+    /// The cached keys and values of exactly `prefix`, counting the lookup.
+    pub fn get(&mut self, prefix: &[u32]) -> Option<PrefixKv> {
+        self.stats.lookups += 1;
+        self.clock += 1;
+        let e = self.entries.get_mut(prefix)?;
+        e.used = self.clock;
+        self.stats.hits += 1;
+        self.stats.tokens_saved += prefix.len();
+        Some(e.kv.clone())
+    }
+
+    /// Keeps `kv` for `prefix`, evicting the least recently used entries until it fits; an
+    /// entry larger than the whole budget is not kept.
+    pub fn insert(&mut self, prefix: Vec<u32>, kv: PrefixKv) {
+        let bytes: usize = kv.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum();
+        if bytes > self.budget || self.entries.contains_key(&prefix) {
+            return;
+        }
+        while self.stats.bytes + bytes > self.budget {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) else { break };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.stats.bytes -= e.bytes;
+                self.stats.evictions += 1;
+            }
+        }
+        self.clock += 1;
+        self.stats.bytes += bytes;
+        self.entries.insert(prefix, Entry { kv, bytes, used: self.clock });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// One layer's keys and values of `len` positions: 2 × len × 4 floats × 4 bytes.
+    fn kv(len: usize) -> PrefixKv {
+        let t = Tensor::zeros((1, 1, len, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+        vec![(t.clone(), t)]
+    }
+
+    #[test]
+    fn hits_count_saved_tokens_and_the_oldest_entry_goes_first() {
+        // Budget 320 bytes: a 5-position entry is 2 · 5 · 4 · 4 = 160 bytes; two fit.
+        let mut c = PrefixCache::new(320);
+        assert!(c.get(&[1, 2, 3, 4, 5]).is_none());
+        c.insert(vec![1, 2, 3, 4, 5], kv(5));
+        c.insert(vec![6, 7, 8, 9, 10], kv(5));
+        assert!(c.get(&[1, 2, 3, 4, 5]).is_some()); // now the more recently used
+        c.insert(vec![11, 12, 13, 14, 15], kv(5)); // evicts [6..10]
+        assert!(c.get(&[6, 7, 8, 9, 10]).is_none());
+        assert!(c.get(&[1, 2, 3, 4, 5]).is_some() && c.get(&[11, 12, 13, 14, 15]).is_some());
+        let s = c.stats();
+        assert_eq!((s.lookups, s.hits, s.tokens_saved, s.evictions, s.bytes), (5, 3, 15, 1, 320));
+        assert!((s.hit_rate() - 0.6).abs() < 1e-12);
+        // A prefix only matches whole: [1..4] is not [1..5].
+        assert!(c.get(&[1, 2, 3, 4]).is_none());
+        // Larger than the budget: not kept, nothing evicted.
+        c.insert(vec![0; 11], kv(11));
+        assert_eq!(c.stats().evictions, 1);
+        // Budget 0: the cache is off.
+        let mut off = PrefixCache::new(0);
+        off.insert(vec![1], kv(1));
+        assert!(off.get(&[1]).is_none());
+    }
+}
