@@ -1564,7 +1564,8 @@ fn evolve_runs_the_agent0_loop_and_resumes_after_kill_9() {
         assert_eq!(sets.len(), 2);
         assert_eq!((sets[0]["tasks"].as_u64(), sets[1]["tasks"].as_u64()), (Some(6), Some(2)));
         for s in sets {
-            let (lo, acc, hi) = (s["low"].as_f64().unwrap(), s["accuracy"].as_f64().unwrap(), s["high"].as_f64().unwrap());
+            let (lo, acc, hi) =
+                (s["low"].as_f64().unwrap(), s["accuracy"].as_f64().unwrap(), s["high"].as_f64().unwrap());
             assert!(lo <= acc && acc <= hi, "{s}");
         }
     }
@@ -1609,8 +1610,15 @@ fn a_task_file_takes_worked_examples_from_another_env() {
     assert!(plain.status.success() && shown.status.success(), "{}", text(&shown.stderr));
     let prompt_tokens = |name: &str| -> u64 {
         let line = std::fs::read_to_string(dir.join(name).join("trajectories.jsonl")).unwrap();
-        serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["prompt_tokens"].as_u64().unwrap()
+        serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["prompt_tokens"]
+            .as_u64()
+            .unwrap()
     };
     // Two arith examples, each a task, a calculator call, its observation and the answer.
-    assert!(prompt_tokens("arith") > prompt_tokens("plain") + 100, "{} vs {}", prompt_tokens("arith"), prompt_tokens("plain"));
+    assert!(
+        prompt_tokens("arith") > prompt_tokens("plain") + 100,
+        "{} vs {}",
+        prompt_tokens("arith"),
+        prompt_tokens("plain")
+    );
 }

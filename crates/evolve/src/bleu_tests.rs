@@ -42,12 +42,8 @@ fn distances_are_symmetric_with_a_zero_diagonal() {
 
 #[test]
 fn average_linkage_groups_close_pairs_and_keeps_chains_apart() {
-    let d = vec![
-        vec![0.0, 0.2, 0.9, 0.9],
-        vec![0.2, 0.0, 0.9, 0.9],
-        vec![0.9, 0.9, 0.0, 0.3],
-        vec![0.9, 0.9, 0.3, 0.0],
-    ];
+    let d =
+        vec![vec![0.0, 0.2, 0.9, 0.9], vec![0.2, 0.0, 0.9, 0.9], vec![0.9, 0.9, 0.0, 0.3], vec![0.9, 0.9, 0.3, 0.0]];
     assert_eq!(average_linkage(&d, 0.5), vec![0, 0, 1, 1]);
     assert_eq!(cluster_shares(&[0, 0, 1, 1]), vec![0.5; 4]);
     // A chain 0–1 (0.2), 1–2 (0.4), 0–2 (0.8): single linkage would join all three; after {0,1}

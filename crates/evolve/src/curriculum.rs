@@ -24,8 +24,18 @@ pub struct CurriculumEnv;
 
 /// Topics the curriculum's prompts rotate through.
 const TOPICS: [&str; 12] = [
-    "shopping", "a farm", "a train journey", "a bakery", "a school", "a library", "savings", "a factory",
-    "a garden", "a sports team", "a road trip", "a warehouse",
+    "shopping",
+    "a farm",
+    "a train journey",
+    "a bakery",
+    "a school",
+    "a library",
+    "savings",
+    "a factory",
+    "a garden",
+    "a sports team",
+    "a road trip",
+    "a warehouse",
 ];
 
 /// One worked example per topic (`demonstration`): what a well-formed task looks like. A small

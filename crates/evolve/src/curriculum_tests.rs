@@ -6,7 +6,10 @@ fn judged(p_hat: f64, tool_calls: f64) -> Judged {
 
 #[test]
 fn tasks_parse_from_their_tags_or_fail_the_format_gate() {
-    assert_eq!(parse_task("Sure! <question> What is 2 + 3? </question> The answer is 5."), Some("What is 2 + 3?".into()));
+    assert_eq!(
+        parse_task("Sure! <question> What is 2 + 3? </question> The answer is 5."),
+        Some("What is 2 + 3?".into())
+    );
     assert_eq!(parse_task("<question>What is 2 + 3?"), None);
     assert_eq!(parse_task("What is 2 + 3?</question>"), None);
     assert_eq!(parse_task("<question>   </question>"), None);
@@ -31,7 +34,7 @@ fn curriculum_prompts_rotate_topics_and_never_pass_the_checker() {
 #[test]
 fn the_paper_form_matches_hand_computed_rewards() {
     let w = RewardWeights::default(); // λ_unc 1, γ 0.05, λ_rep 1
-    // p̂ = 0.5: R_unc = 1; 2 tool calls: 0.1; alone in a batch of 4: 0.25 → 0.85.
+                                      // p̂ = 0.5: R_unc = 1; 2 tool calls: 0.1; alone in a batch of 4: 0.25 → 0.85.
     assert!((task_reward(&w, Some(&judged(0.5, 2.0)), 0.25) - 0.85).abs() < 1e-12);
     // p̂ = 0.9: R_unc = 1 − 0.8 = 0.2; 6 calls cap at 4: 0.2; share 0.5 → max(0, −0.1) = 0.
     assert_eq!(task_reward(&w, Some(&judged(0.9, 6.0)), 0.5), 0.0);

@@ -341,7 +341,8 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
             on(Event::Stage(i, "writing and labelling the task pool"));
             let t = Instant::now();
             let curriculum_file = final_weights(&stage)?;
-            let curriculum = policy_at(&recipe.curriculum_recipe(i), Some(&curriculum_file), &dir.join("curriculum.gguf"))?;
+            let curriculum =
+                policy_at(&recipe.curriculum_recipe(i), Some(&curriculum_file), &dir.join("curriculum.gguf"))?;
             let prompts = CurriculumEnv.tasks(recipe.stream_seed(i, POOL_STREAM), recipe.pool.candidates);
             let seed = recipe.stream_seed(i, POOL_STREAM);
             let jobs: Vec<Job> = prompts
@@ -351,7 +352,8 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 .collect();
             let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
             let mut outputs = Vec::new();
-            let cfg = EpisodeConfig { shots: curriculum_shots.clone(), ..curriculum_cfg(recipe, recipe.pool.temperature) };
+            let cfg =
+                EpisodeConfig { shots: curriculum_shots.clone(), ..curriculum_cfg(recipe, recipe.pool.temperature) };
             run_local(&curriculum, &CurriculumEnv, &tools, jobs, &cfg, 8, &mut |t| outputs.push(t));
             kaizen_rollout::in_job_order(&mut outputs, &ids);
             drop(curriculum);
@@ -363,7 +365,8 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 survivors.iter().enumerate().map(|(j, q)| unlabelled(format!("it{i}-{j:04}"), q)).collect();
             let k = recipe.executor.samples;
             let cfg = executor_cfg(recipe, &shots, recipe.executor.temperature);
-            let (judged, _) = judge(&executor, &solve_env, &tools, &cfg, &tasks, k, recipe.stream_seed(i, JUDGE_STREAM) ^ 1);
+            let (judged, _) =
+                judge(&executor, &solve_env, &tools, &cfg, &tasks, k, recipe.stream_seed(i, JUDGE_STREAM) ^ 1);
             let label = curriculum_file.strip_prefix(out).unwrap_or(&curriculum_file).display().to_string();
             let pool = select(&survivors, &judged, recipe.band(), k, i, &label, &mut stats);
             let mut lines = String::new();
@@ -380,7 +383,11 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 tool_calls_per_task: judged.iter().map(|j| j.tool_calls).sum::<f64>() / n,
                 clusters: clusters.count(),
                 largest_cluster: clusters.largest(),
-                samples: pool.iter().take(3).map(|p| format!("{} → {} (p̂ {:.2})", p.prompt, p.answer, p.meta.p_hat)).collect(),
+                samples: pool
+                    .iter()
+                    .take(3)
+                    .map(|p| format!("{} → {} (p̂ {:.2})", p.prompt, p.answer, p.meta.p_hat))
+                    .collect(),
             };
             let mut verdicts = judged.iter().cloned();
             let mut kept = survivors.iter().peekable();

@@ -23,7 +23,13 @@ pub fn label_checker() -> Checker {
 
 /// A generated task as the executor sees it: its text, no reference answer.
 pub fn unlabelled(id: String, text: &str) -> Task {
-    Task { id, prompt: text.to_string(), answer: String::new(), checker: label_checker(), meta: serde_json::Value::Null }
+    Task {
+        id,
+        prompt: text.to_string(),
+        answer: String::new(),
+        checker: label_checker(),
+        meta: serde_json::Value::Null,
+    }
 }
 
 /// The vote of `k` samples' answers, grouped as the numeric checker compares them:

@@ -19,7 +19,8 @@ fn votes_compare_answers_as_numbers_and_see_ties() {
 fn screening_drops_unparseable_duplicate_and_held_out_tasks() {
     let held: HashSet<String> = [unlabelled(String::new(), "What is 2 + 2?").content_key()].into();
     let mut stats = PoolStats::default();
-    let out = screen(&[s("What is  2 + 2?"), None, s("Add 5 and 6."), s("add 5 and 6."), s("Halve 10.")], &held, &mut stats);
+    let out =
+        screen(&[s("What is  2 + 2?"), None, s("Add 5 and 6."), s("add 5 and 6."), s("Halve 10.")], &held, &mut stats);
     assert_eq!(out, vec!["Add 5 and 6.".to_string(), "Halve 10.".to_string()]);
     assert_eq!((stats.candidates, stats.unparseable, stats.duplicates, stats.held_out), (5, 1, 1, 1));
 }
@@ -34,18 +35,24 @@ fn selection_keeps_the_band_and_labels_with_the_majority() {
     };
     let tasks: Vec<String> = (0..7).map(|i| format!("task {i}")).collect();
     let judged = vec![
-        j(0.5, Some("12"), false),  // kept
-        j(0.9, Some("3"), false),   // too easy
-        j(0.2, Some("3"), false),   // too hard
-        j(0.5, Some("3"), true),    // tie
-        j(0.0, None, false),        // no answer
+        j(0.5, Some("12"), false),   // kept
+        j(0.9, Some("3"), false),    // too easy
+        j(0.2, Some("3"), false),    // too hard
+        j(0.5, Some("3"), true),     // tie
+        j(0.0, None, false),         // no answer
         j(0.6, Some("many"), false), // not a number
-        j(0.3, Some("4.5"), false), // kept: the band is closed
+        j(0.3, Some("4.5"), false),  // kept: the band is closed
     ];
     let mut stats = PoolStats::default();
     let pool = select(&tasks, &judged, Band { low: 0.3, high: 0.8 }, 10, 2, "ckpt", &mut stats);
-    assert_eq!(pool.iter().map(|t| (t.prompt.as_str(), t.answer.as_str())).collect::<Vec<_>>(), [("task 0", "12"), ("task 6", "4.5")]);
-    assert_eq!(pool[0].meta, PoolMeta { p_hat: 0.5, samples: 10, tool_calls: 2.0, iteration: 2, curriculum: "ckpt".into() });
+    assert_eq!(
+        pool.iter().map(|t| (t.prompt.as_str(), t.answer.as_str())).collect::<Vec<_>>(),
+        [("task 0", "12"), ("task 6", "4.5")]
+    );
+    assert_eq!(
+        pool[0].meta,
+        PoolMeta { p_hat: 0.5, samples: 10, tool_calls: 2.0, iteration: 2, curriculum: "ckpt".into() }
+    );
     let want = PoolStats {
         judged: 7,
         no_answer: 1,

@@ -84,7 +84,13 @@ impl Default for EvolveRecipe {
             curriculum_shots: 3,
             curriculum_reward: RewardWeights::default(),
             pool: PoolSection::default(),
-            executor_rl: RlSection { estimator: "adpo".into(), group: 8, temperature: 0.7, max_turns: 5, ..RlSection::default() },
+            executor_rl: RlSection {
+                estimator: "adpo".into(),
+                group: 8,
+                temperature: 0.7,
+                max_turns: 5,
+                ..RlSection::default()
+            },
             eval: HeldOutSection::default(),
         }
     }
@@ -176,7 +182,9 @@ impl EvolveRecipe {
             return Err("curriculum.estimator: the curriculum writes no tool calls; use grpo, dr_grpo or adpo".into());
         }
         self.curriculum_recipe(1).validate().map_err(|e| format!("[curriculum]: {e}"))?;
-        self.executor_recipe(1, std::path::Path::new("pool.jsonl")).validate().map_err(|e| format!("[executor_rl]: {e}"))
+        self.executor_recipe(1, std::path::Path::new("pool.jsonl"))
+            .validate()
+            .map_err(|e| format!("[executor_rl]: {e}"))
     }
 
     fn stage_recipe(&self, iteration: usize, env: String, rl: RlSection) -> Recipe {
@@ -228,7 +236,9 @@ mod tests {
         assert_eq!((r.executor_rl.estimator.as_str(), r.executor_rl.adpo_m), ("adpo", 0.6));
         assert!(EvolveRecipe::parse("[pool]\nlow = 0.9\nhigh = 0.8\n").unwrap_err().contains("pool.low"));
         assert!(EvolveRecipe::parse("[executor]\nsamples = 0\n").unwrap_err().contains("executor.samples"));
-        assert!(EvolveRecipe::parse("[curriculum]\nestimator = \"axpo\"\n").unwrap_err().contains("curriculum.estimator"));
+        assert!(EvolveRecipe::parse("[curriculum]\nestimator = \"axpo\"\n")
+            .unwrap_err()
+            .contains("curriculum.estimator"));
         assert!(EvolveRecipe::parse("[executor_rl]\nestimator = \"nope\"\n").unwrap_err().contains("[executor_rl]"));
         assert!(EvolveRecipe::parse("typo = 1\n").unwrap_err().contains("typo"));
     }

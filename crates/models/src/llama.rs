@@ -326,7 +326,10 @@ impl KvCache {
         self.layers
             .iter()
             .map(|l| match l {
-                Some((k, v)) => Ok((k.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?, v.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?)),
+                Some((k, v)) => Ok((
+                    k.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?,
+                    v.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?,
+                )),
                 None => candle_core::bail!("the cache has no buffers yet"),
             })
             .collect()

@@ -73,7 +73,8 @@ impl LocalLlm {
         let eos = tokenizer.vocab_entry(tokenizer.eos_id).unwrap_or("").to_string();
         let template = ChatTemplate::new(&source, &bos, &eos)?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
-        let prefixes = std::sync::Mutex::new(crate::prefix_cache::PrefixCache::new(crate::prefix_cache::default_budget()));
+        let prefixes =
+            std::sync::Mutex::new(crate::prefix_cache::PrefixCache::new(crate::prefix_cache::default_budget()));
         Ok(LocalLlm { name, model, tokenizer, template, prefixes })
     }
 

@@ -140,7 +140,8 @@ fn evolution_table(lines: &[Value]) -> String {
         let (t, p) = (&l["tasks"], &l["pool"]);
         let num = |v: &Value, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{x:.d$}"));
         let pct = |v: &Value| v.as_f64().map_or("—".to_string(), |x| format!("{:.0}%", 100.0 * x));
-        let samples: Vec<String> = t["samples"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).map(escape).collect();
+        let samples: Vec<String> =
+            t["samples"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).map(escape).collect();
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -161,10 +162,9 @@ fn evolution_table(lines: &[Value]) -> String {
 
 fn tables(runs: &[Run]) -> String {
     let mut out = String::new();
-    for r in runs
-        .iter()
-        .filter(|r| r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some() || !r.evolution.is_empty())
-    {
+    for r in runs.iter().filter(|r| {
+        r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some() || !r.evolution.is_empty()
+    }) {
         let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
         if !r.evolution.is_empty() {
             out.push_str(&evolution_table(&r.evolution));

@@ -56,7 +56,12 @@ impl Setup {
 
 /// `k` worked examples (`kaizen_rollout::few_shot`) from the env spec `from`, or from `env`
 /// itself when `from` is `None`: how every verb with `--shots` / `--shots-from` prompts.
-pub fn worked_examples(env: &dyn Env, from: Option<&str>, tools: &ToolRegistry, k: usize) -> anyhow::Result<Vec<Message>> {
+pub fn worked_examples(
+    env: &dyn Env,
+    from: Option<&str>,
+    tools: &ToolRegistry,
+    k: usize,
+) -> anyhow::Result<Vec<Message>> {
     match from {
         Some(spec) if k > 0 => {
             let from = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("shots from {spec}: {e}"))?;

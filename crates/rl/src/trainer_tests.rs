@@ -36,9 +36,9 @@ fn answered(meta: serde_json::Value, answer: &str, reward: f32) -> Trajectory {
 #[test]
 fn adpo_scales_by_the_pools_p_hat_not_the_groups() {
     let rl = RlSection::default(); // m = 0.6, ε_high = 0.4
-    // Rewards 1, 0, 0, 0: mean 0.25, sample std 0.5 → GRPO advantages 1.5, −0.5, −0.5, −0.5.
-    // The group's own answers agree 3 of 4 (p̂ 0.75, scale 0.96); the pool's p̂ is 0.3:
-    // s = 0.6 + 0.4 · clamp(0 / 0.5) = 0.6; ε_high = 0.4 + 0.1 · clamp(0.5 / 0.5) = 0.5.
+                                   // Rewards 1, 0, 0, 0: mean 0.25, sample std 0.5 → GRPO advantages 1.5, −0.5, −0.5, −0.5.
+                                   // The group's own answers agree 3 of 4 (p̂ 0.75, scale 0.96); the pool's p̂ is 0.3:
+                                   // s = 0.6 + 0.4 · clamp(0 / 0.5) = 0.6; ε_high = 0.4 + 0.1 · clamp(0.5 / 0.5) = 0.5.
     let pool = serde_json::json!({"p_hat": 0.3});
     let group: Vec<Trajectory> =
         [("7", 1.0), ("5", 0.0), ("5", 0.0), ("5", 0.0)].iter().map(|&(a, r)| answered(pool.clone(), a, r)).collect();

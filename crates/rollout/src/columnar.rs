@@ -22,7 +22,7 @@ use kaizen_core::trajectory::{EpisodeEnd, Trajectory};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::parser::parse_message_type;
 use std::path::Path;
 use std::sync::Arc;
@@ -83,20 +83,38 @@ pub(crate) fn list_levels(lens: impl Iterator<Item = usize>) -> (Vec<i16>, Vec<i
     (def, rep)
 }
 
-/// Writes `ts` to `path` (replacing it).
-pub fn write_parquet(ts: &[Trajectory], path: &Path) -> Result<(), String> {
+/// Writes one row group of `schema` (a Parquet message type) to `path`, replacing it: column
+/// `i`, in schema order, by `column(i, writer)`, which writes its values and levels (an index
+/// past the schema's columns is an error).
+pub(crate) fn write_row_group(
+    path: &Path,
+    schema: &str,
+    mut column: impl FnMut(usize, &mut SerializedColumnWriter<'_>) -> Result<(), String>,
+) -> Result<(), String> {
     let err = |e: parquet::errors::ParquetError| format!("writing {}: {e}", path.display());
-    let schema = Arc::new(parse_message_type(SCHEMA).map_err(err)?);
+    let schema = Arc::new(parse_message_type(schema).map_err(err)?);
     let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
     let file = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     let mut writer = SerializedFileWriter::new(file, schema, props).map_err(err)?;
     let mut rg = writer.next_row_group().map_err(err)?;
+    let mut col = 0usize;
+    while let Some(mut c) = rg.next_column().map_err(err)? {
+        column(col, &mut c).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        c.close().map_err(err)?;
+        col += 1;
+    }
+    rg.close().map_err(err)?;
+    writer.close().map_err(err)?;
+    Ok(())
+}
+
+/// Writes `ts` to `path` (replacing it).
+pub fn write_parquet(ts: &[Trajectory], path: &Path) -> Result<(), String> {
     let s =
         |f: &dyn Fn(&Trajectory) -> String| ts.iter().map(|t| ByteArray::from(f(t).into_bytes())).collect::<Vec<_>>();
     let i32s = |f: &dyn Fn(&Trajectory) -> i32| ts.iter().map(f).collect::<Vec<_>>();
     let f64s = |f: &dyn Fn(&Trajectory) -> f64| ts.iter().map(f).collect::<Vec<_>>();
-    let mut col = 0usize;
-    while let Some(mut c) = rg.next_column().map_err(err)? {
+    write_row_group(path, SCHEMA, |col, c| {
         match col {
             0 => c.typed::<Int32Type>().write_batch(&i32s(&|t| t.schema_version as i32), None, None),
             1 => c.typed::<ByteArrayType>().write_batch(&s(&|t| t.episode_id.clone()), None, None),
@@ -143,13 +161,9 @@ pub fn write_parquet(ts: &[Trajectory], path: &Path) -> Result<(), String> {
             ),
             _ => return Err("schema has more columns than the writer knows".into()),
         }
-        .map_err(err)?;
-        c.close().map_err(err)?;
-        col += 1;
-    }
-    rg.close().map_err(err)?;
-    writer.close().map_err(err)?;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

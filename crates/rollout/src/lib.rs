@@ -9,8 +9,8 @@ pub mod columnar;
 pub mod engine;
 pub mod episode;
 pub mod rerank;
-pub mod verl_export;
 pub mod run_dir;
+pub mod verl_export;
 
 pub use columnar::{write_parquet, PARQUET_FILE};
 pub use engine::{in_job_order, run_local, EngineStats};

@@ -14,15 +14,10 @@
 //! multi-turn chat templates take the `tool` role); the tools themselves are configured in
 //! verl (e.g. its sandbox tool), not here.
 
-use crate::columnar::list_levels;
+use crate::columnar::{list_levels, write_row_group};
 use kaizen_core::{Checker, Message, Task};
-use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::parser::parse_message_type;
 use std::path::Path;
-use std::sync::Arc;
 
 const SCHEMA: &str = "message verl_task {
   REQUIRED BYTE_ARRAY data_source (UTF8);
@@ -149,17 +144,10 @@ pub fn rows(tasks: &[Task], opening: &[Message]) -> Result<Vec<Row>, String> {
 
 /// Writes `rows` as verl's dataset Parquet at `path`.
 pub fn write(rows: &[Row], data_source: &str, split: &str, path: &Path) -> Result<(), String> {
-    let err = |e: parquet::errors::ParquetError| format!("writing {}: {e}", path.display());
-    let schema = Arc::new(parse_message_type(SCHEMA).map_err(err)?);
-    let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
-    let file = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    let mut writer = SerializedFileWriter::new(file, schema, props).map_err(err)?;
-    let mut rg = writer.next_row_group().map_err(err)?;
     let bytes = |s: &str| ByteArray::from(s.as_bytes().to_vec());
     let each = |f: &dyn Fn(&Row) -> String| rows.iter().map(|r| bytes(&f(r))).collect::<Vec<_>>();
     let (def, rep) = list_levels(rows.iter().map(|r| r.messages.len()));
-    let mut col = 0usize;
-    while let Some(mut c) = rg.next_column().map_err(err)? {
+    write_row_group(path, SCHEMA, |col, c| {
         match col {
             0 => c.typed::<ByteArrayType>().write_batch(&each(&|_| data_source.to_string()), None, None),
             1 | 2 => {
@@ -183,11 +171,7 @@ pub fn write(rows: &[Row], data_source: &str, split: &str, path: &Path) -> Resul
             }
             _ => return Err("schema has more columns than the writer knows".into()),
         }
-        .map_err(err)?;
-        c.close().map_err(err)?;
-        col += 1;
-    }
-    rg.close().map_err(err)?;
-    writer.close().map_err(err)?;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
 }

@@ -80,7 +80,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 fn held_out_cells(r: &IterationRecord) -> Vec<String> {
     r.held_out
         .iter()
-        .map(|s| format!("{} {:.1}% [{:.1}, {:.1}] ({}/{})", s.set, 100.0 * s.accuracy, 100.0 * s.low, 100.0 * s.high, s.solved, s.tasks))
+        .map(|s| {
+            format!(
+                "{} {:.1}% [{:.1}, {:.1}] ({}/{})",
+                s.set,
+                100.0 * s.accuracy,
+                100.0 * s.low,
+                100.0 * s.high,
+                s.solved,
+                s.tasks
+            )
+        })
         .collect()
 }
 

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 pub enum Export {
     /// Tasks as verl's RL dataset: `DIR/SPLIT.parquet` (data_source, prompt as chat messages,
     /// ability, reward_model.ground_truth, extra_info) and `DIR/compute_score.py`.
-    #[command(after_help = "Examples:\n  kaizen export verl --env jsonl:runs/agent0/iter-3/pool.jsonl --out verl-data\n  \
+    #[command(
+        after_help = "Examples:\n  kaizen export verl --env jsonl:runs/agent0/iter-3/pool.jsonl --out verl-data\n  \
         kaizen export verl --env arith --tasks 5000 --shots 3 --out verl-data\n\n\
         Then, in verl: data.train_files=verl-data/train.parquet \
-        custom_reward_function.path=verl-data/compute_score.py")]
+        custom_reward_function.path=verl-data/compute_score.py"
+    )]
     Verl(VerlArgs),
 }
 
@@ -40,7 +42,11 @@ pub struct VerlArgs {
 pub fn run(e: Export) -> anyhow::Result<()> {
     let Export::Verl(a) = e;
     let env = kaizen_envs::open(&a.env).map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(!env.has_sessions(), "{}: web tasks are scored on their page; verl cannot check them by text", a.env);
+    anyhow::ensure!(
+        !env.has_sessions(),
+        "{}: web tasks are scored on their page; verl cannot check them by text",
+        a.env
+    );
     let tools = kaizen_tools::ToolRegistry::standard();
     let shots = kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &tools, a.shots)?;
     let n = match (a.tasks, a.env.starts_with("jsonl:")) {
