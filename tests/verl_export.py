@@ -27,7 +27,7 @@ for name, typ in want.items():
     got = pool.schema.field(name).type
     assert shape(got) == shape(typ), f"{name}: {got} != {typ}"
 extra = pool.schema.field("extra_info").type
-assert {extra.field(i).name for i in range(extra.num_fields)} == {"split", "index", "task_id", "checker", "p_hat"}
+assert {extra.field(i).name for i in range(extra.num_fields)} == {"split", "index", "task_id", "checker", "rel_tol", "abs_tol", "p_hat"}
 rows = pool.to_pylist()
 assert len(rows) == 2, rows
 first, second = rows
@@ -38,6 +38,8 @@ assert first["reward_model"] == {"style": "rule", "ground_truth": "300"}
 assert first["extra_info"]["p_hat"] == 0.6 and first["extra_info"]["checker"] == "numeric"
 assert first["extra_info"]["index"] == 0 and first["extra_info"]["split"] == "train"
 assert second["extra_info"]["p_hat"] is None and second["extra_info"]["checker"] == "choice"
+assert first["extra_info"]["rel_tol"] == 1e-6 and first["extra_info"]["abs_tol"] == 0.0
+assert second["extra_info"]["rel_tol"] is None
 
 arith = pq.read_table(sys.argv[2]).to_pylist()
 assert len(arith) == 20

@@ -35,5 +35,11 @@ assert m.compute_score("q", "\\boxed{(b)}", "B", {"checker": "choice"}) == 1.0
 assert m.compute_score("q", "\\boxed{A}", "B", {"checker": "choice"}) == 0.0
 assert m.compute_score("q", "\\boxed{Paris  France}", "Paris France", {"checker": "exact"}) == 1.0
 assert m.compute_score("q", "\\boxed{\\frac{3}{4}}", "\\frac{3}{4}", None) == 1.0, "nested braces"
+assert m.compute_score("q", "<answer>300</answer>", "300", num) == 1.0, "kaizen's answer tag"
+assert m.compute_score("q", "\\boxed{1} <answer>300</answer>", "300", num) == 1.0, "the later of the two"
+# A task's own tolerance (arith level 4: abs 0.005), from extra_info.
+lvl4 = {"checker": "numeric", "rel_tol": 1e-6, "abs_tol": 0.005}
+assert m.compute_score("arith:4", "\\boxed{$497.66}", "497.6640", lvl4) == 1.0
+assert m.compute_score("arith:4", "\\boxed{497.67}", "497.6640", lvl4) == 0.0
 print("compute_score: right and wrong answers scored as kaizen's checkers do")
 PY

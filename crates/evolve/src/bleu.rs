@@ -43,10 +43,10 @@ pub const SMOOTHING_EPSILON: f64 = 0.1;
 /// `BLEU = BP · exp(¼ Σₙ ln pₙ)`, `pₙ` the clipped n-gram precision
 /// `Σ_g min(c_hyp(g), c_ref(g)) / max(1, #hyp n-grams)` for n = 1..4 (a zero numerator
 /// replaced by ε = 0.1), `BP = 1` if `c > r` else `exp(1 − r/c)` (`c`, `r` the lengths).
-/// 0 for an empty hypothesis.
+/// 0 for an empty hypothesis, and 0 when no unigram matches (as NLTK returns before smoothing).
 pub fn sentence_bleu(hypothesis: &[String], reference: &[String]) -> f64 {
     let c = hypothesis.len();
-    if c == 0 {
+    if c == 0 || !hypothesis.iter().any(|w| reference.contains(w)) {
         return 0.0;
     }
     let mut log_sum = 0.0;

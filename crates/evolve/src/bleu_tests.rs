@@ -25,6 +25,8 @@ fn bleu_matches_hand_computed_values() {
     let want = (0.25f64 * (0.1 / 3.0) * 0.05 * 0.1).powf(0.25);
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     assert_eq!(sentence_bleu(&[], &w("a")), 0.0);
+    // No unigram in common: 0, not a smoothed 0.1^¾ · (0.1/2)^¼.
+    assert_eq!(sentence_bleu(&w("x y"), &w("a b")), 0.0);
 }
 
 #[test]

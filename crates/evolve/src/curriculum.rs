@@ -4,7 +4,8 @@
 //! The reward of a generated task `x`, from `k` executor samples of it:
 //! - `p̂`: the majority answer's share of the `k` samples (self-consistency);
 //! - uncertainty `R_unc = 1 − 2|p̂ − 0.5|`;
-//! - tool use `R_tool = γ · min(N_tool, 4)`, `N_tool` the mean tool calls per sample;
+//! - tool use `R_tool = γ · min(N_tool, 4)`, `N_tool` the mean tool calls per sample (the
+//!   paper's `λ_tool` is folded into `γ`: one weight, `tool`, i.e. `λ_tool = 1`);
 //! - repetition `R_rep = λ_rep · |C(x)| / B`, `C(x)` the task's cluster in the batch of `B`
 //!   parseable tasks (BLEU distance, average linkage at 0.5: `crate::bleu`);
 //! - the format gate: the output holds one `<question>…</question>`.

@@ -34,7 +34,12 @@ use std::time::Instant;
 
 /// Stream tags XOR-ed into an iteration's seed.
 const POOL_STREAM: u64 = 0x9001_0000;
+/// The curriculum reward's executor samples; step `s` of the stage adds `s · STEP_STRIDE`.
 const JUDGE_STREAM: u64 = 0x7D6E_0000;
+/// The pool's executor samples.
+const POOL_JUDGE_STREAM: u64 = 0x9D6E_0000_0000;
+/// Far above any step's `k × tasks` samples and below the next stream tag.
+const STEP_STRIDE: u64 = 1 << 20;
 const EVAL_STREAM: u64 = 0xE7A1_E7A1;
 
 /// The content keys (`Task::content_key`) of every held-out task, which no pool may hold.
@@ -134,8 +139,15 @@ pub fn evolve(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> a
         out.display()
     );
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(recipe)?.as_bytes())?;
-    run(recipe, out, on)
+    // Task files by absolute path, so a resume from another directory reads the same ones.
+    let mut recipe = recipe.clone();
+    for spec in recipe.eval.sets.iter_mut().chain(recipe.executor.shots_from.as_mut()) {
+        if let Some(path) = spec.strip_prefix("jsonl:") {
+            *spec = format!("jsonl:{}", std::path::absolute(path)?.display());
+        }
+    }
+    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
+    run(&recipe, out, on)
 }
 
 /// Continues the evolve run in `out` at its first unfinished stage, with its own recipe.
@@ -154,8 +166,19 @@ pub fn run_recipe(out: &Path) -> anyhow::Result<EvolveRecipe> {
 }
 
 /// The held-out ground-truth sets: each env's tasks from the evaluation stream, distinct by
-/// content.
+/// content, none of them a task the worked examples may show (the examples' whole stream is
+/// left out: their solutions are in every prompt).
 pub fn held_out_sets(recipe: &EvolveRecipe) -> anyhow::Result<Vec<(String, Box<dyn Env>, Vec<Task>)>> {
+    let shown: HashSet<String> = match &recipe.executor.shots_from {
+        Some(spec) if recipe.executor.shots > 0 => {
+            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("executor.shots_from: {e}"))?;
+            env.tasks(kaizen_rollout::episode::SHOT_SEED, 4 * recipe.executor.shots)
+                .iter()
+                .map(Task::content_key)
+                .collect()
+        }
+        _ => HashSet::new(),
+    };
     recipe
         .eval
         .sets
@@ -166,7 +189,7 @@ pub fn held_out_sets(recipe: &EvolveRecipe) -> anyhow::Result<Vec<(String, Box<d
             let tasks: Vec<Task> = env
                 .tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks)
                 .into_iter()
-                .filter(|t| seen.insert(t.content_key()))
+                .filter(|t| !shown.contains(&t.content_key()) && seen.insert(t.content_key()))
                 .collect();
             Ok((spec.clone(), env, tasks))
         })
@@ -254,8 +277,8 @@ impl Reward for CurriculumReward {
             .enumerate()
             .filter_map(|(i, p)| p.as_ref().map(|q| unlabelled(format!("s{step}-c{i}"), q)))
             .collect();
-        let seed = self.seed.wrapping_add(step as u64 * 100_003);
-        let (judged, _) = judge(&self.executor, &self.env, &self.tools, &self.cfg, &tasks, self.k, seed);
+        let seed = self.seed.wrapping_add(step as u64 * STEP_STRIDE);
+        let (judged, _) = judge(&self.executor, &self.env, &self.tools, &self.cfg, &tasks, self.k, seed)?;
         let mut verdicts = judged.into_iter();
         let judged: Vec<Option<Judged>> = parsed.iter().map(|p| p.as_ref().and_then(|_| verdicts.next())).collect();
         let (rewards, clusters) = batch_rewards(&self.weights, &parsed, &judged);
@@ -299,7 +322,17 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     let held_keys = held_out_keys(&sets);
     let mut keys: Vec<&String> = held_keys.iter().collect();
     keys.sort();
-    write_atomic(&out.join(HELD_OUT), serde_json::to_string(&keys)?.as_bytes())?;
+    let keys = serde_json::to_string(&keys)?;
+    match std::fs::read_to_string(out.join(HELD_OUT)) {
+        // A resumed run must score on the sets its pools were screened against.
+        Ok(before) => anyhow::ensure!(
+            before == keys,
+            "the held-out sets differ from those {} started with ({}): a task file in eval.sets changed",
+            out.display(),
+            out.join(HELD_OUT).display()
+        ),
+        Err(_) => write_atomic(&out.join(HELD_OUT), keys.as_bytes())?,
+    }
     // Any recipe of the base policy serves to build an executor from weights.
     let base = recipe.executor_recipe(0, Path::new("pool.jsonl"));
     let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<LocalLlm> {
@@ -366,7 +399,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
             let k = recipe.executor.samples;
             let cfg = executor_cfg(recipe, &shots, recipe.executor.temperature);
             let (judged, _) =
-                judge(&executor, &solve_env, &tools, &cfg, &tasks, k, recipe.stream_seed(i, JUDGE_STREAM) ^ 1);
+                judge(&executor, &solve_env, &tools, &cfg, &tasks, k, recipe.stream_seed(i, POOL_JUDGE_STREAM))?;
             let label = curriculum_file.strip_prefix(out).unwrap_or(&curriculum_file).display().to_string();
             let pool = select(&survivors, &judged, recipe.band(), k, i, &label, &mut stats);
             let mut lines = String::new();

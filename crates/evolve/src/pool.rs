@@ -54,7 +54,7 @@ pub fn judge(
     tasks: &[Task],
     k: usize,
     seed: u64,
-) -> (Vec<Judged>, Vec<Trajectory>) {
+) -> anyhow::Result<(Vec<Judged>, Vec<Trajectory>)> {
     let jobs: Vec<Job> = tasks
         .iter()
         .enumerate()
@@ -66,6 +66,9 @@ pub fn judge(
     let mut samples = Vec::with_capacity(jobs.len());
     run_local(executor, env, tools, jobs, cfg, 8, &mut |t| samples.push(t));
     kaizen_rollout::in_job_order(&mut samples, &ids);
+    // One trajectory per job, in job order, or the votes would land on the wrong tasks.
+    let in_order = samples.len() == ids.len() && samples.iter().zip(&ids).all(|(t, id)| &t.episode_id == id);
+    anyhow::ensure!(in_order, "the engine returned {} of {} samples in job order", samples.len(), ids.len());
     let judged = samples
         .chunks(k)
         .map(|g| {
@@ -74,7 +77,7 @@ pub fn judge(
             vote(&answers, calls)
         })
         .collect();
-    (judged, samples)
+    Ok((judged, samples))
 }
 
 /// What happened to the curriculum's outputs on their way into the pool.

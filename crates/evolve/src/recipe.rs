@@ -84,11 +84,14 @@ impl Default for EvolveRecipe {
             curriculum_shots: 3,
             curriculum_reward: RewardWeights::default(),
             pool: PoolSection::default(),
+            // ε_high 0.2: ADPO widens the symmetric PPO clip ε (METHODS.md §4), not kaizen
+            // train's clip-higher 0.4.
             executor_rl: RlSection {
                 estimator: "adpo".into(),
                 group: 8,
                 temperature: 0.7,
                 max_turns: 5,
+                eps_high: 0.2,
                 ..RlSection::default()
             },
             eval: HeldOutSection::default(),
@@ -122,7 +125,10 @@ impl Default for HeldOutSection {
 }
 
 /// Seeds of each iteration's streams: far apart, so no two stages share a draw.
-const ITERATION_STRIDE: u64 = 1_000_003;
+const ITERATION_STRIDE: u64 = 1 << 32;
+/// Tags of the two stages' own seeds within an iteration.
+const CURRICULUM_STAGE: u64 = 0xC0C0_0000;
+const EXECUTOR_STAGE: u64 = 0xE0E0_0000;
 
 impl EvolveRecipe {
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -175,6 +181,9 @@ impl EvolveRecipe {
         if !(0.0..=1.0).contains(&w.cluster_threshold) {
             return Err(format!("curriculum_reward.cluster_threshold must be in [0, 1], got {}", w.cluster_threshold));
         }
+        if self.eval.tasks == 0 {
+            return Err("eval.tasks must be at least 1".into());
+        }
         if self.eval.sets.is_empty() {
             return Err("eval.sets: name at least one held-out ground-truth set (e.g. [\"arith\"])".into());
         }
@@ -187,10 +196,10 @@ impl EvolveRecipe {
             .map_err(|e| format!("[executor_rl]: {e}"))
     }
 
-    fn stage_recipe(&self, iteration: usize, env: String, rl: RlSection) -> Recipe {
+    fn stage_recipe(&self, iteration: usize, stage: u64, env: String, rl: RlSection) -> Recipe {
         Recipe {
             env,
-            seed: self.seed.wrapping_add(iteration as u64 * ITERATION_STRIDE),
+            seed: self.stream_seed(iteration, stage),
             shots: 0,
             shots_from: None,
             tool_schemas: true,
@@ -206,7 +215,12 @@ impl EvolveRecipe {
     /// Iteration `iteration`'s curriculum training: GRPO (or as `[curriculum]` says) on the
     /// curriculum env, rewarded by the curriculum reward.
     pub fn curriculum_recipe(&self, iteration: usize) -> Recipe {
-        Recipe { tool_schemas: false, ..self.stage_recipe(iteration, "curriculum".into(), self.curriculum.clone()) }
+        Recipe {
+            tool_schemas: false,
+            // As the stage shows them (its examples come with the curriculum env, not an env spec).
+            shots: self.curriculum_shots,
+            ..self.stage_recipe(iteration, CURRICULUM_STAGE, "curriculum".into(), self.curriculum.clone())
+        }
     }
 
     /// Iteration `iteration`'s executor training on its pool file.
@@ -214,7 +228,12 @@ impl EvolveRecipe {
         Recipe {
             shots: self.executor.shots,
             shots_from: self.executor.shots_from.clone(),
-            ..self.stage_recipe(iteration, format!("jsonl:{}", pool.display()), self.executor_rl.clone())
+            ..self.stage_recipe(
+                iteration,
+                EXECUTOR_STAGE,
+                format!("jsonl:{}", pool.display()),
+                self.executor_rl.clone(),
+            )
         }
     }
 
@@ -266,5 +285,8 @@ mod tests {
         let cur = r.curriculum_recipe(2);
         assert_eq!((cur.env.as_str(), cur.tool_schemas, cur.eval.tasks), ("curriculum", false, 0));
         assert_ne!(r.curriculum_recipe(1).seed, cur.seed);
+        assert_ne!(ex.seed, cur.seed, "each stage draws its own seeds");
+        // ADPO's upper clip starts from the symmetric ε: 0.2 → 0.3 for the hardest tasks.
+        assert_eq!((ex.rl.eps_low, ex.rl.eps_high), (0.2, 0.2));
     }
 }

@@ -326,9 +326,11 @@ impl KvCache {
         self.layers
             .iter()
             .map(|l| match l {
+                // `force_contiguous`: a buffer of just these positions (`copy` would keep the
+                // whole buffer, every row at full capacity, behind the narrowed view).
                 Some((k, v)) => Ok((
-                    k.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?,
-                    v.narrow(0, row, 1)?.narrow(2, 0, len)?.copy()?,
+                    k.narrow(0, row, 1)?.narrow(2, 0, len)?.force_contiguous()?,
+                    v.narrow(0, row, 1)?.narrow(2, 0, len)?.force_contiguous()?,
                 )),
                 None => candle_core::bail!("the cache has no buffers yet"),
             })

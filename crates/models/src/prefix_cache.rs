@@ -3,9 +3,12 @@
 //! once and copied into each new sequence's cache row instead of prefilled again.
 //!
 //! Exact by construction: a sequence's shared prefix is always fed as a chunk of its own from
-//! an empty row (`SequenceBatch::start`, and `LocalLlm::score_trajectory` replays the same
-//! split), so its keys and values are the same numbers whether they were computed now or
-//! copied from the cache — a hit changes the time, never a log-prob.
+//! an empty row (`SequenceBatch::start`, `LocalLlm::generate_after`; and
+//! `LocalLlm::score_trajectory` replays the same split), so its keys and values are the same
+//! numbers whether they were computed now or copied from the cache — a hit changes the time,
+//! never a log-prob. (What follows the prefix is fed as before; an episode continued from
+//! another's prefix, AXPO's, feeds its forced tokens as one chunk, which `score_trajectory`
+//! does not replay bit for bit — as before the cache.)
 //!
 //! Entries are keyed by the exact prefix token ids (a map of whole prefixes: the prompts that
 //! share one share all of it, so a radix tree's partial matches would not add hits here), hold

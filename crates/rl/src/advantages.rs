@@ -65,7 +65,9 @@ pub fn adpo_scale(p_hat: f32, m: f32) -> f32 {
 }
 
 /// ADPO upper clip bound: `ε_high(p̂) = ε + 0.1 · clamp((0.8 − p̂) / 0.5, 0, 1)` — hard tasks
-/// may move the policy further. The lower bound is unchanged.
+/// may move the policy further. The lower bound is unchanged. The trainer passes the recipe's
+/// `rl.eps_high` as `ε`: the paper's symmetric PPO ε when that equals `rl.eps_low` (as in
+/// `kaizen evolve`'s executor defaults, 0.2), a clip-higher base otherwise.
 pub fn adpo_eps_high(p_hat: f32, eps: f32) -> f32 {
     eps + 0.1 * ((0.8 - p_hat) / 0.5).clamp(0.0, 1.0)
 }

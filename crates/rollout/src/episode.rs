@@ -485,12 +485,12 @@ impl<'a> Episode<'a> {
         })
     }
 
-    /// Every token so far (local models): the prompt of the next turn.
     /// Leading prompt tokens shared with other episodes (see the field).
     pub fn shared_prefix(&self) -> usize {
         self.shared_prefix
     }
 
+    /// Every token so far (local models): the prompt of the next turn.
     pub fn token_ids(&self) -> &[u32] {
         match &self.history {
             History::Tokens { ids, .. } => ids,

@@ -8,7 +8,7 @@
 //! | `prompt` | list<struct<role, content>> | chat messages: the env's system turn, worked examples, the task |
 //! | `ability` | string | `tool-use` |
 //! | `reward_model` | struct<style, ground_truth> | `rule` and the reference answer (a pool's pseudo-label) |
-//! | `extra_info` | struct<split, index, task_id, checker, p_hat?> | the checker `compute_score` applies; a pool task's `p̂` |
+//! | `extra_info` | struct<split, index, task_id, checker, rel_tol?, abs_tol?, p_hat?> | the checker `compute_score` applies, a numeric one's tolerances; a pool task's `p̂` |
 //!
 //! The worked examples' tool turns are flattened into assistant and tool messages (verl's
 //! multi-turn chat templates take the `tool` role); the tools themselves are configured in
@@ -24,12 +24,13 @@ const SCHEMA: &str = "message verl_task {
   REQUIRED GROUP prompt (LIST) { REPEATED GROUP list { REQUIRED GROUP element { REQUIRED BYTE_ARRAY role (UTF8); REQUIRED BYTE_ARRAY content (UTF8); } } }
   REQUIRED BYTE_ARRAY ability (UTF8);
   REQUIRED GROUP reward_model { REQUIRED BYTE_ARRAY style (UTF8); REQUIRED BYTE_ARRAY ground_truth (UTF8); }
-  REQUIRED GROUP extra_info { REQUIRED BYTE_ARRAY split (UTF8); REQUIRED INT64 index; REQUIRED BYTE_ARRAY task_id (UTF8); REQUIRED BYTE_ARRAY checker (UTF8); OPTIONAL DOUBLE p_hat; }
+  REQUIRED GROUP extra_info { REQUIRED BYTE_ARRAY split (UTF8); REQUIRED INT64 index; REQUIRED BYTE_ARRAY task_id (UTF8); REQUIRED BYTE_ARRAY checker (UTF8); OPTIONAL DOUBLE rel_tol; OPTIONAL DOUBLE abs_tol; OPTIONAL DOUBLE p_hat; }
 }";
 
-/// The reward file verl loads (`custom_reward_function.path`, name `compute_score`). It checks
-/// the last `\boxed{…}` of a response as kaizen's checkers do (`kaizen_core::task::Checker`):
-/// numbers within a relative 1e-6 after dropping `$ , %`, fractions `a/b`; exact text up to
+/// The reward file verl loads (`custom_reward_function.path`, name `compute_score`). It reads
+/// the final answer as kaizen does (the last `\boxed{…}` or `<answer>…</answer>`) and checks
+/// it as kaizen's checkers do (`kaizen_core::task::Checker`): numbers within the task's
+/// `abs_tol + rel_tol·|truth|` after dropping `$ , %`, fractions `a/b`; exact text up to
 /// whitespace; a choice letter; a whole-string regex.
 pub const COMPUTE_SCORE_PY: &str = r#"# Written by `kaizen export verl`: verl's reward function for kaizen tasks.
 # Mirrors kaizen's checkers (crates/core/src/task.rs): numeric, exact, choice, regex.
@@ -46,10 +47,23 @@ def _boxed(text):
         depth += c == "{"
         depth -= c == "}"
         if depth == 0:
-            return "".join(out).strip()
+            return at, "".join(out).strip()
         out.append(c)
         i += 1
     return None
+
+
+def final_answer(text):
+    """The last \\boxed{...} or <answer>...</answer>, whichever comes later (kaizen's rule)."""
+    boxed = _boxed(text)
+    tagged = None
+    at = text.rfind("<answer>")
+    if at >= 0:
+        end = text.find("</answer>", at)
+        if end >= 0:
+            tagged = at, text[at + len("<answer>"):end].strip()
+    found = [x for x in (boxed, tagged) if x is not None]
+    return max(found)[1] if found else None
 
 
 def _number(s):
@@ -81,10 +95,10 @@ def _letter(s):
     return t.upper() if len(t) == 1 and t.isalpha() else None
 
 
-def check(answer, truth, checker):
+def check(answer, truth, checker, rel_tol=1e-6, abs_tol=0.0):
     if checker == "numeric":
         a, b = _number(answer), _number(truth)
-        return a is not None and b is not None and abs(a - b) <= 1e-6 * abs(b)
+        return a is not None and b is not None and abs(a - b) <= abs_tol + rel_tol * abs(b)
     if checker == "choice":
         return _letter(answer) is not None and _letter(answer) == _letter(truth)
     if checker == "regex":
@@ -93,11 +107,14 @@ def check(answer, truth, checker):
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None):
-    answer = _boxed(solution_str)
+    answer = final_answer(solution_str)
     if answer is None:
         return 0.0
-    checker = (extra_info or {}).get("checker", "exact")
-    return 1.0 if check(answer, ground_truth, checker) else 0.0
+    info = extra_info or {}
+    rel = info.get("rel_tol")
+    tol = info.get("abs_tol")
+    ok = check(answer, ground_truth, info.get("checker", "exact"), 1e-6 if rel is None else rel, tol or 0.0)
+    return 1.0 if ok else 0.0
 "#;
 
 /// The checker's name in `extra_info.checker`, or an error for one `compute_score` cannot
@@ -118,6 +135,8 @@ pub struct Row {
     pub ground_truth: String,
     pub task_id: String,
     pub checker: &'static str,
+    /// A numeric checker's tolerances.
+    pub tolerances: Option<(f64, f64)>,
     pub p_hat: Option<f64>,
 }
 
@@ -136,6 +155,10 @@ pub fn rows(tasks: &[Task], opening: &[Message]) -> Result<Vec<Row>, String> {
                 ground_truth: pattern.unwrap_or_else(|| t.answer.clone()),
                 task_id: t.id.clone(),
                 checker,
+                tolerances: match t.checker {
+                    Checker::Numeric { rel_tol, abs_tol } => Some((rel_tol, abs_tol)),
+                    _ => None,
+                },
                 p_hat: t.meta.get("p_hat").and_then(|p| p.as_f64()),
             })
         })
@@ -164,7 +187,13 @@ pub fn write(rows: &[Row], data_source: &str, split: &str, path: &Path) -> Resul
             7 => c.typed::<Int64Type>().write_batch(&(0..rows.len() as i64).collect::<Vec<_>>(), None, None),
             8 => c.typed::<ByteArrayType>().write_batch(&each(&|r| r.task_id.clone()), None, None),
             9 => c.typed::<ByteArrayType>().write_batch(&each(&|r| r.checker.to_string()), None, None),
-            10 => {
+            10 | 11 => {
+                let v: Vec<f64> =
+                    rows.iter().filter_map(|r| r.tolerances.map(|t| if col == 10 { t.0 } else { t.1 })).collect();
+                let def: Vec<i16> = rows.iter().map(|r| r.tolerances.is_some() as i16).collect();
+                c.typed::<DoubleType>().write_batch(&v, Some(&def), None)
+            }
+            12 => {
                 let v: Vec<f64> = rows.iter().filter_map(|r| r.p_hat).collect();
                 let def: Vec<i16> = rows.iter().map(|r| r.p_hat.is_some() as i16).collect();
                 c.typed::<DoubleType>().write_batch(&v, Some(&def), None)

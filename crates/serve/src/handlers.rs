@@ -136,11 +136,13 @@ async fn chat_completions(
     let with_logprobs = req.logprobs.unwrap_or(false);
     let n = params.n;
     let prompt_tokens = prompt.len();
-    // The messages before the last are the chat's opening (for an agent's first turn: the
-    // system turn, tools and worked examples), as a local episode splits its prompt.
-    let shared = match messages.len() {
-        0 | 1 => 0,
-        n => llm.shared_prefix_len(&messages[..n - 1], &req.tools, &prompt),
+    // The messages before the last user turn are the chat's opening (for an agent: the system
+    // turn, tools and worked examples; its task is the last user turn, tool results come
+    // back as tool turns), as a local episode splits its prompt: every turn of every episode
+    // shares it.
+    let shared = match messages.iter().rposition(|m| m.role == kaizen_core::Role::User) {
+        Some(task) if task > 0 => llm.shared_prefix_len(&messages[..task], &req.tools, &prompt),
+        _ => 0,
     };
     let mut rx = jobs.submit(prompt, shared, params, stream).ok_or_else(|| {
         ApiError::busy(format!("the server is busy ({} requests queued); retry later", st.cfg.queue_capacity))
