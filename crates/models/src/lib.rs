@@ -1,6 +1,7 @@
 //! Models kaizen runs locally on candle — GGUF LLMs with exact per-token log-probs and the
 //! MiniLM sentence embedder — and the OpenAI-compatible client for remote servers, alone or as a
-//! pool (`server_pool`). Every LLM backend implements `kaizen_core::Policy`.
+//! pool (`server_pool`). Every LLM backend implements `kaizen_core::Policy`. Local models keep
+//! the keys and values of prompt openings many sequences share (`prefix_cache`).
 //!
 //! Not here: tools, environments, training (their own crates).
 
