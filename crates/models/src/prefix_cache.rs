@@ -10,6 +10,11 @@
 //! another's prefix, AXPO's, feeds its forced tokens as one chunk, which `score_trajectory`
 //! does not replay bit for bit — as before the cache.)
 //!
+//! A second level holds whole first-turn prompts (opening and task) with the logits of their
+//! last position: the members of a GRPO group, Agent0's k samples or any repeated task start
+//! from it and only sample. They were computed by the same two chunks (opening, then the
+//! rest), so this level is exact in the same way.
+//!
 //! Entries are keyed by the exact prefix token ids (a map of whole prefixes: the prompts that
 //! share one share all of it, so a radix tree's partial matches would not add hits here), hold
 //! `[1, kv_heads, len, head_dim]` copies per layer, and are evicted least recently used first
@@ -42,8 +47,12 @@ pub type PrefixKv = Vec<(Tensor, Tensor)>;
 /// How the cache has been used since the model was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PrefixStats {
+    /// Sequences that looked for their prompt's opening (and, first, the whole prompt).
     pub lookups: usize,
+    /// Those that found one of them.
     pub hits: usize,
+    /// Those that found the whole prompt (only sampling left to do).
+    pub prompt_hits: usize,
     /// Prefix positions copied instead of computed.
     pub tokens_saved: usize,
     pub evictions: usize,
@@ -57,6 +66,7 @@ impl PrefixStats {
         PrefixStats {
             lookups: self.lookups - before.lookups,
             hits: self.hits - before.hits,
+            prompt_hits: self.prompt_hits - before.prompt_hits,
             tokens_saved: self.tokens_saved - before.tokens_saved,
             evictions: self.evictions - before.evictions,
             bytes: self.bytes,
@@ -70,6 +80,8 @@ impl PrefixStats {
 
 struct Entry {
     kv: PrefixKv,
+    /// Whole prompts: the logits after their last token.
+    logits: Option<Vec<f32>>,
     bytes: usize,
     used: u64,
 }
@@ -101,10 +113,35 @@ impl PrefixCache {
         Some(e.kv.clone())
     }
 
+    /// The cached keys, values and last logits of exactly the whole prompt `ids`; counts a
+    /// lookup and a hit only when found (a miss goes on to look up the opening, `get`).
+    pub fn get_prompt(&mut self, ids: &[u32]) -> Option<(PrefixKv, Vec<f32>)> {
+        self.clock += 1;
+        let e = self.entries.get_mut(ids)?;
+        let logits = e.logits.clone()?;
+        e.used = self.clock;
+        self.stats.lookups += 1;
+        self.stats.hits += 1;
+        self.stats.prompt_hits += 1;
+        self.stats.tokens_saved += ids.len();
+        Some((e.kv.clone(), logits))
+    }
+
+    /// Keeps a whole prompt's keys, values and last logits (`get_prompt`).
+    pub fn insert_prompt(&mut self, ids: Vec<u32>, kv: PrefixKv, logits: Vec<f32>) {
+        self.insert_entry(ids, kv, Some(logits));
+    }
+
     /// Keeps `kv` for `prefix`, evicting the least recently used entries until it fits; an
     /// entry larger than the whole budget is not kept.
     pub fn insert(&mut self, prefix: Vec<u32>, kv: PrefixKv) {
-        let bytes: usize = kv.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum();
+        self.insert_entry(prefix, kv, None);
+    }
+
+    fn insert_entry(&mut self, prefix: Vec<u32>, kv: PrefixKv, logits: Option<Vec<f32>>) {
+        let bytes: usize =
+            kv.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum::<usize>()
+                + logits.as_ref().map_or(0, |l| 4 * l.len());
         if bytes > self.budget || self.entries.contains_key(&prefix) {
             return;
         }
@@ -117,7 +154,7 @@ impl PrefixCache {
         }
         self.clock += 1;
         self.stats.bytes += bytes;
-        self.entries.insert(prefix, Entry { kv, bytes, used: self.clock });
+        self.entries.insert(prefix, Entry { kv, logits, bytes, used: self.clock });
     }
 }
 
@@ -151,6 +188,17 @@ mod tests {
         // Larger than the budget: not kept, nothing evicted.
         c.insert(vec![0; 11], kv(11));
         assert_eq!(c.stats().evictions, 1);
+        // A whole prompt with its logits: found only by `get_prompt`, which counts only hits.
+        let mut p = PrefixCache::new(1000);
+        p.insert_prompt(vec![1, 2], kv(2), vec![0.5, -1.0]);
+        assert!(p.get_prompt(&[1, 2, 3]).is_none() && p.stats().lookups == 0);
+        let (_, logits) = p.get_prompt(&[1, 2]).unwrap();
+        assert_eq!(logits, vec![0.5, -1.0]);
+        let s = p.stats();
+        assert_eq!((s.lookups, s.hits, s.prompt_hits, s.tokens_saved, s.bytes), (1, 1, 1, 2, 2 * 2 * 4 * 4 + 8));
+        // An opening entry has no logits: not a whole prompt.
+        p.insert(vec![7], kv(1));
+        assert!(p.get_prompt(&[7]).is_none());
         // Budget 0: the cache is off.
         let mut off = PrefixCache::new(0);
         off.insert(vec![1], kv(1));

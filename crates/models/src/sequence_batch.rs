@@ -48,6 +48,10 @@ impl<'m> SequenceBatch<'m> {
         self.slots.len()
     }
 
+    fn prefixes(&self) -> std::sync::MutexGuard<'_, crate::prefix_cache::PrefixCache> {
+        self.llm.prefixes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Slots that are generating (not paused, not free).
     pub fn generating(&self) -> usize {
         self.slots.iter().filter(|s| s.turn.is_some()).count()
@@ -70,7 +74,8 @@ impl<'m> SequenceBatch<'m> {
     ///
     /// In an empty slot, the first `shared_prefix` tokens (0: none) are a chunk of their own:
     /// copied from the model's prefix cache when another sequence computed them, computed and
-    /// kept there otherwise — the same numbers either way (see `prefix_cache`).
+    /// kept there otherwise — the same numbers either way (see `prefix_cache`); and the whole
+    /// first-turn prompt with its last logits is kept too, for sequences that repeat it.
     pub fn start(
         &mut self,
         slot: usize,
@@ -94,21 +99,38 @@ impl<'m> SequenceBatch<'m> {
             )));
         }
         let dev = self.llm.model.device();
-        if s.fed.is_empty() {
-            let fed = self.llm.feed_shared_prefix(ids, shared_prefix, &mut self.cache, slot)?;
-            self.slots[slot].fed = ids[..fed].to_vec();
-        }
-        let s = &self.slots[slot];
-        let chunk = &ids[s.fed.len()..];
-        let logits = self.llm.model.forward_rows(
-            &Tensor::new(chunk, dev)?.unsqueeze(0)?,
-            &[slot],
-            &mut self.cache,
-            Logits::Last,
-        )?;
-        let row = logits.squeeze(0)?.to_vec1::<f32>()?;
+        // A first turn (an empty slot, an opening to share): the whole prompt may be cached —
+        // another member of the group, another sample of the task computed it.
+        let first_turn = s.fed.is_empty() && shared_prefix > 0;
+        let whole = if first_turn { self.prefixes().get_prompt(ids) } else { None };
+        let row = match whole {
+            Some((kv, row)) => {
+                self.cache.load_row(slot, &kv, ids.last().copied())?;
+                self.slots[slot].fed = ids.to_vec();
+                row
+            }
+            None => {
+                if self.slots[slot].fed.is_empty() {
+                    let fed = self.llm.feed_shared_prefix(ids, shared_prefix, &mut self.cache, slot)?;
+                    self.slots[slot].fed = ids[..fed].to_vec();
+                }
+                let chunk = &ids[self.slots[slot].fed.len()..];
+                let logits = self.llm.model.forward_rows(
+                    &Tensor::new(chunk, dev)?.unsqueeze(0)?,
+                    &[slot],
+                    &mut self.cache,
+                    Logits::Last,
+                )?;
+                let row = logits.squeeze(0)?.to_vec1::<f32>()?;
+                self.slots[slot].fed.extend_from_slice(chunk);
+                if first_turn {
+                    let kv = self.cache.row_prefix(slot, ids.len())?;
+                    self.prefixes().insert_prompt(ids.to_vec(), kv, row.clone());
+                }
+                row
+            }
+        };
         let s = &mut self.slots[slot];
-        s.fed.extend_from_slice(chunk);
         let mut stream = Stream::new(params.seed, 0);
         stream.push(&row, &params, &self.llm.tokenizer, self.llm.context_len() - ids.len());
         let turn = Turn { stream, params, prompt_tokens: ids.len() };

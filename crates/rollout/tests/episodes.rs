@@ -317,8 +317,14 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
         shots,
         ..Default::default()
     };
-    let jobs: Vec<Job> =
-        env.tasks(11, 6).into_iter().enumerate().map(|(i, t)| Job::new(t, 40 + i as u64, format!("p{i}"))).collect();
+    // Four tasks, each sampled twice (as a GRPO group or Agent0's k samples are), in order.
+    let jobs: Vec<Job> = env
+        .tasks(11, 4)
+        .into_iter()
+        .flat_map(|t| [t.clone(), t])
+        .enumerate()
+        .map(|(i, t)| Job::new(t, 40 + i as u64, format!("p{i}")))
+        .collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let run = |llm: &LocalLlm| {
         let mut out = Vec::new();
@@ -334,12 +340,15 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
     let warm = load();
     let (on, on_stats) = run(&warm);
 
-    // The cache ran: the first episode computed the shared prefix, the five after it copied it.
+    // The cache ran: the first episode computed the opening and its whole prompt; each second
+    // sample of a task copied the whole prompt; each other task's first sample, the opening.
     let p = on[0].shared_prefix_tokens;
     assert!(p > 0 && p < on[0].prompt_tokens, "shared prefix {p} of a {}-token prompt", on[0].prompt_tokens);
     assert!(on.iter().all(|t| t.shared_prefix_tokens == p));
-    assert_eq!((on_stats.prefix.lookups, on_stats.prefix.hits, on_stats.prefix.tokens_saved), (6, 5, 5 * p));
-    assert_eq!((off_stats.prefix.lookups, off_stats.prefix.hits), (6, 0));
+    let prompts: usize = on.iter().step_by(2).map(|t| t.prompt_tokens).sum();
+    let s = on_stats.prefix;
+    assert_eq!((s.lookups, s.hits, s.prompt_hits, s.tokens_saved), (8, 7, 4, 3 * p + prompts));
+    assert_eq!((off_stats.prefix.lookups, off_stats.prefix.hits), (8, 0));
     assert!(on.iter().map(|t| t.generated_tokens()).sum::<usize>() > 6, "the episodes wrote something");
     // Token for token, log-prob for log-prob (bit for bit) the same episodes.
     for (a, b) in on.iter().zip(&off) {
