@@ -30,6 +30,7 @@ use kaizen_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Stream tags XOR-ed into an iteration's seed.
@@ -260,7 +261,7 @@ fn written(t: &Trajectory) -> String {
 /// The curriculum reward as a training stage's reward: every rollout's task judged by `k`
 /// samples of the frozen executor, the step's batch clustered.
 struct CurriculumReward {
-    executor: LocalLlm,
+    executor: Arc<LocalLlm>,
     env: kaizen_envs::JsonlEnv,
     tools: ToolRegistry,
     cfg: EpisodeConfig,
@@ -335,8 +336,20 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     }
     // Any recipe of the base policy serves to build an executor from weights.
     let base = recipe.executor_recipe(0, Path::new("pool.jsonl"));
-    let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<LocalLlm> {
-        policy_at(&base, executor_weights(out, i)?.as_deref(), gguf)
+    // The executor after iteration `i`, loaded once per weights file: the evaluation of one
+    // iteration, the curriculum and pool stages of the next use the same model (and its
+    // prefix cache).
+    let loaded: std::cell::RefCell<Option<(Option<PathBuf>, Arc<LocalLlm>)>> = Default::default();
+    let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<Arc<LocalLlm>> {
+        let weights = executor_weights(out, i)?;
+        if let Some((w, llm)) = loaded.borrow().as_ref() {
+            if *w == weights {
+                return Ok(llm.clone());
+            }
+        }
+        let llm = Arc::new(policy_at(&base, weights.as_deref(), gguf)?);
+        *loaded.borrow_mut() = Some((weights, llm.clone()));
+        Ok(llm)
     };
 
     let mut records = Vec::new();
@@ -351,7 +364,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
         if !stage.join(DONE).exists() {
             on(Event::Stage(i, "training the curriculum against the frozen executor"));
             let reward = CurriculumReward {
-                executor: executor_at(i - 1, &dir.join("executor-in.gguf"))?,
+                executor: executor_at(i - 1, &dir.join("executor.gguf"))?,
                 env: kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new()),
                 tools: ToolRegistry::standard(),
                 cfg: executor_cfg(recipe, &shots, recipe.executor.temperature),
@@ -393,7 +406,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
             let parsed: Vec<Option<String>> = outputs.iter().map(|t| parse_task(&written(t))).collect();
             let mut stats = PoolStats::default();
             let survivors = screen(&parsed, &held_keys, &mut stats);
-            let executor = executor_at(i - 1, &dir.join("executor-in.gguf"))?;
+            let executor = executor_at(i - 1, &dir.join("executor.gguf"))?;
             let tasks: Vec<Task> =
                 survivors.iter().enumerate().map(|(j, q)| unlabelled(format!("it{i}-{j:04}"), q)).collect();
             let k = recipe.executor.samples;
@@ -501,7 +514,7 @@ fn eval_stage(
     sets: &[(String, Box<dyn Env>, Vec<Task>)],
     tools: &ToolRegistry,
     shots: &[Message],
-    executor_at: &dyn Fn(usize, &Path) -> anyhow::Result<LocalLlm>,
+    executor_at: &dyn Fn(usize, &Path) -> anyhow::Result<Arc<LocalLlm>>,
     on: &mut dyn FnMut(Event),
 ) -> anyhow::Result<()> {
     let dir = iter_dir(out, i);
@@ -511,7 +524,7 @@ fn eval_stage(
     on(Event::Stage(i, "scoring the executor on the held-out sets"));
     std::fs::create_dir_all(&dir)?;
     let t = Instant::now();
-    let executor = executor_at(i, &dir.join("executor-out.gguf"))?;
+    let executor = executor_at(i, &dir.join("executor.gguf"))?;
     let cfg = executor_cfg(recipe, shots, 0.0);
     let mut scores = Vec::new();
     for (spec, env, tasks) in sets {

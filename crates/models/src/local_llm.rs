@@ -294,18 +294,13 @@ impl LocalLlm {
         self.check_vocab(ids)?;
         let dev = self.model.device();
         let t = sampler::logprob_temperature(temperature);
-        let mut cache = self.model.new_cache();
+        let mut cache = KvCache::with_rows(self.model.cfg.n_layer, 1);
         cache.reserve(ids.len());
         let mut out = vec![0f32; ids.len()];
-        let mut fed = 0;
         // The shared prefix went in as a chunk of its own (`SequenceBatch::start`).
         let first_written = mask.iter().position(|&m| m == 1).unwrap_or(ids.len());
-        if shared_prefix > 0 && shared_prefix < first_written {
-            let mut one_row = KvCache::with_rows(self.model.cfg.n_layer, 1);
-            one_row.reserve(ids.len());
-            fed = self.feed_shared_prefix(ids, shared_prefix, &mut one_row, 0)?;
-            cache = one_row;
-        }
+        let mut fed =
+            if shared_prefix < first_written { self.feed_shared_prefix(ids, shared_prefix, &mut cache, 0)? } else { 0 };
         for i in (0..ids.len()).filter(|&i| mask[i] == 1) {
             let chunk = Tensor::new(&ids[fed..i], dev)?.unsqueeze(0)?;
             let row = self.model.forward(&chunk, &mut cache, Logits::Last)?.squeeze(0)?.to_vec1::<f32>()?;
