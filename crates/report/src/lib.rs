@@ -10,7 +10,7 @@
 //! reloads the page as the records grow; PNG plots are drawn by the CLI through headless
 //! Chromium. `kaizen evolve`'s per-iteration table (`evolution.jsonl`) shows beside the stage
 //! runs; the Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) shows
-//! too. Not here yet: Agent0 / PRM tables (those do not exist yet), images from a
+//! too. Not here yet: PRM tables (Agent0-VL does not exist yet), images from a
 //! content-addressed store (they are the data URLs the trajectories carry).
 
 pub mod page;
