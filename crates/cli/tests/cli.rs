@@ -151,6 +151,86 @@ fn tool_runs_one_call_as_an_episode_would() {
     assert!(text(&o.stdout).contains("\"calculator\""));
 }
 
+#[test]
+fn image_tools_crop_zoom_and_rotate_a_picture_file() {
+    let dir = temp_dir("image-tool");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Pixel (x, y) of a 40×30 picture is (6x, 8y, x + y).
+    let picture = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(6 * x) as u8, (8 * y) as u8, (x + y) as u8]));
+    picture.save(dir.join("p.png")).unwrap();
+    let (p, out) = (dir.join("p.png"), dir.join("out.png"));
+    let tool = |name: &str, args: &str| {
+        kaizen(&["tool", name, "--image", p.to_str().unwrap(), "--args", args, "--save", out.to_str().unwrap()])
+    };
+    let o = tool("zoom", r#"{"box": [10, 5, 14, 8], "factor": 3}"#);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("12×9 pixels"), "{}", text(&o.stdout));
+    let zoomed = image::open(&out).unwrap().to_rgb8();
+    // Zoomed pixel (7, 4) is source pixel (10 + 7/3, 5 + 4/3) = (12, 6): (72, 48, 18).
+    assert_eq!((zoomed.dimensions(), zoomed.get_pixel(7, 4).0), ((12, 9), [72, 48, 18]));
+    let o = tool("rotate", r#"{"degrees": 90}"#);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A quarter turn counter-clockwise: the top-right pixel (39, 0) goes to the top left.
+    let turned = image::open(&out).unwrap().to_rgb8();
+    assert_eq!((turned.dimensions(), turned.get_pixel(0, 0).0), ((30, 40), [234, 0, 39]));
+    // A box outside the picture is an error observation, exit 2; no picture, a clear error.
+    let o = tool("crop", r#"{"box": [0, 0, 41, 5]}"#);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stdout).contains("outside the 40×30 image"), "{}", text(&o.stdout));
+    let o = kaizen(&["tool", "crop", "--args", r#"{"box": [0, 0, 4, 4]}"#]);
+    assert!(!o.status.success() && text(&o.stderr).contains("--image"), "{}", text(&o.stderr));
+    std::fs::write(&p, b"not a picture").unwrap();
+    let o = tool("crop", r#"{"box": [0, 0, 4, 4]}"#);
+    assert!(!o.status.success() && text(&o.stderr).contains("not an image"), "{}", text(&o.stderr));
+}
+
+/// `shape-grid` on held-out scenes: the reference agent that reads the small picture it is
+/// shown against the one that crops the asked cell first — the same pixel rule, so the gap is
+/// what the crop tool is worth — and the pictures kept once each in the run directory.
+#[test]
+fn shape_grid_needs_the_crop_tool_and_keeps_each_picture_once() {
+    let run = |policy: &str| {
+        let out = temp_dir(&format!("shape-grid-{policy}"));
+        let o = kaizen(&[
+            "run",
+            "--env",
+            "shape-grid:test",
+            "--policy",
+            policy,
+            "--episodes",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        (out, summary["success_rate"].as_f64().unwrap(), summary["tool_use_rate"].as_f64().unwrap())
+    };
+    let (_, glance, glance_tools) = run("glance");
+    let (out, zoomer, zoomer_tools) = run("zoomer");
+    assert_eq!((glance_tools, zoomer_tools), (0.0, 1.0));
+    assert!(glance < 0.65 && zoomer > 0.95, "without the crop {glance}, with it {zoomer}");
+    // 100 scenes and 100 crops, each a file named by its hash; the lines hold no picture bytes.
+    let lines = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
+    assert!(!lines.contains("data:image"));
+    let files = std::fs::read_dir(out.join("images")).unwrap().count();
+    assert!((100..=200).contains(&files), "{files} image files");
+    let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "0"]);
+    assert!(o.status.success() && text(&o.stdout).contains("crop"), "{}", text(&o.stderr));
+    // A local text model is refused with what to use instead.
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "shape-grid",
+        "--episodes",
+        "1",
+        "--out",
+        temp_dir("shape-grid-text").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && text(&o.stderr).contains("local models read text only"), "{}", text(&o.stderr));
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("kaizen-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -467,17 +547,22 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
         (text(&o.stdout), ts)
     };
     // The oracle solves all four tasks through the normal episode runner; with
-    // `--screenshots` every observation carries the page as a PNG data URL.
+    // `--screenshots` every observation carries the page as a PNG, stored once in the run's
+    // `images/` under its content hash and named by the trajectory line.
     let (table, ts) = run("oracle", &["--screenshots"]);
-    assert!(table.contains("success rate                 100.0%"), "{table}");
+    assert!(table.contains("success rate") && table.contains("100.0% (95%"), "{table}");
     let images: Vec<&str> = ts
         .iter()
         .flat_map(|t| t["turns"].as_array().unwrap())
         .flat_map(|turn| turn["observations"].as_array().unwrap())
         .map(|o| o["images"][0].as_str().unwrap_or(""))
         .collect();
+    let run_dir = std::env::temp_dir().join(format!("kaizen-cli-web-oracle-{}", std::process::id()));
     assert!(
-        !images.is_empty() && images.iter().all(|i| i.starts_with("data:image/png;base64,iVBORw0KGgo")),
+        !images.is_empty()
+            && images.iter().all(|i| {
+                i.starts_with("images/") && std::fs::read(run_dir.join(i)).unwrap().starts_with(b"\x89PNG")
+            }),
         "{images:?}"
     );
     let o = kaizen(&["run", "--env", env, "--screenshots", "--out", temp_dir("web-text-only").to_str().unwrap()]);

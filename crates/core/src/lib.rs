@@ -10,6 +10,7 @@ pub mod chat;
 pub mod durable;
 pub mod env;
 pub mod home;
+pub mod image;
 pub mod jsonl;
 pub mod openai;
 pub mod policy;

@@ -12,6 +12,9 @@ pub struct Task {
     /// Free-form facts about the task (difficulty, kind) for reports.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+    /// Images the task shows with its prompt (`data:` URLs): a visual question's picture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,9 +43,17 @@ fn default_rel_tol() -> f64 {
 
 impl Task {
     /// The task's content as compared across streams: its prompt, lower-cased, whitespace
-    /// collapsed. Two tasks with the same key are the same task for held-out purposes.
+    /// collapsed, then the content hash of each image it shows (the same question about two
+    /// pictures is two tasks). Two tasks with the same key are the same task for held-out
+    /// purposes.
     pub fn content_key(&self) -> String {
-        normalize_ws(&self.prompt.to_lowercase())
+        let mut key = normalize_ws(&self.prompt.to_lowercase());
+        for url in &self.images {
+            key.push_str(" [image ");
+            key.push_str(&crate::image::content_hash(url));
+            key.push(']');
+        }
+        key
     }
 
     /// Reward for a final answer: 1 if it checks, else 0 (also 0 when there is no answer).
@@ -162,6 +173,7 @@ mod tests {
             answer: "4".into(),
             checker: Checker::Exact,
             meta: Default::default(),
+            images: Vec::new(),
         };
         assert_eq!((t.reward(Some("4")), t.reward(Some("5")), t.reward(None)), (1.0, 0.0, 0.0));
     }

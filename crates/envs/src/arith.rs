@@ -93,6 +93,7 @@ impl Arith {
             answer,
             checker,
             meta: serde_json::json!({ "level": level, "expression": expression }),
+            images: Vec::new(),
         }
     }
 }

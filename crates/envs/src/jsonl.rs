@@ -115,8 +115,24 @@ fn parse_line(line: &str, number: usize) -> Result<(Task, Option<Vec<String>>), 
         answer,
         checker,
         meta: v.get("meta").cloned().unwrap_or(Value::Null),
+        images: task_images(&v)?,
     };
     Ok((task, demonstration))
+}
+
+/// The line's `"images"`: a list of `data:` URLs, each a PNG or JPEG that decodes within the
+/// limits `kaizen_tools::image` sets (so a bad picture is refused at load, not mid-run).
+fn task_images(v: &Value) -> Result<Vec<String>, String> {
+    let Some(list) = v.get("images").filter(|i| !i.is_null()) else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or("\"images\" must be a list of data: URLs")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let url = url.as_str().ok_or(format!("\"images\"[{i}] must be a string (a data: URL)"))?;
+            kaizen_tools::image::decode_url(url).map_err(|e| format!("\"images\"[{i}]: {e}"))?;
+            Ok(url.to_string())
+        })
+        .collect()
 }
 
 impl Env for JsonlEnv {

@@ -97,6 +97,7 @@ impl Env for CurriculumEnv {
                     answer: String::new(),
                     checker: Checker::Env,
                     meta: serde_json::json!({ "topic": topic }),
+                    images: Vec::new(),
                 }
             })
             .collect()

@@ -29,6 +29,7 @@ pub fn unlabelled(id: String, text: &str) -> Task {
         answer: String::new(),
         checker: label_checker(),
         meta: serde_json::Value::Null,
+        images: Vec::new(),
     }
 }
 

@@ -83,6 +83,17 @@ unpack().then((data) => {
     return "hsl(" + Math.round(120 * p) + ", 80%, " + Math.round(70 + 25 * p) + "%)";
   };
 
+  // Only embedded images: a URL in a shared run directory must not make the page fetch it.
+  function showImages(m, images) {
+    (images || []).forEach((src) => {
+      if (typeof src === "string" && src.startsWith("data:image/")) {
+        const img = el("img"); img.src = src; m.appendChild(img);
+      } else {
+        m.appendChild(el("code", "call", "image not embedded: " + String(src).slice(0, 80)));
+      }
+    });
+  }
+
   function showEpisode(e) {
     const box = $("episode");
     box.textContent = "";
@@ -90,7 +101,9 @@ unpack().then((data) => {
     box.appendChild(head);
     box.appendChild(el("p", null, "task " + e.task + " · reward " + e.reward + " · end " + e.end +
       " · answer " + (e.answer === null ? "none" : e.answer)));
-    box.appendChild(el("div", "msg user", e.prompt));
+    const task = el("div", "msg user", e.prompt);
+    showImages(task, e.images);
+    box.appendChild(task);
     e.turns.forEach((t, k) => {
       const a = el("div", "msg assistant", t.text);
       t.calls.forEach((c) => a.appendChild(el("code", "call", c.name + " " + JSON.stringify(c.arguments))));
@@ -113,14 +126,7 @@ unpack().then((data) => {
       }
       t.observations.forEach((o) => {
         const m = el("div", "msg tool" + (o.ok ? "" : " failed"), o.text);
-        // Only embedded images: a URL in a shared run directory must not make the page fetch it.
-        (o.images || []).forEach((src) => {
-          if (typeof src === "string" && src.startsWith("data:image/")) {
-            const img = el("img"); img.src = src; m.appendChild(img);
-          } else {
-            m.appendChild(el("code", "call", "image not embedded: " + String(src).slice(0, 80)));
-          }
-        });
+        showImages(m, o.images);
         box.appendChild(m);
       });
     });

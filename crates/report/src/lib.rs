@@ -55,7 +55,10 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     }
     let evolution = records::<serde_json::Value>(&evolution_path, &mut warnings)?;
     let metrics = records::<serde_json::Value>(&metrics_path, &mut warnings)?;
-    let trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
+    let mut trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
+    for t in &mut trajectories {
+        kaizen_rollout::image_store::resolve(dir, t)?;
+    }
     let mut json_file = |path: &Path| match std::fs::read_to_string(path) {
         Err(_) => None,
         Ok(text) => match serde_json::from_str(&text) {

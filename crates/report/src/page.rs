@@ -69,7 +69,7 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
         "logprob": generated.iter().map(|(_, lp)| rounded(*lp)).collect::<Vec<_>>(),
     });
     json!({
-        "run": run, "id": t.episode_id, "task": t.task.id, "prompt": t.task.prompt, "reward": t.reward,
+        "run": run, "id": t.episode_id, "task": t.task.id, "prompt": t.task.prompt, "images": t.task.images, "reward": t.reward,
         "end": end.unwrap_or_else(|| "unknown".into()), "solved": t.solved(), "tools": t.used_tool(), "answer": t.final_answer,
         "turns": turns, "tokens": tokens,
     })

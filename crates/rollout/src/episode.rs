@@ -10,7 +10,7 @@
 use kaizen_core::tool_call::{parse_tool_calls, shown_text, MalformedCall, CLOSE};
 use kaizen_core::trajectory::{EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
 use kaizen_core::{
-    final_answer, ChatRequest, Completion, Env, EnvSession, FinishReason, Message, Observation, Policy, Role,
+    final_answer, ChatRequest, Checker, Completion, Env, EnvSession, FinishReason, Message, Observation, Policy, Role,
     SamplingParams, SessionStatus, Task, ToolCall, ToolSpec,
 };
 use kaizen_models::LocalLlm;
@@ -181,7 +181,7 @@ pub fn few_shot(env: &dyn Env, registry: &ToolRegistry, k: usize) -> Result<Vec<
             break;
         }
         if let Some(turns) = env.demonstration(&task) {
-            shots.push(Message::user(task.prompt.clone()));
+            shots.push(Message { images: task.images.clone(), ..Message::user(task.prompt.clone()) });
             for text in &turns {
                 let calls = parse_tool_calls(text);
                 shots.push(Message::assistant(shown_text(text, !calls.is_empty())));
@@ -191,10 +191,10 @@ pub fn few_shot(env: &dyn Env, registry: &ToolRegistry, k: usize) -> Result<Vec<
             let agent = Agent::Remote(agent.as_ref());
             let cfg = EpisodeConfig::default();
             let t = run_episode(&agent, env, registry, &task, &cfg, SHOT_SEED.wrapping_add(i as u64), "example");
-            if t.reward <= 0.5 {
+            if !t.solved() {
                 continue;
             }
-            shots.push(Message::user(t.task.prompt.clone()));
+            shots.push(Message { images: t.task.images.clone(), ..Message::user(t.task.prompt.clone()) });
             shots.extend(t.turns.iter().flat_map(|turn| turn.messages()));
         } else {
             return Err(format!("env {} has no demonstrations to show as examples (use --shots 0)", env.name()));
@@ -309,7 +309,8 @@ impl<'a> Episode<'a> {
     pub fn new(agent: &Agent<'a>, env: &dyn Env, registry: &ToolRegistry, mut job: Job, cfg: &EpisodeConfig) -> Self {
         let mut tools = env_tools(env, registry);
         let mut end = None;
-        let mut task_turn = Message::user(String::new());
+        // The task's own pictures open the chat with its text (a vision question).
+        let mut task_turn = Message { images: job.task.images.clone(), ..Message::user(String::new()) };
         // A stateful env writes the prompt and brings its own actions.
         let session = match env.open_session(&job.task) {
             None => None,
@@ -603,7 +604,11 @@ impl<'a> Episode<'a> {
         let end = self.end.take().unwrap_or(EpisodeEnd::MaxTurns);
         // A stateful env scores the episode itself; otherwise the task's checker reads the answer.
         let reward = match (&self.session, self.session_status()) {
-            (Some(s), Some(SessionStatus::Running)) => s.lock().unwrap_or_else(|p| p.into_inner()).unfinished_reward(),
+            // A session that scores its own episodes (a web page) says what stopping early earns;
+            // one that only lends tools (a picture's crop and zoom) leaves the answer to the checker.
+            (Some(s), Some(SessionStatus::Running)) if self.job.task.checker == Checker::Env => {
+                s.lock().unwrap_or_else(|p| p.into_inner()).unfinished_reward()
+            }
             (_, Some(SessionStatus::Ended { reward })) => reward,
             (_, Some(SessionStatus::Failed { .. })) => 0.0,
             _ => self.job.task.reward(self.answer.as_deref()),

@@ -9,6 +9,7 @@
 pub mod columnar;
 pub mod engine;
 pub mod episode;
+pub mod image_store;
 pub mod rerank;
 pub mod run_dir;
 pub mod verl_export;

@@ -1,6 +1,6 @@
 //! A run directory: `config.json` (the resolved settings), `trajectories.jsonl` (one line per
-//! episode, appended and flushed as each ends, so a killed run loses nothing it recorded) and
-//! `summary.json`.
+//! episode, appended and flushed as each ends, so a killed run loses nothing it recorded),
+//! `images/` (each picture once, by content hash) and `summary.json`.
 
 use kaizen_core::trajectory::{EpisodeEnd, Trajectory};
 use serde::{Deserialize, Serialize};
@@ -40,11 +40,20 @@ impl RunDir {
         Ok(RunDir { path: path.to_path_buf(), out })
     }
 
-    /// Appends one episode and flushes it to the file.
+    /// Appends one episode and flushes it to the file; its pictures go to `images/`, once each
+    /// (`image_store`).
     pub fn append(&mut self, t: &Trajectory) -> Result<(), String> {
-        let line = serde_json::to_string(t).map_err(|e| e.to_string())?;
+        let stored = crate::image_store::store(&self.path, t)?;
+        let line = serde_json::to_string(&stored).map_err(|e| e.to_string())?;
         writeln!(self.out, "{line}").and_then(|_| self.out.flush()).map_err(|e| format!("writing trajectory: {e}"))?;
         self.out.sync_data().map_err(|e| format!("syncing trajectory: {e}"))
+    }
+
+    /// Writes the run's episodes as `trajectories.parquet`, their pictures named by their files
+    /// in `images/` as the JSONL lines name them (not embedded a second time).
+    pub fn write_parquet(&self, ts: &[Trajectory]) -> Result<(), String> {
+        let stored = ts.iter().map(|t| crate::image_store::store(&self.path, t)).collect::<Result<Vec<_>, _>>()?;
+        crate::columnar::write_parquet(&stored, &self.path.join(crate::PARQUET_FILE))
     }
 
     pub fn write_summary(&self, s: &RunSummary) -> Result<(), String> {
@@ -57,8 +66,13 @@ impl RunDir {
 /// Every complete episode recorded in a run directory. A last line cut short by a crash is
 /// skipped; any other bad line (not UTF-8, not a trajectory) is an error naming the file and
 /// the line.
+/// Pictures are read back from `images/` (`image_store::resolve`).
 pub fn load(path: &Path) -> Result<Vec<Trajectory>, String> {
-    kaizen_core::jsonl::read(&path.join(TRAJECTORIES)).map(|r| r.items)
+    let mut ts: Vec<Trajectory> = kaizen_core::jsonl::read(&path.join(TRAJECTORIES)).map(|r| r.items)?;
+    for t in &mut ts {
+        crate::image_store::resolve(path, t)?;
+    }
+    Ok(ts)
 }
 
 /// The numbers `kaizen run` ends with.

@@ -10,6 +10,7 @@ pub mod sandbox;
 
 pub use sandbox::{Limits, RunResult, Sandbox, SANDBOX_UIDS};
 pub mod calculator;
+pub mod image;
 pub mod python;
 pub mod registry;
 

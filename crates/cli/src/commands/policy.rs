@@ -10,8 +10,9 @@ pub struct PolicyArgs {
     /// `smollm2` (installed), a path to a .gguf file, `openai:URL` for a remote server
     /// (`openai:URL1,URL2,…`: a pool, least-busy first, a failed server skipped and retried
     /// later), or a
-    /// reference agent for web envs: `oracle` (solves every miniwob-easy task), `random` (clicks
-    /// anything).
+    /// reference agent: for web envs `oracle` (solves every miniwob-easy task), `random` (clicks
+    /// anything); for shape-grid `glance` (reads the small picture) and `zoomer` (crops the
+    /// asked cell first).
     #[arg(long, default_value = "smollm2")]
     pub policy: String,
     /// Model name to send to a remote server.
@@ -77,6 +78,8 @@ impl Backend {
         match args.policy.as_str() {
             "oracle" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::Oracle))),
             "random" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::RandomClicker))),
+            "glance" => return Ok(Backend::Remote(Box::new(kaizen_envs::shape_grid::agents::Glance))),
+            "zoomer" => return Ok(Backend::Remote(Box::new(kaizen_envs::shape_grid::agents::Zoomer))),
             _ => {}
         }
         let path = PathBuf::from(&args.policy);

@@ -160,6 +160,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "tool_schemas": !a.no_tool_schemas,
     });
     let tasks = env.tasks(a.seed, a.episodes);
+    anyhow::ensure!(
+        matches!(backend, Backend::Remote(_)) || tasks.iter().all(|t| t.images.is_empty()),
+        "{}'s tasks show pictures and local models read text only: use a vision model behind --policy \
+         openai:URL, or a reference agent (glance, zoomer for shape-grid)",
+        env.name()
+    );
     if let Backend::Local(llm) = &backend {
         kaizen_rollout::check_prompts_fit(llm, env.as_ref(), &registry, &tasks, &cfg).map_err(anyhow::Error::msg)?;
     }
@@ -223,9 +229,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         s.prefix_tokens_saved = Some(stats.prefix.tokens_saved);
     }
     run.write_summary(&s).map_err(|e| anyhow::anyhow!(e))?;
-    kaizen_rollout::write_parquet(&done, &a.out.join(kaizen_rollout::PARQUET_FILE)).map_err(|e| anyhow::anyhow!(e))?;
+    run.write_parquet(&done).map_err(|e| anyhow::anyhow!(e))?;
     println!("\n{} episodes of {} with {} → {}", s.episodes, env.name(), agent.name(), a.out.display());
-    println!("{:<24} {:>10}", "success rate", format!("{:.1}%", 100.0 * s.success_rate));
+    let solved = done.iter().filter(|t| t.solved()).count();
+    let (lo, hi) = kaizen_q::metrics::wilson_interval(solved, done.len(), 1.96);
+    let success = format!("{:.1}% (95% {:.1}–{:.1})", 100.0 * s.success_rate, 100.0 * lo, 100.0 * hi);
+    println!("{:<24} {:>10}", "success rate", success);
     println!("{:<24} {:>10}", "tool-use rate", format!("{:.1}%", 100.0 * s.tool_use_rate));
     println!("{:<24} {:>10.2}", "mean turns", s.mean_turns);
     println!("{:<24} {:>10}", "malformed-call rate", format!("{:.1}%", 100.0 * s.malformed_call_rate));

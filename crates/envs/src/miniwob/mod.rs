@@ -180,6 +180,7 @@ impl Env for MiniWob {
                     answer: String::new(),
                     checker: Checker::Env,
                     meta: serde_json::json!({"task": name, "page_seed": page_seed}),
+                    images: Vec::new(),
                 }
             })
             .collect()
