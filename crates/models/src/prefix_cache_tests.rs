@@ -44,3 +44,16 @@ fn hits_count_saved_tokens_and_the_oldest_entry_goes_first() {
     off.insert(vec![1], kv(1));
     assert!(off.get(&[1]).is_none());
 }
+
+#[test]
+fn a_whole_prompt_is_admitted_on_its_second_sight() {
+    let mut p = PrefixCache::new(1 << 20);
+    assert!(!p.admit_prompt(&[1, 2, 3]), "first sight: remembered, not kept");
+    assert!(!p.admit_prompt(&[1, 2, 4]), "another prompt's first sight");
+    assert!(p.admit_prompt(&[1, 2, 3]), "second sight: kept");
+    assert!(!p.admit_prompt(&[1, 2, 3]), "admitted once; a third miss (evicted since) starts over");
+    assert!(p.admit_prompt(&[1, 2, 4]));
+    // The cache off: nothing is admitted, however often seen.
+    let mut off = PrefixCache::new(0);
+    assert!(!off.admit_prompt(&[7]) && !off.admit_prompt(&[7]) && !off.admit_prompt(&[7]));
+}

@@ -123,7 +123,7 @@ impl<'m> SequenceBatch<'m> {
                 )?;
                 let row = logits.squeeze(0)?.to_vec1::<f32>()?;
                 self.slots[slot].fed.extend_from_slice(chunk);
-                if first_turn {
+                if first_turn && self.prefixes().admit_prompt(ids) {
                     let kv = self.cache.row_prefix(slot, ids.len())?;
                     self.prefixes().insert_prompt(ids.to_vec(), kv, row.clone());
                 }

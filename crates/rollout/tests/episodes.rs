@@ -317,11 +317,12 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
         shots,
         ..Default::default()
     };
-    // Four tasks, each sampled twice (as a GRPO group or Agent0's k samples are), in order.
+    // Three tasks, each sampled three times (as a GRPO group or Agent0's k samples are), in
+    // order.
     let jobs: Vec<Job> = env
-        .tasks(11, 4)
+        .tasks(11, 3)
         .into_iter()
-        .flat_map(|t| [t.clone(), t])
+        .flat_map(|t| [t.clone(), t.clone(), t])
         .enumerate()
         .map(|(i, t)| Job::new(t, 40 + i as u64, format!("p{i}")))
         .collect();
@@ -340,15 +341,16 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
     let warm = load();
     let (on, on_stats) = run(&warm);
 
-    // The cache ran: the first episode computed the opening and its whole prompt; each second
-    // sample of a task copied the whole prompt; each other task's first sample, the opening.
+    // The cache ran: the first episode computed the opening; every later one copied it; a
+    // task's whole prompt is kept on its second sample (the doorkeeper), so each third sample
+    // copied the whole prompt and only sampled.
     let p = on[0].shared_prefix_tokens;
     assert!(p > 0 && p < on[0].prompt_tokens, "shared prefix {p} of a {}-token prompt", on[0].prompt_tokens);
     assert!(on.iter().all(|t| t.shared_prefix_tokens == p));
-    let prompts: usize = on.iter().step_by(2).map(|t| t.prompt_tokens).sum();
+    let prompts: usize = on.iter().skip(2).step_by(3).map(|t| t.prompt_tokens).sum();
     let s = on_stats.prefix;
-    assert_eq!((s.lookups, s.hits, s.prompt_hits, s.tokens_saved), (8, 7, 4, 3 * p + prompts));
-    assert_eq!((off_stats.prefix.lookups, off_stats.prefix.hits), (8, 0));
+    assert_eq!((s.lookups, s.hits, s.prompt_hits, s.tokens_saved), (9, 8, 3, 5 * p + prompts));
+    assert_eq!((off_stats.prefix.lookups, off_stats.prefix.hits), (9, 0));
     assert!(on.iter().map(|t| t.generated_tokens()).sum::<usize>() > 6, "the episodes wrote something");
     // Token for token, log-prob for log-prob (bit for bit) the same episodes.
     for (a, b) in on.iter().zip(&off) {
