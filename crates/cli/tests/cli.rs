@@ -217,7 +217,10 @@ fn shape_grid_needs_the_crop_tool_and_keeps_each_picture_once() {
     let files = std::fs::read_dir(out.join("images")).unwrap().count();
     assert!((100..=200).contains(&files), "{files} image files");
     let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "0"]);
-    assert!(o.status.success() && text(&o.stdout).contains("crop"), "{}", text(&o.stderr));
+    let shown = text(&o.stdout);
+    assert!(o.status.success() && shown.contains("crop"), "{}", text(&o.stderr));
+    // The scene as shown (24×24) after the question; the crop (64×64) under the tool's answer.
+    assert!(shown.contains("[picture 24×24 sha256:") && shown.contains("    [picture 64×64 sha256:"), "{shown}");
     // A local text model is refused with what to use instead.
     let o = kaizen(&[
         "run",

@@ -123,6 +123,8 @@ impl Q8Matrix {
             {
                 if vnni::available() {
                     vnni::tile_rows(self, t, x, r0, rows, &mut acc);
+                } else if avx2::available() {
+                    avx2::tile_rows(self, t, x, r0, rows, &mut acc);
                 } else {
                     self.tile_rows_scalar(t, x, r0, rows, &mut acc);
                 }
@@ -181,6 +183,21 @@ impl Q8Acts {
     }
 }
 
+/// Which kernel `Q8Matrix::matmul` runs on this CPU: `avx512-vnni`, `avx2` or `scalar`
+/// (`KAIZEN_NO_VNNI=1` skips the first, `KAIZEN_NO_AVX2=1` the second).
+pub fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if vnni::available() {
+            return "avx512-vnni";
+        }
+        if avx2::available() {
+            return "avx2";
+        }
+    }
+    "scalar"
+}
+
 /// Whether this CPU runs kaizen's AVX-512 kernels (`KAIZEN_NO_VNNI=1` forces the portable ones).
 #[cfg(target_arch = "x86_64")]
 pub fn avx512_available() -> bool {
@@ -223,6 +240,72 @@ mod vnni {
         }
         for r in 0..rows {
             _mm512_storeu_ps(out[r].as_mut_ptr(), acc[r]);
+        }
+    }
+}
+
+/// The kernel for CPUs with AVX2 and FMA but not AVX-512 VNNI (most AMD and consumer Intel
+/// parts). AVX2 has no exact u8·i8 dot product (`vpmaddubsw` saturates its 16-bit pair sums:
+/// 2 · 255 · 127 > 2¹⁵), so weights and activations are widened to i16 and `vpmaddwd` sums
+/// pairs into i32 — exact. Per 32-block and 16 output rows: for each of the 8 groups of 4, the
+/// 64 weight bytes (16 rows × 4) widen into four vectors of 4 rows; `vpmaddwd` against the
+/// group's 4 activations (repeated) gives each row's two pair sums, and `vphaddd` of two such
+/// vectors gives one sum per row, in the lane order `[0, 1, 4, 5 | 2, 3, 6, 7]` (undone once
+/// per block by a permute). The integer sum is the same number as on every other path, and
+/// the float step is the same `fma(s − offset, d_w · d_x, acc)`, so results are bit-identical
+/// to the scalar and VNNI kernels.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        use std::sync::OnceLock;
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| {
+            std::env::var("KAIZEN_NO_AVX2").is_err() && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        })
+    }
+
+    /// One sum per row for 8 rows starting at `w` (row r's 4 bytes at `w + 4r`), given the
+    /// group's activations widened and repeated in `x`: lanes in the order `[0, 1, 4, 5, 2, 3, 6, 7]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn group8(w: *const u8, x: __m256i) -> __m256i {
+        let a = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(w as *const __m128i)), x);
+        let b = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(w.add(16) as *const __m128i)), x);
+        _mm256_hadd_epi32(a, b)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile_rows(m: &Q8Matrix, t: usize, x: &Q8Acts, r0: usize, rows: usize, out: &mut [[f32; TILE]; ROWS]) {
+        let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        for b in 0..m.kb {
+            let sp = m.scales.as_ptr().add((t * m.kb + b) * TILE);
+            let ws = [_mm256_loadu_ps(sp), _mm256_loadu_ps(sp.add(8))];
+            let wq = m.quants.as_ptr().add((t * m.kb + b) * QK * TILE);
+            for r in 0..rows {
+                let row = r0 + r;
+                let xq = x.quants.as_ptr().add(row * m.k + b * QK) as *const i32;
+                let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for g in 0..GROUPS {
+                    let xg = _mm256_cvtepi8_epi16(_mm_set1_epi32(std::ptr::read_unaligned(xq.add(g))));
+                    let wg = wq.add(g * 64);
+                    lo = _mm256_add_epi32(lo, group8(wg, xg));
+                    hi = _mm256_add_epi32(hi, group8(wg.add(32), xg));
+                }
+                let off = _mm256_set1_epi32(x.offsets[row * m.kb + b]);
+                let xd = _mm256_set1_ps(x.scales[row * m.kb + b]);
+                for (h, s) in [lo, hi].into_iter().enumerate() {
+                    let s = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(s, order), off);
+                    acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ws[h], xd), acc[r][h]);
+                }
+            }
+        }
+        for r in 0..rows {
+            _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
+            _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
         }
     }
 }

@@ -66,6 +66,7 @@ fn simd_and_scalar_paths_agree_bit_for_bit() {
     let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut s) * 3.0).collect();
     let wm = Q8Matrix::quantize(&w, n, k).unwrap();
     let a = Q8Acts::quantize(&x, m, k);
+    let mut simd_paths = 0;
     for t in 0..wm.tiles {
         let mut scalar = [[0f32; TILE]; ROWS];
         wm.tile_rows_scalar(t, &a, 0, m, &mut scalar);
@@ -74,6 +75,37 @@ fn simd_and_scalar_paths_agree_bit_for_bit() {
             let mut simd = [[0f32; TILE]; ROWS];
             unsafe { vnni::tile_rows(&wm, t, &a, 0, m, &mut simd) };
             assert_eq!(simd, scalar);
+            simd_paths += 1;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            let mut simd = [[0f32; TILE]; ROWS];
+            unsafe { avx2::tile_rows(&wm, t, &a, 0, m, &mut simd) };
+            assert_eq!(simd, scalar);
+            simd_paths += 1;
+        }
+    }
+    // On x86-64 every machine this project runs on has at least AVX2: a SIMD path was compared.
+    #[cfg(target_arch = "x86_64")]
+    assert!(simd_paths > 0 || std::env::var("KAIZEN_NO_AVX2").is_ok(), "no SIMD kernel ran on this CPU");
+    let _ = simd_paths;
+}
+
+#[test]
+fn the_avx2_kernel_sums_extreme_blocks_exactly() {
+    // Every weight and activation at ±127 (the u8 form 255 and 1): pair sums of 2 · 255 · 127
+    // that a saturating 16-bit dot product would clip. By hand, each output is
+    // Σ_j d_w q_w · d_x q_x over 64 values with q = ±127, d = 1/127 → Σ (±1)(±1).
+    let (n, k, m) = (16, 64, 2);
+    let w: Vec<f32> = (0..n * k).map(|i| if (i / k + i % 3) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let x: Vec<f32> = (0..m * k).map(|i| if i % 5 == 0 { -1.0 } else { 1.0 }).collect();
+    let wm = Q8Matrix::quantize(&w, n, k).unwrap();
+    let mut y = vec![0f32; m * n];
+    wm.matmul(&Q8Acts::quantize(&x, m, k), &mut y);
+    for r in 0..m {
+        for c in 0..n {
+            let want: f32 = (0..k).map(|j| w[c * k + j] * x[r * k + j]).sum();
+            assert!((y[r * n + c] - want).abs() < 1e-4, "({r},{c}): {} vs {want} on {}", y[r * n + c], kernel_name());
         }
     }
 }

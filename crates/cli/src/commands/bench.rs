@@ -375,8 +375,11 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let tg = a.gen_tokens as f64 / decode1;
     let tg_n = (a.n * a.gen_tokens) as f64 / decode_n;
     println!(
-        "kaizen bench generate — {} ({:?} weights), {threads} thread(s), best of {}",
-        a.model, a.weights, a.repeats
+        "kaizen bench generate — {} ({:?} weights; int8 kernel: {}), {threads} thread(s), best of {}",
+        a.model,
+        a.weights,
+        kaizen_models::q8_matmul::kernel_name(),
+        a.repeats
     );
     println!("{:<34} {:>12}", "measurement", "tokens/s");
     println!("{:<34} {:>12.1}", format!("prefill ({} tokens)", a.prompt_tokens), pp);
@@ -386,7 +389,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"engine": "kaizen", "threads": threads, "weights": format!("{:?}", a.weights),
+            serde_json::json!({"engine": "kaizen", "threads": threads, "weights": format!("{:?}", a.weights), "int8_kernel": kaizen_models::q8_matmul::kernel_name(),
                 "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "n": a.n,
                 "prefill_tps": pp, "decode_tps": tg, "decode_n_tps": tg_n})
         );

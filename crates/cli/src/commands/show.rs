@@ -19,7 +19,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::anyhow!("episode {} does not exist; the run has {} (0..{})", a.episode, all.len(), all.len() - 1)
     })?;
     println!("episode {} · env {} · policy {} · seed {}", t.episode_id, t.env, t.policy, t.seed);
-    println!("\n[task] {}\n[reference answer] {}", t.task.prompt, t.task.answer);
+    println!("\n[task] {}", t.task.prompt);
+    t.task.images.iter().for_each(|url| println!("{}", picture(url)));
+    println!("[reference answer] {}", t.task.answer);
     for (i, turn) in t.turns.iter().enumerate() {
         println!("\n── turn {} ({} tokens) ──\n{}", i + 1, turn.generated_tokens, turn.text.trim_end());
         for (j, obs) in turn.observations.iter().enumerate() {
@@ -34,6 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 obs.content.trim_end(),
                 obs.elapsed_ms
             );
+            obs.images.iter().for_each(|url| println!("    {}", picture(url)));
         }
     }
     println!(
@@ -46,4 +49,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         t.timing.total_ms
     );
     Ok(())
+}
+
+/// One line for a picture: its size and content hash (the run keeps it as `images/<hash>.png`).
+fn picture(url: &str) -> String {
+    let hash = kaizen_core::image::content_hash(url);
+    match kaizen_tools::image::decode_url(url) {
+        Ok(p) => format!("[picture {}×{} {hash}]", p.width(), p.height()),
+        Err(e) => format!("[picture {hash}: {e}]"),
+    }
 }
