@@ -31,6 +31,13 @@ pub enum LlmError {
     Compute(#[from] candle_core::Error),
 }
 
+impl LlmError {
+    /// A failed computation, by its message (one error answered to several requests).
+    pub fn compute(message: String) -> Self {
+        LlmError::Compute(candle_core::Error::Msg(message))
+    }
+}
+
 impl From<LlmError> for PolicyError {
     fn from(e: LlmError) -> Self {
         match e {

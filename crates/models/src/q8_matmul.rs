@@ -263,7 +263,9 @@ mod avx2 {
         use std::sync::OnceLock;
         static OK: OnceLock<bool> = OnceLock::new();
         *OK.get_or_init(|| {
-            std::env::var("KAIZEN_NO_AVX2").is_err() && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+            std::env::var("KAIZEN_NO_AVX2").is_err()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
         })
     }
 

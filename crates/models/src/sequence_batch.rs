@@ -11,7 +11,7 @@
 //! the sampled log-probs exactly, whatever else was in the batch.
 
 use crate::llama::{KvCache, Logits};
-use crate::local_llm::{LlmError, LocalLlm};
+use crate::local_llm::{LlmError, LocalLlm, TokenEvent};
 use crate::stream::Stream;
 use candle_core::Tensor;
 use kaizen_core::{Completion, SamplingParams};
@@ -34,6 +34,8 @@ struct Turn {
     stream: Stream,
     params: SamplingParams,
     prompt_tokens: usize,
+    /// Which of its request's continuations (`start_choices`).
+    choice: usize,
 }
 
 impl<'m> SequenceBatch<'m> {
@@ -83,27 +85,82 @@ impl<'m> SequenceBatch<'m> {
         params: SamplingParams,
         shared_prefix: usize,
     ) -> Result<Option<Completion>, LlmError> {
-        params.validate().map_err(LlmError::InvalidRequest)?;
         if params.n != 1 {
             return Err(LlmError::InvalidRequest("a batch slot samples one continuation (n = 1)".into()));
         }
-        self.llm.check_prompt(ids)?;
-        let s = &self.slots[slot];
-        if s.turn.is_some() {
-            return Err(LlmError::InvalidRequest(format!("slot {slot} is still generating")));
-        }
-        if !ids.starts_with(&s.fed) || ids.len() == s.fed.len() {
+        let mut done = self.start_choices(&[slot], ids, params, shared_prefix, &mut |_, _| {})?;
+        Ok(done.pop().map(|(_, c)| c))
+    }
+
+    /// Starts the `params.n` continuations of one request, continuation `i` in `slots[i]`
+    /// (all empty, or all holding the same history), as `LocalLlm::generate_after` samples
+    /// them: the new tokens are prefilled once, in `slots[0]`, and that row is copied to the
+    /// others; continuation `i` samples with `Stream::new(seed, i)`. Each first token is
+    /// reported to `on_token(slot, event)`; the continuations already finished by it are
+    /// returned with their slots.
+    pub fn start_choices(
+        &mut self,
+        slots: &[usize],
+        ids: &[u32],
+        params: SamplingParams,
+        shared_prefix: usize,
+        on_token: &mut dyn FnMut(usize, TokenEvent),
+    ) -> Result<Vec<(usize, Completion)>, LlmError> {
+        params.validate().map_err(LlmError::InvalidRequest)?;
+        if slots.is_empty() || slots.len() != params.n {
             return Err(LlmError::InvalidRequest(format!(
-                "slot {slot}: the new prompt must extend the {} tokens already fed",
-                s.fed.len()
+                "{} continuations need as many slots, got {}",
+                params.n,
+                slots.len()
             )));
         }
+        self.llm.check_prompt(ids)?;
+        for &slot in slots {
+            let s = self.slots.get(slot).ok_or_else(|| LlmError::InvalidRequest(format!("no slot {slot}")))?;
+            if s.turn.is_some() {
+                return Err(LlmError::InvalidRequest(format!("slot {slot} is still generating")));
+            }
+            if !ids.starts_with(&s.fed) || ids.len() == s.fed.len() {
+                return Err(LlmError::InvalidRequest(format!(
+                    "slot {slot}: the new prompt must extend the {} tokens already fed",
+                    s.fed.len()
+                )));
+            }
+        }
+        let row = self.prefill(slots[0], ids, shared_prefix)?;
+        if slots.len() > 1 {
+            let kv = self.cache.row_prefix(slots[0], ids.len())?;
+            for &other in &slots[1..] {
+                self.cache.reset_row(other);
+                self.cache.load_row(other, &kv, ids.last().copied())?;
+                self.slots[other].fed = ids.to_vec();
+            }
+        }
+        let room = self.llm.context_len() - ids.len();
+        let mut done = Vec::new();
+        for (choice, &slot) in slots.iter().enumerate() {
+            let mut stream = Stream::new(params.seed, choice);
+            let (token, text_delta, finish_reason) = stream.push(&row, &params, &self.llm.tokenizer, room);
+            on_token(slot, TokenEvent { index: choice, token, text_delta, finish_reason });
+            let turn = Turn { stream, params: params.clone(), prompt_tokens: ids.len(), choice };
+            if turn.stream.finish.is_some() {
+                done.push((slot, turn.stream.into_completion(turn.prompt_tokens)));
+            } else {
+                self.slots[slot].turn = Some(turn);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Feeds the tokens of `ids` that `slot` has not yet fed and returns the logits after the
+    /// last one (through the prefix cache for a first turn, as `start` says).
+    fn prefill(&mut self, slot: usize, ids: &[u32], shared_prefix: usize) -> Result<Vec<f32>, LlmError> {
         let dev = self.llm.model.device();
         // A first turn (an empty slot, an opening to share): the whole prompt may be cached —
         // another member of the group, another sample of the task computed it.
-        let first_turn = s.fed.is_empty() && shared_prefix > 0;
+        let first_turn = self.slots[slot].fed.is_empty() && shared_prefix > 0;
         let whole = if first_turn { self.prefixes().get_prompt(ids) } else { None };
-        let row = match whole {
+        Ok(match whole {
             Some((kv, row)) => {
                 self.cache.load_row(slot, &kv, ids.last().copied())?;
                 self.slots[slot].fed = ids.to_vec();
@@ -129,21 +186,21 @@ impl<'m> SequenceBatch<'m> {
                 }
                 row
             }
-        };
-        let s = &mut self.slots[slot];
-        let mut stream = Stream::new(params.seed, 0);
-        stream.push(&row, &params, &self.llm.tokenizer, self.llm.context_len() - ids.len());
-        let turn = Turn { stream, params, prompt_tokens: ids.len() };
-        if turn.stream.finish.is_some() {
-            return Ok(Some(turn.stream.into_completion(turn.prompt_tokens)));
-        }
-        s.turn = Some(turn);
-        Ok(None)
+        })
     }
 
     /// One decoding step of every generating slot, batched. Returns the slots whose
     /// continuation finished, with it; those slots pause until `start` is called again.
     pub fn step(&mut self) -> Result<Vec<(usize, Completion)>, LlmError> {
+        self.step_observed(&mut |_, _| {})
+    }
+
+    /// `step`, reporting each slot's new token to `on_token(slot, event)` (the event's `index`
+    /// is the slot's continuation number from `start_choices`).
+    pub fn step_observed(
+        &mut self,
+        on_token: &mut dyn FnMut(usize, TokenEvent),
+    ) -> Result<Vec<(usize, Completion)>, LlmError> {
         // Each generating slot feeds the token it sampled last (`start` samples the first).
         let (rows, next): (Vec<usize>, Vec<u32>) =
             (0..self.slots.len()).filter_map(|i| Some((i, *self.slots[i].turn.as_ref()?.stream.ids.last()?))).unzip();
@@ -159,7 +216,9 @@ impl<'m> SequenceBatch<'m> {
             let slot = &mut self.slots[i];
             slot.fed.push(tok);
             if let Some(turn) = slot.turn.as_mut() {
-                turn.stream.push(&row, &turn.params, &self.llm.tokenizer, ctx - turn.prompt_tokens);
+                let (token, text_delta, finish_reason) =
+                    turn.stream.push(&row, &turn.params, &self.llm.tokenizer, ctx - turn.prompt_tokens);
+                on_token(i, TokenEvent { index: turn.choice, token, text_delta, finish_reason });
             }
             if let Some(t) = slot.turn.take_if(|t| t.stream.finish.is_some()) {
                 done.push((i, t.stream.into_completion(t.prompt_tokens)));

@@ -29,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models).fallback(method_not_allowed))
         .route("/v1/chat/completions", post(chat_completions).fallback(method_not_allowed))
         .route("/v1/embeddings", post(embeddings).fallback(method_not_allowed))
+        .route("/kaizen/stats", get(stats).fallback(method_not_allowed))
         .fallback(|| async { ApiError::not_found("no such endpoint", "unknown_url") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -219,6 +220,24 @@ async fn chat_completions(
     let done = stream::once(async { Event::default().data("[DONE]") });
     let all = stream::iter(opening).chain(tokens).chain(done).map(Ok::<_, Infallible>);
     Ok(Sse::new(all).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// What the model worker has done: requests served, batched decode steps, the mean and peak
+/// number of continuations per step, requests dropped because their client left.
+async fn stats(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(jobs) = &st.jobs else { return Json(serde_json::json!({})) };
+    let s = &jobs.stats;
+    let (steps, rows) = (s.decode_steps.load(Relaxed), s.decoded_rows.load(Relaxed));
+    Json(serde_json::json!({
+        "requests": s.requests.load(Relaxed),
+        "decode_steps": steps,
+        "mean_batch": if steps == 0 { 0.0 } else { rows as f64 / steps as f64 },
+        "decoded_rows": rows,
+        "peak_batch": s.peak_batch.load(Relaxed),
+        "cancelled": s.cancelled.load(Relaxed),
+        "batch_slots": st.cfg.batch_slots,
+    }))
 }
 
 fn llm_error(e: LlmError) -> ApiError {

@@ -4,7 +4,9 @@
 //! OpenAI-compatible server.
 //!
 //! The event loop never computes: generation requests go through a bounded queue to one model
-//! worker thread (a full queue answers 503 at once), embeddings run on the blocking pool.
+//! worker thread (a full queue answers 503 at once) that decodes them together on the
+//! continuous-batching engine (`worker`), embeddings run on the blocking pool.
+//! `GET /kaizen/stats` tells what the worker has done (requests, decode steps, mean batch).
 
 mod errors;
 mod handlers;
@@ -17,6 +19,9 @@ pub use handlers::router;
 use kaizen_models::{Embedder, LocalLlm};
 use std::sync::Arc;
 
+/// Continuations the model worker decodes at once by default.
+pub const DEFAULT_BATCH_SLOTS: usize = 8;
+
 /// The largest request (and, in the proxy, upstream answer) body read by default.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -26,6 +31,8 @@ pub struct ServerConfig {
     pub model_name: String,
     /// Generation requests allowed to wait; more get 503.
     pub queue_capacity: usize,
+    /// Continuations decoding together in the model worker's batch.
+    pub batch_slots: usize,
     /// `max_tokens` when a request gives none.
     pub default_max_tokens: usize,
     /// The most KV-cache positions one request may hold: `n × (prompt + max_tokens)`, with
@@ -42,6 +49,7 @@ impl Default for ServerConfig {
         ServerConfig {
             model_name: "smollm2".into(),
             queue_capacity: 64,
+            batch_slots: DEFAULT_BATCH_SLOTS,
             default_max_tokens: 512,
             max_request_tokens: 32_768,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -63,7 +71,10 @@ impl AppState {
         llm: Option<Arc<LocalLlm>>,
         embedder: Option<Arc<Embedder>>,
     ) -> std::io::Result<Arc<Self>> {
-        let jobs = llm.as_ref().map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity)).transpose()?;
+        let jobs = llm
+            .as_ref()
+            .map(|l| worker::JobQueue::start(l.clone(), cfg.queue_capacity, cfg.batch_slots))
+            .transpose()?;
         Ok(Arc::new(AppState { cfg, llm, embedder, jobs }))
     }
 }

@@ -208,7 +208,11 @@ async fn concurrent_requests_all_succeed_and_the_event_loop_stays_responsive() {
 
 #[tokio::test]
 async fn a_full_queue_answers_503_at_once() {
-    let url = format!("{}/v1/chat/completions", start(ServerConfig { queue_capacity: 1, ..Default::default() }));
+    // One batch slot: one request decodes, one waits for the slot, one sits in the queue.
+    let url = format!(
+        "{}/v1/chat/completions",
+        start(ServerConfig { queue_capacity: 1, batch_slots: 1, ..Default::default() })
+    );
     let mut tasks = Vec::new();
     for _ in 0..5 {
         let url = url.clone();
@@ -251,4 +255,84 @@ fn kaizen_client_against_kaizen_serve_matches_local_sampling() {
     let err =
         down.chat(&ChatRequest { messages: vec![Message::user("x")], ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("cannot connect"), "{err}");
+}
+
+async fn stats(base: &str) -> Value {
+    reqwest::get(format!("{base}/kaizen/stats")).await.unwrap().json().await.unwrap()
+}
+
+/// Requests sent together decode in one batch (the worker's step count says so), and each
+/// answer is the one the same request gets alone: token for token, log-prob for log-prob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_decode_together_and_answer_as_they_would_alone() {
+    let base = start(ServerConfig::default());
+    let url = format!("{base}/v1/chat/completions");
+    // Distinct prompts and seeds; one asks for two continuations; none can stop early.
+    let body = |i: usize| {
+        let n = if i == 3 { 2 } else { 1 };
+        let content = format!("Write a long story about {}.", ["a cat", "the sea", "a robot", "winter"][i]);
+        json!({"model": "smollm2", "messages": [{"role": "user", "content": content}], "max_tokens": 24,
+               "temperature": 1.0, "seed": 100 + i, "n": n, "logprobs": true})
+        .to_string()
+    };
+    let mut alone = Vec::new();
+    for i in 0..4 {
+        let (status, v) = post(&url, &body(i)).await;
+        assert_eq!(status, 200, "{v}");
+        alone.push(v);
+    }
+    let before = stats(&base).await;
+    assert!(before["peak_batch"].as_u64().unwrap() <= 2, "alone, at most one request's continuations: {before}");
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, b) = (url.clone(), body(i));
+            tokio::spawn(async move { post(&url, &b).await })
+        })
+        .collect();
+    let mut together = Vec::new();
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        together.push(v);
+    }
+    let after = stats(&base).await;
+    let steps = after["decode_steps"].as_u64().unwrap() - before["decode_steps"].as_u64().unwrap();
+    let rows = after["decoded_rows"].as_u64().unwrap() - before["decoded_rows"].as_u64().unwrap();
+    // Each continuation of L tokens took L − 1 decode steps (its first token comes from the
+    // prefill): one after another that many steps, batched far fewer, several rows a step.
+    let decoded: u64 = together
+        .iter()
+        .flat_map(|v| v["choices"].as_array().unwrap().iter())
+        .map(|c| c["token_ids"].as_array().unwrap().len() as u64 - 1)
+        .sum();
+    assert!(decoded > 40, "the answers are long enough to batch: {decoded}");
+    assert_eq!(rows, decoded, "{after}");
+    assert!(steps * 3 < rows * 2 && after["peak_batch"].as_u64().unwrap() >= 3, "{steps} steps: {after}");
+    for (a, b) in alone.iter().zip(&together) {
+        for (ca, cb) in a["choices"].as_array().unwrap().iter().zip(b["choices"].as_array().unwrap()) {
+            assert_eq!(ca["message"]["content"], cb["message"]["content"]);
+            assert_eq!(ca["token_ids"], cb["token_ids"]);
+            assert_eq!(ca["logprobs"], cb["logprobs"], "log-probs differ under load");
+        }
+    }
+}
+
+/// A client that leaves mid-answer frees its slot: the worker drops its request and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_frees_its_batch_slot() {
+    let base = start(ServerConfig { batch_slots: 1, ..Default::default() });
+    let url = format!("{base}/v1/chat/completions");
+    let long = chat_body(json!({"max_tokens": 2000, "temperature": 1.0, "seed": 1, "stream": true}));
+    let mut r =
+        reqwest::Client::new().post(&url).header("content-type", "application/json").body(long).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.chunk().await.unwrap().is_some(), "the stream started");
+    drop(r);
+    // With the only slot freed, a short request is answered long before 2,000 tokens could be.
+    let t = Instant::now();
+    let (status, v) = post(&url, &chat_body(json!({"max_tokens": 4}))).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(20), "waited {:?}", t.elapsed());
+    let s = stats(&base).await;
+    assert_eq!(s["cancelled"], 1, "{s}");
 }

@@ -19,6 +19,10 @@ pub struct Args {
     /// Requests allowed to wait for the model; more get HTTP 503.
     #[arg(long, default_value_t = 64)]
     queue: usize,
+    /// Continuations decoding together (a request's n take n of them); requests join the batch
+    /// as slots free up. Each slot holds a KV-cache row.
+    #[arg(long, default_value_t = kaizen_serve::DEFAULT_BATCH_SLOTS)]
+    batch_slots: usize,
     /// The most KV-cache positions one request may hold, n × (prompt + max_tokens); more is
     /// a 400 that names this limit.
     #[arg(long, default_value_t = 32_768)]
@@ -62,6 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = ServerConfig {
         model_name: a.served_name.clone().unwrap_or_else(|| a.policy.policy.clone()),
         queue_capacity: a.queue,
+        batch_slots: a.batch_slots,
         max_request_tokens: a.max_request_tokens,
         max_body_bytes: a.max_body_bytes,
         ..Default::default()
