@@ -14,10 +14,11 @@
 //! last position: the members of a GRPO group, Agent0's k samples or any repeated task start
 //! from it and only sample. They were computed by the same two chunks (opening, then the
 //! rest), so this level is exact in the same way. A whole prompt is admitted on its second
-//! sight (`admit_prompt`, a doorkeeper of hashes as in TinyLFU): copying every prompt's keys
-//! and values (~35 MB for a 765-token SmolLM2 prompt) into an entry no later task reuses made
-//! runs of distinct tasks ~25% slower than the opening level alone; a group's second member
-//! now pays the copy and its third onward hit.
+//! sight (`admit_prompt`, a doorkeeper of hashes as in TinyLFU) unless its caller knows better
+//! (`SequenceBatch::expect_repeat`: the episode engine knows which tasks it will start again):
+//! copying every prompt's keys and values (~35 MB for a 765-token SmolLM2 prompt) into an
+//! entry no later task reuses made runs of distinct tasks ~25% slower than the opening level
+//! alone.
 //!
 //! Entries are keyed by the exact prefix token ids (a map of whole prefixes: the prompts that
 //! share one share all of it, so a radix tree's partial matches would not add hits here), hold
@@ -113,6 +114,11 @@ impl PrefixCache {
             clock: 0,
             stats: PrefixStats::default(),
         }
+    }
+
+    /// Whether entries are kept at all (a budget of 0 turns the cache off).
+    pub fn enabled(&self) -> bool {
+        self.budget > 0
     }
 
     /// Whether the whole prompt `ids`, just computed after a miss, should be kept

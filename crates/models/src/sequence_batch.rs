@@ -27,6 +27,9 @@ struct Slot {
     /// Token ids in the slot's cache row, in order.
     fed: Vec<u32>,
     turn: Option<Turn>,
+    /// Whether another sequence will start with this one's first-turn prompt (`expect_repeat`);
+    /// `None`: unknown, the prefix cache's doorkeeper decides.
+    repeat: Option<bool>,
 }
 
 /// A continuation being generated in a slot.
@@ -61,6 +64,16 @@ impl<'m> SequenceBatch<'m> {
 
     pub fn is_generating(&self, slot: usize) -> bool {
         self.slots.get(slot).is_some_and(|s| s.turn.is_some())
+    }
+
+    /// Says whether another sequence will start with the first-turn prompt of `slot`'s
+    /// sequence (a GRPO group's next member, the next sample of a task): if so the whole prompt
+    /// is kept in the prefix cache at once, if not it is never copied there. Unsaid, the cache
+    /// keeps a prompt on its second sight. Cleared by `release`.
+    pub fn expect_repeat(&mut self, slot: usize, repeat: bool) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.repeat = Some(repeat);
+        }
     }
 
     /// Empties `slot` for a new sequence.
@@ -180,7 +193,14 @@ impl<'m> SequenceBatch<'m> {
                 )?;
                 let row = logits.squeeze(0)?.to_vec1::<f32>()?;
                 self.slots[slot].fed.extend_from_slice(chunk);
-                if first_turn && self.prefixes().admit_prompt(ids) {
+                let keep = first_turn && {
+                    let mut cache = self.prefixes();
+                    match self.slots[slot].repeat {
+                        Some(repeat) => repeat && cache.enabled(),
+                        None => cache.admit_prompt(ids),
+                    }
+                };
+                if keep {
                     let kv = self.cache.row_prefix(slot, ids.len())?;
                     self.prefixes().insert_prompt(ids.to_vec(), kv, row.clone());
                 }

@@ -97,6 +97,13 @@ pub fn run_local(
         waiting_for_tools: 0,
         stats: EngineStats::default(),
     };
+    // How many jobs of each task are still to start: an episode whose task will run again (a
+    // GRPO group, several samples) keeps its whole first-turn prompt in the prefix cache.
+    let jobs: Vec<Job> = jobs.into_iter().collect();
+    let mut to_start: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for j in &jobs {
+        *to_start.entry(j.task.content_key()).or_default() += 1;
+    }
     let mut jobs = jobs.into_iter().peekable();
     let (tx, rx) = mpsc::channel::<ToolResult>();
     std::thread::scope(|scope| loop {
@@ -104,6 +111,11 @@ pub fn run_local(
         while let Some(free) = e.episodes.iter().position(Option::is_none) {
             let Some(job) = jobs.next() else { break };
             e.batch.release(free);
+            let left = to_start.get_mut(&job.task.content_key()).map(|n| {
+                *n -= 1;
+                *n
+            });
+            e.batch.expect_repeat(free, left.unwrap_or(0) > 0);
             e.episodes[free] = Some(Episode::new(&e.agent, env, registry, job, cfg));
             e.advance(free, scope, &tx, on_done);
         }
