@@ -6,6 +6,9 @@
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+/// The largest encoded picture kaizen reads (a longer `data:` URL is refused before decoding).
+pub const MAX_IMAGE_BYTES: usize = 16 << 20;
+
 /// A `data:` URL of `bytes` with media type `mime` (`image/png`).
 pub fn data_url(mime: &str, bytes: &[u8]) -> String {
     format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
@@ -17,6 +20,10 @@ pub fn data_url_bytes(url: &str) -> Result<(String, Vec<u8>), String> {
     let (header, payload) = rest.split_once(',').ok_or("a data: URL without a comma")?;
     let mime =
         header.strip_suffix(";base64").ok_or_else(|| format!("a data: URL that is not base64 ({})", preview(url)))?;
+    // base64 holds 3 bytes in 4 characters: refuse an oversized picture before decoding it.
+    if payload.len() > MAX_IMAGE_BYTES / 3 * 4 + 8 {
+        return Err(format!("the image is over {MAX_IMAGE_BYTES} bytes"));
+    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(payload.trim())
         .map_err(|e| format!("a data: URL with bad base64: {e}"))?;

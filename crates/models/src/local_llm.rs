@@ -102,6 +102,12 @@ impl LocalLlm {
     }
 
     pub fn encode_chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Vec<u32>, LlmError> {
+        // A picture would be dropped silently by a text template: refuse instead.
+        if let Some(i) = messages.iter().position(|m| !m.images.is_empty()) {
+            return Err(LlmError::InvalidRequest(format!(
+                "message {i} shows a picture and local models read text only (use a vision model behind openai:URL)"
+            )));
+        }
         let text = self.render_chat(messages, tools)?;
         Ok(self.tokenizer.encode(&text)?)
     }

@@ -198,7 +198,8 @@ pub fn kernel_name() -> &'static str {
     "scalar"
 }
 
-/// Whether this CPU runs kaizen's AVX-512 kernels (`KAIZEN_NO_VNNI=1` forces the portable ones).
+/// Whether this CPU runs kaizen's AVX-512 kernels (`KAIZEN_NO_VNNI=1` turns them off: the AVX2
+/// or portable ones run instead).
 #[cfg(target_arch = "x86_64")]
 pub fn avx512_available() -> bool {
     vnni::available()

@@ -100,13 +100,21 @@ fn the_avx2_kernel_sums_extreme_blocks_exactly() {
     let w: Vec<f32> = (0..n * k).map(|i| if (i / k + i % 3) % 2 == 0 { 1.0 } else { -1.0 }).collect();
     let x: Vec<f32> = (0..m * k).map(|i| if i % 5 == 0 { -1.0 } else { 1.0 }).collect();
     let wm = Q8Matrix::quantize(&w, n, k).unwrap();
-    let mut y = vec![0f32; m * n];
-    wm.matmul(&Q8Acts::quantize(&x, m, k), &mut y);
+    let a = Q8Acts::quantize(&x, m, k);
+    let mut scalar = [[0f32; TILE]; ROWS];
+    wm.tile_rows_scalar(0, &a, 0, m, &mut scalar);
     for r in 0..m {
         for c in 0..n {
             let want: f32 = (0..k).map(|j| w[c * k + j] * x[r * k + j]).sum();
-            assert!((y[r * n + c] - want).abs() < 1e-4, "({r},{c}): {} vs {want} on {}", y[r * n + c], kernel_name());
+            assert!((scalar[r][c] - want).abs() < 1e-4, "({r},{c}): {} vs {want}", scalar[r][c]);
         }
+    }
+    // The AVX2 kernel itself (whatever `matmul` would pick on this CPU), bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        let mut simd = [[0f32; TILE]; ROWS];
+        unsafe { avx2::tile_rows(&wm, 0, &a, 0, m, &mut simd) };
+        assert_eq!(simd, scalar);
     }
 }
 

@@ -127,6 +127,9 @@ impl<'m> SequenceBatch<'m> {
                 slots.len()
             )));
         }
+        if slots.iter().enumerate().any(|(i, s)| slots[..i].contains(s)) {
+            return Err(LlmError::InvalidRequest(format!("continuations need distinct slots, got {slots:?}")));
+        }
         self.llm.check_prompt(ids)?;
         for &slot in slots {
             let s = self.slots.get(slot).ok_or_else(|| LlmError::InvalidRequest(format!("no slot {slot}")))?;

@@ -56,8 +56,12 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let evolution = records::<serde_json::Value>(&evolution_path, &mut warnings)?;
     let metrics = records::<serde_json::Value>(&metrics_path, &mut warnings)?;
     let mut trajectories = records::<Trajectory>(&traj_path, &mut warnings)?;
+    // A picture missing from `images/` (a copied run without it) is a warning: the episode
+    // still shows, the picture as its file name.
     for t in &mut trajectories {
-        kaizen_rollout::image_store::resolve(dir, t)?;
+        if let Err(e) = kaizen_rollout::image_store::resolve(dir, t) {
+            warnings.push(format!("{}: episode {}: {e}", dir.display(), t.episode_id));
+        }
     }
     let mut json_file = |path: &Path| match std::fs::read_to_string(path) {
         Err(_) => None,

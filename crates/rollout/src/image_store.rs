@@ -1,8 +1,8 @@
 //! A run's pictures, each stored once under its content hash: `images/<sha256>.png` (or `.jpg`)
 //! beside `trajectories.jsonl`, whose lines name the file where the episode held a `data:` URL.
 //! A scene shown in 100 episodes, and the same crop a model asks for again, are one file.
-//! Loading puts the `data:` URL back, byte for byte, after checking the file still hashes to
-//! its name.
+//! Loading puts a `data:` URL of the same picture bytes back (in canonical form: base64 without
+//! whitespace, `image/jpeg` for JPEG), after checking the file still hashes to its name.
 
 use kaizen_core::image::{content_hash, data_url, data_url_bytes};
 use kaizen_core::Trajectory;

@@ -20,7 +20,8 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     queue: usize,
     /// Continuations decoding together (a request's n take n of them); requests join the batch
-    /// as slots free up. Each slot holds a KV-cache row.
+    /// as slots free up. Each slot holds a KV-cache row as long as the longest sequence so far
+    /// (SmolLM2: 46 KB a position, so 8 slots at its 8,192-token context hold about 3 GB).
     #[arg(long, default_value_t = kaizen_serve::DEFAULT_BATCH_SLOTS)]
     batch_slots: usize,
     /// The most KV-cache positions one request may hold, n × (prompt + max_tokens); more is

@@ -17,7 +17,7 @@ use serde_json::json;
 /// colour of the top-left pixel; a pixel is the shape's where any channel differs from it by
 /// more than 48.
 pub fn shape_of(cell: &RgbImage) -> &'static str {
-    let bg = *cell.get_pixel(0, 0);
+    let Some(&bg) = cell.get_pixel_checked(0, 0) else { return "rectangle" };
     let is_shape = |x: u32, y: u32| {
         let p = cell.get_pixel(x, y);
         (0..3).any(|c| (p[c] as i32 - bg[c] as i32).abs() > 48)
@@ -43,12 +43,17 @@ pub fn shape_of(cell: &RgbImage) -> &'static str {
     }
 }
 
-/// The row and column (1-based) the question asks about.
+/// The task's turn: the last user message (worked examples before it are other tasks').
+fn task_turn(messages: &[Message]) -> Option<(usize, &Message)> {
+    messages.iter().enumerate().rev().find(|(_, m)| m.role == Role::User)
+}
+
+/// The row and column (1-based, each 1 to `GRID`) the question asks about.
 fn asked_cell(messages: &[Message]) -> Option<(u32, u32)> {
-    let q = messages.iter().find(|m| m.role == Role::User)?.content.as_str();
+    let q = task_turn(messages)?.1.content.as_str();
     let after = |key: &str| -> Option<u32> {
         let rest = &q[q.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok().filter(|v| (1..=GRID).contains(v))
     };
     Some((after("row ")?, after("column ")?))
 }
@@ -79,10 +84,13 @@ impl Policy for Glance {
         "glance"
     }
     fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
-        let (row, col) = asked_cell(&req.messages).ok_or_else(|| bad("no row and column in the question"))?;
-        let url = req.messages.iter().find(|m| m.role == Role::User).and_then(|m| m.images.first());
+        let (row, col) = asked_cell(&req.messages).ok_or_else(|| bad("no row and column (1 to 3) in the question"))?;
+        let url = task_turn(&req.messages).and_then(|(_, m)| m.images.first());
         let picture = decode_url(url.ok_or_else(|| bad("the task shows no picture"))?).map_err(|e| bad(&e))?;
         let side = picture.width() / GRID;
+        if side == 0 {
+            return Err(bad("the picture is too small to hold a 3×3 grid"));
+        }
         let b = PixelBox { x0: (col - 1) * side, y0: (row - 1) * side, x1: col * side, y1: row * side };
         if b.x1 > picture.width() || b.y1 > picture.height() {
             return Err(bad("the asked cell is outside the picture"));
@@ -99,11 +107,13 @@ impl Policy for Zoomer {
         "zoomer"
     }
     fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
-        let shown = req.messages.iter().rev().find(|m| m.role == Role::Tool).and_then(|m| m.images.first());
+        // A picture a tool showed after the task's own turn (not a worked example's).
+        let (task, _) = task_turn(&req.messages).ok_or_else(|| bad("no task in the chat"))?;
+        let shown = req.messages[task..].iter().rev().find(|m| m.role == Role::Tool).and_then(|m| m.images.first());
         if let Some(url) = shown {
             return answer(shape_of(&decode_url(url).map_err(|e| bad(&e))?));
         }
-        let (row, col) = asked_cell(&req.messages).ok_or_else(|| bad("no row and column in the question"))?;
+        let (row, col) = asked_cell(&req.messages).ok_or_else(|| bad("no row and column (1 to 3) in the question"))?;
         let bx = [(col - 1) * CELL, (row - 1) * CELL, col * CELL, row * CELL];
         reply(format!("Let me look at row {row}, column {col}. {}", format_call("crop", &json!({"box": bx}))))
     }

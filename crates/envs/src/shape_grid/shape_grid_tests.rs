@@ -84,3 +84,34 @@ fn the_pixel_rule_names_drawn_shapes() {
     // Apex (32, 8), base y = 56 from x 8 to 56.
     assert_eq!(shape_of(&draw(&|x, y| y < 56.0 && (x - 32.0).abs() < (y - 8.0) / 2.0)), "triangle");
 }
+
+#[test]
+fn the_reference_agents_refuse_odd_questions_and_read_the_task_after_worked_examples() {
+    use kaizen_core::{ChatRequest, Message, Policy};
+    let env = open("shape-grid:test");
+    let tasks = env.tasks(3, 2);
+    let ask = |m: Vec<Message>| ChatRequest { messages: m, ..Default::default() };
+    let turn = |t: &Task| Message { images: t.images.clone(), ..Message::user(t.prompt.clone()) };
+    // Row 0, row 4, a picture too small for a grid: errors, never a panic.
+    for prompt in [question(0, 1), question(4, 2)] {
+        let m = Message { images: tasks[0].images.clone(), ..Message::user(prompt) };
+        assert!(agents::Glance.chat(&ask(vec![m.clone()])).is_err());
+        assert!(agents::Zoomer.chat(&ask(vec![m])).is_err());
+    }
+    let tiny = kaizen_tools::image::png_url(&RgbImage::new(2, 2));
+    let m = Message { images: vec![tiny], ..Message::user(question(1, 1)) };
+    assert!(agents::Glance.chat(&ask(vec![m])).is_err());
+    // After a worked example (another task, its crop and answer), Zoomer asks for the crop of
+    // the task's own cell, not the example's.
+    let (row, col) = (tasks[1].meta["row"].as_u64().unwrap(), tasks[1].meta["col"].as_u64().unwrap());
+    let example = vec![
+        turn(&tasks[0]),
+        Message::assistant("<tool_call>{\"name\": \"crop\", \"arguments\": {\"box\": [0, 0, 64, 64]}}</tool_call>"),
+        Message { images: tasks[0].images.clone(), ..Message::new(kaizen_core::Role::Tool, "crop".to_string()) },
+        Message::assistant("\\boxed{circle}"),
+        turn(&tasks[1]),
+    ];
+    let text = agents::Zoomer.chat(&ask(example)).unwrap()[0].text.clone();
+    let bx = format!("[{},{},{},{}]", (col - 1) * 64, (row - 1) * 64, col * 64, row * 64);
+    assert!(text.contains(&bx), "{text} should crop {bx}");
+}

@@ -12,8 +12,7 @@ use image::{ImageFormat, ImageReader, RgbImage};
 use kaizen_core::image::{data_url, data_url_bytes};
 use std::io::Cursor;
 
-/// The largest encoded image kaizen reads.
-pub const MAX_IMAGE_BYTES: usize = 16 << 20;
+pub use kaizen_core::image::MAX_IMAGE_BYTES;
 /// The widest (and tallest) image kaizen decodes; with it, at most 4096² = 16.8 M pixels.
 pub const MAX_SIDE: u32 = 4096;
 
