@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's own command-line tools (llama-bench, llama-quantize, llama-batched-bench)
+# Builds llama.cpp's own command-line tools (llama-bench, llama-quantize, llama-batched-bench, llama-server)
 # from the llama.cpp source that ships inside the llama-cpp-python sdist on PyPI — the native
 # peer for speed figures, driven as its users drive it, not through Python bindings. Built once
 # into $KAIZEN_HOME/llamacpp-native-VERSION (sdist SHA-256 checked, cmake from PyPI); later runs
@@ -16,7 +16,7 @@ KAIZEN_HOME="${KAIZEN_HOME:-$HOME/.cache/kaizen}"
 VERSION=0.3.36
 SDIST_URL="https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-$VERSION.tar.gz"
 SDIST_SHA=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-TARGETS=(llama-bench llama-quantize llama-batched-bench)
+TARGETS=(llama-bench llama-quantize llama-batched-bench llama-server)
 root="$KAIZEN_HOME/llamacpp-native-$VERSION"
 has() { grep -qw "$1" /proc/cpuinfo && echo ON || echo OFF; }
 AVX2=$(has avx2) FMA=$(has fma) AVX512=$(has avx512f) AVX512_VNNI=$(has avx512_vnni) AVX512_BF16=$(has avx512_bf16) AVX_VNNI=$(has avx_vnni)
