@@ -289,6 +289,10 @@ impl KvCache {
             *t = None;
         }
     }
+    /// Positions each row's buffer holds now (0 before the first write).
+    pub fn capacity(&self) -> usize {
+        self.layers.iter().flatten().next().and_then(|(k, _)| k.dim(2).ok()).unwrap_or(0)
+    }
     /// Reserve room for this many positions when buffers are first made.
     pub fn reserve(&mut self, positions: usize) {
         self.capacity_hint = self.capacity_hint.max(positions);

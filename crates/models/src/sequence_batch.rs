@@ -53,6 +53,12 @@ impl<'m> SequenceBatch<'m> {
         self.slots.len()
     }
 
+    /// Positions each slot's cache row holds now: the longest sequence any slot has held, as
+    /// rows grow together and never shrink (a new batch starts small again).
+    pub fn capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
     fn prefixes(&self) -> std::sync::MutexGuard<'_, crate::prefix_cache::PrefixCache> {
         self.llm.prefixes.lock().unwrap_or_else(|p| p.into_inner())
     }

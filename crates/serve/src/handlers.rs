@@ -236,6 +236,7 @@ async fn stats(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "decoded_rows": rows,
         "peak_batch": s.peak_batch.load(Relaxed),
         "cancelled": s.cancelled.load(Relaxed),
+        "kv_positions_per_slot": s.kv_positions.load(Relaxed),
         "batch_slots": st.cfg.batch_slots,
     }))
 }

@@ -42,6 +42,8 @@ pub struct WorkerStats {
     pub decoded_rows: AtomicUsize,
     pub peak_batch: AtomicUsize,
     pub cancelled: AtomicUsize,
+    /// Positions each batch slot's KV row holds now.
+    pub kv_positions: AtomicUsize,
 }
 
 pub struct JobQueue {
@@ -112,6 +114,9 @@ impl<'a> Worker<'a> {
         loop {
             // Admit what fits; block for work only when nothing is decoding.
             loop {
+                if self.running.is_empty() {
+                    self.shrink();
+                }
                 let job = match waiting.take() {
                     Some(j) => j,
                     None if self.running.is_empty() => match rx.recv() {
@@ -145,6 +150,15 @@ impl<'a> Worker<'a> {
                 self.step();
             }
         }
+    }
+
+    /// With nothing running, gives back what a long sequence grew the KV rows to: every slot
+    /// holds as many positions as the longest sequence so far, and would keep that memory.
+    fn shrink(&mut self) {
+        if self.batch.capacity() > SLOT_RESERVE {
+            self.batch = SequenceBatch::new(self.llm, self.owner.len(), SLOT_RESERVE);
+        }
+        self.stats.kv_positions.store(self.batch.capacity(), Ordering::Relaxed);
     }
 
     /// `generate_after` for a request too wide for the batch.
@@ -203,6 +217,7 @@ impl<'a> Worker<'a> {
         self.stats.decode_steps.fetch_add(1, Ordering::Relaxed);
         self.stats.decoded_rows.fetch_add(rows, Ordering::Relaxed);
         self.stats.peak_batch.fetch_max(rows, Ordering::Relaxed);
+        self.stats.kv_positions.store(self.batch.capacity(), Ordering::Relaxed);
         match stepped {
             Ok(finished) => self.finish(finished),
             Err(e) => {

@@ -317,6 +317,28 @@ async fn concurrent_requests_decode_together_and_answer_as_they_would_alone() {
     }
 }
 
+/// A long prompt grows every slot's KV row; once the server is idle the rows are small again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_gives_back_what_a_long_prompt_grew() {
+    let base = start(ServerConfig { batch_slots: 2, ..Default::default() });
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(150);
+    let body =
+        json!({"model": "smollm2", "messages": [{"role": "user", "content": long}], "max_tokens": 2}).to_string();
+    let (status, v) = post(&format!("{base}/v1/chat/completions"), &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 1100, "{}", v["usage"]);
+    let mut s = stats(&base).await;
+    for _ in 0..40 {
+        if s["kv_positions_per_slot"].as_u64().unwrap() <= 1024 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = stats(&base).await;
+    }
+    assert!(s["kv_positions_per_slot"].as_u64().unwrap() <= 1024, "{s}");
+    assert_eq!(s["requests"], 1, "{s}");
+}
+
 /// A client that leaves mid-answer frees its slot: the worker drops its request and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_frees_its_batch_slot() {

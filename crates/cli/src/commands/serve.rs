@@ -20,8 +20,9 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     queue: usize,
     /// Continuations decoding together (a request's n take n of them); requests join the batch
-    /// as slots free up. Each slot holds a KV-cache row as long as the longest sequence so far
-    /// (SmolLM2: 46 KB a position, so 8 slots at its 8,192-token context hold about 3 GB).
+    /// as slots free up. While requests run, each slot holds a KV-cache row as long as the
+    /// longest sequence among them (SmolLM2: 46 KB a position, so 8 slots at its 8,192-token
+    /// context hold about 3 GB); an idle server goes back to 1,024 positions a slot.
     #[arg(long, default_value_t = kaizen_serve::DEFAULT_BATCH_SLOTS)]
     batch_slots: usize,
     /// The most KV-cache positions one request may hold, n × (prompt + max_tokens); more is
