@@ -17,12 +17,7 @@ bash scripts/setup.sh >&2
 bin=$(bash bench/llamacpp_native.sh)
 models="${KAIZEN_HOME:-$HOME/.cache/kaizen}/models/smollm2-135m-instruct"
 q4_1="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
-q8_0="${KAIZEN_HOME:-$HOME/.cache/kaizen}/llamacpp-native-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf"
-if [ ! -f "$q8_0" ]; then
-  mkdir -p "$(dirname "$q8_0")"
-  "$bin/llama-quantize" --allow-requantize "$q4_1" "$q8_0.partial" Q8_0 >/dev/null 2>&1
-  mv "$q8_0.partial" "$q8_0"
-fi
+q8_0=$(bash bench/q8_0_file.sh)
 kaizen="${CARGO_TARGET_DIR:-target}/release/kaizen"
 results=$(mktemp)
 for t in 1 2; do

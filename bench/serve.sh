@@ -16,13 +16,7 @@ threads=${1:-2}
 rounds=${2:-2}
 k="${CARGO_TARGET_DIR:-target}/release/kaizen"
 llama=$(bash bench/llamacpp_native.sh)
-q4_1="${KAIZEN_HOME:-$HOME/.cache/kaizen}/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
-q8_0="${KAIZEN_HOME:-$HOME/.cache/kaizen}/llamacpp-native-q8_0/SmolLM2-135M-Instruct.Q8_0.gguf"
-if [ ! -f "$q8_0" ]; then
-  mkdir -p "$(dirname "$q8_0")"
-  "$llama/llama-quantize" --allow-requantize "$q4_1" "$q8_0.partial" Q8_0 >/dev/null 2>&1
-  mv "$q8_0.partial" "$q8_0"
-fi
+q8_0=$(bash bench/q8_0_file.sh)
 port=18190
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true' EXIT

@@ -63,10 +63,10 @@ impl Env for Picture {
         let t = Task {
             id: "p".into(),
             prompt: "Crop [16, 8, 40, 24] and give the crop's content hash.".into(),
-            answer: content_hash(&png_url(&crop_by_hand())),
+            answer: content_hash(&png_url(&crop_by_hand()).unwrap()),
             checker: Checker::Exact,
             meta: serde_json::Value::Null,
-            images: vec![png_url(&scene())],
+            images: vec![png_url(&scene()).unwrap()],
         };
         vec![t; n]
     }
@@ -133,8 +133,8 @@ fn pictures_cross_a_tool_call_and_the_wire_bit_identically_and_are_stored_once()
     let env = Picture;
     let cfg = EpisodeConfig { max_turns: 3, ..Default::default() };
     let task = &env.tasks(0, 1)[0];
-    let scene_hash = content_hash(&png_url(&scene()));
-    let crop_hash = content_hash(&png_url(&crop_by_hand()));
+    let scene_hash = content_hash(&png_url(&scene()).unwrap());
+    let crop_hash = content_hash(&png_url(&crop_by_hand()).unwrap());
     let t = run_episode(&Agent::Remote(&client), &env, &ToolRegistry::new(), task, &cfg, 1, "e0");
     // Hop 1: the tool's picture is the crop made by hand.
     assert_eq!(t.turns.len(), 2, "{:?}", t.end);

@@ -40,6 +40,8 @@ struct Cell {
     id: u64,
     shape: &'static str,
     pixels: RgbImage,
+    /// Content hash of the picture as kaizen encodes it (the held-out check compares these).
+    hash: String,
 }
 
 pub struct ShapeGrid {
@@ -90,7 +92,10 @@ impl ShapeGrid {
                 if pixels.dimensions() != (CELL, CELL) {
                     return Err(format!("{} is {:?}, not {CELL}×{CELL}", path.display(), pixels.dimensions()));
                 }
-                Ok(Cell { id, shape, pixels })
+                let hash = kaizen_core::image::content_hash(
+                    &png_url(&pixels).map_err(|e| format!("{}: {e}", path.display()))?,
+                );
+                Ok(Cell { id, shape, pixels, hash })
             })
             .collect::<Result<Vec<_>, String>>()?;
         if cells.len() < (GRID * GRID) as usize {
@@ -109,15 +114,20 @@ impl ShapeGrid {
         if cells.len() != (GRID * GRID) as usize {
             return Err(format!("a scene needs {} cells, got {}", GRID * GRID, cells.len()));
         }
-        Ok(RgbImage::from_fn(GRID * CELL, GRID * CELL, |x, y| {
-            *cells[((y / CELL) * GRID + x / CELL) as usize].pixels.get_pixel(x % CELL, y % CELL)
-        }))
+        Ok(scene_of(&cells))
     }
 
     /// The content hash of each picture of the split (for the held-out check).
     pub fn picture_hashes(&self) -> Vec<String> {
-        self.cells.iter().map(|c| kaizen_core::image::content_hash(&png_url(&c.pixels))).collect()
+        self.cells.iter().map(|c| c.hash.clone()).collect()
     }
+}
+
+/// The full-resolution scene of nine cells (row by row).
+fn scene_of(cells: &[&Cell]) -> RgbImage {
+    RgbImage::from_fn(GRID * CELL, GRID * CELL, |x, y| {
+        *cells[((y / CELL) * GRID + x / CELL) as usize].pixels.get_pixel(x % CELL, y % CELL)
+    })
 }
 
 /// The cell ids of a task's scene.
@@ -164,15 +174,24 @@ impl Env for ShapeGrid {
                 let target = rng.random_range(0..per_scene);
                 let (row, col) = (target as u32 / GRID + 1, target as u32 % GRID + 1);
                 let ids: Vec<u64> = picked.iter().map(|c| c.id).collect();
-                let scene = self.scene(&ids).expect("the ids were drawn from this split's cells");
                 let shape = picked[target].shape;
+                let mut meta = serde_json::json!({"split": self.split, "cells": ids, "row": row, "col": col});
+                // A 24×24 view always encodes; were it ever refused, the task says why and
+                // shows no picture (an agent then answers "the task shows no picture").
+                let images = match png_url(&ops::shrink(&scene_of(&picked), SHRINK)) {
+                    Ok(url) => vec![url],
+                    Err(e) => {
+                        meta["picture_error"] = e.into();
+                        Vec::new()
+                    }
+                };
                 Task {
                     id: format!("{}-{seed}-{i}", self.name),
                     prompt: question(row, col),
                     answer: shape.to_string(),
                     checker: Checker::Regex { pattern: format!("(?i){shape}") },
-                    meta: serde_json::json!({"split": self.split, "cells": ids, "row": row, "col": col}),
-                    images: vec![png_url(&ops::shrink(&scene, SHRINK))],
+                    meta,
+                    images,
                 }
             })
             .collect()

@@ -98,7 +98,7 @@ fn the_reference_agents_refuse_odd_questions_and_read_the_task_after_worked_exam
         assert!(agents::Glance.chat(&ask(vec![m.clone()])).is_err());
         assert!(agents::Zoomer.chat(&ask(vec![m])).is_err());
     }
-    let tiny = kaizen_tools::image::png_url(&RgbImage::new(2, 2));
+    let tiny = kaizen_tools::image::png_url(&RgbImage::new(2, 2)).unwrap();
     let m = Message { images: vec![tiny], ..Message::user(question(1, 1)) };
     assert!(agents::Glance.chat(&ask(vec![m])).is_err());
     // After a worked example (another task, its crop and answer), Zoomer asks for the crop of

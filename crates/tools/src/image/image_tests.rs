@@ -55,10 +55,11 @@ fn boxes_are_checked_against_the_picture() {
 
 #[test]
 fn decoding_refuses_what_is_not_a_readable_png_or_jpeg() {
-    let url = png_url(&ramp(5, 4));
+    let url = png_url(&ramp(5, 4)).unwrap();
+    assert!(png_url(&RgbImage::new(0, 3)).unwrap_err().contains("no pixels"));
     assert_eq!(decode_url(&url).unwrap(), ramp(5, 4));
     // One encoder with fixed settings: the same pixels, the same bytes, the same hash.
-    assert_eq!(content_hash(&png_url(&ramp(5, 4))), content_hash(&url));
+    assert_eq!(content_hash(&png_url(&ramp(5, 4)).unwrap()), content_hash(&url));
     let (_, png) = kaizen_core::image::data_url_bytes(&url).unwrap();
     let truncated = kaizen_core::image::data_url("image/png", &png[..png.len() / 2]);
     assert!(decode_url(&truncated).unwrap_err().contains("corrupt"), "{:?}", decode_url(&truncated));
@@ -66,7 +67,7 @@ fn decoding_refuses_what_is_not_a_readable_png_or_jpeg() {
     assert!(decode_url(&gif).unwrap_err().contains("PNG and JPEG"), "{:?}", decode_url(&gif));
     let noise = kaizen_core::image::data_url("image/png", b"hello");
     assert!(decode_url(&noise).unwrap_err().contains("not an image"));
-    let wide = png_url(&RgbImage::new(MAX_SIDE + 1, 1));
+    let wide = png_url(&RgbImage::new(MAX_SIDE + 1, 1)).unwrap();
     assert!(decode_url(&wide).unwrap_err().contains("4097×1"));
     let huge = vec![0u8; MAX_IMAGE_BYTES + 1];
     assert!(decode("image/png", &huge).unwrap_err().contains("limit"));

@@ -47,13 +47,15 @@ pub fn decode(mime: &str, bytes: &[u8]) -> Result<RgbImage, String> {
 }
 
 /// `image` as a PNG `data:` URL. The same pixels always give the same bytes (one encoder, fixed
-/// settings), so the same picture has one content hash.
-pub fn png_url(image: &RgbImage) -> String {
+/// settings), so the same picture has one content hash. An empty picture (PNG has none) is an
+/// error, as is anything the encoder refuses.
+pub fn png_url(image: &RgbImage) -> Result<String, String> {
+    if image.width() == 0 || image.height() == 0 {
+        return Err(format!("a {}×{} picture has no pixels to encode", image.width(), image.height()));
+    }
     let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .expect("encoding RGB8 pixels as PNG into memory cannot fail");
-    data_url("image/png", &bytes)
+    image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).map_err(|e| format!("encoding a PNG: {e}"))?;
+    Ok(data_url("image/png", &bytes))
 }
 
 #[cfg(test)]

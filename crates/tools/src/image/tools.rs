@@ -59,11 +59,11 @@ impl ImageTools {
     /// Runs one call of `crop`, `zoom` or `rotate`.
     pub fn act(&self, call: &ToolCall) -> Observation {
         let start = std::time::Instant::now();
-        let mut obs = match self.image_of(call) {
-            Ok((what, image)) => Observation {
-                images: vec![png_url(&image)],
-                ..Observation::ok(format!("{what}: {}×{} pixels, shown.", image.width(), image.height()))
-            },
+        let shown = self.image_of(call).and_then(|(what, image)| Ok((what, image.dimensions(), png_url(&image)?)));
+        let mut obs = match shown {
+            Ok((what, (w, h), url)) => {
+                Observation { images: vec![url], ..Observation::ok(format!("{what}: {w}×{h} pixels, shown.")) }
+            }
             Err(e) => Observation::error(format!("{}: {e}", call.name)),
         };
         obs.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
