@@ -214,8 +214,13 @@ fn shape_grid_needs_the_crop_tool_and_keeps_each_picture_once() {
     // 100 scenes and 100 crops, each a file named by its hash; the lines hold no picture bytes.
     let lines = std::fs::read_to_string(out.join("trajectories.jsonl")).unwrap();
     assert!(!lines.contains("data:image"));
+    // Exactly one file per distinct picture the lines name: 100 scenes, and crops that only
+    // repeat when two scenes show the same easy-VQA picture in the asked cell.
+    let named: std::collections::HashSet<&str> =
+        lines.split('"').filter(|w| w.starts_with("images/") && w.ends_with(".png")).collect();
     let files = std::fs::read_dir(out.join("images")).unwrap().count();
-    assert!((100..=200).contains(&files), "{files} image files");
+    assert!(named.len() > 100, "{} distinct pictures named", named.len());
+    assert_eq!(files, named.len(), "a picture stored twice, or one missing");
     let o = kaizen(&["show", out.to_str().unwrap(), "--episode", "0"]);
     let shown = text(&o.stdout);
     assert!(o.status.success() && shown.contains("crop"), "{}", text(&o.stderr));
