@@ -33,6 +33,10 @@ pub struct Trajectory {
     /// (`LocalLlm::score_trajectory`) feeds them the same way. 0: none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub shared_prefix_tokens: usize,
+    /// The pictures the token record shows, in the order of its placeholder runs (a vision
+    /// model's episode, `kaizen_models::vision`): what replaying and training feed there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_pictures: Vec<String>,
     pub final_answer: Option<String>,
     pub reward: f32,
     pub end: EpisodeEnd,

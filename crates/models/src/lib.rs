@@ -24,6 +24,7 @@ pub mod spm;
 mod stream;
 pub mod tokenizer;
 pub mod trainable;
+pub mod vision;
 
 pub use embedder::{cosine, Embedder};
 pub use llama::WeightFormat;

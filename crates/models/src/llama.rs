@@ -11,6 +11,7 @@
 use crate::attention::{DecodeAttention, KeySpan};
 use crate::gguf::{GgufError, GgufFile};
 use crate::q8_matmul::{Q8Linear, Q8Matrix};
+use crate::vision::VisionConfig;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use std::sync::Arc;
@@ -459,7 +460,18 @@ pub struct LlamaModel {
     sin: Tensor,
     /// RoPE tables of sliding-window layers (Gemma 3), whose base differs.
     local_rope: Option<(Tensor, Tensor)>,
+    /// The picture input of a vision model (`vision.rs`).
+    vision: Option<VisionInput>,
     device: Device,
+}
+
+/// A vision model's patch embedding and its placeholder's logit mask.
+struct VisionInput {
+    cfg: VisionConfig,
+    w: Tensor,
+    b: Tensor,
+    pos: Tensor,
+    mask: Tensor,
 }
 
 /// Which positions to return logits for.
@@ -580,7 +592,29 @@ impl LlamaModel {
             Some(_) => Some(rope_tables(&cfg, GEMMA3_LOCAL_ROPE_THETA, device).map_err(err)?),
             None => None,
         };
+        let vision = match VisionConfig::from_gguf(g)? {
+            None => None,
+            Some(vc) => {
+                let expect = vc.shapes(cfg.hidden);
+                let mut t = Vec::with_capacity(3);
+                for (name, shape) in &expect {
+                    let x = f32_of(name)?;
+                    if x.dims() != shape.as_slice() {
+                        let reason = format!("{name} has shape {:?}, expected {shape:?}", x.dims());
+                        return Err(GgufError::Corrupt { path: g.path.clone(), reason });
+                    }
+                    t.push(x);
+                }
+                let mask = crate::vision::logit_mask(cfg.vocab_size, vc.image_token, device).map_err(err)?;
+                let (pos, b, w) = (t.pop(), t.pop(), t.pop());
+                match (w, b, pos) {
+                    (Some(w), Some(b), Some(pos)) => Some(VisionInput { cfg: vc, w, b, pos, mask }),
+                    _ => None,
+                }
+            }
+        };
         Ok(LlamaModel {
+            vision,
             norm: norm("output_norm.weight")?,
             cfg,
             embed,
@@ -596,6 +630,20 @@ impl LlamaModel {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The picture input, for a vision model.
+    pub fn vision(&self) -> Option<&VisionConfig> {
+        self.vision.as_ref().map(|v| &v.cfg)
+    }
+
+    /// Input rows `[k · patches, hidden]` of pixel rows `[k · patches, values]`
+    /// (`VisionConfig::pixel_rows`).
+    pub fn embed_pictures(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.vision {
+            Some(v) => crate::vision::embed_patches(pixels, &v.w, &v.b, &v.pos),
+            None => candle_core::bail!("this model has no picture input"),
+        }
     }
 
     pub fn new_cache(&self) -> KvCache {
@@ -631,6 +679,20 @@ impl LlamaModel {
         cache: &mut KvCache,
         which: Logits,
     ) -> candle_core::Result<Tensor> {
+        self.forward_rows_with(ids, rows, cache, which, None)
+    }
+
+    /// `forward_rows` with pictures: `pictures` (`embed_pictures`) are the input rows of this
+    /// call's placeholder tokens, in order (batch row by batch row). A vision model refuses a
+    /// call whose placeholders and picture rows differ in number.
+    pub fn forward_rows_with(
+        &self,
+        ids: &Tensor,
+        rows: &[usize],
+        cache: &mut KvCache,
+        which: Logits,
+        pictures: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let (b, s) = ids.dims2()?;
         if rows.len() != b || rows.iter().any(|&r| r >= cache.rows()) {
             candle_core::bail!("rows {rows:?} for a batch of {b} on a cache of {} rows", cache.rows());
@@ -643,7 +705,21 @@ impl LlamaModel {
         if pos + s > self.cfg.context_len {
             candle_core::bail!("sequence of {} tokens exceeds the context window of {}", pos + s, self.cfg.context_len);
         }
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, self.cfg.hidden))?;
+        let flat = ids.flatten_all()?;
+        let mut x = self.embed.index_select(&flat, 0)?;
+        if let Some(v) = &self.vision {
+            let at = crate::vision::placeholder_positions(&flat.to_vec1::<u32>()?, v.cfg.image_token);
+            match pictures {
+                Some(p) => x = crate::vision::splice(&x, &at, p)?,
+                None if !at.is_empty() => {
+                    candle_core::bail!("{} picture placeholders but no pictures", at.len())
+                }
+                None => {}
+            }
+        } else if pictures.is_some() {
+            candle_core::bail!("this model has no picture input");
+        }
+        let mut x = x.reshape((b, s, self.cfg.hidden))?;
         if let Some(table) = &self.prev_embed {
             x = (x + self.prev_token_inputs(table, ids, rows, cache)?)?;
         }
@@ -697,6 +773,9 @@ impl LlamaModel {
         let mut logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
         if let Some(c) = self.cfg.final_softcap {
             logits = ((logits / c as f64)?.tanh()? * c as f64)?;
+        }
+        if let Some(v) = &self.vision {
+            logits = logits.broadcast_add(&v.mask)?;
         }
         match which {
             Logits::Last => logits.squeeze(1),

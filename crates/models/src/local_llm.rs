@@ -97,28 +97,89 @@ impl LocalLlm {
     }
 
     /// The prompt text of a chat, ending with the assistant header.
+    /// A vision model's pictures become placeholder runs in the text
+    /// (`VisionConfig::with_placeholders`; `vision_pictures` lists them in the same order).
     pub fn render_chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<String, LlmError> {
-        Ok(self.template.render(messages, tools, true)?)
+        Ok(self.template.render(&self.shown(messages)?, tools, true)?)
+    }
+
+    /// `messages` as the template sees them: a vision model's pictures as placeholder runs; a
+    /// picture for a text model is refused (a text template would drop it silently).
+    fn shown<'m>(&self, messages: &'m [Message]) -> Result<std::borrow::Cow<'m, [Message]>, LlmError> {
+        match (self.model.vision(), messages.iter().position(|m| !m.images.is_empty())) {
+            (_, None) => Ok(std::borrow::Cow::Borrowed(messages)),
+            (Some(v), Some(_)) => Ok(std::borrow::Cow::Owned(v.with_placeholders(messages))),
+            (None, Some(i)) => Err(LlmError::InvalidRequest(format!(
+                "message {i} shows a picture and this model reads text only (a vision model, local or behind \
+                 openai:URL, reads pictures)"
+            ))),
+        }
+    }
+
+    /// The pictures of `messages` in the order `render_chat` places their placeholder runs.
+    pub fn vision_pictures(messages: &[Message]) -> Vec<String> {
+        messages.iter().flat_map(|m| m.images.iter().cloned()).collect()
     }
 
     pub fn encode_chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Vec<u32>, LlmError> {
-        // A picture would be dropped silently by a text template: refuse instead.
-        if let Some(i) = messages.iter().position(|m| !m.images.is_empty()) {
-            return Err(LlmError::InvalidRequest(format!(
-                "message {i} shows a picture and local models read text only (use a vision model behind openai:URL)"
-            )));
-        }
         let text = self.render_chat(messages, tools)?;
         Ok(self.tokenizer.encode(&text)?)
+    }
+
+    /// The input rows of the placeholders in `chunk`, the first of which is placeholder number
+    /// `seen` of the sequence (whose pictures, in order, are `pictures`); `None` when `chunk`
+    /// holds none. An error when the pictures run out.
+    fn picture_input(&self, chunk: &[u32], seen: usize, pictures: &[String]) -> Result<Option<Tensor>, LlmError> {
+        let Some(v) = self.model.vision() else { return Ok(None) };
+        let count = chunk.iter().filter(|&&t| t == v.image_token).count();
+        if count == 0 {
+            return Ok(None);
+        }
+        let n = v.patches();
+        let (first, last) = (seen / n, (seen + count - 1) / n);
+        if last >= pictures.len() {
+            return Err(LlmError::InvalidRequest(format!(
+                "placeholders for {} pictures but {} pictures given",
+                last + 1,
+                pictures.len()
+            )));
+        }
+        let pixels = v.pixel_rows(&pictures[first..=last], self.model.device()).map_err(LlmError::InvalidRequest)?;
+        Ok(Some(self.model.embed_pictures(&pixels)?.narrow(0, seen - first * n, count)?))
+    }
+
+    /// How many placeholder tokens `ids` holds (0 for a text model).
+    pub(crate) fn placeholders(&self, ids: &[u32]) -> usize {
+        self.model.vision().map_or(0, |v| ids.iter().filter(|&&t| t == v.image_token).count())
+    }
+
+    /// Feeds `chunk` into cache `row` after tokens holding `seen` placeholders; returns the
+    /// logits after its last token, `[1, vocab]`.
+    pub(crate) fn feed(
+        &self,
+        chunk: &[u32],
+        seen: usize,
+        pictures: &[String],
+        cache: &mut KvCache,
+        row: usize,
+    ) -> Result<Tensor, LlmError> {
+        let shown = self.picture_input(chunk, seen, pictures)?;
+        let ids = Tensor::new(chunk, self.model.device())?.unsqueeze(0)?;
+        Ok(self.model.forward_rows_with(&ids, &[row], cache, Logits::Last, shown.as_ref())?)
     }
 
     /// How many leading tokens of `prompt` (the encoded chat of `opening` and more messages)
     /// are `opening` alone — the part episodes share (system turn, tools, worked examples) —
     /// or 0 when the template or tokenizer does not split there cleanly.
     pub fn shared_prefix_len(&self, opening: &[Message], tools: &[ToolSpec], prompt: &[u32]) -> usize {
-        let Ok(text) = self.template.render(opening, tools, false) else { return 0 };
+        let Ok(shown) = self.shown(opening) else { return 0 };
+        let Ok(text) = self.template.render(&shown, tools, false) else { return 0 };
         match self.tokenizer.encode(&text) {
-            Ok(ids) if ids.len() < prompt.len() && prompt.starts_with(&ids) => ids.len(),
+            // Placeholder ids are the same for every picture: a prefix holding one is not
+            // shared (`feed_shared_prefix` would refuse it).
+            Ok(ids) if ids.len() < prompt.len() && prompt.starts_with(&ids) && self.placeholders(&ids) == 0 => {
+                ids.len()
+            }
             _ => 0,
         }
     }
@@ -134,7 +195,8 @@ impl LocalLlm {
         cache: &mut KvCache,
         row: usize,
     ) -> Result<usize, LlmError> {
-        if shared == 0 || shared >= ids.len() || cache.row_len(row) != 0 {
+        // The cache keys on token ids, which do not tell pictures apart.
+        if shared == 0 || shared >= ids.len() || cache.row_len(row) != 0 || self.placeholders(&ids[..shared]) > 0 {
             return Ok(0);
         }
         let prefix = &ids[..shared];
@@ -165,16 +227,18 @@ impl LocalLlm {
         params: &SamplingParams,
         on_token: &mut dyn FnMut(TokenEvent) -> bool,
     ) -> Result<Vec<Completion>, LlmError> {
-        self.generate_after(prompt, 0, params, on_token)
+        self.generate_after(prompt, 0, &[], params, on_token)
     }
 
     /// `generate`, with the prompt's first `shared_prefix` tokens (the chat's opening: system
     /// turn, tools, examples) prefilled as a chunk of their own through the prefix cache — as
     /// an episode's are, so a served first turn is the local episode's, token for token.
+    /// `pictures` are the prompt's pictures in placeholder order (`vision_pictures`).
     pub fn generate_after(
         &self,
         prompt: &[u32],
         shared_prefix: usize,
+        pictures: &[String],
         params: &SamplingParams,
         on_token: &mut dyn FnMut(TokenEvent) -> bool,
     ) -> Result<Vec<Completion>, LlmError> {
@@ -188,7 +252,7 @@ impl LocalLlm {
         // (doubling), so a large `max_tokens` alone reserves nothing.
         cache.reserve(prompt.len() + params.max_tokens.min(room).min(RESERVED_ANSWER));
         let fed = self.feed_shared_prefix(prompt, shared_prefix, &mut cache, 0)?;
-        let prefill = self.model.forward(&Tensor::new(&prompt[fed..], dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
+        let prefill = self.feed(&prompt[fed..], self.placeholders(&prompt[..fed]), pictures, &mut cache, 0)?;
         let first_row = prefill.squeeze(0)?.to_vec1::<f32>()?;
         if params.n > 1 {
             cache = cache.repeat_batch(params.n)?;
@@ -269,7 +333,7 @@ impl LocalLlm {
         self.check_scoring(prompt, completion)?;
         let ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
         let mask: Vec<u8> = ids.iter().enumerate().map(|(i, _)| u8::from(i >= prompt.len())).collect();
-        Ok(self.score_trajectory(&ids, &mask, temperature, 0)?.split_off(prompt.len()))
+        Ok(self.score_trajectory(&ids, &mask, temperature, 0, &[])?.split_off(prompt.len()))
     }
 
     /// Teacher-forced log-probs of a multi-turn history: for each token the policy wrote
@@ -281,13 +345,15 @@ impl LocalLlm {
     /// observation after it; otherwise the single previous token). Same chunks, same kernels,
     /// so recorded episodes score back to exactly their sampled log-probs. `shared_prefix`
     /// (a trajectory's `shared_prefix_tokens`; 0: none) is the prompt's leading part that was
-    /// fed as a chunk of its own, the part the prefix cache holds.
+    /// fed as a chunk of its own, the part the prefix cache holds; `pictures` (its
+    /// `token_pictures`) are what its placeholders show, every one of them used.
     pub fn score_trajectory(
         &self,
         ids: &[u32],
         mask: &[u8],
         temperature: f32,
         shared_prefix: usize,
+        pictures: &[String],
     ) -> Result<Vec<f32>, LlmError> {
         if mask.len() != ids.len() {
             return Err(LlmError::InvalidRequest(format!("{} token ids but {} mask entries", ids.len(), mask.len())));
@@ -305,7 +371,14 @@ impl LocalLlm {
             )));
         }
         self.check_vocab(ids)?;
-        let dev = self.model.device();
+        let patches = self.model.vision().map_or(0, |v| v.patches());
+        if self.placeholders(ids) != pictures.len() * patches {
+            return Err(LlmError::InvalidRequest(format!(
+                "{} picture placeholders for {} pictures of {patches} patches",
+                self.placeholders(ids),
+                pictures.len()
+            )));
+        }
         let t = sampler::logprob_temperature(temperature);
         let mut cache = KvCache::with_rows(self.model.cfg.n_layer, 1);
         cache.reserve(ids.len());
@@ -315,8 +388,8 @@ impl LocalLlm {
         let mut fed =
             if shared_prefix < first_written { self.feed_shared_prefix(ids, shared_prefix, &mut cache, 0)? } else { 0 };
         for i in (0..ids.len()).filter(|&i| mask[i] == 1) {
-            let chunk = Tensor::new(&ids[fed..i], dev)?.unsqueeze(0)?;
-            let row = self.model.forward(&chunk, &mut cache, Logits::Last)?.squeeze(0)?.to_vec1::<f32>()?;
+            let seen = self.placeholders(&ids[..fed]);
+            let row = self.feed(&ids[fed..i], seen, pictures, &mut cache, 0)?.squeeze(0)?.to_vec1::<f32>()?;
             out[i] = sampler::log_softmax(&row, t)[ids[i] as usize];
             fed = i;
         }
@@ -382,6 +455,7 @@ impl Policy for LocalLlm {
 
     fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
         let prompt = self.encode_chat(&req.messages, &req.tools)?;
-        Ok(self.generate(&prompt, &req.params, &mut |_| true)?)
+        let pictures = Self::vision_pictures(&req.messages);
+        Ok(self.generate_after(&prompt, 0, &pictures, &req.params, &mut |_| true)?)
     }
 }

@@ -30,6 +30,8 @@ struct Slot {
     /// Whether another sequence will start with this one's first-turn prompt (`expect_repeat`);
     /// `None`: unknown, the prefix cache's doorkeeper decides.
     repeat: Option<bool>,
+    /// The sequence's pictures in placeholder order (`show`).
+    pictures: Vec<String>,
 }
 
 /// A continuation being generated in a slot.
@@ -79,6 +81,15 @@ impl<'m> SequenceBatch<'m> {
     pub fn expect_repeat(&mut self, slot: usize, repeat: bool) {
         if let Some(s) = self.slots.get_mut(slot) {
             s.repeat = Some(repeat);
+        }
+    }
+
+    /// Says which pictures `slot`'s sequence shows, in the order of its placeholder runs (all
+    /// of them so far: an observation's pictures extend the list) — what a vision model's
+    /// placeholders take as the slot's tokens are fed.
+    pub fn show(&mut self, slot: usize, pictures: &[String]) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.pictures = pictures.to_vec();
         }
     }
 
@@ -156,6 +167,7 @@ impl<'m> SequenceBatch<'m> {
                 self.cache.reset_row(other);
                 self.cache.load_row(other, &kv, ids.last().copied())?;
                 self.slots[other].fed = ids.to_vec();
+                self.slots[other].pictures = self.slots[slots[0]].pictures.clone();
             }
         }
         let room = self.llm.context_len() - ids.len();
@@ -177,10 +189,10 @@ impl<'m> SequenceBatch<'m> {
     /// Feeds the tokens of `ids` that `slot` has not yet fed and returns the logits after the
     /// last one (through the prefix cache for a first turn, as `start` says).
     fn prefill(&mut self, slot: usize, ids: &[u32], shared_prefix: usize) -> Result<Vec<f32>, LlmError> {
-        let dev = self.llm.model.device();
         // A first turn (an empty slot, an opening to share): the whole prompt may be cached —
         // another member of the group, another sample of the task computed it.
-        let first_turn = self.slots[slot].fed.is_empty() && shared_prefix > 0;
+        // A prompt showing pictures is not: the cache keys on ids, which do not tell them apart.
+        let first_turn = self.slots[slot].fed.is_empty() && shared_prefix > 0 && self.llm.placeholders(ids) == 0;
         let whole = if first_turn { self.prefixes().get_prompt(ids) } else { None };
         Ok(match whole {
             Some((kv, row)) => {
@@ -194,12 +206,8 @@ impl<'m> SequenceBatch<'m> {
                     self.slots[slot].fed = ids[..fed].to_vec();
                 }
                 let chunk = &ids[self.slots[slot].fed.len()..];
-                let logits = self.llm.model.forward_rows(
-                    &Tensor::new(chunk, dev)?.unsqueeze(0)?,
-                    &[slot],
-                    &mut self.cache,
-                    Logits::Last,
-                )?;
+                let seen = self.llm.placeholders(&self.slots[slot].fed);
+                let logits = self.llm.feed(chunk, seen, &self.slots[slot].pictures, &mut self.cache, slot)?;
                 let row = logits.squeeze(0)?.to_vec1::<f32>()?;
                 self.slots[slot].fed.extend_from_slice(chunk);
                 let keep = first_turn && {

@@ -210,7 +210,7 @@ fn continuous_batch_matches_single_runs_exactly_and_replays_multi_turn() {
     history.extend(&second.token_ids);
     mask.extend(second.token_ids.iter().map(|_| 1));
     logprobs.extend(second.logprobs.iter().map(|t| t.logprob));
-    let replay = llm().score_trajectory(&history, &mask, 0.8, 0).unwrap();
+    let replay = llm().score_trajectory(&history, &mask, 0.8, 0, &[]).unwrap();
     assert_eq!(replay, logprobs);
     // A prompt that does not extend the slot's history is refused.
     assert!(batch.start(1, &prompts[2], params(1), 0).is_err());

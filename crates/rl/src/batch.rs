@@ -16,6 +16,8 @@ pub struct TokenBatch {
     /// prompt): the model can run them once for the whole batch
     /// (`TinyLm::token_logprobs_shared`).
     pub shared: usize,
+    /// Row b's pictures in the order of its placeholder runs (a vision policy; empty: text).
+    pub pictures: Vec<Vec<String>>,
 }
 
 impl TokenBatch {
@@ -54,7 +56,13 @@ impl TokenBatch {
             ids: Tensor::from_vec(ids, (b, t), device)?,
             mask: Tensor::from_vec(mask, (b, t - 1), device)?,
             values: values.iter().map(shifted).collect::<Result<Vec<_>>>()?,
+            pictures: Vec::new(),
         })
+    }
+
+    /// The batch with row b showing `pictures[b]` (each trajectory's `token_pictures`).
+    pub fn showing(self, pictures: Vec<Vec<String>>) -> Self {
+        TokenBatch { pictures, ..self }
     }
 }
 

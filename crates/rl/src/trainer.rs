@@ -295,8 +295,10 @@ fn run_from(
                 (0..recipe.sft.batch).map(|k| &demos[(step * recipe.sft.batch + k) % demos.len()]).collect();
             let seqs: Vec<(&[u32], &[u8])> =
                 picked.iter().map(|d| (d.token_ids.as_slice(), d.loss_mask.as_slice())).collect();
-            let batch = TokenBatch::new(&seqs, &[], 0, &dev)?;
-            let loss = sft_loss(&policy.token_logprobs_shared(&batch.ids, batch.shared, 1.0)?, &batch.mask)?;
+            let batch = TokenBatch::new(&seqs, &[], 0, &dev)?
+                .showing(picked.iter().map(|d| d.token_pictures.clone()).collect());
+            let loss =
+                sft_loss(&policy.token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, 1.0)?, &batch.mask)?;
             opt.step(&loss.backward()?)?;
             let secs = t.elapsed().as_secs_f64();
             let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
@@ -456,8 +458,11 @@ fn run_from(
             let series: Vec<Vec<f32>> = chunk.iter().map(|r| vec![r.adv; trajs[r.t].token_ids.len()]).collect();
             // The sampler's own log-probs of the same tokens (the behaviour policy).
             let behaviour: Vec<Vec<f32>> = chunk.iter().map(|r| trajs[r.t].logprobs.clone()).collect();
-            let batch = TokenBatch::new(&seqs, &[series, behaviour], 0, &dev)?;
-            let old = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach();
+            let batch = TokenBatch::new(&seqs, &[series, behaviour], 0, &dev)?
+                .showing(chunk.iter().map(|r| trajs[r.t].token_pictures.clone()).collect());
+            let old = policy
+                .token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, recipe.rl.temperature)?
+                .detach();
             // Truncated importance sampling, `w_t = min(π_old / π_behav, C)`, folded into the
             // advantage: w > 0 scales both PPO terms alike, so `min(ρÂ, clip(ρ)Â)·w` is the
             // clipped objective of `Â·w`.
@@ -476,9 +481,12 @@ fn run_from(
         }
         let (mut loss_sum, mut kl, mut clip, mut norm, mut tokens) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for (batch, old, rows, adv) in &batches {
-            let logp = policy.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?;
+            let logp =
+                policy.token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, recipe.rl.temperature)?;
             let reference_lp = match &reference {
-                Some(r) => Some(r.token_logprobs_shared(&batch.ids, batch.shared, recipe.rl.temperature)?.detach()),
+                Some(r) => Some(
+                    r.token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, recipe.rl.temperature)?.detach(),
+                ),
                 None => None,
             };
             let (loss, stats) = ppo_loss(&logp, old, reference_lp.as_ref(), adv, &batch.mask, Some(rows), &ppo)?;

@@ -49,7 +49,8 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     let params = candle_nn::ParamsAdamW { lr: 5e-3, weight_decay: 0.0, ..Default::default() };
     let mut opt = candle_nn::AdamW::new(model.vars().all_vars(), params).unwrap();
     let loss = |m: &TrainableLm| {
-        sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, 1.0).unwrap(), &batch.mask).unwrap()
+        sft_loss(&m.token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, 1.0).unwrap(), &batch.mask)
+            .unwrap()
     };
     let first = loss(&model).to_scalar::<f32>().unwrap();
     let mut last = first;

@@ -162,6 +162,7 @@ impl<'a, 'e> Engine<'a, 'e> {
                 return;
             };
             let t = Instant::now();
+            self.batch.show(s, ep.pictures());
             let started = self.batch.start(s, ep.token_ids(), params, ep.shared_prefix());
             let ms = t.elapsed().as_secs_f64() * 1e3;
             self.stats.model_ms += ms;

@@ -254,7 +254,14 @@ pub struct Prefix {
 
 /// The running conversation: token-exact with a local model, messages with a remote one.
 enum History<'a> {
-    Tokens { llm: &'a LocalLlm, ids: Vec<u32>, mask: Vec<u8>, logprobs: Vec<f32> },
+    /// `pictures`: what the placeholder runs in `ids` show, in order (a vision model).
+    Tokens {
+        llm: &'a LocalLlm,
+        ids: Vec<u32>,
+        mask: Vec<u8>,
+        logprobs: Vec<f32>,
+        pictures: Vec<String>,
+    },
     Messages,
 }
 
@@ -339,7 +346,8 @@ impl<'a> Episode<'a> {
                     Vec::new()
                 });
                 let n = ids.len();
-                History::Tokens { llm, ids, mask: vec![0; n], logprobs: vec![0.0; n] }
+                let pictures = LocalLlm::vision_pictures(&messages);
+                History::Tokens { llm, ids, mask: vec![0; n], logprobs: vec![0.0; n], pictures }
             }
             Agent::Remote(_) => History::Messages,
         };
@@ -499,6 +507,14 @@ impl<'a> Episode<'a> {
         }
     }
 
+    /// What the placeholder runs of `token_ids` show, in order (a local vision model).
+    pub fn pictures(&self) -> &[String] {
+        match &self.history {
+            History::Tokens { pictures, .. } => pictures,
+            History::Messages => &[],
+        }
+    }
+
     /// The chat so far (remote policies), as a request.
     pub fn request(&self, params: SamplingParams) -> ChatRequest {
         ChatRequest { messages: self.messages.clone(), tools: self.tools.clone(), params }
@@ -556,11 +572,12 @@ impl<'a> Episode<'a> {
     pub fn on_observations(&mut self, obs: Vec<Observation>, tool_ms: f64) {
         self.timing.tool_ms += tool_ms;
         let tool_msgs: Vec<Message> = obs.iter().map(Message::observation).collect();
-        if let History::Tokens { llm, ids, mask, logprobs } = &mut self.history {
+        if let History::Tokens { llm, ids, mask, logprobs, pictures } = &mut self.history {
             let segment = observation_segment(llm, &self.messages, &self.tools, &tool_msgs)
                 .and_then(|text| llm.tokenizer.encode(&text).map_err(|e| e.to_string()));
             match segment {
                 Ok(seg) => {
+                    pictures.extend(LocalLlm::vision_pictures(&tool_msgs));
                     ids.extend(&seg);
                     mask.extend(std::iter::repeat_n(0u8, seg.len()));
                     logprobs.extend(std::iter::repeat_n(0.0f32, seg.len()));
@@ -613,9 +630,9 @@ impl<'a> Episode<'a> {
             (_, Some(SessionStatus::Failed { .. })) => 0.0,
             _ => self.job.task.reward(self.answer.as_deref()),
         };
-        let (token_ids, loss_mask, logprobs) = match self.history {
-            History::Tokens { ids, mask, logprobs, .. } => (ids, mask, logprobs),
-            History::Messages => (vec![], vec![], vec![]),
+        let (token_ids, loss_mask, logprobs, token_pictures) = match self.history {
+            History::Tokens { ids, mask, logprobs, pictures, .. } => (ids, mask, logprobs, pictures),
+            History::Messages => (vec![], vec![], vec![], vec![]),
         };
         self.timing.total_ms = self.start.elapsed().as_secs_f64() * 1e3;
         Trajectory {
@@ -632,6 +649,7 @@ impl<'a> Episode<'a> {
             logprobs,
             prompt_tokens: self.prompt_tokens,
             shared_prefix_tokens: self.shared_prefix,
+            token_pictures,
             final_answer: self.answer,
             end,
             timing: self.timing,

@@ -27,10 +27,11 @@ fn mime_of(ext: &str) -> Option<&'static str> {
     }
 }
 
-/// Every picture slot of an episode: the task's, then each observation's, in order.
+/// Every picture slot of an episode: the task's, each observation's, then the token record's
+/// (the same pictures again, in placeholder order: stored once all the same).
 fn slots(t: &mut Trajectory) -> impl Iterator<Item = &mut String> {
     let obs = t.turns.iter_mut().flat_map(|u| u.observations.iter_mut().flat_map(|o| o.images.iter_mut()));
-    t.task.images.iter_mut().chain(obs)
+    t.task.images.iter_mut().chain(obs).chain(t.token_pictures.iter_mut())
 }
 
 /// `t` as stored in the run at `dir`: each PNG or JPEG `data:` URL written to

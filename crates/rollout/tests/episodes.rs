@@ -34,7 +34,9 @@ fn episodes_are_token_exact_and_replay_to_their_logprobs() {
 
 /// Teacher-forced scoring of the recorded tokens gives back the stored log-probs.
 fn assert_replays(t: &kaizen_core::Trajectory, temperature: f32) {
-    let scored = llm().score_trajectory(&t.token_ids, &t.loss_mask, temperature, t.shared_prefix_tokens).unwrap();
+    let scored = llm()
+        .score_trajectory(&t.token_ids, &t.loss_mask, temperature, t.shared_prefix_tokens, &t.token_pictures)
+        .unwrap();
     let worst = scored.iter().zip(&t.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-3, "episode {}: max |Δ| = {worst}", t.episode_id);
 }

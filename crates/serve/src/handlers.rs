@@ -98,7 +98,7 @@ async fn chat_completions(
         return Err(ApiError::invalid("messages must not be empty", Some("messages")));
     }
     let messages = req.kaizen_messages().map_err(|e| ApiError::invalid(e, Some("messages")))?;
-    if let Some(i) = messages.iter().position(|m| !m.images.is_empty()) {
+    if let (None, Some(i)) = (llm.model.vision(), messages.iter().position(|m| !m.images.is_empty())) {
         return Err(ApiError::invalid(
             format!("messages[{i}] has an image; '{}' reads text only", st.cfg.model_name),
             Some("messages"),
@@ -145,7 +145,8 @@ async fn chat_completions(
         Some(task) if task > 0 => llm.shared_prefix_len(&messages[..task], &req.tools, &prompt),
         _ => 0,
     };
-    let mut rx = jobs.submit(prompt, shared, params, stream).ok_or_else(|| {
+    let pictures = kaizen_models::LocalLlm::vision_pictures(&messages);
+    let mut rx = jobs.submit(prompt, shared, pictures, params, stream).ok_or_else(|| {
         ApiError::busy(format!("the server is busy ({} requests queued); retry later", st.cfg.queue_capacity))
     })?;
     let id = next_id("chatcmpl");

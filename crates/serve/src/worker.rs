@@ -22,6 +22,8 @@ pub struct Job {
     /// The prompt's leading tokens that are the chat's opening, prefilled through the model's
     /// shared-prefix cache.
     pub shared_prefix: usize,
+    /// The prompt's pictures in placeholder order (a vision model).
+    pub pictures: Vec<String>,
     pub params: SamplingParams,
     /// Per-token events are sent only when the client streams.
     pub stream: bool,
@@ -68,11 +70,12 @@ impl JobQueue {
         &self,
         prompt: Vec<u32>,
         shared_prefix: usize,
+        pictures: Vec<String>,
         params: SamplingParams,
         stream: bool,
     ) -> Option<UnboundedReceiver<WorkerEvent>> {
         let (events, rx) = unbounded_channel();
-        match self.tx.try_send(Job { prompt, shared_prefix, params, stream, events }) {
+        match self.tx.try_send(Job { prompt, shared_prefix, pictures, params, stream, events }) {
             Ok(()) => Some(rx),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => None,
         }
@@ -165,7 +168,7 @@ impl<'a> Worker<'a> {
     fn alone(&mut self, job: Job) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let events = job.events.clone();
-        let result = self.llm.generate_after(&job.prompt, job.shared_prefix, &job.params, &mut |e| {
+        let result = self.llm.generate_after(&job.prompt, job.shared_prefix, &job.pictures, &job.params, &mut |e| {
             if !job.stream {
                 return !events.is_closed();
             }
@@ -181,6 +184,7 @@ impl<'a> Worker<'a> {
         let slots = free[..job.params.n].to_vec();
         let events = job.events.clone();
         let stream = job.stream;
+        self.batch.show(slots[0], &job.pictures);
         let started =
             self.batch.start_choices(&slots, &job.prompt, job.params.clone(), job.shared_prefix, &mut |_, e| {
                 if stream {

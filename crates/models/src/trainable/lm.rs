@@ -25,6 +25,7 @@ use super::lora::{self, LoraConfig};
 use super::row_ops::{rms_norm, rope_i, swiglu, target_logprobs};
 use crate::chat_template::CHATML;
 use crate::llama::PREV_TOKEN_EMBD;
+use crate::vision::{VisionConfig, IMAGE_TOKEN, PATCH_BIAS, PATCH_EMBD, POSITION_EMBD};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
@@ -59,6 +60,9 @@ pub struct LmConfig {
     /// without it, 610–1,210 with it (BENCHMARKS.md).
     #[serde(default)]
     pub prev_token: bool,
+    /// A picture input (`vision.rs`): patch rows enter at the placeholder tokens.
+    #[serde(default)]
+    pub vision: Option<VisionConfig>,
 }
 
 impl LmConfig {
@@ -75,7 +79,15 @@ impl LmConfig {
             rope_base: 10_000.0,
             eps: 1e-5,
             prev_token: false,
+            vision: None,
         }
+    }
+
+    /// This config with a picture input of `side × side` pixels in `patch × patch` patches; the
+    /// placeholder token joins the vocabulary as its last entry (`byte_vocab` then `<|image|>`).
+    pub fn with_vision(self, side: usize, patch: usize) -> Self {
+        let image_token = self.vocab as u32;
+        LmConfig { vocab: self.vocab + 1, vision: Some(VisionConfig { side, patch, image_token }), ..self }
     }
 
     pub fn head_dim(&self) -> usize {
@@ -92,6 +104,12 @@ impl LmConfig {
         if self.layers == 0 || self.vocab == 0 || self.context == 0 || self.ffn == 0 {
             return Err("layers, vocab, ffn and context must be at least 1".into());
         }
+        if let Some(v) = &self.vision {
+            v.validate()?;
+            if v.image_token as usize >= self.vocab {
+                return Err(format!("the image token {} is outside the vocabulary of {}", v.image_token, self.vocab));
+            }
+        }
         Ok(())
     }
 
@@ -104,7 +122,9 @@ impl LmConfig {
         let (w, l, v, f) = (self.width as u128, self.layers as u128, self.vocab as u128, self.ffn as u128);
         let kv = (self.kv_heads * self.head_dim()) as u128;
         let prev = if self.prev_token { (v + 1) * w } else { 0 };
-        let total = v * w + prev + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * f) + w;
+        // The patch projection with its bias, and the position table.
+        let vision = self.vision.map_or(0, |c| (c.patch_values() as u128 + 1 + c.patches() as u128) * w);
+        let total = v * w + prev + l * (2 * w + 2 * w * w + 2 * w * kv + 3 * w * f) + w + vision;
         usize::try_from(total).unwrap_or(usize::MAX)
     }
 
@@ -115,6 +135,9 @@ impl LmConfig {
             vec![("token_embd.weight".to_string(), vec![self.vocab, w]), ("output_norm.weight".into(), vec![w])];
         if self.prev_token {
             out.push((PREV_TOKEN_EMBD.into(), vec![self.vocab + 1, w]));
+        }
+        if let Some(v) = &self.vision {
+            out.extend(v.shapes(w));
         }
         for l in 0..self.layers {
             for (module, shape) in [
@@ -153,7 +176,12 @@ pub fn byte_vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
 /// GGUF metadata of a from-scratch model: llama architecture, the byte vocabulary, ChatML.
 fn byte_metadata(c: &LmConfig) -> Vec<(String, Value)> {
     let u = |x: usize| Value::U32(x as u32);
-    let (pieces, scores, types) = byte_vocab();
+    let (mut pieces, mut scores, mut types) = byte_vocab();
+    if c.vision.is_some() {
+        pieces.push(IMAGE_TOKEN.into());
+        scores.push(0.0);
+        types.push(3);
+    }
     let meta: Vec<(&str, Value)> = vec![
         ("general.architecture", Value::String("llama".into())),
         ("general.name", Value::String("kaizen-tiny".into())),
@@ -178,7 +206,9 @@ fn byte_metadata(c: &LmConfig) -> Vec<(String, Value)> {
         ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
         ("tokenizer.chat_template", Value::String(CHATML.into())),
     ];
-    meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let mut out: Vec<(String, Value)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    out.extend(c.vision.iter().flat_map(VisionConfig::metadata));
+    out
 }
 
 fn poisoned<T>(_: T) -> candle_core::Error {
@@ -196,6 +226,8 @@ pub struct TrainableLm {
     metadata: Vec<(String, Value)>,
     cos: Tensor,
     sin: Tensor,
+    /// `vision::logit_mask` of a vision model.
+    logit_mask: Option<Tensor>,
 }
 
 /// `N(0, std²)` values from a seeded generator (Box–Muller; candle's CPU generator cannot be
@@ -224,7 +256,11 @@ impl TrainableLm {
         let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / hd as f32)).collect();
         let pos = Tensor::arange(0u32, cfg.context as u32, device)?.to_dtype(DType::F32)?.unsqueeze(1)?;
         let angles = pos.broadcast_mul(&Tensor::from_vec(inv, (1, hd / 2), device)?)?;
-        Ok(TrainableLm { cfg, vars, frozen, lora, metadata, cos: angles.cos()?, sin: angles.sin()? })
+        let logit_mask = match &cfg.vision {
+            Some(v) => Some(crate::vision::logit_mask(cfg.vocab, v.image_token, device)?),
+            None => None,
+        };
+        Ok(TrainableLm { cfg, vars, frozen, lora, metadata, cos: angles.cos()?, sin: angles.sin()?, logit_mask })
     }
 
     /// A freshly initialised model, the same for the same `seed`: N(0, 0.02) for embeddings
@@ -239,7 +275,9 @@ impl TrainableLm {
             let mut data = vars.data().lock().map_err(poisoned)?;
             for (name, shape) in cfg.shapes() {
                 let n: usize = shape.iter().product();
-                let values = if shape.len() == 1 {
+                let values = if name == PATCH_BIAS {
+                    vec![0.0; n]
+                } else if shape.len() == 1 {
                     vec![1.0; n]
                 } else if name.ends_with("attn_output.weight") || name.ends_with("ffn_down.weight") {
                     normal(&mut rng, n, resid)
@@ -273,6 +311,7 @@ impl TrainableLm {
             rope_base: lc.rope_theta,
             eps: lc.rms_eps as f32,
             prev_token: g.has_tensor(PREV_TOKEN_EMBD),
+            vision: VisionConfig::from_gguf(g)?,
         })
     }
 
@@ -343,7 +382,8 @@ impl TrainableLm {
         }
         let (cos, sin) = (self.cos.clone(), self.sin.clone());
         let (frozen, lora, metadata) = (self.frozen.clone(), self.lora.clone(), self.metadata.clone());
-        Ok(TrainableLm { cfg: self.cfg, vars, frozen, lora, metadata, cos, sin })
+        let logit_mask = self.logit_mask.clone();
+        Ok(TrainableLm { cfg: self.cfg, vars, frozen, lora, metadata, cos, sin, logit_mask })
     }
 
     /// The trainable variables (for the optimizer): every weight, or the adapters.
@@ -389,21 +429,75 @@ impl TrainableLm {
     /// Logits `[B, T, vocab]` for ids `[B, T]` (`T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (x, _) = self.blocks(ids, None, None)?;
+        let (x, _) = self.blocks(ids, None, None, None)?;
         self.logits(&x)?.reshape((b, t, self.cfg.vocab))
     }
 
     /// Logits `[N, vocab]` of packed hidden states `[N, w]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.get("output.weight").or_else(|_| self.get("token_embd.weight"))?;
-        linear(&rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?, &out)
+        let logits = linear(&rms_norm(x, &self.get("output_norm.weight")?, self.cfg.eps)?, &out)?;
+        match &self.logit_mask {
+            Some(m) => logits.broadcast_add(m),
+            None => Ok(logits),
+        }
+    }
+
+    /// The picture input rows of the placeholders in columns `c0 .. c0 + t` of `ids` (all
+    /// rows, in order), where row b's placeholders take, run by run, the patch rows of
+    /// `pictures[b]`; `None` when those columns hold no placeholder. An error when a row has
+    /// more placeholders than its pictures have rows (or pictures and no vision input).
+    fn picture_rows(&self, ids: &Tensor, c0: usize, t: usize, pictures: &[Vec<String>]) -> Result<Option<Tensor>> {
+        let Some(v) = &self.cfg.vision else {
+            if pictures.iter().any(|p| !p.is_empty()) {
+                candle_core::bail!("pictures given to a model without a picture input");
+            }
+            return Ok(None);
+        };
+        let rows = ids.to_vec2::<u32>()?;
+        let (mut wanted, mut embedded, mut offset) = (Vec::new(), Vec::new(), 0u32);
+        for (b, row) in rows.iter().enumerate() {
+            let at = crate::vision::placeholder_positions(row, v.image_token);
+            let mine = pictures.get(b).map_or(&[][..], |p| p.as_slice());
+            if at.len() != mine.len() * v.patches() {
+                candle_core::bail!(
+                    "row {b}: {} placeholders for {} pictures of {} patches",
+                    at.len(),
+                    mine.len(),
+                    v.patches()
+                );
+            }
+            let inside: Vec<u32> =
+                at.iter().enumerate().filter(|(_, &p)| p >= c0 && p < c0 + t).map(|(k, _)| offset + k as u32).collect();
+            if !inside.is_empty() {
+                let pixels = v.pixel_rows(mine, ids.device()).map_err(candle_core::Error::Msg)?;
+                let (w, bias, pos) = (self.get(PATCH_EMBD)?, self.get(PATCH_BIAS)?, self.get(POSITION_EMBD)?);
+                embedded.push(crate::vision::embed_patches(&pixels, &w, &bias, &pos)?);
+                wanted.extend(inside);
+                offset += at.len() as u32;
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let all = Tensor::cat(&embedded, 0)?;
+        Ok(Some(all.index_select(&Tensor::new(wanted.as_slice(), ids.device())?, 0)?))
     }
 
     /// Packed input rows `[B·T, w]` of ids `[B, T]` whose first column follows token `before`
     /// (`[1, 1]`; `None`: at the start of the sequence): the token embedding, plus the previous
     /// token's (`LmConfig::prev_token`).
-    fn embed(&self, ids: &Tensor, before: Option<&Tensor>) -> Result<Tensor> {
-        let x = self.get("token_embd.weight")?.embedding(&ids.flatten_all()?)?;
+    fn embed(&self, ids: &Tensor, before: Option<&Tensor>, pictures: Option<&Tensor>) -> Result<Tensor> {
+        let flat = ids.flatten_all()?;
+        let mut x = self.get("token_embd.weight")?.embedding(&flat)?;
+        if let Some(v) = &self.cfg.vision {
+            let at = crate::vision::placeholder_positions(&flat.to_vec1::<u32>()?, v.image_token);
+            match pictures {
+                Some(p) => x = crate::vision::splice(&x, &at, p)?,
+                None if !at.is_empty() => candle_core::bail!("{} picture placeholders but no pictures", at.len()),
+                None => {}
+            }
+        }
         let (b, t) = ids.dims2()?;
         if !self.cfg.prev_token || t == 0 {
             return Ok(x);
@@ -427,6 +521,7 @@ impl TrainableLm {
         ids: &Tensor,
         prefix: Option<&[(Tensor, Tensor)]>,
         before: Option<&Tensor>,
+        pictures: Option<&Tensor>,
     ) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
         let (b, t) = ids.dims2()?;
         let p = prefix.and_then(|kv| kv.first()).map(|(k, _)| k.dim(0)).transpose()?.unwrap_or(0);
@@ -435,7 +530,7 @@ impl TrainableLm {
         }
         let (w, h, kvh) = (self.cfg.width, self.cfg.heads, self.cfg.kv_heads);
         let hd = w / h;
-        let mut x = self.embed(ids, before)?;
+        let mut x = self.embed(ids, before, pictures)?;
         let (cos, sin) = (self.cos.narrow(0, p, t)?, self.sin.narrow(0, p, t)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let mut own = Vec::with_capacity(self.cfg.layers);
@@ -472,8 +567,15 @@ impl TrainableLm {
     /// Teacher-forced log-probs `[B, T − 1]`: entry t is `log π(ids[t+1] | ids[..=t])` at
     /// temperature `T` (`log softmax(logits / T)`), with gradients.
     pub fn token_logprobs(&self, ids: &Tensor, temperature: f32) -> Result<Tensor> {
+        self.logprobs_of(ids, &[], temperature)
+    }
+
+    /// `token_logprobs` of rows whose placeholders show `pictures[b]` (row b's pictures in
+    /// order).
+    fn logprobs_of(&self, ids: &Tensor, pictures: &[Vec<String>], temperature: f32) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None, None)?;
+        let shown = self.picture_rows(ids, 0, t - 1, pictures)?;
+        let (x, _) = self.blocks(&ids.narrow(1, 0, t - 1)?, None, None, shown.as_ref())?;
         let targets = ids.narrow(1, 1, t - 1)?.flatten_all()?;
         target_logprobs(&self.logits(&x)?, &targets, temperature)?.reshape((b, t - 1))
     }
@@ -483,19 +585,37 @@ impl TrainableLm {
     /// values — the same numbers for far less work when the prompt dominates the sequence.
     /// Entries `t < shared − 1` (tokens inside the shared part) are not computed and are 0:
     /// callers mask them (prompt tokens are never trained on).
-    pub fn token_logprobs_shared(&self, ids: &Tensor, shared: usize, temperature: f32) -> Result<Tensor> {
+    ///
+    /// `pictures[b]` are row b's pictures, in the order of its placeholder runs (none: a text
+    /// batch). The shared part ends before the first placeholder: the same placeholder ids
+    /// may show different pictures in different rows.
+    pub fn token_logprobs_shared(
+        &self,
+        ids: &Tensor,
+        shared: usize,
+        pictures: &[Vec<String>],
+        temperature: f32,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        let shared = match &self.cfg.vision {
+            Some(v) => {
+                let first = ids.narrow(0, 0, 1)?.flatten_all()?.to_vec1::<u32>()?;
+                shared.min(first.iter().position(|&x| x == v.image_token).unwrap_or(t))
+            }
+            None => shared,
+        };
         if shared < 2 || shared >= t {
-            return self.token_logprobs(ids, temperature);
+            return self.logprobs_of(ids, pictures, temperature);
         }
         let vocab = self.cfg.vocab;
         let prompt = ids.narrow(0, 0, 1)?.narrow(1, 0, shared)?;
-        let (xp, kv) = self.blocks(&prompt, None, None)?;
+        let (xp, kv) = self.blocks(&prompt, None, None, None)?;
         // Logits at shared−1 … t−2 predict tokens shared … t−1.
         let last = self.logits(&xp.narrow(0, shared - 1, 1)?)?.unsqueeze(0)?.broadcast_as((b, 1, vocab))?;
         let rest = ids.narrow(1, shared, t - shared)?;
         let before = prompt.narrow(1, shared - 1, 1)?;
-        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv), Some(&before))?;
+        let shown = self.picture_rows(ids, shared, t - shared - 1, pictures)?;
+        let (xs, _) = self.blocks(&rest.narrow(1, 0, t - shared - 1)?, Some(&kv), Some(&before), shown.as_ref())?;
         let own = self.logits(&xs)?.reshape((b, t - shared - 1, vocab))?;
         let logits = Tensor::cat(&[&last, &own], 1)?.reshape((b * (t - shared), vocab))?;
         let lp = target_logprobs(&logits, &rest.flatten_all()?, temperature)?.reshape((b, t - shared))?;

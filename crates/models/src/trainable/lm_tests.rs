@@ -152,7 +152,7 @@ fn shares_a_prefix(c: LmConfig) {
     let batch = ids(&["The prompt: 17*23=391", "The prompt: 12+30=042", "The prompt: 99*99=981"]);
     let shared = "The prompt: ".len();
     let full = m.token_logprobs(&batch, 0.7).unwrap();
-    let fast = m.token_logprobs_shared(&batch, shared, 0.7).unwrap();
+    let fast = m.token_logprobs_shared(&batch, shared, &[], 0.7).unwrap();
     let tail = |x: &Tensor| x.narrow(1, shared - 1, x.dim(1).unwrap() - shared + 1).unwrap();
     assert!(max_diff(&tail(&full), &tail(&fast)) < 1e-5, "{}", max_diff(&tail(&full), &tail(&fast)));
     // Entries inside the shared part are not computed.
@@ -179,7 +179,8 @@ fn shares_a_prefix(c: LmConfig) {
     // Rows that end one token after the shared part: the rest of the blocks sees zero tokens.
     let batch = ids(&["The prompt: 1", "The prompt: 2"]);
     let n = batch.dim(1).unwrap();
-    let (full, last) = (m.token_logprobs(&batch, 0.7).unwrap(), m.token_logprobs_shared(&batch, n - 1, 0.7).unwrap());
+    let (full, last) =
+        (m.token_logprobs(&batch, 0.7).unwrap(), m.token_logprobs_shared(&batch, n - 1, &[], 0.7).unwrap());
     let at = |x: &Tensor| x.narrow(1, n - 2, 1).unwrap();
     assert!(max_diff(&at(&full), &at(&last)) < 1e-5, "{}", max_diff(&at(&full), &at(&last)));
 }

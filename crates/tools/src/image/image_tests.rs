@@ -1,6 +1,7 @@
 use super::ops::{crop, rotate, shrink, zoom, PixelBox};
 use super::*;
 use image::Rgb;
+use image::RgbImage;
 use kaizen_core::image::content_hash;
 use kaizen_core::ToolCall;
 use serde_json::json;

@@ -1,0 +1,152 @@
+//! A vision model end to end on pictures this test draws: the trainable model written to GGUF
+//! and loaded by the runtime, placeholders placed by the chat template, the runtime's sampled
+//! log-probs replayed exactly across turns that show new pictures, and the training forward
+//! giving the runtime's numbers.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Tensor};
+use image::{Rgb, RgbImage};
+use kaizen_core::image::png_url;
+use kaizen_core::{Message, SamplingParams};
+use kaizen_models::trainable::{LmConfig, TrainableLm};
+use kaizen_models::vision::IMAGE_TOKEN;
+use kaizen_models::{LocalLlm, SequenceBatch, WeightFormat};
+
+/// A picture of two halves: `left` and `right` colours.
+fn picture(left: [u8; 3], right: [u8; 3]) -> String {
+    png_url(&RgbImage::from_fn(16, 16, |x, _| Rgb(if x < 8 { left } else { right }))).unwrap()
+}
+
+/// A from-scratch vision model (8×8 pictures in 4×4 patches: 4 placeholders each) whose patch
+/// projection is scaled up so that pictures move the logits clearly, and its runtime twin.
+fn models(dir: &std::path::Path) -> (TrainableLm, LocalLlm) {
+    let cfg = LmConfig::bytes(2, 32, 2, 512).with_vision(8, 4);
+    let m = TrainableLm::new(cfg, &Device::Cpu, 3).unwrap();
+    let vars = m.named_vars().unwrap();
+    let w = vars.get("v.patch_embd.weight").unwrap();
+    w.set(&(w.as_tensor() * 40.0).unwrap()).unwrap();
+    let path = dir.join("tiny-vl.gguf");
+    m.write_gguf(&path, GgmlDType::F32).unwrap();
+    let llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
+    (m, llm)
+}
+
+/// A fresh folder of this test's own.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kaizen-vision-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sample(batch: &mut SequenceBatch, ids: &[u32], seed: u64) -> kaizen_core::Completion {
+    let params = SamplingParams { temperature: 1.0, max_tokens: 6, seed, ..Default::default() };
+    let mut done = batch.start(0, ids, params, 0).unwrap();
+    while done.is_none() {
+        done = batch.step().unwrap().into_iter().next().map(|(_, c)| c);
+    }
+    done.unwrap()
+}
+
+#[test]
+fn pictures_sit_where_the_template_puts_them_and_replay_exactly_across_turns() {
+    let dir = scratch("replay");
+    let (trainable, llm) = models(&dir);
+    let v = *llm.model.vision().expect("the GGUF file keeps the picture input");
+    assert_eq!((v.side, v.patch, v.patches()), (8, 4, 4));
+    let image_id = llm.tokenizer.encode(IMAGE_TOKEN).unwrap();
+    assert_eq!(image_id, [v.image_token], "the placeholder is one token");
+
+    let red_blue = picture([255, 0, 0], [0, 0, 255]);
+    let task = Message { images: vec![red_blue.clone()], ..Message::user("Which colour is left?") };
+    let prompt = llm.encode_chat(&[task.clone()], &[]).unwrap();
+    let pictures = LocalLlm::vision_pictures(&[task]);
+    // `<|im_start|>user\n`, then the picture's 4 placeholders, then the text.
+    let header = llm.tokenizer.encode("<|im_start|>user\n").unwrap();
+    assert_eq!(&prompt[header.len()..header.len() + 4], &[v.image_token; 4]);
+    assert_ne!(prompt[header.len() + 4], v.image_token);
+    assert_eq!(prompt.iter().filter(|&&t| t == v.image_token).count(), 4);
+
+    // Three turns; after each of the first two, an observation shows a new picture (what a
+    // crop tool returns), fed as one chunk with its placeholders.
+    let mut batch = SequenceBatch::new(&llm, 1, 256);
+    let (mut ids, mut mask, mut logprobs, mut shown) =
+        (prompt.clone(), vec![0u8; prompt.len()], vec![0f32; prompt.len()], pictures);
+    for (turn, colours) in
+        [Some(([0, 255, 0], [255, 255, 0])), Some(([0, 0, 0], [255, 255, 255])), None].iter().enumerate()
+    {
+        batch.show(0, &shown);
+        let c = sample(&mut batch, &ids, 11 + turn as u64);
+        ids.extend(&c.token_ids);
+        mask.extend(c.token_ids.iter().map(|_| 1u8));
+        logprobs.extend(c.logprobs.iter().map(|t| t.logprob));
+        if let Some((l, r)) = colours {
+            let tool = Message { images: vec![picture(*l, *r)], ..Message::new(kaizen_core::Role::Tool, "the crop") };
+            shown.extend(LocalLlm::vision_pictures(std::slice::from_ref(&tool)));
+            let text = format!(
+                "<|im_end|>\n<|im_start|>tool\n{}the crop<|im_end|>\n<|im_start|>assistant\n",
+                v.placeholder_text()
+            );
+            let obs = llm.tokenizer.encode(&text).unwrap();
+            ids.extend(&obs);
+            mask.extend(obs.iter().map(|_| 0u8));
+            logprobs.extend(obs.iter().map(|_| 0f32));
+        }
+    }
+    assert_eq!(shown.len(), 3);
+    assert_eq!(ids.iter().filter(|&&t| t == v.image_token).count(), 12);
+    // The runtime replays its own samples bit for bit.
+    let replay = llm.score_trajectory(&ids, &mask, 1.0, 0, &shown).unwrap();
+    assert_eq!(replay, logprobs);
+    // The training forward gives the same numbers (f32 weights; other kernels, so within
+    // float rounding), and its gradient reaches the patch projection.
+    let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let lp = trainable.token_logprobs_shared(&x, 0, &[shown.clone()], 1.0).unwrap();
+    let lp_rows = lp.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let written: Vec<usize> = (1..ids.len()).filter(|&i| mask[i] == 1).collect();
+    assert!(written.len() >= 3);
+    for &i in &written {
+        assert!(
+            (lp_rows[i - 1] - logprobs[i]).abs() < 2e-3,
+            "token {i}: trained {} sampled {}",
+            lp_rows[i - 1],
+            logprobs[i]
+        );
+    }
+    let masked =
+        Tensor::new((1..ids.len()).map(|i| f32::from(mask[i])).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
+    let loss = (lp.squeeze(0).unwrap() * masked).unwrap().sum_all().unwrap().neg().unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = trainable.named_vars().unwrap();
+    for name in ["v.patch_embd.weight", "v.patch_embd.bias", "v.position_embd.weight"] {
+        let g = grads.get(vars[name].as_tensor()).expect(name);
+        assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0, "{name} has no gradient");
+    }
+
+    // The pictures matter: the same tokens with the observations' pictures swapped score
+    // differently; with a picture missing, scoring is refused (never silently shifted).
+    let swapped = vec![shown[0].clone(), shown[2].clone(), shown[1].clone()];
+    let other = llm.score_trajectory(&ids, &mask, 1.0, 0, &swapped).unwrap();
+    let moved = written.iter().map(|&i| (other[i] - replay[i]).abs()).fold(0f32, f32::max);
+    assert!(moved > 1e-3, "pictures did not change the log-probs ({moved})");
+    assert!(llm.score_trajectory(&ids, &mask, 1.0, 0, &shown[..2]).is_err());
+    assert!(trainable.token_logprobs_shared(&x, 0, &[shown[..2].to_vec()], 1.0).is_err());
+}
+
+#[test]
+fn a_served_chat_reads_its_picture_and_a_bad_picture_is_an_error() {
+    use kaizen_core::{ChatRequest, Policy};
+    let dir = scratch("chat");
+    let (_, llm) = models(&dir);
+    let ask = |img: String| ChatRequest {
+        messages: vec![Message { images: vec![img], ..Message::user("colour?") }],
+        tools: vec![],
+        params: SamplingParams { temperature: 0.0, max_tokens: 4, ..Default::default() },
+    };
+    let a = llm.chat(&ask(picture([255, 0, 0], [255, 0, 0]))).unwrap();
+    let b = llm.chat(&ask(picture([0, 0, 255], [0, 0, 255]))).unwrap();
+    assert_ne!(a[0].logprobs[0].logprob, b[0].logprobs[0].logprob, "the picture reaches the model");
+    let corrupt = kaizen_core::image::data_url("image/png", b"\x89PNG but not really");
+    let err = llm.chat(&ask(corrupt)).unwrap_err().to_string();
+    assert!(err.contains("picture 0"), "{err}");
+}
