@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs tests/openai_peer.py (the official `openai` package, in a throwaway venv under
 # $KAIZEN_HOME) against a `kaizen serve` started here on a free loopback port, then
-# tests/openai_proxy.py against the Best-of-Q proxy in front of that server (with a
-# Q-function trained here on a few collected web episodes).
+# tests/openai_vision.py against a local vision model, then tests/openai_proxy.py against
+# the Best-of-Q proxy in front of the first server (with a Q-function trained here on a few
+# collected web episodes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KAIZEN_HOME="${KAIZEN_HOME:-$HOME/.cache/kaizen}"
@@ -16,6 +17,33 @@ source scripts/serve_helpers.sh
 port=$(free_port)
 start "$port"
 "$venv/bin/python" tests/openai_peer.py "http://127.0.0.1:$port/v1"
+
+echo "== openai Python client sends a picture to a local vision model =="
+# A tiny vision policy as `kaizen train` initialises it (no training steps): enough to show
+# the picture reaches the model; what training makes of it is in BENCHMARKS.md.
+cat >"$tmp/vl.toml" <<'EOF'
+env = "shape-grid"
+tool_schemas = false
+[policy]
+layers = 1
+width = 32
+heads = 2
+context = 1024
+[policy.vision]
+side = 24
+patch = 4
+[sft]
+steps = 0
+[rl]
+steps = 0
+[eval]
+tasks = 2
+samples = 1
+EOF
+"$k" train "$tmp/vl.toml" --out "$tmp/vl" >/dev/null
+vl=$(free_port)
+start "$vl" --policy "$tmp/vl/policy.gguf" --served-name tiny-vl --no-embeddings --weights f32
+"$venv/bin/python" tests/openai_vision.py "http://127.0.0.1:$vl/v1" "http://127.0.0.1:$port/v1"
 
 echo "== openai Python client against the Best-of-Q proxy =="
 "$k" collect --env miniwob:click-button --policy random --tasks 12 --samples 2 --concurrency 2 --out "$tmp/data" >/dev/null

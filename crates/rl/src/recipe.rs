@@ -65,6 +65,18 @@ pub struct PolicySection {
     pub prev_token: Option<bool>,
     /// LoRA adapters for a pretrained model (required for one, refused for `tiny`).
     pub lora: Option<LoraSection>,
+    /// `tiny` only: a picture input, so the policy reads the env's pictures
+    /// (`kaizen_models::vision`: a ViT patch stem into the decoder).
+    pub vision: Option<VisionSection>,
+}
+
+/// Pictures are resized to `side × side` pixels and cut into `patch × patch` patches, each one
+/// input row (placeholder token) of the decoder: `(side / patch)²` per picture.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionSection {
+    pub side: usize,
+    pub patch: usize,
 }
 
 /// LoRA: `y = x Wᵀ + (α / r) · (x Aᵀ) Bᵀ` on the `targets` projections of every block.
@@ -191,6 +203,7 @@ impl Default for PolicySection {
             context: 2048,
             prev_token: None,
             lora: None,
+            vision: None,
         }
     }
 }
@@ -298,7 +311,19 @@ impl Recipe {
             (TINY, Some(_)) => {
                 return Err("policy.lora: adapters are for a pretrained policy.model; tiny trains every weight".into())
             }
-            (TINY, None) => {}
+            (TINY, None) => {
+                if let Some(v) = &self.policy.vision {
+                    let image_token = 0;
+                    kaizen_models::vision::VisionConfig { side: v.side, patch: v.patch, image_token }
+                        .validate()
+                        .map_err(|e| format!("policy.vision: {e}"))?;
+                }
+            }
+            (name, _) if self.policy.vision.is_some() => {
+                return Err(format!(
+                    "policy.vision: only for {TINY} (a picture input for a pretrained '{name}' is not built yet)"
+                ))
+            }
             (name, _) if self.policy.prev_token == Some(true) => {
                 return Err(format!("policy.prev_token: only for {TINY} (a pretrained '{name}' has no such table)"))
             }

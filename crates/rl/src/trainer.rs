@@ -105,7 +105,10 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
     match (p.model.as_str(), &p.lora) {
         (TINY, _) => {
             let prev_token = p.prev_token.unwrap_or(true);
-            let cfg = LmConfig { prev_token, ..LmConfig::bytes(p.layers, p.width, p.heads, p.context) };
+            let mut cfg = LmConfig { prev_token, ..LmConfig::bytes(p.layers, p.width, p.heads, p.context) };
+            if let Some(v) = p.vision {
+                cfg = cfg.with_vision(v.side, v.patch);
+            }
             Ok(TrainableLm::new(cfg, &dev, recipe.seed)?)
         }
         (name, Some(lora)) => {

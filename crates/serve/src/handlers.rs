@@ -146,6 +146,11 @@ async fn chat_completions(
         _ => 0,
     };
     let pictures = kaizen_models::LocalLlm::vision_pictures(&messages);
+    // A picture that does not decode is the client's error, said before the request queues.
+    for (i, url) in pictures.iter().enumerate() {
+        kaizen_core::image::decode_url(url)
+            .map_err(|e| ApiError::invalid(format!("picture {i} of the request: {e}"), Some("messages")))?;
+    }
     let mut rx = jobs.submit(prompt, shared, pictures, params, stream).ok_or_else(|| {
         ApiError::busy(format!("the server is busy ({} requests queued); retry later", st.cfg.queue_capacity))
     })?;

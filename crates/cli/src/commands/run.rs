@@ -131,9 +131,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let best_of_n = a.candidates > 1 || !matches!(selector, Selector::First);
     let backend = Backend::open(&a.policy)?;
+    // A local model reads pictures when it has a picture input (a tiny policy trained with
+    // `[policy.vision]`).
+    let sees = match &backend {
+        Backend::Local(l) => l.model.vision().is_some(),
+        Backend::Remote(_) => true,
+    };
     anyhow::ensure!(
-        !a.screenshots || matches!(backend, Backend::Remote(_)),
-        "--screenshots needs a vision model behind --policy openai:URL (local models read text only)"
+        !a.screenshots || sees,
+        "--screenshots needs a vision model (this local model reads text only; local models read text only \
+         unless trained with [policy.vision], or use --policy openai:URL)"
     );
     let agent = match &backend {
         Backend::Local(l) => Agent::Local(l),
@@ -161,9 +168,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     });
     let tasks = env.tasks(a.seed, a.episodes);
     anyhow::ensure!(
-        matches!(backend, Backend::Remote(_)) || tasks.iter().all(|t| t.images.is_empty()),
-        "{}'s tasks show pictures and local models read text only: use a vision model behind --policy \
-         openai:URL, or a reference agent (glance, zoomer for shape-grid)",
+        sees || tasks.iter().all(|t| t.images.is_empty()),
+        "{}'s tasks show pictures and this local model reads text only (local models read text only unless \
+         trained with [policy.vision]): use a tiny vision policy (recipes/shape-grid-tiny-vl.toml), a vision \
+         model behind --policy openai:URL, or a reference agent (glance, zoomer for shape-grid)",
         env.name()
     );
     if let Backend::Local(llm) = &backend {

@@ -69,7 +69,18 @@ fn reply(text: String) -> Result<Vec<Completion>, PolicyError> {
 }
 
 fn answer(shape: &str) -> Result<Vec<Completion>, PolicyError> {
-    reply(format!("The shape is a {shape}. \\boxed{{{shape}}}"))
+    reply(answer_text(shape))
+}
+
+/// How the reference agents name a shape (the final turn).
+pub fn answer_text(shape: &str) -> String {
+    format!("The shape is a {shape}. \\boxed{{{shape}}}")
+}
+
+/// The zoomer's first turn: crop the cell in `row`, `col` (1-based) at full size.
+pub fn crop_turn(row: u32, col: u32) -> String {
+    let bx = [(col - 1) * CELL, (row - 1) * CELL, col * CELL, row * CELL];
+    format!("Let me look at row {row}, column {col}. {}", format_call("crop", &json!({"box": bx})))
 }
 
 fn bad(what: &str) -> PolicyError {
@@ -114,7 +125,6 @@ impl Policy for Zoomer {
             return answer(shape_of(&decode_url(url).map_err(|e| bad(&e))?));
         }
         let (row, col) = asked_cell(&req.messages).ok_or_else(|| bad("no row and column (1 to 3) in the question"))?;
-        let bx = [(col - 1) * CELL, (row - 1) * CELL, col * CELL, row * CELL];
-        reply(format!("Let me look at row {row}, column {col}. {}", format_call("crop", &json!({"box": bx}))))
+        reply(crop_turn(row, col))
     }
 }

@@ -202,6 +202,12 @@ impl Env for ShapeGrid {
         Some(Box::new(agents::Zoomer))
     }
 
+    /// The zoomer's turns: crop the asked cell, then name its shape (the task's answer).
+    fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
+        let at = |k: &str| task.meta[k].as_u64().and_then(|v| u32::try_from(v).ok()).filter(|v| (1..=GRID).contains(v));
+        Some(vec![agents::crop_turn(at("row")?, at("col")?), agents::answer_text(&task.answer)])
+    }
+
     fn open_session(&self, task: &Task) -> Option<Result<Box<dyn EnvSession>, String>> {
         Some(self.scene(&scene_ids(task)).map(|scene| {
             Box::new(SceneSession { tools: ImageTools::new(scene), prompt: task.prompt.clone() }) as Box<dyn EnvSession>
