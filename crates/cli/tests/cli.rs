@@ -239,6 +239,54 @@ fn shape_grid_needs_the_crop_tool_and_keeps_each_picture_once() {
     assert!(!o.status.success() && text(&o.stderr).contains("local models read text only"), "{}", text(&o.stderr));
 }
 
+/// A tiny vision policy end to end: `kaizen train` with `[policy.vision]` (a few SFT steps on
+/// the zoomer's demonstrations, one GRPO step with the crop tool), then `kaizen run` of its
+/// `policy.gguf` on held-out scenes, whose records list the pictures its placeholders showed.
+#[test]
+fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
+    let dir = temp_dir("tiny-vl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("vl.toml");
+    std::fs::write(
+        &recipe,
+        "env = \"shape-grid\"\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\ncontext = 1024\n\
+         [policy.vision]\nside = 24\npatch = 4\n[sft]\nsteps = 4\nbatch = 2\ndemonstrations = 8\n\
+         [rl]\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nminibatch = 4\nmax_turns = 2\nmax_tokens_per_turn = 24\n\
+         [eval]\ntasks = 2\nsamples = 1\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"phase\":\"sft\"") && metrics.contains("\"phase\":\"rl\""), "{metrics}");
+    // The rollouts of the RL step showed the scene: every record lists its pictures.
+    let rollouts = kaizen_rollout::run_dir::load(&out).unwrap();
+    assert!(!rollouts.is_empty() && rollouts.iter().all(|t| !t.token_pictures.is_empty()));
+    let test = dir.join("test");
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "shape-grid:test",
+        "--policy",
+        out.join("policy.gguf").to_str().unwrap(),
+        "--no-tool-schemas",
+        "--episodes",
+        "2",
+        "--max-tokens-per-turn",
+        "16",
+        "--out",
+        test.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ts = kaizen_rollout::run_dir::load(&test).unwrap();
+    assert_eq!(ts.len(), 2);
+    for t in &ts {
+        assert!(!matches!(t.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", t.end);
+        assert_eq!(t.token_pictures[0], t.task.images[0]);
+    }
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("kaizen-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
