@@ -251,7 +251,7 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
         &recipe,
         "env = \"shape-grid\"\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\ncontext = 1024\n\
          [policy.vision]\nside = 24\npatch = 4\n[sft]\nsteps = 4\nbatch = 2\ndemonstrations = 8\n\
-         [rl]\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nminibatch = 4\nmax_turns = 2\nmax_tokens_per_turn = 24\n\
+         [rl]\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nminibatch = 4\nmax_turns = 2\nmax_tokens_per_turn = 160\n\
          [eval]\ntasks = 2\nsamples = 1\n",
     )
     .unwrap();
