@@ -51,7 +51,10 @@ def the_picture_reaches_the_model():
     red, red_again, blue = ask(vision, "tiny-vl", (255, 0, 0)), ask(vision, "tiny-vl", (255, 0, 0)), ask(vision, "tiny-vl", (0, 0, 255))
     first = lambda r: r.choices[0].logprobs.content[0].logprob  # noqa: E731
     assert red.choices[0].finish_reason in ("stop", "length") and red.choices[0].logprobs.content
-    assert red.usage.prompt_tokens > 36, red.usage  # the picture's 36 placeholders are prompt tokens
+    plain = vision.chat.completions.create(model="tiny-vl", max_tokens=1, temperature=0, messages=[
+        {"role": "user", "content": [{"type": "text", "text": "Which colour is the picture?"}]}])
+    # The picture is 36 placeholder tokens of the prompt (24×24 in 4×4 patches).
+    assert red.usage.prompt_tokens - plain.usage.prompt_tokens == 36, (red.usage, plain.usage)
     assert first(red) == first(red_again), (first(red), first(red_again))
     assert first(red) != first(blue), "a red and a blue picture gave the same numbers"
 

@@ -80,6 +80,20 @@ impl LocalLlm {
         let eos = tokenizer.vocab_entry(tokenizer.eos_id).unwrap_or("").to_string();
         let template = ChatTemplate::new(&source, &bos, &eos)?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
+        if let Some(v) = model.vision() {
+            // The placeholder must be one token of its own, or pictures could not be placed.
+            let ids = tokenizer.encode(crate::vision::IMAGE_TOKEN)?;
+            if ids != [v.image_token] || v.image_token as usize >= tokenizer.vocab_size {
+                return Err(LlmError::Gguf(GgufError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the picture placeholder {} encodes as {ids:?}, not as the declared token {}",
+                        crate::vision::IMAGE_TOKEN,
+                        v.image_token
+                    ),
+                }));
+            }
+        }
         let prefixes =
             std::sync::Mutex::new(crate::prefix_cache::PrefixCache::new(crate::prefix_cache::default_budget()));
         Ok(LocalLlm { name, model, tokenizer, template, prefixes })
@@ -106,6 +120,15 @@ impl LocalLlm {
     /// `messages` as the template sees them: a vision model's pictures as placeholder runs; a
     /// picture for a text model is refused (a text template would drop it silently).
     fn shown<'m>(&self, messages: &'m [Message]) -> Result<std::borrow::Cow<'m, [Message]>, LlmError> {
+        // The placeholder's text in a message would become a placeholder with no picture.
+        if let (Some(_), Some(i)) =
+            (self.model.vision(), messages.iter().position(|m| m.content.contains(crate::vision::IMAGE_TOKEN)))
+        {
+            return Err(LlmError::InvalidRequest(format!(
+                "message {i} contains the text {}, this model's picture placeholder",
+                crate::vision::IMAGE_TOKEN
+            )));
+        }
         match (self.model.vision(), messages.iter().position(|m| !m.images.is_empty())) {
             (_, None) => Ok(std::borrow::Cow::Borrowed(messages)),
             (Some(v), Some(_)) => Ok(std::borrow::Cow::Owned(v.with_placeholders(messages))),
@@ -146,6 +169,26 @@ impl LocalLlm {
         }
         let pixels = v.pixel_rows(&pictures[first..=last], self.model.device()).map_err(LlmError::InvalidRequest)?;
         Ok(Some(self.model.embed_pictures(&pixels)?.narrow(0, seen - first * n, count)?))
+    }
+
+    /// Refuses a sequence whose placeholders are not exactly `pictures`' (none for a text model):
+    /// every picture shown, none left over.
+    pub(crate) fn check_pictures(&self, ids: &[u32], pictures: &[String]) -> Result<(), LlmError> {
+        let patches = self.model.vision().map_or(0, |v| v.patches());
+        if self.model.vision().is_none() && !pictures.is_empty() {
+            return Err(LlmError::InvalidRequest(format!(
+                "{} pictures for a model that reads text only",
+                pictures.len()
+            )));
+        }
+        let have = self.placeholders(ids);
+        if have != pictures.len() * patches {
+            return Err(LlmError::InvalidRequest(format!(
+                "{have} picture placeholders for {} pictures of {patches} patches",
+                pictures.len()
+            )));
+        }
+        Ok(())
     }
 
     /// How many placeholder tokens `ids` holds (0 for a text model).
@@ -244,6 +287,7 @@ impl LocalLlm {
     ) -> Result<Vec<Completion>, LlmError> {
         params.validate().map_err(LlmError::InvalidRequest)?;
         self.check_prompt(prompt)?;
+        self.check_pictures(prompt, pictures)?;
         let room = self.context_len() - prompt.len();
         let dev = self.model.device();
 
@@ -371,14 +415,7 @@ impl LocalLlm {
             )));
         }
         self.check_vocab(ids)?;
-        let patches = self.model.vision().map_or(0, |v| v.patches());
-        if self.placeholders(ids) != pictures.len() * patches {
-            return Err(LlmError::InvalidRequest(format!(
-                "{} picture placeholders for {} pictures of {patches} patches",
-                self.placeholders(ids),
-                pictures.len()
-            )));
-        }
+        self.check_pictures(ids, pictures)?;
         let t = sampler::logprob_temperature(temperature);
         let mut cache = KvCache::with_rows(self.model.cfg.n_layer, 1);
         cache.reserve(ids.len());

@@ -148,6 +148,9 @@ impl<'m> SequenceBatch<'m> {
             return Err(LlmError::InvalidRequest(format!("continuations need distinct slots, got {slots:?}")));
         }
         self.llm.check_prompt(ids)?;
+        if let Some(s) = self.slots.get(slots[0]) {
+            self.llm.check_pictures(ids, &s.pictures)?;
+        }
         for &slot in slots {
             let s = self.slots.get(slot).ok_or_else(|| LlmError::InvalidRequest(format!("no slot {slot}")))?;
             if s.turn.is_some() {

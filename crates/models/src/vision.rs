@@ -8,7 +8,10 @@
 //! Deviation from a "small ViT encoder", named: there are no encoder blocks of its own. The
 //! decoder's blocks read the patch rows directly, as Fuyu does (Bavishi et al. 2023, "Fuyu-8B:
 //! a multimodal architecture for AI agents"): one stack to train and to run, the patches
-//! attended with the text under the same causal mask, and one set of kernels for both.
+//! attended with the text under the same causal mask, and one set of kernels for both. Unlike
+//! Fuyu, patches carry a learned position table (as ViT's) instead of row-break tokens, and
+//! every picture is resized to one square size (a 192×64 crop is squashed 3:1), so the number
+//! of rows per picture is fixed.
 //!
 //! Where a picture goes: the chat template shows each picture of a message as `patches()`
 //! copies of the placeholder token `<|image|>` before the message's text (`with_placeholders`),

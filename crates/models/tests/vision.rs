@@ -149,6 +149,14 @@ fn a_served_chat_reads_its_picture_and_a_bad_picture_is_an_error() {
     let corrupt = kaizen_core::image::data_url("image/png", b"\x89PNG but not really");
     let err = llm.chat(&ask(corrupt)).unwrap_err().to_string();
     assert!(err.contains("picture 0"), "{err}");
+    // The placeholder's own text in a message would be a placeholder without a picture.
+    let err = llm.encode_chat(&[Message::user(format!("look: {IMAGE_TOKEN}"))], &[]).unwrap_err().to_string();
+    assert!(err.contains("placeholder"), "{err}");
+    // Pictures and placeholders must match in number, for every way in.
+    let prompt = llm.encode_chat(&[Message::user("colour?")], &[]).unwrap();
+    let params = SamplingParams { max_tokens: 2, ..Default::default() };
+    let err = llm.generate_after(&prompt, 0, &[picture([0; 3], [0; 3])], &params, &mut |_| true).unwrap_err();
+    assert!(err.to_string().contains("0 picture placeholders for 1 pictures"), "{err}");
 }
 
 #[test]
@@ -239,4 +247,38 @@ fn a_vision_model_learns_to_tell_pictures_apart() {
     }
     let after = accuracy(&m);
     assert!(before <= 14 && after == 20, "right before {before}/20, after {after}/20");
+}
+
+/// Rows of one training batch, each with its own picture, after a shared text prefix: each row
+/// scores as it does alone, and the pictures are not exchanged between rows.
+#[test]
+fn each_row_of_a_batch_shows_its_own_picture() {
+    let dir = scratch("rows");
+    let (m, _) = models(&dir);
+    let v = m.cfg.vision.unwrap();
+    let row = |text: [u32; 3]| {
+        let mut ids = vec![2u32, 20, 21, 22, 23];
+        ids.extend(std::iter::repeat_n(v.image_token, v.patches()));
+        ids.extend(text);
+        ids
+    };
+    let (a, b) = (row([30, 31, 32]), row([40, 41, 42]));
+    let (pa, pb) = (vec![picture([255, 0, 0], [0, 0, 255])], vec![picture([0, 255, 0], [0, 0, 0])]);
+    let t = |rows: &[&Vec<u32>]| {
+        let flat: Vec<u32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_vec(flat, (rows.len(), a.len()), &Device::Cpu).unwrap()
+    };
+    let lp = |x: &Tensor, shared: usize, p: &[Vec<String>]| -> Vec<Vec<f32>> {
+        m.token_logprobs_shared(x, shared, p, 1.0).unwrap().to_vec2::<f32>().unwrap()
+    };
+    // `shared` 4: the rows share their first 4 tokens (the prefix stops before the pictures).
+    let batch = lp(&t(&[&a, &b]), 4, &[pa.clone(), pb.clone()]);
+    let (alone_a, alone_b) = (lp(&t(&[&a]), 0, &[pa.clone()]), lp(&t(&[&b]), 0, &[pb.clone()]));
+    for j in 3..a.len() - 1 {
+        assert!((batch[0][j] - alone_a[0][j]).abs() < 1e-4, "row 0, entry {j}");
+        assert!((batch[1][j] - alone_b[0][j]).abs() < 1e-4, "row 1, entry {j}");
+    }
+    let crossed = lp(&t(&[&a, &b]), 4, &[pb, pa]);
+    let moved = (3..a.len() - 1).map(|j| (crossed[0][j] - batch[0][j]).abs()).fold(0f32, f32::max);
+    assert!(moved > 1e-3, "row 0 did not see its own picture ({moved})");
 }

@@ -313,10 +313,15 @@ impl Recipe {
             }
             (TINY, None) => {
                 if let Some(v) = &self.policy.vision {
-                    let image_token = 0;
-                    kaizen_models::vision::VisionConfig { side: v.side, patch: v.patch, image_token }
-                        .validate()
-                        .map_err(|e| format!("policy.vision: {e}"))?;
+                    let vc = kaizen_models::vision::VisionConfig { side: v.side, patch: v.patch, image_token: 0 };
+                    vc.validate().map_err(|e| format!("policy.vision: {e}"))?;
+                    if vc.patches() * 2 > self.policy.context {
+                        return Err(format!(
+                            "policy.vision: a picture is {} input rows; policy.context ({}) must hold at least two",
+                            vc.patches(),
+                            self.policy.context
+                        ));
+                    }
                 }
             }
             (name, _) if self.policy.vision.is_some() => {

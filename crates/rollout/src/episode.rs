@@ -148,7 +148,7 @@ pub fn check_prompts_fit(
     }
     let tools = if cfg.tool_schemas { env_tools(env, registry) } else { Vec::new() };
     for task in tasks {
-        let messages = opening(env, cfg, Message::user(task.prompt.clone()));
+        let messages = opening(env, cfg, Message { images: task.images.clone(), ..Message::user(task.prompt.clone()) });
         let n = llm.encode_chat(&messages, &tools).map_err(|e| format!("task {}: {e}", task.id))?.len();
         if n >= llm.context_len() {
             return Err(format!(
@@ -403,6 +403,7 @@ impl<'a> Episode<'a> {
         if own.as_slice() != &ids[..src.prompt_tokens.min(ids.len())] {
             return Err("the source's prompt differs from this episode's".into());
         }
+        self.check_source_pictures(src)?;
         // Turns are the runs of model-written tokens after the prompt.
         let mut at = src.prompt_tokens;
         for turn in &src.turns {
@@ -448,12 +449,30 @@ impl<'a> Episode<'a> {
                 return Err("the prefix runs past the source's last turn".into());
             }
             self.on_observations(turn.observations.clone(), 0.0);
+            self.check_source_pictures(src)?;
             at = self.token_ids().len();
             if self.token_ids() != &ids[..at.min(ids.len())] {
                 return Err("replayed observations tokenise differently from the source".into());
             }
         }
         Err("the prefix runs past the source's turns".into())
+    }
+
+    /// Refuses to go on from a source that showed other pictures than this episode has so far
+    /// (a fresh screenshot of a web page, a changed file): the source's log-probs would belong
+    /// to other pictures.
+    fn check_source_pictures(&self, src: &Trajectory) -> Result<(), String> {
+        let own = self.pictures();
+        let same = own.len() <= src.token_pictures.len()
+            && own
+                .iter()
+                .zip(&src.token_pictures)
+                .all(|(a, b)| a == b || kaizen_core::image::content_hash(a) == kaizen_core::image::content_hash(b));
+        if same {
+            Ok(())
+        } else {
+            Err("the source showed other pictures than this episode (a fresh screenshot?)".into())
+        }
     }
 
     /// Where this episode's tool calls go.
