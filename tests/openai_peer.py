@@ -2,20 +2,9 @@
 import sys
 
 import openai
+from peer_check import check, finish
 
 client = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0, timeout=120)
-passed, failed = 0, 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
 
 
 def models():
@@ -82,5 +71,4 @@ def errors():
 for name, fn in [("models", models), ("chat with logprobs", chat_with_logprobs), ("same seed", same_seed_same_answer),
                  ("streaming", streaming), ("stop and tools", stop_and_tools), ("embeddings", embeddings), ("errors", errors)]:
     check(name, fn)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

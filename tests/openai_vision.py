@@ -7,6 +7,7 @@ import sys
 import zlib
 
 import openai
+from peer_check import check, finish
 
 
 def png(width, height, rgb):
@@ -26,18 +27,6 @@ def picture(rgb):
 
 vision = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0, timeout=120)
 text = openai.OpenAI(base_url=sys.argv[2], api_key="unused", max_retries=0, timeout=120)
-passed, failed = 0, 0
-
-
-def check(name, fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
 
 
 def ask(client, model, rgb):
@@ -80,5 +69,4 @@ for name, fn in [("the picture reaches the local vision model", the_picture_reac
                  ("a text model refuses a picture", a_text_model_refuses_a_picture),
                  ("a corrupt picture is a clear error", a_corrupt_picture_is_a_clear_error)]:
     check(name, fn)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -708,14 +708,7 @@ impl LlamaModel {
         let flat = ids.flatten_all()?;
         let mut x = self.embed.index_select(&flat, 0)?;
         if let Some(v) = &self.vision {
-            let at = crate::vision::placeholder_positions(&flat.to_vec1::<u32>()?, v.cfg.image_token);
-            match pictures {
-                Some(p) => x = crate::vision::splice(&x, &at, p)?,
-                None if !at.is_empty() => {
-                    candle_core::bail!("{} picture placeholders but no pictures", at.len())
-                }
-                None => {}
-            }
+            x = crate::vision::show_pictures(x, &flat, v.cfg.image_token, pictures)?;
         } else if pictures.is_some() {
             candle_core::bail!("this model has no picture input");
         }

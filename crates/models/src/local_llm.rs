@@ -174,21 +174,13 @@ impl LocalLlm {
     /// Refuses a sequence whose placeholders are not exactly `pictures`' (none for a text model):
     /// every picture shown, none left over.
     pub(crate) fn check_pictures(&self, ids: &[u32], pictures: &[String]) -> Result<(), LlmError> {
-        let patches = self.model.vision().map_or(0, |v| v.patches());
-        if self.model.vision().is_none() && !pictures.is_empty() {
-            return Err(LlmError::InvalidRequest(format!(
-                "{} pictures for a model that reads text only",
-                pictures.len()
-            )));
+        match self.model.vision() {
+            Some(v) => v.check_shown(self.placeholders(ids), pictures.len()).map_err(LlmError::InvalidRequest),
+            None if !pictures.is_empty() => {
+                Err(LlmError::InvalidRequest(format!("{} pictures for a model that reads text only", pictures.len())))
+            }
+            None => Ok(()),
         }
-        let have = self.placeholders(ids);
-        if have != pictures.len() * patches {
-            return Err(LlmError::InvalidRequest(format!(
-                "{have} picture placeholders for {} pictures of {patches} patches",
-                pictures.len()
-            )));
-        }
-        Ok(())
     }
 
     /// How many placeholder tokens `ids` holds (0 for a text model).

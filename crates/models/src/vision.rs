@@ -107,6 +107,16 @@ impl VisionConfig {
         Ok(Some(cfg))
     }
 
+    /// Refuses `placeholders` placeholder tokens for `pictures` pictures unless they are
+    /// exactly those pictures' rows: every picture shown, none left over.
+    pub fn check_shown(&self, placeholders: usize, pictures: usize) -> std::result::Result<(), String> {
+        if placeholders == pictures * self.patches() {
+            Ok(())
+        } else {
+            Err(format!("{placeholders} picture placeholders for {pictures} pictures of {} patches", self.patches()))
+        }
+    }
+
     /// The placeholder text of one picture.
     pub fn placeholder_text(&self) -> String {
         IMAGE_TOKEN.repeat(self.patches())
@@ -191,6 +201,17 @@ pub fn splice(x: &Tensor, positions: &[usize], pictures: &Tensor) -> Result<Tens
     }
     let index = Tensor::new(index.as_slice(), x.device())?;
     Tensor::cat(&[x, pictures], 0)?.index_select(&index, 0)
+}
+
+/// Input rows `x` `[N, width]` of the flattened ids `flat` with the placeholders' rows replaced
+/// by `pictures` (`splice`); an error when there are placeholders and no pictures.
+pub fn show_pictures(x: Tensor, flat: &Tensor, image_token: u32, pictures: Option<&Tensor>) -> Result<Tensor> {
+    let at = placeholder_positions(&flat.to_vec1::<u32>()?, image_token);
+    match pictures {
+        Some(p) => splice(&x, &at, p),
+        None if !at.is_empty() => candle_core::bail!("{} picture placeholders but no pictures", at.len()),
+        None => Ok(x),
+    }
 }
 
 /// The positions of `token` in `ids`.

@@ -77,8 +77,9 @@ pub fn answer_text(shape: &str) -> String {
     format!("The shape is a {shape}. \\boxed{{{shape}}}")
 }
 
-/// The zoomer's first turn: crop the cell in `row`, `col` (1-based) at full size.
+/// The zoomer's first turn: crop the cell in `row`, `col` (1-based) at full size (0 reads as 1).
 pub fn crop_turn(row: u32, col: u32) -> String {
+    let (row, col) = (row.max(1), col.max(1));
     let bx = [(col - 1) * CELL, (row - 1) * CELL, col * CELL, row * CELL];
     format!("Let me look at row {row}, column {col}. {}", format_call("crop", &json!({"box": bx})))
 }

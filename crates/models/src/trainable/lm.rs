@@ -459,14 +459,7 @@ impl TrainableLm {
         for (b, row) in rows.iter().enumerate() {
             let at = crate::vision::placeholder_positions(row, v.image_token);
             let mine = pictures.get(b).map_or(&[][..], |p| p.as_slice());
-            if at.len() != mine.len() * v.patches() {
-                candle_core::bail!(
-                    "row {b}: {} placeholders for {} pictures of {} patches",
-                    at.len(),
-                    mine.len(),
-                    v.patches()
-                );
-            }
+            v.check_shown(at.len(), mine.len()).map_err(|e| candle_core::Error::Msg(format!("row {b}: {e}")))?;
             let inside: Vec<u32> =
                 at.iter().enumerate().filter(|(_, &p)| p >= c0 && p < c0 + t).map(|(k, _)| offset + k as u32).collect();
             if !inside.is_empty() {
@@ -491,12 +484,7 @@ impl TrainableLm {
         let flat = ids.flatten_all()?;
         let mut x = self.get("token_embd.weight")?.embedding(&flat)?;
         if let Some(v) = &self.cfg.vision {
-            let at = crate::vision::placeholder_positions(&flat.to_vec1::<u32>()?, v.image_token);
-            match pictures {
-                Some(p) => x = crate::vision::splice(&x, &at, p)?,
-                None if !at.is_empty() => candle_core::bail!("{} picture placeholders but no pictures", at.len()),
-                None => {}
-            }
+            x = crate::vision::show_pictures(x, &flat, v.image_token, pictures)?;
         }
         let (b, t) = ids.dims2()?;
         if !self.cfg.prev_token || t == 0 {
