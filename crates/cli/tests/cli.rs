@@ -251,6 +251,7 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
         &recipe,
         "env = \"shape-grid\"\ntool_schemas = false\n[policy]\nlayers = 1\nwidth = 32\nheads = 2\ncontext = 1024\n\
          [policy.vision]\nside = 24\npatch = 4\n[sft]\nsteps = 4\nbatch = 2\ndemonstrations = 8\n\
+         [[sft.mix]]\nenv = \"shape-cell\"\ndemonstrations = 3\n\
          [rl]\nsteps = 1\ntasks_per_step = 2\ngroup = 2\nminibatch = 4\nmax_turns = 2\nmax_tokens_per_turn = 160\n\
          [eval]\ntasks = 2\nsamples = 1\n",
     )
@@ -260,6 +261,13 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"phase\":\"sft\"") && metrics.contains("\"phase\":\"rl\""), "{metrics}");
+    // SFT drew on both envs: the scenes' demonstrations and the mixed single pictures.
+    let sources: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sft_sources.json")).unwrap()).unwrap();
+    assert_eq!(
+        sources,
+        serde_json::json!([{"env": "shape-grid", "demonstrations": 8}, {"env": "shape-cell", "demonstrations": 3}])
+    );
     // The rollouts of the RL step showed the scene: every record lists its pictures.
     let rollouts = kaizen_rollout::run_dir::load(&out).unwrap();
     assert!(!rollouts.is_empty() && rollouts.iter().all(|t| !t.token_pictures.is_empty()));
@@ -285,6 +293,55 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
         assert!(!matches!(t.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", t.end);
         assert_eq!(t.token_pictures[0], t.task.images[0]);
     }
+
+    // Best-of-Q on pictures: episodes of the glance agent (right on about half) train a
+    // Q-function that also reads each state's picture; eval-rerank runs the vision policy's
+    // candidates through it.
+    let logged = dir.join("logged");
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "shape-grid",
+        "--policy",
+        "glance",
+        "--episodes",
+        "24",
+        "--candidates",
+        "2",
+        "--select",
+        "random",
+        "--seed",
+        "3",
+        "--out",
+        logged.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let q = dir.join("q.safetensors");
+    let o = kaizen(&["q", "train", logged.to_str().unwrap(), "--epochs", "20", "--out", q.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("16×16 thumbnail"), "{}", text(&o.stderr));
+    let cfg = kaizen_q::qnet::QNet::config_of(&q).unwrap();
+    assert_eq!(cfg.picture_side, 16);
+    let o = kaizen(&[
+        "eval-rerank",
+        "--env",
+        "shape-grid:test",
+        "--policy",
+        out.join("policy.gguf").to_str().unwrap(),
+        "--q",
+        q.to_str().unwrap(),
+        "--candidates",
+        "2",
+        "--episodes",
+        "2",
+        "--max-turns",
+        "2",
+        "--max-tokens-per-turn",
+        "16",
+        "--no-tool-schemas",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Best-of-Q"), "{}", text(&o.stdout));
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

@@ -377,6 +377,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 tools: ToolRegistry::standard(),
                 shots: curriculum_shots.clone(),
                 reward: Box::new(reward),
+                sft_mix: Vec::new(),
             };
             let start = curriculum_weights(out, i - 1)?;
             train_stage(&recipe.curriculum_recipe(i), &stage, setup, start.as_deref(), on)?;

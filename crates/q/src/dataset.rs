@@ -3,6 +3,7 @@
 //! set; the sparse reward (success 1, failure 0) at the last step.
 
 use crate::features::FeatureCache;
+use crate::picture::{latest_picture, thumbnail};
 use crate::qnet::Transition;
 use crate::state::{full_state, state_of, state_text};
 use kaizen_core::Message;
@@ -19,6 +20,8 @@ pub struct TextStep {
     /// The state's text and the full history it was cut from (for describing actions).
     pub state: String,
     pub full_state: String,
+    /// The state's latest picture (`picture::latest_picture`), if it shows one.
+    pub picture: Option<String>,
     pub action: String,
     pub logprob: f32,
     /// The next step's logged candidates (text, log-prob); empty after the last step.
@@ -33,12 +36,13 @@ pub struct TextStep {
 pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
     let success = t.solved();
     // The chat as the runner held it, so states read exactly as they did when reranking.
-    let mut chat = vec![Message::user(t.task.prompt.clone())];
+    let mut chat = vec![Message { images: t.task.images.clone(), ..Message::user(t.task.prompt.clone()) }];
     let turn_logprobs = turn_logprobs(t);
     let mut out = Vec::new();
     for (i, turn) in t.turns.iter().enumerate() {
         let (task, history) = state_of(&chat);
         let full_state = full_state(&task, &history);
+        let picture = latest_picture(&chat).map(String::from);
         let logprob = turn.candidates.iter().find(|c| c.chosen).map_or(turn_logprobs[i], |c| c.logprob);
         let next_candidates = match t.turns.get(i + 1) {
             Some(next) if !next.candidates.is_empty() => {
@@ -52,6 +56,7 @@ pub fn text_steps(t: &Trajectory) -> Vec<TextStep> {
             episode: t.episode_id.clone(),
             state: state_text(&task, &history),
             full_state,
+            picture,
             action: turn.text.clone(),
             logprob,
             next_candidates,
@@ -130,12 +135,14 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
         for (t, d) in ds.iter().enumerate() {
             let Some((action, logprob, _)) = cands(d).into_iter().find(|c| c.2) else { continue };
             let state = d["state"].as_str().unwrap_or("").to_string();
+            let picture = d["picture"].as_str().map(String::from);
             let next = ds.get(t + 1).map(|n| cands(n).into_iter().map(|c| (c.0, c.1)).collect());
             out.push(TextStep {
                 task: id.clone(),
                 episode: id.clone(),
                 full_state: state.clone(),
                 state,
+                picture,
                 action,
                 logprob,
                 next_candidates: next.unwrap_or_default(),
@@ -149,13 +156,16 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
 }
 
 /// Embeds every step (states, described actions, next candidates) through the cache and
-/// builds the transitions; `describe` turns (full state, action) into the action's text.
-/// Returns them and the share of texts served from the cache.
+/// builds the transitions; `describe` turns (full state, action) into the action's text. With
+/// `picture_side > 0` each state's features end with its picture's thumbnail
+/// (`picture::thumbnail`, zeros without one). Returns them and the share of texts served from
+/// the cache.
 pub fn transitions(
     steps: &[TextStep],
     describe: &dyn Fn(&str, &str) -> String,
     cache: &FeatureCache,
     gamma: f32,
+    picture_side: usize,
 ) -> anyhow::Result<(Vec<Transition>, f64)> {
     let next_of = next_steps(steps);
     let mut texts: Vec<String> = Vec::new();
@@ -172,21 +182,31 @@ pub fn transitions(
     let (vecs, hits) = cache.embed(&refs)?;
     let table: HashMap<&str, &Vec<f32>> = refs.iter().copied().zip(vecs.iter()).collect();
     let get = |t: &str| table.get(t).map(|v| (*v).clone()).unwrap_or_default();
+    let state_of = |s: &TextStep| -> anyhow::Result<Vec<f32>> {
+        let mut v = get(&s.state);
+        if picture_side > 0 {
+            v.extend(thumbnail(s.picture.as_deref(), picture_side).map_err(|e| anyhow::anyhow!("{}: {e}", s.task))?);
+        }
+        Ok(v)
+    };
     let mut out = Vec::with_capacity(steps.len());
     for (s, next) in steps.iter().zip(&next_of) {
         // A step without a next one in its episode ends it (a log cut short ends there too).
         let done = next.is_none();
         let reward = if done && s.success { 1.0 } else { 0.0 };
-        let next = next.map(|n| {
-            let n = &steps[n];
-            let described = next_candidates_described(n, s, describe);
-            let cands = described.iter().zip(&s.next_candidates).map(|(t, c)| (get(t), c.1)).collect();
-            (get(&n.state), cands)
-        });
+        let next = match next {
+            Some(n) => {
+                let n = &steps[*n];
+                let described = next_candidates_described(n, s, describe);
+                let cands = described.iter().zip(&s.next_candidates).map(|(t, c)| (get(t), c.1)).collect();
+                Some((state_of(n)?, cands))
+            }
+            None => None,
+        };
         out.push(Transition {
             task: s.task.clone(),
             state_key: format!("{}#{}", s.task, s.state),
-            state: get(&s.state),
+            state: state_of(s)?,
             action: get(&describe(&s.full_state, &s.action)),
             logprob: s.logprob,
             reward,

@@ -54,12 +54,33 @@ fn training_reads_the_taken_actions_real_log_prob() {
     assert_eq!(text_steps(&plain_episode(one))[0].logprob, -0.7);
 }
 
+#[test]
+fn each_step_reads_the_latest_picture_of_its_state() {
+    let pic = |k: u8| kaizen_core::image::png_url(&image::RgbImage::from_pixel(2, 2, image::Rgb([k, k, k]))).unwrap();
+    let mut t = plain_episode(serde_json::json!([]));
+    t.task.images = vec![pic(10)];
+    t.turns[0].observations =
+        vec![kaizen_core::Observation { images: vec![pic(20)], ..kaizen_core::Observation::ok("crop") }];
+    let steps = text_steps(&t);
+    // Step 0 sees the task's picture; step 1 the one the tool returned.
+    assert_eq!(steps[0].picture.as_deref(), Some(pic(10).as_str()));
+    assert_eq!(steps[1].picture.as_deref(), Some(pic(20).as_str()));
+    // The proxy logs the picture it scored with.
+    let log = format!(
+        "{{\"episode_id\":\"a\",\"state\":\"S\",\"picture\":\"{}\",\"candidates\":[{{\"text\":\"x\",\"chosen\":true}}]}}\n\
+         {{\"feedback\":{{\"episode_id\":\"a\",\"reward\":1}}}}",
+        pic(30)
+    );
+    assert_eq!(decision_steps(&log).unwrap()[0].picture.as_deref(), Some(pic(30).as_str()));
+}
+
 fn step(episode: &str, step: usize, steps: usize) -> TextStep {
     TextStep {
         task: "t".into(),
         episode: episode.into(),
         state: format!("{episode}{step}"),
         full_state: String::new(),
+        picture: None,
         action: "a".into(),
         logprob: 0.0,
         next_candidates: vec![],

@@ -6,7 +6,8 @@
 //! - `metrics`: success-prediction AUC and top-1 ranking accuracy;
 //! - `features`: frozen sentence embeddings of states and actions, cached on disk by content
 //!   hash;
-//! - `qnet`: the Q-head, an MLP over `[e_s, e_a, e_s ⊙ e_a, log-prob]`;
+//! - `picture`: what it reads of a state's pictures — a thumbnail of the latest one;
+//! - `qnet`: the Q-head, an MLP over `[e_s, e_a, e_s ⊙ e_a, p_s, log-prob]`;
 //! - `state`: what it reads — the text of a state and of an action, one representation for
 //!   the runner, `kaizen q train` and the proxy — and the `ActionScorer` a selector calls;
 //! - `dataset`: logged runs and proxy decisions → transitions; `scorer`: the Q-function as an
@@ -18,6 +19,7 @@ pub mod dataset;
 pub mod features;
 pub mod metrics;
 pub mod objectives;
+pub mod picture;
 pub mod qnet;
 pub mod scorer;
 pub mod state;

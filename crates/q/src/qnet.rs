@@ -1,4 +1,5 @@
-//! The Q-head: an MLP over `[e_s, e_a, e_s ⊙ e_a, log π(a|s)]` → scalar, trained offline by
+//! The Q-head: an MLP over `[e_s, e_a, e_s ⊙ e_a, p_s, log π(a|s)]` → scalar (`p_s`: the
+//! state's picture thumbnail, absent for text-only Q-functions), trained offline by
 //! one of three objectives. Saved as safetensors whose metadata carries its config, including
 //! the embedder's identity: a Q-function refuses features from another embedder.
 
@@ -48,6 +49,17 @@ pub struct QConfig {
     pub gamma: f32,
     /// IQL's expectile.
     pub tau: f32,
+    /// Side of the thumbnail of the state's latest picture it reads (`picture::thumbnail`);
+    /// 0: text only (and every Q-function saved before pictures).
+    #[serde(default)]
+    pub picture_side: usize,
+}
+
+impl QConfig {
+    /// Values of a state's features: its text's embedding, then its picture's thumbnail.
+    pub fn state_len(&self) -> usize {
+        self.dim + if self.picture_side > 0 { crate::picture::len(self.picture_side) } else { 0 }
+    }
 }
 
 /// One logged step, as features. `next` is the next state with its logged candidate
@@ -58,6 +70,7 @@ pub struct Transition {
     pub task: String,
     /// Which state of the task this is (same key = same state, e.g. the first step).
     pub state_key: String,
+    /// The state's features, `QConfig::state_len` values: text embedding, then thumbnail.
     pub state: Vec<f32>,
     pub action: Vec<f32>,
     pub logprob: f32,
@@ -99,8 +112,8 @@ impl QNet {
         use rand::{Rng, SeedableRng};
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-        let q = mlp(&vb, "q", 3 * cfg.dim + 1, cfg.hidden)?;
-        let v = [linear(cfg.dim, cfg.hidden, vb.pp("v.0"))?, linear(cfg.hidden, 1, vb.pp("v.1"))?];
+        let q = mlp(&vb, "q", 2 * cfg.dim + cfg.state_len() + 1, cfg.hidden)?;
+        let v = [linear(cfg.state_len(), cfg.hidden, vb.pp("v.0"))?, linear(cfg.hidden, 1, vb.pp("v.1"))?];
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let data = vars.data().lock().map_err(|_| candle_core::Error::Msg("poisoned variables".into()))?;
         let mut names: Vec<&String> = data.keys().collect();
@@ -120,9 +133,14 @@ impl QNet {
         Ok(QNet { cfg, trained_on: BTreeSet::new(), vars, q, v })
     }
 
-    /// The input rows `[e_s, e_a, e_s ⊙ e_a, log-prob]`.
+    /// The input rows `[e_s, e_a, e_s ⊙ e_a, p_s, log-prob]`: `states` holds `e_s` (the
+    /// text's embedding, as wide as `e_a`) then `p_s` (the picture's thumbnail, if any).
     fn input(states: &Tensor, actions: &Tensor, logprobs: &Tensor) -> candle_core::Result<Tensor> {
-        Tensor::cat(&[states, actions, &(states * actions)?, &logprobs.unsqueeze(1)?], 1)
+        let (rows, d) = actions.dims2()?;
+        let text = states.narrow(1, 0, d)?;
+        let picture = states.narrow(1, d, states.dim(1)? - d)?;
+        let parts = [&text, actions, &(&text * actions)?, &picture, &logprobs.reshape((rows, 1))?];
+        Tensor::cat(&parts, 1)
     }
 
     fn q_of(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -140,10 +158,10 @@ impl QNet {
         if actions.is_empty() {
             return Ok(vec![]);
         }
-        let d = self.cfg.dim;
-        anyhow::ensure!(state.len() == d, "state features have {} values, the Q-function reads {d}", state.len());
+        let (d, ds) = (self.cfg.dim, self.cfg.state_len());
+        anyhow::ensure!(state.len() == ds, "state features have {} values, the Q-function reads {ds}", state.len());
         let n = actions.len();
-        let s = Tensor::from_vec(state.repeat(n), (n, d), &Device::Cpu)?;
+        let s = Tensor::from_vec(state.repeat(n), (n, ds), &Device::Cpu)?;
         let flat: Vec<f32> = actions.iter().flat_map(|(a, _)| a.iter().copied()).collect();
         anyhow::ensure!(flat.len() == n * d, "action features must have {d} values each");
         let a = Tensor::from_vec(flat, (n, d), &Device::Cpu)?;
@@ -244,10 +262,10 @@ struct Batch {
     mc: Vec<f32>,
 }
 
-fn batch(ts: &[&Transition], d: usize) -> candle_core::Result<Batch> {
-    let n = ts.len();
+fn batch(ts: &[&Transition], cfg: &QConfig) -> candle_core::Result<Batch> {
+    let (n, d) = (ts.len(), cfg.dim);
     let dev = Device::Cpu;
-    let s = Tensor::from_vec(ts.iter().flat_map(|t| t.state.clone()).collect(), (n, d), &dev)?;
+    let s = Tensor::from_vec(ts.iter().flat_map(|t| t.state.clone()).collect(), (n, cfg.state_len()), &dev)?;
     let a = Tensor::from_vec(ts.iter().flat_map(|t| t.action.clone()).collect(), (n, d), &dev)?;
     let lp = Tensor::from_vec(ts.iter().map(|t| t.logprob).collect(), n, &dev)?;
     Ok(Batch {
@@ -319,7 +337,7 @@ impl QNet {
     /// `L_V(ψ) = E L₂^τ(Q_θ̂(s,a) − V_ψ(s))` on the logged actions, `Q_θ̂` the target network
     /// (`objectives::expectile_loss` on tensors: weight τ for u ≥ 0, 1 − τ for u < 0).
     fn losses(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<(Tensor, Option<Tensor>)> {
-        let b = batch(ts, self.cfg.dim)?;
+        let b = batch(ts, &self.cfg)?;
         let y = Tensor::from_vec(self.targets(target_net, ts, &b)?, ts.len(), &Device::Cpu)?;
         let q_loss = (self.q_of(&b.x)? - &y)?.sqr()?.mean_all()?;
         if self.cfg.objective != Objective::Iql {
@@ -368,7 +386,7 @@ impl QNet {
         if !val.is_empty() {
             let vrefs: Vec<&Transition> = val.iter().collect();
             report.val_loss = self.loss(&vrefs, &self.copy()?)?.to_scalar::<f32>()? as f64;
-            let b = batch(&vrefs, self.cfg.dim)?;
+            let b = batch(&vrefs, &self.cfg)?;
             let q: Vec<f32> = self.q_of(&b.x)?.to_vec1()?;
             let labels: Vec<bool> = val.iter().map(|t| t.success).collect();
             report.val_auc = crate::metrics::auc(&q, &labels);

@@ -3,7 +3,7 @@
 use super::*;
 
 fn cfg(objective: Objective) -> QConfig {
-    QConfig { dim: 4, hidden: 16, embedder: "test@0".into(), objective, gamma: 0.9, tau: 0.7 }
+    QConfig { dim: 4, hidden: 16, embedder: "test@0".into(), objective, gamma: 0.9, tau: 0.7, picture_side: 0 }
 }
 
 /// A toy problem: the action succeeds when it "matches" the state (same one-hot).
@@ -139,4 +139,57 @@ fn iql_regresses_v_on_the_target_q_and_q_on_the_online_v() {
     let (q1, v1) = parts(&new_q);
     assert_eq!(q1, q0, "Q's target read the target network's Q");
     assert!((v1 - v0).abs() > 1e-6, "V's loss did not read the target network's Q: {v0} vs {v1}");
+}
+
+/// Every state reads the same text; only its picture (one pixel: red or blue) says which of two
+/// actions succeeds — red: action 0, blue: action 1.
+fn picture_data(picture_side: usize) -> Vec<Transition> {
+    let text = vec![0.5, -0.5, 0.25, 0.0];
+    let action = |k: usize| if k == 0 { vec![1.0, 0.0, 0.0, 0.0] } else { vec![0.0, 1.0, 0.0, 0.0] };
+    (0..16)
+        .map(|i| {
+            let (red, a) = (i % 2 == 0, (i / 2) % 2);
+            let ok = (a == 0) == red;
+            let mut state = text.clone();
+            if picture_side > 0 {
+                state.extend(if red { [1.0, -1.0, -1.0] } else { [-1.0, -1.0, 1.0] });
+            }
+            Transition {
+                task: format!("t{i}"),
+                state_key: format!("{red}"),
+                state,
+                action: action(a),
+                logprob: -1.0,
+                reward: ok as u8 as f32,
+                done: true,
+                mc_return: ok as u8 as f32,
+                success: ok,
+                next: None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_picture_reading_q_function_ranks_by_the_picture_a_text_one_cannot() {
+    let with = QConfig { picture_side: 1, ..cfg(Objective::Mc) };
+    assert_eq!(with.state_len(), 4 + 3);
+    // The input row, by hand: [e_s, e_a, e_s ⊙ e_a, p_s, log-prob].
+    let s = Tensor::new(&[[0.5f32, -0.5, 0.25, 0.0, 1.0, -1.0, -1.0]], &Device::Cpu).unwrap();
+    let a = Tensor::new(&[[2.0f32, 4.0, 0.0, 1.0]], &Device::Cpu).unwrap();
+    let lp = Tensor::new(&[-0.5f32], &Device::Cpu).unwrap();
+    let row: Vec<f32> = QNet::input(&s, &a, &lp).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(row, [0.5, -0.5, 0.25, 0.0, 2.0, 4.0, 0.0, 1.0, 1.0, -2.0, 0.0, 0.0, 1.0, -1.0, -1.0, -0.5]);
+
+    let mut q = QNet::new(with).unwrap();
+    let d = picture_data(1);
+    let report = q.fit(&d, &d, 300, 1e-2, 10, &mut |_, _| {}).unwrap();
+    assert_eq!(report.val_top1, Some(1.0), "{report:?}");
+    // Without the picture both states read alike: no ranking beats a coin.
+    let mut blind = QNet::new(cfg(Objective::Mc)).unwrap();
+    let d = picture_data(0);
+    let report = blind.fit(&d, &d, 300, 1e-2, 10, &mut |_, _| {}).unwrap();
+    assert!(report.val_auc.unwrap() <= 0.5 + 1e-6, "{report:?}");
+    // A state of the wrong length is an error, never a silent misread.
+    assert!(q.score(&[0.0; 4], &[(vec![0.0; 4], 0.0)]).unwrap_err().to_string().contains("reads 7"));
 }

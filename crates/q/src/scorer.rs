@@ -43,11 +43,15 @@ impl QScorer {
 }
 
 impl ActionScorer for QScorer {
-    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+    fn score(&self, state: &str, picture: Option<&str>, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
         let mut texts: Vec<&str> = vec![state];
         texts.extend(actions.iter().map(|(a, _)| a.as_str()));
-        let (vecs, _) = self.cache.embed(&texts).map_err(|e| e.to_string())?;
+        let (mut vecs, _) = self.cache.embed(&texts).map_err(|e| e.to_string())?;
         let feats: Vec<(Vec<f32>, f32)> = vecs[1..].iter().cloned().zip(actions.iter().map(|(_, lp)| *lp)).collect();
+        let side = self.net.cfg.picture_side;
+        if side > 0 {
+            vecs[0].extend(crate::picture::thumbnail(picture, side)?);
+        }
         self.net.score(&vecs[0], &feats).map_err(|e| e.to_string())
     }
 }

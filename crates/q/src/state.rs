@@ -7,9 +7,10 @@ use kaizen_core::{Message, Role};
 
 /// Scores candidate actions in a state (a Q-function): one score per action, higher better.
 pub trait ActionScorer: Send + Sync {
-    /// `state` is the state's text (task and recent history); each action is its text (as the
-    /// env describes it) and the policy's log-prob.
-    fn score(&self, state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String>;
+    /// `state` is the state's text (task and recent history), `picture` its latest picture
+    /// (`picture::latest_picture`; a Q-function trained without pictures ignores it); each
+    /// action is its text (as the env describes it) and the policy's log-prob.
+    fn score(&self, state: &str, picture: Option<&str>, actions: &[(String, f32)]) -> Result<Vec<f32>, String>;
 }
 
 /// The state as the scorer reads it, from `(role, content)` turns: the last user turn is the

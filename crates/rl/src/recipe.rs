@@ -126,6 +126,20 @@ pub struct SftSection {
     pub target_pass: f64,
     pub check_every: usize,
     pub check_tasks: usize,
+    /// Demonstrations of other envs mixed into SFT (`[[sft.mix]]`), spread evenly among the
+    /// env's own: e.g. `shape-cell`'s one-picture answers, so a vision policy learns to read
+    /// shapes while it learns to aim its crops. Each mixed task is shown without worked
+    /// examples; checks and held-out sets stay the env's own.
+    pub mix: Vec<SftMix>,
+}
+
+/// One env whose demonstrations SFT mixes in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftMix {
+    /// An env spec, as `env`.
+    pub env: String,
+    pub demonstrations: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +232,7 @@ impl Default for SftSection {
             target_pass: 0.0,
             check_every: 25,
             check_tasks: 32,
+            mix: Vec::new(),
         }
     }
 }
@@ -297,6 +312,9 @@ impl Recipe {
             if v == 0 {
                 return Err(format!("{field} must be at least 1"));
             }
+        }
+        if let Some(m) = self.sft.mix.iter().find(|m| m.demonstrations == 0) {
+            return Err(format!("sft.mix ({}): demonstrations must be at least 1", m.env));
         }
         if !(0.0..=1.0).contains(&self.sft.target_pass) {
             return Err(format!(

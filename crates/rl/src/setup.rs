@@ -13,6 +13,8 @@ pub struct Setup {
     /// Worked examples shown before every task (`recipe.shots` of them).
     pub shots: Vec<Message>,
     pub reward: Box<dyn Reward>,
+    /// The envs of `recipe.sft.mix`, in its order: their demonstrations join SFT's.
+    pub sft_mix: Vec<Box<dyn Env>>,
 }
 
 /// How a step's rollouts are rewarded.
@@ -43,14 +45,20 @@ impl Reward for CheckerReward {
 }
 
 impl Setup {
-    /// The recipe's env (`recipe.env`), the standard tools, `recipe.shots` worked examples from
+    /// The recipe's env (`recipe.env`) and those of `sft.mix`, the standard tools, `recipe.shots` worked examples from
     /// `recipe.shots_from` (another env, so a task file without demonstrations can be prompted
     /// like arith) or else from the env itself, and the checker's reward.
     pub fn of_recipe(recipe: &Recipe) -> anyhow::Result<Setup> {
         let env = kaizen_envs::open(&recipe.env).map_err(anyhow::Error::msg)?;
         let tools = ToolRegistry::standard();
         let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), &tools, recipe.shots)?;
-        Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward) })
+        let sft_mix = recipe
+            .sft
+            .mix
+            .iter()
+            .map(|m| kaizen_envs::open(&m.env).map_err(|e| anyhow::anyhow!("sft.mix ({}): {e}", m.env)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward), sft_mix })
     }
 }
 

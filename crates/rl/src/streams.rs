@@ -13,10 +13,35 @@ const RL_STREAM: u64 = 0x5EED_0001;
 const EVAL_STREAM: u64 = 0xE7A1_0000;
 /// Validation tasks for `sft.target_pass`.
 const CHECK_STREAM: u64 = 0xC4EC_0000;
+/// The tasks of `sft.mix[k]` (plus k).
+const MIX_STREAM: u64 = 0x313C_0000;
 
 /// The tasks whose demonstrations SFT trains on.
 pub fn demonstration_tasks(env: &dyn Env, recipe: &Recipe) -> Vec<Task> {
     env.tasks(recipe.seed, recipe.sft.demonstrations.max(1))
+}
+
+/// The tasks of `sft.mix[k]`, drawn from its env `mixed`.
+pub fn mix_tasks(mixed: &dyn Env, recipe: &Recipe, k: usize) -> Vec<Task> {
+    let n = recipe.sft.mix.get(k).map_or(0, |m| m.demonstrations);
+    mixed.tasks(recipe.seed ^ MIX_STREAM.wrapping_add(k as u64), n)
+}
+
+/// The items of `sources` in one list, each source spread evenly over it: item `i` of a source
+/// of `n` sits at fraction `(i + ½) / n` (ties go to the earlier source), so every stretch of
+/// a batch's length draws on each source in proportion to its size. One source comes back as
+/// it was.
+pub fn interleave<T>(sources: Vec<Vec<T>>) -> Vec<T> {
+    let mut keyed: Vec<(f64, usize, T)> = sources
+        .into_iter()
+        .enumerate()
+        .flat_map(|(s, items)| {
+            let n = items.len() as f64;
+            items.into_iter().enumerate().map(move |(i, item)| ((i as f64 + 0.5) / n, s, item))
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, _, item)| item).collect()
 }
 
 /// RL step `step`'s tasks.

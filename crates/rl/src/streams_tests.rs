@@ -37,3 +37,25 @@ fn too_few_distinct_tasks_is_an_error_naming_the_field() {
     let err = held_out(&env, 5, 2, &seen, "eval.tasks").unwrap_err();
     assert!(err.contains("eval.tasks: only 1 of 2"), "{err}");
 }
+
+#[test]
+fn interleave_spreads_each_source_evenly() {
+    // a at 1/6, 3/6, 5/6; b at 1/2 (a tie with a1: the earlier source first).
+    assert_eq!(interleave(vec![vec!["a0", "a1", "a2"], vec!["b0"]]), ["a0", "a1", "b0", "a2"]);
+    // a at 1/8, 3/8, 5/8, 7/8; b at 1/4, 3/4.
+    assert_eq!(interleave(vec![vec![1, 2, 3, 4], vec![10, 20]]), [1, 10, 2, 3, 20, 4]);
+    assert_eq!(interleave(vec![vec![3, 1, 2]]), [3, 1, 2], "one source keeps its order");
+    assert_eq!(interleave(vec![Vec::<u8>::new(), vec![7]]), [7]);
+}
+
+#[test]
+fn mixed_demonstrations_come_from_their_own_stream() {
+    let mut recipe = Recipe::parse("env = \"arith\"\n[[sft.mix]]\nenv = \"arith:1\"\ndemonstrations = 5\n").unwrap();
+    let mixed = kaizen_envs::open("arith:1").unwrap();
+    let tasks = mix_tasks(mixed.as_ref(), &recipe, 0);
+    assert_eq!(tasks.len(), 5);
+    assert_ne!(tasks, mixed.tasks(recipe.seed, 5), "not the demonstrations' stream");
+    assert!(mix_tasks(mixed.as_ref(), &recipe, 1).is_empty(), "no second mix entry");
+    recipe.sft.mix[0].demonstrations = 0;
+    assert!(recipe.validate().unwrap_err().contains("sft.mix (arith:1)"));
+}

@@ -122,6 +122,8 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
 /// The file a run's SFT phase leaves: the policy's trainable weights (every weight of `tiny`,
 /// the adapters under LoRA) after the cold start — or the weights the run started from.
 pub const SFT_WEIGHTS: &str = "sft.safetensors";
+/// How many demonstrations SFT drew from the env and from each `sft.mix` env.
+pub const SFT_SOURCES: &str = "sft_sources.json";
 
 /// The final trainable weights of a run (its last checkpoint's), which a later run can start
 /// from (`train`'s `start_weights`).
@@ -214,7 +216,7 @@ fn run_from(
     let estimator = recipe.estimator().map_err(|e| anyhow::anyhow!(e))?;
     let out = run.path.clone();
     let out = out.as_path();
-    let Setup { env, tools: registry, shots, mut reward } = setup;
+    let Setup { env, tools: registry, shots, mut reward, sft_mix } = setup;
     let dev = Device::Cpu;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path)?;
@@ -262,17 +264,35 @@ fn run_from(
     // SFT cold start.
     if progress.phase == Phase::Sft && progress.next_step < recipe.sft.steps {
         let llm = serve(&policy, &gguf)?;
-        let demos: Vec<Trajectory> = streams::demonstration_tasks(env.as_ref(), recipe)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, task)| {
-                let turns = env.demonstration(&task)?;
-                let job = Job::new(task, i as u64, format!("demo-{i}"));
-                Some(demonstration(&llm, env.as_ref(), &registry, job, &turns, &episode_cfg))
-            })
-            .filter(|d| d.solved())
-            .collect();
-        anyhow::ensure!(!demos.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
+        let demos_of = |env: &dyn kaizen_core::Env, tasks: Vec<kaizen_core::Task>, tag: &str, cfg: &EpisodeConfig| {
+            tasks
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, task)| {
+                    let turns = env.demonstration(&task)?;
+                    let job = Job::new(task, i as u64, format!("{tag}-{i}"));
+                    Some(demonstration(&llm, env, &registry, job, &turns, cfg))
+                })
+                .filter(|d| d.solved())
+                .collect::<Vec<Trajectory>>()
+        };
+        let own = demos_of(env.as_ref(), streams::demonstration_tasks(env.as_ref(), recipe), "demo", &episode_cfg);
+        anyhow::ensure!(!own.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
+        let mut made = vec![serde_json::json!({"env": env.name(), "demonstrations": own.len()})];
+        let mut sources = vec![own];
+        anyhow::ensure!(sft_mix.len() == recipe.sft.mix.len(), "the setup holds no env for each sft.mix entry");
+        for (k, (m, mixed)) in recipe.sft.mix.iter().zip(&sft_mix).enumerate() {
+            let bare = EpisodeConfig { shots: Vec::new(), ..episode_cfg.clone() };
+            let d = demos_of(mixed.as_ref(), streams::mix_tasks(mixed.as_ref(), recipe, k), &format!("mix{k}"), &bare);
+            anyhow::ensure!(!d.is_empty(), "sft.mix ({}): the env gave no solved demonstrations", m.env);
+            made.push(serde_json::json!({"env": mixed.name(), "demonstrations": d.len()}));
+            sources.push(d);
+        }
+        // What SFT trains on, per source (demonstrations the env's checker passed).
+        let record = out.join(SFT_SOURCES);
+        kaizen_core::durable::write_atomic(&record, serde_json::to_string_pretty(&made)?.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", record.display()))?;
+        let demos = streams::interleave(sources);
         let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
         if progress.next_step > 0 {
             opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;

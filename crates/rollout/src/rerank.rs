@@ -9,6 +9,7 @@
 use crate::episode::{Agent, Episode, EpisodeConfig, Job};
 use kaizen_core::trajectory::{Candidate, Trajectory};
 use kaizen_core::{Completion, Env, Policy};
+use kaizen_q::picture::latest_picture;
 use kaizen_q::state::{best_index, describe_action, full_state, state_of, state_text, ActionScorer};
 use kaizen_tools::ToolRegistry;
 use std::time::Instant;
@@ -84,7 +85,7 @@ pub fn run_best_of_n(
                 let state = state_text(&task, &history);
                 let actions: Vec<(String, f32)> =
                     candidates.iter().zip(&logprobs).map(|(c, &lp)| (describe_action(&full, &c.text), lp)).collect();
-                match scorer.score(&state, &actions) {
+                match scorer.score(&state, latest_picture(ep.messages()), &actions) {
                     Ok(s) if s.len() == candidates.len() => (best_index(&s, &logprobs), Some(s)),
                     // A scorer that fails must not stop the agent: fall back to the policy.
                     _ => (best_index(&logprobs, &logprobs), None),

@@ -24,7 +24,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaizen_q::state::{best_index, describe_action, full_state, state_parts, state_text, ActionScorer};
+use kaizen_core::openai::WireMessage;
+use kaizen_q::picture::latest_picture;
+use kaizen_q::state::{best_index, describe_action, full_state, state_text, ActionScorer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -282,13 +284,21 @@ fn candidates_of(choices: &[Value]) -> Result<Vec<(String, f32)>, ApiError> {
         .collect()
 }
 
-/// The state's text from the chat, as the runner builds it from an episode's messages, and
-/// the uncut state actions are described against.
-fn state_of(messages: &Value) -> (String, String) {
-    let msgs = messages.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let turns = msgs.iter().map(|m| (m["role"].as_str().unwrap_or(""), m["content"].as_str().unwrap_or("")));
-    let (task, history) = state_parts(turns);
-    (state_text(&task, &history), full_state(&task, &history))
+/// The state's text from the chat, as the runner builds it from an episode's messages, the
+/// uncut state actions are described against, and the state's latest picture. Messages read
+/// as `kaizen serve` reads them (text parts joined, `image_url` parts as pictures); one that
+/// does not parse is left out of the state (the upstream server judged the request).
+fn state_of(messages: &Value) -> (String, String, Option<String>) {
+    let msgs: Vec<kaizen_core::Message> = messages
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|m| serde_json::from_value::<WireMessage>(m.clone()).ok()?.to_message().ok())
+        .collect();
+    let (task, history) = kaizen_q::state::state_of(&msgs);
+    let picture = latest_picture(&msgs).map(String::from);
+    (state_text(&task, &history), full_state(&task, &history), picture)
 }
 
 async fn chat(
@@ -345,15 +355,15 @@ async fn chat(
         return Err(ApiError::upstream(StatusCode::BAD_GATEWAY, "upstream returned no choices", "upstream_malformed"));
     }
     let episode = episode_id(&headers);
-    let (stateful, full) = state_of(&req["messages"]);
+    let (stateful, full, picture) = state_of(&req["messages"]);
     // Scored as the runner scores: each action described against the uncut state.
     let raw = candidates_of(&choices)?;
     let actions: Vec<(String, f32)> = raw.iter().map(|(text, lp)| (describe_action(&full, text), *lp)).collect();
     // One choice: nothing to rank. Otherwise score off the event loop; a scorer failure
     // degrades to the likeliest candidate rather than failing the request.
     let scores = if choices.len() > 1 {
-        let (scorer, s, a) = (state.scorer.clone(), stateful.clone(), actions.clone());
-        tokio::task::spawn_blocking(move || scorer.score(&s, &a)).await.ok().and_then(Result::ok)
+        let (scorer, s, p, a) = (state.scorer.clone(), stateful.clone(), picture.clone(), actions.clone());
+        tokio::task::spawn_blocking(move || scorer.score(&s, p.as_deref(), &a)).await.ok().and_then(Result::ok)
     } else {
         None
     };
@@ -362,7 +372,7 @@ async fn chat(
         Some(s) if s.len() == choices.len() => best_index(s, &logprobs),
         _ => best_index(&logprobs, &logprobs),
     };
-    let decision = json!({
+    let mut decision = json!({
         "episode_id": episode,
         "messages": req["messages"],
         "state": stateful,
@@ -371,6 +381,10 @@ async fn chat(
             "chosen": i == chosen,
         })).collect::<Vec<_>>(),
     });
+    // The picture the scorer read, so `kaizen q train` reads the same state from the log.
+    if let Some(p) = picture {
+        decision["picture"] = json!(p);
+    }
     state.record(decision).await?;
     let mut best = choices[chosen].clone();
     best["index"] = json!(0);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 struct PrefersParis;
 impl ActionScorer for PrefersParis {
-    fn score(&self, _state: &str, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+    fn score(&self, _state: &str, _picture: Option<&str>, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
         Ok(actions.iter().map(|(a, _)| a.contains("Paris") as u8 as f32).collect())
     }
 }
@@ -26,7 +26,8 @@ fn choice(i: usize, text: &str) -> Value {
 /// An upstream whose behaviour is chosen by the request's first user message.
 async fn upstream(Json(req): Json<Value>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mode = req["messages"][0]["content"].as_str().unwrap_or("").to_string();
+    let content = &req["messages"][0]["content"];
+    let mode = content.as_str().or(content[0]["text"].as_str()).unwrap_or("").to_string();
     let n = req["n"].as_u64().unwrap_or(1) as usize;
     let ok = |choices: Vec<Value>| {
         Json(json!({"id": "x", "object": "chat.completion", "model": "m", "choices": choices})).into_response()
@@ -110,6 +111,17 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     assert_eq!(v["choices"][0]["message"]["content"], "Paris");
     assert_eq!((v["kaizen"]["chosen"].clone(), v["kaizen"]["candidates"].clone()), (json!(1), json!(4)));
     assert_eq!(v["kaizen"]["q_scores"], json!([0.0, 1.0, 0.0, 0.0]));
+    // A chat with a picture (content parts): the state is its text, the picture is logged with
+    // the decision as the scorer was handed it.
+    let picture = "data:image/png;base64,iVBORw0KGgo=";
+    let parts = json!([{"type": "text", "text": "normal"}, {"type": "image_url", "image_url": {"url": picture}}]);
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": parts}]});
+    let r = client.post(format!("{proxy}/v1/chat/completions")).header("x-kaizen-episode", "pic").json(&body).send();
+    assert_eq!(r.await.unwrap().status(), 200);
+    let log = std::fs::read_to_string(dir.join(DECISIONS)).unwrap();
+    let d: Value =
+        log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|d| d["episode_id"] == "pic").unwrap();
+    assert_eq!((d["state"].as_str(), d["picture"].as_str()), (Some("normal"), Some(picture)));
     // One choice only: returned as it is, unscored.
     let v: Value = ask("one").await.unwrap().json().await.unwrap();
     assert_eq!(
@@ -176,10 +188,10 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     assert_eq!(r.status(), 400);
     let log = std::fs::read_to_string(dir.join(DECISIONS)).unwrap();
     let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4, "normal, one, no-n decisions and one feedback (nothing of the failures):\n{log}");
+    assert_eq!(lines.len(), 5, "normal, pic, one, no-n decisions and one feedback (nothing of the failures):\n{log}");
     assert_eq!(lines[0]["episode_id"], "normal");
     assert_eq!(lines[0]["candidates"][1]["chosen"], true);
-    assert_eq!(lines[3]["feedback"]["reward"], 1.0);
+    assert_eq!(lines[4]["feedback"]["reward"], 1.0);
 }
 
 /// `--upstream URL1,URL2`: a pool. The first server is dead (nothing listens there): every

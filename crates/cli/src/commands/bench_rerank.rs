@@ -64,6 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         objective: Objective::Iql,
         gamma: 0.9,
         tau: 0.7,
+        picture_side: 0,
     };
     let q_path = tmp.join("q.safetensors");
     std::fs::create_dir_all(&tmp)?;
@@ -109,7 +110,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let actions: Vec<(String, f32)> = cands.iter().map(|c| (c.text.clone(), c.total_logprob())).collect();
         for out in [&mut cold_ms, &mut warm_ms] {
             let t = Instant::now();
-            scorer.score(&state_text(&task.prompt, &[]), &actions).map_err(anyhow::Error::msg)?;
+            scorer
+                .score(&state_text(&task.prompt, &[]), task.images.last().map(String::as_str), &actions)
+                .map_err(anyhow::Error::msg)?;
             out.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }

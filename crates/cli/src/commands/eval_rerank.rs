@@ -51,6 +51,10 @@ pub struct Args {
     /// demonstrations of its own).
     #[arg(long, value_name = "ENV")]
     shots_from: Option<String>,
+    /// Leave the tools' JSON schemas out of the prompt (as `kaizen run --no-tool-schemas`): how
+    /// a policy trained with `tool_schemas = false` in its recipe was prompted.
+    #[arg(long)]
+    no_tool_schemas: bool,
     /// Also write the table, with every row's per-task outcomes, as DIR/eval_rerank.json
     /// (`kaizen report DIR` shows it).
     #[arg(long, value_name = "DIR")]
@@ -75,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_episode_tokens: a.max_turns * a.max_tokens_per_turn,
         temperature: a.temperature,
         shots: kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &registry, a.shots)?,
+        tool_schemas: !a.no_tool_schemas,
         ..Default::default()
     };
     let greedy = EpisodeConfig { temperature: 0.0, ..sampled.clone() };

@@ -12,7 +12,7 @@ pub struct PolicyArgs {
     /// later), or a
     /// reference agent: for web envs `oracle` (solves every miniwob-easy task), `random` (clicks
     /// anything); for shape-grid `glance` (reads the small picture) and `zoomer` (crops the
-    /// asked cell first).
+    /// asked cell first), for shape-cell `reader`.
     #[arg(long, default_value = "smollm2")]
     pub policy: String,
     /// Model name to send to a remote server.
@@ -79,6 +79,7 @@ impl Backend {
             "oracle" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::Oracle))),
             "random" => return Ok(Backend::Remote(Box::new(kaizen_envs::miniwob::agents::RandomClicker))),
             "glance" => return Ok(Backend::Remote(Box::new(kaizen_envs::shape_grid::agents::Glance))),
+            "reader" => return Ok(Backend::Remote(Box::new(kaizen_envs::shape_grid::agents::Reader))),
             "zoomer" => return Ok(Backend::Remote(Box::new(kaizen_envs::shape_grid::agents::Zoomer))),
             _ => {}
         }

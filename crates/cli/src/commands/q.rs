@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// `smollm2` (the policy's own final hidden states, mean-pooled; slower to embed).
     #[arg(long, default_value = "minilm")]
     features: String,
+    /// Side of the thumbnail of each state's latest picture the Q-function also reads (0: text
+    /// only). Default: 16 when the logged episodes show pictures, else 0.
+    #[arg(long, value_name = "PIXELS")]
+    picture_side: Option<usize>,
 }
 
 pub fn run(q: Q) -> anyhow::Result<()> {
@@ -120,8 +124,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let cache = FeatureCache::new(features, &kaizen_q::scorer::default_cache_dir());
     eprintln!("embedding {} training and {} validation steps …", train.len(), val.len());
     let as_is = |_: &str, action: &str| action.to_string();
-    let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, &as_is, &cache, a.gamma)?;
-    let (val_t, _) = kaizen_q::dataset::transitions(&val, &as_is, &cache, a.gamma)?;
+    let shows_pictures = train.iter().chain(&val).any(|s| s.picture.is_some());
+    let picture_side = a.picture_side.unwrap_or(if shows_pictures { kaizen_q::picture::DEFAULT_SIDE } else { 0 });
+    anyhow::ensure!(picture_side <= 64, "--picture-side must be at most 64 (a thumbnail of 3 · side² values)");
+    if picture_side > 0 {
+        eprintln!("states also read a {picture_side}×{picture_side} thumbnail of their latest picture");
+    }
+    let (train_t, hits_t) = kaizen_q::dataset::transitions(&train, &as_is, &cache, a.gamma, picture_side)?;
+    let (val_t, _) = kaizen_q::dataset::transitions(&val, &as_is, &cache, a.gamma, picture_side)?;
     let successes = train_t.iter().filter(|t| t.success).count();
     anyhow::ensure!(
         successes > 0 && successes < train_t.len(),
@@ -130,7 +140,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         train_t.len(),
         if successes == 0 { "failed" } else { "succeeded" }
     );
-    let cfg = QConfig { dim, hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau };
+    let cfg =
+        QConfig { dim, hidden: a.hidden, embedder: identity, objective, gamma: a.gamma, tau: a.tau, picture_side };
     let mut net = QNet::new(cfg)?;
     net.trained_on = trained_on;
     let bar = ProgressBar::new(a.epochs as u64)

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// `arith`, `arith:LEVEL` (1–5), `jsonl:PATH`, or web tasks: `miniwob-easy`,
-    /// `miniwob-medium`, `miniwob-all`, `miniwob:TASK,…`, `miniwob-list:FILE`.
+    /// `miniwob-medium`, `miniwob-all`, `miniwob:TASK,…`, `miniwob-list:FILE`; pictures:
+    /// `shape-grid`, `shape-grid:test`, `shape-cell`, `shape-cell:test`.
     #[arg(long, default_value = "arith")]
     env: String,
     #[command(flatten)]
@@ -171,7 +172,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         sees || tasks.iter().all(|t| t.images.is_empty()),
         "{}'s tasks show pictures and this local model reads text only (local models read text only unless \
          trained with [policy.vision]): use a tiny vision policy (recipes/shape-grid-tiny-vl.toml), a vision \
-         model behind --policy openai:URL, or a reference agent (glance, zoomer for shape-grid)",
+         model behind --policy openai:URL, or a reference agent (glance, zoomer for shape-grid; reader for shape-cell)",
         env.name()
     );
     if let Backend::Local(llm) = &backend {

@@ -111,6 +111,19 @@ impl Policy for Glance {
     }
 }
 
+/// Names the shape of the task's own picture (`shape-cell`: one cell at full size).
+pub struct Reader;
+
+impl Policy for Reader {
+    fn name(&self) -> &str {
+        "reader"
+    }
+    fn chat(&self, req: &ChatRequest) -> Result<Vec<Completion>, PolicyError> {
+        let url = task_turn(&req.messages).and_then(|(_, m)| m.images.first());
+        answer(shape_of(&decode_url(url.ok_or_else(|| bad("the task shows no picture"))?).map_err(|e| bad(&e))?))
+    }
+}
+
 /// Crops the asked cell at full size, then names its shape from the crop.
 pub struct Zoomer;
 

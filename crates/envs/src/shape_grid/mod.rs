@@ -11,6 +11,7 @@
 //! shape questions; pictures without one are not used.
 
 pub mod agents;
+pub mod cell;
 
 use crate::ANSWER_FORMAT;
 use image::RgbImage;
@@ -130,6 +131,27 @@ fn scene_of(cells: &[&Cell]) -> RgbImage {
     })
 }
 
+/// A task showing `picture` whose answer is `shape` (any case). A picture this small always
+/// encodes; were it ever refused, the task says why and shows none (an agent then answers "the
+/// task shows no picture").
+fn shape_task(id: String, prompt: String, shape: &str, mut meta: serde_json::Value, picture: &RgbImage) -> Task {
+    let images = match png_url(picture) {
+        Ok(url) => vec![url],
+        Err(e) => {
+            meta["picture_error"] = e.into();
+            Vec::new()
+        }
+    };
+    Task {
+        id,
+        prompt,
+        answer: shape.to_string(),
+        checker: Checker::Regex { pattern: format!("(?i){shape}") },
+        meta,
+        images,
+    }
+}
+
 /// The cell ids of a task's scene.
 fn scene_ids(task: &Task) -> Vec<u64> {
     task.meta["cells"].as_array().map(|a| a.iter().filter_map(|v| v.as_u64()).collect()).unwrap_or_default()
@@ -174,25 +196,9 @@ impl Env for ShapeGrid {
                 let target = rng.random_range(0..per_scene);
                 let (row, col) = (target as u32 / GRID + 1, target as u32 % GRID + 1);
                 let ids: Vec<u64> = picked.iter().map(|c| c.id).collect();
-                let shape = picked[target].shape;
-                let mut meta = serde_json::json!({"split": self.split, "cells": ids, "row": row, "col": col});
-                // A 24×24 view always encodes; were it ever refused, the task says why and
-                // shows no picture (an agent then answers "the task shows no picture").
-                let images = match png_url(&ops::shrink(&scene_of(&picked), SHRINK)) {
-                    Ok(url) => vec![url],
-                    Err(e) => {
-                        meta["picture_error"] = e.into();
-                        Vec::new()
-                    }
-                };
-                Task {
-                    id: format!("{}-{seed}-{i}", self.name),
-                    prompt: question(row, col),
-                    answer: shape.to_string(),
-                    checker: Checker::Regex { pattern: format!("(?i){shape}") },
-                    meta,
-                    images,
-                }
+                let meta = serde_json::json!({"split": self.split, "cells": ids, "row": row, "col": col});
+                let view = ops::shrink(&scene_of(&picked), SHRINK);
+                shape_task(format!("{}-{seed}-{i}", self.name), question(row, col), picked[target].shape, meta, &view)
             })
             .collect()
     }
