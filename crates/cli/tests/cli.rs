@@ -261,6 +261,7 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"phase\":\"sft\"") && metrics.contains("\"phase\":\"rl\""), "{metrics}");
+    assert!(out.join("sft.gguf").is_file(), "the SFT policy is kept beside policy.gguf");
     // SFT drew on both envs: the scenes' demonstrations and the mixed single pictures.
     let sources: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sft_sources.json")).unwrap()).unwrap();

@@ -122,6 +122,8 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
 /// The file a run's SFT phase leaves: the policy's trainable weights (every weight of `tiny`,
 /// the adapters under LoRA) after the cold start — or the weights the run started from.
 pub const SFT_WEIGHTS: &str = "sft.safetensors";
+/// The SFT policy as a GGUF file, beside `policy.gguf` (which RL moves on).
+pub const SFT_POLICY: &str = "sft.gguf";
 /// How many demonstrations SFT drew from the env and from each `sft.mix` env.
 pub const SFT_SOURCES: &str = "sft_sources.json";
 
@@ -385,6 +387,8 @@ fn run_from(
     let rl_start = match progress.phase {
         Phase::Sft => {
             policy.save_trainable(&out.join(SFT_WEIGHTS))?;
+            // The SFT policy as every verb runs it (`policy.gguf` moves on with RL).
+            std::fs::copy(&gguf, out.join(SFT_POLICY)).with_context(|| format!("copying {}", gguf.display()))?;
             if !eval_set.is_empty() {
                 let m = eval(&llm, 0)?;
                 emit(m, &mut all)?;
