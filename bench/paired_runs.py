@@ -7,6 +7,7 @@
 
 Each side is a `kaizen run` directory (its tasks matched by id) or a row of a `kaizen
 eval-rerank --out` table (`FILE#ROW`; rows of tables over the same tasks are matched by position).
+A run directory should hold one episode per task (`--samples 1`): a later one replaces an earlier.
 
 Prints each run's success on the tasks both ran, and B − A with a 95% percentile interval from
 4,000 paired-bootstrap resamples of the tasks (seeded: the same numbers every time). Only the

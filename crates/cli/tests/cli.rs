@@ -323,6 +323,36 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
     assert!(text(&o.stderr).contains("16×16 thumbnail"), "{}", text(&o.stderr));
     let cfg = kaizen_q::qnet::QNet::config_of(&q).unwrap();
     assert_eq!(cfg.picture_side, 16);
+    // The vision policy's candidates, scored by it: every step's candidates carry a Q score
+    // (a scorer that failed would leave none: the runner falls back to the log-prob).
+    let reranked = dir.join("reranked");
+    let o = kaizen(&[
+        "run",
+        "--env",
+        "shape-grid:test",
+        "--policy",
+        out.join("policy.gguf").to_str().unwrap(),
+        "--rerank",
+        q.to_str().unwrap(),
+        "--candidates",
+        "2",
+        "--temperature",
+        "1.0",
+        "--episodes",
+        "2",
+        "--max-turns",
+        "2",
+        "--max-tokens-per-turn",
+        "16",
+        "--no-tool-schemas",
+        "--out",
+        reranked.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let steps: Vec<kaizen_core::Turn> =
+        kaizen_rollout::run_dir::load(&reranked).unwrap().into_iter().flat_map(|t| t.turns).collect();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|u| !u.candidates.is_empty() && u.candidates.iter().all(|c| c.score.is_some())));
     let o = kaizen(&[
         "eval-rerank",
         "--env",
@@ -685,6 +715,8 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     assert!(ts.iter().all(|t| t["reward"] == 1.0 && t["end"]["kind"] == "env_done"), "{ts:?}");
     // The first view is the instruction and the rendered page.
     assert!(ts[0]["task"]["prompt"].as_str().unwrap().starts_with("Task: "), "{}", ts[0]["task"]["prompt"]);
+    // The task's screenshot is recorded with the task, as the policy (and a scorer) saw it.
+    assert!(ts.iter().all(|t| t["task"]["images"][0].as_str().is_some_and(|i| i.starts_with("images/"))), "{ts:?}");
     // A random clicker fails some (−1 from the page itself).
     let (_, ts) = run("random", &[]);
     assert!(ts.iter().any(|t| t["reward"] == -1.0), "{ts:?}");

@@ -135,7 +135,8 @@ pub fn decision_steps(log: &str) -> Result<Vec<TextStep>, String> {
         for (t, d) in ds.iter().enumerate() {
             let Some((action, logprob, _)) = cands(d).into_iter().find(|c| c.2) else { continue };
             let state = d["state"].as_str().unwrap_or("").to_string();
-            let picture = d["picture"].as_str().map(String::from);
+            // The picture the proxy's scorer read: the latest of the logged chat.
+            let picture = crate::state::wire_state(&d["messages"]).2;
             let next = ds.get(t + 1).map(|n| cands(n).into_iter().map(|c| (c.0, c.1)).collect());
             out.push(TextStep {
                 task: id.clone(),

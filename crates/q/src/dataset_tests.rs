@@ -65,11 +65,20 @@ fn each_step_reads_the_latest_picture_of_its_state() {
     // Step 0 sees the task's picture; step 1 the one the tool returned.
     assert_eq!(steps[0].picture.as_deref(), Some(pic(10).as_str()));
     assert_eq!(steps[1].picture.as_deref(), Some(pic(20).as_str()));
-    // The proxy logs the picture it scored with.
-    let log = format!(
-        "{{\"episode_id\":\"a\",\"state\":\"S\",\"picture\":\"{}\",\"candidates\":[{{\"text\":\"x\",\"chosen\":true}}]}}\n\
-         {{\"feedback\":{{\"episode_id\":\"a\",\"reward\":1}}}}",
-        pic(30)
+    // A proxy decision's picture is the latest of its logged chat from the task's turn on: an
+    // example's picture before it is not the state; a message that does not parse still counts.
+    let chat = serde_json::json!([
+        {"role": "user", "content": [{"type": "text", "text": "example"}, {"type": "image_url", "image_url": {"url": pic(1)}}]},
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": [{"type": "text", "text": "the task"}, {"type": "image_url", "image_url": {"url": pic(30)}}]},
+        {"role": "assistant", "content": [{"type": "audio"}]},
+    ]);
+    let decision = serde_json::json!({"episode_id": "a", "state": "S", "messages": chat,
+        "candidates": [{"text": "x", "chosen": true}]});
+    let log = format!("{decision}\n{{\"feedback\":{{\"episode_id\":\"a\",\"reward\":1}}}}");
+    assert_eq!(
+        crate::state::wire_state(&chat),
+        ("the task".to_string(), vec!["assistant: ".to_string()], Some(pic(30)))
     );
     assert_eq!(decision_steps(&log).unwrap()[0].picture.as_deref(), Some(pic(30).as_str()));
 }

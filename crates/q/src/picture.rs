@@ -28,7 +28,8 @@ pub fn thumbnail(picture: Option<&str>, side: usize) -> Result<Vec<f32>, String>
 
 /// The latest picture of a state: the last one shown from the task's turn (the last user
 /// turn) on — the task's own, or one a tool returned since. Worked examples before the task
-/// are not the state (as in `state::state_of`).
+/// are not the state (as in `state::state_of`; `state::wire_state` picks the same from a chat
+/// in OpenAI's wire form).
 pub fn latest_picture(messages: &[Message]) -> Option<&str> {
     let task = messages.iter().rposition(|m| m.role == Role::User)?;
     messages[task..].iter().rev().find_map(|m| m.images.last()).map(String::as_str)

@@ -138,7 +138,13 @@ impl QNet {
     fn input(states: &Tensor, actions: &Tensor, logprobs: &Tensor) -> candle_core::Result<Tensor> {
         let (rows, d) = actions.dims2()?;
         let text = states.narrow(1, 0, d)?;
-        let picture = states.narrow(1, d, states.dim(1)? - d)?;
+        let width = states.dim(1)?.checked_sub(d).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "states of {} values are narrower than actions of {d}",
+                states.dim(1).unwrap_or(0)
+            ))
+        })?;
+        let picture = states.narrow(1, d, width)?;
         let parts = [&text, actions, &(&text * actions)?, &picture, &logprobs.reshape((rows, 1))?];
         Tensor::cat(&parts, 1)
     }

@@ -12,21 +12,25 @@ fn data(n: usize) -> Vec<Transition> {
         .map(|i| {
             let (s, a) = (i % 4, (i / 4) % 4);
             let onehot = |k: usize| (0..4).map(|j| if j == k { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
-            let ok = s == a;
-            Transition {
-                task: format!("t{s}"),
-                state_key: format!("s{s}"),
-                state: onehot(s),
-                action: onehot(a),
-                logprob: -1.0,
-                reward: ok as u8 as f32,
-                done: true,
-                mc_return: ok as u8 as f32,
-                success: ok,
-                next: None,
-            }
+            outcome(format!("t{s}"), format!("s{s}"), onehot(s), onehot(a), s == a)
         })
         .collect()
+}
+
+/// A one-step episode that took `action` in `state` and succeeded or not (log-prob −1).
+fn outcome(task: String, state_key: String, state: Vec<f32>, action: Vec<f32>, ok: bool) -> Transition {
+    Transition {
+        task,
+        state_key,
+        state,
+        action,
+        logprob: -1.0,
+        reward: ok as u8 as f32,
+        done: true,
+        mc_return: ok as u8 as f32,
+        success: ok,
+        next: None,
+    }
 }
 
 #[test]
@@ -154,24 +158,13 @@ fn picture_data(picture_side: usize) -> Vec<Transition> {
             if picture_side > 0 {
                 state.extend(if red { [1.0, -1.0, -1.0] } else { [-1.0, -1.0, 1.0] });
             }
-            Transition {
-                task: format!("t{i}"),
-                state_key: format!("{red}"),
-                state,
-                action: action(a),
-                logprob: -1.0,
-                reward: ok as u8 as f32,
-                done: true,
-                mc_return: ok as u8 as f32,
-                success: ok,
-                next: None,
-            }
+            outcome(format!("t{i}"), format!("{red}"), state, action(a), ok)
         })
         .collect()
 }
 
 #[test]
-fn a_picture_reading_q_function_ranks_by_the_picture_a_text_one_cannot() {
+fn a_picture_reading_q_function_ranks_by_the_picture() {
     let with = QConfig { picture_side: 1, ..cfg(Objective::Mc) };
     assert_eq!(with.state_len(), 4 + 3);
     // The input row, by hand: [e_s, e_a, e_s ⊙ e_a, p_s, log-prob].
@@ -185,11 +178,40 @@ fn a_picture_reading_q_function_ranks_by_the_picture_a_text_one_cannot() {
     let d = picture_data(1);
     let report = q.fit(&d, &d, 300, 1e-2, 10, &mut |_, _| {}).unwrap();
     assert_eq!(report.val_top1, Some(1.0), "{report:?}");
-    // Without the picture both states read alike: no ranking beats a coin.
-    let mut blind = QNet::new(cfg(Objective::Mc)).unwrap();
-    let d = picture_data(0);
-    let report = blind.fit(&d, &d, 300, 1e-2, 10, &mut |_, _| {}).unwrap();
-    assert!(report.val_auc.unwrap() <= 0.5 + 1e-6, "{report:?}");
+    // (Without the picture the two states read alike, so no text-only Q-function can rank them:
+    // picture_data(0) gives both actions the same inputs in both states.)
     // A state of the wrong length is an error, never a silent misread.
     assert!(q.score(&[0.0; 4], &[(vec![0.0; 4], 0.0)]).unwrap_err().to_string().contains("reads 7"));
+}
+
+#[test]
+fn a_q_function_saved_before_pictures_loads_as_text_only_and_scores_as_before() {
+    // The input row of a text-only Q-function, by hand: [e_s, e_a, e_s ⊙ e_a, log-prob].
+    let s = Tensor::new(&[[1.0f32, 2.0, -1.0, 0.5]], &Device::Cpu).unwrap();
+    let a = Tensor::new(&[[3.0f32, 0.0, 2.0, 2.0]], &Device::Cpu).unwrap();
+    let lp = Tensor::new(&[-2.0f32], &Device::Cpu).unwrap();
+    let row: Vec<f32> = QNet::input(&s, &a, &lp).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(row, [1.0, 2.0, -1.0, 0.5, 3.0, 0.0, 2.0, 2.0, 3.0, 0.0, -2.0, 1.0, -2.0]);
+
+    // A file as kaizen wrote it before pictures: its config has no `picture_side`.
+    let q = QNet::seeded(cfg(Objective::Iql), 3).unwrap();
+    let dir = std::env::temp_dir().join(format!("kaizen-q-old-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (new, old) = (dir.join("new.safetensors"), dir.join("old.safetensors"));
+    q.save(&new).unwrap();
+    let bytes = std::fs::read(&new).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&meta["kaizen_q"]).unwrap();
+    assert!(config.as_object_mut().unwrap().remove("picture_side").is_some());
+    meta.insert("kaizen_q".into(), config.to_string());
+    safetensors::serialize_to_file(tensors.tensors(), Some(meta), &old).unwrap();
+    let back = QNet::load(&old, "test@0").unwrap();
+    assert_eq!(back.cfg, q.cfg);
+    assert_eq!(back.cfg.picture_side, 0);
+    let d = data(4);
+    let acts = vec![(d[1].action.clone(), -0.5), (d[2].action.clone(), -1.5)];
+    assert_eq!(back.score(&d[0].state, &acts).unwrap(), q.score(&d[0].state, &acts).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
 }

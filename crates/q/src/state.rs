@@ -30,6 +30,30 @@ pub fn state_of(messages: &[Message]) -> (String, Vec<String>) {
     state_parts(messages.iter().map(|m| (m.role.as_str(), m.content.as_str())))
 }
 
+/// The state of a chat in OpenAI's wire form (the Best-of-Q proxy's requests, and its logs that
+/// `kaizen q train` reads): the task, the history, and the latest picture from the task's turn
+/// on. Each message reads as `kaizen serve` reads it (text parts joined, `image_url` parts as
+/// pictures); one that does not parse still counts as a turn — its role and string content, or
+/// empty — so the turns line up as they did for the upstream server.
+pub fn wire_state(messages: &serde_json::Value) -> (String, Vec<String>, Option<String>) {
+    let raw = messages.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let parsed: Vec<Option<Message>> = raw
+        .iter()
+        .map(|m| serde_json::from_value::<kaizen_core::openai::WireMessage>(m.clone()).ok()?.to_message().ok())
+        .collect();
+    let turns = raw.iter().zip(&parsed).map(|(m, p)| match p {
+        Some(p) => (p.role.as_str(), p.content.as_str()),
+        None => (m["role"].as_str().unwrap_or(""), m["content"].as_str().unwrap_or("")),
+    });
+    let (task, history) = state_parts(turns);
+    let task_turn = raw.iter().zip(&parsed).rposition(|(m, p)| match p {
+        Some(p) => p.role == Role::User,
+        None => m["role"] == "user",
+    });
+    let picture = task_turn.and_then(|at| parsed[at..].iter().flatten().rev().find_map(|m| m.images.last().cloned()));
+    (task, history, picture)
+}
+
 /// The whole state, uncut: what an env reads to describe an action (the latest page of a web
 /// task may lie beyond `state_text`'s cut).
 pub fn full_state(task: &str, history: &[String]) -> String {

@@ -1,4 +1,4 @@
-//! A recipe's task streams: the SFT demonstrations, the RL tasks (one draw per step), the SFT
+//! A recipe's task streams: the SFT demonstrations (the env's and those of `sft.mix`), the RL tasks (one draw per step), the SFT
 //! check set and the held-out evaluation set.
 //!
 //! Held out means held out *by content* (`kaizen_core::env::held_out_tasks`): the check and
@@ -49,10 +49,14 @@ pub fn rl_tasks(env: &dyn Env, recipe: &Recipe, step: usize) -> Vec<Task> {
     env.tasks(recipe.seed ^ RL_STREAM.wrapping_add(step as u64), recipe.rl.tasks_per_step)
 }
 
-/// The content of every task training can see: the demonstrations (when SFT runs) and every
-/// RL step's tasks.
-pub fn training_content(env: &dyn Env, recipe: &Recipe) -> HashSet<String> {
-    let sft = if recipe.sft.steps > 0 { demonstration_tasks(env, recipe) } else { Vec::new() };
+/// The content of every task training can see: the demonstrations (when SFT runs), those of
+/// the `sft.mix` envs (`mixed`, in the recipe's order) and every RL step's tasks.
+pub fn training_content(env: &dyn Env, recipe: &Recipe, mixed: &[Box<dyn Env>]) -> HashSet<String> {
+    let mut sft = Vec::new();
+    if recipe.sft.steps > 0 {
+        sft = demonstration_tasks(env, recipe);
+        sft.extend(mixed.iter().enumerate().flat_map(|(k, m)| mix_tasks(m.as_ref(), recipe, k)));
+    }
     let rl = (0..recipe.rl.steps).flat_map(|step| rl_tasks(env, recipe, step));
     sft.into_iter().chain(rl).map(|t| t.content_key()).collect()
 }

@@ -8,7 +8,7 @@ fn the_committed_recipes_held_out_sets_share_no_task_with_training() {
         let text = std::fs::read_to_string(format!("{}/../../recipes/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let recipe = Recipe::parse(&text).unwrap();
         let env = kaizen_envs::open(&recipe.env).unwrap();
-        let seen = training_content(env.as_ref(), &recipe);
+        let seen = training_content(env.as_ref(), &recipe, &[]);
         // The seed-separated stream alone repeats training tasks: the reason for the filter.
         let raw = env.tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks);
         let repeats = raw.iter().filter(|t| seen.contains(&t.content_key())).count();
@@ -56,6 +56,14 @@ fn mixed_demonstrations_come_from_their_own_stream() {
     assert_eq!(tasks.len(), 5);
     assert_ne!(tasks, mixed.tasks(recipe.seed, 5), "not the demonstrations' stream");
     assert!(mix_tasks(mixed.as_ref(), &recipe, 1).is_empty(), "no second mix entry");
+    // What the mix shows is training content: held-out sets skip it too.
+    let env = kaizen_envs::open("arith:1").unwrap();
+    let with_mix = training_content(env.as_ref(), &recipe, &[mixed]);
+    let without = training_content(env.as_ref(), &recipe, &[]);
+    assert!(tasks.iter().all(|t| with_mix.contains(&t.content_key())));
+    assert!(tasks.iter().any(|t| !without.contains(&t.content_key())), "the mix adds content of its own");
+    let eval = eval_tasks(env.as_ref(), &recipe, &with_mix).unwrap();
+    assert!(eval.iter().all(|t| !with_mix.contains(&t.content_key())));
     recipe.sft.mix[0].demonstrations = 0;
     assert!(recipe.validate().unwrap_err().contains("sft.mix (arith:1)"));
 }

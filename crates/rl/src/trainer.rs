@@ -219,6 +219,12 @@ fn run_from(
     let out = run.path.clone();
     let out = out.as_path();
     let Setup { env, tools: registry, shots, mut reward, sft_mix } = setup;
+    anyhow::ensure!(
+        sft_mix.len() == recipe.sft.mix.len(),
+        "the recipe mixes {} envs into SFT but the setup opened {} (build it with Setup::of_recipe)",
+        recipe.sft.mix.len(),
+        sft_mix.len()
+    );
     let dev = Device::Cpu;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path)?;
@@ -256,7 +262,7 @@ fn run_from(
     };
 
     // Held-out sets, disjoint by content from every task training sees.
-    let seen = streams::training_content(env.as_ref(), recipe);
+    let seen = streams::training_content(env.as_ref(), recipe, &sft_mix);
     let eval_set = streams::eval_tasks(env.as_ref(), recipe, &seen).map_err(anyhow::Error::msg)?;
     let keys: Vec<String> = eval_set.iter().map(|t| t.content_key()).collect();
     let keys_path = out.join(EVAL_TASKS);
@@ -282,7 +288,6 @@ fn run_from(
         anyhow::ensure!(!own.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", env.name());
         let mut made = vec![serde_json::json!({"env": env.name(), "demonstrations": own.len()})];
         let mut sources = vec![own];
-        anyhow::ensure!(sft_mix.len() == recipe.sft.mix.len(), "the setup holds no env for each sft.mix entry");
         for (k, (m, mixed)) in recipe.sft.mix.iter().zip(&sft_mix).enumerate() {
             let bare = EpisodeConfig { shots: Vec::new(), ..episode_cfg.clone() };
             let d = demos_of(mixed.as_ref(), streams::mix_tasks(mixed.as_ref(), recipe, k), &format!("mix{k}"), &bare);
@@ -387,8 +392,11 @@ fn run_from(
     let rl_start = match progress.phase {
         Phase::Sft => {
             policy.save_trainable(&out.join(SFT_WEIGHTS))?;
-            // The SFT policy as every verb runs it (`policy.gguf` moves on with RL).
-            std::fs::copy(&gguf, out.join(SFT_POLICY)).with_context(|| format!("copying {}", gguf.display()))?;
+            // The policy as RL starts it, as every verb runs it (`policy.gguf` moves on with RL):
+            // the SFT policy, or the starting weights where SFT has no steps.
+            let bytes = std::fs::read(&gguf).with_context(|| format!("reading {}", gguf.display()))?;
+            kaizen_core::durable::write_atomic(&out.join(SFT_POLICY), &bytes)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.join(SFT_POLICY).display()))?;
             if !eval_set.is_empty() {
                 let m = eval(&llm, 0)?;
                 emit(m, &mut all)?;

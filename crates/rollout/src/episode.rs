@@ -326,6 +326,9 @@ impl<'a> Episode<'a> {
                 tools = s.tools();
                 if cfg.screenshots {
                     attach_screenshot(s.as_mut(), &mut task_turn.images, &mut job.task.prompt);
+                    // The record's task is what the policy was shown (as its prompt already
+                    // is): Q training then reads the state the scorer read.
+                    job.task.images = task_turn.images.clone();
                 }
                 Some(Arc::new(Mutex::new(s)))
             }

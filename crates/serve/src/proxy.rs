@@ -24,9 +24,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaizen_core::openai::WireMessage;
-use kaizen_q::picture::latest_picture;
-use kaizen_q::state::{best_index, describe_action, full_state, state_text, ActionScorer};
+use kaizen_q::state::{best_index, describe_action, full_state, state_text, wire_state, ActionScorer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -285,19 +283,10 @@ fn candidates_of(choices: &[Value]) -> Result<Vec<(String, f32)>, ApiError> {
 }
 
 /// The state's text from the chat, as the runner builds it from an episode's messages, the
-/// uncut state actions are described against, and the state's latest picture. Messages read
-/// as `kaizen serve` reads them (text parts joined, `image_url` parts as pictures); one that
-/// does not parse is left out of the state (the upstream server judged the request).
+/// uncut state actions are described against, and the state's latest picture
+/// (`kaizen_q::state::wire_state`, which `kaizen q train` also reads the logged chat with).
 fn state_of(messages: &Value) -> (String, String, Option<String>) {
-    let msgs: Vec<kaizen_core::Message> = messages
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|m| serde_json::from_value::<WireMessage>(m.clone()).ok()?.to_message().ok())
-        .collect();
-    let (task, history) = kaizen_q::state::state_of(&msgs);
-    let picture = latest_picture(&msgs).map(String::from);
+    let (task, history, picture) = wire_state(messages);
     (state_text(&task, &history), full_state(&task, &history), picture)
 }
 
@@ -372,7 +361,7 @@ async fn chat(
         Some(s) if s.len() == choices.len() => best_index(s, &logprobs),
         _ => best_index(&logprobs, &logprobs),
     };
-    let mut decision = json!({
+    let decision = json!({
         "episode_id": episode,
         "messages": req["messages"],
         "state": stateful,
@@ -381,10 +370,6 @@ async fn chat(
             "chosen": i == chosen,
         })).collect::<Vec<_>>(),
     });
-    // The picture the scorer read, so `kaizen q train` reads the same state from the log.
-    if let Some(p) = picture {
-        decision["picture"] = json!(p);
-    }
     state.record(decision).await?;
     let mut best = choices[chosen].clone();
     best["index"] = json!(0);

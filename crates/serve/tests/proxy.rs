@@ -13,10 +13,16 @@ use std::time::Duration;
 
 struct PrefersParis;
 impl ActionScorer for PrefersParis {
-    fn score(&self, _state: &str, _picture: Option<&str>, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+    fn score(&self, state: &str, picture: Option<&str>, actions: &[(String, f32)]) -> Result<Vec<f32>, String> {
+        if let Some(p) = picture {
+            SCORED_PICTURES.lock().unwrap().push((state.to_string(), p.to_string()));
+        }
         Ok(actions.iter().map(|(a, _)| a.contains("Paris") as u8 as f32).collect())
     }
 }
+
+/// The (state, picture) pairs the scorer was handed.
+static SCORED_PICTURES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
 fn choice(i: usize, text: &str) -> Value {
     json!({"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
@@ -111,17 +117,18 @@ async fn the_proxy_reranks_and_degrades_gracefully() {
     assert_eq!(v["choices"][0]["message"]["content"], "Paris");
     assert_eq!((v["kaizen"]["chosen"].clone(), v["kaizen"]["candidates"].clone()), (json!(1), json!(4)));
     assert_eq!(v["kaizen"]["q_scores"], json!([0.0, 1.0, 0.0, 0.0]));
-    // A chat with a picture (content parts): the state is its text, the picture is logged with
-    // the decision as the scorer was handed it.
+    // A chat with a picture (content parts): the scorer reads its text as the state and its
+    // picture; the decision log keeps the chat it came in (`kaizen q train` reads it back).
     let picture = "data:image/png;base64,iVBORw0KGgo=";
     let parts = json!([{"type": "text", "text": "normal"}, {"type": "image_url", "image_url": {"url": picture}}]);
     let body = json!({"model": "m", "messages": [{"role": "user", "content": parts}]});
     let r = client.post(format!("{proxy}/v1/chat/completions")).header("x-kaizen-episode", "pic").json(&body).send();
     assert_eq!(r.await.unwrap().status(), 200);
+    assert_eq!(*SCORED_PICTURES.lock().unwrap(), vec![("normal".to_string(), picture.to_string())]);
     let log = std::fs::read_to_string(dir.join(DECISIONS)).unwrap();
     let d: Value =
         log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|d| d["episode_id"] == "pic").unwrap();
-    assert_eq!((d["state"].as_str(), d["picture"].as_str()), (Some("normal"), Some(picture)));
+    assert_eq!((d["state"].as_str(), &d["messages"][0]["content"]), (Some("normal"), &parts));
     // One choice only: returned as it is, unscored.
     let v: Value = ask("one").await.unwrap().json().await.unwrap();
     assert_eq!(

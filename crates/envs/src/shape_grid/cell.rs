@@ -1,10 +1,12 @@
 //! `shape-cell`: one easy-VQA picture at full size (64×64, as a `crop` of one shape-grid cell
-//! shows it) and the question which shape it holds; no tools. It teaches a vision policy to read
-//! shapes before it learns to aim (LLaVA's order: align the picture input on described pictures
-//! first, then instruction-tune) — in `shape-grid`'s demonstrations the shape is one written
-//! token in ~150, too small a share of the loss for the picture input to learn from
-//! (BENCHMARKS.md). Recipes mix its demonstrations into SFT (`[[sft.mix]]`). Same pictures and
-//! splits as `shape-grid`: `shape-cell` reads the train pictures, `shape-cell:test` the test ones.
+//! shows it) and the question which shape it holds; no tools. Recipes mix its demonstrations
+//! into SFT (`[[sft.mix]]`) so that a vision policy learns to read shapes beside learning to
+//! aim — in the spirit of LLaVA's alignment on described pictures, interleaved rather than
+//! first. The reason, a hypothesis the runs fit but do not isolate: in `shape-grid`'s
+//! demonstrations the shape is one written token in ~150, and a recipe without the mix (also
+//! wider, width 128) learnt the crop call but read no shapes (BENCHMARKS.md). Same pictures and
+//! splits as `shape-grid`: `shape-cell` reads the train pictures, `shape-cell:test` the test ones;
+//! tasks draw pictures with replacement, so a stream may repeat one.
 
 use super::{agents, ShapeGrid};
 use crate::ANSWER_FORMAT;
