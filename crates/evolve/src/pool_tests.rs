@@ -69,6 +69,6 @@ fn selection_keeps_the_band_and_labels_with_the_majority() {
     let line = serde_json::to_string(&pool[0]).unwrap();
     let env = kaizen_envs::JsonlEnv::parse(&line, "pool").unwrap();
     let task = &env.tasks(0, 1)[0];
-    assert_eq!(kaizen_rl::trainer::pool_p_hat(task), Some(0.5));
+    assert_eq!(kaizen_rl::estimator::pool_p_hat(task), Some(0.5));
     assert_eq!(task.reward(Some("12.0")), 1.0);
 }

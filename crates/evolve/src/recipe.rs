@@ -7,6 +7,7 @@
 
 use crate::curriculum::RewardWeights;
 use crate::pool::Band;
+use kaizen_rl::estimator::{self, Estimator};
 use kaizen_rl::recipe::{CheckpointSection, EvalSection, PolicySection, RlSection, SftSection};
 use kaizen_rl::Recipe;
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ impl Default for EvolveRecipe {
             policy: PolicySection::default(),
             executor: ExecutorSection::default(),
             curriculum: RlSection {
-                estimator: "grpo".into(),
+                estimator: Estimator::from(&estimator::GRPO),
                 steps: 4,
                 tasks_per_step: 2,
                 group: 4,
@@ -87,7 +88,7 @@ impl Default for EvolveRecipe {
             // ε_high 0.2: ADPO widens the symmetric PPO clip ε (METHODS.md §4), not kaizen
             // train's clip-higher 0.4.
             executor_rl: RlSection {
-                estimator: "adpo".into(),
+                estimator: Estimator::from(&estimator::ADPO),
                 group: 8,
                 temperature: 0.7,
                 max_turns: 5,
@@ -132,7 +133,12 @@ const EXECUTOR_STAGE: u64 = 0xE0E0_0000;
 
 impl EvolveRecipe {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let r: EvolveRecipe = toml::from_str(text).map_err(|e| e.to_string())?;
+        // A field's error names its section as the stage recipes' checks do (`[executor_rl]`).
+        let r: EvolveRecipe = kaizen_rl::recipe::from_toml(text).map_err(|(path, e)| match path.split_once('.') {
+            Some((section, field)) => format!("[{section}] {field}: {e}"),
+            None if path.is_empty() => e,
+            None => format!("{path}: {e}"),
+        })?;
         r.validate()?;
         Ok(r)
     }
@@ -187,7 +193,7 @@ impl EvolveRecipe {
         if self.eval.sets.is_empty() {
             return Err("eval.sets: name at least one held-out ground-truth set (e.g. [\"arith\"])".into());
         }
-        if self.curriculum.estimator == "axpo" {
+        if self.curriculum.estimator.resamples_tool_calls() {
             return Err("curriculum.estimator: the curriculum writes no tool calls; use grpo, dr_grpo or adpo".into());
         }
         self.curriculum_recipe(1).validate().map_err(|e| format!("[curriculum]: {e}"))?;

@@ -1,31 +1,6 @@
 //! Group-relative advantages: every response token of rollout `i` gets `Â_i`, computed from
-//! the rewards of the `G` rollouts of the same task.
-
-/// Which advantage estimator a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Estimator {
-    Grpo,
-    DrGrpo,
-    Adpo,
-    Axpo,
-}
-
-impl Estimator {
-    pub const NAMES: [&'static str; 4] = ["grpo", "dr_grpo", "adpo", "axpo"];
-}
-
-impl std::str::FromStr for Estimator {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "grpo" => Ok(Estimator::Grpo),
-            "dr_grpo" => Ok(Estimator::DrGrpo),
-            "adpo" => Ok(Estimator::Adpo),
-            "axpo" => Ok(Estimator::Axpo),
-            other => Err(format!("unknown estimator '{other}'; allowed: {}", Estimator::NAMES.join(", "))),
-        }
-    }
-}
+//! the rewards of the `G` rollouts of the same task. The formulas; which name runs which is in
+//! `estimator`.
 
 /// Mean and sample standard deviation (`n − 1` in the denominator, as `torch.std`; 0 for
 /// fewer than two values).

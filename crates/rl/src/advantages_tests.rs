@@ -63,10 +63,3 @@ fn self_consistency_by_hand() {
     assert_eq!(self_consistency(&votes, |x, y| numeric.check(x, y)), Some(("1,234".to_string(), 0.6)));
     assert_eq!(self_consistency(&votes, exact), Some(("1,234".to_string(), 0.2)));
 }
-
-#[test]
-fn estimator_names_parse_and_bad_ones_list_the_allowed() {
-    assert_eq!("axpo".parse::<Estimator>(), Ok(Estimator::Axpo));
-    let e = "ppo".parse::<Estimator>().unwrap_err();
-    assert!(e.contains("'ppo'") && e.contains("grpo, dr_grpo, adpo, axpo"), "{e}");
-}

@@ -6,6 +6,7 @@ use crate::axpo::{
     call_confidence, call_openings, call_span, continuation_only, prefix_only, select_prefixes, separated_advantages,
     triggered, Resampled, RolloutView,
 };
+use crate::estimator::{Advantage, TrainRow};
 use crate::recipe::Recipe;
 use kaizen_core::tool_call::OPEN;
 use kaizen_core::Trajectory;
@@ -47,16 +48,6 @@ fn least_confident_opening(texts: &[&str], t: &Trajectory) -> Option<(usize, f32
             (o.prefix_end, call_confidence(t.logprobs.get(span).unwrap_or(&[])))
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
-}
-
-/// One trajectory's part in the PPO loss: its advantage on every unmasked token, its upper
-/// clip bound, and a loss mask that replaces its own (AXPO's prefix-only / continuation-only).
-pub struct TrainRow {
-    /// Index into the step's rollouts followed by the resampled episodes.
-    pub t: usize,
-    pub mask: Option<Vec<u8>>,
-    pub adv: f32,
-    pub eps: f32,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -141,12 +132,17 @@ pub fn axpo_rows(
         let ax = separated_advantages(&group.iter().map(|t| t.reward).collect::<Vec<_>>(), &resampled, 1e-6);
         for (j, t) in group.iter().enumerate() {
             let mask = resamples.get(&(gi * g + j)).map(|(end, _)| prefix_only(&t.loss_mask, *end));
-            rows.push(TrainRow { t: gi * g + j, mask, adv: ax.group[j], eps });
+            rows.push(TrainRow { t: gi * g + j, mask, adv: Advantage::Sequence(ax.group[j]), eps });
         }
         for ((_, (end, ts)), advs) in in_group.iter().zip(&ax.continuations) {
             stats.recovered += ts.iter().any(|t| t.solved()) as usize;
             for (t, &adv) in ts.iter().zip(advs) {
-                rows.push(TrainRow { t: next, mask: Some(continuation_only(&t.loss_mask, *end)), adv, eps });
+                rows.push(TrainRow {
+                    t: next,
+                    mask: Some(continuation_only(&t.loss_mask, *end)),
+                    adv: Advantage::Sequence(adv),
+                    eps,
+                });
                 next += 1;
             }
         }

@@ -1,11 +1,13 @@
 //! Reinforcement learning for tool use (`../shared/METHODS.md` §2–4): the advantage
-//! estimators — GRPO, Dr.GRPO, ADPO, AXPO — the token-level PPO-clip loss with a KL penalty,
+//! estimators — GRPO, Dr.GRPO, ADPO, AXPO, in one registry by name (`estimator`) — the
+//! token-level PPO-clip loss with a KL penalty,
 //! and the diagnostics a training run reports. Every formula is a small pure function with its
 //! equation in its doc comment and a test on hand-computed numbers.
 //!
 //! Also here: recipes (`recipe`), what a run is given besides its recipe — env, tools, worked
 //! examples, reward (`setup`) —, the task streams with held-out sets disjoint by content
-//! (`streams`), checkpoints, AdamW with saveable state, and the training loop (`trainer`).
+//! (`streams`), checkpoints, AdamW with saveable state, and the training loop as stages (`trainer`: SFT, rollouts,
+//! PPO update, evaluation, metrics and checkpoints).
 //!
 //! Not here: rollouts (`kaizen-rollout`), the trainable models (`kaizen-models`).
 
@@ -15,6 +17,7 @@ pub mod axpo_resample;
 pub mod batch;
 pub mod checkpoint;
 pub mod diagnostics;
+pub mod estimator;
 pub mod loss;
 pub mod optim;
 pub mod recipe;
@@ -22,8 +25,9 @@ pub mod setup;
 pub mod streams;
 pub mod trainer;
 
-pub use advantages::{adpo_eps_high, adpo_scale, answer_counts, dr_grpo, grpo, self_consistency, Estimator};
+pub use advantages::{adpo_eps_high, adpo_scale, answer_counts, dr_grpo, grpo, self_consistency};
 pub use batch::{sft_loss, TokenBatch};
+pub use estimator::{Advantage, Estimator};
 pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
 pub use recipe::Recipe;
 pub use setup::{CheckerReward, Reward, Setup};

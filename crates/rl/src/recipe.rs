@@ -2,7 +2,7 @@
 //! a bad value is an error that names the field and what it allows. The resolved recipe is
 //! written into the run directory.
 
-use crate::advantages::Estimator;
+use crate::estimator::Estimator;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,8 +145,8 @@ pub struct SftMix {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RlSection {
-    /// `grpo`, `dr_grpo`, `adpo` or `axpo`.
-    pub estimator: String,
+    /// A name in `estimator::ESTIMATORS`: `grpo`, `dr_grpo`, `adpo` or `axpo`.
+    pub estimator: Estimator,
     pub steps: usize,
     /// Tasks per step; each gets a group of `group` rollouts.
     pub tasks_per_step: usize,
@@ -240,7 +240,7 @@ impl Default for SftSection {
 impl Default for RlSection {
     fn default() -> Self {
         RlSection {
-            estimator: "grpo".into(),
+            estimator: Estimator::default(),
             steps: 10,
             tasks_per_step: 2,
             group: 4,
@@ -268,10 +268,21 @@ impl Default for EvalSection {
     }
 }
 
+/// Reads a recipe-like TOML text; an error comes with the dotted path of the field it is in
+/// (`rl.estimator`; empty when it is about the whole text), so every message can name it.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.into_inner().to_string())
+    })
+}
+
 impl Recipe {
     /// Parses and checks a recipe; errors name the field.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let r: Recipe = toml::from_str(text).map_err(|e| e.to_string())?;
+        let r: Recipe =
+            from_toml(text).map_err(|(path, e)| if path.is_empty() { e } else { format!("{path}: {e}") })?;
         r.validate()?;
         Ok(r)
     }
@@ -281,14 +292,9 @@ impl Recipe {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn estimator(&self) -> Result<Estimator, String> {
-        self.rl.estimator.parse().map_err(|e| format!("rl.estimator: {e}"))
-    }
-
     /// Every field in its range, checked before anything is allocated: a bad recipe is an error
     /// naming the field, never an allocation failure.
     pub fn validate(&self) -> Result<(), String> {
-        self.estimator()?;
         let positive = [
             ("policy.layers", self.policy.layers),
             ("policy.width", self.policy.width),

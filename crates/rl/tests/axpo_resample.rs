@@ -7,7 +7,7 @@
 use kaizen_core::Trajectory;
 use kaizen_models::{LocalLlm, WeightFormat};
 use kaizen_rl::axpo_resample::axpo_rows;
-use kaizen_rl::Recipe;
+use kaizen_rl::{Advantage, Recipe};
 use kaizen_rollout::{run_local, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 
@@ -79,14 +79,14 @@ fn failed_tool_calls_are_resampled_from_their_prefixes_with_hand_computed_advant
     // std √(1/3) = 0.57735 → +0.57735, −1.15470, +0.57735. Task 1: 1 (source), 0, 0 →
     // +1.15470 for the source, −0.57735 for the others. Each prefix's continuations 1, 0:
     // mean 0.5, std √0.5 → +0.70711, −0.70711.
-    let adv = |t: usize| rows.iter().find(|r| r.t == t).unwrap().adv;
+    let adv = |t: usize| sequence(&rows.iter().find(|r| r.t == t).unwrap().adv);
     let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
     let other = (0..g).find(|&j| j != sources[0] && j != winner).unwrap();
     assert!(close(adv(sources[0]), 0.57735) && close(adv(other), -1.1547) && close(adv(winner), 0.57735));
     for t in 3..6 {
         assert!(close(adv(t), if t == sources[1] { 1.1547 } else { -0.57735 }), "rollout {t}: {}", adv(t));
     }
-    let continuations: Vec<f32> = rows.iter().filter(|r| r.t >= rollouts.len()).map(|r| r.adv).collect();
+    let continuations: Vec<f32> = rows.iter().filter(|r| r.t >= rollouts.len()).map(|r| sequence(&r.adv)).collect();
     assert_eq!(continuations.len(), 4);
     for pair in continuations.chunks(2) {
         assert!(close(pair[0], 0.70711) && close(pair[1], -0.70711), "{continuations:?}");
@@ -94,5 +94,13 @@ fn failed_tool_calls_are_resampled_from_their_prefixes_with_hand_computed_advant
     // Continuations train on their own tokens only.
     for r in rows.iter().filter(|r| r.t >= rollouts.len()) {
         assert!(r.mask.as_ref().unwrap().contains(&1));
+    }
+}
+
+/// AXPO's rows carry one advantage per trajectory.
+fn sequence(a: &Advantage) -> f32 {
+    match a {
+        Advantage::Sequence(v) => *v,
+        other => panic!("AXPO wrote a per-token advantage: {other:?}"),
     }
 }

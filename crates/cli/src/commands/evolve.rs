@@ -30,7 +30,7 @@ pub struct Args {
     /// The executor's estimator on the pool (overrides `executor_rl.estimator`): `grpo` is the
     /// ablation of ADPO.
     #[arg(long, conflicts_with = "resume")]
-    estimator: Option<String>,
+    estimator: Option<kaizen_rl::Estimator>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -63,8 +63,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             if a.no_repetition_penalty {
                 recipe.curriculum_reward.repetition = 0.0;
             }
-            if let Some(e) = &a.estimator {
-                recipe.executor_rl.estimator = e.clone();
+            if let Some(e) = a.estimator {
+                recipe.executor_rl.estimator = e;
             }
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "evolve".into());
             let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name));

@@ -1,0 +1,131 @@
+//! The SFT cold start: the env's solved demonstrations (and those of each `sft.mix` env,
+//! spread evenly among them), trained on with the token-level cross-entropy of the
+//! model-written tokens, stopping early once greedy decoding passes `sft.target_pass` of the
+//! validation tasks.
+
+use super::evaluate::{greedy_solved, share};
+use super::run_log::RunLog;
+use super::{serve, RunContext, StepMetrics, SFT_SOURCES};
+use crate::batch::{sft_loss, TokenBatch};
+use crate::checkpoint::{Phase, Progress};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::streams;
+use candle_core::{Device, Tensor};
+use kaizen_core::{Env, Task, Trajectory};
+use kaizen_models::trainable::TrainableLm;
+use kaizen_models::LocalLlm;
+use kaizen_rollout::{demonstration, EpisodeConfig, Job};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// Runs SFT from `progress` (a fresh run, or an SFT checkpoint with its optimizer `moments`)
+/// to `sft.steps` or the target pass rate. `seen` is the content of every training task (the
+/// validation tasks are drawn outside it).
+pub(super) fn cold_start(
+    ctx: &RunContext,
+    sft_mix: &[Box<dyn Env>],
+    policy: &TrainableLm,
+    moments: &HashMap<String, Tensor>,
+    progress: &Progress,
+    seen: &HashSet<String>,
+    log: &mut RunLog,
+) -> anyhow::Result<()> {
+    let recipe = ctx.recipe;
+    let dev = Device::Cpu;
+    let demos = demonstrations(ctx, sft_mix, &serve(policy, &ctx.gguf)?)?;
+    let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
+    if progress.next_step > 0 {
+        opt.restore(moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
+    }
+    // `sft.target_pass`: a resumed run reads its last check back from its metrics (cut at the
+    // checkpoint), so it stops where an uninterrupted run would.
+    let mut passed = recipe.sft.target_pass > 0.0
+        && log
+            .written()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["phase"] == "sft")
+            .filter_map(|m| m["pass_at_1"].as_f64())
+            .last()
+            .is_some_and(|p| reached(p, recipe.sft.target_pass));
+    let check_tasks = streams::check_tasks(ctx.env, recipe, seen).map_err(anyhow::Error::msg)?;
+    for step in progress.next_step..recipe.sft.steps {
+        if passed {
+            break;
+        }
+        let t = Instant::now();
+        let picked: Vec<&Trajectory> =
+            (0..recipe.sft.batch).map(|k| &demos[(step * recipe.sft.batch + k) % demos.len()]).collect();
+        let seqs: Vec<(&[u32], &[u8])> =
+            picked.iter().map(|d| (d.token_ids.as_slice(), d.loss_mask.as_slice())).collect();
+        let batch =
+            TokenBatch::new(&seqs, &[], 0, &dev)?.showing(picked.iter().map(|d| d.token_pictures.clone()).collect());
+        let loss =
+            sft_loss(&policy.token_logprobs_shared(&batch.ids, batch.shared, &batch.pictures, 1.0)?, &batch.mask)?;
+        opt.step(&loss.backward()?)?;
+        let secs = t.elapsed().as_secs_f64();
+        let tokens: usize = seqs.iter().map(|(ids, _)| ids.len()).sum();
+        let loss = loss.to_scalar::<f32>()? as f64;
+        let check = if recipe.sft.target_pass > 0.0 && (step + 1) % recipe.sft.check_every == 0 {
+            let llm = serve(policy, &ctx.gguf)?;
+            let pass = share(&greedy_solved(&llm, ctx.env, ctx.tools, &check_tasks, &ctx.episode));
+            passed = reached(pass, recipe.sft.target_pass);
+            Some(pass)
+        } else {
+            None
+        };
+        log.emit(StepMetrics {
+            phase: "sft".into(),
+            step,
+            loss,
+            lr: recipe.sft.lr,
+            train_tokens_per_s: tokens as f64 / secs,
+            train_s: secs,
+            pass_at_1: check,
+            ..Default::default()
+        })?;
+        if (step + 1) % recipe.checkpoint.sft_every == 0 && step + 1 < recipe.sft.steps {
+            log.checkpoint(policy, &opt, Phase::Sft, step + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// What SFT trains on: the solved demonstrations of the env's demonstration tasks, and of each
+/// `sft.mix` env's (shown without worked examples), interleaved; how many came from each source
+/// is written to `SFT_SOURCES`.
+fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) -> anyhow::Result<Vec<Trajectory>> {
+    let recipe = ctx.recipe;
+    let demos_of = |env: &dyn Env, tasks: Vec<Task>, tag: &str, cfg: &EpisodeConfig| {
+        tasks
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, task)| {
+                let turns = env.demonstration(&task)?;
+                let job = Job::new(task, i as u64, format!("{tag}-{i}"));
+                Some(demonstration(llm, env, ctx.tools, job, &turns, cfg))
+            })
+            .filter(|d| d.solved())
+            .collect::<Vec<Trajectory>>()
+    };
+    let own = demos_of(ctx.env, streams::demonstration_tasks(ctx.env, recipe), "demo", &ctx.episode);
+    anyhow::ensure!(!own.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", ctx.env.name());
+    let mut made = vec![serde_json::json!({"env": ctx.env.name(), "demonstrations": own.len()})];
+    let mut sources = vec![own];
+    for (k, (m, mixed)) in recipe.sft.mix.iter().zip(sft_mix).enumerate() {
+        let bare = EpisodeConfig { shots: Vec::new(), ..ctx.episode.clone() };
+        let d = demos_of(mixed.as_ref(), streams::mix_tasks(mixed.as_ref(), recipe, k), &format!("mix{k}"), &bare);
+        anyhow::ensure!(!d.is_empty(), "sft.mix ({}): the env gave no solved demonstrations", m.env);
+        made.push(serde_json::json!({"env": mixed.name(), "demonstrations": d.len()}));
+        sources.push(d);
+    }
+    let record = ctx.out.join(SFT_SOURCES);
+    kaizen_core::durable::write_atomic(&record, serde_json::to_string_pretty(&made)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", record.display()))?;
+    Ok(streams::interleave(sources))
+}
+
+/// Whether an SFT check's pass rate meets `sft.target_pass` (0: never — the target is off).
+pub(super) fn reached(pass: f64, target: f64) -> bool {
+    target > 0.0 && pass >= target
+}
