@@ -24,6 +24,29 @@ fn every_verb_has_help_with_an_example() {
     }
 }
 
+/// The verbs that run episodes take one set of episode flags with one set of defaults (greedy,
+/// 4 turns of 256 tokens, the budget derived) — except the temperature of the verbs that
+/// sample on purpose, which is 1.
+#[test]
+fn episode_verbs_share_one_set_of_flags_and_defaults() {
+    let default_of = |help: &str, flag: &str| -> String {
+        let at = help.find(flag).unwrap_or_else(|| panic!("no {flag} in\n{help}"));
+        let rest = &help[at..];
+        let d = rest.find("[default: ").unwrap();
+        rest[d + 10..d + 10 + rest[d + 10..].find(']').unwrap()].to_string()
+    };
+    for (verb, temperature) in [("run", "0"), ("collect", "1"), ("eval-rerank", "1")] {
+        let help = text(&kaizen(&[verb, "--help"]).stdout);
+        assert_eq!(default_of(&help, "--max-turns"), "4", "{verb}");
+        assert_eq!(default_of(&help, "--max-tokens-per-turn"), "256", "{verb}");
+        assert_eq!(default_of(&help, "--max-episode-tokens"), "max-turns × max-tokens-per-turn", "{verb}");
+        assert_eq!(default_of(&help, "--temperature"), temperature, "{verb}");
+        for flag in ["--shots ", "--shots-from", "--no-tool-schemas"] {
+            assert!(help.contains(flag), "{verb} has no {flag}");
+        }
+    }
+}
+
 #[test]
 fn generate_json_gives_n_completions_with_logprobs() {
     let o = kaizen(&[

@@ -25,7 +25,7 @@ use kaizen_core::{Env, Message, Task, Trajectory};
 use kaizen_models::LocalLlm;
 use kaizen_rl::trainer::{final_weights, policy_at};
 use kaizen_rl::{Reward, Setup, StepMetrics};
-use kaizen_rollout::{run_local, EpisodeConfig, Job};
+use kaizen_rollout::{run_local, EpisodeArgs, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -209,28 +209,21 @@ fn iter_dir(out: &Path, i: usize) -> PathBuf {
 /// The executor's episodes (judging, evaluation) at `temperature`.
 fn executor_cfg(recipe: &EvolveRecipe, shots: &[Message], temperature: f32) -> EpisodeConfig {
     let e = &recipe.executor;
-    EpisodeConfig {
+    let args = EpisodeArgs {
         max_turns: e.max_turns,
         max_tokens_per_turn: e.max_tokens_per_turn,
-        max_episode_tokens: e.max_turns * e.max_tokens_per_turn,
+        max_episode_tokens: None,
         temperature,
-        shots: shots.to_vec(),
-        tool_schemas: true,
-        ..Default::default()
-    }
+    };
+    args.config(shots.to_vec(), true, false)
 }
 
 /// The curriculum's episodes: one turn, no tools.
 fn curriculum_cfg(recipe: &EvolveRecipe, temperature: f32) -> EpisodeConfig {
     let c = &recipe.curriculum;
-    EpisodeConfig {
-        max_turns: 1,
-        max_tokens_per_turn: c.max_tokens_per_turn,
-        max_episode_tokens: c.max_tokens_per_turn,
-        temperature,
-        tool_schemas: false,
-        ..Default::default()
-    }
+    let args =
+        EpisodeArgs { max_turns: 1, max_tokens_per_turn: c.max_tokens_per_turn, max_episode_tokens: None, temperature };
+    args.config(Vec::new(), false, false)
 }
 
 /// The executor's trainable weights after iteration `i` (the latest iteration ≤ `i` whose

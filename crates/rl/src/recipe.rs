@@ -179,6 +179,19 @@ pub struct RlSection {
     pub adpo_m: f32,
 }
 
+impl RlSection {
+    /// How each rollout runs: this section's turns, tokens and temperature, the token budget
+    /// derived as everywhere (`EpisodeArgs::max_episode_tokens`).
+    pub fn episode(&self) -> kaizen_rollout::EpisodeArgs {
+        kaizen_rollout::EpisodeArgs {
+            max_turns: self.max_turns,
+            max_tokens_per_turn: self.max_tokens_per_turn,
+            max_episode_tokens: None,
+            temperature: self.temperature,
+        }
+    }
+}
+
 /// Held-out evaluation: tasks from a seed the training stream never uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

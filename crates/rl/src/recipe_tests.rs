@@ -62,3 +62,13 @@ fn every_shipped_recipe_loads_and_validates() {
     let tiny = Recipe::load(&dir.join("arith-tiny-grpo.toml")).unwrap();
     assert!(!tiny.tool_schemas && tiny.seed == 1);
 }
+
+#[test]
+fn the_rl_section_gives_its_rollouts_episode_settings() {
+    // RL's own defaults (it must sample): 3 turns of 96 tokens at temperature 1, budget 288.
+    let e = Recipe::default().rl.episode();
+    assert_eq!((e.max_turns, e.max_tokens_per_turn, e.max_episode_tokens(), e.temperature), (3, 96, 288, 1.0));
+    let r = Recipe::parse("[rl]\nmax_turns = 2\nmax_tokens_per_turn = 10\ntemperature = 0.5\n").unwrap();
+    let c = r.rl.episode().config(Vec::new(), r.tool_schemas, false);
+    assert_eq!((c.max_turns, c.max_tokens_per_turn, c.max_episode_tokens, c.temperature), (2, 10, 20, 0.5));
+}

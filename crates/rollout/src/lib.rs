@@ -9,6 +9,7 @@
 pub mod columnar;
 pub mod engine;
 pub mod episode;
+pub mod episode_args;
 pub mod image_store;
 pub mod rerank;
 pub mod run_dir;
@@ -20,4 +21,5 @@ pub use episode::{
     check_prompts_fit, demonstration, few_shot, observation_segment, run_episode, Agent, Episode, EpisodeConfig, Job,
     Prefix, Toolbox,
 };
+pub use episode_args::EpisodeArgs;
 pub use run_dir::{per_task, RunDir, RunSummary, TaskRow};

@@ -3,10 +3,12 @@
 //! distribution) and all are recorded, so the run holds successes, failures and the
 //! candidate sets TD targets take their max over.
 
-use super::policy::PolicyArgs;
+use super::policy::{PolicyArgs, PromptArgs};
+use kaizen_rollout::EpisodeArgs;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("temperature", |a| a.default_value("1")))]
 pub struct Args {
     /// An env spec, as `kaizen run --env` takes it.
     #[arg(long, default_value = "arith")]
@@ -22,11 +24,10 @@ pub struct Args {
     /// Candidate actions proposed per step.
     #[arg(long, default_value_t = 4)]
     candidates: usize,
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Tokens a turn may write (a candidate that rambles holds up its whole batch).
-    #[arg(long, default_value_t = 256)]
-    max_tokens_per_turn: usize,
+    /// Turns, tokens and temperature (sampled at 1.0 unless told: collecting needs the policy's
+    /// own spread of actions).
+    #[command(flatten)]
+    episode: EpisodeArgs,
     /// The run directory (created; never overwritten).
     #[arg(long)]
     out: PathBuf,
@@ -35,24 +36,24 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Worked examples shown before each task (as `kaizen run --shots`); use the same number
-    /// when evaluating, so the Q-function sees the policy it was trained on.
-    #[arg(long, default_value_t = 0)]
-    shots: usize,
+    #[command(flatten)]
+    prompt: PromptArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    super::run::run(super::run::Args::collect(
-        a.env,
-        a.policy,
-        a.tasks,
-        a.samples,
-        a.candidates,
-        a.temperature,
-        a.out,
-        a.seed,
-        a.concurrency,
-        a.shots,
-        a.max_tokens_per_turn,
-    ))
+    super::run::run(super::run::Args {
+        env: a.env,
+        policy: a.policy,
+        episodes: a.tasks,
+        samples: a.samples,
+        candidates: a.candidates,
+        select: Some("random".into()),
+        rerank: None,
+        out: a.out,
+        seed: a.seed,
+        episode: a.episode,
+        concurrency: a.concurrency,
+        prompt: a.prompt,
+        screenshots: false,
+    })
 }

@@ -9,16 +9,17 @@
 //! best of N actions at every step of one episode can solve tasks that none of N whole
 //! episodes solved.
 
-use super::policy::{Backend, PolicyArgs};
+use super::policy::{Backend, PolicyArgs, PromptArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use kaizen_core::Trajectory;
 use kaizen_q::metrics::{paired_difference, wilson_interval};
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{EpisodeConfig, Job};
+use kaizen_rollout::{EpisodeArgs, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("temperature", |a| a.default_value("1")))]
 pub struct Args {
     #[arg(long, default_value = "arith")]
     env: String,
@@ -35,26 +36,14 @@ pub struct Args {
     episodes: usize,
     #[arg(long, default_value_t = 5000)]
     seed: u64,
-    /// Sampling temperature of the candidates and of the sampled baseline.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    #[arg(long, default_value_t = 4)]
-    max_turns: usize,
-    #[arg(long, default_value_t = 256)]
-    max_tokens_per_turn: usize,
+    /// Turns, tokens and the sampling temperature of the candidates and of the sampled baseline
+    /// (1.0 unless told).
+    #[command(flatten)]
+    episode: EpisodeArgs,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Worked examples shown before each task (as `kaizen run --shots`).
-    #[arg(long, default_value_t = 0)]
-    shots: usize,
-    /// Take the worked examples from this env instead (e.g. `arith` for a task file without
-    /// demonstrations of its own).
-    #[arg(long, value_name = "ENV")]
-    shots_from: Option<String>,
-    /// Leave the tools' JSON schemas out of the prompt (as `kaizen run --no-tool-schemas`): how
-    /// a policy trained with `tool_schemas = false` in its recipe was prompted.
-    #[arg(long)]
-    no_tool_schemas: bool,
+    #[command(flatten)]
+    prompt: PromptArgs,
     /// Also write the table, with every row's per-task outcomes, as DIR/eval_rerank.json
     /// (`kaizen report DIR` shows it).
     #[arg(long, value_name = "DIR")]
@@ -73,15 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let tasks = kaizen_core::env::held_out_tasks(env.as_ref(), a.seed, a.episodes, |k| seen.contains(k), "--episodes")
         .map_err(anyhow::Error::msg)?;
     let n = a.candidates;
-    let sampled = EpisodeConfig {
-        max_turns: a.max_turns,
-        max_tokens_per_turn: a.max_tokens_per_turn,
-        max_episode_tokens: a.max_turns * a.max_tokens_per_turn,
-        temperature: a.temperature,
-        shots: kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &registry, a.shots)?,
-        tool_schemas: !a.no_tool_schemas,
-        ..Default::default()
-    };
+    let sampled = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);
     let greedy = EpisodeConfig { temperature: 0.0, ..sampled.clone() };
     let q = Selector::Scored(&scorer);
     // (row, config, candidates, selector, episodes per task)

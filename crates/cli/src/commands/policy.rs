@@ -111,3 +111,33 @@ pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
         )
     })
 }
+
+/// How each task is prompted, as every verb that runs episodes takes it.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PromptArgs {
+    /// Worked examples (the env's demonstrations of other tasks, tools really run) shown before
+    /// each task: few-shot prompting, for small models that do not know the tool-call format.
+    /// Use the same number when collecting Q data and evaluating, so the Q-function sees the
+    /// policy it was trained on.
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// Take the worked examples from this env instead (e.g. `arith` for a task file without
+    /// demonstrations of its own).
+    #[arg(long, value_name = "ENV")]
+    pub shots_from: Option<String>,
+    /// Leave the tools' JSON schemas out of the prompt (the tools still run): how a policy
+    /// trained with `tool_schemas = false` in its recipe was prompted.
+    #[arg(long)]
+    pub no_tool_schemas: bool,
+}
+
+impl PromptArgs {
+    /// The worked examples these settings ask for, from `env` (or `--shots-from`).
+    pub fn shots(
+        &self,
+        env: &dyn kaizen_core::Env,
+        tools: &kaizen_tools::ToolRegistry,
+    ) -> anyhow::Result<Vec<kaizen_core::Message>> {
+        kaizen_rl::setup::worked_examples(env, self.shots_from.as_deref(), tools, self.shots)
+    }
+}

@@ -1,11 +1,11 @@
 //! `kaizen run`: episodes of an env with a policy and tools, recorded to a run directory, with a
 //! progress bar and a summary table.
 
-use super::policy::{Backend, PolicyArgs};
+use super::policy::{Backend, PolicyArgs, PromptArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use kaizen_core::Trajectory;
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{run_episode, run_local, Agent, EpisodeConfig, Job, RunDir, RunSummary};
+use kaizen_rollout::{run_episode, run_local, Agent, EpisodeArgs, Job, RunDir, RunSummary};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -15,102 +15,45 @@ pub struct Args {
     /// `miniwob-medium`, `miniwob-all`, `miniwob:TASK,…`, `miniwob-list:FILE`; pictures:
     /// `shape-grid`, `shape-grid:test`, `shape-cell`, `shape-cell:test`.
     #[arg(long, default_value = "arith")]
-    env: String,
+    pub(super) env: String,
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub(super) policy: PolicyArgs,
     /// Tasks to run (each `--samples` times).
     #[arg(long, default_value_t = 20)]
-    episodes: usize,
+    pub(super) episodes: usize,
     /// Episodes per task, each with its own seed (so both outcomes of a task show up).
     #[arg(long, default_value_t = 1)]
-    samples: usize,
+    pub(super) samples: usize,
     /// Best-of-N: actions the policy proposes at every step (duplicates dropped); the
     /// selector executes one and the whole set is recorded.
     #[arg(long, default_value_t = 1)]
-    candidates: usize,
+    pub(super) candidates: usize,
     /// Which candidate to execute: `first` (the policy alone), `random`, `logprob` (the most
     /// likely), `q` (Best-of-Q; needs --rerank). Default: q with --rerank, else first.
     #[arg(long)]
-    select: Option<String>,
+    pub(super) select: Option<String>,
     /// A Q-function from `kaizen q train`: Best-of-Q picks the candidate it scores highest
     /// (ties to the likelier).
     #[arg(long, value_name = "Q.safetensors")]
-    rerank: Option<PathBuf>,
+    pub(super) rerank: Option<PathBuf>,
     /// The run directory (created; an existing run is never overwritten).
     #[arg(long)]
-    out: PathBuf,
+    pub(super) out: PathBuf,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value_t = 4)]
-    max_turns: usize,
-    #[arg(long, default_value_t = 256)]
-    max_tokens_per_turn: usize,
-    #[arg(long, default_value_t = 1024)]
-    max_episode_tokens: usize,
-    /// 0 = greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
+    pub(super) seed: u64,
+    #[command(flatten)]
+    pub(super) episode: EpisodeArgs,
     /// Episodes in flight at once. With a local model they share one batched forward per
     /// decoding step (more episodes/s, each a little slower); with a remote server each has its
     /// own connection.
     #[arg(long, default_value_t = 8)]
-    concurrency: usize,
-    /// Worked examples (the env's demonstrations of other tasks, tools really run) shown before
-    /// each task: few-shot prompting, for small models that do not know the tool-call format.
-    #[arg(long, default_value_t = 0)]
-    shots: usize,
-    /// Take the worked examples from this env instead (e.g. `arith` for a task file without
-    /// demonstrations of its own).
-    #[arg(long, value_name = "ENV")]
-    shots_from: Option<String>,
+    pub(super) concurrency: usize,
+    #[command(flatten)]
+    pub(super) prompt: PromptArgs,
     /// Send the page's screenshot (PNG) with the task and every observation of a web env, for
     /// vision models behind `--policy openai:URL`; observations keep them in the run.
     #[arg(long)]
-    screenshots: bool,
-    /// Leave the tools' JSON schemas out of the prompt (the tools still run): how a policy
-    /// trained with `tool_schemas = false` in its recipe was prompted.
-    #[arg(long)]
-    no_tool_schemas: bool,
-}
-
-impl Args {
-    /// `kaizen collect`'s settings: several samples per task, N candidates, a random one
-    /// executed (the policy's own distribution), every candidate recorded.
-    #[allow(clippy::too_many_arguments)]
-    pub fn collect(
-        env: String,
-        policy: PolicyArgs,
-        tasks: usize,
-        samples: usize,
-        candidates: usize,
-        temperature: f32,
-        out: PathBuf,
-        seed: u64,
-        concurrency: usize,
-        shots: usize,
-        max_tokens_per_turn: usize,
-    ) -> Self {
-        Args {
-            env,
-            policy,
-            episodes: tasks,
-            samples,
-            candidates,
-            select: Some("random".into()),
-            rerank: None,
-            out,
-            seed,
-            max_turns: 4,
-            max_tokens_per_turn,
-            max_episode_tokens: 4 * max_tokens_per_turn,
-            temperature,
-            concurrency,
-            shots,
-            shots_from: None,
-            screenshots: false,
-            no_tool_schemas: false,
-        }
-    }
+    pub(super) screenshots: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -148,24 +91,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Backend::Remote(r) => Agent::Remote(r.as_ref()),
     };
     let registry = ToolRegistry::standard();
-    let cfg = EpisodeConfig {
-        max_turns: a.max_turns,
-        max_tokens_per_turn: a.max_tokens_per_turn,
-        max_episode_tokens: a.max_episode_tokens,
-        temperature: a.temperature,
-        shots: kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &registry, a.shots)?,
-        screenshots: a.screenshots,
-        tool_schemas: !a.no_tool_schemas,
-        ..Default::default()
-    };
+    let cfg = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, a.screenshots);
     let config = serde_json::json!({
         "env": env.name(), "policy": agent.name(), "policy_spec": a.policy.policy, "episodes": a.episodes, "seed": a.seed,
-        "max_turns": a.max_turns, "max_tokens_per_turn": a.max_tokens_per_turn,
-        "max_episode_tokens": a.max_episode_tokens, "temperature": a.temperature,
+        "max_turns": cfg.max_turns, "max_tokens_per_turn": cfg.max_tokens_per_turn,
+        "max_episode_tokens": cfg.max_episode_tokens, "temperature": cfg.temperature,
         "tools": env.tool_names(), "schema_version": kaizen_core::SCHEMA_VERSION, "concurrency": a.concurrency,
         "samples": a.samples, "candidates": a.candidates, "select": select,
-        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.shots, "shots_from": a.shots_from, "screenshots": a.screenshots,
-        "tool_schemas": !a.no_tool_schemas,
+        "rerank": a.rerank.as_ref().map(|p| p.display().to_string()), "shots": a.prompt.shots, "shots_from": a.prompt.shots_from, "screenshots": a.screenshots,
+        "tool_schemas": cfg.tool_schemas,
     });
     let tasks = env.tasks(a.seed, a.episodes);
     anyhow::ensure!(

@@ -176,15 +176,7 @@ fn run_from(
     );
     let mut log = RunLog::open(&out, on_metrics)?;
     let Checkpoint { policy, moments, progress } = start;
-    let episode = EpisodeConfig {
-        max_turns: recipe.rl.max_turns,
-        max_tokens_per_turn: recipe.rl.max_tokens_per_turn,
-        max_episode_tokens: recipe.rl.max_turns * recipe.rl.max_tokens_per_turn,
-        temperature: recipe.rl.temperature,
-        shots,
-        tool_schemas: recipe.tool_schemas,
-        ..Default::default()
-    };
+    let episode = recipe.rl.episode().config(shots, recipe.tool_schemas, false);
     let ctx = RunContext {
         recipe,
         env: env.as_ref(),
