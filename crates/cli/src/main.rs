@@ -112,7 +112,7 @@ fn main() {
         std::env::set_var("RAYON_NUM_THREADS", t.max(1).to_string());
     }
     if let Some(mib) = cli.prefix_cache_mib {
-        kaizen_models::prefix_cache::set_default_budget(mib.saturating_mul(1 << 20));
+        kaizen_models::runtime::prefix_cache::set_default_budget(mib.saturating_mul(1 << 20));
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KAIZEN_LOG"))

@@ -34,7 +34,7 @@ pub struct Trajectory {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub shared_prefix_tokens: usize,
     /// The pictures the token record shows, in the order of its placeholder runs (a vision
-    /// model's episode, `kaizen_models::vision`): what replaying and training feed there.
+    /// model's episode, `kaizen_models::arch::vision`): what replaying and training feed there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_pictures: Vec<String>,
     pub final_answer: Option<String>,

@@ -126,7 +126,7 @@ impl Env for Arith {
     }
 
     fn tool_names(&self) -> Vec<String> {
-        vec!["calculator".into(), "python".into()]
+        kaizen_tools::ToolRegistry::standard_names()
     }
 
     /// One calculator call with the task's expression, then the final answer.

@@ -145,7 +145,7 @@ impl Env for JsonlEnv {
     }
 
     fn tool_names(&self) -> Vec<String> {
-        vec!["calculator".into(), "python".into()]
+        kaizen_tools::ToolRegistry::standard_names()
     }
 
     fn demonstration(&self, task: &Task) -> Option<Vec<String>> {

@@ -5,33 +5,20 @@
 //!
 //! Not here: tools, environments, training (their own crates).
 
-pub mod attention;
-pub mod bert;
-pub mod chat_template;
-pub mod embedder;
-pub mod gguf;
+pub mod arch;
 pub mod home;
-pub mod llama;
-pub mod local_llm;
-pub mod parallel;
-pub mod prefix_cache;
-pub mod q8_matmul;
+pub mod kernels;
 pub mod remote;
-pub mod sampler;
-pub mod sequence_batch;
-pub mod server_pool;
-pub mod spm;
-mod stream;
-pub mod tokenizer;
+pub mod runtime;
+pub mod text;
 pub mod trainable;
-pub mod vision;
 
-pub use embedder::{cosine, Embedder};
-pub use llama::WeightFormat;
-pub use local_llm::{LlmError, LocalLlm, TokenEvent};
+pub use arch::llama::WeightFormat;
+pub use remote::server_pool::ServerPool;
 pub use remote::{Endpoint, OpenAiClient};
-pub use sequence_batch::SequenceBatch;
-pub use server_pool::ServerPool;
+pub use runtime::embedder::{cosine, Embedder};
+pub use runtime::local_llm::{LlmError, LocalLlm, TokenEvent};
+pub use runtime::sequence_batch::SequenceBatch;
 
 /// Keeps freed memory in the process instead of returning it to the kernel after every step:
 /// decoding and training allocate and free the same large buffers (logits, activations,

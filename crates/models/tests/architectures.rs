@@ -9,7 +9,7 @@ mod common;
 
 use candle_core::Tensor;
 use common::tiny_gguf;
-use kaizen_models::llama::Logits;
+use kaizen_models::arch::llama::Logits;
 use kaizen_models::{LocalLlm, WeightFormat};
 
 #[test]
@@ -49,7 +49,11 @@ fn tiny_models_match_llama_cpp_logits() {
         let bound = if arch == "gemma3" { 5e-3 } else { 2e-3 };
         assert!(worst < bound, "{arch}: max |Δ logit| = {worst}");
         // The most likely token agrees too.
-        assert_eq!(kaizen_models::sampler::argmax(&logits) as u64, want["top_ids"][0].as_u64().unwrap(), "{arch}");
+        assert_eq!(
+            kaizen_models::runtime::sampler::argmax(&logits) as u64,
+            want["top_ids"][0].as_u64().unwrap(),
+            "{arch}"
+        );
         // Decoding token by token through the cache (the sliding window applied to cached
         // keys) gives the same last logits as the one-pass prefill.
         let mut cache = llm.model.new_cache();

@@ -5,7 +5,7 @@
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use kaizen_models::llama::Logits;
+use kaizen_models::arch::llama::Logits;
 use kaizen_models::trainable::{LoraConfig, TrainableLm};
 use kaizen_models::{LocalLlm, WeightFormat};
 

@@ -2,8 +2,8 @@
 //! (digits, unicode, chat and tool-call markup, whitespace). The expected ids were produced by
 //! llama.cpp itself (`bench/tokenizer_reference.sh`) and are committed as a fixture.
 
-use kaizen_models::gguf::GgufFile;
-use kaizen_models::tokenizer::GgufTokenizer;
+use kaizen_models::arch::gguf::GgufFile;
+use kaizen_models::text::tokenizer::GgufTokenizer;
 
 #[test]
 fn matches_llama_cpp_on_the_reference_corpus() {

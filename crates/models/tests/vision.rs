@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor};
 use image::{Rgb, RgbImage};
 use kaizen_core::image::png_url;
 use kaizen_core::{Message, SamplingParams};
+use kaizen_models::arch::vision::IMAGE_TOKEN;
 use kaizen_models::trainable::{LmConfig, TrainableLm};
-use kaizen_models::vision::IMAGE_TOKEN;
 use kaizen_models::{LocalLlm, SequenceBatch, WeightFormat};
 
 /// A picture of two halves: `left` and `right` colours.

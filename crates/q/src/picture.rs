@@ -6,7 +6,7 @@
 //! MLP learns what to make of it. A state without a picture reads as zeros.
 
 use kaizen_core::{Message, Role};
-use kaizen_models::vision::VisionConfig;
+use kaizen_models::arch::vision::VisionConfig;
 
 /// The thumbnail side `kaizen q train` uses when the logged episodes show pictures.
 pub const DEFAULT_SIDE: usize = 16;

@@ -66,7 +66,7 @@ pub struct PolicySection {
     /// LoRA adapters for a pretrained model (required for one, refused for `tiny`).
     pub lora: Option<LoraSection>,
     /// `tiny` only: a picture input, so the policy reads the env's pictures
-    /// (`kaizen_models::vision`: a ViT patch stem into the decoder).
+    /// (`kaizen_models::arch::vision`: a ViT patch stem into the decoder).
     pub vision: Option<VisionSection>,
 }
 
@@ -350,7 +350,7 @@ impl Recipe {
             }
             (TINY, None) => {
                 if let Some(v) = &self.policy.vision {
-                    let vc = kaizen_models::vision::VisionConfig { side: v.side, patch: v.patch, image_token: 0 };
+                    let vc = kaizen_models::arch::vision::VisionConfig { side: v.side, patch: v.patch, image_token: 0 };
                     vc.validate().map_err(|e| format!("policy.vision: {e}"))?;
                     if vc.patches() * 2 > self.policy.context {
                         return Err(format!(

@@ -25,7 +25,7 @@ pub struct EngineStats {
     /// Rows decoded, summed over steps (÷ steps = mean batch size).
     pub decoded_rows: usize,
     /// The shared-prefix cache during this run: lookups, hits, positions copied, not computed.
-    pub prefix: kaizen_models::prefix_cache::PrefixStats,
+    pub prefix: kaizen_models::runtime::prefix_cache::PrefixStats,
 }
 
 impl EngineStats {

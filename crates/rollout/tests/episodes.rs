@@ -338,7 +338,7 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
     // Models of their own (the tests share `llm()`'s cache): one with the cache off.
     let load = || LocalLlm::load_installed("smollm2", WeightFormat::Q8_0).unwrap();
     let cold = load();
-    *cold.prefixes.lock().unwrap() = kaizen_models::prefix_cache::PrefixCache::new(0);
+    *cold.prefixes.lock().unwrap() = kaizen_models::runtime::prefix_cache::PrefixCache::new(0);
     let (off, off_stats) = run(&cold);
     let warm = load();
     let (on, on_stats) = run(&warm);

@@ -38,7 +38,7 @@ pub const MAX_CANDIDATES: usize = 32;
 pub struct ProxyConfig {
     /// The upstream's base URL, e.g. `http://127.0.0.1:8000/v1`; several, comma-separated, make
     /// a pool (least-busy first, a failing server out of rotation for a doubling back-off, a
-    /// failed request retried on the next: `kaizen_models::server_pool`'s rules).
+    /// failed request retried on the next: `kaizen_models::remote::server_pool`'s rules).
     pub upstream: String,
     pub candidates: usize,
     pub timeout: Duration,
@@ -52,7 +52,7 @@ pub struct ProxyConfig {
 struct Upstream {
     url: String,
     outstanding: std::sync::atomic::AtomicUsize,
-    health: Mutex<kaizen_models::server_pool::Health>,
+    health: Mutex<kaizen_models::remote::server_pool::Health>,
 }
 
 pub struct ProxyState {
@@ -130,7 +130,7 @@ fn episode_id(headers: &HeaderMap) -> String {
 /// other 4xx, or a fault in the answer itself, comes back at once; when every server failed,
 /// the last failure does.
 async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value), ApiError> {
-    use kaizen_models::server_pool::{try_order, MemberState};
+    use kaizen_models::remote::server_pool::{try_order, MemberState};
     use std::sync::atomic::Ordering;
     let now = std::time::Instant::now();
     let states: Vec<MemberState> = state
@@ -147,7 +147,7 @@ async fn upstream(state: &ProxyState, body: &Value) -> Result<(StatusCode, Value
         u.health.lock().unwrap_or_else(|p| p.into_inner()).claim_probe(std::time::Instant::now());
         let got = {
             // Dropped however the call ends, a client gone mid-request included.
-            let _busy = kaizen_models::server_pool::Outstanding::enter(&u.outstanding);
+            let _busy = kaizen_models::remote::server_pool::Outstanding::enter(&u.outstanding);
             upstream_once(state, &u.url, body).await
         };
         // The server is down when it cannot be reached, times out or answers 5xx; loaded (429,

@@ -5,6 +5,13 @@ use crate::{Calculator, PythonTool, Sandbox};
 use kaizen_core::{MalformedCall, Observation, Tool, ToolCall, ToolSpec};
 use std::sync::Arc;
 
+/// The built-in tools, by name: adding a tool is its file and one line here (text envs offer
+/// every tool listed; a test checks each name is its tool's own).
+pub const STANDARD: &[(&str, fn() -> Arc<dyn Tool>)] = &[
+    ("python", || Arc::new(PythonTool::new(Sandbox::new(Default::default())))),
+    ("calculator", || Arc::new(Calculator)),
+];
+
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
     tools: Vec<Arc<dyn Tool>>,
@@ -15,12 +22,19 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// The built-in tools: `python` (sandboxed, default limits) and `calculator`.
+    /// The built-in tools (`STANDARD`): `python` (sandboxed, default limits) and `calculator`.
     pub fn standard() -> Self {
         let mut r = Self::new();
-        r.add(Arc::new(PythonTool::new(Sandbox::new(Default::default()))));
-        r.add(Arc::new(Calculator));
+        for (_, make) in STANDARD {
+            r.add(make());
+        }
         r
+    }
+
+    /// The names of the built-in tools, without starting any: what a text env that lets its
+    /// tasks use every general tool allows (`Env::tool_names`).
+    pub fn standard_names() -> Vec<String> {
+        STANDARD.iter().map(|(name, _)| name.to_string()).collect()
     }
 
     pub fn add(&mut self, tool: Arc<dyn Tool>) {
@@ -51,5 +65,19 @@ impl ToolRegistry {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_standard_name_is_its_tools_own() {
+        for (name, make) in STANDARD {
+            assert_eq!(make().name(), *name);
+        }
+        assert_eq!(ToolRegistry::standard_names(), ["python", "calculator"]);
+        assert_eq!(ToolRegistry::standard().names(), ["python", "calculator"]);
     }
 }

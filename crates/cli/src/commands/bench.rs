@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_models::llama::Logits;
+use kaizen_models::arch::llama::Logits;
 use kaizen_models::{LocalLlm, WeightFormat};
 use std::time::Instant;
 
@@ -347,14 +347,14 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let logits = m.forward(&Tensor::new(prompt.as_slice(), &dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
         prefill = prefill.min(t.elapsed().as_secs_f64());
-        let first = kaizen_models::sampler::argmax(&logits.squeeze(0)?.to_vec1::<f32>()?);
+        let first = kaizen_models::runtime::sampler::argmax(&logits.squeeze(0)?.to_vec1::<f32>()?);
         let shared = cache.clone();
 
         let t = Instant::now();
         let mut tok = first;
         for _ in 0..a.gen_tokens {
             let l = m.forward(&Tensor::new(&[tok], &dev)?.unsqueeze(0)?, &mut cache, Logits::Last)?;
-            tok = kaizen_models::sampler::argmax(&l.squeeze(0)?.to_vec1::<f32>()?);
+            tok = kaizen_models::runtime::sampler::argmax(&l.squeeze(0)?.to_vec1::<f32>()?);
         }
         decode1 = decode1.min(t.elapsed().as_secs_f64());
         bar.inc(1);
@@ -364,7 +364,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         let mut toks = vec![first; a.n];
         for _ in 0..a.gen_tokens {
             let l = m.forward(&Tensor::new(toks.as_slice(), &dev)?.unsqueeze(1)?, &mut cache, Logits::Last)?;
-            toks = l.to_vec2::<f32>()?.iter().map(|r| kaizen_models::sampler::argmax(r)).collect();
+            toks = l.to_vec2::<f32>()?.iter().map(|r| kaizen_models::runtime::sampler::argmax(r)).collect();
         }
         decode_n = decode_n.min(t.elapsed().as_secs_f64());
         bar.inc(1);
@@ -378,7 +378,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         "kaizen bench generate — {} ({:?} weights; int8 kernel: {}), {threads} thread(s), best of {}",
         a.model,
         a.weights,
-        kaizen_models::q8_matmul::kernel_name(),
+        kaizen_models::kernels::q8_matmul::kernel_name(),
         a.repeats
     );
     println!("{:<34} {:>12}", "measurement", "tokens/s");
@@ -389,7 +389,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"engine": "kaizen", "threads": threads, "weights": format!("{:?}", a.weights), "int8_kernel": kaizen_models::q8_matmul::kernel_name(),
+            serde_json::json!({"engine": "kaizen", "threads": threads, "weights": format!("{:?}", a.weights), "int8_kernel": kaizen_models::kernels::q8_matmul::kernel_name(),
                 "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "n": a.n,
                 "prefill_tps": pp, "decode_tps": tg, "decode_n_tps": tg_n})
         );

@@ -4,8 +4,8 @@
 //! Chromium, a PNG one; `--serve` serves the page on loopback, rebuilt from the run directories
 //! on every load, and the open page reloads itself when their records grow.
 
-use kaizen_models::gguf::GgufFile;
-use kaizen_models::tokenizer::GgufTokenizer;
+use kaizen_models::arch::gguf::GgufFile;
+use kaizen_models::text::tokenizer::GgufTokenizer;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]

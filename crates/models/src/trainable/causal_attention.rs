@@ -21,7 +21,7 @@
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
-use crate::parallel::{for_chunks, Fresh};
+use crate::kernels::parallel::{for_chunks, Fresh};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 /// `softmax(q kᵀ · scale + causal mask) v` for `seqs` sequences packed row after row:

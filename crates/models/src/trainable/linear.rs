@@ -10,7 +10,7 @@
 
 use super::matmul::{matmul, MatMut, MatRef};
 use super::row_ops::f32_slice;
-use crate::parallel::{Fresh, Parts};
+use crate::kernels::parallel::{Fresh, Parts};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `x Wᵀ` for packed rows `x: [N, in]` and a weight `w: [out, in]`: `[N, out]`. Backward:

@@ -23,9 +23,9 @@ use super::causal_attention::causal_attention;
 use super::linear::{linear, linear_add};
 use super::lora::{self, LoraConfig};
 use super::row_ops::{rms_norm, rope_i, swiglu, target_logprobs};
-use crate::chat_template::CHATML;
-use crate::llama::PREV_TOKEN_EMBD;
-use crate::vision::{VisionConfig, IMAGE_TOKEN, PATCH_BIAS, PATCH_EMBD, POSITION_EMBD};
+use crate::arch::llama::PREV_TOKEN_EMBD;
+use crate::arch::vision::{VisionConfig, IMAGE_TOKEN, PATCH_BIAS, PATCH_EMBD, POSITION_EMBD};
+use crate::text::chat_template::CHATML;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
@@ -257,7 +257,7 @@ impl TrainableLm {
         let pos = Tensor::arange(0u32, cfg.context as u32, device)?.to_dtype(DType::F32)?.unsqueeze(1)?;
         let angles = pos.broadcast_mul(&Tensor::from_vec(inv, (1, hd / 2), device)?)?;
         let logit_mask = match &cfg.vision {
-            Some(v) => Some(crate::vision::logit_mask(cfg.vocab, v.image_token, device)?),
+            Some(v) => Some(crate::arch::vision::logit_mask(cfg.vocab, v.image_token, device)?),
             None => None,
         };
         Ok(TrainableLm { cfg, vars, frozen, lora, metadata, cos: angles.cos()?, sin: angles.sin()?, logit_mask })
@@ -291,10 +291,10 @@ impl TrainableLm {
     }
 
     /// The sizes of a llama-architecture GGUF file, its context capped at `context`.
-    fn config_of(g: &crate::gguf::GgufFile, context: Option<usize>) -> anyhow::Result<LmConfig> {
-        let lc = crate::llama::LlamaConfig::from_gguf(g)?;
+    fn config_of(g: &crate::arch::gguf::GgufFile, context: Option<usize>) -> anyhow::Result<LmConfig> {
+        let lc = crate::arch::llama::LlamaConfig::from_gguf(g)?;
         anyhow::ensure!(
-            lc.arch == crate::llama::Arch::Llama,
+            lc.arch == crate::arch::llama::Arch::Llama,
             "{}: only llama-architecture models train (this is {:?})",
             g.path.display(),
             lc.arch
@@ -316,7 +316,11 @@ impl TrainableLm {
     }
 
     /// The weights of a GGUF file, dequantised to f32, checked against the config's shapes.
-    fn weights_of(g: &crate::gguf::GgufFile, cfg: &LmConfig, device: &Device) -> anyhow::Result<Vec<(String, Tensor)>> {
+    fn weights_of(
+        g: &crate::arch::gguf::GgufFile,
+        cfg: &LmConfig,
+        device: &Device,
+    ) -> anyhow::Result<Vec<(String, Tensor)>> {
         let mut shapes = cfg.shapes();
         if g.has_tensor("output.weight") {
             shapes.push(("output.weight".into(), vec![cfg.vocab, cfg.width]));
@@ -331,7 +335,7 @@ impl TrainableLm {
             .collect()
     }
 
-    fn metadata_of(g: &crate::gguf::GgufFile) -> Vec<(String, Value)> {
+    fn metadata_of(g: &crate::arch::gguf::GgufFile) -> Vec<(String, Value)> {
         let mut m: Vec<(String, Value)> = g.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         m.sort_by(|a, b| a.0.cmp(&b.0));
         m
@@ -340,7 +344,7 @@ impl TrainableLm {
     /// A model whose every weight trains, from a GGUF file (one `write_gguf` wrote, or any
     /// llama-architecture model for full fine-tuning).
     pub fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<Self> {
-        let g = crate::gguf::GgufFile::open(path)?;
+        let g = crate::arch::gguf::GgufFile::open(path)?;
         let cfg = Self::config_of(&g, None)?;
         let vars = VarMap::new();
         {
@@ -363,7 +367,7 @@ impl TrainableLm {
         seed: u64,
     ) -> anyhow::Result<Self> {
         lora.validate().map_err(anyhow::Error::msg)?;
-        let g = crate::gguf::GgufFile::open(path)?;
+        let g = crate::arch::gguf::GgufFile::open(path)?;
         let cfg = Self::config_of(&g, Some(context))?;
         let frozen: HashMap<String, Tensor> = Self::weights_of(&g, &cfg, device)?.into_iter().collect();
         let vars = lora::init_adapters(&lora, &frozen, cfg.layers, device, seed)?;
@@ -457,7 +461,7 @@ impl TrainableLm {
         let rows = ids.to_vec2::<u32>()?;
         let (mut wanted, mut embedded, mut offset) = (Vec::new(), Vec::new(), 0u32);
         for (b, row) in rows.iter().enumerate() {
-            let at = crate::vision::placeholder_positions(row, v.image_token);
+            let at = crate::arch::vision::placeholder_positions(row, v.image_token);
             let mine = pictures.get(b).map_or(&[][..], |p| p.as_slice());
             v.check_shown(at.len(), mine.len()).map_err(|e| candle_core::Error::Msg(format!("row {b}: {e}")))?;
             let inside: Vec<u32> =
@@ -465,7 +469,7 @@ impl TrainableLm {
             if !inside.is_empty() {
                 let pixels = v.pixel_rows(mine, ids.device()).map_err(candle_core::Error::Msg)?;
                 let (w, bias, pos) = (self.get(PATCH_EMBD)?, self.get(PATCH_BIAS)?, self.get(POSITION_EMBD)?);
-                embedded.push(crate::vision::embed_patches(&pixels, &w, &bias, &pos)?);
+                embedded.push(crate::arch::vision::embed_patches(&pixels, &w, &bias, &pos)?);
                 wanted.extend(inside);
                 offset += at.len() as u32;
             }
@@ -484,7 +488,7 @@ impl TrainableLm {
         let flat = ids.flatten_all()?;
         let mut x = self.get("token_embd.weight")?.embedding(&flat)?;
         if let Some(v) = &self.cfg.vision {
-            x = crate::vision::show_pictures(x, &flat, v.image_token, pictures)?;
+            x = crate::arch::vision::show_pictures(x, &flat, v.image_token, pictures)?;
         }
         let (b, t) = ids.dims2()?;
         if !self.cfg.prev_token || t == 0 {

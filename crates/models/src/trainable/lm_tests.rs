@@ -2,7 +2,7 @@
 //! inference runtime.
 
 use super::*;
-use crate::llama::Logits;
+use crate::arch::llama::Logits;
 use crate::{LocalLlm, WeightFormat};
 use candle_nn::Optimizer;
 

@@ -5,7 +5,7 @@
 //! every training step. Devices other than the CPU take those plain ops.
 
 use super::vmath::exp;
-use crate::parallel::{for_chunks, Fresh, Parts};
+use crate::kernels::parallel::{for_chunks, Fresh, Parts};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// The f32 data of a contiguous CPU input of kernel `op`.
@@ -329,7 +329,7 @@ impl CustomOp3 for SwiGluGrad {
 /// log-softmax's five over the whole `[N, V]` and their gradients — a 49k vocabulary makes
 /// each of those a 200 MB tensor for a 1k-token batch.
 pub fn target_logprobs(logits: &Tensor, targets: &Tensor, temperature: f32) -> Result<Tensor> {
-    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let t = crate::runtime::sampler::logprob_temperature(temperature);
     if !logits.device().is_cpu() {
         let z = if t != 1.0 { (logits / t as f64)? } else { logits.clone() };
         return candle_nn::ops::log_softmax(&z, candle_core::D::Minus1)?

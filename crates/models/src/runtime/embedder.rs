@@ -1,7 +1,7 @@
 //! Sentence embeddings with all-MiniLM-L6-v2 (384-d, unit length): the frozen features of
 //! Best-of-Q's Q-function and the `/v1/embeddings` endpoint.
 
-use crate::bert::{cpu, mean_pool_normalize, Bert, BertConfig};
+use crate::arch::bert::{cpu, mean_pool_normalize, Bert, BertConfig};
 use anyhow::Context;
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;

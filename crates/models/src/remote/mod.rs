@@ -2,6 +2,8 @@
 //! SGLang, llama.cpp's server, `kaizen serve`), with the same sampling options and log-probs as
 //! the local runtime.
 
+pub mod server_pool;
+
 use kaizen_core::openai::{ChatCompletionRequest, ChatCompletionResponse, ErrorBody};
 use kaizen_core::{ChatRequest, Completion, Policy, PolicyError};
 use std::time::Duration;

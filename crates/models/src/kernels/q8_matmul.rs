@@ -11,7 +11,7 @@
 //! The integer sums are exact and the float steps run in the same order on every path (VNNI or
 //! scalar, any batch size, any thread count), so a row's result never depends on its batch.
 
-use crate::parallel::{for_chunks, SharedOut};
+use crate::kernels::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
 /// Output rows per tile: one 512-bit register of 16 lanes.

@@ -10,9 +10,9 @@
 //! slot's own history, so `LocalLlm::score_trajectory` replays the same chunks and reproduces
 //! the sampled log-probs exactly, whatever else was in the batch.
 
-use crate::llama::{KvCache, Logits};
-use crate::local_llm::{LlmError, LocalLlm, TokenEvent};
-use crate::stream::Stream;
+use crate::arch::llama::{KvCache, Logits};
+use crate::runtime::local_llm::{LlmError, LocalLlm, TokenEvent};
+use crate::runtime::stream::Stream;
 use candle_core::Tensor;
 use kaizen_core::{Completion, SamplingParams};
 
@@ -61,7 +61,7 @@ impl<'m> SequenceBatch<'m> {
         self.cache.capacity()
     }
 
-    fn prefixes(&self) -> std::sync::MutexGuard<'_, crate::prefix_cache::PrefixCache> {
+    fn prefixes(&self) -> std::sync::MutexGuard<'_, crate::runtime::prefix_cache::PrefixCache> {
         self.llm.prefixes.lock().unwrap_or_else(|p| p.into_inner())
     }
 

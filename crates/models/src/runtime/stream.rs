@@ -3,8 +3,8 @@
 //! sampling path — `LocalLlm::generate`'s `n` continuations and the continuous batch of
 //! `SequenceBatch` — advances continuations through this one type, so they sample alike.
 
-use crate::sampler;
-use crate::tokenizer::GgufTokenizer;
+use crate::runtime::sampler;
+use crate::text::tokenizer::GgufTokenizer;
 use kaizen_core::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLogprob};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

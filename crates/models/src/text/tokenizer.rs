@@ -5,8 +5,8 @@
 //! digits and no prefix space); the pre-tokenizer is chosen here from `tokenizer.ggml.pre`
 //! the way llama.cpp does, and checked against llama.cpp's output in the tests.
 
-use crate::gguf::{GgufError, GgufFile};
-use crate::spm::SpmVocab;
+use crate::arch::gguf::{GgufError, GgufFile};
+use crate::text::spm::SpmVocab;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::unicode::NFC;

@@ -2,12 +2,12 @@
 //! path every part of kaizen uses — `n` continuations of a prompt that share one prefill, each
 //! token reported with its log-prob — plus teacher-forced scoring on the same numeric path.
 
-use crate::chat_template::{ChatTemplate, TemplateError, CHATML};
-use crate::gguf::{GgufError, GgufFile};
-use crate::llama::{KvCache, LlamaModel, Logits, WeightFormat};
-use crate::sampler;
-use crate::stream::Stream;
-use crate::tokenizer::{GgufTokenizer, TokenizerError};
+use crate::arch::gguf::{GgufError, GgufFile};
+use crate::arch::llama::{KvCache, LlamaModel, Logits, WeightFormat};
+use crate::runtime::sampler;
+use crate::runtime::stream::Stream;
+use crate::text::chat_template::{ChatTemplate, TemplateError, CHATML};
+use crate::text::tokenizer::{GgufTokenizer, TokenizerError};
 use candle_core::{Device, Tensor};
 use kaizen_core::{
     ChatRequest, Completion, FinishReason, Message, Policy, PolicyError, SamplingParams, TokenLogprob, ToolSpec,
@@ -65,14 +65,14 @@ pub struct LocalLlm {
     pub tokenizer: GgufTokenizer,
     template: ChatTemplate,
     /// Keys and values of shared prompt prefixes (`prefix_cache`), for this model's weights.
-    pub prefixes: std::sync::Mutex<crate::prefix_cache::PrefixCache>,
+    pub prefixes: std::sync::Mutex<crate::runtime::prefix_cache::PrefixCache>,
 }
 
 impl LocalLlm {
     pub fn load(path: &Path, format: WeightFormat) -> Result<Self, LlmError> {
         let g = GgufFile::open(path)?;
         // The architecture first: for a foreign model it is the error that matters.
-        crate::llama::LlamaConfig::from_gguf(&g)?;
+        crate::arch::llama::LlamaConfig::from_gguf(&g)?;
         let tokenizer = GgufTokenizer::from_gguf(&g)?;
         let model = LlamaModel::load(&g, format, &Device::Cpu)?;
         let source = g.get_str("tokenizer.chat_template").unwrap_or(CHATML).to_string();
@@ -82,20 +82,21 @@ impl LocalLlm {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "local".into());
         if let Some(v) = model.vision() {
             // The placeholder must be one token of its own, or pictures could not be placed.
-            let ids = tokenizer.encode(crate::vision::IMAGE_TOKEN)?;
+            let ids = tokenizer.encode(crate::arch::vision::IMAGE_TOKEN)?;
             if ids != [v.image_token] || v.image_token as usize >= tokenizer.vocab_size {
                 return Err(LlmError::Gguf(GgufError::Corrupt {
                     path: path.to_path_buf(),
                     reason: format!(
                         "the picture placeholder {} encodes as {ids:?}, not as the declared token {}",
-                        crate::vision::IMAGE_TOKEN,
+                        crate::arch::vision::IMAGE_TOKEN,
                         v.image_token
                     ),
                 }));
             }
         }
-        let prefixes =
-            std::sync::Mutex::new(crate::prefix_cache::PrefixCache::new(crate::prefix_cache::default_budget()));
+        let prefixes = std::sync::Mutex::new(crate::runtime::prefix_cache::PrefixCache::new(
+            crate::runtime::prefix_cache::default_budget(),
+        ));
         Ok(LocalLlm { name, model, tokenizer, template, prefixes })
     }
 
@@ -122,11 +123,11 @@ impl LocalLlm {
     fn shown<'m>(&self, messages: &'m [Message]) -> Result<std::borrow::Cow<'m, [Message]>, LlmError> {
         // The placeholder's text in a message would become a placeholder with no picture.
         if let (Some(_), Some(i)) =
-            (self.model.vision(), messages.iter().position(|m| m.content.contains(crate::vision::IMAGE_TOKEN)))
+            (self.model.vision(), messages.iter().position(|m| m.content.contains(crate::arch::vision::IMAGE_TOKEN)))
         {
             return Err(LlmError::InvalidRequest(format!(
                 "message {i} contains the text {}, this model's picture placeholder",
-                crate::vision::IMAGE_TOKEN
+                crate::arch::vision::IMAGE_TOKEN
             )));
         }
         match (self.model.vision(), messages.iter().position(|m| !m.images.is_empty())) {
@@ -249,7 +250,7 @@ impl LocalLlm {
     }
 
     /// How the shared-prefix cache has been used since the model was loaded.
-    pub fn prefix_stats(&self) -> crate::prefix_cache::PrefixStats {
+    pub fn prefix_stats(&self) -> crate::runtime::prefix_cache::PrefixStats {
         self.prefixes.lock().unwrap_or_else(|p| p.into_inner()).stats()
     }
 

@@ -3,7 +3,7 @@
 //! read one kv head). Written as one op because for a single query the generic path (a gemm per
 //! head, a softmax, reshapes) costs more in overhead than in arithmetic.
 
-use crate::parallel::{for_chunks, SharedOut};
+use crate::kernels::parallel::{for_chunks, SharedOut};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 
 pub struct DecodeAttention {
@@ -24,7 +24,7 @@ pub struct KeySpan {
 /// `q·k` for each cached key row, scaled, into `scores`; returns the maximum.
 fn scores_into(q: &[f32], k: &[f32], base: usize, stride: usize, scale: f32, scores: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if q.len() % 16 == 0 && crate::q8_matmul::avx512_available() {
+    if q.len() % 16 == 0 && crate::kernels::q8_matmul::avx512_available() {
         // SAFETY: the CPU has AVX-512F (checked above) and every row lies inside `k`.
         return unsafe { avx512::scores_into(q, k, base, stride, scale, scores) };
     }
@@ -40,7 +40,7 @@ fn scores_into(q: &[f32], k: &[f32], base: usize, stride: usize, scale: f32, sco
 /// `o += w · v` over rows `v_j` with weights `w_j`.
 fn weighted_sum_into(w: &[f32], v: &[f32], base: usize, stride: usize, o: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if o.len() % 16 == 0 && crate::q8_matmul::avx512_available() {
+    if o.len() % 16 == 0 && crate::kernels::q8_matmul::avx512_available() {
         // SAFETY: as above.
         return unsafe { avx512::weighted_sum_into(w, v, base, stride, o) };
     }

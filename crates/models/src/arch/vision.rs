@@ -21,7 +21,7 @@
 //! The model never writes a placeholder: its logit is masked (`IMAGE_LOGIT`) in training and in
 //! inference alike, so the two give the same log-probs.
 
-use crate::gguf::{GgufError, GgufFile};
+use crate::arch::gguf::{GgufError, GgufFile};
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, Result, Tensor};
 use kaizen_core::Message;
