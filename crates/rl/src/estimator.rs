@@ -244,4 +244,4 @@ impl<'de> serde::Deserialize<'de> for Estimator {
 
 #[cfg(test)]
 #[path = "estimator_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A one-token episode of a task with `meta`, answering `answer`, rewarded `reward`.
-fn answered(meta: serde_json::Value, answer: &str, reward: f32) -> Trajectory {
+pub(crate) fn answered(meta: serde_json::Value, answer: &str, reward: f32) -> Trajectory {
     serde_json::from_value(serde_json::json!({
         "schema_version": 1, "episode_id": "e", "env": "jsonl:pool", "policy": "p", "seed": 0,
         "task": {"id": "t", "prompt": "p", "answer": "7", "checker": {"kind": "numeric"}, "meta": meta},

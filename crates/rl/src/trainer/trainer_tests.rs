@@ -3,6 +3,7 @@
 
 use super::sft::reached;
 use super::*;
+use crate::estimator::tests::answered;
 use crate::recipe::RlSection;
 
 #[test]
@@ -59,16 +60,4 @@ fn the_ppo_update_trains_on_per_token_advantages() {
     let rows = [TrainRow { t: 0, mask: None, adv: Advantage::PerToken(vec![1.0; 3]), eps: 0.4 }];
     let e = ppo::update(&policy, None, &mut opt, &[&t], &rows, &rl, &ppo).unwrap_err().to_string();
     assert!(e.contains("per-token advantage of 3 tokens") && e.contains(&t.episode_id), "{e}");
-}
-
-/// A one-token episode of a task with `meta`, answering `answer`, rewarded `reward`.
-fn answered(meta: serde_json::Value, answer: &str, reward: f32) -> Trajectory {
-    serde_json::from_value(serde_json::json!({
-        "schema_version": 1, "episode_id": "e", "env": "jsonl:pool", "policy": "p", "seed": 0,
-        "task": {"id": "t", "prompt": "p", "answer": "7", "checker": {"kind": "numeric"}, "meta": meta},
-        "turns": [], "token_ids": [1], "loss_mask": [1], "logprobs": [0.0], "prompt_tokens": 0,
-        "final_answer": answer, "reward": reward, "end": {"kind": "answered"},
-        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
-    }))
-    .unwrap()
 }
