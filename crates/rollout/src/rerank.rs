@@ -3,12 +3,16 @@
 //! sample (the policy alone), a random one, the most likely one (highest log-prob), or a
 //! scorer's best (Best-of-Q) with ties broken by log-prob.
 //!
-//! Runs turn by turn over messages, with any `Policy` (a remote server, a local model through
-//! its chat interface, a reference agent), so the same selector serves every backend.
+//! A local model proposes by continuing the episode's own tokens — N continuations of one
+//! prefill — so the executed candidate is recorded token for token with the log-probs it was
+//! sampled with, like every local episode's turn (and replays to them). A remote policy or a
+//! reference agent is sent the conversation. The same selectors serve both. Episodes run one
+//! at a time per call (not yet through the batched engine: each turn prefills its history
+//! again, the shared opening from the prefix cache).
 
 use crate::episode::{Agent, Episode, EpisodeConfig, Job};
 use kaizen_core::trajectory::{Candidate, Trajectory};
-use kaizen_core::{Completion, Env, Policy};
+use kaizen_core::{Completion, Env, SamplingParams};
 use kaizen_q::picture::latest_picture;
 use kaizen_q::state::{best_index, describe_action, full_state, state_of, state_text, ActionScorer};
 use kaizen_tools::ToolRegistry;
@@ -38,7 +42,7 @@ pub fn dedup(completions: Vec<Completion>) -> Vec<Completion> {
 
 /// Runs one episode proposing `n` candidates per step and executing the selector's choice.
 pub fn run_best_of_n(
-    policy: &dyn Policy,
+    agent: &Agent,
     env: &dyn Env,
     registry: &ToolRegistry,
     job: Job,
@@ -46,29 +50,16 @@ pub fn run_best_of_n(
     n: usize,
     selector: &Selector,
 ) -> Trajectory {
-    let agent = Agent::Remote(policy);
-    let mut ep = Episode::new(&agent, env, registry, job, cfg);
+    let mut ep = Episode::new(agent, env, registry, job, cfg);
     while let Some(params) = ep.next_turn() {
         let t = Instant::now();
-        // Ask for n; a backend that returns fewer (no `n`) is asked again with other seeds.
-        let mut proposed = Vec::new();
-        let mut error = None;
-        for attempt in 0..n.max(1) as u64 {
-            let want = n.max(1) - proposed.len();
-            let seed = params.seed.wrapping_add(attempt * 7919);
-            match policy.chat(&ep.request(kaizen_core::SamplingParams { n: want, seed, ..params.clone() })) {
-                Ok(cs) if !cs.is_empty() => proposed.extend(cs),
-                Ok(_) => error = Some("the policy returned no completion".to_string()),
-                Err(e) => error = Some(e.to_string()),
-            }
-            if proposed.len() >= n.max(1) || error.is_some() {
+        let proposed = match propose(agent, &ep, &params, n.max(1)) {
+            Ok(p) => p,
+            Err(e) => {
+                ep.fail(e);
                 break;
             }
-        }
-        if proposed.is_empty() {
-            ep.fail(error.unwrap_or_else(|| "the policy returned no completion".into()));
-            break;
-        }
+        };
         let candidates = dedup(proposed);
         let logprobs: Vec<f32> = candidates.iter().map(Completion::total_logprob).collect();
         let (chosen, scores) = match selector {
@@ -113,4 +104,44 @@ pub fn run_best_of_n(
         }
     }
     ep.finish()
+}
+
+/// `n` candidates for the episode's next turn (at least one, or an error). A local model
+/// continues the episode's token history (`n` continuations of one prefill, the opening from
+/// the prefix cache); a remote policy is sent the conversation, and asked again with other
+/// seeds while it returns fewer than `n` (a server without `n`).
+fn propose(agent: &Agent, ep: &Episode, params: &SamplingParams, n: usize) -> Result<Vec<Completion>, String> {
+    let no_completion = || "the policy returned no completion".to_string();
+    match agent {
+        Agent::Local(llm) => {
+            let params = SamplingParams { n, ..params.clone() };
+            let out = llm
+                .generate_after(ep.token_ids(), ep.shared_prefix(), ep.pictures(), &params, &mut |_| true)
+                .map_err(|e| e.to_string())?;
+            if out.is_empty() {
+                return Err(no_completion());
+            }
+            Ok(out)
+        }
+        Agent::Remote(policy) => {
+            let mut proposed = Vec::new();
+            let mut error = None;
+            for attempt in 0..n as u64 {
+                let want = n - proposed.len();
+                let seed = params.seed.wrapping_add(attempt * 7919);
+                match policy.chat(&ep.request(SamplingParams { n: want, seed, ..params.clone() })) {
+                    Ok(cs) if !cs.is_empty() => proposed.extend(cs),
+                    Ok(_) => error = Some(no_completion()),
+                    Err(e) => error = Some(e.to_string()),
+                }
+                if proposed.len() >= n || error.is_some() {
+                    break;
+                }
+            }
+            if proposed.is_empty() {
+                return Err(error.unwrap_or_else(no_completion));
+            }
+            Ok(proposed)
+        }
+    }
 }

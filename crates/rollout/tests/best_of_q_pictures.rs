@@ -5,7 +5,7 @@
 use kaizen_core::image::content_hash;
 use kaizen_q::state::ActionScorer;
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{EpisodeConfig, Job};
+use kaizen_rollout::{Agent, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use std::sync::Mutex;
 
@@ -29,7 +29,7 @@ fn the_scorer_reads_the_task_picture_then_the_crop() {
     let witness = Witness::default();
     let zoomer = kaizen_envs::shape_grid::agents::Zoomer;
     let t = run_best_of_n(
-        &zoomer,
+        &Agent::Remote(&zoomer),
         env.as_ref(),
         &ToolRegistry::standard(),
         Job::new(task.clone(), 0, "e".to_string()),

@@ -364,3 +364,53 @@ fn the_prefix_cache_changes_the_time_never_a_token_or_a_log_prob() {
         assert_replays(a, cfg.temperature);
     }
 }
+
+/// Best-of-N on a local model continues the episode's own tokens: each turn's executed
+/// candidate is in the token record with the log-probs it was sampled with, so the episode
+/// replays to them like any other; the recorded candidate set marks the executed one, whose
+/// total log-prob is the sum over that turn's written tokens (and, under `MaxLogprob`, the
+/// largest of the set).
+#[test]
+fn best_of_n_on_a_local_model_is_token_exact() {
+    use kaizen_rollout::rerank::{run_best_of_n, Selector};
+    let env = Arith::mixed();
+    let tools = ToolRegistry::standard();
+    let shots = kaizen_rollout::few_shot(&env, &tools, 1).unwrap();
+    let cfg = EpisodeConfig {
+        temperature: 0.9,
+        max_tokens_per_turn: 64,
+        max_episode_tokens: 192,
+        shots,
+        ..Default::default()
+    };
+    let mut sets_with_choice = 0;
+    for (i, task) in env.tasks(4, 2).into_iter().enumerate() {
+        let job = Job::new(task, 300 + i as u64, format!("b{i}"));
+        let t = run_best_of_n(&Agent::Local(llm()), &env, &tools, job, &cfg, 3, &Selector::MaxLogprob);
+        assert!(!matches!(t.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", t.end);
+        assert!(t.prompt_tokens > 0 && t.token_ids.len() > t.prompt_tokens, "no token record");
+        assert_eq!((t.token_ids.len(), t.loss_mask.len()), (t.logprobs.len(), t.token_ids.len()));
+        assert_replays(&t, cfg.temperature);
+        // The written runs of the token record, one per turn.
+        let mut runs: Vec<f32> = Vec::new();
+        let mut inside = false;
+        for (m, lp) in t.loss_mask.iter().zip(&t.logprobs) {
+            match (*m == 1, inside) {
+                (true, false) => runs.push(*lp),
+                (true, true) => *runs.last_mut().unwrap() += lp,
+                _ => {}
+            }
+            inside = *m == 1;
+        }
+        assert_eq!(runs.len(), t.turns.len());
+        for (turn, written) in t.turns.iter().zip(&runs) {
+            let chosen: Vec<_> = turn.candidates.iter().filter(|c| c.chosen).collect();
+            assert_eq!(chosen.len(), 1, "one executed candidate per turn");
+            assert!((chosen[0].logprob - written).abs() < 1e-3, "{} vs {written}", chosen[0].logprob);
+            assert!(turn.candidates.iter().all(|c| c.logprob <= chosen[0].logprob));
+            assert!(turn.text.starts_with(chosen[0].text.trim()) || chosen[0].text.contains(turn.text.trim()));
+            sets_with_choice += (turn.candidates.len() > 1) as usize;
+        }
+    }
+    assert!(sets_with_choice > 0, "every step proposed a single distinct candidate: nothing was selected");
+}

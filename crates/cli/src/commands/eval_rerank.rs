@@ -55,6 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let env = kaizen_envs::open(&a.env).map_err(anyhow::Error::msg)?;
     let backend = Backend::open(&a.policy)?;
     let policy = backend.policy();
+    let agent = backend.agent();
     let scorer = kaizen_q::scorer::QScorer::load(&a.q)?;
     let registry = ToolRegistry::standard();
     let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
@@ -114,7 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             })
             .collect();
         let mut done: Vec<Trajectory> = Vec::new();
-        let one = |job: &Job| run_best_of_n(policy, env.as_ref(), &registry, job.clone(), cfg, cands, selector);
+        let one = |job: &Job| run_best_of_n(&agent, env.as_ref(), &registry, job.clone(), cfg, cands, selector);
         super::run::run_threads(&jobs, slots, &one, &mut |t| {
             bar.inc(1);
             done.push(t);

@@ -98,6 +98,14 @@ impl Backend {
             Backend::Remote(r) => r.as_ref(),
         }
     }
+
+    /// What runs episodes: a local model on its own tokens, anything else over messages.
+    pub fn agent(&self) -> kaizen_rollout::Agent<'_> {
+        match self {
+            Backend::Local(l) => kaizen_rollout::Agent::Local(l),
+            Backend::Remote(r) => kaizen_rollout::Agent::Remote(r.as_ref()),
+        }
+    }
 }
 
 /// Reads a text file, with a clear error for invalid UTF-8.

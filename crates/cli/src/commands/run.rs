@@ -5,7 +5,7 @@ use super::policy::{Backend, PolicyArgs, PromptArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use kaizen_core::Trajectory;
 use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{run_episode, run_local, Agent, EpisodeArgs, Job, RunDir, RunSummary};
+use kaizen_rollout::{run_episode, run_local, EpisodeArgs, Job, RunDir, RunSummary};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -86,10 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "--screenshots needs a vision model (this local model reads text only; local models read text only \
          unless trained with [policy.vision], or use --policy openai:URL)"
     );
-    let agent = match &backend {
-        Backend::Local(l) => Agent::Local(l),
-        Backend::Remote(r) => Agent::Remote(r.as_ref()),
-    };
+    let agent = backend.agent();
     let registry = ToolRegistry::standard();
     let cfg = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, a.screenshots);
     let config = serde_json::json!({
@@ -147,9 +144,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let engine = match &backend {
         _ if best_of_n => {
-            let policy = backend.policy();
             let one =
-                |job: &Job| run_best_of_n(policy, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
+                |job: &Job| run_best_of_n(&agent, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
             run_threads(&jobs, slots, &one, &mut record);
             None
         }
