@@ -557,10 +557,11 @@ fn train_runs_a_recipe_into_a_run_directory_and_refuses_bad_ones() {
     assert_eq!(std::fs::read(copy.join("metrics.jsonl")).unwrap().len(), metrics.len() / 2);
     let kl_row = table.lines().find(|l| l.starts_with("KL to reference")).unwrap();
     assert_eq!(kl_row.split_whitespace().skip(3).collect::<Vec<_>>(), ["off", "off"], "{table}");
-    // β > 0 with ADPO and Dr.GRPO, end to end on tasks where the SFT policy succeeds sometimes
-    // (mixed rewards in a group): each estimator's advantages are non-zero on some step and the
-    // update moves the weights, and the KL to the SFT policy is measured on every RL step.
-    for estimator in ["adpo", "dr_grpo"] {
+    // β > 0 with ADPO, Dr.GRPO and RLOO, end to end on tasks where the SFT policy succeeds
+    // sometimes (mixed rewards in a group): each estimator's advantages are non-zero on some
+    // step and the update moves the weights, and the KL to the SFT policy is measured on every
+    // RL step.
+    for estimator in ["adpo", "dr_grpo", "rloo"] {
         let variant = thirds_recipe(
             &dir.join(format!("{estimator}-recipe")),
             "steps = 100",

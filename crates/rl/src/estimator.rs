@@ -89,7 +89,7 @@ pub struct EstimatorSpec {
 }
 
 /// Every estimator a recipe can name.
-pub static ESTIMATORS: &[EstimatorSpec] = &[GRPO, DR_GRPO, ADPO, AXPO];
+pub static ESTIMATORS: &[EstimatorSpec] = &[GRPO, DR_GRPO, ADPO, AXPO, RLOO];
 
 pub const GRPO: EstimatorSpec =
     EstimatorSpec { name: "grpo", advantages: grpo_group, normalisation: token_mean, resamples_tool_calls: false };
@@ -104,6 +104,9 @@ pub const ADPO: EstimatorSpec =
 /// Groups AXPO does not trigger on train as plain GRPO.
 pub const AXPO: EstimatorSpec =
     EstimatorSpec { name: "axpo", advantages: grpo_group, normalisation: token_mean, resamples_tool_calls: true };
+
+pub const RLOO: EstimatorSpec =
+    EstimatorSpec { name: "rloo", advantages: rloo_group, normalisation: token_mean, resamples_tool_calls: false };
 
 fn token_mean(_: usize) -> Normalisation {
     Normalisation::TokenMean
@@ -130,6 +133,18 @@ fn grpo_group(g: &Group) -> GroupAdvantages {
 /// Dr.GRPO (`advantages::dr_grpo`) with the recipe's `ε_high`.
 fn dr_grpo_group(g: &Group) -> GroupAdvantages {
     sequence(dr_grpo(&rewards(g)), g.rl.eps_high)
+}
+
+/// RLOO (Ahmadian et al. 2024, "Back to Basics"): each rollout's baseline is the mean reward
+/// of the *other* rollouts of its group, `Â_i = r_i − (1/(G−1)) Σ_{j≠i} r_j` — unbiased, no
+/// division by the group's spread. A group of one has no other rollout: advantage 0. The
+/// deviation from the paper: its REINFORCE loss is replaced by kaizen's PPO-clip loss with the
+/// token mean (as TRL's RLOO trainer clips too), so it can share the update with the others.
+fn rloo_group(g: &Group) -> GroupAdvantages {
+    let r = rewards(g);
+    let (n, total) = (r.len(), r.iter().sum::<f32>());
+    let adv = r.iter().map(|&ri| if n < 2 { 0.0 } else { ri - (total - ri) / (n - 1) as f32 }).collect();
+    sequence(adv, g.rl.eps_high)
 }
 
 /// ADPO (`METHODS.md` §4): GRPO advantages scaled by `s(p̂)` (`adpo_scale`, `m` = `rl.adpo_m`)

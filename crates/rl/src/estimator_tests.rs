@@ -36,7 +36,7 @@ fn close(a: &[f32], b: &[f32]) {
 #[test]
 fn every_name_looks_up_and_round_trips_through_recipes() {
     let names: Vec<&str> = ESTIMATORS.iter().map(|e| e.name).collect();
-    assert_eq!(names, ["grpo", "dr_grpo", "adpo", "axpo"]);
+    assert_eq!(names, ["grpo", "dr_grpo", "adpo", "axpo", "rloo"]);
     for name in names {
         let e = Estimator::named(name).unwrap();
         assert_eq!(e.as_str(), name);
@@ -46,7 +46,7 @@ fn every_name_looks_up_and_round_trips_through_recipes() {
         assert_eq!(name.parse::<Estimator>().unwrap(), e);
     }
     let e = Estimator::named("ppo").unwrap_err();
-    assert!(e.contains("'ppo'") && e.contains("grpo, dr_grpo, adpo, axpo"), "{e}");
+    assert!(e.contains("'ppo'") && e.contains("grpo, dr_grpo, adpo, axpo, rloo"), "{e}");
     assert!(serde_json::from_str::<Estimator>("\"ppo\"").is_err());
     assert_eq!(Estimator::default().as_str(), "grpo");
 }
@@ -68,7 +68,7 @@ fn each_estimator_by_hand() {
     let (axpo, _) = sequence_of(Estimator::from(&AXPO).advantages(&group, &rl));
     close(&axpo, &[1.5, -0.5, -0.5, -0.5]);
     let resampling: Vec<bool> = ESTIMATORS.iter().map(|e| e.resamples_tool_calls).collect();
-    assert_eq!(resampling, [false, false, false, true]);
+    assert_eq!(resampling, [false, false, false, true, false]);
     // Dr.GRPO divides by the episode's token budget; the others average over tokens.
     assert_eq!(Estimator::from(&DR_GRPO).normalisation(288), Normalisation::Constant(288.0));
     for e in [&GRPO, &ADPO, &AXPO] {
@@ -118,4 +118,25 @@ fn estimator_names_parse_and_bad_ones_list_the_allowed() {
     assert_eq!("axpo".parse::<Estimator>(), Ok(Estimator::from(&AXPO)));
     let e = "ppo".parse::<Estimator>().unwrap_err();
     assert!(e.contains("'ppo'") && e.contains("grpo, dr_grpo, adpo, axpo"), "{e}");
+}
+
+#[test]
+fn rloo_by_hand() {
+    let rl = RlSection::default();
+    let group =
+        |rs: &[f32]| -> Vec<Trajectory> { rs.iter().map(|&r| answered(serde_json::Value::Null, "7", r)).collect() };
+    // Rewards 1, 0, 0, 0: the first's baseline is (0+0+0)/3 = 0 → 1; each other's is
+    // (1+0+0)/3 → −1/3.
+    let (adv, eps) = sequence_of(Estimator::from(&RLOO).advantages(&group(&[1.0, 0.0, 0.0, 0.0]), &rl));
+    close(&adv, &[1.0, -1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0]);
+    assert_eq!(eps, 0.4);
+    // Rewards 1, 1, 0: baselines (1+0)/2, (1+0)/2, (1+1)/2 → 0.5, 0.5, −1.
+    let (adv, _) = sequence_of(Estimator::from(&RLOO).advantages(&group(&[1.0, 1.0, 0.0]), &rl));
+    close(&adv, &[0.5, 0.5, -1.0]);
+    // All equal: no signal; a group of one: nothing to compare with.
+    let (adv, _) = sequence_of(Estimator::from(&RLOO).advantages(&group(&[0.5, 0.5]), &rl));
+    close(&adv, &[0.0, 0.0]);
+    let (adv, _) = sequence_of(Estimator::from(&RLOO).advantages(&group(&[1.0]), &rl));
+    close(&adv, &[0.0]);
+    assert_eq!(Estimator::from(&RLOO).normalisation(288), Normalisation::TokenMean);
 }

@@ -1,5 +1,5 @@
 //! Reinforcement learning for tool use (`../shared/METHODS.md` §2–4): the advantage
-//! estimators — GRPO, Dr.GRPO, ADPO, AXPO, in one registry by name (`estimator`) — the
+//! estimators — GRPO, Dr.GRPO, ADPO, AXPO, RLOO, in one registry by name (`estimator`) — the
 //! token-level PPO-clip loss with a KL penalty,
 //! and the diagnostics a training run reports. Every formula is a small pure function with its
 //! equation in its doc comment and a test on hand-computed numbers.

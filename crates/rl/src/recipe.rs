@@ -145,7 +145,7 @@ pub struct SftMix {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RlSection {
-    /// A name in `estimator::ESTIMATORS`: `grpo`, `dr_grpo`, `adpo` or `axpo`.
+    /// A name in `estimator::ESTIMATORS`: `grpo`, `dr_grpo`, `adpo`, `axpo` or `rloo`.
     pub estimator: Estimator,
     pub steps: usize,
     /// Tasks per step; each gets a group of `group` rollouts.

@@ -208,6 +208,7 @@ pub fn few_shot(env: &dyn Env, registry: &ToolRegistry, k: usize) -> Result<Vec<
 }
 
 /// Who writes the assistant turns.
+#[derive(Clone, Copy)]
 pub enum Agent<'a> {
     Local(&'a LocalLlm),
     Remote(&'a dyn Policy),

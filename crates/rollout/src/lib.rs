@@ -13,6 +13,8 @@ pub mod episode_args;
 pub mod image_store;
 pub mod rerank;
 pub mod run_dir;
+pub mod runner;
+pub mod selection_eval;
 pub mod verl_export;
 
 pub use columnar::{write_parquet, PARQUET_FILE};

@@ -11,10 +11,11 @@
 
 use super::policy::{Backend, PolicyArgs, PromptArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_core::Trajectory;
 use kaizen_q::metrics::{paired_difference, wilson_interval};
-use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{EpisodeArgs, EpisodeConfig, Job};
+use kaizen_rollout::rerank::Selector;
+use kaizen_rollout::runner::Runner;
+use kaizen_rollout::selection_eval::{best_of_q_rows, run_row};
+use kaizen_rollout::{EpisodeArgs, EpisodeConfig};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -58,7 +59,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let agent = backend.agent();
     let scorer = kaizen_q::scorer::QScorer::load(&a.q)?;
     let registry = ToolRegistry::standard();
-    let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
     let seen = scorer.trained_on();
     let tasks = kaizen_core::env::held_out_tasks(env.as_ref(), a.seed, a.episodes, |k| seen.contains(k), "--episodes")
         .map_err(anyhow::Error::msg)?;
@@ -66,16 +66,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sampled = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);
     let greedy = EpisodeConfig { temperature: 0.0, ..sampled.clone() };
     let q = Selector::Scored(&scorer);
-    // (row, config, candidates, selector, episodes per task)
-    let rows: [(&str, &EpisodeConfig, usize, &Selector, usize); 6] = [
-        ("policy, greedy", &greedy, 1, &Selector::First, 1),
-        ("policy, sampled", &sampled, 1, &Selector::First, 1),
-        ("random of N", &sampled, n, &Selector::Random, 1),
-        ("max log-prob of N", &sampled, n, &Selector::MaxLogprob, 1),
-        ("Best-of-Q", &sampled, n, &q, 1),
-        ("pass@N, episodes", &sampled, 1, &Selector::First, n),
-    ];
-    let total: usize = rows.iter().map(|r| r.4 * tasks.len()).sum();
+    let rows = best_of_q_rows(&greedy, &sampled, n, &q);
+    let total: usize = rows.iter().map(|r| r.episodes_per_task * tasks.len()).sum();
     let bar = ProgressBar::new(total as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
     // Each row prints as soon as it is done: a long evaluation shows its results as it goes.
@@ -103,42 +95,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut rows_json: Vec<serde_json::Value> = Vec::new();
     // Each finished row's per-task outcomes: [greedy, sampled, random of N, …].
     let mut per_row: Vec<Vec<bool>> = Vec::new();
-    for (name, cfg, cands, selector, per_task) in rows {
+    let runner = Runner { agent, env: env.as_ref(), registry: &registry, slots: a.concurrency };
+    for row in &rows {
+        let name = row.name;
         bar.set_message(name.to_string());
-        let jobs: Vec<Job> = tasks
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| {
-                (0..per_task).map(move |j| {
-                    Job::new(t.clone(), a.seed.wrapping_add((i * 1000 + j) as u64), format!("{i:05}-{j:02}"))
-                })
-            })
-            .collect();
-        let mut done: Vec<Trajectory> = Vec::new();
-        let one = |job: &Job| run_best_of_n(&agent, env.as_ref(), &registry, job.clone(), cfg, cands, selector);
-        super::run::run_threads(&jobs, slots, &one, &mut |t| {
-            bar.inc(1);
-            done.push(t);
-        });
-        // A task counts as solved when any of its episodes succeeded (one each but pass@N).
-        let mut solved = std::collections::BTreeMap::<String, (String, bool)>::new();
-        for t in &done {
-            let key = t.episode_id.split('-').next().unwrap_or("").to_string();
-            let kind = t.task.meta["task"].as_str().unwrap_or("").to_string();
-            solved.entry(key).or_insert((kind, false)).1 |= t.solved();
-        }
-        let k = solved.values().filter(|s| s.1).count();
-        // Per task kind (e.g. each MiniWoB task): solved / tasks.
-        let mut kinds = std::collections::BTreeMap::<String, (usize, usize)>::new();
-        for (kind, ok) in solved.values() {
-            let e = kinds.entry(kind.clone()).or_default();
-            e.0 += *ok as usize;
-            e.1 += 1;
-        }
-        let (lo, hi) = wilson_interval(k, solved.len(), 1.96);
-        let rate = format!("{:.1}%", 100.0 * k as f64 / solved.len().max(1) as f64);
-        // Per-task outcomes in task order (the key is the task's index), for paired differences.
-        let outcomes: Vec<bool> = solved.values().map(|s| s.1).collect();
+        let outcome = run_row(&runner, &tasks, a.seed, row, &mut |_| bar.inc(1));
+        let (k, kinds) = (outcome.successes(), outcome.kinds);
+        // Per-task outcomes in task order, for paired differences.
+        let outcomes = outcome.solved;
+        let (lo, hi) = wilson_interval(k, outcomes.len(), 1.96);
+        let rate = format!("{:.1}%", 100.0 * k as f64 / outcomes.len().max(1) as f64);
         let versus = |base: Option<&Vec<bool>>| match base.and_then(|b| paired_difference(&outcomes, b)) {
             Some((d, lo, hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
             None => String::new(),
@@ -156,12 +122,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .map(|(d, lo, hi)| serde_json::json!({"difference": d, "lo": lo, "hi": hi}))
         };
         rows_json.push(serde_json::json!({
-            "selection": name, "successes": k, "tasks": solved.len(), "lo": lo, "hi": hi, "solved": outcomes,
+            "selection": name, "successes": k, "tasks": outcomes.len(), "lo": lo, "hi": hi, "solved": outcomes,
             "vs_sampled": if per_row.len() >= 2 { pair(per_row.get(1)) } else { None },
             "vs_random": if name == "Best-of-Q" { pair(per_row.get(2)) } else { None },
         }));
+        table.push((name, k, outcomes.len(), kinds));
         per_row.push(outcomes);
-        table.push((name, k, solved.len(), kinds));
     }
     bar.finish_and_clear();
     if let Some(dir) = &a.out {

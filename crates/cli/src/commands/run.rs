@@ -4,8 +4,9 @@
 use super::policy::{Backend, PolicyArgs, PromptArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use kaizen_core::Trajectory;
-use kaizen_rollout::rerank::{run_best_of_n, Selector};
-use kaizen_rollout::{run_episode, run_local, EpisodeArgs, Job, RunDir, RunSummary};
+use kaizen_rollout::rerank::Selector;
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::{EpisodeArgs, Job, RunDir, RunSummary};
 use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
@@ -123,8 +124,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             })
         })
         .collect();
-    // A web env has one browser per concurrent episode.
-    let slots = a.concurrency.clamp(1, 64).min(env.max_concurrent_episodes().unwrap_or(usize::MAX));
     let mut done = Vec::with_capacity(a.episodes);
     let mut failure = None;
     // Each episode is appended (and flushed) as soon as it ends, in completion order.
@@ -142,20 +141,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bar.inc(1);
     };
     let started = std::time::Instant::now();
-    let engine = match &backend {
-        _ if best_of_n => {
-            let one =
-                |job: &Job| run_best_of_n(&agent, env.as_ref(), &registry, job.clone(), &cfg, a.candidates, &selector);
-            run_threads(&jobs, slots, &one, &mut record);
-            None
-        }
-        Backend::Local(llm) => Some(run_local(llm, env.as_ref(), &registry, jobs, &cfg, slots, &mut record)),
-        Backend::Remote(_) => {
-            let one = |job: &Job| run_episode(&agent, env.as_ref(), &registry, &job.task, &cfg, job.seed, &job.id);
-            run_threads(&jobs, slots, &one, &mut record);
-            None
-        }
-    };
+    let mode = if best_of_n { Mode::BestOfN { n: a.candidates, selector: &selector } } else { Mode::Plain };
+    let runner = Runner { agent, env: env.as_ref(), registry: &registry, slots: a.concurrency };
+    let engine = runner.run(jobs, &cfg, &mode, &mut record);
     if let Some(e) = failure {
         return Err(e.context("recording an episode"));
     }
@@ -203,33 +191,4 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Episodes turn by turn (remote policies, Best-of-N): `slots` threads, each running one
-/// episode at a time with `one`.
-pub fn run_threads(
-    jobs: &[Job],
-    slots: usize,
-    one: &(dyn Fn(&Job) -> Trajectory + Sync),
-    on_done: &mut dyn FnMut(Trajectory),
-) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        for _ in 0..slots {
-            let (tx, next) = (tx.clone(), &next);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let t = one(job);
-                if tx.send(t).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        for t in rx {
-            on_done(t);
-        }
-    });
 }
