@@ -10,13 +10,14 @@
 
 use crate::arch::gguf::{GgufError, GgufFile};
 use crate::arch::vision::VisionConfig;
-use crate::kernels::attention::{DecodeAttention, KeySpan};
 use crate::kernels::q8_matmul::{Q8Linear, Q8Matrix};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use std::sync::Arc;
 
+mod block;
 mod kv_cache;
+use block::{Attention, Block, Mlp, Positions};
 pub use kv_cache::KvCache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,22 +222,6 @@ impl RmsNorm {
     }
 }
 
-struct Block {
-    attn_norm: RmsNorm,
-    /// q, k, v
-    qkv: StackedLinear,
-    o: Linear,
-    q_norm: Option<RmsNorm>,
-    k_norm: Option<RmsNorm>,
-    mlp_norm: RmsNorm,
-    /// gate, up
-    gate_up: StackedLinear,
-    down: Linear,
-    /// Gemma: norms on the attention and MLP outputs before the residual add.
-    post_attn_norm: Option<RmsNorm>,
-    post_mlp_norm: Option<RmsNorm>,
-}
-
 pub struct LlamaModel {
     pub cfg: LlamaConfig,
     embed: Tensor,
@@ -365,13 +350,18 @@ impl LlamaModel {
             let optional_norm = |on: bool, name: String| if on { norm(&name).map(Some) } else { Ok(None) };
             blocks.push(Block {
                 attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
-                qkv: stacked(&[format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v")])?,
-                o: linear(&format!("{p}.attn_output"))?,
-                q_norm: if qk_norm { Some(norm(&format!("{p}.attn_q_norm.weight"))?) } else { None },
-                k_norm: if qk_norm { Some(norm(&format!("{p}.attn_k_norm.weight"))?) } else { None },
+                attn: Attention {
+                    qkv: stacked(&[format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v")])?,
+                    o: linear(&format!("{p}.attn_output"))?,
+                    q_norm: if qk_norm { Some(norm(&format!("{p}.attn_q_norm.weight"))?) } else { None },
+                    k_norm: if qk_norm { Some(norm(&format!("{p}.attn_k_norm.weight"))?) } else { None },
+                },
                 mlp_norm: norm(&format!("{p}.ffn_norm.weight"))?,
-                gate_up: stacked(&[format!("{p}.ffn_gate"), format!("{p}.ffn_up")])?,
-                down: linear(&format!("{p}.ffn_down"))?,
+                mlp: Mlp {
+                    gate_up: stacked(&[format!("{p}.ffn_gate"), format!("{p}.ffn_up")])?,
+                    down: linear(&format!("{p}.ffn_down"))?,
+                    gelu: cfg.arch == Arch::Gemma3,
+                },
                 post_attn_norm: optional_norm(post_norms, format!("{p}.post_attention_norm.weight"))?,
                 post_mlp_norm: optional_norm(post_norms, format!("{p}.post_ffw_norm.weight"))?,
             });
@@ -530,21 +520,13 @@ impl LlamaModel {
         for (layer, block) in self.blocks.iter().enumerate() {
             let sliding = self.cfg.is_sliding(layer);
             let (cos, sin) = if sliding { local.as_ref().unwrap_or(&global) } else { &global };
-            let m = if sliding { window_mask.as_ref() } else { mask.as_ref() };
-            let h = block.attn_norm.forward(&x)?;
-            let mut att = self.attention(block, &h, cos, sin, m, cache, rows, layer, sliding)?;
-            if let Some(n) = &block.post_attn_norm {
-                att = n.forward(&att)?;
-            }
-            x = (x + att)?;
-            let h = block.mlp_norm.forward(&x)?;
-            let gu = block.gate_up.forward(&h)?;
-            let act = if self.cfg.arch == Arch::Gemma3 { gu[0].gelu()? } else { candle_nn::ops::silu(&gu[0])? };
-            let mut mlp = block.down.forward(&(act * &gu[1])?)?;
-            if let Some(n) = &block.post_mlp_norm {
-                mlp = n.forward(&mlp)?;
-            }
-            x = (x + mlp)?;
+            let at = Positions {
+                cos,
+                sin,
+                mask: if sliding { window_mask.as_ref() } else { mask.as_ref() },
+                window: if sliding { self.cfg.sliding_window } else { None },
+            };
+            x = block.forward(&self.cfg, x, &at, cache, rows, layer)?;
         }
         cache.advance(rows, s);
         let x = match which {
@@ -585,81 +567,6 @@ impl LlamaModel {
             cache.last[r] = row.last().copied();
         }
         table.index_select(&Tensor::new(prev.as_slice(), &self.device)?, 0)?.reshape((b, s, self.cfg.hidden))
-    }
-
-    fn attention(
-        &self,
-        blk: &Block,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
-        cache: &mut KvCache,
-        rows: &[usize],
-        layer: usize,
-        sliding: bool,
-    ) -> candle_core::Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
-        let qkv = blk.qkv.forward(x)?;
-        let q = qkv[0].contiguous()?.reshape((b, s, nh, hd))?.transpose(1, 2)?;
-        let k = qkv[1].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?;
-        let v = qkv[2].contiguous()?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-        let (q, k) = match (&blk.q_norm, &blk.k_norm) {
-            (Some(qn), Some(kn)) => (qn.forward(&q)?, kn.forward(&k)?),
-            _ => (q, k),
-        };
-        let (q, k) = match self.cfg.arch {
-            Arch::Llama => (
-                candle_nn::rotary_emb::rope_i(&q.contiguous()?, cos, sin)?,
-                candle_nn::rotary_emb::rope_i(&k.contiguous()?, cos, sin)?,
-            ),
-            Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => (
-                candle_nn::rotary_emb::rope(&q.contiguous()?, cos, sin)?,
-                candle_nn::rotary_emb::rope(&k.contiguous()?, cos, sin)?,
-            ),
-        };
-        let (kbuf, vbuf) = cache.write(layer, &k, &v, rows)?;
-        if s == 1 {
-            // Each row attends to its own positions; a sliding-window layer only to the last
-            // `window` of them.
-            let window = if sliding { self.cfg.sliding_window } else { None };
-            let spans = rows
-                .iter()
-                .map(|&r| {
-                    let end = cache.lens[r] + 1;
-                    KeySpan { row: r, start: window.map_or(0, |w| end.saturating_sub(w)), end }
-                })
-                .collect();
-            let y = q.apply_op3_no_bwd(&kbuf, &vbuf, &DecodeAttention { scale: self.cfg.attn_scale, spans })?;
-            return blk.o.forward(&y.reshape((b, 1, nh * hd))?);
-        }
-        // Several tokens per row: the rows share one position (checked by the caller).
-        let t = cache.lens[rows[0]] + s;
-        let contiguous = rows.windows(2).all(|w| w[1] == w[0] + 1);
-        let pick = |buf: &Tensor| -> candle_core::Result<Tensor> {
-            let buf = if contiguous {
-                buf.narrow(0, rows[0], b)?
-            } else {
-                let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-                buf.index_select(&Tensor::new(idx.as_slice(), buf.device())?, 0)?
-            };
-            buf.narrow(2, 0, t)
-        };
-        let (k, v) = (pick(&kbuf)?, pick(&vbuf)?);
-        // Grouped-query attention without copying K/V: the `rep` query heads that share a kv
-        // head are stacked along the sequence axis, `[b, nkv, rep * s, hd]`.
-        let rep = nh / nkv;
-        let q = q.reshape((b, nkv, rep * s, hd))?;
-        let mut scores = (q.matmul(&k.t()?)? * self.cfg.attn_scale as f64)?;
-        if let Some(m) = mask {
-            let m = if rep > 1 { m.repeat((rep, 1))? } else { m.clone() };
-            scores = scores.broadcast_add(&m)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        debug_assert_eq!(probs.dim(3)?, t);
-        let y = probs.matmul(&v)?.reshape((b, nh, s, hd))?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
-        blk.o.forward(&y)
     }
 
     /// `[s, pos + s]`: 0 where query i (at position pos + i) may see key j — not after it and,
