@@ -194,7 +194,9 @@ impl EvolveRecipe {
             return Err("eval.sets: name at least one held-out ground-truth set (e.g. [\"arith\"])".into());
         }
         if self.curriculum.estimator.resamples_tool_calls() {
-            return Err("curriculum.estimator: the curriculum writes no tool calls; use grpo, dr_grpo or adpo".into());
+            return Err(
+                "curriculum.estimator: the curriculum writes no tool calls; use grpo, dr_grpo, adpo or rloo".into()
+            );
         }
         self.curriculum_recipe(1).validate().map_err(|e| format!("[curriculum]: {e}"))?;
         self.executor_recipe(1, std::path::Path::new("pool.jsonl"))

@@ -1,9 +1,13 @@
-//! Models kaizen runs locally on candle — GGUF LLMs with exact per-token log-probs and the
-//! MiniLM sentence embedder — and the OpenAI-compatible client for remote servers, alone or as a
-//! pool (`server_pool`). Every LLM backend implements `kaizen_core::Policy`. Local models keep
-//! the keys and values of prompt openings many sequences share (`prefix_cache`).
+//! Models kaizen runs locally on candle, and the client for remote ones, in rooms by job:
+//! `runtime` (GGUF LLMs with exact per-token log-probs, continuous batching, sampling, the
+//! shared-prefix KV cache, the MiniLM sentence embedder), `kernels` (the int8 matmul, decode
+//! attention, the thread pool), `text` (tokenizers, the chat template), `arch` (GGUF files, the
+//! llama family's layers and KV cache, BERT, the picture input), `remote` (the OpenAI-compatible
+//! client, alone or as a pool), and `trainable` (the decoder and LoRA adapters with gradients,
+//! saved as GGUF for the runtime). Every LLM backend implements `kaizen_core::Policy`. Errors
+//! are typed (`LlmError`, `EmbedderError`, `trainable::PolicyFileError`, …).
 //!
-//! Not here: tools, environments, training (their own crates).
+//! Not here: tools, environments, the training loop (their own crates).
 
 pub mod arch;
 pub mod home;
@@ -16,7 +20,7 @@ pub mod trainable;
 pub use arch::llama::WeightFormat;
 pub use remote::server_pool::ServerPool;
 pub use remote::{Endpoint, OpenAiClient};
-pub use runtime::embedder::{cosine, Embedder};
+pub use runtime::embedder::{cosine, Embedder, EmbedderError};
 pub use runtime::local_llm::{LlmError, LocalLlm, TokenEvent};
 pub use runtime::sequence_batch::SequenceBatch;
 

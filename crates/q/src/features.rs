@@ -63,7 +63,7 @@ impl Features {
     /// One unit-length vector per text.
     pub fn encode(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         match self {
-            Features::MiniLm(e) => e.embed(texts, 32),
+            Features::MiniLm(e) => Ok(e.embed(texts, 32)?),
             Features::Policy(llm) => Ok(llm.pooled_hidden(texts, POLICY_FEATURE_TOKENS)?),
         }
     }

@@ -1,7 +1,10 @@
 //! The advantage estimators a recipe names (`rl.estimator`), in one registry: each is a pure
 //! function from a group of rollouts of one task to one advantage per rollout (for every
-//! token, or token by token), with its own loss normalisation. The formulas are in
-//! `advantages` and `axpo`; this module says which one each name runs.
+//! token, or token by token), with its own loss normalisation. GRPO's, Dr.GRPO's and ADPO's
+//! formulas are in `advantages`, RLOO's here. AXPO is the exception: its entry is GRPO for the
+//! groups it does not trigger on, and its flag makes the rollout stage resample failed tool
+//! calls (`axpo_resample`), whose rows replace the function's — so a second resampling
+//! estimator would need more than one function.
 //!
 //! To add an estimator: write its group function here (with a test on hand-computed numbers
 //! in `estimator_tests.rs`) and one `EstimatorSpec` line in `ESTIMATORS`. Recipes name it at
@@ -137,9 +140,13 @@ fn dr_grpo_group(g: &Group) -> GroupAdvantages {
 
 /// RLOO (Ahmadian et al. 2024, "Back to Basics"): each rollout's baseline is the mean reward
 /// of the *other* rollouts of its group, `Â_i = r_i − (1/(G−1)) Σ_{j≠i} r_j` — unbiased, no
-/// division by the group's spread. A group of one has no other rollout: advantage 0. The
-/// deviation from the paper: its REINFORCE loss is replaced by kaizen's PPO-clip loss with the
-/// token mean (as TRL's RLOO trainer clips too), so it can share the update with the others.
+/// division by the group's spread. A group of one has no other rollout: advantage 0.
+/// Deviations from the paper, all from sharing kaizen's PPO update with the other estimators:
+/// its REINFORCE loss becomes the PPO-clip loss with the token mean and the recipe's
+/// asymmetric clip (`eps_low`, `eps_high`), as TRL's RLOO trainer clips too; the KL to the
+/// reference is a separate per-token k3 term (`rl.beta`), not folded into the sequence reward
+/// as `r − β·KL`; advantages are weighted by the truncated importance ratio to the sampler
+/// (`rl.tis_cap`); and rows whose advantage is zero are left out of the update when β = 0.
 fn rloo_group(g: &Group) -> GroupAdvantages {
     let r = rewards(g);
     let (n, total) = (r.len(), r.iter().sum::<f32>());

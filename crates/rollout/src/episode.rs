@@ -99,17 +99,10 @@ pub struct EpisodeConfig {
 }
 
 impl Default for EpisodeConfig {
+    /// `EpisodeArgs`' defaults (four turns of 256 tokens, greedy), no worked examples, tool
+    /// schemas shown, no screenshots.
     fn default() -> Self {
-        EpisodeConfig {
-            max_turns: 4,
-            max_tokens_per_turn: 256,
-            max_episode_tokens: 1024,
-            temperature: 0.0,
-            top_p: 1.0,
-            shots: Vec::new(),
-            screenshots: false,
-            tool_schemas: true,
-        }
+        crate::episode_args::EpisodeArgs::default().config(Vec::new(), true, false)
     }
 }
 

@@ -60,7 +60,7 @@ impl EpisodeArgs {
             shots,
             screenshots,
             tool_schemas,
-            ..Default::default()
+            top_p: 1.0,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Episodes: a policy, an environment's task, and tools, run turn by turn into a
 //! `kaizen_core::Trajectory` (token-exact with local models) — one at a time, as a continuous
-//! batch on a local model (`engine`), or Best-of-N with a selector (`rerank`) — and the run
-//! directory that records them; trajectories as Parquet (`columnar`) and tasks as verl's RL
-//! dataset (`verl_export`) for other trainers.
+//! batch on a local model (`engine`), or Best-of-N with a selector (`rerank`), all through one
+//! `runner::Runner` that owns concurrency; their settings (`episode_args`: one set of defaults);
+//! the Best-of-Q evaluation protocol (`selection_eval`); and the run directory that records
+//! them; trajectories as Parquet (`columnar`) and tasks as verl's RL dataset (`verl_export`)
+//! for other trainers.
 //!
 //! Not here: what happens to trajectories afterwards (training, Q-learning, reports).
 

@@ -29,6 +29,8 @@ pub enum LlmError {
     InvalidRequest(String),
     #[error("model computation failed: {0}")]
     Compute(#[from] candle_core::Error),
+    #[error(transparent)]
+    NotInstalled(#[from] crate::home::HomeError),
 }
 
 impl LlmError {
@@ -102,9 +104,9 @@ impl LocalLlm {
 
     /// Loads an installed model by name (`smollm2`), with an error naming the set-up command
     /// when it is missing.
-    pub fn load_installed(name: &str, format: WeightFormat) -> anyhow::Result<Self> {
+    pub fn load_installed(name: &str, format: WeightFormat) -> Result<Self, LlmError> {
         let path = crate::home::gguf_path(name)?;
-        Ok(Self::load(&path, format)?)
+        Self::load(&path, format)
     }
 
     pub fn context_len(&self) -> usize {

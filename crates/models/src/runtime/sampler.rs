@@ -11,7 +11,8 @@ use rand::Rng;
 /// Effective temperature for log-probs: greedy decoding (T ≤ 0) reports the untempered
 /// distribution (T = 1). The one rule for the runtime and the trainable model alike.
 pub fn logprob_temperature(temperature: f32) -> f32 {
-    if temperature <= 0.0 {
+    // `!(T > 0)`: NaN counts as greedy too.
+    if !(temperature > 0.0) {
         1.0
     } else {
         temperature

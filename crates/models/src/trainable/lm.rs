@@ -33,6 +33,33 @@ use candle_nn::VarMap;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// What can go wrong building, reading or writing a trainable policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    #[error(transparent)]
+    Gguf(#[from] crate::arch::gguf::GgufError),
+    #[error("model computation failed: {0}")]
+    Compute(#[from] candle_core::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Safetensors(#[from] safetensors::SafeTensorError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A file or setting that does not fit this policy, with what is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `Err(Invalid(message))` unless `ok`.
+fn check(ok: bool, message: impl FnOnce() -> String) -> std::result::Result<(), PolicyFileError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PolicyFileError::Invalid(message()))
+    }
+}
+
 /// The architecture's sizes.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LmConfig {
@@ -291,15 +318,15 @@ impl TrainableLm {
     }
 
     /// The sizes of a llama-architecture GGUF file, its context capped at `context`.
-    fn config_of(g: &crate::arch::gguf::GgufFile, context: Option<usize>) -> anyhow::Result<LmConfig> {
+    fn config_of(
+        g: &crate::arch::gguf::GgufFile,
+        context: Option<usize>,
+    ) -> std::result::Result<LmConfig, PolicyFileError> {
         let lc = crate::arch::llama::LlamaConfig::from_gguf(g)?;
-        anyhow::ensure!(
-            lc.arch == crate::arch::llama::Arch::Llama,
-            "{}: only llama-architecture models train (this is {:?})",
-            g.path.display(),
-            lc.arch
-        );
-        anyhow::ensure!(lc.head_dim * lc.n_head == lc.hidden, "{}: head size × heads ≠ width", g.path.display());
+        check(lc.arch == crate::arch::llama::Arch::Llama, || {
+            format!("{}: only llama-architecture models train (this is {:?})", g.path.display(), lc.arch)
+        })?;
+        check(lc.head_dim * lc.n_head == lc.hidden, || format!("{}: head size × heads ≠ width", g.path.display()))?;
         Ok(LmConfig {
             vocab: lc.vocab_size,
             layers: lc.n_layer,
@@ -320,7 +347,7 @@ impl TrainableLm {
         g: &crate::arch::gguf::GgufFile,
         cfg: &LmConfig,
         device: &Device,
-    ) -> anyhow::Result<Vec<(String, Tensor)>> {
+    ) -> std::result::Result<Vec<(String, Tensor)>, PolicyFileError> {
         let mut shapes = cfg.shapes();
         if g.has_tensor("output.weight") {
             shapes.push(("output.weight".into(), vec![cfg.vocab, cfg.width]));
@@ -329,7 +356,7 @@ impl TrainableLm {
             .into_iter()
             .map(|(name, shape)| {
                 let t = g.tensor(&name, device)?.dequantize(device)?;
-                anyhow::ensure!(t.dims() == shape.as_slice(), "{name}: shape {:?}, expected {shape:?}", t.dims());
+                check(t.dims() == shape.as_slice(), || format!("{name}: shape {:?}, expected {shape:?}", t.dims()))?;
                 Ok((name, t))
             })
             .collect()
@@ -343,7 +370,7 @@ impl TrainableLm {
 
     /// A model whose every weight trains, from a GGUF file (one `write_gguf` wrote, or any
     /// llama-architecture model for full fine-tuning).
-    pub fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<Self> {
+    pub fn load_gguf(path: &Path, device: &Device) -> std::result::Result<Self, PolicyFileError> {
         let g = crate::arch::gguf::GgufFile::open(path)?;
         let cfg = Self::config_of(&g, None)?;
         let vars = VarMap::new();
@@ -365,8 +392,8 @@ impl TrainableLm {
         context: usize,
         device: &Device,
         seed: u64,
-    ) -> anyhow::Result<Self> {
-        lora.validate().map_err(anyhow::Error::msg)?;
+    ) -> std::result::Result<Self, PolicyFileError> {
+        lora.validate().map_err(PolicyFileError::Invalid)?;
         let g = crate::arch::gguf::GgufFile::open(path)?;
         let cfg = Self::config_of(&g, Some(context))?;
         let frozen: HashMap<String, Tensor> = Self::weights_of(&g, &cfg, device)?.into_iter().collect();
@@ -645,7 +672,7 @@ impl TrainableLm {
     /// byte vocabulary's) metadata, matrices in `dtype` (F32: the exact weights; Q8_0: a
     /// quarter of the size, what the runtime makes of F32 weights anyway), norms in F32 —
     /// atomically: a crash leaves the old file or the new one.
-    pub fn write_gguf(&self, path: &Path, dtype: GgmlDType) -> anyhow::Result<()> {
+    pub fn write_gguf(&self, path: &Path, dtype: GgmlDType) -> std::result::Result<(), PolicyFileError> {
         let tensors = self
             .serving_weights()?
             .into_iter()
@@ -677,7 +704,7 @@ impl TrainableLm {
     /// Writes the trainable weights (every weight, or the LoRA adapters) as safetensors, with
     /// the architecture and the LoRA config in the header: a run's checkpoint of its policy,
     /// or the adapters to share. Atomic, like `write_gguf`.
-    pub fn save_trainable(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn save_trainable(&self, path: &Path) -> std::result::Result<(), PolicyFileError> {
         let data = self.vars.data().lock().map_err(poisoned)?;
         let mut tensors: Vec<(String, Tensor)> = data.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         drop(data);
@@ -690,13 +717,13 @@ impl TrainableLm {
                 let v = t.flatten_all()?.to_vec1::<f32>()?;
                 Ok((n.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), t.dims().to_vec()))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let views = bytes
             .iter()
             .map(|(n, b, shape)| {
                 Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)?))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()?;
         let tmp = path.with_extension("partial");
         safetensors::serialize_to_file(views, Some(meta), &tmp)?;
         std::fs::File::open(&tmp)?.sync_all()?;
@@ -706,27 +733,24 @@ impl TrainableLm {
 
     /// Sets the trainable weights from a file `save_trainable` wrote for the same architecture
     /// and LoRA config (anything else is refused, naming the difference).
-    pub fn load_trainable(&self, path: &Path) -> anyhow::Result<()> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn load_trainable(&self, path: &Path) -> std::result::Result<(), PolicyFileError> {
+        let bytes = std::fs::read(path).map_err(|e| PolicyFileError::Invalid(format!("{}: {e}", path.display())))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
         let header: TrainableHeader = meta
             .metadata()
             .as_ref()
             .and_then(|m| m.get(HEADER_KEY))
-            .ok_or_else(|| anyhow::anyhow!("{} is not a kaizen policy (no header)", path.display()))
+            .ok_or_else(|| PolicyFileError::Invalid(format!("{} is not a kaizen policy (no header)", path.display())))
             .and_then(|j| Ok(serde_json::from_str(j)?))?;
-        anyhow::ensure!(header.cfg == self.cfg, "{} is for {:?}, not {:?}", path.display(), header.cfg, self.cfg);
-        anyhow::ensure!(
-            header.lora == self.lora,
-            "{} has adapters {:?}, this policy {:?}",
-            path.display(),
-            header.lora,
-            self.lora
-        );
+        check(header.cfg == self.cfg, || format!("{} is for {:?}, not {:?}", path.display(), header.cfg, self.cfg))?;
+        check(header.lora == self.lora, || {
+            format!("{} has adapters {:?}, this policy {:?}", path.display(), header.lora, self.lora)
+        })?;
         let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
         let data = self.vars.data().lock().map_err(poisoned)?;
         for (name, var) in data.iter() {
-            let t = loaded.get(name).ok_or_else(|| anyhow::anyhow!("{} lacks {name}", path.display()))?;
+            let t =
+                loaded.get(name).ok_or_else(|| PolicyFileError::Invalid(format!("{} lacks {name}", path.display())))?;
             var.set(&t.to_device(var.device())?)?;
         }
         Ok(())

@@ -12,7 +12,7 @@ mod matmul;
 mod row_ops;
 mod vmath;
 
-pub use lm::{byte_vocab, LmConfig, TrainableLm};
+pub use lm::{byte_vocab, LmConfig, PolicyFileError, TrainableLm};
 pub use lora::LoraConfig;
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
         }
         (name, Some(lora)) => {
             let path = kaizen_models::home::gguf_path(name)?;
-            TrainableLm::with_lora(&path, lora.config(), p.context, &dev, recipe.seed)
+            Ok(TrainableLm::with_lora(&path, lora.config(), p.context, &dev, recipe.seed)?)
         }
         (name, None) => anyhow::bail!("policy.model '{name}' needs a [policy.lora] section"),
     }
