@@ -25,7 +25,8 @@ use kaizen_core::{Env, Message, Task, Trajectory};
 use kaizen_models::LocalLlm;
 use kaizen_rl::trainer::{final_weights, policy_at};
 use kaizen_rl::{Reward, Setup, StepMetrics};
-use kaizen_rollout::{run_local, EpisodeArgs, EpisodeConfig, Job};
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::{Agent, EpisodeArgs, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -306,6 +307,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     let shots = kaizen_rl::setup::worked_examples(
         &solve_env,
         recipe.executor.shots_from.as_deref(),
+        &kaizen_envs::open,
         &tools,
         recipe.executor.shots,
     )
@@ -394,7 +396,8 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
             let mut outputs = Vec::new();
             let cfg =
                 EpisodeConfig { shots: curriculum_shots.clone(), ..curriculum_cfg(recipe, recipe.pool.temperature) };
-            run_local(&curriculum, &CurriculumEnv, &tools, jobs, &cfg, 8, &mut |t| outputs.push(t));
+            Runner::new(Agent::Local(&curriculum), &CurriculumEnv, &tools, 8)
+                .run(jobs, &cfg, &Mode::Plain, &mut |t| outputs.push(t));
             kaizen_rollout::in_job_order(&mut outputs, &ids);
             drop(curriculum);
             let parsed: Vec<Option<String>> = outputs.iter().map(|t| parse_task(&written(t))).collect();
@@ -455,7 +458,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
         if !pool_empty && !stage.join(DONE).exists() {
             on(Event::Stage(i, "training the executor on the pool"));
             let exec_recipe = recipe.executor_recipe(i, &pool_file);
-            let setup = Setup::of_recipe(&exec_recipe)?;
+            let setup = Setup::of_recipe(&exec_recipe, &kaizen_envs::open, ToolRegistry::standard())?;
             let start = executor_weights(out, i - 1)?;
             train_stage(&exec_recipe, &stage, setup, start.as_deref(), on)?;
         } else if pool_empty {
@@ -524,7 +527,8 @@ fn eval_stage(
     for (spec, env, tasks) in sets {
         let jobs = tasks.iter().enumerate().map(|(j, t)| Job::new(t.clone(), j as u64, format!("{j:05}")));
         let mut eps = Vec::new();
-        run_local(&executor, env.as_ref(), tools, jobs, &cfg, 8, &mut |t| eps.push(t));
+        Runner::new(Agent::Local(&executor), env.as_ref(), tools, 8)
+            .run(jobs, &cfg, &Mode::Plain, &mut |t| eps.push(t));
         let n = eps.len();
         let solved = eps.iter().filter(|t| t.solved()).count();
         let (low, high) = kaizen_q::metrics::wilson_interval(solved, n, 1.96);

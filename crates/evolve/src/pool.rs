@@ -11,7 +11,8 @@
 use crate::curriculum::Judged;
 use kaizen_core::{Checker, Env, Task, Trajectory};
 use kaizen_models::LocalLlm;
-use kaizen_rollout::{run_local, EpisodeConfig, Job};
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::{Agent, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -65,7 +66,7 @@ pub fn judge(
         .collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let mut samples = Vec::with_capacity(jobs.len());
-    run_local(executor, env, tools, jobs, cfg, 8, &mut |t| samples.push(t));
+    Runner::new(Agent::Local(executor), env, tools, 8).run(jobs, cfg, &Mode::Plain, &mut |t| samples.push(t));
     kaizen_rollout::in_job_order(&mut samples, &ids);
     // One trajectory per job, in job order, or the votes would land on the wrong tasks.
     let in_order = samples.len() == ids.len() && samples.iter().zip(&ids).all(|(t, id)| &t.episode_id == id);

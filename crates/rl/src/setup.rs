@@ -44,35 +44,41 @@ impl Reward for CheckerReward {
     }
 }
 
+/// Opens an env from its spec (`kaizen_envs::open` for the CLI): the caller says where envs
+/// come from, so the training loop names none.
+pub type OpenEnv<'a> = &'a dyn Fn(&str) -> Result<Box<dyn Env>, String>;
+
 impl Setup {
-    /// The recipe's env (`recipe.env`) and those of `sft.mix`, the standard tools, `recipe.shots` worked examples from
-    /// `recipe.shots_from` (another env, so a task file without demonstrations can be prompted
-    /// like arith) or else from the env itself, and the checker's reward.
-    pub fn of_recipe(recipe: &Recipe) -> anyhow::Result<Setup> {
-        let env = kaizen_envs::open(&recipe.env).map_err(anyhow::Error::msg)?;
-        let tools = ToolRegistry::standard();
-        let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), &tools, recipe.shots)?;
+    /// The recipe's env (`recipe.env`) and those of `sft.mix`, opened by `open`; `tools`;
+    /// `recipe.shots` worked examples from `recipe.shots_from` (another env, so a task file
+    /// without demonstrations can be prompted like arith) or else from the env itself; and the
+    /// checker's reward.
+    pub fn of_recipe(recipe: &Recipe, open: OpenEnv, tools: ToolRegistry) -> anyhow::Result<Setup> {
+        let env = open(&recipe.env).map_err(anyhow::Error::msg)?;
+        let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), open, &tools, recipe.shots)?;
         let sft_mix = recipe
             .sft
             .mix
             .iter()
-            .map(|m| kaizen_envs::open(&m.env).map_err(|e| anyhow::anyhow!("sft.mix ({}): {e}", m.env)))
+            .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("sft.mix ({}): {e}", m.env)))
             .collect::<anyhow::Result<_>>()?;
         Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward), sft_mix })
     }
 }
 
-/// `k` worked examples (`kaizen_rollout::few_shot`) from the env spec `from`, or from `env`
-/// itself when `from` is `None`: how every verb with `--shots` / `--shots-from` prompts.
+/// `k` worked examples (`kaizen_rollout::few_shot`) from the env spec `from` (opened by
+/// `open`), or from `env` itself when `from` is `None`: how every verb with `--shots` /
+/// `--shots-from` prompts.
 pub fn worked_examples(
     env: &dyn Env,
     from: Option<&str>,
+    open: OpenEnv,
     tools: &ToolRegistry,
     k: usize,
 ) -> anyhow::Result<Vec<Message>> {
     match from {
         Some(spec) if k > 0 => {
-            let from = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("shots from {spec}: {e}"))?;
+            let from = open(spec).map_err(|e| anyhow::anyhow!("shots from {spec}: {e}"))?;
             kaizen_rollout::few_shot(from.as_ref(), tools, k)
         }
         _ => kaizen_rollout::few_shot(env, tools, k),

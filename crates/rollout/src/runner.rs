@@ -27,19 +27,24 @@ pub struct Runner<'a> {
     pub slots: usize,
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    pub fn new(agent: Agent<'a>, env: &'a dyn Env, registry: &'a ToolRegistry, slots: usize) -> Self {
+        Runner { agent, env, registry, slots }
+    }
+
     /// Runs every job; `on_done` receives each trajectory as its episode ends (in completion
     /// order). Never fails: an error ends its episode as `Error`. Returns the engine's stats
     /// where the batched engine ran.
     pub fn run(
         &self,
-        jobs: Vec<Job>,
+        jobs: impl IntoIterator<Item = Job>,
         cfg: &EpisodeConfig,
         mode: &Mode,
         on_done: &mut dyn FnMut(Trajectory),
     ) -> Option<EngineStats> {
         let slots = self.slots.clamp(1, 64).min(self.env.max_concurrent_episodes().unwrap_or(usize::MAX));
         let (env, registry, agent) = (self.env, self.registry, &self.agent);
+        let jobs: Vec<Job> = jobs.into_iter().collect();
         match (mode, agent) {
             (Mode::Plain, Agent::Local(llm)) => Some(run_local(llm, env, registry, jobs, cfg, slots, on_done)),
             (Mode::Plain, Agent::Remote(_)) => {

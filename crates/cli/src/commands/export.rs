@@ -48,7 +48,8 @@ pub fn run(e: Export) -> anyhow::Result<()> {
         a.env
     );
     let tools = kaizen_tools::ToolRegistry::standard();
-    let shots = kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &tools, a.shots)?;
+    let shots =
+        kaizen_rl::setup::worked_examples(env.as_ref(), a.shots_from.as_deref(), &kaizen_envs::open, &tools, a.shots)?;
     let n = match (a.tasks, a.env.starts_with("jsonl:")) {
         (Some(n), _) => n,
         (None, true) => kaizen_envs::JsonlEnv::load(std::path::Path::new(&a.env["jsonl:".len()..]))

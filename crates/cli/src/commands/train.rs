@@ -79,7 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ));
         }
     };
-    let setup = kaizen_rl::Setup::of_recipe(&recipe)?;
+    let setup = kaizen_rl::Setup::of_recipe(&recipe, &kaizen_envs::open, kaizen_tools::ToolRegistry::standard())?;
     let metrics = match &a.resume {
         Some(run) => kaizen_rl::resume(run, setup, &mut on_metrics)?,
         None => {

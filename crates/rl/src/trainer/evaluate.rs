@@ -7,7 +7,8 @@ use crate::axpo_resample::views_of;
 use crate::diagnostics::{pass_at_k, tool_use_rate};
 use kaizen_core::{Env, Task};
 use kaizen_models::LocalLlm;
-use kaizen_rollout::{run_local, EpisodeConfig, Job};
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::{Agent, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
 
 /// An `eval` metrics line for the policy `llm` after `step` RL steps, on `tasks`.
@@ -22,7 +23,8 @@ pub(super) fn evaluate(ctx: &RunContext, llm: &LocalLlm, tasks: &[Task], step: u
         .collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let mut sampled = Vec::new();
-    run_local(llm, ctx.env, ctx.tools, jobs, &ctx.episode, 8, &mut |t| sampled.push(t));
+    Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8)
+        .run(jobs, &ctx.episode, &Mode::Plain, &mut |t| sampled.push(t));
     kaizen_rollout::in_job_order(&mut sampled, &ids);
     let pass_k = sampled.chunks(k).map(|g| pass_at_k(k, g.iter().filter(|t| t.solved()).count(), k)).sum::<f64>()
         / tasks.len().max(1) as f64;
@@ -51,7 +53,7 @@ pub(super) fn greedy_solved(
     let greedy_cfg = EpisodeConfig { temperature: 0.0, ..cfg.clone() };
     let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
     let mut solved = vec![false; tasks.len()];
-    run_local(llm, env, registry, jobs, &greedy_cfg, 8, &mut |t| {
+    Runner::new(Agent::Local(llm), env, registry, 8).run(jobs, &greedy_cfg, &Mode::Plain, &mut |t| {
         if let Some(s) = t.episode_id.parse::<usize>().ok().and_then(|i| solved.get_mut(i)) {
             *s = t.solved();
         }

@@ -13,7 +13,8 @@ use anyhow::Context;
 use kaizen_core::Trajectory;
 use kaizen_models::LocalLlm;
 use kaizen_rollout::engine::EngineStats;
-use kaizen_rollout::{run_local, Job, RunDir};
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::{Agent, Job, RunDir};
 use std::time::Instant;
 
 /// One RL step's episodes and what they train.
@@ -59,7 +60,10 @@ pub(super) fn roll_out(
         .collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let mut rollouts = Vec::new();
-    let engine = run_local(llm, ctx.env, ctx.tools, jobs, &ctx.episode, 8, &mut |t| rollouts.push(t));
+    // A local model's plain episodes run in the batched engine, which always reports its stats.
+    let engine = Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8)
+        .run(jobs, &ctx.episode, &Mode::Plain, &mut |t| rollouts.push(t))
+        .unwrap_or_default();
     kaizen_rollout::in_job_order(&mut rollouts, &ids);
     reward.score(step, &mut rollouts)?;
     for t in &rollouts {
@@ -77,7 +81,8 @@ pub(super) fn roll_out(
         );
         let mut resample = |jobs: Vec<Job>| {
             let mut out = Vec::new();
-            run_local(llm, ctx.env, ctx.tools, jobs, &ctx.episode, 8, &mut |t| out.push(t));
+            Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8)
+                .run(jobs, &ctx.episode, &Mode::Plain, &mut |t| out.push(t));
             out
         };
         axpo_rows(llm, &rollouts, recipe, step, &mut resample)?
