@@ -30,7 +30,7 @@ fn tiny_models_match_llama_cpp_logits() {
     for line in fixture.lines() {
         let want: serde_json::Value = serde_json::from_str(line).unwrap();
         let arch = want["arch"].as_str().unwrap();
-        let path = tiny_gguf::write(arch, &vocab, &dir);
+        let path = tiny_gguf::write(arch, &vocab, &dir).unwrap();
         let mut llm = LocalLlm::load(&path, WeightFormat::F32).unwrap();
         let mut cache = llm.model.new_cache();
         let prompt: &[u32] = if arch == "gemma3" { &tiny_gguf::GEMMA_PROMPT } else { &tiny_gguf::PROMPT };

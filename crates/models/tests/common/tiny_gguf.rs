@@ -39,12 +39,19 @@ impl Lcg {
 }
 
 /// Writes `dir/tiny-{arch}.gguf`; `vocab_from` is a GGUF whose tokenizer metadata is copied.
-pub fn write(arch: &str, vocab_from: &Path, dir: &Path) -> std::path::PathBuf {
-    let mut f = std::fs::File::open(vocab_from).expect("vocab gguf");
-    let src = gguf_file::Content::read(&mut f).expect("read vocab gguf");
+/// An unreadable vocabulary file or an unwritable folder is an error naming it.
+pub fn write(arch: &str, vocab_from: &Path, dir: &Path) -> Result<std::path::PathBuf, String> {
+    let vocab_error = |e: &dyn std::fmt::Display| format!("vocabulary GGUF {}: {e}", vocab_from.display());
+    let mut f = std::fs::File::open(vocab_from).map_err(|e| vocab_error(&e))?;
+    let src = gguf_file::Content::read(&mut f).map_err(|e| vocab_error(&e))?;
+    let meta_of = |key: &str| src.metadata.get(key).ok_or_else(|| vocab_error(&format!("no {key}")));
     let gemma = arch == "gemma3";
     let spm = spm_vocab();
-    let vocab = if gemma { spm.0.len() } else { src.metadata["tokenizer.ggml.tokens"].to_vec().expect("tokens").len() };
+    let vocab = if gemma {
+        spm.0.len()
+    } else {
+        meta_of("tokenizer.ggml.tokens")?.to_vec().map_err(|e| vocab_error(&e))?.len()
+    };
     let layers = if gemma { GEMMA_LAYERS } else { LAYERS };
     let mut rng = Lcg(0x5EED ^ arch.len() as u64 * 7919);
     let mut tensors: Vec<(String, QTensor)> = vec![
@@ -120,15 +127,16 @@ pub fn write(arch: &str, vocab_from: &Path, dir: &Path) -> std::path::PathBuf {
         "tokenizer.chat_template",
     ] {
         if !gemma {
-            meta.push((key.into(), src.metadata[key].clone()));
+            meta.push((key.into(), meta_of(key)?.clone()));
         }
     }
     let path = dir.join(format!("tiny-{arch}.gguf"));
-    let mut out = std::fs::File::create(&path).expect("create gguf");
+    let write_error = |e: &dyn std::fmt::Display| format!("writing {}: {e}", path.display());
+    let mut out = std::fs::File::create(&path).map_err(|e| write_error(&e))?;
     let m: Vec<(&str, &Value)> = meta.iter().map(|(a, b)| (a.as_str(), b)).collect();
     let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(a, b)| (a.as_str(), b)).collect();
-    gguf_file::write(&mut out, &m, &t).expect("write gguf");
-    path
+    gguf_file::write(&mut out, &m, &t).map_err(|e| write_error(&e))?;
+    Ok(path)
 }
 
 /// A small SentencePiece vocabulary: Gemma's specials, all 256 byte tokens, merged pieces and

@@ -5,15 +5,14 @@ use super::{RunContext, StepMetrics};
 use crate::axpo::RolloutView;
 use crate::axpo_resample::views_of;
 use crate::diagnostics::{pass_at_k, tool_use_rate};
-use kaizen_core::{Env, Task};
+use kaizen_core::Task;
 use kaizen_models::LocalLlm;
 use kaizen_rollout::runner::{Mode, Runner};
 use kaizen_rollout::{Agent, EpisodeConfig, Job};
-use kaizen_tools::ToolRegistry;
 
 /// An `eval` metrics line for the policy `llm` after `step` RL steps, on `tasks`.
 pub(super) fn evaluate(ctx: &RunContext, llm: &LocalLlm, tasks: &[Task], step: usize) -> StepMetrics {
-    let solved = greedy_solved(llm, ctx.env, ctx.tools, tasks, &ctx.episode);
+    let solved = greedy_solved(ctx, llm, tasks);
     let pass_1 = share(&solved);
     let k = ctx.recipe.eval.samples;
     let jobs: Vec<Job> = tasks
@@ -42,18 +41,12 @@ pub(super) fn evaluate(ctx: &RunContext, llm: &LocalLlm, tasks: &[Task], step: u
 }
 
 /// Whether the policy solves each of `tasks` greedily (temperature 0), in task order, each
-/// episode as `cfg` says.
-pub(super) fn greedy_solved(
-    llm: &LocalLlm,
-    env: &dyn Env,
-    registry: &ToolRegistry,
-    tasks: &[Task],
-    cfg: &EpisodeConfig,
-) -> Vec<bool> {
-    let greedy_cfg = EpisodeConfig { temperature: 0.0, ..cfg.clone() };
+/// episode otherwise as the run's.
+pub(super) fn greedy_solved(ctx: &RunContext, llm: &LocalLlm, tasks: &[Task]) -> Vec<bool> {
+    let greedy_cfg = EpisodeConfig { temperature: 0.0, ..ctx.episode.clone() };
     let jobs = tasks.iter().enumerate().map(|(i, t)| Job::new(t.clone(), i as u64, format!("{i}")));
     let mut solved = vec![false; tasks.len()];
-    Runner::new(Agent::Local(llm), env, registry, 8).run(jobs, &greedy_cfg, &Mode::Plain, &mut |t| {
+    Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8).run(jobs, &greedy_cfg, &Mode::Plain, &mut |t| {
         if let Some(s) = t.episode_id.parse::<usize>().ok().and_then(|i| solved.get_mut(i)) {
             *s = t.solved();
         }

@@ -68,7 +68,7 @@ pub(super) fn cold_start(
         let loss = loss.to_scalar::<f32>()? as f64;
         let check = if recipe.sft.target_pass > 0.0 && (step + 1) % recipe.sft.check_every == 0 {
             let llm = serve(policy, &ctx.gguf)?;
-            let pass = share(&greedy_solved(&llm, ctx.env, ctx.tools, &check_tasks, &ctx.episode));
+            let pass = share(&greedy_solved(ctx, &llm, &check_tasks));
             passed = reached(pass, recipe.sft.target_pass);
             Some(pass)
         } else {
