@@ -99,7 +99,7 @@ fn generate_streams_and_prints_a_summary_table() {
 
 #[test]
 fn bad_input_gives_clear_errors() {
-    let dir = std::env::temp_dir().join(format!("kaizen-cli-{}", std::process::id()));
+    let dir = temp_dir("bad-input");
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.txt");
     std::fs::write(&bad, [b'h', b'i', 0xff, 0xfe]).unwrap();
@@ -398,10 +398,31 @@ fn a_tiny_vision_policy_trains_and_runs_on_shape_grid() {
     assert!(text(&o.stdout).contains("Best-of-Q"), "{}", text(&o.stdout));
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("kaizen-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh folder for one test, removed when the test ends, passed or failed: the runs write
+/// models and logs of up to a GiB, and a suite run again and again must not fill the disk.
+struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+fn temp_dir(name: &str) -> TestDir {
+    TestDir(tempfile::Builder::new().prefix(&format!("kaizen-cli-{name}-")).tempdir().expect("a temporary folder"))
 }
 
 #[test]
@@ -712,12 +733,12 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(ts.len(), 8);
-        (text(&o.stdout), ts)
+        (text(&o.stdout), ts, out)
     };
     // The oracle solves all four tasks through the normal episode runner; with
     // `--screenshots` every observation carries the page as a PNG, stored once in the run's
     // `images/` under its content hash and named by the trajectory line.
-    let (table, ts) = run("oracle", &["--screenshots"]);
+    let (table, ts, run_dir) = run("oracle", &["--screenshots"]);
     assert!(table.contains("success rate") && table.contains("100.0% (95%"), "{table}");
     let images: Vec<&str> = ts
         .iter()
@@ -725,7 +746,6 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
         .flat_map(|turn| turn["observations"].as_array().unwrap())
         .map(|o| o["images"][0].as_str().unwrap_or(""))
         .collect();
-    let run_dir = std::env::temp_dir().join(format!("kaizen-cli-web-oracle-{}", std::process::id()));
     assert!(
         !images.is_empty()
             && images.iter().all(|i| {
@@ -742,12 +762,12 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     // The task's screenshot is recorded with the task, as the policy (and a scorer) saw it.
     assert!(ts.iter().all(|t| t["task"]["images"][0].as_str().is_some_and(|i| i.starts_with("images/"))), "{ts:?}");
     // A random clicker fails some (−1 from the page itself).
-    let (_, ts) = run("random", &[]);
+    let (_, ts, _) = run("random", &[]);
     assert!(ts.iter().any(|t| t["reward"] == -1.0), "{ts:?}");
     // A local model runs through the batched engine with the page's action tools. Alone it
     // writes no valid action; shown one episode of the oracle (`--shots 1`), it acts on the page
     // with well-formed calls and solves some.
-    let (table, ts) = run("smollm2", &["--max-turns", "1", "--max-tokens-per-turn", "28", "--shots", "1"]);
+    let (table, ts, web_run) = run("smollm2", &["--max-turns", "1", "--max-tokens-per-turn", "28", "--shots", "1"]);
     assert!(table.contains("mean decode batch"), "{table}");
     assert!(ts.iter().all(|t| !t["token_ids"].as_array().unwrap().is_empty()));
     assert!(ts.iter().all(|t| t["end"]["kind"] != "error"), "{ts:?}");
@@ -755,7 +775,6 @@ fn run_drives_web_tasks_in_chromium_with_reference_agents_and_a_model() {
     assert!(ts.iter().all(acted), "{ts:?}");
     assert!(ts.iter().any(|t| t["reward"] == 1.0), "{ts:?}");
     // Its report finds the model the run names (`policy_spec`), for the heat-map's token texts.
-    let web_run = std::env::temp_dir().join(format!("kaizen-cli-web-smollm2-{}", std::process::id()));
     let o = kaizen(&["report", web_run.to_str().unwrap(), "--out", web_run.join("r.html").to_str().unwrap()]);
     let listed = text(&o.stdout);
     assert!(
@@ -1332,7 +1351,7 @@ fn report_renders_curves_and_episodes_offline_in_a_real_browser() {
     }
 
     let trap = NetworkTrap::start().unwrap();
-    let server = StaticServer::start(dir.clone()).unwrap();
+    let server = StaticServer::start(dir.to_path_buf()).unwrap();
     let cfg = BrowserConfig { window: (1280, 1000), proxy_trap: Some(trap.port()), ..Default::default() };
     let mut b = Browser::launch(&cfg).unwrap();
     b.navigate(&server.url("report.html")).unwrap();

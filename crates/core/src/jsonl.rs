@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_skipped_and_reported_anything_else_bad_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("kaizen-jsonl-{}", std::process::id()));
+        // Removed when the test ends, passed or failed.
+        let _tmp = tempfile::Builder::new().prefix("kaizen-jsonl-").tempdir().unwrap();
+        let dir = _tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let file = |name: &str, bytes: &[u8]| {
             let p = dir.join(name);

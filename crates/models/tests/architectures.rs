@@ -14,16 +14,9 @@ use kaizen_models::{LocalLlm, WeightFormat};
 
 #[test]
 fn tiny_models_match_llama_cpp_logits() {
-    let dir = std::env::temp_dir().join(format!("kaizen-arch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     // The written models are ~43 MB: removed when the test ends, passed or failed.
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
+    let _tmp = tempfile::Builder::new().prefix("kaizen-arch-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let vocab = kaizen_models::home::gguf_path("smollm2").expect("run scripts/setup.sh");
     let fixture = include_str!("fixtures/tiny_arch_llamacpp_logits.jsonl");
     let mut checked = 0;

@@ -7,10 +7,11 @@ use candle_core::{Device, Tensor};
 use kaizen_models::{LocalLlm, WeightFormat};
 use std::path::{Path, PathBuf};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kaizen-bad-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A path named `name` in a fresh folder, removed with the returned guard.
+fn tmp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("kaizen-bad-files-").tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
 }
 
 fn load_err(path: &Path) -> String {
@@ -26,14 +27,15 @@ fn real_gguf() -> PathBuf {
 
 #[test]
 fn missing_file_names_the_setup_command() {
-    let err = load_err(&tmp("does-not-exist.gguf"));
+    let (_dir, p) = tmp("does-not-exist.gguf");
+    let err = load_err(&p);
     assert!(err.contains("scripts/setup.sh"), "{err}");
 }
 
 #[test]
 fn truncated_download_is_reported_as_truncated() {
     let bytes = std::fs::read(real_gguf()).unwrap();
-    let p = tmp("truncated.gguf");
+    let (_dir, p) = tmp("truncated.gguf");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     let err = load_err(&p);
     assert!(err.contains("truncated"), "{err}");
@@ -50,12 +52,12 @@ fn corrupt_header_and_foreign_files_are_errors() {
     for (i, b) in corrupt.iter_mut().enumerate().skip(8) {
         *b = (i * 131 % 251) as u8; // garbage lengths and types after the magic
     }
-    let p = tmp("corrupt.gguf");
+    let (_dir, p) = tmp("corrupt.gguf");
     std::fs::write(&p, &corrupt).unwrap();
     let err = load_err(&p);
     assert!(err.contains("corrupt"), "{err}");
 
-    let p = tmp("not-a-model.gguf");
+    let (_dir, p) = tmp("not-a-model.gguf");
     std::fs::write(&p, b"PK\x03\x04 this is a zip, not a model").unwrap();
     let err = load_err(&p);
     assert!(err.contains("not a GGUF file"), "{err}");
@@ -63,7 +65,7 @@ fn corrupt_header_and_foreign_files_are_errors() {
 
 #[test]
 fn unknown_architecture_lists_the_supported_ones() {
-    let p = tmp("mamba.gguf");
+    let (_dir, p) = tmp("mamba.gguf");
     let t = QTensor::quantize(&Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32)
         .unwrap();
     let arch = Value::String("mamba".into());

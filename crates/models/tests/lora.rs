@@ -21,7 +21,9 @@ fn lora() -> LoraConfig {
 fn smollm2_with_lora_trains_saves_and_serves() {
     let dev = Device::Cpu;
     let base = kaizen_models::home::gguf_path("smollm2").expect("run scripts/setup.sh");
-    let dir = std::env::temp_dir().join(format!("kaizen-lora-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-lora-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let m = TrainableLm::with_lora(&base, lora(), 256, &dev, 0).unwrap();
     assert_eq!((m.cfg.layers, m.cfg.width, m.cfg.heads, m.cfg.kv_heads), (30, 576, 9, 3));
@@ -74,5 +76,4 @@ fn smollm2_with_lora_trains_saves_and_serves() {
     let logits = served.model.forward(&x, &mut served.model.new_cache(), Logits::All).unwrap();
     assert!(max_diff(&logits, &after) < 2e-3, "merged logits differ by {}", max_diff(&logits, &after));
     assert_eq!(served.tokenizer.encode(text).unwrap(), toks, "the base tokenizer travels with the merged model");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,11 +32,9 @@ fn models(dir: &std::path::Path) -> (TrainableLm, LocalLlm) {
 }
 
 /// A fresh folder of this test's own.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kaizen-vision-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> tempfile::TempDir {
+    // Removed when the test ends, passed or failed.
+    tempfile::Builder::new().prefix(&format!("kaizen-vision-{name}-")).tempdir().unwrap()
 }
 
 fn sample(batch: &mut SequenceBatch, ids: &[u32], seed: u64) -> kaizen_core::Completion {
@@ -50,7 +48,8 @@ fn sample(batch: &mut SequenceBatch, ids: &[u32], seed: u64) -> kaizen_core::Com
 
 #[test]
 fn pictures_sit_where_the_template_puts_them_and_replay_exactly_across_turns() {
-    let dir = scratch("replay");
+    let scratch = scratch("replay");
+    let dir = scratch.path();
     let (trainable, llm) = models(&dir);
     let v = *llm.model.vision().expect("the GGUF file keeps the picture input");
     assert_eq!((v.side, v.patch, v.patches()), (8, 4, 4));
@@ -136,7 +135,8 @@ fn pictures_sit_where_the_template_puts_them_and_replay_exactly_across_turns() {
 #[test]
 fn a_served_chat_reads_its_picture_and_a_bad_picture_is_an_error() {
     use kaizen_core::{ChatRequest, Policy};
-    let dir = scratch("chat");
+    let scratch = scratch("chat");
+    let dir = scratch.path();
     let (_, llm) = models(&dir);
     let ask = |img: String| ChatRequest {
         messages: vec![Message { images: vec![img], ..Message::user("colour?") }],
@@ -161,7 +161,8 @@ fn a_served_chat_reads_its_picture_and_a_bad_picture_is_an_error() {
 
 #[test]
 fn a_vision_model_round_trips_through_gguf_and_safetensors() {
-    let dir = scratch("round-trip");
+    let scratch = scratch("round-trip");
+    let dir = scratch.path();
     let (trainable, _) = models(&dir);
     let back = TrainableLm::load_gguf(&dir.join("tiny-vl.gguf"), &Device::Cpu).unwrap();
     assert_eq!(back.cfg, trainable.cfg);
@@ -254,7 +255,8 @@ fn a_vision_model_learns_to_tell_pictures_apart() {
 /// scores as it does alone, and the pictures are not exchanged between rows.
 #[test]
 fn each_row_of_a_batch_shows_its_own_picture() {
-    let dir = scratch("rows");
+    let scratch = scratch("rows");
+    let dir = scratch.path();
     let (m, _) = models(&dir);
     let v = m.cfg.vision.unwrap();
     let row = |text: [u32; 3]| {

@@ -195,7 +195,9 @@ fn a_q_function_saved_before_pictures_loads_as_text_only_and_scores_as_before() 
 
     // A file as kaizen wrote it before pictures: its config has no `picture_side`.
     let q = QNet::seeded(cfg(Objective::Iql), 3).unwrap();
-    let dir = std::env::temp_dir().join(format!("kaizen-q-old-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-q-old-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let (new, old) = (dir.join("new.safetensors"), dir.join("old.safetensors"));
     q.save(&new).unwrap();
@@ -213,5 +215,4 @@ fn a_q_function_saved_before_pictures_loads_as_text_only_and_scores_as_before() 
     let d = data(4);
     let acts = vec![(d[1].action.clone(), -0.5), (d[2].action.clone(), -1.5)];
     assert_eq!(back.score(&d[0].state, &acts).unwrap(), q.score(&d[0].state, &acts).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
 }

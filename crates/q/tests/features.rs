@@ -26,7 +26,9 @@ fn policy_features_are_smollm2s_pooled_hidden_states() {
     assert_eq!(policy.encode(&texts[..1]).unwrap()[0], v[0]);
 
     // Through the cache: the second time every vector is read back, bit for bit.
-    let dir = std::env::temp_dir().join(format!("kaizen-q-features-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-q-features-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let cache = FeatureCache::new(policy.clone(), &dir);
     let (first, hits) = cache.embed(&texts).unwrap();
     let (again, hits_again) = cache.embed(&texts).unwrap();
@@ -37,5 +39,4 @@ fn policy_features_are_smollm2s_pooled_hidden_states() {
     let err = Features::for_identity("other-model@0123").err().unwrap().to_string();
     assert!(err.contains("retrain"), "{err}");
     assert!(Features::open("bert").err().unwrap().to_string().contains("allowed: minilm, smollm2"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

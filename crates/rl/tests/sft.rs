@@ -16,7 +16,9 @@ use kaizen_tools::ToolRegistry;
 #[test]
 fn sft_on_demonstrations_teaches_the_tool_call_format() {
     kaizen_models::tune_allocator();
-    let dir = std::env::temp_dir().join(format!("kaizen-sft-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-sft-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.gguf");
     let dev = Device::Cpu;
@@ -70,5 +72,4 @@ fn sft_on_demonstrations_teaches_the_tool_call_format() {
     let t = run_episode(&Agent::Local(&trained), &env, &tools, task, &cfg, 0, "e");
     println!("{:?}", t.turns.iter().map(|u| &u.text).collect::<Vec<_>>());
     assert!(t.tool_calls() >= 1, "the trained policy should call the calculator: {:?}", t.turns[0].text);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -106,8 +106,9 @@ fn run_dir_appends_loads_and_summarises() {
     let env = Arith::level(2).unwrap();
     let tools = ToolRegistry::standard();
     let cfg = EpisodeConfig { max_tokens_per_turn: 48, max_episode_tokens: 96, ..Default::default() };
-    let dir = std::env::temp_dir().join(format!("kaizen-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-run-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let mut run = RunDir::create(&dir, &serde_json::json!({"env": env.name()})).unwrap();
     let mut all = Vec::new();
     for (i, task) in env.tasks(1, 2).iter().enumerate() {

@@ -151,8 +151,9 @@ fn pictures_cross_a_tool_call_and_the_wire_bit_identically_and_are_stored_once()
     assert_eq!(t.reward, 1.0);
 
     // Hop 4: the run directory keeps each picture once and loads the same bytes.
-    let dir = std::env::temp_dir().join(format!("kaizen-images-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-images-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let mut run = RunDir::create(&dir, &serde_json::json!({})).unwrap();
     let second = run_episode(&Agent::Remote(&client), &env, &ToolRegistry::new(), task, &cfg, 2, "e1");
     run.append(&t).unwrap();
@@ -173,5 +174,4 @@ fn pictures_cross_a_tool_call_and_the_wire_bit_identically_and_are_stored_once()
     // A stored picture that changed is an error, not a silent wrong image.
     std::fs::write(dir.join("images").join(&want[0]), b"not the picture").unwrap();
     assert!(run_dir::load(&dir).unwrap_err().contains("no longer match"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -52,7 +52,9 @@ impl ActionScorer for Contrarian {
 
 #[test]
 fn each_row_says_which_tasks_it_solved_in_task_order() {
-    let dir = std::env::temp_dir().join(format!("kaizen-selection-eval-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-selection-eval-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("say.jsonl");
     let lines: Vec<String> = (0..5)
@@ -103,5 +105,4 @@ fn each_row_says_which_tasks_it_solved_in_task_order() {
         let want = out.solved.iter().filter(|&&s| s).count();
         assert_eq!((out.successes(), out.kinds.values().copied().collect::<Vec<_>>()), (want, vec![(want, 5)]));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,11 +14,9 @@ use kaizen_rollout::{demonstration, run_dir, run_local, EpisodeConfig, Job, RunD
 use kaizen_tools::ToolRegistry;
 use std::sync::Arc;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kaizen-vision-episodes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> tempfile::TempDir {
+    // Removed when the test ends, passed or failed.
+    tempfile::Builder::new().prefix(&format!("kaizen-vision-episodes-{name}-")).tempdir().unwrap()
 }
 
 /// 24×24 pictures in 4×4 patches (36 placeholders each), the patch projection scaled up so
@@ -35,7 +33,8 @@ fn tiny_vl(dir: &std::path::Path) -> LocalLlm {
 
 #[test]
 fn pictures_hop_bit_identically_and_an_episode_after_two_tool_pictures_replays_exactly() {
-    let dir = scratch("hop");
+    let scratch = scratch("hop");
+    let dir = scratch.path();
     let llm = tiny_vl(&dir);
     let env = ShapeGrid::open("shape-grid:test").expect("run scripts/setup.sh (it installs easy-vqa)");
     let tools = ToolRegistry::standard();

@@ -100,8 +100,9 @@ fn proxy_state(upstream: String, dir: &std::path::Path) -> Arc<ProxyState> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_reranks_and_degrades_gracefully() {
     let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
-    let dir = std::env::temp_dir().join(format!("kaizen-proxy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-proxy-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let state = |upstream: String| proxy_state(upstream, &dir);
     let proxy = listen(proxy_router(state(format!("{up}/v1")))).await;
     let client = reqwest::Client::new();
@@ -208,8 +209,9 @@ async fn a_pool_of_upstreams_routes_around_a_dead_server() {
     let up = listen(Router::new().route("/v1/chat/completions", post(upstream))).await;
     // The discard port: nothing listens there (and no ephemeral port a test server gets).
     let dead = "http://127.0.0.1:9/v1".to_string();
-    let dir = std::env::temp_dir().join(format!("kaizen-proxy-pool-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-proxy-pool-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     let state = |upstream: String| proxy_state(upstream, &dir);
     let client = reqwest::Client::new();
     let pool = listen(proxy_router(state(format!("{dead},{up}/v1")))).await;

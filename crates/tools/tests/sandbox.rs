@@ -164,7 +164,9 @@ fn descriptors_kaizen_inherited_do_not_cross_into_the_sandbox() {
     // A 0600 canary file and a directory, opened without close-on-exec as a parent shell's
     // descriptors would be: the code must reach neither (no read, no openat(fd, "..") walk).
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("kaizen-canary-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix("kaizen-canary-").tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let canary = dir.join("secret");
     std::fs::write(&canary, "canary-7f3a").unwrap();
@@ -194,7 +196,6 @@ fn descriptors_kaizen_inherited_do_not_cross_into_the_sandbox() {
         libc::close(file_fd);
         libc::close(dir_fd);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

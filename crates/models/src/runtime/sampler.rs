@@ -11,12 +11,17 @@ use rand::Rng;
 /// Effective temperature for log-probs: greedy decoding (T ≤ 0) reports the untempered
 /// distribution (T = 1). The one rule for the runtime and the trainable model alike.
 pub fn logprob_temperature(temperature: f32) -> f32 {
-    // `!(T > 0)`: NaN counts as greedy too.
-    if !(temperature > 0.0) {
+    if is_greedy(temperature) {
         1.0
     } else {
         temperature
     }
+}
+
+/// Whether a temperature means greedy decoding: `T ≤ 0` (NaN too). The one rule for choosing
+/// the argmax (`Stream`) and for untempered log-probs (`logprob_temperature`).
+pub fn is_greedy(temperature: f32) -> bool {
+    !(temperature > 0.0)
 }
 
 /// `log softmax(logits / T)`, computed stably: `x_i/T − max − log Σ_j exp(x_j/T − max)`.

@@ -54,7 +54,7 @@ impl Stream {
         room: usize,
     ) -> (&TokenLogprob, &str, Option<FinishReason>) {
         let lp = sampler::log_softmax(logits, sampler::logprob_temperature(params.temperature));
-        let id = if params.temperature <= 0.0 {
+        let id = if sampler::is_greedy(params.temperature) {
             sampler::argmax(&lp)
         } else {
             sampler::sample_token(&lp, params.top_k, params.top_p, &mut self.rng)

@@ -95,7 +95,9 @@ fn a_written_gguf_runs_in_the_inference_runtime_with_the_same_logits() {
 }
 
 fn runs_in_the_inference_runtime(name: &str, c: LmConfig) {
-    let dir = std::env::temp_dir().join(format!("kaizen-tiny-{name}-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let _tmp = tempfile::Builder::new().prefix(&format!("kaizen-tiny-{name}-")).tempdir().unwrap();
+    let dir = _tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny.gguf");
     let m = TrainableLm::new(c, &Device::Cpu, 0).unwrap();
@@ -137,7 +139,6 @@ fn runs_in_the_inference_runtime(name: &str, c: LmConfig) {
     let back = TrainableLm::load_gguf(&path, &Device::Cpu).unwrap();
     assert_eq!(back.cfg, m.cfg, "{name}");
     assert_eq!(max_diff(&back.forward(&x).unwrap(), &trained), 0.0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

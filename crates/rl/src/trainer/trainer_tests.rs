@@ -41,6 +41,7 @@ fn the_ppo_update_trains_on_per_token_advantages() {
     t.token_ids = vec![10, 20, 30, 40];
     t.loss_mask = vec![0, 1, 1, 1];
     t.logprobs = vec![-1e9; 4];
+    let mut norms = Vec::new();
     for adv in [
         Advantage::PerToken(vec![9.0, 1.0, 2.0, 3.0]),
         Advantage::Sequence(2.0),
@@ -53,7 +54,11 @@ fn the_ppo_update_trains_on_per_token_advantages() {
         assert!((s.loss + 4.0).abs() < 1e-4, "{adv:?}: loss {}", s.loss);
         assert!(s.grad_norm > 0.0 && opt.step == 1, "{adv:?}: no update ran");
         assert_eq!(s.tis_capped, 1.0, "every weight at the cap");
+        norms.push(s.grad_norm);
     }
+    // Same loss, different credit per token: the gradients differ, so a per-token row is not
+    // collapsed into its masked mean (which would make all three rows the same update).
+    assert!((norms[0] - norms[1]).abs() > 1e-6 && (norms[2] - norms[1]).abs() > 1e-6, "{norms:?}");
     // A per-token advantage of another length is an error naming the rollout, not a panic.
     let policy = TrainableLm::new(LmConfig::bytes(1, 16, 2, 32), &dev, 7).unwrap();
     let mut opt = AdamW::new(&policy.named_vars().unwrap(), AdamWConfig::default()).unwrap();
