@@ -813,6 +813,48 @@ fn thirds_recipe(dir: &std::path::Path, sft: &str, rl: &str, extra: &str) -> std
     recipe
 }
 
+/// Agent0-VL's process rewards through `kaizen train` (`rl.estimator = "process"`): after each
+/// step's rollouts the policy, in its verifier role, judges every step of every rollout (an
+/// episode of its own per rollout), the verdicts are recorded in the turns, the metrics say how
+/// many were unreadable, and the PPO update runs on the per-token advantages. The tiny policy
+/// has not learnt the verifier's format, so its verdicts are unreadable and neutral — the
+/// estimator is then GRPO on the outcome (`process_tests`), which still trains.
+#[test]
+fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
+    let dir = temp_dir("process");
+    let recipe = thirds_recipe(&dir, "steps = 150", "estimator = \"process\"", "");
+    let out = dir.join("run");
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rollouts: Vec<serde_json::Value> = std::fs::read_to_string(out.join("trajectories.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rollouts.len(), 6 * 2 * 4);
+    let turns: Vec<&serde_json::Value> = rollouts.iter().flat_map(|t| t["turns"].as_array().unwrap()).collect();
+    assert!(!turns.is_empty() && turns.iter().all(|t| t["verdict"].is_object()), "a turn was not judged");
+    // Each verdict came from a verification episode that ran (how it ended is recorded).
+    assert!(
+        rollouts.iter().all(|t| t["reward_detail"]["verification"]["end"]["kind"].is_string()),
+        "{:?}",
+        rollouts[0]
+    );
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|m: &serde_json::Value| m["phase"] == "rl")
+        .collect();
+    assert_eq!(metrics.len(), 6);
+    assert!(metrics.iter().all(|m| m["verifier_unreadable"].as_f64().is_some_and(|u| (0.0..=1.0).contains(&u))));
+    assert!(metrics.iter().any(|m| m["grad_norm"].as_f64().unwrap() > 0.0), "no update ran");
+    // A misspelt estimator is an error that lists this one.
+    std::fs::write(dir.join("bad.toml"), "[rl]\nestimator = \"proces\"\n").unwrap();
+    let o = kaizen(&["train", dir.join("bad.toml").to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("process"), "{}", text(&o.stderr));
+}
+
 /// `kill -9` in the middle of SFT and, in a second run, in the middle of RL, then `--resume`:
 /// each run ends exactly where an uninterrupted run with the same recipe ends — the same policy
 /// bytes, the same optimizer moments byte for byte, the same metrics and rollouts. The tasks

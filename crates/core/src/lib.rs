@@ -27,4 +27,4 @@ pub use sampling::{Completion, FinishReason, SamplingParams, TokenLogprob, TopLo
 pub use task::{parse_number, Checker, Task};
 pub use tool::{Observation, Tool};
 pub use tool_call::{final_answer, parse_tool_calls, MalformedCall};
-pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, SCHEMA_VERSION};
+pub use trajectory::{Candidate, EpisodeEnd, Timing, Trajectory, Turn, Verdict, SCHEMA_VERSION};

@@ -66,6 +66,34 @@ pub struct Turn {
     /// absent where the sampler did not report it (remote servers, replays).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy: Option<f32>,
+    /// The verifier's judgement of this step (Agent0-VL), where a verifier read the episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+}
+
+/// A verifier's judgement of one solver step (Agent0-VL, `../shared/METHODS.md` §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// From −1 (the step is wrong) to 1 (it is right).
+    pub score: f32,
+    /// From 0 to 1: how sure the verifier is.
+    pub confidence: f32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub critique: String,
+    /// False when the verifier's output for this step could not be read (malformed, out of
+    /// range, missing): the step then carries `Verdict::NEUTRAL`, which neither rewards nor
+    /// penalises it and never opens a repair.
+    pub parsed: bool,
+    /// This verdict opened a repair: the solver re-derived the step after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repaired: bool,
+}
+
+impl Verdict {
+    /// What a step gets when the verifier said nothing readable about it: score 0 (no process
+    /// reward beyond the tool's), full confidence (no repair).
+    pub const NEUTRAL: Verdict =
+        Verdict { score: 0.0, confidence: 1.0, critique: String::new(), parsed: false, repaired: false };
 }
 
 impl Turn {

@@ -24,7 +24,7 @@ use kaizen_core::durable::write_atomic;
 use kaizen_core::{Env, Message, Task, Trajectory};
 use kaizen_models::LocalLlm;
 use kaizen_rl::trainer::{final_weights, policy_at};
-use kaizen_rl::{Reward, Setup, StepMetrics};
+use kaizen_rl::{Reward, Scoring, Setup, StepMetrics};
 use kaizen_rollout::runner::{Mode, Runner};
 use kaizen_rollout::{Agent, EpisodeArgs, EpisodeConfig, Job};
 use kaizen_tools::ToolRegistry;
@@ -265,7 +265,8 @@ struct CurriculumReward {
 }
 
 impl Reward for CurriculumReward {
-    fn score(&mut self, step: usize, rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+        let step = at.step;
         let parsed: Vec<Option<String>> = rollouts.iter().map(|t| parse_task(&written(t))).collect();
         let tasks: Vec<Task> = parsed
             .iter()

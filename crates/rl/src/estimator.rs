@@ -12,6 +12,7 @@
 
 use crate::advantages::{adpo_eps_high, adpo_scale, dr_grpo, grpo, self_consistency};
 use crate::loss::Normalisation;
+use crate::process::process_advantages;
 use crate::recipe::RlSection;
 use kaizen_core::{Task, Trajectory};
 
@@ -89,27 +90,66 @@ pub struct EstimatorSpec {
     /// AXPO: the trainer also resamples failed tool calls from fixed prefixes (`axpo_resample`),
     /// whose rows replace this function's in the groups it triggers on.
     pub resamples_tool_calls: bool,
+    /// The advantages read each step's verifier verdict (`process`): the run's reward must be
+    /// the verifier's (`VerifierReward`), which writes them.
+    pub reads_verdicts: bool,
 }
 
 /// Every estimator a recipe can name.
-pub static ESTIMATORS: &[EstimatorSpec] = &[GRPO, DR_GRPO, ADPO, AXPO, RLOO];
+pub static ESTIMATORS: &[EstimatorSpec] = &[GRPO, DR_GRPO, ADPO, AXPO, RLOO, PROCESS];
 
-pub const GRPO: EstimatorSpec =
-    EstimatorSpec { name: "grpo", advantages: grpo_group, normalisation: token_mean, resamples_tool_calls: false };
+pub const GRPO: EstimatorSpec = EstimatorSpec {
+    name: "grpo",
+    advantages: grpo_group,
+    normalisation: token_mean,
+    resamples_tool_calls: false,
+    reads_verdicts: false,
+};
 pub const DR_GRPO: EstimatorSpec = EstimatorSpec {
     name: "dr_grpo",
     advantages: dr_grpo_group,
     normalisation: episode_budget,
     resamples_tool_calls: false,
+    reads_verdicts: false,
 };
-pub const ADPO: EstimatorSpec =
-    EstimatorSpec { name: "adpo", advantages: adpo_group, normalisation: token_mean, resamples_tool_calls: false };
+pub const ADPO: EstimatorSpec = EstimatorSpec {
+    name: "adpo",
+    advantages: adpo_group,
+    normalisation: token_mean,
+    resamples_tool_calls: false,
+    reads_verdicts: false,
+};
 /// Groups AXPO does not trigger on train as plain GRPO.
-pub const AXPO: EstimatorSpec =
-    EstimatorSpec { name: "axpo", advantages: grpo_group, normalisation: token_mean, resamples_tool_calls: true };
+pub const AXPO: EstimatorSpec = EstimatorSpec {
+    name: "axpo",
+    advantages: grpo_group,
+    normalisation: token_mean,
+    resamples_tool_calls: true,
+    reads_verdicts: false,
+};
 
-pub const RLOO: EstimatorSpec =
-    EstimatorSpec { name: "rloo", advantages: rloo_group, normalisation: token_mean, resamples_tool_calls: false };
+pub const RLOO: EstimatorSpec = EstimatorSpec {
+    name: "rloo",
+    advantages: rloo_group,
+    normalisation: token_mean,
+    resamples_tool_calls: false,
+    reads_verdicts: false,
+};
+
+/// Agent0-VL (`METHODS.md` §5): GRPO on process returns — each step credited with its
+/// verifier verdict and tool result, the outcome added, normalised within the group, each
+/// step's tokens given their step's advantage (`process::process_advantages`, `rl.process`).
+pub const PROCESS: EstimatorSpec = EstimatorSpec {
+    name: "process",
+    advantages: process_group,
+    normalisation: token_mean,
+    resamples_tool_calls: false,
+    reads_verdicts: true,
+};
+
+fn process_group(g: &Group) -> GroupAdvantages {
+    GroupAdvantages { advantages: process_advantages(g.rollouts, &g.rl.process), eps_high: g.rl.eps_high }
+}
 
 fn token_mean(_: usize) -> Normalisation {
     Normalisation::TokenMean
@@ -211,6 +251,10 @@ impl Estimator {
 
     pub fn resamples_tool_calls(&self) -> bool {
         self.0.resamples_tool_calls
+    }
+
+    pub fn reads_verdicts(&self) -> bool {
+        self.0.reads_verdicts
     }
 }
 

@@ -36,7 +36,7 @@ fn close(a: &[f32], b: &[f32]) {
 #[test]
 fn every_name_looks_up_and_round_trips_through_recipes() {
     let names: Vec<&str> = ESTIMATORS.iter().map(|e| e.name).collect();
-    assert_eq!(names, ["grpo", "dr_grpo", "adpo", "axpo", "rloo"]);
+    assert_eq!(names, ["grpo", "dr_grpo", "adpo", "axpo", "rloo", "process"]);
     for name in names {
         let e = Estimator::named(name).unwrap();
         assert_eq!(e.as_str(), name);
@@ -68,7 +68,9 @@ fn each_estimator_by_hand() {
     let (axpo, _) = sequence_of(Estimator::from(&AXPO).advantages(&group, &rl));
     close(&axpo, &[1.5, -0.5, -0.5, -0.5]);
     let resampling: Vec<bool> = ESTIMATORS.iter().map(|e| e.resamples_tool_calls).collect();
-    assert_eq!(resampling, [false, false, false, true, false]);
+    assert_eq!(resampling, [false, false, false, true, false, false]);
+    let verdicts: Vec<bool> = ESTIMATORS.iter().map(|e| e.reads_verdicts).collect();
+    assert_eq!(verdicts, [false, false, false, false, false, true]);
     // Dr.GRPO divides by the episode's token budget; the others average over tokens.
     assert_eq!(Estimator::from(&DR_GRPO).normalisation(288), Normalisation::Constant(288.0));
     for e in [&GRPO, &ADPO, &AXPO] {

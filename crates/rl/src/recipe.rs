@@ -177,6 +177,9 @@ pub struct RlSection {
     /// ADPO: the floor `m` of the advantage scale `s(p̂) = m + (1−m)·clamp((p̂ − 0.3)/0.5, 0, 1)`
     /// (the paper's 0.6).
     pub adpo_m: f32,
+    /// Agent0-VL's process rewards (`rl.estimator = "process"`): `τ_c`, `κ`, `C_repair`,
+    /// `λ_tool`, `γ`, `α_out` and the verifier's episode limits.
+    pub process: crate::process::ProcessConfig,
 }
 
 impl RlSection {
@@ -271,6 +274,7 @@ impl Default for RlSection {
             axpo_budget: 0.25,
             tis_cap: 2.0,
             adpo_m: 0.6,
+            process: Default::default(),
         }
     }
 }
@@ -413,6 +417,16 @@ impl Recipe {
         }
         if !(self.rl.tis_cap >= 1.0 && self.rl.tis_cap.is_finite()) {
             return Err(format!("rl.tis_cap must be a number ≥ 1 (2 is usual), got {}", self.rl.tis_cap));
+        }
+        let p = &self.rl.process;
+        if !(0.0..=1.0).contains(&p.tau_c)
+            || !(0.0..=1.0).contains(&p.gamma)
+            || p.kappa <= 0.0
+            || p.verifier_max_turns == 0
+        {
+            return Err(format!(
+                "rl.process: tau_c and gamma must be in [0, 1], kappa above 0 and verifier_max_turns at least 1, got {p:?}"
+            ));
         }
         if !(0.0..=1.0).contains(&self.rl.adpo_m) {
             return Err(format!("rl.adpo_m must be in [0, 1] (the paper's 0.6), got {}", self.rl.adpo_m));

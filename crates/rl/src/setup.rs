@@ -4,7 +4,9 @@
 //! stage gives a curriculum env and a reward that runs the executor.
 
 use crate::recipe::Recipe;
+use crate::verifier_reward::VerifierReward;
 use kaizen_core::{Env, Message, Trajectory};
+use kaizen_models::LocalLlm;
 use kaizen_tools::ToolRegistry;
 
 pub struct Setup {
@@ -17,15 +19,28 @@ pub struct Setup {
     pub sft_mix: Vec<Box<dyn Env>>,
 }
 
+/// What a reward may use besides the rollouts: the step, the policy being trained (a verifier
+/// role reads with it) and the run's tools.
+pub struct Scoring<'a> {
+    pub step: usize,
+    pub policy: &'a LocalLlm,
+    pub tools: &'a ToolRegistry,
+}
+
 /// How a step's rollouts are rewarded.
 pub trait Reward {
-    /// Sets each rollout's `reward` (and may say how in `reward_detail`). `rollouts` are one
-    /// RL step's, in groups of `rl.group` in task order. An error stops the run (it resumes
-    /// from the last checkpoint).
-    fn score(&mut self, step: usize, rollouts: &mut [Trajectory]) -> anyhow::Result<()>;
+    /// Sets each rollout's `reward` (and may say how in `reward_detail`, or judge its steps in
+    /// each turn's `verdict`). `rollouts` are one RL step's, in groups of `rl.group` in task
+    /// order. An error stops the run (it resumes from the last checkpoint).
+    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> anyhow::Result<()>;
 
     /// Whether the env's checker is the reward (episodes already carry it as they end).
     fn is_checker(&self) -> bool {
+        false
+    }
+
+    /// Whether it writes each step's verifier verdict (what `rl.estimator = "process"` reads).
+    fn writes_verdicts(&self) -> bool {
         false
     }
 }
@@ -35,7 +50,7 @@ pub trait Reward {
 pub struct CheckerReward;
 
 impl Reward for CheckerReward {
-    fn score(&mut self, _step: usize, _rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+    fn score(&mut self, _at: &Scoring, _rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -52,7 +67,7 @@ impl Setup {
     /// The recipe's env (`recipe.env`) and those of `sft.mix`, opened by `open`; `tools`;
     /// `recipe.shots` worked examples from `recipe.shots_from` (another env, so a task file
     /// without demonstrations can be prompted like arith) or else from the env itself; and the
-    /// checker's reward.
+    /// checker's reward (with the policy's own verdicts on each step for `process`).
     pub fn of_recipe(recipe: &Recipe, open: OpenEnv, tools: ToolRegistry) -> anyhow::Result<Setup> {
         let env = open(&recipe.env).map_err(anyhow::Error::msg)?;
         let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), open, &tools, recipe.shots)?;
@@ -62,7 +77,13 @@ impl Setup {
             .iter()
             .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("sft.mix ({}): {e}", m.env)))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Setup { env, tools, shots, reward: Box::new(CheckerReward), sft_mix })
+        // The estimator `process` reads each step's verdict: the policy verifies its own steps.
+        let reward: Box<dyn Reward> = if recipe.rl.estimator.reads_verdicts() {
+            Box::new(VerifierReward { process: recipe.rl.process, tools: env.tool_names(), seed: recipe.seed })
+        } else {
+            Box::new(CheckerReward)
+        };
+        Ok(Setup { env, tools, shots, reward, sft_mix })
     }
 }
 

@@ -565,6 +565,7 @@ impl<'a> Episode<'a> {
             generated_tokens: written,
             candidates: vec![],
             entropy: (!entropies.is_empty()).then(|| entropies.iter().sum::<f32>() / entropies.len() as f32),
+            verdict: None,
         };
         for call in &calls {
             match call {

@@ -2,7 +2,8 @@
 //! `kaizen_core::Trajectory` (token-exact with local models) — one at a time, as a continuous
 //! batch on a local model (`engine`), or Best-of-N with a selector (`rerank`), all through one
 //! `runner::Runner` that owns concurrency; their settings (`episode_args`: one set of defaults);
-//! the Best-of-Q evaluation protocol (`selection_eval`); and the run directory that records
+//! the Best-of-Q evaluation protocol (`selection_eval`); Agent0-VL's verifier role, whose
+//! verifications are episodes too (`verifier`); and the run directory that records
 //! them; trajectories as Parquet (`columnar`) and tasks as verl's RL dataset (`verl_export`)
 //! for other trainers.
 //!
@@ -17,6 +18,7 @@ pub mod rerank;
 pub mod run_dir;
 pub mod runner;
 pub mod selection_eval;
+pub mod verifier;
 pub mod verl_export;
 
 pub use columnar::{write_parquet, PARQUET_FILE};

@@ -298,6 +298,8 @@ fn rl_metrics(
         axpo_prefixes: r.resampling.prefixes,
         axpo_recovered: r.resampling.recovered,
         axpo_triggered_groups: r.resampling.triggered_groups,
+        verifier_unreadable: crate::process::unreadable_share(rollouts),
+        verifier_score: crate::process::mean_score(rollouts),
         ..Default::default()
     }
 }

@@ -7,7 +7,7 @@
 use super::RunContext;
 use crate::axpo_resample::{axpo_rows, Resampling};
 use crate::estimator::TrainRow;
-use crate::setup::Reward;
+use crate::setup::{Reward, Scoring};
 use crate::streams;
 use anyhow::Context;
 use kaizen_core::Trajectory;
@@ -65,7 +65,12 @@ pub(super) fn roll_out(
         .run(jobs, &ctx.episode, &Mode::Plain, &mut |t| rollouts.push(t))
         .unwrap_or_default();
     kaizen_rollout::in_job_order(&mut rollouts, &ids);
-    reward.score(step, &mut rollouts)?;
+    anyhow::ensure!(
+        !recipe.rl.estimator.reads_verdicts() || reward.writes_verdicts(),
+        "rl.estimator = \"{}\" reads each step's verifier verdict, and this run's reward writes none",
+        recipe.rl.estimator
+    );
+    reward.score(&Scoring { step, policy: llm, tools: ctx.tools }, &mut rollouts)?;
     for t in &rollouts {
         run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
     }

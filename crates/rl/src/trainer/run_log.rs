@@ -57,6 +57,13 @@ pub struct StepMetrics {
     pub axpo_triggered_groups: usize,
     pub axpo_prefixes: usize,
     pub axpo_recovered: usize,
+    /// Agent0-VL (`rl.estimator = "process"`): the share of the step's judged steps the
+    /// verifier wrote no readable verdict for (each then `Verdict::NEUTRAL`)…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier_unreadable: Option<f64>,
+    /// …and the mean score of the readable verdicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier_score: Option<f64>,
     /// Held-out greedy pass@1 (eval lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_at_1: Option<f64>,

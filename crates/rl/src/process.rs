@@ -1,0 +1,188 @@
+//! Agent0-VL's process rewards (`../shared/METHODS.md` §5): each solver step is credited with
+//! what the verifier said about it and whether its tool ran, the episode's return adds the
+//! outcome, and returns are normalised within each GRPO group. Every formula is a pure
+//! function with a test on hand-computed numbers (`process_tests.rs`).
+//!
+//! The verdicts come from a verifier that read the episode (`kaizen_rollout::verifier`, run
+//! by `VerifierReward` in `verifier_reward`); the estimator `process` reads them from the turns.
+
+use crate::advantages::mean_std;
+use crate::estimator::Advantage;
+use kaizen_core::{Trajectory, Turn, Verdict};
+use serde::{Deserialize, Serialize};
+
+/// The coefficients of §5, with the paper's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// `τ_c`: a step whose verdict's confidence is below this opens a repair.
+    pub tau_c: f32,
+    /// `κ`: the gate's steepness.
+    pub kappa: f32,
+    /// `C_repair`: what a repaired step costs, scaled by its gate.
+    pub c_repair: f32,
+    /// `λ_tool`: the reward for a step whose tool calls all ran.
+    pub lambda_tool: f32,
+    /// `γ`: the discount over steps.
+    pub gamma: f32,
+    /// `α_out`: the weight of the outcome reward.
+    pub alpha_out: f32,
+    /// Turns and tokens per turn of a verification episode (it may call tools to check).
+    pub verifier_max_turns: usize,
+    pub verifier_max_tokens_per_turn: usize,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            tau_c: 0.7,
+            kappa: 5.0,
+            c_repair: 0.05,
+            lambda_tool: 0.3,
+            gamma: 0.99,
+            alpha_out: 1.0,
+            verifier_max_turns: 2,
+            verifier_max_tokens_per_turn: 192,
+        }
+    }
+}
+
+/// The repair gate `g_t = σ(κ(τ_c − conf_t))`: near 1 for an unsure verdict, near 0 for a sure one.
+pub fn repair_gate(confidence: f32, tau_c: f32, kappa: f32) -> f32 {
+    1.0 / (1.0 + (-kappa * (tau_c - confidence)).exp())
+}
+
+/// Whether a verdict opens a repair: `conf_t < τ_c`, and only for a verdict the verifier
+/// actually gave — an unreadable one (`Verdict::NEUTRAL`) never does, so a verifier that
+/// writes garbage leaves the solver alone.
+pub fn opens_repair(v: &Verdict, tau_c: f32) -> bool {
+    v.parsed && v.confidence < tau_c
+}
+
+/// The first step whose verdict opens a repair, if any (one repair per episode: the solver
+/// re-derives from there, and the steps after it are new).
+pub fn first_repair(verdicts: &[Verdict], tau_c: f32) -> Option<usize> {
+    verdicts.iter().position(|v| opens_repair(v, tau_c))
+}
+
+/// The process reward `r_proc,t = λ_tool · 1[tool ran ok] + score_t · conf_t`.
+pub fn process_reward(tool_ran_ok: bool, v: &Verdict, lambda_tool: f32) -> f32 {
+    lambda_tool * f32::from(u8::from(tool_ran_ok)) + v.score * v.confidence
+}
+
+/// The step reward `r_t = r_proc,t − g_t · C_repair`, the cost only where a repair happened.
+pub fn step_reward(r_proc: f32, gate: f32, repaired: bool, c_repair: f32) -> f32 {
+    if repaired {
+        r_proc - gate * c_repair
+    } else {
+        r_proc
+    }
+}
+
+/// Returns from each step: `G_t = α_out · r_out + Σ_{k ≥ t} γ^{k−t} r_k`. `G_1` is §5's
+/// episode return `G = α_out · r_out + Σ_t γ^{t−1} r_t`; the later ones are the same sum from
+/// step `t` on, so each step's tokens are credited with what followed them. The outcome term is
+/// not discounted, as in §5.
+pub fn returns(r_out: f32, step_rewards: &[f32], alpha_out: f32, gamma: f32) -> Vec<f32> {
+    let mut out = vec![0.0; step_rewards.len()];
+    let mut tail = 0.0;
+    for t in (0..step_rewards.len()).rev() {
+        tail = step_rewards[t] + gamma * tail;
+        out[t] = alpha_out * r_out + tail;
+    }
+    out
+}
+
+/// Whether every tool call of a step ran: it called at least one tool, wrote no malformed call,
+/// and every observation came back ok.
+pub fn tool_ran_ok(turn: &Turn) -> bool {
+    !turn.tool_calls.is_empty() && turn.malformed.is_empty() && turn.observations.iter().all(|o| o.ok)
+}
+
+/// A rollout's step rewards `r_t`: its turns' verdicts (`Verdict::NEUTRAL` where none), tool
+/// results and repairs.
+pub fn step_rewards(t: &Trajectory, c: &ProcessConfig) -> Vec<f32> {
+    let neutral = Verdict::NEUTRAL;
+    t.turns
+        .iter()
+        .map(|turn| {
+            let v = turn.verdict.as_ref().unwrap_or(&neutral);
+            let r = process_reward(tool_ran_ok(turn), v, c.lambda_tool);
+            step_reward(r, repair_gate(v.confidence, c.tau_c, c.kappa), v.repaired, c.c_repair)
+        })
+        .collect()
+}
+
+/// A group's advantages: each rollout's returns `G_t` (`returns`, its reward as `r_out`),
+/// normalised with the mean and standard deviation of the group's episode returns `G_1`,
+/// `A_t = (G_t − mean(G_1)) / (std(G_1) + ε)`, and each step's `A_t` given to the tokens that
+/// step wrote (`per_token`). At `t = 1` this is §5's normalised `G` exactly; the per-step
+/// returns are how "applied per step's tokens" is read here. A group of equal returns has zero
+/// advantage at its first step, as GRPO's would.
+pub fn process_advantages(group: &[Trajectory], c: &ProcessConfig) -> Vec<Advantage> {
+    let per_step: Vec<Vec<f32>> =
+        group.iter().map(|t| returns(t.reward, &step_rewards(t, c), c.alpha_out, c.gamma)).collect();
+    // An episode with no turn has just its outcome as its return.
+    let episode: Vec<f32> =
+        group.iter().zip(&per_step).map(|(t, g)| g.first().copied().unwrap_or(c.alpha_out * t.reward)).collect();
+    let (mean, std) = mean_std(&episode);
+    group
+        .iter()
+        .zip(&per_step)
+        .zip(&episode)
+        .map(|((t, g), &g1)| {
+            let a: Vec<f32> = g.iter().map(|x| (x - mean) / (std + 1e-6)).collect();
+            per_token(t, &a).unwrap_or(Advantage::Sequence((g1 - mean) / (std + 1e-6)))
+        })
+        .collect()
+}
+
+/// Spreads one value per step over the tokens each step wrote: the `k`-th run of model-written
+/// tokens (loss mask 1) after the prompt is turn `k`'s, as replay reads them; every other token
+/// gets 0 (it is not in the loss). `None` when the token record does not show one run per turn
+/// (a remote policy's episode has no tokens): the caller falls back to the episode's value.
+pub fn per_token(t: &Trajectory, per_step: &[f32]) -> Option<Advantage> {
+    let mask = &t.loss_mask;
+    if mask.len() != t.token_ids.len() || per_step.is_empty() {
+        return None;
+    }
+    let mut out = vec![0.0; mask.len()];
+    let mut run = 0usize;
+    let mut i = t.prompt_tokens.min(mask.len());
+    while i < mask.len() {
+        if mask[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let a = *per_step.get(run)?;
+        while i < mask.len() && mask[i] == 1 {
+            out[i] = a;
+            i += 1;
+        }
+        run += 1;
+    }
+    (run == per_step.len()).then_some(Advantage::PerToken(out))
+}
+
+/// The share of judged steps (turns with a verdict) whose verdict was unreadable; `None` when
+/// no step was judged.
+pub fn unreadable_share(rollouts: &[Trajectory]) -> Option<f64> {
+    let judged: Vec<&Verdict> = rollouts.iter().flat_map(|t| &t.turns).filter_map(|x| x.verdict.as_ref()).collect();
+    (!judged.is_empty()).then(|| judged.iter().filter(|v| !v.parsed).count() as f64 / judged.len() as f64)
+}
+
+/// The mean score of the readable verdicts; `None` when there is none.
+pub fn mean_score(rollouts: &[Trajectory]) -> Option<f64> {
+    let read: Vec<f64> = rollouts
+        .iter()
+        .flat_map(|t| &t.turns)
+        .filter_map(|x| x.verdict.as_ref())
+        .filter(|v| v.parsed)
+        .map(|v| v.score as f64)
+        .collect();
+    (!read.is_empty()).then(|| read.iter().sum::<f64>() / read.len() as f64)
+}
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;

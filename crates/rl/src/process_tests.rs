@@ -1,0 +1,137 @@
+//! Unit tests of `process`: every formula of `METHODS.md` §5 on hand-computed numbers.
+
+use super::*;
+
+fn close(a: f32, b: f32) {
+    assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+}
+
+fn verdict(score: f32, confidence: f32, repaired: bool) -> Verdict {
+    Verdict { score, confidence, critique: String::new(), parsed: true, repaired }
+}
+
+/// An episode rewarded `reward` whose turns are `(called a tool that ran ok, verdict)` and
+/// whose token record is `mask` after a two-token prompt.
+fn episode(reward: f32, turns: &[(bool, Option<Verdict>)], mask: &[u8]) -> Trajectory {
+    let turns: Vec<serde_json::Value> = turns
+        .iter()
+        .map(|(tool, v)| {
+            let (calls, obs) = if *tool {
+                (
+                    serde_json::json!([{"id": "c", "name": "python", "arguments": {"code": "print(1)"}}]),
+                    serde_json::json!([{"content": "1", "ok": true, "elapsed_ms": 1.0}]),
+                )
+            } else {
+                (serde_json::json!([]), serde_json::json!([]))
+            };
+            serde_json::json!({"text": "t", "tool_calls": calls, "malformed": [], "observations": obs,
+                               "generated_tokens": 1, "verdict": v})
+        })
+        .collect();
+    let mut full = vec![0u8, 0];
+    full.extend(mask);
+    serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "e", "env": "arith", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "p", "answer": "7", "checker": {"kind": "numeric"}},
+        "turns": turns, "token_ids": vec![5u32; full.len()], "loss_mask": full, "logprobs": vec![0.0f32; full.len()],
+        "prompt_tokens": 2, "final_answer": "7", "reward": reward, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+    }))
+    .unwrap()
+}
+
+fn tokens(a: &Advantage) -> Vec<f32> {
+    match a {
+        Advantage::PerToken(v) => v.clone(),
+        other => panic!("expected per-token advantages, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_gate_is_a_sigmoid_around_tau_c() {
+    close(repair_gate(0.7, 0.7, 5.0), 0.5);
+    close(repair_gate(0.5, 0.7, 5.0), 0.731_058_6); // σ(1)
+    close(repair_gate(0.9, 0.7, 5.0), 0.268_941_4); // σ(−1)
+}
+
+#[test]
+fn only_a_read_unsure_verdict_opens_a_repair() {
+    assert!(opens_repair(&verdict(1.0, 0.69, false), 0.7));
+    assert!(!opens_repair(&verdict(-1.0, 0.7, false), 0.7));
+    // Garbage from the verifier never opens one, whatever its stand-in confidence.
+    assert!(!opens_repair(&Verdict { confidence: 0.0, ..Verdict::NEUTRAL }, 0.7));
+    let vs = [Verdict::NEUTRAL, verdict(1.0, 0.9, false), verdict(-1.0, 0.2, false), verdict(-1.0, 0.1, false)];
+    assert_eq!(first_repair(&vs, 0.7), Some(2));
+    assert_eq!(first_repair(&[Verdict::NEUTRAL, Verdict::NEUTRAL], 0.7), None);
+}
+
+#[test]
+fn process_and_step_rewards_match_hand_computed_values() {
+    // λ_tool · 1[tool ok] + score · conf = 0.3 + 0.5 · 0.8.
+    close(process_reward(true, &verdict(0.5, 0.8, false), 0.3), 0.7);
+    close(process_reward(false, &verdict(-1.0, 0.6, false), 0.3), -0.6);
+    close(process_reward(false, &Verdict::NEUTRAL, 0.3), 0.0);
+    // The repair cost g · C_repair only where a repair happened: 0.7 − 0.7310586 · 0.05.
+    close(step_reward(0.7, 0.731_058_6, true, 0.05), 0.663_447_07);
+    close(step_reward(0.7, 0.731_058_6, false, 0.05), 0.7);
+}
+
+#[test]
+fn returns_discount_the_steps_after_and_add_the_outcome() {
+    // G_3 = 1 + 0.2; G_2 = 1 + (−0.6 + 0.99 · 0.2); G_1 = 1 + 0.7 − 0.594 + 0.9801 · 0.2.
+    let g = returns(1.0, &[0.7, -0.6, 0.2], 1.0, 0.99);
+    close(g[2], 1.2);
+    close(g[1], 0.598);
+    close(g[0], 1.302_02);
+    // α_out weighs the outcome.
+    close(returns(1.0, &[0.5], 2.0, 0.99)[0], 2.5);
+    assert!(returns(1.0, &[], 1.0, 0.99).is_empty());
+}
+
+#[test]
+fn a_group_is_normalised_on_episode_returns_and_each_step_credits_its_own_tokens() {
+    let c = ProcessConfig::default();
+    // A: right; step 1 called a tool that ran (0.3 + 0.5·0.8 = 0.7), step 2 judged 1 · 0.9.
+    // G_2 = 1 + 0.9 = 1.9, G_1 = 1 + 0.7 + 0.99 · 0.9 = 2.591.
+    let a = episode(
+        1.0,
+        &[(true, Some(verdict(0.5, 0.8, false))), (false, Some(verdict(1.0, 0.9, false)))],
+        &[1, 1, 0, 1, 1, 1],
+    );
+    // B: wrong; one step judged −1 · 0.6 and repaired: −0.6 − 0.05 · σ(5 · 0.1) = −0.6311230.
+    let b = episode(0.0, &[(false, Some(verdict(-1.0, 0.6, true)))], &[1, 1]);
+    let adv = process_advantages(&[a, b], &c);
+    // mean(G_1) = 0.9799385, std = 2.2783850 (n − 1).
+    let ta = tokens(&adv[0]);
+    let (a1, a2) = (0.707_106_5, 0.403_821_6);
+    let want = [0.0, 0.0, a1, a1, 0.0, a2, a2, a2];
+    assert!(ta.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-5), "{ta:?}");
+    let tb = tokens(&adv[1]);
+    assert!(tb.iter().zip([0.0, 0.0, -0.707_106_5, -0.707_106_5]).all(|(x, y)| (x - y).abs() < 1e-5), "{tb:?}");
+}
+
+#[test]
+fn without_readable_verdicts_or_tools_it_is_grpo_on_the_outcome() {
+    // Every step neutral and tool-free: G_t = r_out, so A = (r − mean)/std = ±0.7071068.
+    let c = ProcessConfig::default();
+    let a = episode(1.0, &[(false, Some(Verdict::NEUTRAL)), (false, None)], &[1, 0, 1]);
+    let b = episode(0.0, &[(false, None)], &[1]);
+    let adv = process_advantages(&[a, b], &c);
+    let ta = tokens(&adv[0]);
+    assert!(ta.iter().zip([0.0, 0.0, 0.707_106_8, 0.0, 0.707_106_8]).all(|(x, y)| (x - y).abs() < 1e-5), "{ta:?}");
+    let tb = tokens(&adv[1]);
+    assert!(tb.iter().zip([0.0, 0.0, -0.707_106_8]).all(|(x, y)| (x - y).abs() < 1e-5), "{tb:?}");
+}
+
+#[test]
+fn a_token_record_that_does_not_show_its_turns_falls_back_to_the_episode_value() {
+    // Two turns but one run of written tokens: no per-token split, the episode's G_1 instead.
+    let c = ProcessConfig::default();
+    let a = episode(1.0, &[(false, None), (false, None)], &[1, 1]);
+    let b = episode(0.0, &[(false, None)], &[1]);
+    let adv = process_advantages(&[a, b], &c);
+    match adv[0] {
+        Advantage::Sequence(x) => close(x, 0.707_106_8),
+        ref other => panic!("{other:?}"),
+    }
+}

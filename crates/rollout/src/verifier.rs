@@ -1,0 +1,141 @@
+//! Agent0-VL's verifier role (`../shared/METHODS.md` §5): the policy itself, prompted as a
+//! verifier, reads a task and a solver's steps, may call tools to check them (python, the
+//! image tools), and answers with one verdict per step:
+//! `<answer>[{"step": 1, "score": 0.5, "confidence": 0.9, "critique": "…"}, …]</answer>`.
+//!
+//! A verification is an ordinary episode of `VerifierEnv` (the batched engine, the sandbox,
+//! pictures, all as for the solver), run by the caller's `Runner`. Reading its answer never
+//! fails: a step the verifier said nothing readable about gets `Verdict::NEUTRAL`, counted.
+
+use crate::episode::{EpisodeConfig, Job};
+use crate::runner::{Mode, Runner};
+use kaizen_core::{Checker, Env, Task, Trajectory, Verdict};
+
+/// The verifier's env: its role prompt and the tools it may check with; it has no tasks of
+/// its own (`verification_task` writes them from solver episodes).
+pub struct VerifierEnv {
+    pub tools: Vec<String>,
+}
+
+impl Env for VerifierEnv {
+    fn name(&self) -> &str {
+        "verifier"
+    }
+
+    fn system_prompt(&self) -> String {
+        "You are a careful verifier. You read a task and a solver's steps and judge each step: is it \
+         right, and how sure are you? You may call the tools to check a step (run the arithmetic, look \
+         at the picture) before you judge. Then answer with one JSON verdict per step inside \
+         <answer></answer>: [{\"step\": 1, \"score\": 1, \"confidence\": 0.9, \"critique\": \"...\"}]. \
+         score is from -1 (wrong) to 1 (right); confidence is from 0 to 1."
+            .into()
+    }
+
+    fn tool_names(&self) -> Vec<String> {
+        self.tools.clone()
+    }
+
+    fn tasks(&self, _seed: u64, _n: usize) -> Vec<Task> {
+        Vec::new()
+    }
+}
+
+/// The verification task of one solver episode: its task, then each step — what the solver
+/// wrote, the tools it called and what they returned — and its final answer. The pictures the
+/// solver saw come with it: the task's, then each observation's, in order.
+pub fn verification_task(solver: &Trajectory) -> Task {
+    let mut prompt = format!("Task: {}\n", solver.task.prompt);
+    let mut images = solver.task.images.clone();
+    for (i, turn) in solver.turns.iter().enumerate() {
+        prompt.push_str(&format!("\nStep {}: {}\n", i + 1, turn.text.trim()));
+        for (call, obs) in turn.tool_calls.iter().zip(&turn.observations) {
+            prompt.push_str(&format!("Tool {} {} returned: {}\n", call.name, call.arguments, obs.content.trim()));
+            images.extend(obs.images.iter().cloned());
+        }
+        for bad in &turn.malformed {
+            prompt.push_str(&format!("Malformed tool call: {bad}\n"));
+        }
+    }
+    let answer = solver.final_answer.as_deref().unwrap_or("(none)");
+    prompt.push_str(&format!("\nFinal answer: {answer}\n\nJudge each of the {} steps.", solver.turns.len()));
+    Task {
+        id: format!("verify-{}", solver.episode_id),
+        prompt,
+        answer: String::new(),
+        // A verification has no right answer of its own: it is read, not checked.
+        checker: Checker::Exact,
+        meta: serde_json::Value::Null,
+        images,
+    }
+}
+
+/// What the verifier said about a solver episode: one verdict per step, and how many steps
+/// got `Verdict::NEUTRAL` because nothing readable was said about them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    pub verdicts: Vec<Verdict>,
+    pub unreadable: usize,
+}
+
+/// Reads a verifier's answer for an episode of `steps` steps. Accepts a JSON list of verdicts,
+/// one verdict object, or one object per line. A verdict counts when its `step` is in
+/// `1..=steps` and not seen before, its `score` a number in [−1, 1] and its `confidence` a
+/// number in [0, 1]; every step without one gets `Verdict::NEUTRAL` and counts as unreadable.
+pub fn read_verdicts(answer: Option<&str>, steps: usize) -> Verification {
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; steps];
+    for v in answer.map(verdict_objects).unwrap_or_default() {
+        let Some(step) = v.get("step").and_then(serde_json::Value::as_u64).map(|s| s as usize) else { continue };
+        let (Some(score), Some(confidence)) = (number(&v, "score"), number(&v, "confidence")) else { continue };
+        let ok = (1..=steps).contains(&step) && (-1.0..=1.0).contains(&score) && (0.0..=1.0).contains(&confidence);
+        if ok && verdicts[step - 1].is_none() {
+            let critique = v.get("critique").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+            verdicts[step - 1] = Some(Verdict { score, confidence, critique, parsed: true, repaired: false });
+        }
+    }
+    let unreadable = verdicts.iter().filter(|v| v.is_none()).count();
+    Verification { verdicts: verdicts.into_iter().map(|v| v.unwrap_or(Verdict::NEUTRAL)).collect(), unreadable }
+}
+
+/// A finite number under `key`.
+fn number(v: &serde_json::Value, key: &str) -> Option<f32> {
+    v.get(key).and_then(serde_json::Value::as_f64).filter(|x| x.is_finite()).map(|x| x as f32)
+}
+
+/// The JSON objects an answer holds: a list's objects, a lone object, or one per line.
+fn verdict_objects(answer: &str) -> Vec<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(answer.trim()) {
+        Ok(serde_json::Value::Array(items)) => items.into_iter().filter(|x| x.is_object()).collect(),
+        Ok(v @ serde_json::Value::Object(_)) => vec![v],
+        _ => answer.lines().filter_map(|l| serde_json::from_str(l.trim().trim_end_matches(',')).ok()).collect(),
+    }
+}
+
+/// Verifies each solver episode with `runner`'s policy (its env should be a `VerifierEnv`):
+/// one verification episode each, seeded from `seed`, in the order of `solvers`. Also returns
+/// the verification episodes themselves.
+pub fn verify(
+    runner: &Runner,
+    solvers: &[Trajectory],
+    cfg: &EpisodeConfig,
+    seed: u64,
+) -> (Vec<Verification>, Vec<Trajectory>) {
+    let jobs: Vec<Job> = solvers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Job::new(verification_task(s), seed.wrapping_add(i as u64), format!("verify-{i:04}")))
+        .collect();
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let mut episodes = Vec::new();
+    runner.run(jobs, cfg, &Mode::Plain, &mut |t| episodes.push(t));
+    crate::in_job_order(&mut episodes, &ids);
+    let verifications = solvers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| read_verdicts(episodes.get(i).and_then(|e| e.final_answer.as_deref()), s.turns.len()))
+        .collect();
+    (verifications, episodes)
+}
+
+#[cfg(test)]
+#[path = "verifier_tests.rs"]
+mod tests;

@@ -1,0 +1,74 @@
+//! Unit tests of `verifier`: reading verdicts never fails, and every unreadable step is counted.
+
+use super::*;
+
+fn v(score: f32, confidence: f32, critique: &str) -> Verdict {
+    Verdict { score, confidence, critique: critique.into(), parsed: true, repaired: false }
+}
+
+#[test]
+fn a_list_of_verdicts_is_read_step_by_step() {
+    let a = r#"[{"step": 2, "score": -1, "confidence": 0.4, "critique": "7 + 5 is 12"},
+               {"step": 1, "score": 1, "confidence": 0.9}]"#;
+    let r = read_verdicts(Some(a), 2);
+    assert_eq!(r.verdicts, vec![v(1.0, 0.9, ""), v(-1.0, 0.4, "7 + 5 is 12")]);
+    assert_eq!(r.unreadable, 0);
+    // One object, or one per line (a trailing comma tolerated), read the same way.
+    let one = read_verdicts(Some(r#"{"step": 1, "score": 0.5, "confidence": 1}"#), 1);
+    assert_eq!((one.verdicts, one.unreadable), (vec![v(0.5, 1.0, "")], 0));
+    let lines = "{\"step\": 1, \"score\": 0, \"confidence\": 0.5},\n{\"step\": 2, \"score\": 1, \"confidence\": 0.5}";
+    assert_eq!(read_verdicts(Some(lines), 2).unreadable, 0);
+}
+
+#[test]
+fn garbage_and_out_of_range_verdicts_are_neutral_and_counted() {
+    for garbage in [None, Some(""), Some("the steps look fine"), Some("[1, 2, 3]"), Some("{\"step\": \"one\"}")] {
+        let r = read_verdicts(garbage, 3);
+        assert_eq!(r.verdicts, vec![Verdict::NEUTRAL; 3], "{garbage:?}");
+        assert_eq!(r.unreadable, 3, "{garbage:?}");
+    }
+    // Score out of [−1, 1], confidence out of [0, 1], a step that does not exist, a repeat:
+    // only step 2's first verdict stands.
+    let a = r#"[{"step": 1, "score": 1.5, "confidence": 0.9}, {"step": 2, "score": 1, "confidence": 0.8},
+               {"step": 2, "score": -1, "confidence": 0.1}, {"step": 3, "score": 0, "confidence": -0.1},
+               {"step": 0, "score": 0, "confidence": 0.5}, {"step": 9, "score": 0, "confidence": 0.5}]"#;
+    let r = read_verdicts(Some(a), 3);
+    assert_eq!(r.verdicts, vec![Verdict::NEUTRAL, v(1.0, 0.8, ""), Verdict::NEUTRAL]);
+    assert_eq!(r.unreadable, 2);
+    // An episode without steps has nothing to judge.
+    assert_eq!(read_verdicts(Some("garbage"), 0).unreadable, 0);
+}
+
+#[test]
+fn the_verification_task_shows_every_step_its_tools_and_pictures() {
+    let solver: Trajectory = serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "s7", "env": "shape-grid", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "Which shape is in cell B2?", "answer": "circle", "checker": {"kind": "exact"},
+                 "images": ["data:image/png;base64,AAAA"]},
+        "turns": [
+            {"text": "Let me crop B2.", "tool_calls": [{"id": "c", "name": "crop", "arguments": {"box": [8, 8, 16, 16]}}],
+             "malformed": [], "observations": [{"content": "cropped", "ok": true, "elapsed_ms": 1.0,
+             "images": ["data:image/png;base64,BBBB"]}], "generated_tokens": 5},
+            {"text": "It is a \\boxed{circle}.", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 6}
+        ],
+        "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0,
+        "final_answer": "circle", "reward": 1.0, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+    }))
+    .unwrap();
+    let t = verification_task(&solver);
+    for part in [
+        "Which shape is in cell B2?",
+        "Step 1: Let me crop B2.",
+        "Tool crop",
+        "returned: cropped",
+        "Step 2:",
+        "Final answer: circle",
+        "each of the 2 steps",
+    ] {
+        assert!(t.prompt.contains(part), "{part} missing from {}", t.prompt);
+    }
+    assert_eq!(t.images, vec!["data:image/png;base64,AAAA".to_string(), "data:image/png;base64,BBBB".to_string()]);
+    assert_eq!(t.id, "verify-s7");
+    assert!(VerifierEnv { tools: vec!["crop".into()] }.system_prompt().contains("<answer>"));
+}
