@@ -849,6 +849,24 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     assert_eq!(metrics.len(), 6);
     assert!(metrics.iter().all(|m| m["verifier_unreadable"].as_f64().is_some_and(|u| (0.0..=1.0).contains(&u))));
     assert!(metrics.iter().any(|m| m["grad_norm"].as_f64().unwrap() > 0.0), "no update ran");
+    // The tiny policy's verdicts are all unreadable, so no repair ever opens: a verifier that
+    // writes garbage leaves the solver alone. Every rollout, and the trained policy, is GRPO's.
+    assert!(metrics.iter().all(|m| m["verifier_unreadable"] == 1.0 && m["repairs"] == 0), "{metrics:?}");
+    let grpo = dir.join("grpo");
+    let recipe_grpo = thirds_recipe(&dir.join("g"), "steps = 150", "", "");
+    let o = kaizen(&["train", recipe_grpo.to_str().unwrap(), "--out", grpo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let outcome = |run: &std::path::Path| -> Vec<(serde_json::Value, serde_json::Value)> {
+        std::fs::read_to_string(run.join("trajectories.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|t| (t["token_ids"].clone(), t["reward"].clone()))
+            .collect()
+    };
+    assert_eq!(outcome(&out), outcome(&grpo));
+    let bytes = |run: &std::path::Path| std::fs::read(run.join("policy.gguf")).unwrap();
+    assert!(bytes(&out) == bytes(&grpo), "the trained policies differ");
     // A misspelt estimator is an error that lists this one.
     std::fs::write(dir.join("bad.toml"), "[rl]\nestimator = \"proces\"\n").unwrap();
     let o = kaizen(&["train", dir.join("bad.toml").to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);

@@ -84,16 +84,17 @@ pub struct Verdict {
     /// range, missing): the step then carries `Verdict::NEUTRAL`, which neither rewards nor
     /// penalises it and never opens a repair.
     pub parsed: bool,
-    /// This verdict opened a repair: the solver re-derived the step after it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub repaired: bool,
+    /// `Some(g_t)`: this step was re-derived after a verdict with gate `g_t` opened a repair
+    /// (Agent0-VL), and pays `g_t · C_repair` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_gate: Option<f32>,
 }
 
 impl Verdict {
     /// What a step gets when the verifier said nothing readable about it: score 0 (no process
     /// reward beyond the tool's), full confidence (no repair).
     pub const NEUTRAL: Verdict =
-        Verdict { score: 0.0, confidence: 1.0, critique: String::new(), parsed: false, repaired: false };
+        Verdict { score: 0.0, confidence: 1.0, critique: String::new(), parsed: false, repair_gate: None };
 }
 
 impl Turn {
@@ -166,6 +167,27 @@ impl Trajectory {
     pub fn malformed_calls(&self) -> usize {
         self.turns.iter().map(|t| t.malformed.len()).sum()
     }
+    /// Where each turn's written tokens lie in `token_ids`: the runs of loss-mask-1 tokens after
+    /// the prompt, in order (one per turn of a local policy's episode; a repaired turn's note,
+    /// mask 0, comes just before its run). Empty without a token record.
+    pub fn written_runs(&self) -> Vec<std::ops::Range<usize>> {
+        let mask = &self.loss_mask;
+        let mut runs = Vec::new();
+        let mut i = self.prompt_tokens.min(mask.len());
+        while i < mask.len() {
+            if mask[i] == 1 {
+                let start = i;
+                while i < mask.len() && mask[i] == 1 {
+                    i += 1;
+                }
+                runs.push(start..i);
+            } else {
+                i += 1;
+            }
+        }
+        runs
+    }
+
     pub fn generated_tokens(&self) -> usize {
         self.turns.iter().map(|t| t.generated_tokens).sum()
     }

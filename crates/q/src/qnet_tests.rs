@@ -50,7 +50,9 @@ fn every_objective_learns_which_action_succeeds() {
 fn saved_q_functions_reload_and_refuse_other_embedders() {
     let mut q = QNet::new(cfg(Objective::Mc)).unwrap();
     q.trained_on = ["a warehouse had 1 box".to_string(), "two".to_string()].into();
-    let path = std::env::temp_dir().join(format!("kaizen-q-{}.safetensors", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let dir = tempfile::Builder::new().prefix("kaizen-q-").tempdir().unwrap();
+    let path = dir.path().join("q.safetensors");
     q.save(&path).unwrap();
     let back = QNet::load(&path, "test@0").unwrap();
     // The content of the tasks it was trained on travels with it (for held-out evaluation).

@@ -30,6 +30,8 @@ pub struct ProcessConfig {
     /// Turns and tokens per turn of a verification episode (it may call tools to check).
     pub verifier_max_turns: usize,
     pub verifier_max_tokens_per_turn: usize,
+    /// Repairs per episode (each re-derives from the first unsure step after the last one).
+    pub repair_budget: usize,
 }
 
 impl Default for ProcessConfig {
@@ -43,6 +45,7 @@ impl Default for ProcessConfig {
             alpha_out: 1.0,
             verifier_max_turns: 2,
             verifier_max_tokens_per_turn: 192,
+            repair_budget: 1,
         }
     }
 }
@@ -100,7 +103,7 @@ pub fn tool_ran_ok(turn: &Turn) -> bool {
 }
 
 /// A rollout's step rewards `r_t`: its turns' verdicts (`Verdict::NEUTRAL` where none), tool
-/// results and repairs.
+/// results and repairs (a re-derived step's verdict carries the gate that opened it).
 pub fn step_rewards(t: &Trajectory, c: &ProcessConfig) -> Vec<f32> {
     let neutral = Verdict::NEUTRAL;
     t.turns
@@ -108,7 +111,7 @@ pub fn step_rewards(t: &Trajectory, c: &ProcessConfig) -> Vec<f32> {
         .map(|turn| {
             let v = turn.verdict.as_ref().unwrap_or(&neutral);
             let r = process_reward(tool_ran_ok(turn), v, c.lambda_tool);
-            step_reward(r, repair_gate(v.confidence, c.tau_c, c.kappa), v.repaired, c.c_repair)
+            step_reward(r, v.repair_gate.unwrap_or(0.0), v.repair_gate.is_some(), c.c_repair)
         })
         .collect()
 }
@@ -137,31 +140,21 @@ pub fn process_advantages(group: &[Trajectory], c: &ProcessConfig) -> Vec<Advant
         .collect()
 }
 
-/// Spreads one value per step over the tokens each step wrote: the `k`-th run of model-written
-/// tokens (loss mask 1) after the prompt is turn `k`'s, as replay reads them; every other token
-/// gets 0 (it is not in the loss). `None` when the token record does not show one run per turn
-/// (a remote policy's episode has no tokens): the caller falls back to the episode's value.
+/// Spreads one value per step over the tokens each step wrote (`Trajectory::written_runs`:
+/// the `k`-th run of model-written tokens is turn `k`'s, as replay reads them); every other
+/// token gets 0 (it is not in the loss). `None` when the token record does not show one run
+/// per turn (a remote policy's episode has no tokens): the caller falls back to the episode's
+/// value.
 pub fn per_token(t: &Trajectory, per_step: &[f32]) -> Option<Advantage> {
-    let mask = &t.loss_mask;
-    if mask.len() != t.token_ids.len() || per_step.is_empty() {
+    let runs = t.written_runs();
+    if t.loss_mask.len() != t.token_ids.len() || per_step.is_empty() || runs.len() != per_step.len() {
         return None;
     }
-    let mut out = vec![0.0; mask.len()];
-    let mut run = 0usize;
-    let mut i = t.prompt_tokens.min(mask.len());
-    while i < mask.len() {
-        if mask[i] == 0 {
-            i += 1;
-            continue;
-        }
-        let a = *per_step.get(run)?;
-        while i < mask.len() && mask[i] == 1 {
-            out[i] = a;
-            i += 1;
-        }
-        run += 1;
+    let mut out = vec![0.0; t.token_ids.len()];
+    for (run, a) in runs.into_iter().zip(per_step) {
+        out[run].iter_mut().for_each(|x| *x = *a);
     }
-    (run == per_step.len()).then_some(Advantage::PerToken(out))
+    Some(Advantage::PerToken(out))
 }
 
 /// The share of judged steps (turns with a verdict) whose verdict was unreadable; `None` when

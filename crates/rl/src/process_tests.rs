@@ -6,8 +6,11 @@ fn close(a: f32, b: f32) {
     assert!((a - b).abs() < 1e-5, "{a} vs {b}");
 }
 
+/// A read verdict; `repaired`: the step was re-derived after a verdict of this confidence
+/// opened a repair (its gate with the default τ_c and κ).
 fn verdict(score: f32, confidence: f32, repaired: bool) -> Verdict {
-    Verdict { score, confidence, critique: String::new(), parsed: true, repaired }
+    let repair_gate = repaired.then(|| repair_gate(confidence, 0.7, 5.0));
+    Verdict { score, confidence, critique: String::new(), parsed: true, repair_gate }
 }
 
 /// An episode rewarded `reward` whose turns are `(called a tool that ran ok, verdict)` and

@@ -20,11 +20,14 @@ pub struct Setup {
 }
 
 /// What a reward may use besides the rollouts: the step, the policy being trained (a verifier
-/// role reads with it) and the run's tools.
+/// role reads with it), the run's tools, and the env and episode settings the rollouts ran
+/// with (a repair re-derives an episode in them).
 pub struct Scoring<'a> {
     pub step: usize,
     pub policy: &'a LocalLlm,
     pub tools: &'a ToolRegistry,
+    pub env: &'a dyn Env,
+    pub episode: &'a kaizen_rollout::EpisodeConfig,
 }
 
 /// How a step's rollouts are rewarded.

@@ -163,7 +163,13 @@ impl<'a, 'e> Engine<'a, 'e> {
             };
             let t = Instant::now();
             self.batch.show(s, ep.pictures());
-            let started = self.batch.start(s, ep.token_ids(), params, ep.shared_prefix());
+            // A continuation's replayed history goes in on the schedule it was generated on, so
+            // the episode replays to its log-probs like any other (a no-op after its first turn).
+            let primed = match ep.replayed_mask() {
+                Some(mask) => self.batch.prime(s, ep.token_ids(), mask, ep.shared_prefix()),
+                None => Ok(()),
+            };
+            let started = primed.and_then(|()| self.batch.start(s, ep.token_ids(), params, ep.shared_prefix()));
             let ms = t.elapsed().as_secs_f64() * 1e3;
             self.stats.model_ms += ms;
             self.turn_ms[s] = ms;

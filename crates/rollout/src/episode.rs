@@ -235,7 +235,20 @@ impl Job {
     /// before are replayed as they were (their recorded observations, no tools re-run), the
     /// turn that `end` falls in is continued by the policy from there.
     pub fn continuing(source: Arc<Trajectory>, end: usize, seed: u64, id: impl Into<String>) -> Self {
-        Job { task: source.task.clone(), seed, id: id.into(), prefix: Some(Arc::new(Prefix { source, end })) }
+        Job {
+            task: source.task.clone(),
+            seed,
+            id: id.into(),
+            prefix: Some(Arc::new(Prefix { source, end, note: None })),
+        }
+    }
+
+    /// A repair (Agent0-VL): `source`'s turns before the one that starts at token `end` are
+    /// replayed as they were, then that turn opens with `note` — shown to the policy, not
+    /// written by it (loss mask 0) — and the policy re-derives the step from there.
+    pub fn repairing(source: Arc<Trajectory>, end: usize, note: String, seed: u64, id: impl Into<String>) -> Self {
+        let prefix = Prefix { source, end, note: Some(note) };
+        Job { task: prefix.source.task.clone(), seed, id: id.into(), prefix: Some(Arc::new(prefix)) }
     }
 }
 
@@ -244,6 +257,9 @@ impl Job {
 pub struct Prefix {
     pub source: Arc<Trajectory>,
     pub end: usize,
+    /// Text that opens the continued turn without being the policy's own (a repair's
+    /// correction): its tokens are in the record with loss mask 0. Only where a turn begins.
+    pub note: Option<String>,
 }
 
 /// The running conversation: token-exact with a local model, messages with a remote one.
@@ -418,6 +434,19 @@ impl<'a> Episode<'a> {
                     self.used += forced.len();
                     self.forced = Some((text, forced.len()));
                 }
+                if let Some(note) = &prefix.note {
+                    if prefix.end != a {
+                        return Err("a note opens a turn: the prefix must end where a turn begins".into());
+                    }
+                    let shown = llm.tokenizer.encode(note).map_err(|e| e.to_string())?;
+                    if let History::Tokens { ids: own, mask: m, logprobs, .. } = &mut self.history {
+                        own.extend(&shown);
+                        m.extend(std::iter::repeat_n(0u8, shown.len()));
+                        logprobs.extend(std::iter::repeat_n(0.0f32, shown.len()));
+                    }
+                    // The turn's text starts with the note; it wrote none of its tokens.
+                    self.forced = Some((note.clone(), 0));
+                }
                 return Ok(());
             }
             let logprobs = (a..b)
@@ -508,6 +537,16 @@ impl<'a> Episode<'a> {
             stop: vec![CLOSE.to_string()],
             ..Default::default()
         })
+    }
+
+    /// The loss mask so far of an episode continued from a recorded prefix (AXPO, a repair):
+    /// which of its tokens were written — the schedule its history is fed on. `None` for an
+    /// episode that began afresh.
+    pub fn replayed_mask(&self) -> Option<&[u8]> {
+        match (&self.job.prefix, &self.history) {
+            (Some(_), History::Tokens { mask, .. }) => Some(mask),
+            _ => None,
+        }
     }
 
     /// Leading prompt tokens shared with other episodes (see the field).

@@ -6,6 +6,10 @@
 //! A verification is an ordinary episode of `VerifierEnv` (the batched engine, the sandbox,
 //! pictures, all as for the solver), run by the caller's `Runner`. Reading its answer never
 //! fails: a step the verifier said nothing readable about gets `Verdict::NEUTRAL`, counted.
+//!
+//! Repairs (`RepairEnv`, `repair_task`, `read_patch`): where a verdict is unsure, the same
+//! policy writes the smallest correction of the step, and the solver re-derives from that
+//! step with it (`Job::repairing`).
 
 use crate::episode::{EpisodeConfig, Job};
 use crate::runner::{Mode, Runner};
@@ -89,7 +93,7 @@ pub fn read_verdicts(answer: Option<&str>, steps: usize) -> Verification {
         let ok = (1..=steps).contains(&step) && (-1.0..=1.0).contains(&score) && (0.0..=1.0).contains(&confidence);
         if ok && verdicts[step - 1].is_none() {
             let critique = v.get("critique").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
-            verdicts[step - 1] = Some(Verdict { score, confidence, critique, parsed: true, repaired: false });
+            verdicts[step - 1] = Some(Verdict { score, confidence, critique, parsed: true, repair_gate: None });
         }
     }
     let unreadable = verdicts.iter().filter(|v| v.is_none()).count();
@@ -134,6 +138,68 @@ pub fn verify(
         .map(|(i, s)| read_verdicts(episodes.get(i).and_then(|e| e.final_answer.as_deref()), s.turns.len()))
         .collect();
     (verifications, episodes)
+}
+
+/// The repairer's env: the same policy, asked for the smallest correction of one step.
+pub struct RepairEnv;
+
+impl Env for RepairEnv {
+    fn name(&self) -> &str {
+        "repair"
+    }
+
+    fn system_prompt(&self) -> String {
+        "You repair a solver's step that a check found doubtful. Write the smallest correction of that \
+         step inside <answer></answer>, or <answer>no change</answer> when the step is right."
+            .into()
+    }
+
+    fn tool_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn tasks(&self, _seed: u64, _n: usize) -> Vec<Task> {
+        Vec::new()
+    }
+}
+
+/// The repair task for step `step` (0-based) of a solver episode: the task, the steps up to
+/// that one, and what the verifier said about it.
+pub fn repair_task(solver: &Trajectory, step: usize, verdict: &Verdict) -> Task {
+    let mut prompt = format!("Task: {}\n", solver.task.prompt);
+    for (i, turn) in solver.turns.iter().enumerate().take(step + 1) {
+        prompt.push_str(&format!("\nStep {}: {}\n", i + 1, turn.text.trim()));
+    }
+    prompt.push_str(&format!(
+        "\nA check of step {} gave score {} with confidence {}: {}\nCorrect step {}.",
+        step + 1,
+        verdict.score,
+        verdict.confidence,
+        if verdict.critique.is_empty() { "(no critique)" } else { verdict.critique.as_str() },
+        step + 1
+    ));
+    Task {
+        id: format!("repair-{}-{step}", solver.episode_id),
+        prompt,
+        answer: String::new(),
+        checker: Checker::Exact,
+        meta: serde_json::Value::Null,
+        images: solver.task.images.clone(),
+    }
+}
+
+/// The correction a repairer wrote, or `None` when it wrote none: no answer, an empty one, or
+/// "no change" (case and punctuation aside).
+pub fn read_patch(answer: Option<&str>) -> Option<String> {
+    let patch = answer?.trim();
+    let bare: String = patch.chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
+    let bare = bare.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    (!bare.is_empty() && bare != "no change").then(|| patch.to_string())
+}
+
+/// What opens the re-derived step: the correction, shown to the solver as a note.
+pub fn repair_note(patch: &str) -> String {
+    format!("(Correction: {patch})\n")
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::*;
 
 fn v(score: f32, confidence: f32, critique: &str) -> Verdict {
-    Verdict { score, confidence, critique: critique.into(), parsed: true, repaired: false }
+    Verdict { score, confidence, critique: critique.into(), parsed: true, repair_gate: None }
 }
 
 #[test]
@@ -71,4 +71,36 @@ fn the_verification_task_shows_every_step_its_tools_and_pictures() {
     assert_eq!(t.images, vec!["data:image/png;base64,AAAA".to_string(), "data:image/png;base64,BBBB".to_string()]);
     assert_eq!(t.id, "verify-s7");
     assert!(VerifierEnv { tools: vec!["crop".into()] }.system_prompt().contains("<answer>"));
+}
+
+#[test]
+fn a_patch_is_read_unless_it_says_no_change() {
+    assert_eq!(read_patch(Some(" 7 + 5 = 12 ")), Some("7 + 5 = 12".to_string()));
+    for none in [None, Some(""), Some("  "), Some("no change"), Some("No change."), Some("NO  CHANGE!")] {
+        assert_eq!(read_patch(none), None, "{none:?}");
+    }
+    assert_eq!(repair_note("7 + 5 = 12"), "(Correction: 7 + 5 = 12)\n");
+}
+
+#[test]
+fn the_repair_task_shows_the_steps_up_to_the_doubtful_one_and_the_verdict() {
+    let solver: Trajectory = serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "s3", "env": "arith", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "What is 7 + 5?", "answer": "12", "checker": {"kind": "numeric"}},
+        "turns": [
+            {"text": "7 + 5 = 13", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 5},
+            {"text": "\\boxed{13}", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 6}
+        ],
+        "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0,
+        "final_answer": "13", "reward": 0.0, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+    }))
+    .unwrap();
+    let t = repair_task(&solver, 0, &v(-1.0, 0.4, "7 + 5 is 12"));
+    for part in ["What is 7 + 5?", "Step 1: 7 + 5 = 13", "score -1 with confidence 0.4: 7 + 5 is 12", "Correct step 1."]
+    {
+        assert!(t.prompt.contains(part), "{part} missing from {}", t.prompt);
+    }
+    assert!(!t.prompt.contains("Step 2"), "{}", t.prompt);
+    assert!(RepairEnv.tool_names().is_empty() && RepairEnv.system_prompt().contains("no change"));
 }

@@ -241,8 +241,10 @@ fn episodes_continue_from_a_prefix_of_another() {
         assert!(!matches!(c.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", c.end);
         assert_eq!(c.token_ids[..end], src.token_ids[..end]);
         assert_eq!(c.turns[0], src.turns[0]);
-        // Greedy from the same point: the same episode.
+        // Greedy from the same point: the same episode, and it replays to its log-probs (the
+        // replayed history is fed on the schedule it was generated on).
         assert_eq!(c.token_ids, src.token_ids);
+        assert_replays(c, cfg.temperature);
         assert_eq!(c.turns.len(), src.turns.len());
         assert_eq!(c.turns[1].text, src.turns[1].text);
     }
@@ -253,6 +255,14 @@ fn episodes_continue_from_a_prefix_of_another() {
     run_local(llm(), &env, &tools, jobs, &hot, 3, &mut |t| sampled.push(t));
     assert!(sampled.iter().all(|c| c.token_ids[..end] == src.token_ids[..end]));
     assert!(sampled.iter().any(|c| c.token_ids != src.token_ids), "temperature 1.2 changed nothing");
+    // Their own tokens replay to their log-probs; the forced ones carry the greedy source's.
+    for c in &sampled {
+        let scored = llm()
+            .score_trajectory(&c.token_ids, &c.loss_mask, hot.temperature, c.shared_prefix_tokens, &c.token_pictures)
+            .unwrap();
+        let worst = scored[end..].iter().zip(&c.logprobs[end..]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "episode {}: max |Δ| = {worst}", c.episode_id);
+    }
 }
 
 /// Worked examples are the env's demonstrations of other tasks with their tools really run,
@@ -414,4 +424,46 @@ fn best_of_n_on_a_local_model_is_token_exact() {
         }
     }
     assert!(sets_with_choice > 0, "every step proposed a single distinct candidate: nothing was selected");
+}
+
+/// Agent0-VL's repair: an episode re-derived from the start of a step replays the steps before
+/// it token for token, then opens that step with the correction — in the record with loss mask
+/// 0, shown but not written — and the policy's continuation replays to its log-probs like any
+/// other episode. A note anywhere but at a step's start is refused, recorded as an error.
+#[test]
+fn a_repair_opens_the_step_with_its_note_and_stays_token_exact() {
+    let env = echo_env();
+    let tools = ToolRegistry::standard();
+    let cfg = EpisodeConfig { temperature: 0.0, max_turns: 3, max_tokens_per_turn: 48, ..Default::default() };
+    let mut sources = Vec::new();
+    let jobs = env.tasks(0, 4).into_iter().enumerate().map(|(i, t)| Job::new(t, 7 + i as u64, format!("{i}")));
+    run_local(llm(), &env, &tools, jobs, &cfg, 4, &mut |t| sources.push(t));
+    let src = sources.iter().find(|t| t.turns.len() >= 2).expect("SmolLM2 repeats the shown tool call");
+    let src = std::sync::Arc::new(src.clone());
+    let start = src.written_runs()[1].start;
+    let note = "(Correction: echo the word kaizen)\n";
+    let shown = llm().tokenizer.encode(note).unwrap();
+    let mut out = Vec::new();
+    let jobs = [
+        Job::repairing(src.clone(), start, note.into(), 31, "r"),
+        Job::repairing(src.clone(), start + 1, note.into(), 31, "bad"),
+    ];
+    run_local(llm(), &env, &tools, jobs, &cfg, 2, &mut |t| out.push(t));
+    kaizen_rollout::in_job_order(&mut out, &["r".to_string(), "bad".to_string()]);
+    let r = &out[0];
+    assert!(!matches!(r.end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", r.end);
+    assert_eq!(r.token_ids[..start], src.token_ids[..start]);
+    assert_eq!(r.turns[0], src.turns[0]);
+    assert_eq!(r.token_ids[start..start + shown.len()], shown[..]);
+    assert!(r.loss_mask[start..start + shown.len()].iter().all(|&m| m == 0));
+    assert_eq!(r.loss_mask[start + shown.len()], 1, "the policy writes right after the note");
+    assert!(r.turns[1].text.starts_with(note), "{}", r.turns[1].text);
+    let written = r.written_runs()[1].len();
+    assert_eq!(r.turns[1].generated_tokens, written);
+    assert_replays(r, cfg.temperature);
+    assert!(
+        matches!(&out[1].end, kaizen_core::EpisodeEnd::Error { message } if message.contains("where a turn begins")),
+        "{:?}",
+        out[1].end
+    );
 }

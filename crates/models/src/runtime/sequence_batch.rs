@@ -99,6 +99,35 @@ impl<'m> SequenceBatch<'m> {
         self.cache.reset_row(slot);
     }
 
+    /// Feeds a recorded history into the empty `slot` on the schedule it was generated on —
+    /// the shared prefix as a chunk, then before each model-written token (`mask` 1) the tokens
+    /// since the one before — so the cache holds what generating it computed, to the bit, and
+    /// a continuation from it replays to its log-probs (`LocalLlm::score_trajectory` reads the
+    /// same schedule). Stops at the last written token; `start` feeds the rest with the new
+    /// turn. Does nothing in a slot that already holds tokens, or without a written token.
+    pub fn prime(&mut self, slot: usize, ids: &[u32], mask: &[u8], shared_prefix: usize) -> Result<(), LlmError> {
+        let s = self.slots.get(slot).ok_or_else(|| LlmError::InvalidRequest(format!("no slot {slot}")))?;
+        if !s.fed.is_empty() || mask.len() != ids.len() {
+            return Ok(());
+        }
+        let Some(last) = mask.iter().rposition(|&m| m == 1) else { return Ok(()) };
+        self.llm.check_prompt(ids)?;
+        self.llm.check_pictures(ids, &s.pictures)?;
+        let first = mask.iter().position(|&m| m == 1).unwrap_or(ids.len());
+        let mut fed = if shared_prefix < first {
+            self.llm.feed_shared_prefix(ids, shared_prefix, &mut self.cache, slot)?
+        } else {
+            0
+        };
+        for i in (fed..=last).filter(|&i| mask[i] == 1 && i > 0) {
+            let seen = self.llm.placeholders(&ids[..fed]);
+            self.llm.feed(&ids[fed..i], seen, &self.slots[slot].pictures, &mut self.cache, slot)?;
+            fed = i;
+        }
+        self.slots[slot].fed = ids[..fed].to_vec();
+        Ok(())
+    }
+
     /// Starts generating a continuation of `ids` in `slot`. `ids` extends what the slot
     /// already holds — the history is never re-tokenised, only new tokens are fed — and those
     /// new tokens are prefilled now, as one chunk; the first token is sampled from it.

@@ -271,6 +271,7 @@ fn rl_metrics(
     let written: usize = rollouts.iter().map(Trajectory::generated_tokens).sum();
     let observed: usize =
         rollouts.iter().map(|t| t.loss_mask.iter().skip(t.prompt_tokens).filter(|&&m| m == 0).count()).sum();
+    let repairs = crate::verifier_reward::repair_counts(rollouts);
     StepMetrics {
         phase: "rl".into(),
         step,
@@ -300,6 +301,9 @@ fn rl_metrics(
         axpo_triggered_groups: r.resampling.triggered_groups,
         verifier_unreadable: crate::process::unreadable_share(rollouts),
         verifier_score: crate::process::mean_score(rollouts),
+        repairs: repairs.map(|c| c.0),
+        repairs_fixed: repairs.map(|c| c.1),
+        repairs_broke: repairs.map(|c| c.2),
         ..Default::default()
     }
 }

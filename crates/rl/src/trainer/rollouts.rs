@@ -70,7 +70,8 @@ pub(super) fn roll_out(
         "rl.estimator = \"{}\" reads each step's verifier verdict, and this run's reward writes none",
         recipe.rl.estimator
     );
-    reward.score(&Scoring { step, policy: llm, tools: ctx.tools }, &mut rollouts)?;
+    reward
+        .score(&Scoring { step, policy: llm, tools: ctx.tools, env: ctx.env, episode: &ctx.episode }, &mut rollouts)?;
     for t in &rollouts {
         run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
     }

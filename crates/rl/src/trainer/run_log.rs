@@ -64,6 +64,14 @@ pub struct StepMetrics {
     /// …and the mean score of the readable verdicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verifier_score: Option<f64>,
+    /// Repairs that re-derived an episode, and of those how many turned a wrong outcome right
+    /// and a right one wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repairs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repairs_fixed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repairs_broke: Option<usize>,
     /// Held-out greedy pass@1 (eval lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_at_1: Option<f64>,

@@ -1,0 +1,91 @@
+//! Unit tests of `verifier_reward`: repair records and their counts, and a repair round.
+
+use super::*;
+
+fn with(reward: f32, repairs: serde_json::Value, judged: bool) -> Trajectory {
+    let verdict = judged.then(|| serde_json::json!({"score": 0.0, "confidence": 1.0, "parsed": false}));
+    serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "e", "env": "arith", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "p", "answer": "7", "checker": {"kind": "numeric"}},
+        "turns": [{"text": "t", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 1,
+                   "verdict": verdict}],
+        "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0, "final_answer": "7",
+        "reward": reward, "end": {"kind": "answered"}, "reward_detail": {"repairs": repairs},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn repairs_are_counted_by_what_they_did_to_the_outcome() {
+    let r = |before: f32, after: Option<f32>, patch: Option<&str>| serde_json::json!({"step": 1, "patch": patch, "gate": 0.6, "before": before, "after": after});
+    let rollouts = [
+        // wrong → right, and a later repair of the same episode right → wrong.
+        with(0.0, serde_json::json!([r(0.0, Some(1.0), Some("a")), r(1.0, Some(0.0), Some("b"))]), true),
+        // wrong → wrong; a declined one ("no change") is not a repair.
+        with(0.0, serde_json::json!([r(0.0, Some(0.0), Some("c")), r(0.0, None, None)]), true),
+        with(1.0, serde_json::json!([]), true),
+    ];
+    assert_eq!(repair_counts(&rollouts), Some((3, 1, 1)));
+    assert_eq!(repairs_of(&rollouts[1]).len(), 2);
+    // A run that does not verify reports none.
+    assert_eq!(repair_counts(&[with(0.0, serde_json::json!([]), false)]), None);
+}
+
+/// A real repair round on a tiny untrained policy: the rollout whose first step got an unsure
+/// verdict is re-derived from that step — its prompt kept token for token, the correction
+/// shown (loss mask 0) before the new step, the repair recorded with its gate and both
+/// outcomes — and the rollout whose verdict was unreadable is left exactly as it was.
+#[test]
+fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
+    use kaizen_models::trainable::{LmConfig, TrainableLm};
+    use kaizen_rollout::episode::Job;
+    let dir = tempfile::Builder::new().prefix("kaizen-repair-").tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    let m = TrainableLm::new(LmConfig::bytes(1, 16, 2, 1024), &candle_core::Device::Cpu, 3).unwrap();
+    m.write_gguf(&path, candle_core::quantized::GgmlDType::F32).unwrap();
+    let llm = kaizen_models::LocalLlm::load(&path, kaizen_models::WeightFormat::F32).unwrap();
+    let task = |i: u32| kaizen_core::Task {
+        id: format!("t{i}"),
+        prompt: format!("Is {i} even?"),
+        answer: "yes".into(),
+        checker: kaizen_core::Checker::Exact,
+        meta: serde_json::Value::Null,
+        images: vec![],
+    };
+    let env = kaizen_envs::JsonlEnv::from_tasks("even", vec![task(2), task(4)]);
+    let tools = kaizen_tools::ToolRegistry::standard();
+    let args = EpisodeArgs { max_turns: 1, max_tokens_per_turn: 8, max_episode_tokens: None, temperature: 1.0 };
+    let cfg = args.config(Vec::new(), false, false);
+    let jobs = vec![Job::new(task(2), 1, "a"), Job::new(task(4), 2, "b")];
+    let mut rollouts = run_in_order(&Runner::new(Agent::Local(&llm), &env, &tools, 2), jobs, &cfg);
+    let unsure = Verdict { score: -1.0, confidence: 0.3, critique: "odd?".into(), parsed: true, repair_gate: None };
+    rollouts[0].turns[0].verdict = Some(unsure);
+    rollouts[1].turns[0].verdict = Some(Verdict::NEUTRAL);
+    let before = rollouts.clone();
+    let vr = VerifierReward { process: ProcessConfig::default(), tools: Vec::new(), seed: 1 };
+    let at = Scoring { step: 0, policy: &llm, tools: &tools, env: &env, episode: &cfg };
+    let due = vr.due_repairs(&rollouts, &[Some(0), Some(0)]);
+    assert_eq!(due, vec![(0, 0)]);
+    // The untrained policy's corrections are whatever it writes: one per repair due.
+    assert_eq!(vr.corrections(&at, &rollouts, &due, 5).len(), 1);
+    let next = vr.rederive(&at, &mut rollouts, &due, &[Some("2 is even".into())]);
+    assert_eq!(next, vec![Some(1), None]);
+    assert_eq!(rollouts[1], before[1], "an unreadable verdict opened a repair");
+    let (old, new) = (&before[0], &rollouts[0]);
+    let records = repairs_of(new);
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r.step, 1);
+    // g = σ(5 · (0.7 − 0.3)) = σ(2) = 0.8807971.
+    assert!((r.gate - 0.880_797_1).abs() < 1e-6, "{}", r.gate);
+    assert_eq!((r.before, r.after), (old.reward, Some(new.reward)));
+    assert_eq!(r.patch.as_deref(), Some("2 is even"));
+    let note = repair_note("2 is even");
+    assert!(new.turns[0].text.starts_with(&note), "{:?}", new.turns[0].text);
+    let start = old.written_runs()[0].start;
+    assert_eq!(new.token_ids[..start], old.token_ids[..start]);
+    let shown = llm.tokenizer.encode(&note).unwrap().len();
+    assert!(new.loss_mask[start..start + shown].iter().all(|&m| m == 0));
+    assert_eq!(new.episode_id, old.episode_id, "the repaired episode keeps its place in the group");
+}
