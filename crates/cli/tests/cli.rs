@@ -816,13 +816,14 @@ fn thirds_recipe(dir: &std::path::Path, sft: &str, rl: &str, extra: &str) -> std
 /// Agent0-VL's process rewards through `kaizen train` (`rl.estimator = "process"`): after each
 /// step's rollouts the policy, in its verifier role, judges every step of every rollout (an
 /// episode of its own per rollout), the verdicts are recorded in the turns, the metrics say how
-/// many were unreadable, and the PPO update runs on the per-token advantages. The tiny policy
-/// has not learnt the verifier's format, so its verdicts are unreadable and neutral — the
-/// estimator is then GRPO on the outcome (`process_tests`), which still trains.
+/// many were unreadable, and the PPO update runs on the per-token advantages. Without the cold
+/// start the tiny policy has not learnt the verifier's format, so its verdicts are unreadable
+/// and neutral, no repair opens, and the run is GRPO's byte for byte (`process_tests`).
 #[test]
 fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     let dir = temp_dir("process");
-    let recipe = thirds_recipe(&dir, "steps = 150", "estimator = \"process\"", "");
+    // Without the verifier's cold start, so that the tiny policy's verdicts are garbage.
+    let recipe = thirds_recipe(&dir, "steps = 150", "estimator = \"process\"", "[rl.process]\nverifier_examples = 0\n");
     let out = dir.join("run");
     let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -867,6 +868,17 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     assert_eq!(outcome(&out), outcome(&grpo));
     let bytes = |run: &std::path::Path| std::fs::read(run.join("policy.gguf")).unwrap();
     assert!(bytes(&out) == bytes(&grpo), "the trained policies differ");
+    // With the cold start (the default), worked verifications of solver episodes of known
+    // correctness join SFT: the starting policy's rollouts, half of them wrong, and the env's
+    // demonstrations, each answered with its labelled verdicts.
+    let recipe = thirds_recipe(&dir.join("cold"), "steps = 20", "estimator = \"process\"", "");
+    let cold = dir.join("cold-run");
+    let o = kaizen(&["train", recipe.to_str().unwrap(), "--out", cold.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sources: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cold.join("sft_sources.json")).unwrap()).unwrap();
+    assert_eq!(sources[1]["env"], "verifier", "{sources}");
+    assert_eq!(sources[1]["demonstrations"], 32, "{sources}");
     // A misspelt estimator is an error that lists this one.
     std::fs::write(dir.join("bad.toml"), "[rl]\nestimator = \"proces\"\n").unwrap();
     let o = kaizen(&["train", dir.join("bad.toml").to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);

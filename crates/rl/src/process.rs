@@ -32,6 +32,23 @@ pub struct ProcessConfig {
     pub verifier_max_tokens_per_turn: usize,
     /// Repairs per episode (each re-derives from the first unsure step after the last one).
     pub repair_budget: usize,
+    /// The verifier's cold start: worked verifications of this many solver episodes of known
+    /// correctness join SFT's demonstrations (0: none; a remote verifier is prompted only).
+    pub verifier_examples: usize,
+}
+
+impl ProcessConfig {
+    /// How a verification episode runs: greedy, within the verifier's limits, the tools'
+    /// schemas shown, no worked examples — at training time and in the cold start alike.
+    pub fn verifier_episode(&self) -> kaizen_rollout::EpisodeConfig {
+        let args = kaizen_rollout::EpisodeArgs {
+            max_turns: self.verifier_max_turns,
+            max_tokens_per_turn: self.verifier_max_tokens_per_turn,
+            max_episode_tokens: None,
+            temperature: 0.0,
+        };
+        args.config(Vec::new(), true, false)
+    }
 }
 
 impl Default for ProcessConfig {
@@ -46,6 +63,7 @@ impl Default for ProcessConfig {
             verifier_max_turns: 2,
             verifier_max_tokens_per_turn: 192,
             repair_budget: 1,
+            verifier_examples: 32,
         }
     }
 }

@@ -12,7 +12,7 @@ use kaizen_core::{Trajectory, Verdict};
 use kaizen_rollout::episode::{EpisodeConfig, Job};
 use kaizen_rollout::runner::{Mode, Runner};
 use kaizen_rollout::verifier::{read_patch, repair_note, repair_task, verify, RepairEnv, VerifierEnv};
-use kaizen_rollout::{Agent, EpisodeArgs};
+use kaizen_rollout::Agent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -62,15 +62,8 @@ pub fn repair_counts(rollouts: &[Trajectory]) -> Option<(usize, usize, usize)> {
 /// Seeds of one step's verification episodes start here, apart from the rollouts'.
 const STEP_STRIDE: u64 = 7_919_000;
 
-/// Greedy episodes of `turns` turns of `tokens` tokens, without worked examples.
-fn greedy(turns: usize, tokens: usize, tool_schemas: bool) -> EpisodeConfig {
-    let args =
-        EpisodeArgs { max_turns: turns, max_tokens_per_turn: tokens, max_episode_tokens: None, temperature: 0.0 };
-    args.config(Vec::new(), tool_schemas, false)
-}
-
 /// Runs `jobs` and returns their episodes in job order.
-fn run_in_order(runner: &Runner, jobs: Vec<Job>, cfg: &EpisodeConfig) -> Vec<Trajectory> {
+pub(crate) fn run_in_order(runner: &Runner, jobs: Vec<Job>, cfg: &EpisodeConfig) -> Vec<Trajectory> {
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let mut out = Vec::new();
     runner.run(jobs, cfg, &Mode::Plain, &mut |t| out.push(t));
@@ -81,9 +74,8 @@ fn run_in_order(runner: &Runner, jobs: Vec<Job>, cfg: &EpisodeConfig) -> Vec<Tra
 impl VerifierReward {
     /// Judges `rollouts` (all of them) and writes each one's verdicts and verification record.
     fn judge(&self, at: &Scoring, rollouts: &mut [&mut Trajectory], seed: u64) {
-        let env = VerifierEnv { tools: self.tools.clone() };
-        let p = &self.process;
-        let cfg = greedy(p.verifier_max_turns, p.verifier_max_tokens_per_turn, true);
+        let env = VerifierEnv::new(self.tools.clone());
+        let cfg = self.process.verifier_episode();
         let runner = Runner::new(Agent::Local(at.policy), &env, at.tools, 8);
         let solvers: Vec<Trajectory> = rollouts.iter().map(|t| (**t).clone()).collect();
         let (verifications, episodes) = verify(&runner, &solvers, &cfg, seed);
@@ -154,7 +146,8 @@ impl VerifierReward {
                 Job::new(repair_task(&rollouts[i], s, &v), seed.wrapping_add(k as u64), format!("repair-{k:04}"))
             })
             .collect();
-        let episodes = run_in_order(&repairer, jobs, &greedy(1, self.process.verifier_max_tokens_per_turn, false));
+        let cfg = EpisodeConfig { max_turns: 1, tool_schemas: false, ..self.process.verifier_episode() };
+        let episodes = run_in_order(&repairer, jobs, &cfg);
         (0..due.len())
             .map(|k| {
                 let e = episodes.get(k)?;

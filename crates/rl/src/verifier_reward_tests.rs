@@ -55,7 +55,12 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     };
     let env = kaizen_envs::JsonlEnv::from_tasks("even", vec![task(2), task(4)]);
     let tools = kaizen_tools::ToolRegistry::standard();
-    let args = EpisodeArgs { max_turns: 1, max_tokens_per_turn: 8, max_episode_tokens: None, temperature: 1.0 };
+    let args = kaizen_rollout::EpisodeArgs {
+        max_turns: 1,
+        max_tokens_per_turn: 8,
+        max_episode_tokens: None,
+        temperature: 1.0,
+    };
     let cfg = args.config(Vec::new(), false, false);
     let jobs = vec![Job::new(task(2), 1, "a"), Job::new(task(4), 2, "b")];
     let mut rollouts = run_in_order(&Runner::new(Agent::Local(&llm), &env, &tools, 2), jobs, &cfg);

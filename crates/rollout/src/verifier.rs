@@ -15,10 +15,29 @@ use crate::episode::{EpisodeConfig, Job};
 use crate::runner::{Mode, Runner};
 use kaizen_core::{Checker, Env, Task, Trajectory, Verdict};
 
-/// The verifier's env: its role prompt and the tools it may check with; it has no tasks of
-/// its own (`verification_task` writes them from solver episodes).
+/// The verifier's env: its role prompt and the tools it may check with. Its tasks are written
+/// from solver episodes (`verification_task`); it has tasks of its own only as worked
+/// verifications for the cold start (`with_examples`).
 pub struct VerifierEnv {
     pub tools: Vec<String>,
+    /// Verification tasks whose answer is the labelled verdicts, each its own demonstration.
+    pub examples: Vec<Task>,
+}
+
+impl VerifierEnv {
+    pub fn new(tools: Vec<String>) -> Self {
+        VerifierEnv { tools, examples: Vec::new() }
+    }
+
+    /// Worked verifications of `solvers`, episodes of known correctness, for the verifier's
+    /// cold start: each one's verification task, answered with `label_verdicts`.
+    pub fn with_examples(tools: Vec<String>, solvers: &[Trajectory]) -> Self {
+        let examples = solvers
+            .iter()
+            .map(|s| Task { answer: verdicts_answer(&label_verdicts(s)), ..verification_task(s) })
+            .collect();
+        VerifierEnv { tools, examples }
+    }
 }
 
 impl Env for VerifierEnv {
@@ -39,8 +58,18 @@ impl Env for VerifierEnv {
         self.tools.clone()
     }
 
-    fn tasks(&self, _seed: u64, _n: usize) -> Vec<Task> {
-        Vec::new()
+    /// The worked verifications, from `seed` on, wrapping around (none without them).
+    fn tasks(&self, seed: u64, n: usize) -> Vec<Task> {
+        let len = self.examples.len();
+        if len == 0 {
+            return Vec::new();
+        }
+        (0..n).map(|k| self.examples[(seed as usize + k) % len].clone()).collect()
+    }
+
+    /// A worked verification's answer: its labelled verdicts.
+    fn demonstration(&self, task: &Task) -> Option<Vec<String>> {
+        (!task.answer.is_empty()).then(|| vec![format!("<answer>{}</answer>", task.answer)])
     }
 }
 
@@ -98,6 +127,43 @@ pub fn read_verdicts(answer: Option<&str>, steps: usize) -> Verification {
     }
     let unreadable = verdicts.iter().filter(|v| v.is_none()).count();
     Verification { verdicts: verdicts.into_iter().map(|v| v.unwrap_or(Verdict::NEUTRAL)).collect(), unreadable }
+}
+
+/// How a cold-start example labels a solver episode of known correctness (kaizen's rule;
+/// §5 leaves it open): a step whose tool call failed scores −1 with confidence 0.9; every
+/// other step scores the episode's outcome, +1 with confidence 0.9 when its answer was right,
+/// −1 with confidence 0.5 when it was wrong — the verifier knows the episode went wrong but not
+/// at which step, so it is unsure (below the default `τ_c` = 0.7) and a repair opens at the
+/// first such step.
+pub fn label_verdicts(solver: &Trajectory) -> Vec<Verdict> {
+    let right = solver.solved();
+    solver
+        .turns
+        .iter()
+        .map(|turn| {
+            let tool_failed = !turn.malformed.is_empty() || turn.observations.iter().any(|o| !o.ok);
+            let (score, confidence, critique) = match (tool_failed, right) {
+                (true, _) => (-1.0, 0.9, "the tool call failed"),
+                (false, true) => (1.0, 0.9, "leads to the right answer"),
+                (false, false) => (-1.0, 0.5, "the answer is wrong"),
+            };
+            Verdict { score, confidence, critique: critique.into(), parsed: true, repair_gate: None }
+        })
+        .collect()
+}
+
+/// Verdicts as the verifier writes them: a JSON list, one object per step, 1-based.
+pub fn verdicts_answer(verdicts: &[Verdict]) -> String {
+    let items: Vec<serde_json::Value> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            // Three decimals, as a model would write them (an f32's 0.9 is 0.8999999761581421).
+            let short = |x: f32| (x as f64 * 1000.0).round() / 1000.0;
+            serde_json::json!({"step": i + 1, "score": short(v.score), "confidence": short(v.confidence), "critique": v.critique})
+        })
+        .collect();
+    serde_json::Value::Array(items).to_string()
 }
 
 /// A finite number under `key`.

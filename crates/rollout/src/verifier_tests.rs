@@ -70,7 +70,7 @@ fn the_verification_task_shows_every_step_its_tools_and_pictures() {
     }
     assert_eq!(t.images, vec!["data:image/png;base64,AAAA".to_string(), "data:image/png;base64,BBBB".to_string()]);
     assert_eq!(t.id, "verify-s7");
-    assert!(VerifierEnv { tools: vec!["crop".into()] }.system_prompt().contains("<answer>"));
+    assert!(VerifierEnv::new(vec!["crop".into()]).system_prompt().contains("<answer>"));
 }
 
 #[test]
@@ -103,4 +103,43 @@ fn the_repair_task_shows_the_steps_up_to_the_doubtful_one_and_the_verdict() {
     }
     assert!(!t.prompt.contains("Step 2"), "{}", t.prompt);
     assert!(RepairEnv.tool_names().is_empty() && RepairEnv.system_prompt().contains("no change"));
+}
+
+#[test]
+fn cold_start_labels_follow_the_outcome_and_the_tools_and_read_back() {
+    let solver = |reward: f32, tool_ok: bool| -> Trajectory {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "episode_id": format!("s{reward}{tool_ok}"), "env": "arith", "policy": "p", "seed": 0,
+            "task": {"id": "t", "prompt": "What is 7 + 5?", "answer": "12", "checker": {"kind": "numeric"}},
+            "turns": [
+                {"text": "calc", "tool_calls": [{"id": "c", "name": "calculator", "arguments": {"expression": "7+5"}}],
+                 "malformed": [], "observations": [{"content": "12", "ok": tool_ok, "elapsed_ms": 1.0}], "generated_tokens": 3},
+                {"text": "\\boxed{12}", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 4}
+            ],
+            "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0,
+            "final_answer": "12", "reward": reward, "end": {"kind": "answered"},
+            "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+        }))
+        .unwrap()
+    };
+    let scores = |t: &Trajectory| label_verdicts(t).iter().map(|v| (v.score, v.confidence)).collect::<Vec<_>>();
+    assert_eq!(scores(&solver(1.0, true)), vec![(1.0, 0.9), (1.0, 0.9)]);
+    // Wrong: unsure of every step, so a repair opens at the first; a failed tool is sure.
+    assert_eq!(scores(&solver(0.0, true)), vec![(-1.0, 0.5), (-1.0, 0.5)]);
+    assert_eq!(scores(&solver(1.0, false)), vec![(-1.0, 0.9), (1.0, 0.9)]);
+    // The labelled answer is what the verifier writes, and it reads back to the same verdicts.
+    let wrong = solver(0.0, true);
+    let answer = verdicts_answer(&label_verdicts(&wrong));
+    assert!(answer.contains("\"confidence\":0.5") && !answer.contains("0.89999"), "{answer}");
+    assert_eq!(read_verdicts(Some(&answer), 2).verdicts, label_verdicts(&wrong));
+    // As worked verifications: each task answered with its labels, its own demonstration.
+    let env = VerifierEnv::with_examples(vec![], &[solver(1.0, true), wrong]);
+    let tasks = env.tasks(1, 3);
+    assert_eq!(
+        tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["verify-s0true", "verify-s1true", "verify-s0true"]
+    );
+    assert_eq!(env.demonstration(&tasks[0]), Some(vec![format!("<answer>{answer}</answer>")]));
+    assert_eq!(tasks[0].reward(Some(&answer)), 1.0, "the labelled answer checks");
+    assert!(VerifierEnv::new(vec![]).tasks(0, 3).is_empty());
 }

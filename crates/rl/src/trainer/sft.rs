@@ -1,5 +1,6 @@
-//! The SFT cold start: the env's solved demonstrations (and those of each `sft.mix` env,
-//! spread evenly among them), trained on with the token-level cross-entropy of the
+//! The SFT cold start: the env's solved demonstrations (and those of each `sft.mix` env, and
+//! for `rl.estimator = "process"` worked verifications for the verifier role, spread evenly
+//! among them), trained on with the token-level cross-entropy of the
 //! model-written tokens, stopping early once greedy decoding passes `sft.target_pass` of the
 //! validation tasks.
 
@@ -14,7 +15,9 @@ use candle_core::{Device, Tensor};
 use kaizen_core::{Env, Task, Trajectory};
 use kaizen_models::trainable::TrainableLm;
 use kaizen_models::LocalLlm;
-use kaizen_rollout::{demonstration, EpisodeConfig, Job};
+use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::verifier::VerifierEnv;
+use kaizen_rollout::{demonstration, Agent, EpisodeConfig, Job};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -119,11 +122,45 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
         made.push(serde_json::json!({"env": mixed.name(), "demonstrations": d.len()}));
         sources.push(d);
     }
+    if recipe.rl.estimator.reads_verdicts() && recipe.rl.process.verifier_examples > 0 {
+        let venv = VerifierEnv::with_examples(ctx.env.tool_names(), &verified_solvers(ctx, llm, &sources[0]));
+        let d = demos_of(&venv, venv.tasks(0, venv.examples.len()), "verify", &recipe.rl.process.verifier_episode());
+        anyhow::ensure!(
+            !d.is_empty(),
+            "rl.process.verifier_examples: no worked verification fits the verifier's limits"
+        );
+        made.push(serde_json::json!({"env": venv.name(), "demonstrations": d.len()}));
+        sources.push(d);
+    }
     let record = ctx.out.join(SFT_SOURCES);
     kaizen_core::durable::write_atomic(&record, serde_json::to_string_pretty(&made)?.as_bytes())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", record.display()))?;
     Ok(streams::interleave(sources))
 }
+
+/// Agent0-VL's cold start (`rl.process.verifier_examples`): solver episodes of known
+/// correctness on the demonstration tasks for worked verifications — the starting policy's own
+/// rollouts at the RL temperature (right or wrong, as the checker says) and the env's solved
+/// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones.
+fn verified_solvers(ctx: &RunContext, llm: &LocalLlm, solved: &[Trajectory]) -> Vec<Trajectory> {
+    let recipe = ctx.recipe;
+    let n = recipe.rl.process.verifier_examples;
+    let jobs = streams::demonstration_tasks(ctx.env, recipe)
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| Job::new(task, recipe.seed ^ VERIFIER_STREAM.wrapping_add(i as u64), format!("solve-{i}")));
+    let cfg = EpisodeConfig { temperature: recipe.rl.temperature, ..ctx.episode.clone() };
+    let mut rolled = Vec::new();
+    Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8).run(jobs, &cfg, &Mode::Plain, &mut |t| rolled.push(t));
+    rolled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+    let finished = |t: &&Trajectory| !t.turns.is_empty() && !matches!(t.end, kaizen_core::EpisodeEnd::Error { .. });
+    let wrong: Vec<&Trajectory> = rolled.iter().filter(finished).filter(|t| !t.solved()).take(n / 2).collect();
+    let right = rolled.iter().chain(solved).filter(finished).filter(|t| t.solved()).take(n - wrong.len());
+    wrong.into_iter().chain(right).cloned().collect()
+}
+
+/// The stream of the cold start's solver episodes, apart from every other stream's seeds.
+const VERIFIER_STREAM: u64 = 0x5645_5249_4659;
 
 /// Whether an SFT check's pass rate meets `sft.target_pass` (0: never — the target is off).
 pub(super) fn reached(pass: f64, target: f64) -> bool {
