@@ -96,6 +96,12 @@ enum Command {
         after_help = "Example:\n  kaizen eval-rerank --env miniwob-easy --policy random --q q.safetensors --candidates 4 --episodes 80"
     )]
     EvalRerank(commands::eval_rerank::Args),
+    /// The verifier as a process reward model: N solutions per held-out task, the verifier's
+    /// pick beside majority vote, a random pick and pass@N, with 95% intervals.
+    #[command(
+        after_help = "Example:\n  kaizen eval-prm --env arith --policy smollm2 --verifier runs/vl/policy.gguf --candidates 8 --episodes 50"
+    )]
+    EvalPrm(commands::eval_prm::Args),
     /// Best-of-Q's offline side: train a Q-function on recorded runs.
     #[command(subcommand)]
     Q(commands::q::Q),
@@ -136,6 +142,7 @@ fn main() {
         Command::Collect(a) => commands::collect::run(a),
         Command::Q(q) => commands::q::run(q),
         Command::EvalRerank(a) => commands::eval_rerank::run(a),
+        Command::EvalPrm(a) => commands::eval_prm::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

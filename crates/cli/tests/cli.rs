@@ -18,7 +18,7 @@ fn every_verb_has_help_with_an_example() {
         assert!(o.status.success());
         assert!(text(&o.stdout).contains("Example"), "{verb} --help has no example");
     }
-    for verb in [&["bench", "generate", "--help"][..], &["export", "verl", "--help"]] {
+    for verb in [&["bench", "generate", "--help"][..], &["export", "verl", "--help"], &["eval-prm", "--help"]] {
         let o = kaizen(verb);
         assert!(text(&o.stdout).contains("Example"), "{verb:?} has no example");
     }
@@ -818,7 +818,9 @@ fn thirds_recipe(dir: &std::path::Path, sft: &str, rl: &str, extra: &str) -> std
 /// episode of its own per rollout), the verdicts are recorded in the turns, the metrics say how
 /// many were unreadable, and the PPO update runs on the per-token advantages. Without the cold
 /// start the tiny policy has not learnt the verifier's format, so its verdicts are unreadable
-/// and neutral, no repair opens, and the run is GRPO's byte for byte (`process_tests`).
+/// and neutral and no repair opens: the solver's outcomes are untouched. (These episodes are
+/// one tool-free turn, where the process return is the outcome, so the whole run is GRPO's byte
+/// for byte; with tools or several turns the process terms make it differ.)
 #[test]
 fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     let dir = temp_dir("process");
@@ -851,7 +853,8 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     assert!(metrics.iter().all(|m| m["verifier_unreadable"].as_f64().is_some_and(|u| (0.0..=1.0).contains(&u))));
     assert!(metrics.iter().any(|m| m["grad_norm"].as_f64().unwrap() > 0.0), "no update ran");
     // The tiny policy's verdicts are all unreadable, so no repair ever opens: a verifier that
-    // writes garbage leaves the solver alone. Every rollout, and the trained policy, is GRPO's.
+    // writes garbage leaves the solver alone. One tool-free turn: every rollout, and the trained
+    // policy, is GRPO's.
     assert!(metrics.iter().all(|m| m["verifier_unreadable"] == 1.0 && m["repairs"] == 0), "{metrics:?}");
     let grpo = dir.join("grpo");
     let recipe_grpo = thirds_recipe(&dir.join("g"), "steps = 150", "", "");
@@ -883,6 +886,54 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     std::fs::write(dir.join("bad.toml"), "[rl]\nestimator = \"proces\"\n").unwrap();
     let o = kaizen(&["train", dir.join("bad.toml").to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);
     assert!(!o.status.success() && text(&o.stderr).contains("process"), "{}", text(&o.stderr));
+}
+
+/// `kaizen eval-prm`: SmolLM2's solutions of held-out arith tasks judged by SmolLM2 as the
+/// verifier (prompted only); every solution and every verification ran, the four picks are
+/// reported with intervals, and the table is written for reports. Bad arguments are refused.
+#[test]
+fn eval_prm_judges_every_solution_and_reports_the_four_picks() {
+    let dir = temp_dir("eval-prm");
+    let o = kaizen(&[
+        "eval-prm",
+        "--env",
+        "arith:1",
+        "--policy",
+        "smollm2",
+        "--candidates",
+        "2",
+        "--episodes",
+        "3",
+        "--max-turns",
+        "1",
+        "--max-tokens-per-turn",
+        "40",
+        "--verifier-max-turns",
+        "1",
+        "--verifier-max-tokens-per-turn",
+        "48",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    for row in ["verifier (PRM)", "majority vote", "random of N", "pass@N (oracle)", "verifier steps judged: "] {
+        assert!(table.contains(row), "{row} missing from {table}");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval_prm.json")).unwrap()).unwrap();
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 4);
+    assert!(doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["tasks"] == 3 && r["solved"].as_array().unwrap().len() == 3));
+    // Each of the 6 solutions was judged: one step each (one turn), so 6 steps.
+    assert_eq!(doc["steps"], 6, "{doc}");
+    let o = kaizen(&["eval-prm", "--candidates", "1"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("--candidates"), "{}", text(&o.stderr));
+    let o = kaizen(&["eval-prm", "--env", "miniwob-easy"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("answers"), "{}", text(&o.stderr));
 }
 
 /// `kill -9` in the middle of SFT and, in a second run, in the middle of RL, then `--resume`:

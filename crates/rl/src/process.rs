@@ -80,8 +80,8 @@ pub fn opens_repair(v: &Verdict, tau_c: f32) -> bool {
     v.parsed && v.confidence < tau_c
 }
 
-/// The first step whose verdict opens a repair, if any (one repair per episode: the solver
-/// re-derives from there, and the steps after it are new).
+/// The first step whose verdict opens a repair, if any (the solver re-derives from there, and
+/// the steps after it are new).
 pub fn first_repair(verdicts: &[Verdict], tau_c: f32) -> Option<usize> {
     verdicts.iter().position(|v| opens_repair(v, tau_c))
 }
@@ -134,26 +134,41 @@ pub fn step_rewards(t: &Trajectory, c: &ProcessConfig) -> Vec<f32> {
         .collect()
 }
 
-/// A group's advantages: each rollout's returns `G_t` (`returns`, its reward as `r_out`),
-/// normalised with the mean and standard deviation of the group's episode returns `G_1`,
-/// `A_t = (G_t − mean(G_1)) / (std(G_1) + ε)`, and each step's `A_t` given to the tokens that
-/// step wrote (`per_token`). At `t = 1` this is §5's normalised `G` exactly; the per-step
-/// returns are how "applied per step's tokens" is read here. A group of equal returns has zero
-/// advantage at its first step, as GRPO's would.
+/// A group's advantages. Each rollout's returns `G_t` (`returns`, its reward as `r_out`) are
+/// normalised step by step over the group's rollouts that reach that step, as GRPO normalises
+/// rewards: `A_t = (G_t − mean_j G_{j,t}) / (std_j G_{j,t} + ε)`, 0 where fewer than two
+/// rollouts reach step `t`; each step's `A_t` goes to the tokens that step wrote (`per_token`).
+/// At `t = 1` this is §5's `G` normalised within the group, exactly. §5 normalises only the
+/// episode's `G`; crediting each step's tokens with its own return needs a normaliser per
+/// step, and a step's return is compared with the group's returns at the same step — against
+/// the statistics of `G_1`, a later `G_t` (a shorter sum) would be biased, and would blow up
+/// in a group whose `G_1` are all equal.
 pub fn process_advantages(group: &[Trajectory], c: &ProcessConfig) -> Vec<Advantage> {
-    let per_step: Vec<Vec<f32>> =
+    let mut per_step: Vec<Vec<f32>> =
         group.iter().map(|t| returns(t.reward, &step_rewards(t, c), c.alpha_out, c.gamma)).collect();
-    // An episode with no turn has just its outcome as its return.
-    let episode: Vec<f32> =
-        group.iter().zip(&per_step).map(|(t, g)| g.first().copied().unwrap_or(c.alpha_out * t.reward)).collect();
-    let (mean, std) = mean_std(&episode);
+    // An episode with no turn has just its outcome as its return (it counts at step 1).
+    for (g, t) in per_step.iter_mut().zip(group) {
+        if g.is_empty() {
+            g.push(c.alpha_out * t.reward);
+        }
+    }
+    let depth = per_step.iter().map(Vec::len).max().unwrap_or(0);
+    let normalised: Vec<Vec<f32>> = (0..depth)
+        .map(|t| {
+            let at: Vec<f32> = per_step.iter().filter_map(|g| g.get(t).copied()).collect();
+            let (mean, std) = mean_std(&at);
+            per_step
+                .iter()
+                .map(|g| g.get(t).map_or(0.0, |x| if at.len() < 2 { 0.0 } else { (x - mean) / (std + 1e-6) }))
+                .collect()
+        })
+        .collect();
     group
         .iter()
-        .zip(&per_step)
-        .zip(&episode)
-        .map(|((t, g), &g1)| {
-            let a: Vec<f32> = g.iter().map(|x| (x - mean) / (std + 1e-6)).collect();
-            per_token(t, &a).unwrap_or(Advantage::Sequence((g1 - mean) / (std + 1e-6)))
+        .enumerate()
+        .map(|(i, t)| {
+            let a: Vec<f32> = (0..per_step[i].len()).map(|k| normalised[k][i]).collect();
+            per_token(t, &a).unwrap_or(Advantage::Sequence(a[0]))
         })
         .collect()
 }

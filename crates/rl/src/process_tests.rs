@@ -104,12 +104,14 @@ fn a_group_is_normalised_on_episode_returns_and_each_step_credits_its_own_tokens
     // B: wrong; one step judged −1 · 0.6 and repaired: −0.6 − 0.05 · σ(5 · 0.1) = −0.6311230.
     let b = episode(0.0, &[(false, Some(verdict(-1.0, 0.6, true)))], &[1, 1]);
     let adv = process_advantages(&[a, b], &c);
-    // mean(G_1) = 0.9799385, std = 2.2783850 (n − 1).
+    // Step 1: mean(G_1) = 0.9799385, std = 2.2783850 (n − 1). Step 2: A alone reaches it, 0.
     let ta = tokens(&adv[0]);
-    let (a1, a2) = (0.707_106_5, 0.403_821_6);
+    assert_eq!(ta.len(), 8);
+    let (a1, a2) = (0.707_106_5, 0.0);
     let want = [0.0, 0.0, a1, a1, 0.0, a2, a2, a2];
     assert!(ta.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-5), "{ta:?}");
     let tb = tokens(&adv[1]);
+    assert_eq!(tb.len(), 4);
     assert!(tb.iter().zip([0.0, 0.0, -0.707_106_5, -0.707_106_5]).all(|(x, y)| (x - y).abs() < 1e-5), "{tb:?}");
 }
 
@@ -121,8 +123,11 @@ fn without_readable_verdicts_or_tools_it_is_grpo_on_the_outcome() {
     let b = episode(0.0, &[(false, None)], &[1]);
     let adv = process_advantages(&[a, b], &c);
     let ta = tokens(&adv[0]);
-    assert!(ta.iter().zip([0.0, 0.0, 0.707_106_8, 0.0, 0.707_106_8]).all(|(x, y)| (x - y).abs() < 1e-5), "{ta:?}");
+    assert_eq!(ta.len(), 5);
+    // Step 2: only A reaches it, 0.
+    assert!(ta.iter().zip([0.0, 0.0, 0.707_106_8, 0.0, 0.0]).all(|(x, y)| (x - y).abs() < 1e-5), "{ta:?}");
     let tb = tokens(&adv[1]);
+    assert_eq!(tb.len(), 3);
     assert!(tb.iter().zip([0.0, 0.0, -0.707_106_8]).all(|(x, y)| (x - y).abs() < 1e-5), "{tb:?}");
 }
 
@@ -137,4 +142,30 @@ fn a_token_record_that_does_not_show_its_turns_falls_back_to_the_episode_value()
         Advantage::Sequence(x) => close(x, 0.707_106_8),
         ref other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn later_steps_are_normalised_among_the_group_at_that_step_and_never_blow_up() {
+    let c = ProcessConfig::default();
+    // All right; both first steps ran a tool (0.3). A: G = [1 + 0.3 + 0.99 · 0, 1] = [1.3, 1.0];
+    // B: second step judged 1 · 0.5, G = [1 + 0.3 + 0.99 · 0.5, 1.5] = [1.795, 1.5];
+    // C: like A. Step 1: [1.3, 1.795, 1.3], mean 1.465, std 0.2857884 → [−0.57735, 1.1547, −0.57735].
+    // Step 2: [1.0, 1.5, 1.0], mean 1.1666667, std 0.2886751 → [−0.57735, 1.1547, −0.57735].
+    let a = episode(1.0, &[(true, None), (false, None)], &[1, 0, 1]);
+    let b = episode(1.0, &[(true, None), (false, Some(verdict(1.0, 0.5, false)))], &[1, 0, 1]);
+    let adv = process_advantages(&[a.clone(), b, a.clone()], &c);
+    let (lo, hi) = (-0.577_350_3, 1.154_700_5);
+    for (got, want) in adv.iter().zip([[lo, lo], [hi, hi], [lo, lo]]) {
+        let t = tokens(got);
+        assert_eq!(t.len(), 5);
+        assert!((t[2] - want[0]).abs() < 1e-4 && (t[4] - want[1]).abs() < 1e-4, "{t:?}");
+    }
+    // Equal episode returns but unequal later ones: A's G_2 = 1.0 beside D's 1.3 at step 2 is
+    // compared with the step-2 returns only — no division by a zero spread of G_1.
+    // D: G = [1 + 0 + 0.99 · 0.3, 1.3] = [1.297, 1.3] (a tool only at step 2); A's G_1 = 1.3.
+    let d = episode(1.0, &[(false, None), (true, None)], &[1, 0, 1]);
+    let adv = process_advantages(&[a.clone(), a.clone()], &c);
+    assert!(adv.iter().all(|x| tokens(x).iter().all(|&v| v == 0.0)), "equal returns: {adv:?}");
+    let adv = process_advantages(&[a, d], &c);
+    assert!(adv.iter().flat_map(tokens).all(|v| v.abs() <= 0.707_2), "{adv:?}");
 }

@@ -419,13 +419,17 @@ impl Recipe {
             return Err(format!("rl.tis_cap must be a number ≥ 1 (2 is usual), got {}", self.rl.tis_cap));
         }
         let p = &self.rl.process;
+        let finite = [p.kappa, p.c_repair, p.lambda_tool, p.alpha_out].iter().all(|x| x.is_finite());
         if !(0.0..=1.0).contains(&p.tau_c)
             || !(0.0..=1.0).contains(&p.gamma)
+            || !finite
             || p.kappa <= 0.0
             || p.verifier_max_turns == 0
+            || p.verifier_max_tokens_per_turn == 0
         {
             return Err(format!(
-                "rl.process: tau_c and gamma must be in [0, 1], kappa above 0 and verifier_max_turns at least 1, got {p:?}"
+                "rl.process: tau_c and gamma must be in [0, 1], kappa above 0, every coefficient finite, and the \
+                 verifier's turns and tokens per turn at least 1; got {p:?}"
             ));
         }
         if !(0.0..=1.0).contains(&self.rl.adpo_m) {

@@ -22,6 +22,8 @@ fn defaults_fill_missing_fields_and_errors_name_the_field() {
     let r = Recipe::parse("[rl]\nestimator = \"process\"\n[rl.process]\ntau_c = 0.6\n").unwrap();
     assert_eq!((r.rl.process.tau_c, r.rl.process.kappa, r.rl.process.c_repair), (0.6, 5.0, 0.05));
     assert_eq!((r.rl.process.lambda_tool, r.rl.process.gamma, r.rl.process.alpha_out), (0.3, 0.99, 1.0));
+    let e = Recipe::parse("[rl.process]\nverifier_max_tokens_per_turn = 0\n").unwrap_err();
+    assert!(e.contains("rl.process"), "{e}");
     let e = Recipe::parse("[rl.process]\ntau_c = 1.5\n").unwrap_err();
     assert!(e.contains("rl.process") && e.contains("tau_c"), "{e}");
     let e = Recipe::parse("[rl.process]\ntauc = 0.5\n").unwrap_err();

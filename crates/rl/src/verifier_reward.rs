@@ -39,6 +39,9 @@ pub struct RepairRecord {
     /// The outcome reward before the repair, and after it (`None` where none ran).
     pub before: f32,
     pub after: Option<f32>,
+    /// The episode the re-derivation replaced, as it was (with its own verdicts and record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Box<Trajectory>>,
 }
 
 /// The repairs recorded in an episode's `reward_detail.repairs`.
@@ -96,19 +99,11 @@ impl VerifierReward {
     }
 
     /// One round of repairs: the repairs due (`due_repairs`), a correction for each
-    /// (`corrections`), and the episodes re-derived with them (`rederive`). Returns, per
-    /// rollout, the step after the one repaired (where the next round looks), or `None` when no
-    /// repair is due any more.
-    fn repair_round(
-        &self,
-        at: &Scoring,
-        rollouts: &mut [Trajectory],
-        from: &[Option<usize>],
-        seed: u64,
-    ) -> Vec<Option<usize>> {
+    /// (`corrections`), and the episodes re-derived with them (`rederive`).
+    fn repair_round(&self, at: &Scoring, rollouts: &mut [Trajectory], from: &[Option<usize>], seed: u64) -> Rederived {
         let due = self.due_repairs(rollouts, from);
         if due.is_empty() {
-            return vec![None; rollouts.len()];
+            return Rederived { next: vec![None; rollouts.len()], changed: vec![false; rollouts.len()] };
         }
         let patches = self.corrections(at, rollouts, &due, seed);
         self.rederive(at, rollouts, &due, &patches)
@@ -159,15 +154,16 @@ impl VerifierReward {
     }
 
     /// Re-derives each due episode from the start of its step with its correction shown, in
-    /// the solver's own env and settings; the new episode takes the old one's place (a failed
-    /// re-derivation leaves it). Every repair due is recorded in `reward_detail.repairs`.
+    /// the solver's own env and settings; the new episode takes the old one's place, which is
+    /// kept in the record (a failed re-derivation leaves it). Every repair due is recorded in
+    /// `reward_detail.repairs`, declined ones too.
     fn rederive(
         &self,
         at: &Scoring,
         rollouts: &mut [Trajectory],
         due: &[(usize, usize)],
         patches: &[Option<String>],
-    ) -> Vec<Option<usize>> {
+    ) -> Rederived {
         let p = &self.process;
         let mut jobs = Vec::new();
         let mut records: Vec<(usize, usize, RepairRecord, bool)> = Vec::new();
@@ -180,40 +176,70 @@ impl VerifierReward {
                 gate: repair_gate(v.confidence, p.tau_c, p.kappa),
                 before: t.reward,
                 after: None,
+                original: None,
             };
-            let start = t.written_runs().get(s).map(|r| r.start);
-            let runs = match (&record.patch, start) {
+            // Only where the token record shows one run per turn is run `s` step `s`'s.
+            let runs = t.written_runs();
+            let start = (runs.len() == t.turns.len()).then(|| runs.get(s).map(|r| r.start)).flatten();
+            let rederives = match (&record.patch, start) {
                 (Some(patch), Some(start)) => {
-                    let seed = t.seed.wrapping_add(1 + s as u64);
                     jobs.push(Job::repairing(
                         Arc::new(t.clone()),
                         start,
                         repair_note(patch),
-                        seed,
+                        repair_seed(t.seed, s),
                         t.episode_id.clone(),
                     ));
                     true
                 }
                 _ => false,
             };
-            records.push((i, s, record, runs));
+            records.push((i, s, record, rederives));
         }
         let solver = Runner::new(Agent::Local(at.policy), at.env, at.tools, 8);
         let mut rederived = run_in_order(&solver, jobs, at.episode).into_iter();
-        let mut next = vec![None; rollouts.len()];
-        for (i, s, mut record, runs) in records {
-            let new = if runs { rederived.next() } else { None };
+        let mut out = Rederived { next: vec![None; rollouts.len()], changed: vec![false; rollouts.len()] };
+        for (i, s, mut record, rederives) in records {
+            // Declined, failed or not: the next round looks after this step.
+            out.next[i] = Some(s + 1);
+            let new = if rederives { rederived.next() } else { None };
             if let Some(mut new) = new.filter(|n| !matches!(n.end, kaizen_core::EpisodeEnd::Error { .. })) {
                 record.after = Some(new.reward);
                 new.reward_detail = rollouts[i].reward_detail.clone();
-                rollouts[i] = new;
-                next[i] = Some(s + 1);
+                // The episode it replaces is kept with the repair (nothing is lost).
+                record.original = Some(Box::new(std::mem::replace(&mut rollouts[i], new)));
+                out.changed[i] = true;
             }
             let mut list = repairs_of(&rollouts[i]);
             list.push(record);
             rollouts[i].reward_detail["repairs"] = serde_json::to_value(list).unwrap_or_default();
         }
-        next
+        out
+    }
+}
+
+/// What a round of repairs did to each rollout: where the next round looks (`None`: no
+/// repair was due), and whether the episode was replaced by its re-derivation.
+struct Rederived {
+    next: Vec<Option<usize>>,
+    changed: Vec<bool>,
+}
+
+/// The seed of a re-derivation of step `s` of an episode seeded `seed`: a stream of its own,
+/// apart from the rollouts' consecutive seeds (a sibling's draws would otherwise repeat).
+fn repair_seed(seed: u64, s: usize) -> u64 {
+    (seed ^ 0x5245_5041_4952).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s as u64)
+}
+
+/// Prices each repair that re-derived a step: that step's verdict carries the gate that
+/// opened it, and pays `g_t · C_repair` (`process::step_rewards`).
+pub(crate) fn price_repairs(rollouts: &mut [Trajectory]) {
+    for t in rollouts.iter_mut() {
+        for r in repairs_of(t).iter().filter(|r| r.after.is_some()) {
+            if let Some(v) = t.turns.get_mut(r.step - 1).and_then(|x| x.verdict.as_mut()) {
+                v.repair_gate = Some(r.gate);
+            }
+        }
     }
 }
 
@@ -232,23 +258,19 @@ impl Reward for VerifierReward {
         let mut from: Vec<Option<usize>> = vec![Some(0); rollouts.len()];
         for round in 0..self.process.repair_budget {
             let round_seed = seed.wrapping_add(1_000 * (round as u64 + 1));
-            from = self.repair_round(at, rollouts, &from, round_seed);
-            // The repaired episodes' new steps are judged again.
+            let done = self.repair_round(at, rollouts, &from, round_seed);
+            from = done.next;
+            // The re-derived episodes are judged again (their new steps have no verdict yet).
             let mut repaired: Vec<&mut Trajectory> =
-                rollouts.iter_mut().zip(&from).filter(|(_, f)| f.is_some()).map(|(t, _)| t).collect();
-            if repaired.is_empty() {
+                rollouts.iter_mut().zip(&done.changed).filter(|(_, c)| **c).map(|(t, _)| t).collect();
+            if !repaired.is_empty() {
+                self.judge(at, &mut repaired, round_seed.wrapping_add(500));
+            }
+            if from.iter().all(Option::is_none) {
                 break;
             }
-            self.judge(at, &mut repaired, round_seed.wrapping_add(500));
         }
-        // Each re-derived step pays for its repair: `r_t − g_t · C_repair` (`process`).
-        for t in rollouts.iter_mut() {
-            for r in repairs_of(t).iter().filter(|r| r.after.is_some()) {
-                if let Some(v) = t.turns.get_mut(r.step - 1).and_then(|x| x.verdict.as_mut()) {
-                    v.repair_gate = Some(r.gate);
-                }
-            }
-        }
+        price_repairs(rollouts);
         Ok(())
     }
 

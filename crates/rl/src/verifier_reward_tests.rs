@@ -72,10 +72,8 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     let at = Scoring { step: 0, policy: &llm, tools: &tools, env: &env, episode: &cfg };
     let due = vr.due_repairs(&rollouts, &[Some(0), Some(0)]);
     assert_eq!(due, vec![(0, 0)]);
-    // The untrained policy's corrections are whatever it writes: one per repair due.
-    assert_eq!(vr.corrections(&at, &rollouts, &due, 5).len(), 1);
-    let next = vr.rederive(&at, &mut rollouts, &due, &[Some("2 is even".into())]);
-    assert_eq!(next, vec![Some(1), None]);
+    let done = vr.rederive(&at, &mut rollouts, &due, &[Some("2 is even".into())]);
+    assert_eq!((done.next, done.changed), (vec![Some(1), None], vec![true, false]));
     assert_eq!(rollouts[1], before[1], "an unreadable verdict opened a repair");
     let (old, new) = (&before[0], &rollouts[0]);
     let records = repairs_of(new);
@@ -93,4 +91,25 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     let shown = llm.tokenizer.encode(&note).unwrap().len();
     assert!(new.loss_mask[start..start + shown].iter().all(|&m| m == 0));
     assert_eq!(new.episode_id, old.episode_id, "the repaired episode keeps its place in the group");
+    assert_eq!(r.original.as_deref(), Some(old), "the replaced episode is kept");
+    assert_ne!(new.seed, old.seed + 1, "a sibling's seed");
+    // The repaired step pays for it: its verdict carries the gate once priced.
+    let mut priced = rollouts.clone();
+    priced[0].turns[0].verdict = Some(Verdict::NEUTRAL);
+    price_repairs(&mut priced);
+    assert_eq!(priced[0].turns[0].verdict.as_ref().unwrap().repair_gate, Some(r.gate));
+    assert_eq!(priced[1], before[1]);
+    // A repaired episode replays with its note (a second repair or AXPO continues from it):
+    // continued from right after the note, it keeps the note, in its tokens and in its text.
+    let end = start + shown;
+    let job = Job::continuing(std::sync::Arc::new(new.clone()), end, 9, "again");
+    let again = run_in_order(&Runner::new(Agent::Local(&llm), &env, &tools, 1), vec![job], &cfg);
+    assert!(!matches!(again[0].end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", again[0].end);
+    assert_eq!(again[0].token_ids[..end], new.token_ids[..end]);
+    assert!(again[0].turns[0].text.starts_with(&note));
+    // A declined correction ("no change") re-derives nothing and looks after the step next.
+    let mut declined = before.clone();
+    let done = vr.rederive(&at, &mut declined, &due, &[None]);
+    assert_eq!((done.next, done.changed), (vec![Some(1), None], vec![false, false]));
+    assert_eq!(repairs_of(&declined[0])[0].after, None);
 }

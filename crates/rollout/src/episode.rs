@@ -422,17 +422,33 @@ impl<'a> Episode<'a> {
         for turn in &src.turns {
             let a = (at..ids.len()).find(|&i| mask[i] == 1).unwrap_or(ids.len());
             let b = (a..ids.len()).find(|&i| mask[i] == 0).unwrap_or(ids.len());
+            // Tokens shown but not written before the turn's own: the note that opened a
+            // repaired turn (its text starts with it). They go back in as they were.
+            let mut opening = String::new();
+            if a > at && prefix.end > at {
+                if prefix.end < a {
+                    return Err("the prefix ends inside a note".into());
+                }
+                if let History::Tokens { ids: own, mask: m, logprobs, .. } = &mut self.history {
+                    own.extend(&ids[at..a]);
+                    m.extend(std::iter::repeat_n(0u8, a - at));
+                    logprobs.extend(std::iter::repeat_n(0.0f32, a - at));
+                }
+                opening = llm.tokenizer.decode(&ids[at..a]);
+            }
             if prefix.end < b {
                 let forced = &ids[a.min(prefix.end)..prefix.end];
                 if !forced.is_empty() {
-                    let text = llm.tokenizer.decode(forced);
                     if let History::Tokens { ids: own, mask: m, logprobs, .. } = &mut self.history {
                         own.extend(forced);
                         m.extend(std::iter::repeat_n(1u8, forced.len()));
                         logprobs.extend(&lps[a..prefix.end]);
                     }
                     self.used += forced.len();
-                    self.forced = Some((text, forced.len()));
+                }
+                // The continued turn's text so far: its note, then what it had written.
+                if !forced.is_empty() || !opening.is_empty() {
+                    self.forced = Some((format!("{opening}{}", llm.tokenizer.decode(forced)), forced.len()));
                 }
                 if let Some(note) = &prefix.note {
                     if prefix.end != a {
@@ -445,7 +461,7 @@ impl<'a> Episode<'a> {
                         logprobs.extend(std::iter::repeat_n(0.0f32, shown.len()));
                     }
                     // The turn's text starts with the note; it wrote none of its tokens.
-                    self.forced = Some((note.clone(), 0));
+                    self.forced = Some((format!("{opening}{note}"), 0));
                 }
                 return Ok(());
             }

@@ -3,7 +3,8 @@
 //! batch on a local model (`engine`), or Best-of-N with a selector (`rerank`), all through one
 //! `runner::Runner` that owns concurrency; their settings (`episode_args`: one set of defaults);
 //! the Best-of-Q evaluation protocol (`selection_eval`); Agent0-VL's verifier role, whose
-//! verifications are episodes too (`verifier`); and the run directory that records
+//! verifications are episodes too (`verifier`), and the verifier as a process reward model
+//! (`prm_eval`); and the run directory that records
 //! them; trajectories as Parquet (`columnar`) and tasks as verl's RL dataset (`verl_export`)
 //! for other trainers.
 //!
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod episode;
 pub mod episode_args;
 pub mod image_store;
+pub mod prm_eval;
 pub mod rerank;
 pub mod run_dir;
 pub mod runner;

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod collect;
 pub mod compare;
 pub mod embed;
+pub mod eval_prm;
 pub mod eval_rerank;
 pub mod evolve;
 pub mod export;

@@ -1,0 +1,153 @@
+//! `kaizen eval-prm`: the verifier as a process reward model (Agent0-VL) on held-out tasks —
+//! N solutions per task from any policy, each judged step by step by the verifier, one picked
+//! by the verifier's score, by majority vote, at random, and by an oracle (pass@N); each a
+//! success rate with its 95% Wilson interval, and the verifier's pick beside the majority and
+//! the random pick as paired differences on the same tasks with their 95% paired-bootstrap
+//! intervals.
+
+use super::policy::{Backend, PolicyArgs, PromptArgs};
+use indicatif::{ProgressBar, ProgressStyle};
+use kaizen_q::metrics::{paired_difference, wilson_interval};
+use kaizen_rollout::prm_eval::{evaluate, TaskOutcome};
+use kaizen_rollout::runner::Runner;
+use kaizen_rollout::verifier::VerifierEnv;
+use kaizen_rollout::EpisodeArgs;
+use kaizen_tools::ToolRegistry;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+#[command(mut_arg("temperature", |a| a.default_value("1")))]
+pub struct Args {
+    #[arg(long, default_value = "arith")]
+    env: String,
+    /// The policy whose solutions are judged.
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// The verifier: a model as `--policy` takes one (an installed name, a .gguf file, or
+    /// `openai:URL`); the policy itself unless told.
+    #[arg(long)]
+    verifier: Option<String>,
+    /// Solutions per task.
+    #[arg(long, default_value_t = 8)]
+    candidates: usize,
+    /// Held-out tasks, from the stream of `--seed`.
+    #[arg(long, default_value_t = 50)]
+    episodes: usize,
+    #[arg(long, default_value_t = 5000)]
+    seed: u64,
+    /// Turns, tokens and sampling temperature of the solutions (1.0 unless told).
+    #[command(flatten)]
+    episode: EpisodeArgs,
+    /// Turns and tokens per turn of a verification (greedy; it may call the env's tools).
+    #[arg(long, default_value_t = 2)]
+    verifier_max_turns: usize,
+    #[arg(long, default_value_t = 192)]
+    verifier_max_tokens_per_turn: usize,
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[command(flatten)]
+    prompt: PromptArgs,
+    /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// The file `--out DIR` writes.
+pub const EVAL_PRM: &str = "eval_prm.json";
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (2..1000).contains(&a.candidates) && a.episodes >= 1,
+        "--candidates must be 2 to 999 (each task's solutions are seeded 1000 apart), --episodes at least 1"
+    );
+    anyhow::ensure!(a.verifier_max_turns >= 1, "--verifier-max-turns must be at least 1");
+    let env = kaizen_envs::open(&a.env).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(!env.has_sessions(), "eval-prm judges whole solutions of tasks with answers; {} has none", a.env);
+    let solver = Backend::open(&a.policy)?;
+    let verifier = match &a.verifier {
+        Some(spec) => Some(Backend::open(&PolicyArgs { policy: spec.clone(), ..a.policy.clone() })?),
+        None => None,
+    };
+    let judge = verifier.as_ref().unwrap_or(&solver);
+    let registry = ToolRegistry::standard();
+    // Tasks from a seed no training stream uses; a verifier's training tasks are not known here.
+    let tasks = env.tasks(a.seed, a.episodes);
+    let solve = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);
+    let judging = EpisodeArgs {
+        max_turns: a.verifier_max_turns,
+        max_tokens_per_turn: a.verifier_max_tokens_per_turn,
+        max_episode_tokens: None,
+        temperature: 0.0,
+    }
+    .config(Vec::new(), true, false);
+    let venv = VerifierEnv::new(env.tool_names());
+    let n = a.candidates;
+    println!(
+        "kaizen eval-prm — {} tasks of {} (seed {}), policy {}, verifier {}, N = {n}",
+        tasks.len(),
+        env.name(),
+        a.seed,
+        solver.policy().name(),
+        judge.policy().name()
+    );
+    let bar = ProgressBar::new((2 * n * tasks.len()) as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
+    bar.set_message("solving, then judging");
+    let solving = Runner::new(solver.agent(), env.as_ref(), &registry, a.concurrency);
+    let judging_runner = Runner::new(judge.agent(), &venv, &registry, a.concurrency);
+    let outcomes = evaluate(&solving, &judging_runner, &tasks, n, &solve, &judging, a.seed, &mut || bar.inc(1));
+    bar.finish_and_clear();
+
+    let ways: [(&str, fn(&TaskOutcome) -> bool); 4] = [
+        ("verifier (PRM)", TaskOutcome::prm_solved),
+        ("majority vote", TaskOutcome::majority_solved),
+        ("random of N", TaskOutcome::random_solved),
+        ("pass@N (oracle)", TaskOutcome::oracle_solved),
+    ];
+    let solved: Vec<Vec<bool>> = ways.iter().map(|(_, f)| outcomes.iter().map(f).collect()).collect();
+    println!(
+        "{:<18} {:>9} {:>14} {:>28} {:>28}",
+        "selection", "success", "95% interval", "PRM vs it (paired Δ, 95%)", ""
+    );
+    let mut rows = Vec::new();
+    for ((name, _), s) in ways.iter().zip(&solved) {
+        let k = s.iter().filter(|&&x| x).count();
+        let (lo, hi) = wilson_interval(k, s.len(), 1.96);
+        let diff = if *name == ways[0].0 { None } else { paired_difference(&solved[0], s) };
+        let shown = diff.map_or(String::new(), |(d, l, h)| {
+            format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * l, 100.0 * h)
+        });
+        println!(
+            "{name:<18} {:>9} {:>14} {shown:>28}",
+            format!("{:.1}%", 100.0 * k as f64 / s.len().max(1) as f64),
+            format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi)
+        );
+        rows.push(serde_json::json!({
+            "selection": name, "successes": k, "tasks": s.len(), "lo": lo, "hi": hi, "solved": s,
+            "prm_vs": diff.map(|(d, l, h)| serde_json::json!({"difference": d, "lo": l, "hi": h})),
+        }));
+    }
+    let (steps, unreadable) = outcomes.iter().fold((0, 0), |(s, u), o| (s + o.steps, u + o.unreadable));
+    let right: usize = outcomes.iter().map(|o| o.right.iter().filter(|&&r| r).count()).sum();
+    println!(
+        "solutions right: {right} of {}; verifier steps judged: {steps}, unreadable: {unreadable} ({:.0}%)",
+        n * outcomes.len(),
+        100.0 * unreadable as f64 / steps.max(1) as f64
+    );
+    if unreadable == steps && steps > 0 {
+        println!("the verifier wrote no readable verdict: its pick is the first solution (a verifier needs the format; see rl.process.verifier_examples)");
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        let doc = serde_json::json!({
+            "env": env.name(), "policy": solver.policy().name(), "verifier": judge.policy().name(), "candidates": n,
+            "seed": a.seed, "tasks": tasks.iter().map(|t| t.content_key()).collect::<Vec<_>>(), "rows": rows,
+            "steps": steps, "unreadable": unreadable,
+        });
+        let path = dir.join(EVAL_PRM);
+        kaizen_core::durable::write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        println!("table written to {}", path.display());
+    }
+    Ok(())
+}
