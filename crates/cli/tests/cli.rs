@@ -930,6 +930,12 @@ fn eval_prm_judges_every_solution_and_reports_the_four_picks() {
         .all(|r| r["tasks"] == 3 && r["solved"].as_array().unwrap().len() == 3));
     // Each of the 6 solutions was judged: one step each (one turn), so 6 steps.
     assert_eq!(doc["steps"], 6, "{doc}");
+    // The report shows the table.
+    let page = dir.join("r.html");
+    let o = kaizen(&["report", dir.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Verifier as PRM") && html.contains("<td>pass@N (oracle)</td>"), "no PRM table");
     let o = kaizen(&["eval-prm", "--candidates", "1"]);
     assert!(!o.status.success() && text(&o.stderr).contains("--candidates"), "{}", text(&o.stderr));
     let o = kaizen(&["eval-prm", "--env", "miniwob-easy"]);

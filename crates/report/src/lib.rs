@@ -9,9 +9,8 @@
 //! The episodes travel compressed (`page::packed`); `kaizen report --serve` adds a script that
 //! reloads the page as the records grow; PNG plots are drawn by the CLI through headless
 //! Chromium. `kaizen evolve`'s per-iteration table (`evolution.jsonl`) shows beside the stage
-//! runs; the Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) shows
-//! too. Not here yet: PRM tables (Agent0-VL does not exist yet), images from a
-//! content-addressed store (they are the data URLs the trajectories carry).
+//! runs; the Best-of-Q table of `kaizen eval-rerank --out DIR` (`eval_rerank.json`) and the
+//! PRM table of `kaizen eval-prm --out DIR` (`eval_prm.json`) show too.
 
 pub mod page;
 pub mod svg;
@@ -33,6 +32,8 @@ pub struct Run {
     pub summary: Option<serde_json::Value>,
     /// `eval_rerank.json` (`kaizen eval-rerank --out`), when there is one.
     pub best_of_q: Option<serde_json::Value>,
+    /// `eval_prm.json` (`kaizen eval-prm --out`), when there is one.
+    pub prm: Option<serde_json::Value>,
     /// `evolution.jsonl` lines (`kaizen evolve`: one per iteration), empty for other runs.
     pub evolution: Vec<serde_json::Value>,
     /// What the reader should know: torn last lines skipped, missing files.
@@ -47,9 +48,10 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let traj_path = dir.join(kaizen_rollout::run_dir::TRAJECTORIES);
     let best_of_q_path = dir.join(EVAL_RERANK);
     let evolution_path = dir.join(EVOLUTION);
-    if [&metrics_path, &traj_path, &best_of_q_path, &evolution_path].iter().all(|p| !p.exists()) {
+    let prm_path = dir.join(EVAL_PRM);
+    if [&metrics_path, &traj_path, &best_of_q_path, &evolution_path, &prm_path].iter().all(|p| !p.exists()) {
         return Err(format!(
-            "{} holds none of metrics.jsonl, trajectories.jsonl, {EVAL_RERANK}, {EVOLUTION}: not a run directory",
+            "{} holds none of metrics.jsonl, trajectories.jsonl, {EVAL_RERANK}, {EVAL_PRM}, {EVOLUTION}: not a run directory",
             dir.display()
         ));
     }
@@ -75,8 +77,9 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     };
     let summary = json_file(&dir.join("summary.json"));
     let best_of_q = json_file(&best_of_q_path);
+    let prm = json_file(&prm_path);
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, best_of_q, evolution, warnings })
+    Ok(Run { name, path: dir.to_path_buf(), metrics, trajectories, summary, best_of_q, prm, evolution, warnings })
 }
 
 /// The records of a JSON-lines file (none when it is absent), a torn last line noted in
@@ -110,6 +113,9 @@ pub const EVOLUTION: &str = "evolution.jsonl";
 
 /// The file `kaizen eval-rerank --out DIR` writes its table to.
 pub const EVAL_RERANK: &str = "eval_rerank.json";
+
+/// The file `kaizen eval-prm --out DIR` writes its table to.
+pub const EVAL_PRM: &str = "eval_prm.json";
 
 /// One chart of the report: a metric of one phase of `metrics.jsonl`.
 #[derive(Debug, Clone, Copy)]

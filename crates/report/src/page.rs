@@ -111,6 +111,43 @@ fn best_of_q_table(b: &Value) -> String {
     out
 }
 
+/// The verifier as a process reward model (`eval_prm.json`) as a table: each way of picking
+/// one of N solutions with its success and Wilson interval, the verifier's pick beside each as
+/// the paired difference the command computed, and how many verdicts were unreadable.
+fn prm_table(b: &Value) -> String {
+    let pct = |x: &Value| x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v));
+    let pair = |p: &Value| match (p["difference"].as_f64(), p["lo"].as_f64(), p["hi"].as_f64()) {
+        (Some(d), Some(lo), Some(hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "<table class=\"prm\"><caption>Verifier as PRM: {} judging {} on {}, N = {}, {} tasks held out by seed; \
+         {} of {} judged steps unreadable</caption>\
+         <tr><th>selection</th><th>success</th><th>95% interval (Wilson)</th><th>PRM pick − this (paired Δ, 95% bootstrap)</th></tr>",
+        escape(b["verifier"].as_str().unwrap_or("?")),
+        escape(b["policy"].as_str().unwrap_or("?")),
+        escape(b["env"].as_str().unwrap_or("?")),
+        b["candidates"].as_u64().map_or("?".to_string(), |n| n.to_string()),
+        b["tasks"].as_array().map_or(0, Vec::len),
+        b["unreadable"].as_u64().unwrap_or(0),
+        b["steps"].as_u64().unwrap_or(0)
+    );
+    for row in b["rows"].as_array().into_iter().flatten() {
+        let (k, n) = (row["successes"].as_u64().unwrap_or(0), row["tasks"].as_u64().unwrap_or(0));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.1}% ({k}/{n})</td><td>{}–{}%</td><td>{}</td></tr>",
+            escape(row["selection"].as_str().unwrap_or("?")),
+            100.0 * k as f64 / n.max(1) as f64,
+            pct(&row["lo"]),
+            pct(&row["hi"]),
+            pair(&row["prm_vs"])
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 /// `kaizen evolve`'s iterations (`evolution.jsonl`) as a table: held-out accuracy with its
 /// Wilson interval per set, then what the curriculum's tasks were like and what the pool kept.
 fn evolution_table(lines: &[Value]) -> String {
@@ -163,7 +200,11 @@ fn evolution_table(lines: &[Value]) -> String {
 fn tables(runs: &[Run]) -> String {
     let mut out = String::new();
     for r in runs.iter().filter(|r| {
-        r.summary.is_some() || !r.trajectories.is_empty() || r.best_of_q.is_some() || !r.evolution.is_empty()
+        r.summary.is_some()
+            || !r.trajectories.is_empty()
+            || r.best_of_q.is_some()
+            || r.prm.is_some()
+            || !r.evolution.is_empty()
     }) {
         let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
         if !r.evolution.is_empty() {
@@ -171,6 +212,9 @@ fn tables(runs: &[Run]) -> String {
         }
         if let Some(b) = &r.best_of_q {
             out.push_str(&best_of_q_table(b));
+        }
+        if let Some(b) = &r.prm {
+            out.push_str(&prm_table(b));
         }
         if let Some(s) = &r.summary {
             out.push_str("<table class=\"summary\"><tr><th>measure</th><th>value</th></tr>");

@@ -63,6 +63,13 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
                 {"selection": "policy, sampled", "successes": 1, "tasks": 2, "lo": 0.0945, "hi": 0.9055, "vs_sampled": null},
                 {"selection": "Best-of-Q", "successes": 2, "tasks": 2, "lo": 0.3424, "hi": 1.0,
                  "vs_sampled": {"difference": 0.5, "lo": 0.0, "hi": 1.0}, "vs_random": null}]})),
+        prm: Some(
+            json!({"env": "arith:1", "policy": "smollm2", "verifier": "tiny<v>", "candidates": 8, "tasks": ["a", "b"],
+            "steps": 16, "unreadable": 4, "rows": [
+                {"selection": "verifier (PRM)", "successes": 2, "tasks": 2, "lo": 0.3424, "hi": 1.0, "prm_vs": null},
+                {"selection": "majority vote", "successes": 1, "tasks": 2, "lo": 0.0945, "hi": 0.9055,
+                 "prm_vs": {"difference": 0.5, "lo": 0.0, "hi": 1.0}}]}),
+        ),
         evolution: vec![
             json!({"iteration": 0, "held_out": [{"set": "arith", "tasks": 50, "solved": 20, "accuracy": 0.4, "low": 0.276, "high": 0.538}]}),
             json!({"iteration": 1, "held_out": [{"set": "arith", "tasks": 50, "solved": 22, "accuracy": 0.44, "low": 0.312, "high": 0.577}],
@@ -81,6 +88,14 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
     assert!(html.contains("N = 4, 2 tasks held out by content"), "{html}");
     assert!(
         html.contains("<td>Best-of-Q</td><td>100.0% (2/2)</td><td>34.2–100.0%</td><td>+50.0 pts (+0.0 to +100.0)</td>"),
+        "{html}"
+    );
+    // The PRM table: who judged whom, the unreadable steps, each pick with the paired difference.
+    assert!(html.contains("Verifier as PRM: tiny&lt;v&gt; judging smollm2 on arith:1, N = 8, 2 tasks held out by seed; 4 of 16 judged steps unreadable"), "{html}");
+    assert!(
+        html.contains(
+            "<td>majority vote</td><td>50.0% (1/2)</td><td>9.4–90.5%</td><td>+50.0 pts (+0.0 to +100.0)</td>"
+        ),
         "{html}"
     );
     // The evolve table: the base row and iteration 1, values as written, text escaped.

@@ -47,13 +47,11 @@ pub struct Args {
     concurrency: usize,
     #[command(flatten)]
     prompt: PromptArgs,
-    /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json.
+    /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json
+    /// (`kaizen report DIR` shows it).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
-
-/// The file `--out DIR` writes.
-pub const EVAL_PRM: &str = "eval_prm.json";
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -144,7 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "seed": a.seed, "tasks": tasks.iter().map(|t| t.content_key()).collect::<Vec<_>>(), "rows": rows,
             "steps": steps, "unreadable": unreadable,
         });
-        let path = dir.join(EVAL_PRM);
+        let path = dir.join(kaizen_report::EVAL_PRM);
         kaizen_core::durable::write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         println!("table written to {}", path.display());
