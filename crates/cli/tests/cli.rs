@@ -928,8 +928,16 @@ fn eval_prm_judges_every_solution_and_reports_the_four_picks() {
         .unwrap()
         .iter()
         .all(|r| r["tasks"] == 3 && r["solved"].as_array().unwrap().len() == 3));
-    // Each of the 6 solutions was judged: one step each (one turn), so 6 steps.
+    // Each of the 6 solutions was judged: one step each (one turn), so 6 steps, each recorded
+    // with its solution.
     assert_eq!(doc["steps"], 6, "{doc}");
+    let solutions: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("trajectories.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(solutions.len(), 6);
+    assert!(solutions.iter().all(|s| s["turns"][0]["verdict"].is_object()), "{:?}", solutions[0]);
     // The report shows the table.
     let page = dir.join("r.html");
     let o = kaizen(&["report", dir.to_str().unwrap(), "--out", page.to_str().unwrap()]);

@@ -84,7 +84,8 @@ impl TaskOutcome {
 
 /// Runs the protocol: `n` solutions of each task by `solver` under `solve` (task `i`'s `j`-th
 /// seeded `seed + 1000·i + j`), each judged by `verifier` (its env a `VerifierEnv`) under
-/// `judge`; `on_episode` is called as each solution and each verification ends.
+/// `judge`; `on_episode` is called as each solution and each verification ends. Returns each
+/// task's outcome and every solution, in task order, its turns carrying their verdicts.
 pub fn evaluate(
     solver: &Runner,
     verifier: &Runner,
@@ -94,7 +95,7 @@ pub fn evaluate(
     judge: &EpisodeConfig,
     seed: u64,
     on_episode: &mut dyn FnMut(),
-) -> Vec<TaskOutcome> {
+) -> (Vec<TaskOutcome>, Vec<Trajectory>) {
     let jobs: Vec<Job> = tasks
         .iter()
         .enumerate()
@@ -114,7 +115,7 @@ pub fn evaluate(
     for _ in &verifications {
         on_episode();
     }
-    tasks
+    let outcomes = tasks
         .iter()
         .enumerate()
         .map(|(i, task)| {
@@ -131,7 +132,13 @@ pub fn evaluate(
                 unreadable: checks.iter().map(|c| c.unreadable).sum(),
             }
         })
-        .collect()
+        .collect();
+    for (s, check) in solutions.iter_mut().zip(verifications) {
+        for (turn, v) in s.turns.iter_mut().zip(check.verdicts) {
+            turn.verdict = Some(v);
+        }
+    }
+    (outcomes, solutions)
 }
 
 #[cfg(test)]

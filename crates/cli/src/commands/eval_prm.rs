@@ -47,8 +47,9 @@ pub struct Args {
     concurrency: usize,
     #[command(flatten)]
     prompt: PromptArgs,
-    /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json
-    /// (`kaizen report DIR` shows it).
+    /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json, and
+    /// every solution with its verdicts as DIR/trajectories.jsonl (`kaizen report DIR` shows
+    /// both).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -93,7 +94,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.set_message("solving, then judging");
     let solving = Runner::new(solver.agent(), env.as_ref(), &registry, a.concurrency);
     let judging_runner = Runner::new(judge.agent(), &venv, &registry, a.concurrency);
-    let outcomes = evaluate(&solving, &judging_runner, &tasks, n, &solve, &judging, a.seed, &mut || bar.inc(1));
+    // `--out` is a run directory of its own: refused before anything runs if it holds one.
+    let mut record = match &a.out {
+        Some(dir) => Some(
+            kaizen_rollout::RunDir::create(dir, &serde_json::json!({"verb": "eval-prm", "env": a.env, "seed": a.seed}))
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        None => None,
+    };
+    let (outcomes, solutions) =
+        evaluate(&solving, &judging_runner, &tasks, n, &solve, &judging, a.seed, &mut || bar.inc(1));
+    if let Some(run) = &mut record {
+        for s in &solutions {
+            run.append(s).map_err(|e| anyhow::anyhow!(e))?;
+        }
+    }
     bar.finish_and_clear();
 
     let ways: [(&str, fn(&TaskOutcome) -> bool); 4] = [
