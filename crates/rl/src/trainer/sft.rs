@@ -141,14 +141,17 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
 /// Agent0-VL's cold start (`rl.process.verifier_examples`): solver episodes of known
 /// correctness on the demonstration tasks for worked verifications — the starting policy's own
 /// rollouts at the RL temperature (right or wrong, as the checker says) and the env's solved
-/// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones.
+/// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones;
+/// the rollouts are of the first `2n` demonstration tasks.
 fn verified_solvers(ctx: &RunContext, llm: &LocalLlm, solved: &[Trajectory]) -> Vec<Trajectory> {
     let recipe = ctx.recipe;
     let n = recipe.rl.process.verifier_examples;
-    let jobs = streams::demonstration_tasks(ctx.env, recipe)
-        .into_iter()
-        .enumerate()
-        .map(|(i, task)| Job::new(task, recipe.seed ^ VERIFIER_STREAM.wrapping_add(i as u64), format!("solve-{i}")));
+    // Twice as many rollouts as examples: enough wrong ones where the policy is often wrong,
+    // without rolling out every demonstration task.
+    let jobs =
+        streams::demonstration_tasks(ctx.env, recipe).into_iter().take(2 * n).enumerate().map(|(i, task)| {
+            Job::new(task, recipe.seed ^ VERIFIER_STREAM.wrapping_add(i as u64), format!("solve-{i}"))
+        });
     let cfg = EpisodeConfig { temperature: recipe.rl.temperature, ..ctx.episode.clone() };
     let mut rolled = Vec::new();
     Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8).run(jobs, &cfg, &Mode::Plain, &mut |t| rolled.push(t));
