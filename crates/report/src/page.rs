@@ -75,15 +75,24 @@ pub fn episode(run: usize, t: &Trajectory, token_text: Option<Vec<String>>) -> V
     })
 }
 
-/// A Best-of-Q evaluation (`eval_rerank.json`) as a table: each selection's success with its
-/// Wilson interval, and the paired differences the command computed.
-fn best_of_q_table(b: &Value) -> String {
-    let pct = |x: &Value| x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v));
-    let pair = |p: &Value| match (p["difference"].as_f64(), p["lo"].as_f64(), p["hi"].as_f64()) {
+/// A share as a percentage with one decimal ("—" when absent).
+fn pct(x: &Value) -> String {
+    x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v))
+}
+
+/// A paired difference as the evaluation verbs write it (`{difference, lo, hi}`), in points;
+/// empty when there is none, "—" when it is malformed.
+fn pair(p: &Value) -> String {
+    match (p["difference"].as_f64(), p["lo"].as_f64(), p["hi"].as_f64()) {
         (Some(d), Some(lo), Some(hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
         _ if p.is_null() => String::new(),
         _ => "—".into(),
-    };
+    }
+}
+
+/// A Best-of-Q evaluation (`eval_rerank.json`) as a table: each selection's success with its
+/// Wilson interval, and the paired differences the command computed.
+fn best_of_q_table(b: &Value) -> String {
     let mut out = format!(
         "<table class=\"best-of-q\"><caption>Best-of-Q: {} on {}, N = {}, {} tasks held out {}</caption>\
          <tr><th>selection</th><th>success</th><th>95% interval (Wilson)</th><th>vs sampled (paired Δ, 95% bootstrap)</th>\
@@ -115,11 +124,6 @@ fn best_of_q_table(b: &Value) -> String {
 /// one of N solutions with its success and Wilson interval, the verifier's pick beside each as
 /// the paired difference the command computed, and how many verdicts were unreadable.
 fn prm_table(b: &Value) -> String {
-    let pct = |x: &Value| x.as_f64().map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v));
-    let pair = |p: &Value| match (p["difference"].as_f64(), p["lo"].as_f64(), p["hi"].as_f64()) {
-        (Some(d), Some(lo), Some(hi)) => format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * lo, 100.0 * hi),
-        _ => String::new(),
-    };
     let mut out = format!(
         "<table class=\"prm\"><caption>Verifier as PRM: {} judging {} on {}, N = {}, {} tasks held out by seed; \
          {} of {} judged steps unreadable</caption>\

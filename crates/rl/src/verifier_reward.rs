@@ -10,7 +10,7 @@ use crate::process::{first_repair, repair_gate, ProcessConfig};
 use crate::setup::{Reward, Scoring};
 use kaizen_core::{Trajectory, Verdict};
 use kaizen_rollout::episode::{EpisodeConfig, Job};
-use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::runner::Runner;
 use kaizen_rollout::verifier::{read_patch, repair_note, repair_task, verify, RepairEnv, VerifierEnv};
 use kaizen_rollout::Agent;
 use serde::{Deserialize, Serialize};
@@ -64,15 +64,6 @@ pub fn repair_counts(rollouts: &[Trajectory]) -> Option<(usize, usize, usize)> {
 
 /// Seeds of one step's verification episodes start here, apart from the rollouts'.
 const STEP_STRIDE: u64 = 7_919_000;
-
-/// Runs `jobs` and returns their episodes in job order.
-pub(crate) fn run_in_order(runner: &Runner, jobs: Vec<Job>, cfg: &EpisodeConfig) -> Vec<Trajectory> {
-    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
-    let mut out = Vec::new();
-    runner.run(jobs, cfg, &Mode::Plain, &mut |t| out.push(t));
-    kaizen_rollout::in_job_order(&mut out, &ids);
-    out
-}
 
 impl VerifierReward {
     /// Judges `rollouts` (all of them) and writes each one's verdicts and verification record.
@@ -142,7 +133,7 @@ impl VerifierReward {
             })
             .collect();
         let cfg = EpisodeConfig { max_turns: 1, tool_schemas: false, ..self.process.verifier_episode() };
-        let episodes = run_in_order(&repairer, jobs, &cfg);
+        let episodes = repairer.run_in_order(jobs, &cfg);
         (0..due.len())
             .map(|k| {
                 let e = episodes.get(k)?;
@@ -197,7 +188,7 @@ impl VerifierReward {
             records.push((i, s, record, rederives));
         }
         let solver = Runner::new(Agent::Local(at.policy), at.env, at.tools, 8);
-        let mut rederived = run_in_order(&solver, jobs, at.episode).into_iter();
+        let mut rederived = solver.run_in_order(jobs, at.episode).into_iter();
         let mut out = Rederived { next: vec![None; rollouts.len()], changed: vec![false; rollouts.len()] };
         for (i, s, mut record, rederives) in records {
             // Declined, failed or not: the next round looks after this step.

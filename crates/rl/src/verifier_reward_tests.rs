@@ -63,7 +63,7 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     };
     let cfg = args.config(Vec::new(), false, false);
     let jobs = vec![Job::new(task(2), 1, "a"), Job::new(task(4), 2, "b")];
-    let mut rollouts = run_in_order(&Runner::new(Agent::Local(&llm), &env, &tools, 2), jobs, &cfg);
+    let mut rollouts = Runner::new(Agent::Local(&llm), &env, &tools, 2).run_in_order(jobs, &cfg);
     let unsure = Verdict { score: -1.0, confidence: 0.3, critique: "odd?".into(), parsed: true, repair_gate: None };
     rollouts[0].turns[0].verdict = Some(unsure);
     rollouts[1].turns[0].verdict = Some(Verdict::NEUTRAL);
@@ -103,7 +103,7 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     // continued from right after the note, it keeps the note, in its tokens and in its text.
     let end = start + shown;
     let job = Job::continuing(std::sync::Arc::new(new.clone()), end, 9, "again");
-    let again = run_in_order(&Runner::new(Agent::Local(&llm), &env, &tools, 1), vec![job], &cfg);
+    let again = Runner::new(Agent::Local(&llm), &env, &tools, 1).run_in_order(vec![job], &cfg);
     assert!(!matches!(again[0].end, kaizen_core::EpisodeEnd::Error { .. }), "{:?}", again[0].end);
     assert_eq!(again[0].token_ids[..end], new.token_ids[..end]);
     assert!(again[0].turns[0].text.starts_with(&note));

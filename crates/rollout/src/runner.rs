@@ -61,6 +61,17 @@ impl<'a> Runner<'a> {
     }
 }
 
+impl Runner<'_> {
+    /// Plain episodes of every job, returned in job order (whatever order they finished in).
+    pub fn run_in_order(&self, jobs: Vec<Job>, cfg: &EpisodeConfig) -> Vec<Trajectory> {
+        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        let mut out = Vec::new();
+        self.run(jobs, cfg, &Mode::Plain, &mut |t| out.push(t));
+        crate::in_job_order(&mut out, &ids);
+        out
+    }
+}
+
 /// Runs `one` on every job with `slots` worker threads; results in completion order.
 fn pool(jobs: &[Job], slots: usize, one: &(dyn Fn(&Job) -> Trajectory + Sync), on_done: &mut dyn FnMut(Trajectory)) {
     let next = std::sync::atomic::AtomicUsize::new(0);

@@ -12,7 +12,7 @@
 //! step with it (`Job::repairing`).
 
 use crate::episode::{EpisodeConfig, Job};
-use crate::runner::{Mode, Runner};
+use crate::runner::Runner;
 use kaizen_core::{Checker, Env, Task, Trajectory, Verdict};
 
 /// The verifier's env: its role prompt and the tools it may check with. Its tasks are written
@@ -194,10 +194,7 @@ pub fn verify(
         .enumerate()
         .map(|(i, s)| Job::new(verification_task(s), seed.wrapping_add(i as u64), format!("verify-{i:04}")))
         .collect();
-    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
-    let mut episodes = Vec::new();
-    runner.run(jobs, cfg, &Mode::Plain, &mut |t| episodes.push(t));
-    crate::in_job_order(&mut episodes, &ids);
+    let episodes = runner.run_in_order(jobs, cfg);
     let verifications = solvers
         .iter()
         .enumerate()

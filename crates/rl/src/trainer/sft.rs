@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor};
 use kaizen_core::{Env, Task, Trajectory};
 use kaizen_models::trainable::TrainableLm;
 use kaizen_models::LocalLlm;
-use kaizen_rollout::runner::{Mode, Runner};
+use kaizen_rollout::runner::Runner;
 use kaizen_rollout::verifier::VerifierEnv;
 use kaizen_rollout::{demonstration, Agent, EpisodeConfig, Job};
 use std::collections::{HashMap, HashSet};
@@ -153,9 +153,7 @@ fn verified_solvers(ctx: &RunContext, llm: &LocalLlm, solved: &[Trajectory]) -> 
             Job::new(task, recipe.seed ^ VERIFIER_STREAM.wrapping_add(i as u64), format!("solve-{i}"))
         });
     let cfg = EpisodeConfig { temperature: recipe.rl.temperature, ..ctx.episode.clone() };
-    let mut rolled = Vec::new();
-    Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8).run(jobs, &cfg, &Mode::Plain, &mut |t| rolled.push(t));
-    rolled.sort_by(|a, b| a.episode_id.cmp(&b.episode_id));
+    let rolled = Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8).run_in_order(jobs.collect(), &cfg);
     let finished = |t: &&Trajectory| !t.turns.is_empty() && !matches!(t.end, kaizen_core::EpisodeEnd::Error { .. });
     let wrong: Vec<&Trajectory> = rolled.iter().filter(finished).filter(|t| !t.solved()).take(n / 2).collect();
     let right = rolled.iter().chain(solved).filter(finished).filter(|t| t.solved()).take(n - wrong.len());
