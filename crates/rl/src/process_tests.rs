@@ -169,3 +169,21 @@ fn later_steps_are_normalised_among_the_group_at_that_step_and_never_blow_up() {
     let adv = process_advantages(&[a, d], &c);
     assert!(adv.iter().flat_map(tokens).all(|v| v.abs() <= 0.707_2), "{adv:?}");
 }
+
+#[test]
+fn every_term_reaches_the_group_advantages() {
+    // One-step episodes, G = r_out + r_1: A right with a tool that ran (1 + 0.3 = 1.3); B wrong,
+    // judged 1 · 0.5 (0.5); C wrong, nothing (0); D wrong, judged −1 · 0.6 and repaired
+    // (−0.6 − 0.05 · σ(0.5) = −0.6311230). mean 0.2922193, std 0.8158325 (n − 1):
+    // A = (1.3 − mean) / std = 1.2352775, B = 0.2546852, C = −0.3581849, D = −1.1317778.
+    let c = ProcessConfig::default();
+    let group = [
+        episode(1.0, &[(true, None)], &[1]),
+        episode(0.0, &[(false, Some(verdict(1.0, 0.5, false)))], &[1]),
+        episode(0.0, &[(false, None)], &[1]),
+        episode(0.0, &[(false, Some(verdict(-1.0, 0.6, true)))], &[1]),
+    ];
+    let got: Vec<f32> = process_advantages(&group, &c).iter().map(|a| tokens(a)[2]).collect();
+    let want = [1.235_277_5, 0.254_685_2, -0.358_184_9, -1.131_777_8];
+    assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5), "{got:?}");
+}

@@ -227,7 +227,7 @@ fn repair_seed(seed: u64, s: usize) -> u64 {
 pub(crate) fn price_repairs(rollouts: &mut [Trajectory]) {
     for t in rollouts.iter_mut() {
         for r in repairs_of(t).iter().filter(|r| r.after.is_some()) {
-            if let Some(v) = t.turns.get_mut(r.step - 1).and_then(|x| x.verdict.as_mut()) {
+            if let Some(v) = r.step.checked_sub(1).and_then(|s| t.turns.get_mut(s)).and_then(|x| x.verdict.as_mut()) {
                 v.repair_gate = Some(r.gate);
             }
         }

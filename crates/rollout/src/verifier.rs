@@ -64,7 +64,7 @@ impl Env for VerifierEnv {
         if len == 0 {
             return Vec::new();
         }
-        (0..n).map(|k| self.examples[(seed as usize + k) % len].clone()).collect()
+        (0..n).map(|k| self.examples[(seed as usize).wrapping_add(k) % len].clone()).collect()
     }
 
     /// A worked verification's answer: its labelled verdicts.

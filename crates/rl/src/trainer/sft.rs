@@ -123,7 +123,12 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
         sources.push(d);
     }
     if recipe.rl.estimator.reads_verdicts() && recipe.rl.process.verifier_examples > 0 {
-        let venv = VerifierEnv::with_examples(ctx.env.tool_names(), &verified_solvers(ctx, llm, &sources[0]));
+        // The policy as initialised rolls out, on a resumed run too (where `llm` is the
+        // checkpoint's), so a resumed run trains on the same worked verifications.
+        let path = ctx.out.join("initial.gguf");
+        let start = serve(&super::initial_policy(recipe)?, &path)?;
+        let venv = VerifierEnv::with_examples(ctx.env.tool_names(), &verified_solvers(ctx, &start, &sources[0]));
+        let _ = std::fs::remove_file(&path);
         let d = demos_of(&venv, venv.tasks(0, venv.examples.len()), "verify", &recipe.rl.process.verifier_episode());
         anyhow::ensure!(
             !d.is_empty(),
@@ -139,7 +144,7 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
 }
 
 /// Agent0-VL's cold start (`rl.process.verifier_examples`): solver episodes of known
-/// correctness on the demonstration tasks for worked verifications — the starting policy's own
+/// correctness on the demonstration tasks for worked verifications — the initial policy's own
 /// rollouts at the RL temperature (right or wrong, as the checker says) and the env's solved
 /// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones;
 /// the rollouts are of the first `2n` demonstration tasks.
