@@ -59,9 +59,12 @@ enum Command {
     Train(commands::train::Args),
     /// Self-evolution from zero data (Agent0): a curriculum agent learns to write tasks at the
     /// edge of the executor's ability; the executor learns from majority-vote pseudo-labels
-    /// with ADPO; held-out ground-truth accuracy after every iteration.
+    /// with ADPO; held-out ground-truth accuracy after every iteration. `--mode vl`: Agent0-VL's
+    /// cycle — one policy solves, verifies its own steps, repairs the unsure ones, and trains
+    /// on the process rewards; held-out accuracy of the solver alone and with verifier + repair.
     #[command(after_help = "Examples:\n  kaizen evolve recipes/agent0-smollm2.toml --out runs/agent0\n  \
                             kaizen evolve recipes/agent0-smollm2.toml --estimator grpo --out runs/agent0-grpo   # ablation\n  \
+                            kaizen evolve --mode vl recipes/agent0-vl-shape-grid-tiny.toml --out runs/agent0-vl\n  \
                             kaizen evolve --resume runs/agent0    # after a crash: the first unfinished stage")]
     Evolve(commands::evolve::Args),
     /// Export tasks for other trainers: `kaizen export verl` writes verl's RL dataset Parquet

@@ -888,6 +888,118 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
     assert!(!o.status.success() && text(&o.stderr).contains("process"), "{}", text(&o.stderr));
 }
 
+/// `kaizen evolve --mode vl`: Agent0-VL's cycle on the tiny policy — the cold start (SFT with
+/// worked verifications), then iterations of RL on process rewards, each scored on held-out
+/// tasks: the solver alone, the same episodes after the verifier judged every step and the
+/// unsure ones were repaired, and the verifier as a PRM over 2 samples. Killed (SIGKILL) inside
+/// the first iteration's RL, it resumes there: the finished stages do not run again.
+#[test]
+fn evolve_vl_runs_the_agent0_vl_cycle_and_resumes_after_kill_9() {
+    let dir = temp_dir("evolve-vl");
+    let train = thirds_recipe(&dir, "steps = 20", "estimator = \"process\"", "");
+    let recipe = dir.join("agent0-vl-test.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "train = \"{}\"\niterations = 2\nsteps_per_iteration = 3\n[held_out]\ntasks = 6\ncandidates = 2\n",
+            train.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaizen"))
+        .args(["evolve", "--mode", "vl", recipe.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stage = run.join("iter-1").join("train");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !stage.join("checkpoints").join("latest").exists() {
+        assert!(std::time::Instant::now() < deadline, "the first iteration's RL did not checkpoint in 600 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cold_eval = std::fs::read(run.join("iter-0").join("eval.json")).unwrap();
+    let o = kaizen(&["evolve", "--resume", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    assert!(!stderr.contains("cold start"), "the finished cold start ran again:\n{stderr}");
+    assert!(stderr.contains("RL on process rewards"), "{stderr}");
+    assert_eq!(std::fs::read(run.join("iter-0").join("eval.json")).unwrap(), cold_eval);
+    let table = text(&o.stdout);
+    assert!(table.contains("solver alone") && table.contains("PRM best-of-N"), "{table}");
+
+    // The cold start taught the verifier on worked verifications.
+    let sources: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("iter-0").join("cold-start").join("sft_sources.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sources[1]["env"], "verifier", "{sources}");
+
+    // One record per iteration; what the repairs did adds up to the change in accuracy.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("evolution.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.iter().map(|r| r["iteration"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    let held: Vec<String> = serde_json::from_str(&std::fs::read_to_string(run.join("held_out.json")).unwrap()).unwrap();
+    assert_eq!(held.len(), 6);
+    for r in &records {
+        let n = |k: &str| r[k].as_i64().unwrap();
+        assert_eq!(r["solver"]["tasks"], 6, "{r}");
+        assert_eq!(
+            r["repaired"]["solved"].as_i64().unwrap(),
+            r["solver"]["solved"].as_i64().unwrap() + n("wrong_to_right") - n("right_to_wrong"),
+            "{r}"
+        );
+        assert_eq!(r["prm"]["prm"]["tasks"], 6, "{r}");
+        assert!(r["prm"]["steps"].as_u64().unwrap() >= 12, "every one of 2 × 6 solutions judged: {r}");
+        assert_eq!(r["training"].is_object(), r["iteration"] != 0, "{r}");
+    }
+    assert_eq!(records[1]["training"]["steps"], 3, "{}", records[1]);
+    // Every held-out episode was judged step by step by a verification that ran; each repair is
+    // recorded with the episode it replaced.
+    for i in 0..=2 {
+        let eps: Vec<serde_json::Value> =
+            std::fs::read_to_string(run.join(format!("iter-{i}")).join("held-out").join("trajectories.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        assert_eq!(eps.len(), 6);
+        for t in &eps {
+            assert!(t["turns"].as_array().unwrap().iter().all(|x| x["verdict"].is_object()), "{t}");
+            assert!(t["reward_detail"]["verification"]["end"]["kind"].is_string(), "{t}");
+        }
+        let replaced = eps
+            .iter()
+            .flat_map(|t| t["reward_detail"]["repairs"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["after"].is_number())
+            .count();
+        assert_eq!(replaced as u64, records[i]["repairs"].as_u64().unwrap());
+    }
+    // Held out by content: no training rollout's task is a held-out task (the demonstrations:
+    // `kaizen_evolve::vl`'s unit tests).
+    let mut trained = std::collections::HashSet::new();
+    for stage in ["iter-0/cold-start", "iter-1/train", "iter-2/train"] {
+        let path = run.join(stage).join("trajectories.jsonl");
+        for l in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+            let t: serde_json::Value = serde_json::from_str(l).unwrap();
+            trained.insert(t["task"]["prompt"].as_str().unwrap().to_lowercase());
+        }
+    }
+    assert!(trained.len() >= 6, "the RL stages' rollouts were not read: {trained:?}");
+    assert!(held.iter().all(|k| !trained.contains(k)), "a held-out task was trained on: {held:?}");
+
+    // Agent0's flags are refused in this mode.
+    let o = kaizen(&["evolve", "--mode", "vl", recipe.to_str().unwrap(), "--estimator", "grpo"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("Agent0's"), "{}", text(&o.stderr));
+}
+
 /// `kaizen eval-prm`: SmolLM2's solutions of held-out arith tasks judged by SmolLM2 as the
 /// verifier (prompted only); every solution and every verification ran, the four picks are
 /// reported with intervals, and the table is written for reports. Bad arguments are refused.

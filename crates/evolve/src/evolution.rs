@@ -48,7 +48,7 @@ const EVAL_STREAM: u64 = 0xE7A1_E7A1;
 pub const HELD_OUT: &str = "held_out.json";
 
 /// A finished stage's marker inside a training stage's directory.
-const DONE: &str = "DONE";
+pub(crate) const DONE: &str = "DONE";
 
 /// What the loop reports as it goes.
 pub enum Event<'a> {
@@ -58,6 +58,8 @@ pub enum Event<'a> {
     Metrics(&'a StepMetrics),
     /// An iteration is complete.
     Iteration(&'a IterationRecord),
+    /// An iteration of the Agent0-VL cycle is scored.
+    VlIteration(&'a crate::vl::VlRecord),
 }
 
 /// One held-out set's score.
@@ -71,6 +73,24 @@ pub struct SetScore {
     pub low: f64,
     pub high: f64,
     pub tool_calls_per_task: f64,
+}
+
+impl SetScore {
+    /// The share of `episodes` solved (`Trajectory::solved`), with its interval.
+    pub fn of(set: &str, episodes: &[Trajectory]) -> Self {
+        let n = episodes.len();
+        let solved = episodes.iter().filter(|t| t.solved()).count();
+        let (low, high) = kaizen_q::metrics::wilson_interval(solved, n, 1.96);
+        SetScore {
+            set: set.to_string(),
+            tasks: n,
+            solved,
+            accuracy: solved as f64 / n.max(1) as f64,
+            low,
+            high,
+            tool_calls_per_task: episodes.iter().map(|t| t.tool_calls() as f64).sum::<f64>() / n.max(1) as f64,
+        }
+    }
 }
 
 /// The curriculum's own tasks as the entering executor saw them (pool writing).
@@ -482,7 +502,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
 }
 
 /// A training stage: resumed from its checkpoint if it has one, else started (afresh).
-fn train_stage(
+pub(crate) fn train_stage(
     recipe: &kaizen_rl::Recipe,
     dir: &Path,
     setup: Setup,
@@ -530,18 +550,7 @@ fn eval_stage(
         let mut eps = Vec::new();
         Runner::new(Agent::Local(&executor), env.as_ref(), tools, 8)
             .run(jobs, &cfg, &Mode::Plain, &mut |t| eps.push(t));
-        let n = eps.len();
-        let solved = eps.iter().filter(|t| t.solved()).count();
-        let (low, high) = kaizen_q::metrics::wilson_interval(solved, n, 1.96);
-        scores.push(SetScore {
-            set: spec.clone(),
-            tasks: n,
-            solved,
-            accuracy: solved as f64 / n.max(1) as f64,
-            low,
-            high,
-            tool_calls_per_task: eps.iter().map(|t| t.tool_calls() as f64).sum::<f64>() / n.max(1) as f64,
-        });
+        scores.push(SetScore::of(spec, &eps));
     }
     let report = EvalReport { scores, seconds: t.elapsed().as_secs_f64() };
     write_atomic(&dir.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;

@@ -21,12 +21,16 @@ fn every_shipped_evolve_recipe_loads_and_validates() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|f| f.to_string_lossy().starts_with("agent0-")) {
+        let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with("agent0-vl-") {
+            crate::VlRecipe::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        } else if name.starts_with("agent0-") {
             EvolveRecipe::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }
-    assert!(n >= 1, "no agent0-*.toml in {}", dir.display());
+    assert!(n >= 2, "no agent0-*.toml in {}", dir.display());
 }
 
 #[test]

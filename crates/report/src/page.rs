@@ -201,6 +201,48 @@ fn evolution_table(lines: &[Value]) -> String {
     out
 }
 
+/// `kaizen evolve --mode vl`'s iterations (`evolution.jsonl` lines with a `repaired` score):
+/// held-out accuracy of the solver alone and with verifier + repair (95% Wilson), what the
+/// repairs did, how many verdicts were unreadable, the verifier as a PRM where measured, and
+/// the iteration's RL reward.
+fn vl_cycle_table(lines: &[Value]) -> String {
+    let mut out = String::from(
+        "<table class=\"evolution\"><caption>Agent0-VL cycle: held-out accuracy after each iteration</caption>\
+         <tr><th>iteration</th><th>solver alone (95% Wilson)</th><th>verifier + repair</th><th>repairs</th>\
+         <th>wrong → right</th><th>right → wrong</th><th>declined</th><th>unreadable verdicts</th>\
+         <th>PRM best-of-N</th><th>majority</th><th>random</th><th>pass@N</th><th>RL reward</th></tr>",
+    );
+    let score = |s: &Value| match (s["solved"].as_u64(), s["tasks"].as_u64()) {
+        (Some(k), Some(n)) => {
+            format!("{:.1}% ({}–{}%, {k}/{n})", 100.0 * k as f64 / n.max(1) as f64, pct(&s["low"]), pct(&s["high"]))
+        }
+        _ => "—".into(),
+    };
+    for l in lines {
+        let p = &l["prm"];
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            l["iteration"],
+            score(&l["solver"]),
+            score(&l["repaired"]),
+            l["repairs"],
+            l["wrong_to_right"],
+            l["right_to_wrong"],
+            l["declined"],
+            l["unreadable"].as_f64().map_or("—".to_string(), |u| format!("{:.0}%", 100.0 * u)),
+            if p.is_null() { "—".to_string() } else { format!("{} (N = {})", score(&p["prm"]), p["candidates"]) },
+            if p.is_null() { "—".to_string() } else { score(&p["majority"]) },
+            if p.is_null() { "—".to_string() } else { score(&p["random"]) },
+            if p.is_null() { "—".to_string() } else { score(&p["oracle"]) },
+            l["training"]["mean_reward"].as_f64().map_or("(cold start)".to_string(), |r| format!("{r:.3}")),
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn tables(runs: &[Run]) -> String {
     let mut out = String::new();
     for r in runs.iter().filter(|r| {
@@ -211,7 +253,9 @@ fn tables(runs: &[Run]) -> String {
             || !r.evolution.is_empty()
     }) {
         let _ = write!(out, "<h3>{}</h3>", escape(&r.name));
-        if !r.evolution.is_empty() {
+        if r.evolution.iter().any(|l| l.get("repaired").is_some()) {
+            out.push_str(&vl_cycle_table(&r.evolution));
+        } else if !r.evolution.is_empty() {
             out.push_str(&evolution_table(&r.evolution));
         }
         if let Some(b) = &r.best_of_q {

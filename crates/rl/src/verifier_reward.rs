@@ -62,6 +62,12 @@ pub fn repair_counts(rollouts: &[Trajectory]) -> Option<(usize, usize, usize)> {
     Some((done.len(), fixed, broke))
 }
 
+/// Repairs a verdict opened that re-derived nothing: the repairer wrote "no change" or nothing
+/// readable, or the re-derivation failed.
+pub fn declined_repairs(rollouts: &[Trajectory]) -> usize {
+    rollouts.iter().flat_map(repairs_of).filter(|r| r.after.is_none()).count()
+}
+
 /// Seeds of one step's verification episodes start here, apart from the rollouts'.
 const STEP_STRIDE: u64 = 7_919_000;
 

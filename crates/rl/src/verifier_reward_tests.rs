@@ -27,6 +27,7 @@ fn repairs_are_counted_by_what_they_did_to_the_outcome() {
         with(1.0, serde_json::json!([]), true),
     ];
     assert_eq!(repair_counts(&rollouts), Some((3, 1, 1)));
+    assert_eq!(declined_repairs(&rollouts), 1);
     assert_eq!(repairs_of(&rollouts[1]).len(), 2);
     // A run that does not verify reports none.
     assert_eq!(repair_counts(&[with(0.0, serde_json::json!([]), false)]), None);
