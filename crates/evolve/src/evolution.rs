@@ -155,21 +155,59 @@ struct EvalReport {
 /// Starts a new evolve run of `recipe` in `out` (which must not hold one).
 pub fn evolve(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
     recipe.validate().map_err(anyhow::Error::msg)?;
+    new_run_dir(out)?;
+    let mut recipe = recipe.clone();
+    for spec in recipe.eval.sets.iter_mut().chain(recipe.executor.shots_from.as_mut()) {
+        absolute_task_file(spec)?;
+    }
+    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
+    run(&recipe, out, on)
+}
+
+/// Creates `out` for a new run; refused where it holds one.
+pub(crate) fn new_run_dir(out: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
         !out.join("config.json").exists(),
         "{} already holds a run; choose another --out, or continue it with --resume",
         out.display()
     );
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    // Task files by absolute path, so a resume from another directory reads the same ones.
-    let mut recipe = recipe.clone();
-    for spec in recipe.eval.sets.iter_mut().chain(recipe.executor.shots_from.as_mut()) {
-        if let Some(path) = spec.strip_prefix("jsonl:") {
-            *spec = format!("jsonl:{}", std::path::absolute(path)?.display());
-        }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+}
+
+/// A `jsonl:PATH` env spec by absolute path, so a resume from another directory reads the same
+/// file; other specs as they are.
+pub(crate) fn absolute_task_file(spec: &mut String) -> anyhow::Result<()> {
+    if let Some(path) = spec.strip_prefix("jsonl:") {
+        *spec = format!("jsonl:{}", std::path::absolute(path)?.display());
     }
-    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
-    run(&recipe, out, on)
+    Ok(())
+}
+
+/// Writes the held-out tasks' content keys into a new run, or checks a resumed run's: it must
+/// score on the tasks it started with (a task file may have changed since).
+pub(crate) fn pin_held_out(out: &Path, mut keys: Vec<String>) -> anyhow::Result<()> {
+    keys.sort();
+    let keys = serde_json::to_string(&keys)?;
+    match std::fs::read_to_string(out.join(HELD_OUT)) {
+        Ok(before) => anyhow::ensure!(
+            before == keys,
+            "the held-out tasks differ from those {} started with ({}): a task file changed",
+            out.display(),
+            out.join(HELD_OUT).display()
+        ),
+        Err(_) => write_atomic(&out.join(HELD_OUT), keys.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// `evolution.jsonl`: one line per finished iteration, rewritten whole (atomically).
+pub(crate) fn write_evolution<T: Serialize>(out: &Path, records: &[T]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    Ok(write_atomic(&out.join("evolution.jsonl"), text.as_bytes())?)
 }
 
 /// Continues the evolve run in `out` at its first unfinished stage, with its own recipe.
@@ -337,19 +375,8 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
         kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots).map_err(anyhow::Error::msg)?;
     let sets = held_out_sets(recipe)?;
     let held_keys = held_out_keys(&sets);
-    let mut keys: Vec<&String> = held_keys.iter().collect();
-    keys.sort();
-    let keys = serde_json::to_string(&keys)?;
-    match std::fs::read_to_string(out.join(HELD_OUT)) {
-        // A resumed run must score on the sets its pools were screened against.
-        Ok(before) => anyhow::ensure!(
-            before == keys,
-            "the held-out sets differ from those {} started with ({}): a task file in eval.sets changed",
-            out.display(),
-            out.join(HELD_OUT).display()
-        ),
-        Err(_) => write_atomic(&out.join(HELD_OUT), keys.as_bytes())?,
-    }
+    // A resumed run must score on the sets its pools were screened against.
+    pin_held_out(out, held_keys.iter().cloned().collect())?;
     // Any recipe of the base policy serves to build an executor from weights.
     let base = recipe.executor_recipe(0, Path::new("pool.jsonl"));
     // The executor after iteration `i`, loaded once per weights file: the evaluation of one
@@ -491,12 +518,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
         let r = record(out, i)?;
         on(Event::Iteration(&r));
         records.push(r);
-        let mut text = String::new();
-        for r in &records {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-        write_atomic(&out.join("evolution.jsonl"), text.as_bytes())?;
+        write_evolution(out, &records)?;
     }
     Ok(records)
 }

@@ -15,14 +15,14 @@
 //! stage does; one long run would keep them.
 //!
 //! One run directory: `config.json` (the resolved recipe, the train recipe inline),
-//! `held_out.json` (the held-out tasks' content keys), `iter-0/cold-start/` (a training run),
+//! `held_out.json` (the held-out tasks' content keys, `evolution::HELD_OUT`), `iter-0/cold-start/` (a training run),
 //! per iteration `iter-N/train/` (a training run `kaizen report` reads), `iter-N/held-out/`
 //! (the scored episodes, repaired ones with their originals in `reward_detail.repairs`) and
 //! `iter-N/eval.json`; `evolution.jsonl` holds one line per scored iteration. Every stage's
 //! result is written last and atomically, so after `kill -9` the cycle resumes at the first
 //! stage without one — a training stage from its own latest checkpoint.
 
-use crate::evolution::{train_stage, Event, SetScore};
+use crate::evolution::{absolute_task_file, new_run_dir, pin_held_out, train_stage, write_evolution, Event, SetScore};
 use crate::vl_recipe::VlRecipe;
 use anyhow::Context;
 use kaizen_core::durable::write_atomic;
@@ -42,8 +42,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The content keys of the held-out tasks (`Task::content_key`), which no stage trains on.
-pub const HELD_OUT: &str = "held_out.json";
 /// Seeds of the held-out tasks, of their verification and of the PRM candidates.
 const HELD_OUT_STREAM: u64 = 0xA6E7_0000;
 const VERIFY_STREAM: u64 = 0xA6E7_5E1F;
@@ -132,12 +130,7 @@ pub struct TrainingSummary {
 /// Starts a new cycle of `recipe` in `out` (which must not hold a run).
 pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
     recipe.validate().map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(
-        !out.join("config.json").exists(),
-        "{} already holds a run; choose another --out, or continue it with --resume",
-        out.display()
-    );
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    new_run_dir(out)?;
     let mut recipe = recipe.clone();
     // Paths absolute, so a resume from another directory reads the same files.
     if let Some(s) = &recipe.start {
@@ -149,9 +142,7 @@ pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> an
         .chain(recipe.train.shots_from.as_mut())
         .chain(recipe.train.sft.mix.iter_mut().map(|m| &mut m.env))
     {
-        if let Some(path) = spec.strip_prefix("jsonl:") {
-            *spec = format!("jsonl:{}", std::path::absolute(path)?.display());
-        }
+        absolute_task_file(spec)?;
     }
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
     run(&recipe, out, on)
@@ -193,7 +184,11 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>
     };
     for i in 1..=recipe.iterations {
         let r = recipe.iteration_recipe(i);
-        seen.extend((0..r.rl.steps).flat_map(|s| kaizen_rl::streams::rl_tasks(train_env.as_ref(), &r, s)).map(|t| t.content_key()));
+        seen.extend(
+            (0..r.rl.steps)
+                .flat_map(|s| kaizen_rl::streams::rl_tasks(train_env.as_ref(), &r, s))
+                .map(|t| t.content_key()),
+        );
     }
     let spec = recipe.held_out.set.clone().unwrap_or_else(|| recipe.train.env.clone());
     let env = open(&spec).map_err(|e| anyhow::anyhow!("held_out.set: {e}"))?;
@@ -246,18 +241,7 @@ fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> anyhow::Result<Path
 fn run(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
     let out = &std::path::absolute(out)?;
     let (spec, env, tasks) = held_out_tasks(recipe)?;
-    let mut keys: Vec<String> = tasks.iter().map(Task::content_key).collect();
-    keys.sort();
-    let keys = serde_json::to_string(&keys)?;
-    match std::fs::read_to_string(out.join(HELD_OUT)) {
-        Ok(before) => anyhow::ensure!(
-            before == keys,
-            "the held-out tasks differ from those {} started with ({}): a task file changed",
-            out.display(),
-            out.join(HELD_OUT).display()
-        ),
-        Err(_) => write_atomic(&out.join(HELD_OUT), keys.as_bytes())?,
-    }
+    pin_held_out(out, tasks.iter().map(Task::content_key).collect())?;
     let open = |s: &str| kaizen_envs::open(s);
     let mut records = Vec::new();
     for i in 0..=recipe.iterations {
@@ -285,12 +269,7 @@ fn run(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Resu
             .with_context(|| format!("reading {}", eval.display()))?;
         on(Event::VlIteration(&r));
         records.push(r);
-        let mut text = String::new();
-        for r in &records {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-        write_atomic(&out.join("evolution.jsonl"), text.as_bytes())?;
+        write_evolution(out, &records)?;
     }
     Ok(records)
 }
@@ -302,7 +281,14 @@ fn solver_episode(recipe: &VlRecipe, shots: Vec<Message>, temperature: f32) -> E
 }
 
 /// Iteration `i`'s held-out scores.
-fn score(recipe: &VlRecipe, out: &Path, i: usize, spec: &str, env: &dyn Env, tasks: &[Task]) -> anyhow::Result<VlRecord> {
+fn score(
+    recipe: &VlRecipe,
+    out: &Path,
+    i: usize,
+    spec: &str,
+    env: &dyn Env,
+    tasks: &[Task],
+) -> anyhow::Result<VlRecord> {
     let t0 = Instant::now();
     let dir = iter_dir(out, i);
     std::fs::create_dir_all(&dir)?;
@@ -330,8 +316,11 @@ fn score(recipe: &VlRecipe, out: &Path, i: usize, spec: &str, env: &dyn Env, tas
         // Killed while writing them: they are written again, whole.
         std::fs::remove_dir_all(&record_dir)?;
     }
-    let mut run = kaizen_rollout::RunDir::create(&record_dir, &serde_json::json!({"verb": "evolve --mode vl", "set": spec, "iteration": i}))
-        .map_err(anyhow::Error::msg)?;
+    let mut run = kaizen_rollout::RunDir::create(
+        &record_dir,
+        &serde_json::json!({"verb": "evolve --mode vl", "set": spec, "iteration": i}),
+    )
+    .map_err(anyhow::Error::msg)?;
     for t in &episodes {
         run.append(t).map_err(anyhow::Error::msg)?;
     }

@@ -88,8 +88,9 @@ impl VlRecipe {
 
     /// Parses a cycle recipe whose relative paths start at `dir`; errors name the field.
     pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
-        let f: VlFile = kaizen_rl::recipe::from_toml(text)
-            .map_err(|(path, e)| if path.is_empty() { e } else { format!("{path}: {e}") })?;
+        let f: VlFile =
+            kaizen_rl::recipe::from_toml(text)
+                .map_err(|(path, e)| if path.is_empty() { e } else { format!("{path}: {e}") })?;
         let train_path = dir.join(&f.train);
         let mut train = Recipe::load(&train_path).map_err(|e| format!("train: {e}"))?;
         if let Some(n) = f.steps_per_iteration {
@@ -120,7 +121,10 @@ impl VlRecipe {
             ));
         }
         if h.candidates > 0 && !(h.temperature > 0.0 && h.temperature.is_finite()) {
-            return Err(format!("held_out.temperature must be > 0 (the candidates are sampled), got {}", h.temperature));
+            return Err(format!(
+                "held_out.temperature must be > 0 (the candidates are sampled), got {}",
+                h.temperature
+            ));
         }
         self.train.validate().map_err(|e| format!("train: {e}"))?;
         if !self.train.rl.estimator.reads_verdicts() {
@@ -130,11 +134,9 @@ impl VlRecipe {
             ));
         }
         if self.start.is_none() && self.train.sft.steps > 0 && self.train.rl.process.verifier_examples == 0 {
-            return Err(
-                "train: the cold start teaches the verifier nothing (rl.process.verifier_examples = 0); \
+            return Err("train: the cold start teaches the verifier nothing (rl.process.verifier_examples = 0); \
                  give it worked verifications, or start from a run (start = ...)"
-                    .into(),
-            );
+                .into());
         }
         Ok(())
     }

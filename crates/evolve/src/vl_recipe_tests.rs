@@ -15,7 +15,8 @@ fn a_cycle_recipe_reads_its_train_recipe_and_names_bad_fields() {
     let r = VlRecipe::parse("train = \"t.toml\"\n", d.path()).unwrap();
     assert_eq!((r.iterations, r.train.rl.steps, r.held_out.tasks, r.held_out.candidates), (3, 7, 100, 0));
     assert_eq!(r.mode, "vl");
-    let r = VlRecipe::parse("train = \"t.toml\"\nsteps_per_iteration = 2\n[held_out]\ncandidates = 4\n", d.path()).unwrap();
+    let r =
+        VlRecipe::parse("train = \"t.toml\"\nsteps_per_iteration = 2\n[held_out]\ncandidates = 4\n", d.path()).unwrap();
     assert_eq!((r.train.rl.steps, r.held_out.candidates), (2, 4));
     let err = |text: &str| VlRecipe::parse(text, d.path()).unwrap_err();
     assert!(err("train = \"grpo.toml\"\n").contains("rl.estimator is 'grpo'"));

@@ -5,9 +5,9 @@
 //! the random pick as paired differences on the same tasks with their 95% paired-bootstrap
 //! intervals.
 
-use super::policy::{Backend, PolicyArgs, PromptArgs};
+use super::held_out_eval::{row_json, row_text, versus, versus_text, write_table, EvalArgs};
+use super::policy::{Backend, PolicyArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use kaizen_q::metrics::{paired_difference, wilson_interval};
 use kaizen_rollout::prm_eval::{evaluate, TaskOutcome};
 use kaizen_rollout::runner::Runner;
 use kaizen_rollout::verifier::VerifierEnv;
@@ -16,37 +16,19 @@ use kaizen_tools::ToolRegistry;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("temperature", |a| a.default_value("1")))]
 pub struct Args {
-    #[arg(long, default_value = "arith")]
-    env: String,
-    /// The policy whose solutions are judged.
+    /// The policy whose solutions are judged, N per task.
     #[command(flatten)]
-    policy: PolicyArgs,
+    eval: EvalArgs,
     /// The verifier: a model as `--policy` takes one (an installed name, a .gguf file, or
     /// `openai:URL`); the policy itself unless told.
     #[arg(long)]
     verifier: Option<String>,
-    /// Solutions per task.
-    #[arg(long, default_value_t = 8)]
-    candidates: usize,
-    /// Held-out tasks, from the stream of `--seed`.
-    #[arg(long, default_value_t = 50)]
-    episodes: usize,
-    #[arg(long, default_value_t = 5000)]
-    seed: u64,
-    /// Turns, tokens and sampling temperature of the solutions (1.0 unless told).
-    #[command(flatten)]
-    episode: EpisodeArgs,
     /// Turns and tokens per turn of a verification (greedy; it may call the env's tools).
     #[arg(long, default_value_t = 2)]
     verifier_max_turns: usize,
     #[arg(long, default_value_t = 192)]
     verifier_max_tokens_per_turn: usize,
-    #[arg(long, default_value_t = 4)]
-    concurrency: usize,
-    #[command(flatten)]
-    prompt: PromptArgs,
     /// Also write the table, with every way's per-task outcomes, as DIR/eval_prm.json, and
     /// every solution with its verdicts as DIR/trajectories.jsonl (`kaizen report DIR` shows
     /// both).
@@ -54,16 +36,17 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = &args.eval;
     anyhow::ensure!(
         (2..1000).contains(&a.candidates) && a.episodes >= 1,
         "--candidates must be 2 to 999 (each task's solutions are seeded 1000 apart), --episodes at least 1"
     );
-    anyhow::ensure!(a.verifier_max_turns >= 1, "--verifier-max-turns must be at least 1");
+    anyhow::ensure!(args.verifier_max_turns >= 1, "--verifier-max-turns must be at least 1");
     let env = kaizen_envs::open(&a.env).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(!env.has_sessions(), "eval-prm judges whole solutions of tasks with answers; {} has none", a.env);
     let solver = Backend::open(&a.policy)?;
-    let verifier = match &a.verifier {
+    let verifier = match &args.verifier {
         Some(spec) => Some(Backend::open(&PolicyArgs { policy: spec.clone(), ..a.policy.clone() })?),
         None => None,
     };
@@ -73,8 +56,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let tasks = env.tasks(a.seed, a.episodes);
     let solve = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);
     let judging = EpisodeArgs {
-        max_turns: a.verifier_max_turns,
-        max_tokens_per_turn: a.verifier_max_tokens_per_turn,
+        max_turns: args.verifier_max_turns,
+        max_tokens_per_turn: args.verifier_max_tokens_per_turn,
         max_episode_tokens: None,
         temperature: 0.0,
     }
@@ -95,7 +78,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let solving = Runner::new(solver.agent(), env.as_ref(), &registry, a.concurrency);
     let judging_runner = Runner::new(judge.agent(), &venv, &registry, a.concurrency);
     // `--out` is a run directory of its own: refused before anything runs if it holds one.
-    let mut record = match &a.out {
+    let mut record = match &args.out {
         Some(dir) => Some(
             kaizen_rollout::RunDir::create(dir, &serde_json::json!({"verb": "eval-prm", "env": a.env, "seed": a.seed}))
                 .map_err(|e| anyhow::anyhow!(e))?,
@@ -118,27 +101,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("pass@N (oracle)", TaskOutcome::oracle_solved),
     ];
     let solved: Vec<Vec<bool>> = ways.iter().map(|(_, f)| outcomes.iter().map(f).collect()).collect();
-    println!(
-        "{:<18} {:>9} {:>14} {:>28} {:>28}",
-        "selection", "success", "95% interval", "PRM vs it (paired Δ, 95%)", ""
-    );
+    println!("{:<20} {:>9} {:>14} {:>30}", "selection", "success", "95% interval", "PRM vs it (paired Δ, 95%)");
     let mut rows = Vec::new();
     for ((name, _), s) in ways.iter().zip(&solved) {
-        let k = s.iter().filter(|&&x| x).count();
-        let (lo, hi) = wilson_interval(k, s.len(), 1.96);
-        let diff = if *name == ways[0].0 { None } else { paired_difference(&solved[0], s) };
-        let shown = diff.map_or(String::new(), |(d, l, h)| {
-            format!("{:+.1} pts ({:+.1} to {:+.1})", 100.0 * d, 100.0 * l, 100.0 * h)
-        });
-        println!(
-            "{name:<18} {:>9} {:>14} {shown:>28}",
-            format!("{:.1}%", 100.0 * k as f64 / s.len().max(1) as f64),
-            format!("{:.1}–{:.1}%", 100.0 * lo, 100.0 * hi)
-        );
-        rows.push(serde_json::json!({
-            "selection": name, "successes": k, "tasks": s.len(), "lo": lo, "hi": hi, "solved": s,
-            "prm_vs": diff.map(|(d, l, h)| serde_json::json!({"difference": d, "lo": l, "hi": h})),
-        }));
+        let diff = if *name == ways[0].0 { None } else { versus(&solved[0], Some(s)) };
+        println!("{}", row_text(name, s, &versus_text(diff)));
+        rows.push(row_json(name, s, &[("prm_vs", diff)]));
     }
     let (steps, unreadable) = outcomes.iter().fold((0, 0), |(s, u), o| (s + o.steps, u + o.unreadable));
     let right: usize = outcomes.iter().map(|o| o.right.iter().filter(|&&r| r).count()).sum();
@@ -150,17 +118,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if unreadable == steps && steps > 0 {
         println!("the verifier wrote no readable verdict: its pick is the first solution (a verifier needs the format; see rl.process.verifier_examples)");
     }
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    if let Some(dir) = &args.out {
         let doc = serde_json::json!({
             "env": env.name(), "policy": solver.policy().name(), "verifier": judge.policy().name(), "candidates": n,
             "seed": a.seed, "tasks": tasks.iter().map(|t| t.content_key()).collect::<Vec<_>>(), "rows": rows,
             "steps": steps, "unreadable": unreadable,
         });
-        let path = dir.join(kaizen_report::EVAL_PRM);
-        kaizen_core::durable::write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        println!("table written to {}", path.display());
+        write_table(dir, kaizen_report::EVAL_PRM, &doc)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! One module per verb; shared options in `policy`.
+//! One module per verb; shared options in `policy`, the held-out evaluations' in `held_out_eval`.
 
 pub mod bench;
 pub mod bench_report;
@@ -12,6 +12,7 @@ pub mod eval_rerank;
 pub mod evolve;
 pub mod export;
 pub mod generate;
+pub mod held_out_eval;
 pub mod models;
 pub mod policy;
 pub mod q;
