@@ -995,6 +995,51 @@ fn evolve_vl_runs_the_agent0_vl_cycle_and_resumes_after_kill_9() {
     assert!(trained.len() >= 6, "the RL stages' rollouts were not read: {trained:?}");
     assert!(held.iter().all(|k| !trained.contains(k)), "a held-out task was trained on: {held:?}");
 
+    // The verifier of the last stage as a PRM: its held-out tasks leave out, by content, every
+    // task that stage saw — its 32 demonstrations (the file's lines from (3 + 2·2³²) mod 121 on)
+    // and its RL tasks — though 80 of the file's 121 are asked for.
+    let stage = run.join("iter-2").join("train");
+    let prm = dir.join("prm");
+    let o = kaizen(&[
+        "eval-prm",
+        "--env",
+        &format!("jsonl:{}", dir.join("thirds.jsonl").display()),
+        "--policy",
+        stage.join("policy.gguf").to_str().unwrap(),
+        "--weights",
+        "f32",
+        "--no-tool-schemas",
+        "--candidates",
+        "2",
+        "--episodes",
+        "80",
+        "--max-turns",
+        "1",
+        "--max-tokens-per-turn",
+        "16",
+        "--verifier-max-turns",
+        "1",
+        "--verifier-max-tokens-per-turn",
+        "32",
+        "--out",
+        prm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("held out by content"), "{}", text(&o.stdout));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(prm.join("eval_prm.json")).unwrap()).unwrap();
+    assert_eq!(doc["held_out_by_content"], true);
+    let start = ((3u64 + 2 * (1u64 << 32)) % 121) as usize;
+    let mut stage_saw: std::collections::HashSet<String> =
+        (0..32).map(|i| format!("is {} divisible by 3?", 100 + (start + i) % 121)).collect();
+    for l in std::fs::read_to_string(stage.join("trajectories.jsonl")).unwrap().lines() {
+        let t: serde_json::Value = serde_json::from_str(l).unwrap();
+        stage_saw.insert(t["task"]["prompt"].as_str().unwrap().to_lowercase());
+    }
+    let asked: Vec<&str> = doc["tasks"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(asked.len(), 80);
+    assert!(stage_saw.len() >= 33 && asked.iter().all(|k| !stage_saw.contains(*k)), "{asked:?}");
+
     // Agent0's flags are refused in this mode.
     let o = kaizen(&["evolve", "--mode", "vl", recipe.to_str().unwrap(), "--estimator", "grpo"]);
     assert!(!o.status.success() && text(&o.stderr).contains("Agent0's"), "{}", text(&o.stderr));

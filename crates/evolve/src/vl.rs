@@ -167,7 +167,8 @@ pub fn resume_vl(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<Vl
 
 /// The held-out tasks: `held_out.tasks` of the set's env from a stream of their own, distinct
 /// by content, none whose content any stage of the cycle trains on (the cold start's
-/// demonstrations and those of `sft.mix`, every iteration's RL tasks).
+/// demonstrations and those of `sft.mix` — or what the `start` run trained on —, every
+/// iteration's RL tasks).
 pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>, Vec<Task>)> {
     let open = |spec: &str| kaizen_envs::open(spec);
     let train_env = open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
@@ -180,7 +181,10 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>
         .collect::<anyhow::Result<_>>()?;
     let mut seen: HashSet<String> = match &recipe.start {
         None => kaizen_rl::streams::training_content(train_env.as_ref(), &recipe.cold_start_recipe(), &mixed),
-        Some(run) => start_content(run)?,
+        // What the run the cycle starts from trained on.
+        Some(run) => {
+            kaizen_rl::trainer::trained_content(run, &open).with_context(|| format!("start: {}", run.display()))?
+        }
     };
     for i in 1..=recipe.iterations {
         let r = recipe.iteration_recipe(i);
@@ -201,20 +205,6 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>
         .collect();
     anyhow::ensure!(!tasks.is_empty(), "held_out.set: no task of {spec} is left once training's are taken out");
     Ok((spec, env, tasks))
-}
-
-/// The content of every task the run the cycle starts from trained on (its own recipe's
-/// demonstrations, `sft.mix` and RL tasks).
-fn start_content(run: &Path) -> anyhow::Result<HashSet<String>> {
-    let r = kaizen_rl::run_recipe(run).with_context(|| format!("start: {}", run.display()))?;
-    let env = kaizen_envs::open(&r.env).map_err(|e| anyhow::anyhow!("start ({}): env: {e}", run.display()))?;
-    let mixed: Vec<Box<dyn Env>> = r
-        .sft
-        .mix
-        .iter()
-        .map(|m| kaizen_envs::open(&m.env).map_err(|e| anyhow::anyhow!("start ({}): sft.mix: {e}", run.display())))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(kaizen_rl::streams::training_content(env.as_ref(), &r, &mixed))
 }
 
 fn iter_dir(out: &Path, i: usize) -> PathBuf {

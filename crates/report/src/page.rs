@@ -125,7 +125,7 @@ fn best_of_q_table(b: &Value) -> String {
 /// the paired difference the command computed, and how many verdicts were unreadable.
 fn prm_table(b: &Value) -> String {
     let mut out = format!(
-        "<table class=\"prm\"><caption>Verifier as PRM: {} judging {} on {}, N = {}, {} tasks held out by seed; \
+        "<table class=\"prm\"><caption>Verifier as PRM: {} judging {} on {}, N = {}, {} tasks held out {}; \
          {} of {} judged steps unreadable</caption>\
          <tr><th>selection</th><th>success</th><th>95% interval (Wilson)</th><th>PRM pick − this (paired Δ, 95% bootstrap)</th></tr>",
         escape(b["verifier"].as_str().unwrap_or("?")),
@@ -133,6 +133,7 @@ fn prm_table(b: &Value) -> String {
         escape(b["env"].as_str().unwrap_or("?")),
         b["candidates"].as_u64().map_or("?".to_string(), |n| n.to_string()),
         b["tasks"].as_array().map_or(0, Vec::len),
+        if b["held_out_by_content"] == true { "by content" } else { "by seed" },
         b["unreadable"].as_u64().unwrap_or(0),
         b["steps"].as_u64().unwrap_or(0)
     );

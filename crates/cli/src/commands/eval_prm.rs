@@ -13,7 +13,8 @@ use kaizen_rollout::runner::Runner;
 use kaizen_rollout::verifier::VerifierEnv;
 use kaizen_rollout::EpisodeArgs;
 use kaizen_tools::ToolRegistry;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,8 +53,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let judge = verifier.as_ref().unwrap_or(&solver);
     let registry = ToolRegistry::standard();
-    // Tasks from a seed no training stream uses; a verifier's training tasks are not known here.
-    let tasks = env.tasks(a.seed, a.episodes);
+    // Held out by content from what the training runs behind the policy and the verifier saw,
+    // where they are runs' models; by seed alone otherwise.
+    let (seen, runs) = trained_on(&[a.policy.policy.as_str(), args.verifier.as_deref().unwrap_or("")])?;
+    let tasks = kaizen_core::env::held_out_tasks(env.as_ref(), a.seed, a.episodes, |k| seen.contains(k), "--episodes")
+        .map_err(anyhow::Error::msg)?;
     let solve = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);
     let judging = EpisodeArgs {
         max_turns: args.verifier_max_turns,
@@ -72,6 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         solver.policy().name(),
         judge.policy().name()
     );
+    match runs.is_empty() {
+        true => println!("held out by seed only (neither model is a training run's, whose tasks could be left out)"),
+        false => println!(
+            "held out by content: none of these is a task the training runs {} saw",
+            runs.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
     let bar = ProgressBar::new((2 * n * tasks.len()) as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {msg}")?);
     bar.set_message("solving, then judging");
@@ -122,9 +133,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let doc = serde_json::json!({
             "env": env.name(), "policy": solver.policy().name(), "verifier": judge.policy().name(), "candidates": n,
             "seed": a.seed, "tasks": tasks.iter().map(|t| t.content_key()).collect::<Vec<_>>(), "rows": rows,
+            "held_out_by_content": !runs.is_empty(),
             "steps": steps, "unreadable": unreadable,
         });
         write_table(dir, kaizen_report::EVAL_PRM, &doc)?;
     }
     Ok(())
+}
+
+/// The content of every task the training runs behind `specs` saw — a spec that is a model
+/// file in a training run's directory (`policy.gguf`, `sft.gguf`, or a stage's of an evolve
+/// run) — and those runs.
+fn trained_on(specs: &[&str]) -> anyhow::Result<(HashSet<String>, Vec<PathBuf>)> {
+    let mut seen = HashSet::new();
+    let mut runs = Vec::new();
+    for spec in specs {
+        let Some(dir) = Path::new(spec).parent().filter(|d| spec.ends_with(".gguf") && d.join("config.json").is_file())
+        else {
+            continue;
+        };
+        if kaizen_rl::run_recipe(dir).is_ok() && !runs.contains(&dir.to_path_buf()) {
+            seen.extend(kaizen_rl::trainer::trained_content(dir, &kaizen_envs::open)?);
+            runs.push(dir.to_path_buf());
+        }
+    }
+    Ok((seen, runs))
 }

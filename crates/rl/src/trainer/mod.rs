@@ -118,6 +118,21 @@ pub fn run_recipe(out: &Path) -> anyhow::Result<Recipe> {
     Ok(recipe)
 }
 
+/// The content (`Task::content_key`) of every task the training run in `run` saw: its own
+/// recipe's demonstrations (those of `sft.mix` too) and RL tasks (`streams::training_content`),
+/// its envs opened by `open`. A stage of an evolve run knows its own stage only.
+pub fn trained_content(run: &Path, open: crate::setup::OpenEnv) -> anyhow::Result<std::collections::HashSet<String>> {
+    let r = run_recipe(run)?;
+    let env = open(&r.env).map_err(|e| anyhow::anyhow!("{}: env: {e}", run.display()))?;
+    let mixed: Vec<Box<dyn Env>> = r
+        .sft
+        .mix
+        .iter()
+        .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("{}: sft.mix ({}): {e}", run.display(), m.env)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(streams::training_content(env.as_ref(), &r, &mixed))
+}
+
 /// Continues the run in `out` from its latest checkpoint, with the recipe it was started
 /// with (`run_recipe`) and the same `setup`: the same steps, seeds and task streams, so it
 /// ends where an uninterrupted run would. Records written after the checkpoint (by steps that
