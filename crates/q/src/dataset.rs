@@ -167,7 +167,7 @@ pub fn transitions(
     cache: &FeatureCache,
     gamma: f32,
     picture_side: usize,
-) -> anyhow::Result<(Vec<Transition>, f64)> {
+) -> crate::error::Result<(Vec<Transition>, f64)> {
     let next_of = next_steps(steps);
     let mut texts: Vec<String> = Vec::new();
     for (s, next) in steps.iter().zip(&next_of) {
@@ -183,10 +183,13 @@ pub fn transitions(
     let (vecs, hits) = cache.embed(&refs)?;
     let table: HashMap<&str, &Vec<f32>> = refs.iter().copied().zip(vecs.iter()).collect();
     let get = |t: &str| table.get(t).map(|v| (*v).clone()).unwrap_or_default();
-    let state_of = |s: &TextStep| -> anyhow::Result<Vec<f32>> {
+    let state_of = |s: &TextStep| -> crate::error::Result<Vec<f32>> {
         let mut v = get(&s.state);
         if picture_side > 0 {
-            v.extend(thumbnail(s.picture.as_deref(), picture_side).map_err(|e| anyhow::anyhow!("{}: {e}", s.task))?);
+            v.extend(
+                thumbnail(s.picture.as_deref(), picture_side)
+                    .map_err(|e| crate::error::QError::Input(format!("{}: {e}", s.task)))?,
+            );
         }
         Ok(v)
     };

@@ -3,6 +3,7 @@
 //! embeddings, or the policy's own pooled hidden states — cached on disk by content hash so
 //! that retraining, or reranking the same state again, never re-embeds a text.
 
+use crate::error::{QError, Result};
 use kaizen_models::{Embedder, LocalLlm, WeightFormat};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -22,27 +23,26 @@ pub enum Features {
 
 impl Features {
     /// `minilm` or `smollm2` (the installed models).
-    pub fn open(kind: &str) -> anyhow::Result<Self> {
+    pub fn open(kind: &str) -> Result<Self> {
         match kind {
             "minilm" => Ok(Features::MiniLm(Arc::new(Embedder::load_installed()?))),
             "smollm2" => Ok(Features::Policy(Arc::new(LocalLlm::load_installed("smollm2", WeightFormat::Q8_0)?))),
-            other => anyhow::bail!("unknown features '{other}' (allowed: minilm, smollm2)"),
+            other => Err(QError::UnknownFeatures(other.to_string())),
         }
     }
 
     /// The installed features a Q-function trained on `identity` reads; an error when none
     /// installed matches (other weights, another model).
-    pub fn for_identity(identity: &str) -> anyhow::Result<Self> {
+    pub fn for_identity(identity: &str) -> Result<Self> {
         for kind in ["minilm", "smollm2"] {
             if kind_identity(kind) == identity {
                 return Self::open(kind);
             }
         }
-        anyhow::bail!(
-            "the Q-function reads features of {identity}; installed are {} and {}: retrain it",
-            kind_identity("minilm"),
-            kind_identity("smollm2")
-        )
+        Err(QError::FeaturesNotInstalled {
+            wanted: identity.to_string(),
+            installed: format!("{} and {}", kind_identity("minilm"), kind_identity("smollm2")),
+        })
     }
 
     /// The model and the hash of its weights: features of another identity never mix.
@@ -61,7 +61,7 @@ impl Features {
     }
 
     /// One unit-length vector per text.
-    pub fn encode(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         match self {
             Features::MiniLm(e) => Ok(e.embed(texts, 32)?),
             Features::Policy(llm) => Ok(llm.pooled_hidden(texts, POLICY_FEATURE_TOKENS)?),
@@ -125,7 +125,7 @@ impl FeatureCache {
 
     /// One vector per text, embedding only those not cached yet (in one batch); returns the
     /// vectors and how many came from the cache.
-    pub fn embed(&self, texts: &[&str]) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+    pub fn embed(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
         let paths: Vec<PathBuf> = texts.iter().map(|t| self.path(t)).collect();
         let mut out: Vec<Option<Vec<f32>>> = paths.iter().map(|p| self.read(p)).collect();
         let hits = out.iter().filter(|v| v.is_some()).count();
@@ -136,13 +136,13 @@ impl FeatureCache {
             for (&i, v) in missing.iter().zip(vecs) {
                 let path = &paths[i];
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
+                    std::fs::create_dir_all(parent).map_err(QError::io(parent))?;
                 }
                 // Written whole under a temporary name, then renamed: a reader never sees half.
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                std::fs::write(&tmp, bytes)?;
-                std::fs::rename(&tmp, path)?;
+                std::fs::write(&tmp, bytes).map_err(QError::io(&tmp))?;
+                std::fs::rename(&tmp, path).map_err(QError::io(path))?;
                 out[i] = Some(v);
             }
         }

@@ -13,9 +13,12 @@
 //! - `dataset`: logged runs and proxy decisions → transitions; `scorer`: the Q-function as an
 //!   `ActionScorer`.
 //!
+//! - `error`: the one error type of this crate (`QError`).
+//!
 //! Not here: proposing candidates (the episode runner) or serving (the proxy).
 
 pub mod dataset;
+pub mod error;
 pub mod features;
 pub mod metrics;
 pub mod objectives;

@@ -3,6 +3,7 @@
 //! one of three objectives. Saved as safetensors whose metadata carries its config, including
 //! the embedder's identity: a Q-function refuses features from another embedder.
 
+use crate::error::{QError, Result};
 use crate::objectives::{iql_q_target, td_target};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{linear, Linear, Module, Optimizer, VarBuilder, VarMap};
@@ -160,16 +161,23 @@ impl QNet {
     }
 
     /// Q of each candidate action in one state.
-    pub fn score(&self, state: &[f32], actions: &[(Vec<f32>, f32)]) -> anyhow::Result<Vec<f32>> {
+    pub fn score(&self, state: &[f32], actions: &[(Vec<f32>, f32)]) -> Result<Vec<f32>> {
         if actions.is_empty() {
             return Ok(vec![]);
         }
         let (d, ds) = (self.cfg.dim, self.cfg.state_len());
-        anyhow::ensure!(state.len() == ds, "state features have {} values, the Q-function reads {ds}", state.len());
+        if state.len() != ds {
+            return Err(QError::Input(format!(
+                "state features have {} values, the Q-function reads {ds}",
+                state.len()
+            )));
+        }
         let n = actions.len();
         let s = Tensor::from_vec(state.repeat(n), (n, ds), &Device::Cpu)?;
         let flat: Vec<f32> = actions.iter().flat_map(|(a, _)| a.iter().copied()).collect();
-        anyhow::ensure!(flat.len() == n * d, "action features must have {d} values each");
+        if flat.len() != n * d {
+            return Err(QError::Input(format!("action features must have {d} values each")));
+        }
         let a = Tensor::from_vec(flat, (n, d), &Device::Cpu)?;
         let lp = Tensor::from_vec(actions.iter().map(|(_, l)| *l).collect::<Vec<_>>(), n, &Device::Cpu)?;
         Ok(self.q_of(&Self::input(&s, &a, &lp)?)?.to_vec1()?)
@@ -177,8 +185,8 @@ impl QNet {
 
     /// Saves weights and config (as safetensors metadata) atomically and durably (written under
     /// a temporary name, flushed, renamed, the directory flushed).
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let data = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let data = self.vars.data().lock().map_err(|_| QError::Poisoned)?;
         let tensors: Vec<(String, Tensor)> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         drop(data);
         let meta = std::collections::HashMap::from([
@@ -195,54 +203,62 @@ impl QNet {
                     t.dims().to_vec(),
                 ))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let tv: Vec<(String, safetensors::tensor::TensorView)> = views
             .iter()
             .map(|(k, b, s)| {
                 Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         safetensors::serialize_to_file(tv, Some(meta), &tmp)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        kaizen_core::durable::sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(QError::io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(QError::io(path))?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        kaizen_core::durable::sync_dir(dir).map_err(QError::io(dir))?;
         Ok(())
     }
 
     /// The config a saved Q-function carries (which features it reads, among others).
-    pub fn config_of(path: &Path) -> anyhow::Result<QConfig> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn config_of(path: &Path) -> Result<QConfig> {
+        let bytes = std::fs::read(path).map_err(QError::io(path))?;
         Self::config_in(path, &bytes)
     }
 
-    fn config_in(path: &Path, bytes: &[u8]) -> anyhow::Result<QConfig> {
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
-        meta.metadata()
+    fn config_in(path: &Path, bytes: &[u8]) -> Result<QConfig> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| QError::File { path: path.to_path_buf(), what: e.to_string() })?;
+        let json = meta
+            .metadata()
             .as_ref()
             .and_then(|m| m.get("kaizen_q"))
-            .ok_or_else(|| anyhow::anyhow!("{} is not a kaizen Q-function (no config)", path.display()))
-            .and_then(|j| Ok(serde_json::from_str(j)?))
+            .ok_or_else(|| QError::NotAQFunction(path.to_path_buf()))?;
+        serde_json::from_str(json).map_err(|e| QError::File { path: path.to_path_buf(), what: e.to_string() })
     }
 
     /// Loads a saved Q-function; refuses one trained on another embedder's features.
-    pub fn load(path: &Path, embedder: &str) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path, embedder: &str) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(QError::io(path))?;
         let cfg = Self::config_in(path, &bytes)?;
-        anyhow::ensure!(
-            cfg.embedder == embedder,
-            "{} was trained on features of {}, not {embedder}; retrain it with this embedder",
-            path.display(),
-            cfg.embedder
-        );
+        if cfg.embedder != embedder {
+            return Err(QError::OtherFeatures {
+                path: path.to_path_buf(),
+                trained: cfg.embedder,
+                given: embedder.to_string(),
+            });
+        }
         let mut net = QNet::new(cfg)?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
         if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(TRAINED_ON)) {
-            net.trained_on = serde_json::from_str(json)
-                .map_err(|e| anyhow::anyhow!("{}: unreadable list of training tasks: {e}", path.display()))?;
+            net.trained_on = serde_json::from_str(json).map_err(|e| QError::File {
+                path: path.to_path_buf(),
+                what: format!("unreadable list of training tasks: {e}"),
+            })?;
         }
         let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
-        for (name, var) in net.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?.iter() {
-            let t = loaded.get(name).ok_or_else(|| anyhow::anyhow!("{} lacks {name}", path.display()))?;
+        for (name, var) in net.vars.data().lock().map_err(|_| QError::Poisoned)?.iter() {
+            let t = loaded
+                .get(name)
+                .ok_or_else(|| QError::File { path: path.to_path_buf(), what: format!("lacks {name}") })?;
             var.set(t)?;
         }
         Ok(net)
@@ -288,7 +304,7 @@ impl QNet {
     /// the logged candidates; IQL reads the online value head (`self`) at s′, as the paper's
     /// `L_Q(θ) = E (r + γ(1−done)·V_ψ(s′) − Q_θ(s,a))²` does; MC reads the logged return.
     /// Every target is a constant of the step (no gradient flows through it).
-    fn targets(&self, target: &QNet, ts: &[&Transition], b: &Batch) -> anyhow::Result<Vec<f32>> {
+    fn targets(&self, target: &QNet, ts: &[&Transition], b: &Batch) -> Result<Vec<f32>> {
         let g = self.cfg.gamma;
         Ok(match self.cfg.objective {
             Objective::Mc => b.mc.clone(),
@@ -302,7 +318,7 @@ impl QNet {
                     };
                     Ok(td_target(r, done, g, &next))
                 })
-                .collect::<anyhow::Result<_>>()?,
+                .collect::<Result<_>>()?,
             Objective::Iql => ts
                 .iter()
                 .zip(b.r.iter().zip(&b.done))
@@ -316,14 +332,14 @@ impl QNet {
                     };
                     Ok(iql_q_target(r, done, g, v))
                 })
-                .collect::<anyhow::Result<_>>()?,
+                .collect::<Result<_>>()?,
         })
     }
 
-    fn copy(&self) -> anyhow::Result<QNet> {
+    fn copy(&self) -> Result<QNet> {
         let twin = QNet::new(self.cfg.clone())?;
-        let src = self.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?;
-        for (name, var) in twin.vars.data().lock().map_err(|_| anyhow::anyhow!("poisoned variables"))?.iter() {
+        let src = self.vars.data().lock().map_err(|_| QError::Poisoned)?;
+        for (name, var) in twin.vars.data().lock().map_err(|_| QError::Poisoned)?.iter() {
             if let Some(v) = src.get(name) {
                 var.set(&v.as_tensor().copy()?)?;
             }
@@ -331,7 +347,7 @@ impl QNet {
         Ok(twin)
     }
 
-    fn loss(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<Tensor> {
+    fn loss(&self, ts: &[&Transition], target_net: &QNet) -> Result<Tensor> {
         let (q_loss, v_loss) = self.losses(ts, target_net)?;
         Ok(match v_loss {
             Some(v) => (q_loss + v)?,
@@ -342,7 +358,7 @@ impl QNet {
     /// Q's squared error against `targets`, and for IQL V's expectile loss
     /// `L_V(ψ) = E L₂^τ(Q_θ̂(s,a) − V_ψ(s))` on the logged actions, `Q_θ̂` the target network
     /// (`objectives::expectile_loss` on tensors: weight τ for u ≥ 0, 1 − τ for u < 0).
-    fn losses(&self, ts: &[&Transition], target_net: &QNet) -> anyhow::Result<(Tensor, Option<Tensor>)> {
+    fn losses(&self, ts: &[&Transition], target_net: &QNet) -> Result<(Tensor, Option<Tensor>)> {
         let b = batch(ts, &self.cfg)?;
         let y = Tensor::from_vec(self.targets(target_net, ts, &b)?, ts.len(), &Device::Cpu)?;
         let q_loss = (self.q_of(&b.x)? - &y)?.sqr()?.mean_all()?;
@@ -370,8 +386,10 @@ impl QNet {
         lr: f64,
         target_every: usize,
         on_epoch: &mut dyn FnMut(usize, f64),
-    ) -> anyhow::Result<Report> {
-        anyhow::ensure!(!train.is_empty(), "no training transitions");
+    ) -> Result<Report> {
+        if train.is_empty() {
+            return Err(QError::Input("no training transitions".into()));
+        }
         let refs: Vec<&Transition> = train.iter().collect();
         let mut opt = candle_nn::AdamW::new(
             self.vars.all_vars(),

@@ -1,6 +1,7 @@
 //! A trained Q-function as the episode runner's scorer: embeds the state and each candidate
 //! (through the cache) and returns Q.
 
+use crate::error::{QError, Result};
 use crate::features::{FeatureCache, Features};
 use crate::qnet::QNet;
 use crate::state::ActionScorer;
@@ -18,13 +19,14 @@ pub fn default_cache_dir() -> std::path::PathBuf {
 
 impl QScorer {
     /// A Q-head over features from `cache` (which must be the embedder the head was trained on).
-    pub fn new(net: QNet, cache: FeatureCache) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            net.cfg.embedder == cache.identity(),
-            "the Q-function reads {} features, the cache gives {}",
-            net.cfg.embedder,
-            cache.identity()
-        );
+    pub fn new(net: QNet, cache: FeatureCache) -> Result<Self> {
+        if net.cfg.embedder != cache.identity() {
+            return Err(QError::Input(format!(
+                "the Q-function reads {} features, the cache gives {}",
+                net.cfg.embedder,
+                cache.identity()
+            )));
+        }
         Ok(QScorer { net, cache })
     }
 
@@ -35,7 +37,7 @@ impl QScorer {
         &self.net.trained_on
     }
 
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> Result<Self> {
         let features = Features::for_identity(&QNet::config_of(path)?.embedder)?;
         let net = QNet::load(path, &features.identity())?;
         Self::new(net, FeatureCache::new(features, &default_cache_dir()))

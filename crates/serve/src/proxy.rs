@@ -63,15 +63,28 @@ pub struct ProxyState {
     log: Mutex<std::fs::File>,
 }
 
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyStartError {
+    #[error("candidates must be in 1..={MAX_CANDIDATES}, got {0}")]
+    Candidates(usize),
+    #[error("--upstream names no server")]
+    NoUpstream,
+    #[error("the decision log {path}: {source}")]
+    Log { path: std::path::PathBuf, source: std::io::Error },
+    #[error("the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
 impl ProxyState {
-    pub fn new(cfg: ProxyConfig, scorer: Arc<dyn ActionScorer>) -> anyhow::Result<Arc<Self>> {
-        anyhow::ensure!(
-            (1..=MAX_CANDIDATES).contains(&cfg.candidates),
-            "candidates must be in 1..={MAX_CANDIDATES}, got {}",
-            cfg.candidates
-        );
-        std::fs::create_dir_all(&cfg.log_dir)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.log_dir.join(DECISIONS))?;
+    pub fn new(cfg: ProxyConfig, scorer: Arc<dyn ActionScorer>) -> Result<Arc<Self>, ProxyStartError> {
+        if !(1..=MAX_CANDIDATES).contains(&cfg.candidates) {
+            return Err(ProxyStartError::Candidates(cfg.candidates));
+        }
+        let path = cfg.log_dir.join(DECISIONS);
+        let log = std::fs::create_dir_all(&cfg.log_dir)
+            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&path))
+            .map_err(|source| ProxyStartError::Log { path, source })?;
         let client =
             reqwest::Client::builder().timeout(cfg.timeout).redirect(reqwest::redirect::Policy::none()).build()?;
         let upstreams: Vec<Upstream> = cfg
@@ -85,7 +98,9 @@ impl ProxyState {
                 health: Mutex::new(Default::default()),
             })
             .collect();
-        anyhow::ensure!(!upstreams.is_empty(), "--upstream names no server");
+        if upstreams.is_empty() {
+            return Err(ProxyStartError::NoUpstream);
+        }
         Ok(Arc::new(ProxyState { cfg, upstreams, client, scorer, log: Mutex::new(log) }))
     }
 
