@@ -882,6 +882,34 @@ fn process_rewards_train_with_the_policy_verifying_its_own_steps() {
         serde_json::from_str(&std::fs::read_to_string(cold.join("sft_sources.json")).unwrap()).unwrap();
     assert_eq!(sources[1]["env"], "verifier", "{sources}");
     assert_eq!(sources[1]["demonstrations"], 32, "{sources}");
+    // Another model in the verifier role (`--verifier`, here the GRPO run's policy as a .gguf
+    // file; `openai:URL` the same way): every rollout judged by it; refused for an estimator
+    // that reads no verdicts.
+    let judged = dir.join("judged");
+    let o = kaizen(&[
+        "train",
+        recipe.to_str().unwrap(),
+        "--out",
+        judged.to_str().unwrap(),
+        "--verifier",
+        grpo.join("policy.gguf").to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && text(&o.stderr).contains("the verifier role:"), "{}", text(&o.stderr));
+    let rollouts = std::fs::read_to_string(judged.join("trajectories.jsonl")).unwrap();
+    assert!(rollouts.lines().count() > 0);
+    for l in rollouts.lines() {
+        let t: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(t["reward_detail"]["verification"]["end"]["kind"].is_string(), "{t}");
+    }
+    let o = kaizen(&[
+        "train",
+        recipe_grpo.to_str().unwrap(),
+        "--out",
+        dir.join("no").to_str().unwrap(),
+        "--verifier",
+        grpo.join("policy.gguf").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && text(&o.stderr).contains("use \"process\""), "{}", text(&o.stderr));
     // A misspelt estimator is an error that lists this one.
     std::fs::write(dir.join("bad.toml"), "[rl]\nestimator = \"proces\"\n").unwrap();
     let o = kaizen(&["train", dir.join("bad.toml").to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()]);

@@ -297,7 +297,8 @@ fn score(
     let mut episodes = Runner::new(Agent::Local(&llm), env, &tools, 8).run_in_order(jobs, &greedy);
     let solver = SetScore::of(spec, &episodes);
     let seed = recipe.train.seed ^ VERIFY_STREAM ^ i as u64;
-    let mut verifier = VerifierReward { process: recipe.train.rl.process, tools: env.tool_names(), seed };
+    let mut verifier =
+        VerifierReward { process: recipe.train.rl.process, tools: env.tool_names(), seed, verifier: None };
     verifier.score(&Scoring { step: 0, policy: &llm, tools: &tools, env, episode: &greedy }, &mut episodes)?;
     let (repairs, wrong_to_right, right_to_wrong) = repair_counts(&episodes).unwrap_or_default();
     let declined = kaizen_rl::verifier_reward::declined_repairs(&episodes);

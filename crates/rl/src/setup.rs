@@ -82,11 +82,37 @@ impl Setup {
             .collect::<anyhow::Result<_>>()?;
         // The estimator `process` reads each step's verdict: the policy verifies its own steps.
         let reward: Box<dyn Reward> = if recipe.rl.estimator.reads_verdicts() {
-            Box::new(VerifierReward { process: recipe.rl.process, tools: env.tool_names(), seed: recipe.seed })
+            Box::new(VerifierReward {
+                process: recipe.rl.process,
+                tools: env.tool_names(),
+                seed: recipe.seed,
+                verifier: None,
+            })
         } else {
             Box::new(CheckerReward)
         };
         Ok(Setup { env, tools, shots, reward, sft_mix })
+    }
+
+    /// The same setup with `verifier` in the verifier role instead of the policy itself
+    /// (`VerifierReward::verifier`); only for a recipe whose estimator reads verdicts.
+    pub fn judged_by(
+        mut self,
+        recipe: &Recipe,
+        verifier: std::sync::Arc<dyn kaizen_core::Policy>,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            recipe.rl.estimator.reads_verdicts(),
+            "a verifier judges steps for process rewards; rl.estimator is '{}' (use \"process\")",
+            recipe.rl.estimator.as_str()
+        );
+        self.reward = Box::new(VerifierReward {
+            process: recipe.rl.process,
+            tools: self.env.tool_names(),
+            seed: recipe.seed,
+            verifier: Some(verifier),
+        });
+        Ok(self)
     }
 }
 

@@ -24,6 +24,10 @@ pub struct VerifierReward {
     /// The tools the verifier may check with (the solver's env's).
     pub tools: Vec<String>,
     pub seed: u64,
+    /// Another model in the verifier role (a larger vision-language model behind `openai:URL`,
+    /// prompted only: it is not trained); `None`: the policy being trained judges itself, as
+    /// Agent0-VL does. Corrections are the policy's own either way.
+    pub verifier: Option<Arc<dyn kaizen_core::Policy>>,
 }
 
 /// One repair of an episode, as `reward_detail.repairs` records it.
@@ -76,7 +80,11 @@ impl VerifierReward {
     fn judge(&self, at: &Scoring, rollouts: &mut [&mut Trajectory], seed: u64) {
         let env = VerifierEnv::new(self.tools.clone());
         let cfg = self.process.verifier_episode();
-        let runner = Runner::new(Agent::Local(at.policy), &env, at.tools, 8);
+        let agent = match &self.verifier {
+            Some(v) => Agent::Remote(v.as_ref()),
+            None => Agent::Local(at.policy),
+        };
+        let runner = Runner::new(agent, &env, at.tools, 8);
         let solvers: Vec<Trajectory> = rollouts.iter().map(|t| (**t).clone()).collect();
         let (verifications, episodes) = verify(&runner, &solvers, &cfg, seed);
         for (i, (t, v)) in rollouts.iter_mut().zip(verifications).enumerate() {

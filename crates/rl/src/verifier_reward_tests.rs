@@ -69,7 +69,7 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     rollouts[0].turns[0].verdict = Some(unsure);
     rollouts[1].turns[0].verdict = Some(Verdict::NEUTRAL);
     let before = rollouts.clone();
-    let vr = VerifierReward { process: ProcessConfig::default(), tools: Vec::new(), seed: 1 };
+    let vr = VerifierReward { process: ProcessConfig::default(), tools: Vec::new(), seed: 1, verifier: None };
     let at = Scoring { step: 0, policy: &llm, tools: &tools, env: &env, episode: &cfg };
     let due = vr.due_repairs(&rollouts, &[Some(0), Some(0)]);
     assert_eq!(due, vec![(0, 0)]);
@@ -113,4 +113,89 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     let done = vr.rederive(&at, &mut declined, &due, &[None]);
     assert_eq!((done.next, done.changed), (vec![Some(1), None], vec![false, false]));
     assert_eq!(repairs_of(&declined[0])[0].after, None);
+}
+
+/// A verifier that writes the same text whatever it is asked.
+struct Says(&'static str);
+
+impl kaizen_core::Policy for Says {
+    fn name(&self) -> &str {
+        "scripted-verifier"
+    }
+    fn chat(&self, req: &kaizen_core::ChatRequest) -> Result<Vec<kaizen_core::Completion>, kaizen_core::PolicyError> {
+        Ok((0..req.params.n.max(1))
+            .map(|_| kaizen_core::Completion {
+                text: self.0.to_string(),
+                token_ids: Vec::new(),
+                logprobs: Vec::new(),
+                finish_reason: kaizen_core::FinishReason::Stop,
+                prompt_tokens: 0,
+            })
+            .collect())
+    }
+}
+
+/// Must hold (issue 19): a verifier that always answers garbage leaves the solver's outcomes
+/// exactly as they were — every verdict unreadable and neutral, no repair opened — while the
+/// same episodes judged by a verifier that reads as unsure (confidence 0.1 < τ_c) do open
+/// repairs: the garbage is what keeps them shut.
+#[test]
+fn a_verifier_answering_garbage_leaves_the_solver_alone() {
+    use kaizen_models::trainable::{LmConfig, TrainableLm};
+    use kaizen_rollout::episode::Job;
+    let dir = tempfile::Builder::new().prefix("kaizen-garbage-").tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    let m = TrainableLm::new(LmConfig::bytes(1, 16, 2, 1024), &candle_core::Device::Cpu, 5).unwrap();
+    m.write_gguf(&path, candle_core::quantized::GgmlDType::F32).unwrap();
+    let llm = kaizen_models::LocalLlm::load(&path, kaizen_models::WeightFormat::F32).unwrap();
+    let task = |i: u32| kaizen_core::Task {
+        id: format!("t{i}"),
+        prompt: format!("Is {i} even?"),
+        answer: "yes".into(),
+        checker: kaizen_core::Checker::Exact,
+        meta: serde_json::Value::Null,
+        images: vec![],
+    };
+    let env = kaizen_envs::JsonlEnv::from_tasks("even", (0..4).map(|i| task(2 * i)).collect());
+    let tools = kaizen_tools::ToolRegistry::standard();
+    let args = kaizen_rollout::EpisodeArgs {
+        max_turns: 1,
+        max_tokens_per_turn: 8,
+        max_episode_tokens: None,
+        temperature: 1.0,
+    };
+    let cfg = args.config(Vec::new(), false, false);
+    let jobs = (0..4).map(|i| Job::new(task(2 * i), i as u64, format!("e{i}"))).collect();
+    let mut solved = Runner::new(Agent::Local(&llm), &env, &tools, 4).run_in_order(jobs, &cfg);
+    // Half of them right, as the checker would have said of the right answer.
+    for (i, t) in solved.iter_mut().enumerate() {
+        t.reward = if i % 2 == 0 { 1.0 } else { 0.0 };
+    }
+    let at = Scoring { step: 0, policy: &llm, tools: &tools, env: &env, episode: &cfg };
+    let judged_by = |says: &'static str| {
+        let mut vr = VerifierReward {
+            process: ProcessConfig::default(),
+            tools: Vec::new(),
+            seed: 3,
+            verifier: Some(std::sync::Arc::new(Says(says))),
+        };
+        let mut rollouts = solved.clone();
+        vr.score(&at, &mut rollouts).unwrap();
+        rollouts
+    };
+    let garbage = judged_by("<answer>the steps look fine to me</answer>");
+    assert_eq!(garbage.iter().map(|t| t.reward).collect::<Vec<_>>(), [1.0, 0.0, 1.0, 0.0]);
+    for (after, before) in garbage.iter().zip(&solved) {
+        assert_eq!((&after.token_ids, &after.turns.len()), (&before.token_ids, &before.turns.len()));
+        let v = after.turns[0].verdict.as_ref().unwrap();
+        assert!(!v.parsed && v.score == 0.0, "{v:?}");
+        assert_eq!(after.reward_detail["verification"]["unreadable"], 1);
+        assert!(repairs_of(after).is_empty());
+    }
+    assert_eq!(repair_counts(&garbage), Some((0, 0, 0)));
+    assert_eq!(declined_repairs(&garbage), 0);
+    // Readable and unsure: every episode's first step opens a repair.
+    let unsure = judged_by(r#"<answer>[{"step": 1, "score": -1, "confidence": 0.1, "critique": "check it"}]</answer>"#);
+    assert!(unsure.iter().all(|t| t.turns[0].verdict.as_ref().is_some_and(|v| v.parsed)), "{:?}", unsure[0].turns);
+    assert!(unsure.iter().all(|t| !repairs_of(t).is_empty()), "no repair opened on an unsure verdict");
 }

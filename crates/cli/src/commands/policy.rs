@@ -92,6 +92,15 @@ impl Backend {
         Ok(Backend::Local(llm))
     }
 
+    /// The backend as a shared chat policy (a local model then runs message by message, not
+    /// in the batched engine): for roles played beside the policy being trained.
+    pub fn into_policy(self) -> std::sync::Arc<dyn Policy> {
+        match self {
+            Backend::Local(l) => std::sync::Arc::new(l),
+            Backend::Remote(r) => std::sync::Arc::from(r),
+        }
+    }
+
     pub fn policy(&self) -> &dyn Policy {
         match self {
             Backend::Local(l) => l,

@@ -21,6 +21,11 @@ pub struct Args {
     /// training it again: compare RL estimators from one cold start.
     #[arg(long, value_name = "RUN", conflicts_with = "resume")]
     sft_from: Option<PathBuf>,
+    /// With `rl.estimator = "process"`: another model judges the policy's steps instead of the
+    /// policy itself — `openai:URL` (e.g. Qwen2.5-VL on vLLM, prompted only), a .gguf file or
+    /// an installed model. Not part of the recipe: give it again with `--resume`.
+    #[arg(long, value_name = "MODEL")]
+    verifier: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -79,7 +84,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ));
         }
     };
-    let setup = kaizen_rl::Setup::of_recipe(&recipe, &kaizen_envs::open, kaizen_tools::ToolRegistry::standard())?;
+    let mut setup = kaizen_rl::Setup::of_recipe(&recipe, &kaizen_envs::open, kaizen_tools::ToolRegistry::standard())?;
+    if let Some(spec) = &a.verifier {
+        let args = super::policy::PolicyArgs {
+            policy: spec.clone(),
+            remote_model: "default".into(),
+            weights: kaizen_models::WeightFormat::Q8_0,
+        };
+        setup = setup.judged_by(&recipe, super::policy::Backend::open(&args)?.into_policy())?;
+        eprintln!("the verifier role: {spec}");
+    }
     let metrics = match &a.resume {
         Some(run) => kaizen_rl::resume(run, setup, &mut on_metrics)?,
         None => {
