@@ -89,11 +89,17 @@ pub struct VlRecord {
     pub solver: SetScore,
     /// The same episodes after the verifier judged them and the unsure ones were repaired.
     pub repaired: SetScore,
-    /// Repairs that re-derived an episode; of those, wrong → right and right → wrong.
+    /// Repairs that re-derived an episode (an episode may have several with
+    /// `repair_budget > 1`); of those, wrong → right and right → wrong.
     pub repairs: usize,
     pub wrong_to_right: usize,
     pub right_to_wrong: usize,
-    /// Repairs the gate opened but the repairer declined ("no change" or nothing readable).
+    /// Episodes re-derived at least once: the repair rate is this over `solver.tasks`.
+    #[serde(default)]
+    pub episodes_repaired: usize,
+    /// Repairs a verdict opened that re-derived nothing: the repairer wrote "no change" or
+    /// nothing readable, the episode's token record could not be cut at the step, or the
+    /// re-derivation failed.
     pub declined: usize,
     /// Share of judged steps whose verdict could not be read (`None`: none judged).
     pub unreadable: Option<f64>,
@@ -144,6 +150,8 @@ pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> an
     {
         absolute_task_file(spec)?;
     }
+    // A held-out set that cannot be drawn is refused before the run directory holds a run.
+    held_out_tasks(&recipe)?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
     run(&recipe, out, on)
 }
@@ -167,8 +175,8 @@ pub fn resume_vl(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<Vl
 
 /// The held-out tasks: `held_out.tasks` of the set's env from a stream of their own, distinct
 /// by content, none whose content any stage of the cycle trains on (the cold start's
-/// demonstrations and those of `sft.mix` — or what the `start` run trained on —, every
-/// iteration's RL tasks).
+/// demonstrations and those of `sft.mix` — or what the `start` run's weights were trained on
+/// —, every iteration's RL tasks) or any prompt shows (the worked examples' stream).
 pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>, Vec<Task>)> {
     let open = |spec: &str| kaizen_envs::open(spec);
     let train_env = open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
@@ -194,6 +202,14 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>
                 .map(|t| t.content_key()),
         );
     }
+    // The worked examples' stream: their solutions are in every prompt.
+    if recipe.train.shots > 0 {
+        let from = recipe.train.shots_from.as_deref().unwrap_or(&recipe.train.env);
+        let shots_env = open(from).map_err(|e| anyhow::anyhow!("train.shots_from: {e}"))?;
+        seen.extend(
+            shots_env.tasks(kaizen_rollout::episode::SHOT_SEED, 4 * recipe.train.shots).iter().map(Task::content_key),
+        );
+    }
     let spec = recipe.held_out.set.clone().unwrap_or_else(|| recipe.train.env.clone());
     let env = open(&spec).map_err(|e| anyhow::anyhow!("held_out.set: {e}"))?;
     anyhow::ensure!(!env.has_sessions(), "held_out.set: {spec} has no answers to score (a session env)");
@@ -211,7 +227,8 @@ fn iter_dir(out: &Path, i: usize) -> PathBuf {
     out.join(format!("iter-{i}"))
 }
 
-/// The training stage whose final weights iteration `i` ends with (`None`: `start`'s).
+/// The training stage whose final weights iteration `i` ends with (iteration 0 with `start`:
+/// none, the start run's weights).
 fn stage_dir(out: &Path, i: usize) -> PathBuf {
     match i {
         0 => iter_dir(out, 0).join("cold-start"),
@@ -285,8 +302,10 @@ fn score(
     let weights = weights_after(recipe, out, i)?;
     let llm = policy_at(&recipe.train, Some(&weights), &dir.join("policy.gguf"))?;
     let tools = ToolRegistry::standard();
+    // Prompted as training prompts: the worked examples of the train env (or `shots_from`).
+    let train_env = kaizen_envs::open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
     let shots = kaizen_rl::setup::worked_examples(
-        env,
+        train_env.as_ref(),
         recipe.train.shots_from.as_deref(),
         &|s: &str| kaizen_envs::open(s),
         &tools,
@@ -296,11 +315,13 @@ fn score(
     let jobs = tasks.iter().enumerate().map(|(j, t)| Job::new(t.clone(), j as u64, format!("{j:05}"))).collect();
     let mut episodes = Runner::new(Agent::Local(&llm), env, &tools, 8).run_in_order(jobs, &greedy);
     let solver = SetScore::of(spec, &episodes);
-    let seed = recipe.train.seed ^ VERIFY_STREAM ^ i as u64;
+    let seed = recipe.iteration_seed(i) ^ VERIFY_STREAM;
     let mut verifier =
         VerifierReward { process: recipe.train.rl.process, tools: env.tool_names(), seed, verifier: None };
     verifier.score(&Scoring { step: 0, policy: &llm, tools: &tools, env, episode: &greedy }, &mut episodes)?;
     let (repairs, wrong_to_right, right_to_wrong) = repair_counts(&episodes).unwrap_or_default();
+    let episodes_repaired =
+        episodes.iter().filter(|t| kaizen_rl::verifier_reward::repairs_of(t).iter().any(|r| r.after.is_some())).count();
     let declined = kaizen_rl::verifier_reward::declined_repairs(&episodes);
     let record_dir = dir.join("held-out");
     if record_dir.exists() {
@@ -317,7 +338,7 @@ fn score(
     }
     let prm = match recipe.held_out.candidates {
         0 => None,
-        n => Some(prm_scores(recipe, &llm, env, &tools, tasks, n, shots, recipe.train.seed ^ PRM_STREAM ^ i as u64)),
+        n => Some(prm_scores(recipe, &llm, env, &tools, tasks, n, shots, recipe.iteration_seed(i) ^ PRM_STREAM)),
     };
     Ok(VlRecord {
         iteration: i,
@@ -327,11 +348,12 @@ fn score(
         repairs,
         wrong_to_right,
         right_to_wrong,
+        episodes_repaired,
         declined,
         unreadable: kaizen_rl::process::unreadable_share(&episodes),
         verifier_score: kaizen_rl::process::mean_score(&episodes),
         prm,
-        training: (i > 0).then(|| training_summary(&stage_dir(out, i))),
+        training: if i > 0 { Some(training_summary(&stage_dir(out, i))?) } else { None },
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
@@ -367,8 +389,9 @@ fn prm_scores(
 }
 
 /// An RL stage's figures, from its metrics lines.
-fn training_summary(stage: &Path) -> TrainingSummary {
-    let text = std::fs::read_to_string(stage.join("metrics.jsonl")).unwrap_or_default();
+fn training_summary(stage: &Path) -> anyhow::Result<TrainingSummary> {
+    let path = stage.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let rl: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -376,14 +399,14 @@ fn training_summary(stage: &Path) -> TrainingSummary {
         .collect();
     let sum = |k: &str| rl.iter().filter_map(|m| m[k].as_f64()).sum::<f64>();
     let count = |k: &str| rl.iter().filter_map(|m| m[k].as_u64()).sum::<u64>() as usize;
-    TrainingSummary {
+    Ok(TrainingSummary {
         steps: rl.len(),
         mean_reward: sum("reward") / rl.len().max(1) as f64,
         repairs: count("repairs"),
         repairs_fixed: count("repairs_fixed"),
         repairs_broke: count("repairs_broke"),
         seconds: sum("rollout_s") + sum("train_s"),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -209,7 +209,7 @@ fn evolution_table(lines: &[Value]) -> String {
 fn vl_cycle_table(lines: &[Value]) -> String {
     let mut out = String::from(
         "<table class=\"evolution\"><caption>Agent0-VL cycle: held-out accuracy after each iteration</caption>\
-         <tr><th>iteration</th><th>solver alone (95% Wilson)</th><th>verifier + repair</th><th>repairs</th>\
+         <tr><th>iteration</th><th>solver alone (95% Wilson)</th><th>verifier + repair</th><th>repairs (episodes)</th>\
          <th>wrong → right</th><th>right → wrong</th><th>declined</th><th>unreadable verdicts</th>\
          <th>PRM best-of-N</th><th>majority</th><th>random</th><th>pass@N</th><th>RL reward</th></tr>",
     );
@@ -228,7 +228,7 @@ fn vl_cycle_table(lines: &[Value]) -> String {
             l["iteration"],
             score(&l["solver"]),
             score(&l["repaired"]),
-            l["repairs"],
+            format_args!("{} ({})", l["repairs"], l["episodes_repaired"]),
             l["wrong_to_right"],
             l["right_to_wrong"],
             l["declined"],
@@ -237,7 +237,7 @@ fn vl_cycle_table(lines: &[Value]) -> String {
             if p.is_null() { "—".to_string() } else { score(&p["majority"]) },
             if p.is_null() { "—".to_string() } else { score(&p["random"]) },
             if p.is_null() { "—".to_string() } else { score(&p["oracle"]) },
-            l["training"]["mean_reward"].as_f64().map_or("(cold start)".to_string(), |r| format!("{r:.3}")),
+            l["training"]["mean_reward"].as_f64().map_or("(before RL)".to_string(), |r| format!("{r:.3}")),
         );
     }
     out.push_str("</table>");

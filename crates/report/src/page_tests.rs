@@ -115,7 +115,7 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
         evolution: vec![json!({"iteration": 1, "set": "shape-grid:test",
             "solver": {"tasks": 200, "solved": 150, "low": 0.686, "high": 0.805},
             "repaired": {"tasks": 200, "solved": 152, "low": 0.696, "high": 0.814},
-            "repairs": 9, "wrong_to_right": 4, "right_to_wrong": 2, "declined": 3, "unreadable": 0.125,
+            "repairs": 9, "episodes_repaired": 8, "wrong_to_right": 4, "right_to_wrong": 2, "declined": 3, "unreadable": 0.125,
             "prm": {"candidates": 4, "prm": {"tasks": 200, "solved": 151, "low": 0.69, "high": 0.81},
                     "majority": {"tasks": 200, "solved": 149, "low": 0.68, "high": 0.8}, "random": {"tasks": 200, "solved": 140},
                     "oracle": {"tasks": 200, "solved": 170}},
@@ -132,7 +132,7 @@ fn a_page_is_self_contained_and_escapes_what_runs_wrote() {
     let cycle_html = render(&[cycle], &|_, _| None).unwrap();
     assert!(cycle_html.contains("Agent0-VL cycle") && !cycle_html.contains("Self-evolution (Agent0)"), "{cycle_html}");
     assert!(
-        cycle_html.contains("<td>1</td><td>75.0% (68.6–80.5%, 150/200)</td><td>76.0% (69.6–81.4%, 152/200)</td><td>9</td><td>4</td><td>2</td><td>3</td><td>12%</td><td>75.5% (69.0–81.0%, 151/200) (N = 4)</td><td>74.5% (68.0–80.0%, 149/200)</td>"),
+        cycle_html.contains("<td>1</td><td>75.0% (68.6–80.5%, 150/200)</td><td>76.0% (69.6–81.4%, 152/200)</td><td>9 (8)</td><td>4</td><td>2</td><td>3</td><td>12%</td><td>75.5% (69.0–81.0%, 151/200) (N = 4)</td><td>74.5% (68.0–80.0%, 149/200)</td>"),
         "{cycle_html}"
     );
     assert!(cycle_html.contains("<td>0.710</td></tr>"), "{cycle_html}");

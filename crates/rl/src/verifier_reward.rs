@@ -211,8 +211,13 @@ impl VerifierReward {
             if let Some(mut new) = new.filter(|n| !matches!(n.end, kaizen_core::EpisodeEnd::Error { .. })) {
                 record.after = Some(new.reward);
                 new.reward_detail = rollouts[i].reward_detail.clone();
-                // The episode it replaces is kept with the repair (nothing is lost).
-                record.original = Some(Box::new(std::mem::replace(&mut rollouts[i], new)));
+                // The episode it replaces is kept with the repair (nothing is lost); its earlier
+                // repairs stay once, in the list the new episode carries, not nested in it.
+                let mut old = std::mem::replace(&mut rollouts[i], new);
+                if let Some(d) = old.reward_detail.as_object_mut() {
+                    d.remove("repairs");
+                }
+                record.original = Some(Box::new(old));
                 out.changed[i] = true;
             }
             let mut list = repairs_of(&rollouts[i]);

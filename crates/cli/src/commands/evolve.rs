@@ -161,22 +161,33 @@ fn rate(r: &Rate) -> String {
 fn vl_table(records: &[VlRecord]) -> String {
     let prm = records.iter().any(|r| r.prm.is_some());
     let mut s = format!(
-        "{:<5} {:<24} {:<24} {:>8} {:>7} {:>7} {:>11} {:>9}",
-        "iter", "solver alone [95% CI]", "verifier + repair", "repairs", "✗ → ✓", "✓ → ✗", "unreadable", "RL reward"
+        "{:<5} {:<24} {:<24} {:>12} {:>7} {:>7} {:>11} {:>11}",
+        "iter",
+        "solver alone [95% CI]",
+        "verifier + repair",
+        "repair rate",
+        "✗ → ✓",
+        "✓ → ✗",
+        "unreadable",
+        "RL reward"
     );
     if prm {
         s.push_str(&format!("  {:<24} {:>9} {:>9} {:>9}", "PRM best-of-N", "majority", "random", "pass@N"));
     }
     s.push('\n');
     for r in records {
-        let reward = r.training.as_ref().map_or("(cold start)".to_string(), |t| format!("{:.3}", t.mean_reward));
+        let reward = r.training.as_ref().map_or("(before RL)".to_string(), |t| format!("{:.3}", t.mean_reward));
         let unreadable = r.unreadable.map_or("—".to_string(), |u| format!("{:.0}%", 100.0 * u));
         s.push_str(&format!(
-            "{:<5} {:<24} {:<24} {:>8} {:>7} {:>7} {:>11} {:>9}",
+            "{:<5} {:<24} {:<24} {:>12} {:>7} {:>7} {:>11} {:>11}",
             r.iteration,
             rate(&r.solver_rate()),
             rate(&r.repaired_rate()),
-            r.repairs,
+            format!(
+                "{:.1}% ({})",
+                100.0 * r.episodes_repaired as f64 / r.solver.tasks.max(1) as f64,
+                r.episodes_repaired
+            ),
             r.wrong_to_right,
             r.right_to_wrong,
             unreadable,

@@ -18,8 +18,8 @@ pub struct EvalArgs {
     /// N: candidates (solutions) per task.
     #[arg(long, default_value_t = 8)]
     pub candidates: usize,
-    /// Held-out tasks, from the stream of `--seed` (eval-rerank skips every task whose content
-    /// the Q-function was trained on).
+    /// Held-out tasks, from the stream of `--seed`, skipping every task whose content the
+    /// Q-function (eval-rerank) or the training runs behind the models (eval-prm) were trained on.
     #[arg(long, default_value_t = 50)]
     pub episodes: usize,
     #[arg(long, default_value_t = 5000)]

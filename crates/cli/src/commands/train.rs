@@ -5,6 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kaizen_rl::{Recipe, StepMetrics};
 use std::path::PathBuf;
 
+/// The `--verifier` a run was started with, beside its recipe.
+const VERIFIER_FILE: &str = "verifier.txt";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A recipe TOML file (see `recipes/`).
@@ -23,7 +26,8 @@ pub struct Args {
     sft_from: Option<PathBuf>,
     /// With `rl.estimator = "process"`: another model judges the policy's steps instead of the
     /// policy itself — `openai:URL` (e.g. Qwen2.5-VL on vLLM, prompted only), a .gguf file or
-    /// an installed model. Not part of the recipe: give it again with `--resume`.
+    /// an installed model (loaded as Q8_0). Kept in the run as `verifier.txt`: `--resume` must
+    /// give the same.
     #[arg(long, value_name = "MODEL")]
     verifier: Option<String>,
 }
@@ -85,6 +89,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     let mut setup = kaizen_rl::Setup::of_recipe(&recipe, &kaizen_envs::open, kaizen_tools::ToolRegistry::standard())?;
+    // `--verifier` is not in the recipe: the run keeps it beside, and a resume must say the same.
+    let recorded = out.join(VERIFIER_FILE);
+    match (&a.resume, std::fs::read_to_string(&recorded).ok()) {
+        (Some(_), before) => anyhow::ensure!(
+            before.as_deref() == a.verifier.as_deref(),
+            "{} was started with {}; resume it with the same --verifier",
+            out.display(),
+            before.map_or("the policy as its own verifier".to_string(), |v| format!("--verifier {v}"))
+        ),
+        (None, _) => {
+            if let Some(spec) = &a.verifier {
+                anyhow::ensure!(
+                    !out.join("config.json").exists(),
+                    "{} already holds a run; choose another --out",
+                    out.display()
+                );
+                std::fs::create_dir_all(&out)?;
+                kaizen_core::durable::write_atomic(&recorded, spec.as_bytes())?;
+            }
+        }
+    }
     if let Some(spec) = &a.verifier {
         let args = super::policy::PolicyArgs {
             policy: spec.clone(),

@@ -104,6 +104,15 @@ pub fn train(
         }
     };
     let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(file) = start_weights {
+        // Where the weights came from, so what they were trained on can be traced
+        // (`trained_content`).
+        let file = std::path::absolute(file)?;
+        let parent = file.ancestors().skip(1).find(|d| run_recipe(d).is_ok()).map(Path::to_path_buf);
+        let lineage = serde_json::json!({"weights": file, "run": parent});
+        kaizen_core::durable::write_atomic(&out.join(STARTED_FROM), serde_json::to_string_pretty(&lineage)?.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.join(STARTED_FROM).display()))?;
+    }
     let progress =
         Progress { phase: Phase::Sft, next_step: sft_done, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 };
     run_from(recipe, setup, run, Checkpoint { policy, moments: Default::default(), progress }, on_metrics)
@@ -118,19 +127,39 @@ pub fn run_recipe(out: &Path) -> anyhow::Result<Recipe> {
     Ok(recipe)
 }
 
-/// The content (`Task::content_key`) of every task the training run in `run` saw: its own
-/// recipe's demonstrations (those of `sft.mix` too) and RL tasks (`streams::training_content`),
-/// its envs opened by `open`. A stage of an evolve run knows its own stage only.
+/// Beside a run that started from another's weights: `{"weights": FILE, "run": RUN or null}`.
+pub const STARTED_FROM: &str = "started_from.json";
+
+/// The content (`Task::content_key`) of every task the weights of the training run in `run`
+/// were trained on: its own RL tasks, its demonstrations (and those of `sft.mix`) where its SFT
+/// ran, and — for a run that started from another run's weights (`STARTED_FROM`) — all that
+/// run trained on, back along the chain (an evolve cycle's stages, `--sft-from`). Envs are
+/// opened by `open`.
 pub fn trained_content(run: &Path, open: crate::setup::OpenEnv) -> anyhow::Result<std::collections::HashSet<String>> {
-    let r = run_recipe(run)?;
-    let env = open(&r.env).map_err(|e| anyhow::anyhow!("{}: env: {e}", run.display()))?;
-    let mixed: Vec<Box<dyn Env>> = r
-        .sft
-        .mix
-        .iter()
-        .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("{}: sft.mix ({}): {e}", run.display(), m.env)))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(streams::training_content(env.as_ref(), &r, &mixed))
+    let mut seen = std::collections::HashSet::new();
+    let mut next = Some(run.to_path_buf());
+    // A chain longer than any real one is a loop in the records.
+    for _ in 0..10_000 {
+        let Some(dir) = next.take() else { return Ok(seen) };
+        let mut r = run_recipe(&dir)?;
+        let lineage = std::fs::read_to_string(dir.join(STARTED_FROM)).ok();
+        if let Some(text) = &lineage {
+            let l: serde_json::Value =
+                serde_json::from_str(text).with_context(|| format!("reading {}", dir.join(STARTED_FROM).display()))?;
+            // Its SFT was skipped: the weights came from elsewhere.
+            r.sft.steps = 0;
+            next = l["run"].as_str().map(PathBuf::from);
+        }
+        let env = open(&r.env).map_err(|e| anyhow::anyhow!("{}: env: {e}", dir.display()))?;
+        let mixed: Vec<Box<dyn Env>> = r
+            .sft
+            .mix
+            .iter()
+            .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("{}: sft.mix ({}): {e}", dir.display(), m.env)))
+            .collect::<anyhow::Result<_>>()?;
+        seen.extend(streams::training_content(env.as_ref(), &r, &mixed));
+    }
+    anyhow::bail!("{}: the runs' {STARTED_FROM} records form a loop", run.display())
 }
 
 /// Continues the run in `out` from its latest checkpoint, with the recipe it was started
