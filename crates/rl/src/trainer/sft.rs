@@ -99,6 +99,8 @@ pub(super) fn cold_start(
 /// is written to `SFT_SOURCES`.
 fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) -> anyhow::Result<Vec<Trajectory>> {
     let recipe = ctx.recipe;
+    // A demonstration the episode's limits could not produce (a turn longer than
+    // `max_tokens_per_turn`) would teach what the policy is then cut off writing: left out.
     let demos_of = |env: &dyn Env, tasks: Vec<Task>, tag: &str, cfg: &EpisodeConfig| {
         tasks
             .into_iter()
@@ -108,11 +110,16 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
                 let job = Job::new(task, i as u64, format!("{tag}-{i}"));
                 Some(demonstration(llm, env, ctx.tools, job, &turns, cfg))
             })
-            .filter(|d| d.solved())
+            .filter(|d| d.solved() && fits(d, cfg.max_tokens_per_turn))
             .collect::<Vec<Trajectory>>()
     };
     let own = demos_of(ctx.env, streams::demonstration_tasks(ctx.env, recipe), "demo", &ctx.episode);
-    anyhow::ensure!(!own.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", ctx.env.name());
+    anyhow::ensure!(
+        !own.is_empty(),
+        "env {} has no demonstrations for SFT that fit rl.max_tokens_per_turn ({}); raise it, or set sft.steps = 0",
+        ctx.env.name(),
+        ctx.episode.max_tokens_per_turn
+    );
     let mut made = vec![serde_json::json!({"env": ctx.env.name(), "demonstrations": own.len()})];
     let mut sources = vec![own];
     for (k, (m, mixed)) in recipe.sft.mix.iter().zip(sft_mix).enumerate() {
@@ -132,7 +139,8 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
         let d = demos_of(&venv, venv.tasks(0, venv.examples.len()), "verify", &recipe.rl.process.verifier_episode());
         anyhow::ensure!(
             !d.is_empty(),
-            "rl.process.verifier_examples: no worked verification fits the verifier's limits"
+            "rl.process.verifier_examples: no worked verification fits the verifier's limits (raise \
+             rl.process.verifier_max_tokens_per_turn: a verdict is ~85 tokens a step on a byte-level policy)"
         );
         made.push(serde_json::json!({"env": venv.name(), "demonstrations": d.len()}));
         sources.push(d);
@@ -163,6 +171,11 @@ fn verified_solvers(ctx: &RunContext, llm: &LocalLlm, solved: &[Trajectory]) -> 
     let wrong: Vec<&Trajectory> = rolled.iter().filter(finished).filter(|t| !t.solved()).take(n / 2).collect();
     let right = rolled.iter().chain(solved).filter(finished).filter(|t| t.solved()).take(n - wrong.len());
     wrong.into_iter().chain(right).cloned().collect()
+}
+
+/// Whether every turn of demonstration `d` is at most `max_tokens` written tokens.
+pub(super) fn fits(d: &Trajectory, max_tokens: usize) -> bool {
+    d.turns.iter().all(|t| t.generated_tokens <= max_tokens)
 }
 
 /// The stream of the cold start's solver episodes, apart from every other stream's seeds.

@@ -66,3 +66,23 @@ fn the_ppo_update_trains_on_per_token_advantages() {
     let e = ppo::update(&policy, None, &mut opt, &[&t], &rows, &rl, &ppo).unwrap_err().to_string();
     assert!(e.contains("per-token advantage of 3 tokens") && e.contains(&t.episode_id), "{e}");
 }
+
+/// SFT leaves out a demonstration with a turn longer than the episode lets the policy write
+/// (the verifier's worked verdicts once were, and the verifier learnt to be cut off).
+#[test]
+fn a_demonstration_fits_when_every_turn_is_within_the_limit() {
+    let mut t: Trajectory = serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "episode_id": "e", "env": "arith", "policy": "p", "seed": 0,
+        "task": {"id": "t", "prompt": "p", "answer": "7", "checker": {"kind": "numeric"}},
+        "turns": [{"text": "a", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 5},
+                  {"text": "b", "tool_calls": [], "malformed": [], "observations": [], "generated_tokens": 9}],
+        "token_ids": [], "loss_mask": [], "logprobs": [], "prompt_tokens": 0, "final_answer": "7",
+        "reward": 1.0, "end": {"kind": "answered"},
+        "timing": {"generation_ms": 0.0, "tool_ms": 0.0, "total_ms": 0.0}
+    }))
+    .unwrap();
+    assert!(super::sft::fits(&t, 9));
+    assert!(!super::sft::fits(&t, 8));
+    t.turns.truncate(1);
+    assert!(super::sft::fits(&t, 8));
+}
