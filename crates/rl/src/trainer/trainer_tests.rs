@@ -67,8 +67,8 @@ fn the_ppo_update_trains_on_per_token_advantages() {
     assert!(e.contains("per-token advantage of 3 tokens") && e.contains(&t.episode_id), "{e}");
 }
 
-/// SFT leaves out a demonstration with a turn longer than the episode lets the policy write
-/// (the verifier's worked verdicts once were, and the verifier learnt to be cut off).
+/// The verifier's cold start leaves out a worked verification with a turn longer than the
+/// verifier may write (they once were, and the verifier learnt to be cut off).
 #[test]
 fn a_demonstration_fits_when_every_turn_is_within_the_limit() {
     let mut t: Trajectory = serde_json::from_value(serde_json::json!({
