@@ -33,27 +33,38 @@ fn repairs_are_counted_by_what_they_did_to_the_outcome() {
     assert_eq!(repair_counts(&[with(0.0, serde_json::json!([]), false)]), None);
 }
 
-/// A real repair round on a tiny untrained policy: the rollout whose first step got an unsure
-/// verdict is re-derived from that step — its prompt kept token for token, the correction
-/// shown (loss mask 0) before the new step, the repair recorded with its gate and both
-/// outcomes — and the rollout whose verdict was unreadable is left exactly as it was.
-#[test]
-fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
+/// An untrained tiny byte-level policy seeded `seed`, loaded from its GGUF file (kept in the
+/// returned folder while the test runs).
+fn tiny_policy(seed: u64) -> (tempfile::TempDir, kaizen_models::LocalLlm) {
     use kaizen_models::trainable::{LmConfig, TrainableLm};
-    use kaizen_rollout::episode::Job;
-    let dir = tempfile::Builder::new().prefix("kaizen-repair-").tempdir().unwrap();
+    let dir = tempfile::Builder::new().prefix("kaizen-verifier-").tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
-    let m = TrainableLm::new(LmConfig::bytes(1, 16, 2, 1024), &candle_core::Device::Cpu, 3).unwrap();
+    let m = TrainableLm::new(LmConfig::bytes(1, 16, 2, 1024), &candle_core::Device::Cpu, seed).unwrap();
     m.write_gguf(&path, candle_core::quantized::GgmlDType::F32).unwrap();
     let llm = kaizen_models::LocalLlm::load(&path, kaizen_models::WeightFormat::F32).unwrap();
-    let task = |i: u32| kaizen_core::Task {
+    (dir, llm)
+}
+
+/// "Is i even?", answered "yes".
+fn task(i: u32) -> kaizen_core::Task {
+    kaizen_core::Task {
         id: format!("t{i}"),
         prompt: format!("Is {i} even?"),
         answer: "yes".into(),
         checker: kaizen_core::Checker::Exact,
         meta: serde_json::Value::Null,
         images: vec![],
-    };
+    }
+}
+
+/// A real repair round on a tiny untrained policy: the rollout whose first step got an unsure
+/// verdict is re-derived from that step — its prompt kept token for token, the correction
+/// shown (loss mask 0) before the new step, the repair recorded with its gate and both
+/// outcomes — and the rollout whose verdict was unreadable is left exactly as it was.
+#[test]
+fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
+    use kaizen_rollout::episode::Job;
+    let (_dir, llm) = tiny_policy(3);
     let env = kaizen_envs::JsonlEnv::from_tasks("even", vec![task(2), task(4)]);
     let tools = kaizen_tools::ToolRegistry::standard();
     let args = kaizen_rollout::EpisodeArgs {
@@ -141,21 +152,8 @@ impl kaizen_core::Policy for Says {
 /// repairs: the garbage is what keeps them shut.
 #[test]
 fn a_verifier_answering_garbage_leaves_the_solver_alone() {
-    use kaizen_models::trainable::{LmConfig, TrainableLm};
     use kaizen_rollout::episode::Job;
-    let dir = tempfile::Builder::new().prefix("kaizen-garbage-").tempdir().unwrap();
-    let path = dir.path().join("tiny.gguf");
-    let m = TrainableLm::new(LmConfig::bytes(1, 16, 2, 1024), &candle_core::Device::Cpu, 5).unwrap();
-    m.write_gguf(&path, candle_core::quantized::GgmlDType::F32).unwrap();
-    let llm = kaizen_models::LocalLlm::load(&path, kaizen_models::WeightFormat::F32).unwrap();
-    let task = |i: u32| kaizen_core::Task {
-        id: format!("t{i}"),
-        prompt: format!("Is {i} even?"),
-        answer: "yes".into(),
-        checker: kaizen_core::Checker::Exact,
-        meta: serde_json::Value::Null,
-        images: vec![],
-    };
+    let (_dir, llm) = tiny_policy(5);
     let env = kaizen_envs::JsonlEnv::from_tasks("even", (0..4).map(|i| task(2 * i)).collect());
     let tools = kaizen_tools::ToolRegistry::standard();
     let args = kaizen_rollout::EpisodeArgs {
