@@ -151,9 +151,9 @@ pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> an
         absolute_task_file(spec)?;
     }
     // A held-out set that cannot be drawn is refused before the run directory holds a run.
-    held_out_tasks(&recipe)?;
+    let held = held_out_tasks(&recipe)?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
-    run(&recipe, out, on)
+    run(&recipe, out, held, on)
 }
 
 /// Whether `out` holds an Agent0-VL cycle (its `config.json` says `"mode": "vl"`).
@@ -170,14 +170,18 @@ pub fn resume_vl(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<Vl
     let text = std::fs::read_to_string(&path).with_context(|| format!("{} is not an evolve run", out.display()))?;
     let recipe: VlRecipe = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
     recipe.validate().map_err(anyhow::Error::msg)?;
-    run(&recipe, out, on)
+    let held = held_out_tasks(&recipe)?;
+    run(&recipe, out, held, on)
 }
+
+/// The held-out set: its env spec, the env, its tasks.
+pub type HeldOut = (String, Box<dyn Env>, Vec<Task>);
 
 /// The held-out tasks: `held_out.tasks` of the set's env from a stream of their own, distinct
 /// by content, none whose content any stage of the cycle trains on (the cold start's
 /// demonstrations and those of `sft.mix` — or what the `start` run's weights were trained on
 /// —, every iteration's RL tasks) or any prompt shows (the worked examples' stream).
-pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<(String, Box<dyn Env>, Vec<Task>)> {
+pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<HeldOut> {
     let open = |spec: &str| kaizen_envs::open(spec);
     let train_env = open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
     let mixed: Vec<Box<dyn Env>> = recipe
@@ -244,10 +248,10 @@ fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> anyhow::Result<Path
     }
 }
 
-/// Runs every stage not yet done, in order.
-fn run(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
+/// Runs every stage not yet done, in order, scoring on `held` (`held_out_tasks`).
+fn run(recipe: &VlRecipe, out: &Path, held: HeldOut, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
     let out = &std::path::absolute(out)?;
-    let (spec, env, tasks) = held_out_tasks(recipe)?;
+    let (spec, env, tasks) = held;
     pin_held_out(out, tasks.iter().map(Task::content_key).collect())?;
     let open = |s: &str| kaizen_envs::open(s);
     let mut records = Vec::new();

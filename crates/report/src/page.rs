@@ -90,6 +90,28 @@ fn pair(p: &Value) -> String {
     }
 }
 
+/// A selection row's first cells, as the evaluation verbs write rows (`selection`,
+/// `successes`, `tasks`, `lo`, `hi`): its name, its success rate with counts, its interval.
+fn selection_cells(row: &Value) -> String {
+    let (k, n) = (row["successes"].as_u64().unwrap_or(0), row["tasks"].as_u64().unwrap_or(0));
+    format!(
+        "<td>{}</td><td>{:.1}% ({k}/{n})</td><td>{}–{}%</td>",
+        escape(row["selection"].as_str().unwrap_or("?")),
+        100.0 * k as f64 / n.max(1) as f64,
+        pct(&row["lo"]),
+        pct(&row["hi"])
+    )
+}
+
+/// How an evaluation's tasks were held out from training, as its file says.
+fn held_out_how(b: &Value) -> &'static str {
+    if b["held_out_by_content"] == true {
+        "by content"
+    } else {
+        "by seed"
+    }
+}
+
 /// A Best-of-Q evaluation (`eval_rerank.json`) as a table: each selection's success with its
 /// Wilson interval, and the paired differences the command computed.
 fn best_of_q_table(b: &Value) -> String {
@@ -101,17 +123,13 @@ fn best_of_q_table(b: &Value) -> String {
         escape(b["env"].as_str().unwrap_or("?")),
         b["candidates"].as_u64().map_or("?".to_string(), |n| n.to_string()),
         b["tasks"].as_array().map_or(0, Vec::len),
-        if b["held_out_by_content"].as_bool() == Some(true) { "by content" } else { "by seed" }
+        held_out_how(b)
     );
     for row in b["rows"].as_array().into_iter().flatten() {
-        let (k, n) = (row["successes"].as_u64().unwrap_or(0), row["tasks"].as_u64().unwrap_or(0));
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.1}% ({k}/{n})</td><td>{}–{}%</td><td>{}</td><td>{}</td></tr>",
-            escape(row["selection"].as_str().unwrap_or("?")),
-            100.0 * k as f64 / n.max(1) as f64,
-            pct(&row["lo"]),
-            pct(&row["hi"]),
+            "<tr>{}<td>{}</td><td>{}</td></tr>",
+            selection_cells(row),
             pair(&row["vs_sampled"]),
             pair(&row["vs_random"])
         );
@@ -133,21 +151,12 @@ fn prm_table(b: &Value) -> String {
         escape(b["env"].as_str().unwrap_or("?")),
         b["candidates"].as_u64().map_or("?".to_string(), |n| n.to_string()),
         b["tasks"].as_array().map_or(0, Vec::len),
-        if b["held_out_by_content"] == true { "by content" } else { "by seed" },
+        held_out_how(b),
         b["unreadable"].as_u64().unwrap_or(0),
         b["steps"].as_u64().unwrap_or(0)
     );
     for row in b["rows"].as_array().into_iter().flatten() {
-        let (k, n) = (row["successes"].as_u64().unwrap_or(0), row["tasks"].as_u64().unwrap_or(0));
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{:.1}% ({k}/{n})</td><td>{}–{}%</td><td>{}</td></tr>",
-            escape(row["selection"].as_str().unwrap_or("?")),
-            100.0 * k as f64 / n.max(1) as f64,
-            pct(&row["lo"]),
-            pct(&row["hi"]),
-            pair(&row["prm_vs"])
-        );
+        let _ = write!(out, "<tr>{}<td>{}</td></tr>", selection_cells(row), pair(&row["prm_vs"]));
     }
     out.push_str("</table>");
     out

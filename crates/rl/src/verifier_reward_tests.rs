@@ -45,6 +45,17 @@ fn tiny_policy(seed: u64) -> (tempfile::TempDir, kaizen_models::LocalLlm) {
     (dir, llm)
 }
 
+/// Episodes of one sampled turn of at most 8 tokens, no examples, no tool schemas.
+fn one_short_turn() -> kaizen_rollout::EpisodeConfig {
+    let args = kaizen_rollout::EpisodeArgs {
+        max_turns: 1,
+        max_tokens_per_turn: 8,
+        max_episode_tokens: None,
+        temperature: 1.0,
+    };
+    args.config(Vec::new(), false, false)
+}
+
 /// "Is i even?", answered "yes".
 fn task(i: u32) -> kaizen_core::Task {
     kaizen_core::Task {
@@ -67,13 +78,7 @@ fn an_unsure_step_is_repaired_and_an_unreadable_one_is_left_alone() {
     let (_dir, llm) = tiny_policy(3);
     let env = kaizen_envs::JsonlEnv::from_tasks("even", vec![task(2), task(4)]);
     let tools = kaizen_tools::ToolRegistry::standard();
-    let args = kaizen_rollout::EpisodeArgs {
-        max_turns: 1,
-        max_tokens_per_turn: 8,
-        max_episode_tokens: None,
-        temperature: 1.0,
-    };
-    let cfg = args.config(Vec::new(), false, false);
+    let cfg = one_short_turn();
     let jobs = vec![Job::new(task(2), 1, "a"), Job::new(task(4), 2, "b")];
     let mut rollouts = Runner::new(Agent::Local(&llm), &env, &tools, 2).run_in_order(jobs, &cfg);
     let unsure = Verdict { score: -1.0, confidence: 0.3, critique: "odd?".into(), parsed: true, repair_gate: None };
@@ -156,13 +161,7 @@ fn a_verifier_answering_garbage_leaves_the_solver_alone() {
     let (_dir, llm) = tiny_policy(5);
     let env = kaizen_envs::JsonlEnv::from_tasks("even", (0..4).map(|i| task(2 * i)).collect());
     let tools = kaizen_tools::ToolRegistry::standard();
-    let args = kaizen_rollout::EpisodeArgs {
-        max_turns: 1,
-        max_tokens_per_turn: 8,
-        max_episode_tokens: None,
-        temperature: 1.0,
-    };
-    let cfg = args.config(Vec::new(), false, false);
+    let cfg = one_short_turn();
     let jobs = (0..4).map(|i| Job::new(task(2 * i), i as u64, format!("e{i}"))).collect();
     let mut solved = Runner::new(Agent::Local(&llm), &env, &tools, 4).run_in_order(jobs, &cfg);
     // Half of them right, as the checker would have said of the right answer.
