@@ -195,4 +195,10 @@ fn a_verifier_answering_garbage_leaves_the_solver_alone() {
     let unsure = judged_by(r#"<answer>[{"step": 1, "score": -1, "confidence": 0.1, "critique": "check it"}]</answer>"#);
     assert!(unsure.iter().all(|t| t.turns[0].verdict.as_ref().is_some_and(|v| v.parsed)), "{:?}", unsure[0].turns);
     assert!(unsure.iter().all(|t| !repairs_of(t).is_empty()), "no repair opened on an unsure verdict");
+    // Each at step 1, gated g = σ(5 · (0.7 − 0.1)) = σ(3) = 0.9525741.
+    for t in &unsure {
+        let r = &repairs_of(t)[0];
+        assert_eq!(r.step, 1);
+        assert!((r.gate - 0.952_574_1).abs() < 1e-6, "{}", r.gate);
+    }
 }

@@ -55,7 +55,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let registry = ToolRegistry::standard();
     // Held out by content from what the training runs behind the policy and the verifier saw,
     // where they are runs' models; by seed alone otherwise.
-    let (seen, runs) = trained_on(&[a.policy.policy.as_str(), args.verifier.as_deref().unwrap_or("")])?;
+    let (mut seen, runs) = trained_on(&[a.policy.policy.as_str(), args.verifier.as_deref().unwrap_or("")])?;
+    // Nor a task whose worked solution every prompt shows (`--shots`).
+    if a.prompt.shots > 0 {
+        let from = match &a.prompt.shots_from {
+            Some(spec) => Some(kaizen_envs::open(spec).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let from = from.as_deref().unwrap_or(env.as_ref());
+        seen.extend(from.tasks(kaizen_rollout::episode::SHOT_SEED, 4 * a.prompt.shots).iter().map(|t| t.content_key()));
+    }
     let tasks = kaizen_core::env::held_out_tasks(env.as_ref(), a.seed, a.episodes, |k| seen.contains(k), "--episodes")
         .map_err(anyhow::Error::msg)?;
     let solve = a.episode.config(a.prompt.shots(env.as_ref(), &registry)?, !a.prompt.no_tool_schemas, false);

@@ -172,7 +172,7 @@ fn vl_table(records: &[VlRecord]) -> String {
         "RL reward"
     );
     if prm {
-        s.push_str(&format!("  {:<24} {:>9} {:>9} {:>9}", "PRM best-of-N", "majority", "random", "pass@N"));
+        s.push_str(&format!("  {:<30} {:<24} {:<24} {:<24}", "PRM best-of-N", "majority", "random", "pass@N"));
     }
     s.push('\n');
     for r in records {
@@ -194,13 +194,12 @@ fn vl_table(records: &[VlRecord]) -> String {
             reward
         ));
         if let Some(p) = &r.prm {
-            let pct = |x: &Rate| format!("{:.1}%", 100.0 * x.share());
             s.push_str(&format!(
-                "  {:<24} {:>9} {:>9} {:>9}",
-                format!("{} (N={})", rate(&p.prm), p.candidates),
-                pct(&p.majority),
-                pct(&p.random),
-                pct(&p.oracle)
+                "  {:<30} {:<24} {:<24} {:<24}",
+                format!("{} N={}", rate(&p.prm), p.candidates),
+                rate(&p.majority),
+                rate(&p.random),
+                rate(&p.oracle)
             ));
         }
         s.push('\n');

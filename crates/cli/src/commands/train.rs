@@ -30,6 +30,10 @@ pub struct Args {
     /// give the same.
     #[arg(long, value_name = "MODEL")]
     verifier: Option<String>,
+    /// The model name to send a remote verifier (`--verifier openai:URL`), as the server
+    /// serves it (vLLM refuses others), e.g. `Qwen/Qwen2.5-VL-7B-Instruct`.
+    #[arg(long, default_value = "default", requires = "verifier")]
+    verifier_model: String,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -113,7 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(spec) = &a.verifier {
         let args = super::policy::PolicyArgs {
             policy: spec.clone(),
-            remote_model: "default".into(),
+            remote_model: a.verifier_model.clone(),
             weights: kaizen_models::WeightFormat::Q8_0,
         };
         setup = setup.judged_by(&recipe, super::policy::Backend::open(&args)?.into_policy())?;
