@@ -17,9 +17,9 @@
 //! training stage from its own latest checkpoint.
 
 use crate::curriculum::{batch_rewards, parse_task, Clusters, CurriculumEnv, Judged, RewardWeights};
+use crate::error::{EvolveError, Result};
 use crate::pool::{judge, screen, select, unlabelled, PoolStats};
 use crate::recipe::EvolveRecipe;
-use anyhow::Context;
 use kaizen_core::durable::write_atomic;
 use kaizen_core::{Env, Message, Task, Trajectory};
 use kaizen_models::LocalLlm;
@@ -60,6 +60,9 @@ pub enum Event<'a> {
     Iteration(&'a IterationRecord),
     /// An iteration of the Agent0-VL cycle is scored.
     VlIteration(&'a crate::vl::VlRecord),
+    /// Something the user should know that does not stop the run (a held-out set smaller than
+    /// asked, say).
+    Warning(&'a str),
 }
 
 /// One held-out set's score.
@@ -153,85 +156,103 @@ struct EvalReport {
 }
 
 /// Starts a new evolve run of `recipe` in `out` (which must not hold one).
-pub fn evolve(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
-    recipe.validate().map_err(anyhow::Error::msg)?;
+pub fn evolve(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> Result<Vec<IterationRecord>> {
+    recipe.validate().map_err(EvolveError::Recipe)?;
     new_run_dir(out)?;
     let mut recipe = recipe.clone();
     for spec in recipe.eval.sets.iter_mut().chain(recipe.executor.shots_from.as_mut()) {
         absolute_task_file(spec)?;
     }
-    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
+    write_file(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
     run(&recipe, out, on)
 }
 
 /// Creates `out` for a new run; refused where it holds one.
-pub(crate) fn new_run_dir(out: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !out.join("config.json").exists(),
-        "{} already holds a run; choose another --out, or continue it with --resume",
-        out.display()
-    );
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+pub(crate) fn new_run_dir(out: &Path) -> Result<()> {
+    if out.join("config.json").exists() {
+        let what = "already holds a run; choose another --out, or continue it with --resume".into();
+        return Err(EvolveError::Run { path: out.to_path_buf(), what });
+    }
+    std::fs::create_dir_all(out).map_err(EvolveError::io(out))
+}
+
+/// `write_atomic` with the path in its error.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes).map_err(EvolveError::io(path))
+}
+
+/// A directory and its parents, with the path in its error.
+pub(crate) fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(EvolveError::io(path))
+}
+
+/// `path` as an absolute path (for a resume from another directory).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(EvolveError::io(path))
 }
 
 /// A `jsonl:PATH` env spec by absolute path, so a resume from another directory reads the same
 /// file; other specs as they are.
-pub(crate) fn absolute_task_file(spec: &mut String) -> anyhow::Result<()> {
+pub(crate) fn absolute_task_file(spec: &mut String) -> Result<()> {
     if let Some(path) = spec.strip_prefix("jsonl:") {
-        *spec = format!("jsonl:{}", std::path::absolute(path)?.display());
+        *spec = format!("jsonl:{}", absolute(Path::new(path))?.display());
     }
     Ok(())
 }
 
 /// Writes the held-out tasks' content keys into a new run, or checks a resumed run's: it must
 /// score on the tasks it started with (a task file may have changed since).
-pub(crate) fn pin_held_out(out: &Path, mut keys: Vec<String>) -> anyhow::Result<()> {
+pub(crate) fn pin_held_out(out: &Path, mut keys: Vec<String>) -> Result<()> {
     keys.sort();
     let keys = serde_json::to_string(&keys)?;
     match std::fs::read_to_string(out.join(HELD_OUT)) {
-        Ok(before) => anyhow::ensure!(
-            before == keys,
-            "the held-out tasks differ from those {} started with ({}): a task file changed",
-            out.display(),
-            out.join(HELD_OUT).display()
-        ),
-        Err(_) => write_atomic(&out.join(HELD_OUT), keys.as_bytes())?,
+        Ok(before) if before != keys => Err(EvolveError::Run {
+            path: out.join(HELD_OUT),
+            what: "the held-out tasks differ from those the run started with: a task file changed".into(),
+        }),
+        Ok(_) => Ok(()),
+        Err(_) => write_file(&out.join(HELD_OUT), keys.as_bytes()),
     }
-    Ok(())
 }
 
 /// `evolution.jsonl`: one line per finished iteration, rewritten whole (atomically).
-pub(crate) fn write_evolution<T: Serialize>(out: &Path, records: &[T]) -> anyhow::Result<()> {
+pub(crate) fn write_evolution<T: Serialize>(out: &Path, records: &[T]) -> Result<()> {
     let mut text = String::new();
     for r in records {
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
-    Ok(write_atomic(&out.join("evolution.jsonl"), text.as_bytes())?)
+    write_file(&out.join("evolution.jsonl"), text.as_bytes())
 }
 
 /// Continues the evolve run in `out` at its first unfinished stage, with its own recipe.
-pub fn resume(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
+pub fn resume(out: &Path, on: &mut dyn FnMut(Event)) -> Result<Vec<IterationRecord>> {
     let recipe = run_recipe(out)?;
     run(&recipe, out, on)
 }
 
 /// The recipe an evolve run was started with.
-pub fn run_recipe(out: &Path) -> anyhow::Result<EvolveRecipe> {
+pub fn run_recipe(out: &Path) -> Result<EvolveRecipe> {
     let path = out.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{} is not an evolve run", out.display()))?;
-    let recipe: EvolveRecipe = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    recipe.validate().map_err(anyhow::Error::msg)?;
+    let text = read_run_config(out)?;
+    let recipe: EvolveRecipe = serde_json::from_str(&text).map_err(EvolveError::json(&path))?;
+    recipe.validate().map_err(EvolveError::Recipe)?;
     Ok(recipe)
+}
+
+/// The text of an evolve run's `config.json`.
+pub(crate) fn read_run_config(out: &Path) -> Result<String> {
+    std::fs::read_to_string(out.join("config.json"))
+        .map_err(|e| EvolveError::Run { path: out.to_path_buf(), what: format!("not an evolve run ({e})") })
 }
 
 /// The held-out ground-truth sets: each env's tasks from the evaluation stream, distinct by
 /// content, none of them a task the worked examples may show (the examples' whole stream is
 /// left out: their solutions are in every prompt).
-pub fn held_out_sets(recipe: &EvolveRecipe) -> anyhow::Result<Vec<(String, Box<dyn Env>, Vec<Task>)>> {
+pub fn held_out_sets(recipe: &EvolveRecipe) -> Result<Vec<(String, Box<dyn Env>, Vec<Task>)>> {
     let shown: HashSet<String> = match &recipe.executor.shots_from {
         Some(spec) if recipe.executor.shots > 0 => {
-            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("executor.shots_from: {e}"))?;
+            let env = kaizen_envs::open(spec).map_err(EvolveError::env("executor.shots_from", spec))?;
             env.tasks(kaizen_rollout::episode::SHOT_SEED, 4 * recipe.executor.shots)
                 .iter()
                 .map(Task::content_key)
@@ -244,7 +265,7 @@ pub fn held_out_sets(recipe: &EvolveRecipe) -> anyhow::Result<Vec<(String, Box<d
         .sets
         .iter()
         .map(|spec| {
-            let env = kaizen_envs::open(spec).map_err(|e| anyhow::anyhow!("eval.sets: {e}"))?;
+            let env = kaizen_envs::open(spec).map_err(EvolveError::env("eval.sets", spec))?;
             let mut seen = HashSet::new();
             let tasks: Vec<Task> = env
                 .tasks(recipe.seed ^ EVAL_STREAM, recipe.eval.tasks)
@@ -287,7 +308,7 @@ fn curriculum_cfg(recipe: &EvolveRecipe, temperature: f32) -> EpisodeConfig {
 
 /// The executor's trainable weights after iteration `i` (the latest iteration ≤ `i` whose
 /// executor trained); `None`: the base policy.
-fn executor_weights(out: &Path, i: usize) -> anyhow::Result<Option<PathBuf>> {
+fn executor_weights(out: &Path, i: usize) -> Result<Option<PathBuf>> {
     for j in (1..=i).rev() {
         let dir = iter_dir(out, j).join("executor");
         if dir.join(DONE).exists() {
@@ -298,11 +319,11 @@ fn executor_weights(out: &Path, i: usize) -> anyhow::Result<Option<PathBuf>> {
 }
 
 /// The curriculum's weights after iteration `i` (`None`: the base policy).
-fn curriculum_weights(out: &Path, i: usize) -> anyhow::Result<Option<PathBuf>> {
+fn curriculum_weights(out: &Path, i: usize) -> Result<Option<PathBuf>> {
     if i == 0 {
         return Ok(None);
     }
-    final_weights(&iter_dir(out, i).join("curriculum")).map(Some)
+    Ok(Some(final_weights(&iter_dir(out, i).join("curriculum"))?))
 }
 
 /// The text a curriculum episode wrote.
@@ -323,7 +344,7 @@ struct CurriculumReward {
 }
 
 impl Reward for CurriculumReward {
-    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> kaizen_rl::Result<()> {
         let step = at.step;
         let parsed: Vec<Option<String>> = rollouts.iter().map(|t| parse_task(&written(t))).collect();
         let tasks: Vec<Task> = parsed
@@ -332,7 +353,8 @@ impl Reward for CurriculumReward {
             .filter_map(|(i, p)| p.as_ref().map(|q| unlabelled(format!("s{step}-c{i}"), q)))
             .collect();
         let seed = self.seed.wrapping_add(step as u64 * STEP_STRIDE);
-        let (judged, _) = judge(&self.executor, &self.env, &self.tools, &self.cfg, &tasks, self.k, seed)?;
+        let (judged, _) = judge(&self.executor, &self.env, &self.tools, &self.cfg, &tasks, self.k, seed)
+            .map_err(|e| kaizen_rl::RlError::Reward(format!("the executor judging the curriculum's tasks: {e}")))?;
         let mut verdicts = judged.into_iter();
         let judged: Vec<Option<Judged>> = parsed.iter().map(|p| p.as_ref().and_then(|_| verdicts.next())).collect();
         let (rewards, clusters) = batch_rewards(&self.weights, &parsed, &judged);
@@ -358,8 +380,8 @@ impl Reward for CurriculumReward {
 }
 
 /// Runs every stage not yet done, in order.
-fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<IterationRecord>> {
-    let out = &std::path::absolute(out)?;
+fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> Result<Vec<IterationRecord>> {
+    let out = &absolute(out)?;
     let tools = ToolRegistry::standard();
     let solve_env = kaizen_envs::JsonlEnv::from_tasks("generated", Vec::new());
     // Generated tasks have no worked solutions: examples come from `shots_from` (arith).
@@ -369,10 +391,9 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
         &kaizen_envs::open,
         &tools,
         recipe.executor.shots,
-    )
-    .context("executor.shots_from")?;
-    let curriculum_shots =
-        kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots).map_err(anyhow::Error::msg)?;
+    )?;
+    let curriculum_shots = kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots)
+        .map_err(EvolveError::env("curriculum_shots", CurriculumEnv.name()))?;
     let sets = held_out_sets(recipe)?;
     let held_keys = held_out_keys(&sets);
     // A resumed run must score on the sets its pools were screened against.
@@ -383,7 +404,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     // iteration, the curriculum and pool stages of the next use the same model (and its
     // prefix cache).
     let loaded: std::cell::RefCell<Option<(Option<PathBuf>, Arc<LocalLlm>)>> = Default::default();
-    let executor_at = |i: usize, gguf: &Path| -> anyhow::Result<Arc<LocalLlm>> {
+    let executor_at = |i: usize, gguf: &Path| -> Result<Arc<LocalLlm>> {
         let weights = executor_weights(out, i)?;
         if let Some((w, llm)) = loaded.borrow().as_ref() {
             if *w == weights {
@@ -400,7 +421,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
     records.push(record(out, 0)?);
     for i in 1..=recipe.iterations {
         let dir = iter_dir(out, i);
-        std::fs::create_dir_all(&dir)?;
+        create_dir(&dir)?;
 
         // 1. The curriculum, against the executor that enters this iteration.
         let stage = dir.join("curriculum");
@@ -465,7 +486,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 lines.push_str(&serde_json::to_string(p)?);
                 lines.push('\n');
             }
-            write_atomic(&dir.join("pool.jsonl"), lines.as_bytes())?;
+            write_file(&dir.join("pool.jsonl"), lines.as_bytes())?;
             let clusters = Clusters::of(&survivors, recipe.curriculum_reward.cluster_threshold);
             let n = judged.len().max(1) as f64;
             let tasks = CurriculumTasks {
@@ -496,7 +517,7 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::
                 })
                 .collect();
             let report = PoolReport { stats, tasks, seconds: t.elapsed().as_secs_f64(), candidates };
-            write_atomic(&dir.join("pool.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+            write_file(&dir.join("pool.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
         }
 
         // 3. The executor, on the pool (nothing to train on when the pool is empty).
@@ -530,19 +551,18 @@ pub(crate) fn train_stage(
     setup: Setup,
     start: Option<&Path>,
     on: &mut dyn FnMut(Event),
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut on_metrics = |m: &StepMetrics| on(Event::Metrics(m));
     if dir.join("checkpoints").join("latest").exists() {
         kaizen_rl::resume(dir, setup, &mut on_metrics)?;
     } else {
         if dir.exists() {
             // Killed before its first checkpoint: nothing in it to keep.
-            std::fs::remove_dir_all(dir)?;
+            std::fs::remove_dir_all(dir).map_err(EvolveError::io(dir))?;
         }
         kaizen_rl::train(recipe, dir, setup, start, &mut on_metrics)?;
     }
-    write_atomic(&dir.join(DONE), b"")?;
-    Ok(())
+    write_file(&dir.join(DONE), b"")
 }
 
 /// The executor after iteration `i` on every held-out set, greedy (`iter-N/eval.json`).
@@ -554,15 +574,15 @@ fn eval_stage(
     sets: &[(String, Box<dyn Env>, Vec<Task>)],
     tools: &ToolRegistry,
     shots: &[Message],
-    executor_at: &dyn Fn(usize, &Path) -> anyhow::Result<Arc<LocalLlm>>,
+    executor_at: &dyn Fn(usize, &Path) -> Result<Arc<LocalLlm>>,
     on: &mut dyn FnMut(Event),
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let dir = iter_dir(out, i);
     if dir.join("eval.json").exists() {
         return Ok(());
     }
     on(Event::Stage(i, "scoring the executor on the held-out sets"));
-    std::fs::create_dir_all(&dir)?;
+    create_dir(&dir)?;
     let t = Instant::now();
     let executor = executor_at(i, &dir.join("executor.gguf"))?;
     let cfg = executor_cfg(recipe, shots, 0.0);
@@ -575,17 +595,17 @@ fn eval_stage(
         scores.push(SetScore::of(spec, &eps));
     }
     let report = EvalReport { scores, seconds: t.elapsed().as_secs_f64() };
-    write_atomic(&dir.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
-    Ok(())
+    write_file(&dir.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())
 }
 
 /// Iteration `i`'s record, from the files its stages left.
-fn record(out: &Path, i: usize) -> anyhow::Result<IterationRecord> {
+fn record(out: &Path, i: usize) -> Result<IterationRecord> {
     let dir = iter_dir(out, i);
-    let read = |name: &str| -> anyhow::Result<String> {
-        std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
+    let read = |name: &str| -> Result<String> {
+        std::fs::read_to_string(dir.join(name)).map_err(EvolveError::io(dir.join(name)))
     };
-    let eval: EvalReport = serde_json::from_str(&read("eval.json")?)?;
+    let eval: EvalReport =
+        serde_json::from_str(&read("eval.json")?).map_err(EvolveError::json(dir.join("eval.json")))?;
     if i == 0 {
         return Ok(IterationRecord {
             iteration: 0,
@@ -596,9 +616,10 @@ fn record(out: &Path, i: usize) -> anyhow::Result<IterationRecord> {
             executor_trained: false,
         });
     }
-    let pool: PoolReport = serde_json::from_str(&read("pool.json")?)?;
+    let pool: PoolReport =
+        serde_json::from_str(&read("pool.json")?).map_err(EvolveError::json(dir.join("pool.json")))?;
     let curriculum_dir = dir.join("curriculum");
-    let rollouts = kaizen_rollout::run_dir::load(&curriculum_dir).map_err(anyhow::Error::msg)?;
+    let rollouts = kaizen_rollout::run_dir::load(&curriculum_dir).map_err(EvolveError::Rollout)?;
     let n = rollouts.len().max(1) as f64;
     let details: Vec<&serde_json::Value> = rollouts.iter().map(|t| &t.reward_detail).collect();
     let unparsed = details.iter().filter(|d| d["curriculum_task"].is_null()).count();

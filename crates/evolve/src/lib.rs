@@ -19,12 +19,14 @@
 
 pub mod bleu;
 pub mod curriculum;
+pub mod error;
 pub mod evolution;
 pub mod pool;
 pub mod recipe;
 pub mod vl;
 pub mod vl_recipe;
 
+pub use error::{EvolveError, Result};
 pub use evolution::{evolve, resume, Event, IterationRecord};
 pub use recipe::EvolveRecipe;
 pub use vl::{evolve_vl, is_vl_run, resume_vl, VlRecord};

@@ -56,7 +56,7 @@ pub fn judge(
     tasks: &[Task],
     k: usize,
     seed: u64,
-) -> anyhow::Result<(Vec<Judged>, Vec<Trajectory>)> {
+) -> crate::Result<(Vec<Judged>, Vec<Trajectory>)> {
     let jobs: Vec<Job> = tasks
         .iter()
         .enumerate()
@@ -70,7 +70,10 @@ pub fn judge(
     kaizen_rollout::in_job_order(&mut samples, &ids);
     // One trajectory per job, in job order, or the votes would land on the wrong tasks.
     let in_order = samples.len() == ids.len() && samples.iter().zip(&ids).all(|(t, id)| &t.episode_id == id);
-    anyhow::ensure!(in_order, "the engine returned {} of {} samples in job order", samples.len(), ids.len());
+    if !in_order {
+        let (n, of) = (samples.len(), ids.len());
+        return Err(crate::EvolveError::Rollout(format!("the engine returned {n} of {of} samples in job order")));
+    }
     let judged = samples
         .chunks(k)
         .map(|g| {

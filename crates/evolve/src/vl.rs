@@ -22,10 +22,12 @@
 //! result is written last and atomically, so after `kill -9` the cycle resumes at the first
 //! stage without one — a training stage from its own latest checkpoint.
 
-use crate::evolution::{absolute_task_file, new_run_dir, pin_held_out, train_stage, write_evolution, Event, SetScore};
+use crate::error::{EvolveError, Result};
+use crate::evolution::{
+    absolute, absolute_task_file, create_dir, new_run_dir, pin_held_out, read_run_config, train_stage, write_evolution,
+    write_file, Event, SetScore,
+};
 use crate::vl_recipe::VlRecipe;
-use anyhow::Context;
-use kaizen_core::durable::write_atomic;
 use kaizen_core::{Env, Message, Task};
 use kaizen_models::LocalLlm;
 use kaizen_q::metrics::wilson_interval;
@@ -134,13 +136,13 @@ pub struct TrainingSummary {
 }
 
 /// Starts a new cycle of `recipe` in `out` (which must not hold a run).
-pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
-    recipe.validate().map_err(anyhow::Error::msg)?;
+pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> Result<Vec<VlRecord>> {
+    recipe.validate().map_err(EvolveError::Recipe)?;
     new_run_dir(out)?;
     let mut recipe = recipe.clone();
     // Paths absolute, so a resume from another directory reads the same files.
     if let Some(s) = &recipe.start {
-        recipe.start = Some(std::path::absolute(s)?);
+        recipe.start = Some(absolute(s)?);
     }
     for spec in [&mut recipe.train.env]
         .into_iter()
@@ -152,7 +154,7 @@ pub fn evolve_vl(recipe: &VlRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> an
     }
     // A held-out set that cannot be drawn is refused before the run directory holds a run.
     let held = held_out_tasks(&recipe)?;
-    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
+    write_file(&out.join("config.json"), serde_json::to_string_pretty(&recipe)?.as_bytes())?;
     run(&recipe, out, held, on)
 }
 
@@ -165,11 +167,10 @@ pub fn is_vl_run(out: &Path) -> bool {
 }
 
 /// Continues the cycle in `out` at its first unfinished stage, with its own recipe.
-pub fn resume_vl(out: &Path, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
+pub fn resume_vl(out: &Path, on: &mut dyn FnMut(Event)) -> Result<Vec<VlRecord>> {
     let path = out.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{} is not an evolve run", out.display()))?;
-    let recipe: VlRecipe = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    recipe.validate().map_err(anyhow::Error::msg)?;
+    let recipe: VlRecipe = serde_json::from_str(&read_run_config(out)?).map_err(EvolveError::json(&path))?;
+    recipe.validate().map_err(EvolveError::Recipe)?;
     let held = held_out_tasks(&recipe)?;
     run(&recipe, out, held, on)
 }
@@ -181,22 +182,20 @@ pub type HeldOut = (String, Box<dyn Env>, Vec<Task>);
 /// by content, none whose content any stage of the cycle trains on (the cold start's
 /// demonstrations and those of `sft.mix` — or what the `start` run's weights were trained on
 /// —, every iteration's RL tasks) or any prompt shows (the worked examples' stream).
-pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<HeldOut> {
+pub fn held_out_tasks(recipe: &VlRecipe) -> Result<HeldOut> {
     let open = |spec: &str| kaizen_envs::open(spec);
-    let train_env = open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
+    let train_env = open(&recipe.train.env).map_err(EvolveError::env("train.env", &recipe.train.env))?;
     let mixed: Vec<Box<dyn Env>> = recipe
         .train
         .sft
         .mix
         .iter()
-        .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("train.sft.mix ({}): {e}", m.env)))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|m| open(&m.env).map_err(EvolveError::env("train.sft.mix", &m.env)))
+        .collect::<Result<_>>()?;
     let mut seen: HashSet<String> = match &recipe.start {
         None => kaizen_rl::streams::training_content(train_env.as_ref(), &recipe.cold_start_recipe(), &mixed),
         // What the run the cycle starts from trained on.
-        Some(run) => {
-            kaizen_rl::trainer::trained_content(run, &open).with_context(|| format!("start: {}", run.display()))?
-        }
+        Some(run) => kaizen_rl::trainer::trained_content(run, &open)?,
     };
     for i in 1..=recipe.iterations {
         let r = recipe.iteration_recipe(i);
@@ -209,22 +208,39 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> anyhow::Result<HeldOut> {
     // The worked examples' stream: their solutions are in every prompt.
     if recipe.train.shots > 0 {
         let from = recipe.train.shots_from.as_deref().unwrap_or(&recipe.train.env);
-        let shots_env = open(from).map_err(|e| anyhow::anyhow!("train.shots_from: {e}"))?;
+        let shots_env = open(from).map_err(EvolveError::env("train.shots_from", from))?;
         seen.extend(
             shots_env.tasks(kaizen_rollout::episode::SHOT_SEED, 4 * recipe.train.shots).iter().map(Task::content_key),
         );
     }
     let spec = recipe.held_out.set.clone().unwrap_or_else(|| recipe.train.env.clone());
-    let env = open(&spec).map_err(|e| anyhow::anyhow!("held_out.set: {e}"))?;
-    anyhow::ensure!(!env.has_sessions(), "held_out.set: {spec} has no answers to score (a session env)");
+    let env = open(&spec).map_err(EvolveError::env("held_out.set", &spec))?;
+    if env.has_sessions() {
+        return Err(EvolveError::env("held_out.set", &spec)("no answers to score (a session env)".into()));
+    }
     let mut distinct = HashSet::new();
     let tasks: Vec<Task> = env
         .tasks(recipe.train.seed ^ HELD_OUT_STREAM, recipe.held_out.tasks)
         .into_iter()
         .filter(|t| !seen.contains(&t.content_key()) && distinct.insert(t.content_key()))
         .collect();
-    anyhow::ensure!(!tasks.is_empty(), "held_out.set: no task of {spec} is left once training's are taken out");
+    if tasks.is_empty() {
+        return Err(EvolveError::env("held_out.set", &spec)("no task is left once training's are taken out".into()));
+    }
     Ok((spec, env, tasks))
+}
+
+/// What to tell the user when the held-out set is smaller than `held_out.tasks` asked (the env
+/// has fewer distinct tasks that no stage trains on): the run goes on, with wider intervals.
+pub fn shortfall(recipe: &VlRecipe, (spec, _, tasks): &HeldOut) -> Option<String> {
+    (tasks.len() < recipe.held_out.tasks).then(|| {
+        format!(
+            "held_out.set {spec}: {} distinct tasks that no stage trains on, of the {} asked; scoring on {}",
+            tasks.len(),
+            recipe.held_out.tasks,
+            tasks.len()
+        )
+    })
 }
 
 fn iter_dir(out: &Path, i: usize) -> PathBuf {
@@ -241,16 +257,19 @@ fn stage_dir(out: &Path, i: usize) -> PathBuf {
 }
 
 /// The trainable weights after iteration `i`.
-fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> anyhow::Result<PathBuf> {
+fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> Result<PathBuf> {
     match (i, &recipe.start) {
-        (0, Some(run)) => final_weights(run).with_context(|| format!("start: {}", run.display())),
-        _ => final_weights(&stage_dir(out, i)),
+        (0, Some(run)) => Ok(final_weights(run)?),
+        _ => Ok(final_weights(&stage_dir(out, i))?),
     }
 }
 
 /// Runs every stage not yet done, in order, scoring on `held` (`held_out_tasks`).
-fn run(recipe: &VlRecipe, out: &Path, held: HeldOut, on: &mut dyn FnMut(Event)) -> anyhow::Result<Vec<VlRecord>> {
-    let out = &std::path::absolute(out)?;
+fn run(recipe: &VlRecipe, out: &Path, held: HeldOut, on: &mut dyn FnMut(Event)) -> Result<Vec<VlRecord>> {
+    let out = &absolute(out)?;
+    if let Some(warning) = shortfall(recipe, &held) {
+        on(Event::Warning(&warning));
+    }
     let (spec, env, tasks) = held;
     pin_held_out(out, tasks.iter().map(Task::content_key).collect())?;
     let open = |s: &str| kaizen_envs::open(s);
@@ -274,10 +293,10 @@ fn run(recipe: &VlRecipe, out: &Path, held: HeldOut, on: &mut dyn FnMut(Event)) 
         if !eval.exists() {
             on(Event::Stage(i, "scoring on the held-out tasks: solver alone, verifier + repair"));
             let r = score(recipe, out, i, &spec, env.as_ref(), &tasks)?;
-            write_atomic(&eval, serde_json::to_string_pretty(&r)?.as_bytes())?;
+            write_file(&eval, serde_json::to_string_pretty(&r)?.as_bytes())?;
         }
-        let r: VlRecord = serde_json::from_str(&std::fs::read_to_string(&eval)?)
-            .with_context(|| format!("reading {}", eval.display()))?;
+        let text = std::fs::read_to_string(&eval).map_err(EvolveError::io(&eval))?;
+        let r: VlRecord = serde_json::from_str(&text).map_err(EvolveError::json(&eval))?;
         on(Event::VlIteration(&r));
         records.push(r);
         write_evolution(out, &records)?;
@@ -292,22 +311,15 @@ fn solver_episode(recipe: &VlRecipe, shots: Vec<Message>, temperature: f32) -> E
 }
 
 /// Iteration `i`'s held-out scores.
-fn score(
-    recipe: &VlRecipe,
-    out: &Path,
-    i: usize,
-    spec: &str,
-    env: &dyn Env,
-    tasks: &[Task],
-) -> anyhow::Result<VlRecord> {
+fn score(recipe: &VlRecipe, out: &Path, i: usize, spec: &str, env: &dyn Env, tasks: &[Task]) -> Result<VlRecord> {
     let t0 = Instant::now();
     let dir = iter_dir(out, i);
-    std::fs::create_dir_all(&dir)?;
+    create_dir(&dir)?;
     let weights = weights_after(recipe, out, i)?;
     let llm = policy_at(&recipe.train, Some(&weights), &dir.join("policy.gguf"))?;
     let tools = ToolRegistry::standard();
     // Prompted as training prompts: the worked examples of the train env (or `shots_from`).
-    let train_env = kaizen_envs::open(&recipe.train.env).map_err(|e| anyhow::anyhow!("train.env: {e}"))?;
+    let train_env = kaizen_envs::open(&recipe.train.env).map_err(EvolveError::env("train.env", &recipe.train.env))?;
     let shots = kaizen_rl::setup::worked_examples(
         train_env.as_ref(),
         recipe.train.shots_from.as_deref(),
@@ -330,15 +342,15 @@ fn score(
     let record_dir = dir.join("held-out");
     if record_dir.exists() {
         // Killed while writing them: they are written again, whole.
-        std::fs::remove_dir_all(&record_dir)?;
+        std::fs::remove_dir_all(&record_dir).map_err(EvolveError::io(&record_dir))?;
     }
     let mut run = kaizen_rollout::RunDir::create(
         &record_dir,
         &serde_json::json!({"verb": "evolve --mode vl", "set": spec, "iteration": i}),
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(EvolveError::Rollout)?;
     for t in &episodes {
-        run.append(t).map_err(anyhow::Error::msg)?;
+        run.append(t).map_err(EvolveError::Rollout)?;
     }
     let prm = match recipe.held_out.candidates {
         0 => None,
@@ -393,9 +405,9 @@ fn prm_scores(
 }
 
 /// An RL stage's figures, from its metrics lines.
-fn training_summary(stage: &Path) -> anyhow::Result<TrainingSummary> {
+fn training_summary(stage: &Path) -> Result<TrainingSummary> {
     let path = stage.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(EvolveError::io(&path))?;
     let rl: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

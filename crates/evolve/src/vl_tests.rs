@@ -40,7 +40,11 @@ fn held_out_tasks_leave_out_every_demonstration_and_rl_task() {
     let text = std::fs::read_to_string(&other).unwrap().replace("What is 9 plus 1?", "what  is 9 PLUS 1?");
     std::fs::write(&other, text).unwrap();
     let r = recipe(d.path(), &train, &format!("[held_out]\nset = \"jsonl:{}\"\ntasks = 5\n", other.display()));
-    let (_, _, held) = held_out_tasks(&r).unwrap();
+    let drawn = held_out_tasks(&r).unwrap();
+    // 3 of the 5 asked: the run warns.
+    let warning = shortfall(&r, &drawn).expect("a held-out set smaller than asked is not warned of");
+    assert!(warning.contains(": 3 distinct tasks") && warning.contains("of the 5 asked"), "{warning}");
+    let held = drawn.2;
     let mut prompts: Vec<&str> = held.iter().map(|t| t.prompt.as_str()).collect();
     prompts.sort();
     assert_eq!(prompts, ["What is 10 plus 1?", "What is 11 plus 1?", "What is 12 plus 1?"]);
@@ -54,7 +58,10 @@ fn held_out_tasks_leave_out_every_demonstration_and_rl_task() {
     started.seed = 5;
     std::fs::write(run.join("config.json"), serde_json::to_string(&started).unwrap()).unwrap();
     let r = VlRecipe { start: Some(run), ..recipe(d.path(), &train, "[held_out]\ntasks = 10\n") };
-    let held: Vec<String> = held_out_tasks(&r).unwrap().2.iter().map(|t| t.prompt.clone()).collect();
+    let drawn = held_out_tasks(&r).unwrap();
+    // 5 of the 10 asked are left.
+    assert!(shortfall(&r, &drawn).is_some_and(|w| w.contains(": 5 distinct tasks")));
+    let held: Vec<String> = drawn.2.iter().map(|t| t.prompt.clone()).collect();
     // The run's RL step 0 starts at task (5 ^ 0x5EED_0001) mod 10 = 1,592,590,340 mod 10 = 0
     // (tasks 0, 1, 2), the cycle's at (2³² ^ 0x5EED_0001) mod 10 = 5,887,557,633 mod 10 = 3
     // (tasks 3, 4); a jsonl stream takes consecutive lines.

@@ -74,7 +74,7 @@ pub fn axpo_rows(
     recipe: &Recipe,
     step: usize,
     resample: &mut dyn FnMut(Vec<Job>) -> Vec<Trajectory>,
-) -> anyhow::Result<(Vec<Trajectory>, Vec<TrainRow>, Resampling)> {
+) -> crate::Result<(Vec<Trajectory>, Vec<TrainRow>, Resampling)> {
     let (g, k, eps) = (recipe.rl.group, recipe.rl.axpo_k, recipe.rl.eps_high);
     let mut stats = Resampling::default();
     let mut candidates = Vec::new();

@@ -9,6 +9,7 @@
 //! written under a temporary name and renamed into place before `latest` (itself replaced by
 //! rename) points at it, so a crash at any moment leaves the previous checkpoint intact.
 
+use crate::error::{Result, RlError};
 use crate::optim::AdamW;
 use candle_core::{Device, Tensor};
 use kaizen_models::trainable::TrainableLm;
@@ -48,33 +49,28 @@ fn dir(run: &Path) -> PathBuf {
     run.join("checkpoints")
 }
 
-fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> anyhow::Error {
-    let (what, path) = (what.to_string(), path.display().to_string());
-    move |e| anyhow::anyhow!("{what} {path}: {e}")
-}
-
 /// Writes a checkpoint and makes it the latest; older ones are removed.
-pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) -> anyhow::Result<()> {
+pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) -> Result<()> {
     let root = dir(run);
     let name = format!("{}-{:06}", serde_json::to_value(progress.phase)?.as_str().unwrap_or("x"), progress.next_step);
     let partial = root.join(format!("{name}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial).map_err(io("creating", &partial))?;
+    std::fs::create_dir_all(&partial).map_err(RlError::io(&partial))?;
     policy.save_trainable(&partial.join(POLICY))?;
     candle_core::safetensors::save(&opt.moments()?, partial.join("optimizer.safetensors"))?;
     let json = serde_json::to_string_pretty(progress)?;
-    std::fs::write(partial.join("progress.json"), json).map_err(io("writing", &partial))?;
+    std::fs::write(partial.join("progress.json"), json).map_err(RlError::io(&partial))?;
     for f in [POLICY, "optimizer.safetensors", "progress.json"] {
-        std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(io("syncing", &partial))?;
+        std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(RlError::io(&partial))?;
     }
     let done = root.join(&name);
     let _ = std::fs::remove_dir_all(&done);
-    std::fs::rename(&partial, &done).map_err(io("renaming", &partial))?;
-    kaizen_core::durable::sync_dir(&root).map_err(io("syncing", &root))?;
+    std::fs::rename(&partial, &done).map_err(RlError::io(&partial))?;
+    kaizen_core::durable::sync_dir(&root).map_err(RlError::io(&root))?;
     let latest = root.join("latest");
-    kaizen_core::durable::write_atomic(&latest, name.as_bytes()).map_err(io("writing", &latest))?;
+    kaizen_core::durable::write_atomic(&latest, name.as_bytes()).map_err(RlError::io(&latest))?;
     // Only now is the previous checkpoint no longer needed.
-    for e in std::fs::read_dir(&root).map_err(io("listing", &root))?.flatten() {
+    for e in std::fs::read_dir(&root).map_err(RlError::io(&root))?.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         if n != name && n != "latest" && e.path().is_dir() {
             let _ = std::fs::remove_dir_all(e.path());
@@ -85,23 +81,26 @@ pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) 
 
 /// The latest checkpoint of `run` into `policy` (the run's recipe's initial policy), or `None`
 /// when it has none.
-pub fn load(run: &Path, policy: TrainableLm, dev: &Device) -> anyhow::Result<Option<Checkpoint>> {
+pub fn load(run: &Path, policy: TrainableLm, dev: &Device) -> Result<Option<Checkpoint>> {
     let root = dir(run);
     let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
     let at = root.join(name.trim());
-    let progress: Progress = serde_json::from_str(
-        &std::fs::read_to_string(at.join("progress.json")).map_err(io("reading", &at.join("progress.json")))?,
-    )?;
+    let progress_file = at.join("progress.json");
+    let text = std::fs::read_to_string(&progress_file).map_err(RlError::io(&progress_file))?;
+    let progress: Progress = serde_json::from_str(&text).map_err(RlError::json(&progress_file))?;
     policy.load_trainable(&at.join(POLICY))?;
     let moments = candle_core::safetensors::load(at.join("optimizer.safetensors"), dev)?;
     Ok(Some(Checkpoint { policy, moments, progress }))
 }
 
 /// The trainable-weights file of `run`'s latest checkpoint, or `None` when it has none.
-pub fn latest_policy(run: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub fn latest_policy(run: &Path) -> Result<Option<PathBuf>> {
     let root = dir(run);
     let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
     let file = root.join(name.trim()).join(POLICY);
-    anyhow::ensure!(file.is_file(), "{} names a checkpoint without {POLICY}", root.join("latest").display());
+    if !file.is_file() {
+        let what = format!("names a checkpoint without {POLICY}");
+        return Err(RlError::Run { path: root.join("latest"), what });
+    }
     Ok(Some(file))
 }

@@ -18,6 +18,7 @@ pub mod axpo_resample;
 pub mod batch;
 pub mod checkpoint;
 pub mod diagnostics;
+pub mod error;
 pub mod estimator;
 pub mod loss;
 pub mod optim;
@@ -30,6 +31,7 @@ pub mod verifier_reward;
 
 pub use advantages::{adpo_eps_high, adpo_scale, answer_counts, dr_grpo, grpo, self_consistency};
 pub use batch::{sft_loss, TokenBatch};
+pub use error::{Result, RlError};
 pub use estimator::{Advantage, Estimator};
 pub use loss::{ppo_loss, LossStats, Normalisation, PpoConfig};
 pub use recipe::Recipe;

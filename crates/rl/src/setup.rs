@@ -5,6 +5,7 @@
 
 use crate::recipe::Recipe;
 use crate::verifier_reward::VerifierReward;
+use crate::RlError;
 use kaizen_core::{Env, Message, Trajectory};
 use kaizen_models::LocalLlm;
 use kaizen_tools::ToolRegistry;
@@ -34,8 +35,9 @@ pub struct Scoring<'a> {
 pub trait Reward {
     /// Sets each rollout's `reward` (and may say how in `reward_detail`, or judge its steps in
     /// each turn's `verdict`). `rollouts` are one RL step's, in groups of `rl.group` in task
-    /// order. An error stops the run (it resumes from the last checkpoint).
-    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> anyhow::Result<()>;
+    /// order. An error stops the run (it resumes from the last checkpoint); a reward that fails
+    /// for its own reasons says why in `RlError::Reward`.
+    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> crate::Result<()>;
 
     /// Whether the env's checker is the reward (episodes already carry it as they end).
     fn is_checker(&self) -> bool {
@@ -53,7 +55,7 @@ pub trait Reward {
 pub struct CheckerReward;
 
 impl Reward for CheckerReward {
-    fn score(&mut self, _at: &Scoring, _rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+    fn score(&mut self, _at: &Scoring, _rollouts: &mut [Trajectory]) -> crate::Result<()> {
         Ok(())
     }
 
@@ -71,15 +73,24 @@ impl Setup {
     /// `recipe.shots` worked examples from `recipe.shots_from` (another env, so a task file
     /// without demonstrations can be prompted like arith) or else from the env itself; and the
     /// checker's reward (with the policy's own verdicts on each step for `process`).
-    pub fn of_recipe(recipe: &Recipe, open: OpenEnv, tools: ToolRegistry) -> anyhow::Result<Setup> {
-        let env = open(&recipe.env).map_err(anyhow::Error::msg)?;
+    pub fn of_recipe(recipe: &Recipe, open: OpenEnv, tools: ToolRegistry) -> crate::Result<Setup> {
+        let env = open(&recipe.env).map_err(RlError::env(&recipe.env))?;
+        if recipe.rl.estimator.reads_verdicts() && env.has_sessions() {
+            // A repair re-derives an episode from a step's prefix; a live page cannot be put
+            // back to the state it was in at that step.
+            return Err(RlError::env(&recipe.env)(format!(
+                "a session env (a live page) cannot be repaired from a step; rl.estimator \"{}\" needs a \
+                 task env",
+                recipe.rl.estimator
+            )));
+        }
         let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), open, &tools, recipe.shots)?;
         let sft_mix = recipe
             .sft
             .mix
             .iter()
-            .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("sft.mix ({}): {e}", m.env)))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|m| open(&m.env).map_err(RlError::env(format!("{} (sft.mix)", m.env))))
+            .collect::<crate::Result<_>>()?;
         // The estimator `process` reads each step's verdict: the policy verifies its own steps.
         let reward: Box<dyn Reward> = if recipe.rl.estimator.reads_verdicts() {
             Box::new(VerifierReward {
@@ -100,12 +111,13 @@ impl Setup {
         mut self,
         recipe: &Recipe,
         verifier: std::sync::Arc<dyn kaizen_core::Policy>,
-    ) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            recipe.rl.estimator.reads_verdicts(),
-            "a verifier judges steps for process rewards; rl.estimator is '{}' (use \"process\")",
-            recipe.rl.estimator.as_str()
-        );
+    ) -> crate::Result<Self> {
+        if !recipe.rl.estimator.reads_verdicts() {
+            return Err(RlError::Recipe(format!(
+                "a verifier judges steps for process rewards; rl.estimator is '{}' (use \"process\")",
+                recipe.rl.estimator.as_str()
+            )));
+        }
         self.reward = Box::new(VerifierReward {
             process: recipe.rl.process,
             tools: self.env.tool_names(),
@@ -125,13 +137,16 @@ pub fn worked_examples(
     open: OpenEnv,
     tools: &ToolRegistry,
     k: usize,
-) -> anyhow::Result<Vec<Message>> {
+) -> crate::Result<Vec<Message>> {
     match from {
         Some(spec) if k > 0 => {
-            let from = open(spec).map_err(|e| anyhow::anyhow!("shots from {spec}: {e}"))?;
-            kaizen_rollout::few_shot(from.as_ref(), tools, k)
+            let from = open(spec).map_err(RlError::env(format!("{spec} (worked examples)")))?;
+            kaizen_rollout::few_shot(from.as_ref(), tools, k).map_err(RlError::env(spec))
         }
-        _ => kaizen_rollout::few_shot(env, tools, k),
+        _ => kaizen_rollout::few_shot(env, tools, k).map_err(RlError::env(env.name())),
     }
-    .map_err(anyhow::Error::msg)
 }
+
+#[cfg(test)]
+#[path = "setup_tests.rs"]
+mod tests;

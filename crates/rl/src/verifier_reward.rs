@@ -259,7 +259,7 @@ fn verdicts(t: &Trajectory) -> Vec<Verdict> {
 }
 
 impl Reward for VerifierReward {
-    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> anyhow::Result<()> {
+    fn score(&mut self, at: &Scoring, rollouts: &mut [Trajectory]) -> crate::Result<()> {
         let seed = self.seed.wrapping_add(at.step as u64 * STEP_STRIDE);
         for t in rollouts.iter_mut() {
             t.reward_detail = serde_json::json!({});

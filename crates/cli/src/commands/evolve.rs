@@ -53,6 +53,7 @@ pub struct Args {
 fn progress(e: Event) {
     match e {
         Event::Stage(i, what) => eprintln!("[iteration {i}] {what}"),
+        Event::Warning(what) => eprintln!("warning: {what}"),
         Event::Metrics(m) if m.phase == "rl" => {
             let repairs = m.repairs.map_or(String::new(), |r| {
                 format!("  repairs {r} (+{} −{})", m.repairs_fixed.unwrap_or(0), m.repairs_broke.unwrap_or(0))

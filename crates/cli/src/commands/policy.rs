@@ -155,6 +155,6 @@ impl PromptArgs {
         env: &dyn kaizen_core::Env,
         tools: &kaizen_tools::ToolRegistry,
     ) -> anyhow::Result<Vec<kaizen_core::Message>> {
-        kaizen_rl::setup::worked_examples(env, self.shots_from.as_deref(), &kaizen_envs::open, tools, self.shots)
+        Ok(kaizen_rl::setup::worked_examples(env, self.shots_from.as_deref(), &kaizen_envs::open, tools, self.shots)?)
     }
 }

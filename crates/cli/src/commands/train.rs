@@ -38,12 +38,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let (recipe, out, label) = match (&a.recipe, &a.resume) {
-        (_, Some(run)) => {
-            let text = std::fs::read_to_string(run.join("config.json"))
-                .map_err(|e| anyhow::anyhow!("{} is not a training run: {e}", run.display()))?;
-            let recipe: Recipe = serde_json::from_str(&text)?;
-            (recipe, run.clone(), format!("resumed {}", run.display()))
-        }
+        (_, Some(run)) => (kaizen_rl::run_recipe(run)?, run.clone(), format!("resumed {}", run.display())),
         (Some(path), None) => {
             let recipe = Recipe::load(path).map_err(|e| anyhow::anyhow!(e))?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "train".into());

@@ -22,13 +22,13 @@ use crate::axpo::RolloutView;
 use crate::axpo_resample::views_of;
 use crate::checkpoint::{self, Checkpoint, Phase, Progress};
 use crate::diagnostics::{all_wrong_tool_rate, tool_use_rate, zero_advantage_rate};
+use crate::error::{Result, RlError};
 use crate::loss::PpoConfig;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::recipe::Recipe;
 use crate::recipe::TINY;
 pub use crate::setup::{CheckerReward, Reward, Setup};
 use crate::streams;
-use anyhow::Context;
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use kaizen_core::{Env, Trajectory};
@@ -46,7 +46,7 @@ pub const EVAL_TASKS: &str = "eval_tasks.json";
 
 /// The recipe's policy before any training: `tiny` freshly initialised, or the pretrained
 /// model with fresh LoRA adapters — both seeded by the recipe.
-pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
+pub fn initial_policy(recipe: &Recipe) -> Result<TrainableLm> {
     let p = &recipe.policy;
     let dev = Device::Cpu;
     match (p.model.as_str(), &p.lora) {
@@ -62,7 +62,7 @@ pub fn initial_policy(recipe: &Recipe) -> anyhow::Result<TrainableLm> {
             let path = kaizen_models::home::gguf_path(name)?;
             Ok(TrainableLm::with_lora(&path, lora.config(), p.context, &dev, recipe.seed)?)
         }
-        (name, None) => anyhow::bail!("policy.model '{name}' needs a [policy.lora] section"),
+        (name, None) => Err(RlError::Recipe(format!("policy.model '{name}' needs a [policy.lora] section"))),
     }
 }
 
@@ -76,8 +76,9 @@ pub const SFT_SOURCES: &str = "sft_sources.json";
 
 /// The final trainable weights of a run (its last checkpoint's), which a later run can start
 /// from (`train`'s `start_weights`).
-pub fn final_weights(run: &Path) -> anyhow::Result<std::path::PathBuf> {
-    checkpoint::latest_policy(run)?.with_context(|| format!("{} has no checkpoint yet", run.display()))
+pub fn final_weights(run: &Path) -> Result<std::path::PathBuf> {
+    checkpoint::latest_policy(run)?
+        .ok_or_else(|| RlError::Run { path: run.to_path_buf(), what: "no checkpoint yet".into() })
 }
 
 /// Starts a new run of `recipe` in `out` (which must not hold a run yet). With
@@ -91,27 +92,29 @@ pub fn train(
     setup: Setup,
     start_weights: Option<&Path>,
     on_metrics: &mut dyn FnMut(&StepMetrics),
-) -> anyhow::Result<Vec<StepMetrics>> {
-    recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
+) -> Result<Vec<StepMetrics>> {
+    recipe.validate().map_err(RlError::Recipe)?;
     let policy = initial_policy(recipe)?;
     let sft_done = match start_weights {
         None => 0,
         Some(file) => {
-            policy.load_trainable(file).with_context(|| {
-                format!("starting from {} (it must hold weights of the same [policy])", file.display())
+            policy.load_trainable(file).map_err(|e| RlError::Run {
+                path: file.to_path_buf(),
+                what: format!("cannot start from it (it must hold weights of the same [policy]): {e}"),
             })?;
             recipe.sft.steps
         }
     };
-    let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(|e| anyhow::anyhow!(e))?;
+    let run = RunDir::create(out, &serde_json::to_value(recipe)?).map_err(RlError::Rollout)?;
     if let Some(file) = start_weights {
         // Where the weights came from, so what they were trained on can be traced
         // (`trained_content`).
-        let file = std::path::absolute(file)?;
+        let file = std::path::absolute(file).map_err(RlError::io(file))?;
         let parent = file.ancestors().skip(1).find(|d| run_recipe(d).is_ok()).map(Path::to_path_buf);
         let lineage = serde_json::json!({"weights": file, "run": parent});
-        kaizen_core::durable::write_atomic(&out.join(STARTED_FROM), serde_json::to_string_pretty(&lineage)?.as_bytes())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.join(STARTED_FROM).display()))?;
+        let record = out.join(STARTED_FROM);
+        kaizen_core::durable::write_atomic(&record, serde_json::to_string_pretty(&lineage)?.as_bytes())
+            .map_err(RlError::io(&record))?;
     }
     let progress =
         Progress { phase: Phase::Sft, next_step: sft_done, optimizer_step: 0, metrics_bytes: 0, trajectories_bytes: 0 };
@@ -119,11 +122,12 @@ pub fn train(
 }
 
 /// The recipe a run was started with (its `config.json`).
-pub fn run_recipe(out: &Path) -> anyhow::Result<Recipe> {
+pub fn run_recipe(out: &Path) -> Result<Recipe> {
     let config = out.join("config.json");
-    let text = std::fs::read_to_string(&config).with_context(|| format!("{} is not a training run", out.display()))?;
-    let recipe: Recipe = serde_json::from_str(&text).with_context(|| format!("reading {}", config.display()))?;
-    recipe.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| RlError::Run { path: out.to_path_buf(), what: format!("not a training run ({e})") })?;
+    let recipe: Recipe = serde_json::from_str(&text).map_err(RlError::json(&config))?;
+    recipe.validate().map_err(RlError::Recipe)?;
     Ok(recipe)
 }
 
@@ -135,7 +139,7 @@ pub const STARTED_FROM: &str = "started_from.json";
 /// ran, and — for a run that started from another run's weights (`STARTED_FROM`) — all that
 /// run trained on, back along the chain (an evolve cycle's stages, `--sft-from`). Envs are
 /// opened by `open`.
-pub fn trained_content(run: &Path, open: crate::setup::OpenEnv) -> anyhow::Result<std::collections::HashSet<String>> {
+pub fn trained_content(run: &Path, open: crate::setup::OpenEnv) -> Result<std::collections::HashSet<String>> {
     let mut seen = std::collections::HashSet::new();
     let mut next = Some(run.to_path_buf());
     // A chain longer than any real one is a loop in the records.
@@ -144,49 +148,56 @@ pub fn trained_content(run: &Path, open: crate::setup::OpenEnv) -> anyhow::Resul
         let mut r = run_recipe(&dir)?;
         let lineage = std::fs::read_to_string(dir.join(STARTED_FROM)).ok();
         if let Some(text) = &lineage {
-            let l: serde_json::Value =
-                serde_json::from_str(text).with_context(|| format!("reading {}", dir.join(STARTED_FROM).display()))?;
+            let l: serde_json::Value = serde_json::from_str(text).map_err(RlError::json(dir.join(STARTED_FROM)))?;
             // Its SFT was skipped: the weights came from elsewhere.
             r.sft.steps = 0;
             next = l["run"].as_str().map(PathBuf::from);
         }
-        let env = open(&r.env).map_err(|e| anyhow::anyhow!("{}: env: {e}", dir.display()))?;
+        let env = open(&r.env).map_err(RlError::env(format!("{} (of {})", r.env, dir.display())))?;
         let mixed: Vec<Box<dyn Env>> = r
             .sft
             .mix
             .iter()
-            .map(|m| open(&m.env).map_err(|e| anyhow::anyhow!("{}: sft.mix ({}): {e}", dir.display(), m.env)))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|m| open(&m.env).map_err(RlError::env(format!("{} (sft.mix of {})", m.env, dir.display()))))
+            .collect::<Result<_>>()?;
         seen.extend(streams::training_content(env.as_ref(), &r, &mixed));
     }
-    anyhow::bail!("{}: the runs' {STARTED_FROM} records form a loop", run.display())
+    Err(RlError::Run { path: run.to_path_buf(), what: format!("the runs' {STARTED_FROM} records form a loop") })
 }
 
 /// Continues the run in `out` from its latest checkpoint, with the recipe it was started
 /// with (`run_recipe`) and the same `setup`: the same steps, seeds and task streams, so it
 /// ends where an uninterrupted run would. Records written after the checkpoint (by steps that
 /// run again) are cut first.
-pub fn resume(out: &Path, setup: Setup, on_metrics: &mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Vec<StepMetrics>> {
+pub fn resume(out: &Path, setup: Setup, on_metrics: &mut dyn FnMut(&StepMetrics)) -> Result<Vec<StepMetrics>> {
     let recipe = run_recipe(out)?;
     let Some(ckpt) = checkpoint::load(out, initial_policy(&recipe)?, &Device::Cpu)? else {
-        anyhow::bail!("{} has no checkpoint yet; start it again with `kaizen train`", out.display())
+        let what = "no checkpoint yet; start it again with `kaizen train`".into();
+        return Err(RlError::Run { path: out.to_path_buf(), what });
     };
     for (file, len) in [(METRICS, ckpt.progress.metrics_bytes), (TRAJECTORIES, ckpt.progress.trajectories_bytes)] {
-        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(out.join(file))?;
-        let have = f.metadata()?.len();
+        let path = out.join(file);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(RlError::io(&path))?;
+        let have = f.metadata().map_err(RlError::io(&path))?.len();
         // Shorter than at the checkpoint: records the checkpoint counts on are gone, and
         // resuming would leave a hole in the run. Longer: steps after it, which run again.
-        anyhow::ensure!(
-            have >= len,
-            "{} is {have} bytes but was {len} at the checkpoint: records were lost, so the run cannot resume \
-             exactly; start it again",
-            out.join(file).display()
-        );
+        if have < len {
+            let what = format!(
+                "{have} bytes but was {len} at the checkpoint: records were lost, so the run cannot resume \
+                 exactly; start it again"
+            );
+            return Err(RlError::Run { path, what });
+        }
         if have > len {
-            f.set_len(len)?;
+            f.set_len(len).map_err(RlError::io(&path))?;
         }
     }
-    let run = RunDir::open(out).map_err(|e| anyhow::anyhow!(e))?;
+    let run = RunDir::open(out).map_err(RlError::Rollout)?;
     run_from(&recipe, setup, run, ckpt, on_metrics)
 }
 
@@ -209,15 +220,16 @@ fn run_from(
     mut run: RunDir,
     start: Checkpoint,
     on_metrics: &mut dyn FnMut(&StepMetrics),
-) -> anyhow::Result<Vec<StepMetrics>> {
+) -> Result<Vec<StepMetrics>> {
     let out = run.path.clone();
     let Setup { env, tools, shots, mut reward, sft_mix } = setup;
-    anyhow::ensure!(
-        sft_mix.len() == recipe.sft.mix.len(),
-        "the recipe mixes {} envs into SFT but the setup opened {} (build it with Setup::of_recipe)",
-        recipe.sft.mix.len(),
-        sft_mix.len()
-    );
+    if sft_mix.len() != recipe.sft.mix.len() {
+        return Err(RlError::Input(format!(
+            "the recipe mixes {} envs into SFT but the setup opened {} (build it with Setup::of_recipe)",
+            recipe.sft.mix.len(),
+            sft_mix.len()
+        )));
+    }
     let mut log = RunLog::open(&out, on_metrics)?;
     let Checkpoint { policy, moments, progress } = start;
     let episode = recipe.rl.episode().config(shots, recipe.tool_schemas, false);
@@ -232,11 +244,11 @@ fn run_from(
 
     // Held-out sets, disjoint by content from every task training sees.
     let seen = streams::training_content(ctx.env, recipe, &sft_mix);
-    let eval_set = streams::eval_tasks(ctx.env, recipe, &seen).map_err(anyhow::Error::msg)?;
+    let eval_set = streams::eval_tasks(ctx.env, recipe, &seen).map_err(RlError::env(&recipe.env))?;
     let keys: Vec<String> = eval_set.iter().map(|t| t.content_key()).collect();
     let keys_path = out.join(EVAL_TASKS);
     kaizen_core::durable::write_atomic(&keys_path, serde_json::to_string(&keys)?.as_bytes())
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", keys_path.display()))?;
+        .map_err(RlError::io(&keys_path))?;
 
     if progress.phase == Phase::Sft && progress.next_step < recipe.sft.steps {
         sft::cold_start(&ctx, &sft_mix, &policy, &moments, &progress, &seen, &mut log)?;
@@ -250,9 +262,9 @@ fn run_from(
             policy.save_trainable(&out.join(SFT_WEIGHTS))?;
             // The policy as RL starts it, as every verb runs it (`policy.gguf` moves on with RL):
             // the SFT policy, or the starting weights where SFT has no steps.
-            let bytes = std::fs::read(&ctx.gguf).with_context(|| format!("reading {}", ctx.gguf.display()))?;
-            kaizen_core::durable::write_atomic(&out.join(SFT_POLICY), &bytes)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.join(SFT_POLICY).display()))?;
+            let bytes = std::fs::read(&ctx.gguf).map_err(RlError::io(&ctx.gguf))?;
+            let sft_policy = out.join(SFT_POLICY);
+            kaizen_core::durable::write_atomic(&sft_policy, &bytes).map_err(RlError::io(&sft_policy))?;
             if !eval_set.is_empty() {
                 log.emit(evaluate::evaluate(&ctx, &llm, &eval_set, 0))?;
             }
@@ -260,7 +272,7 @@ fn run_from(
             0
         }
         Phase::Rl => {
-            opt.restore(&moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
+            opt.restore(&moments, progress.optimizer_step).map_err(|what| RlError::Run { path: out.clone(), what })?;
             progress.next_step
         }
     };
@@ -354,10 +366,10 @@ fn rl_metrics(
 
 /// The recipe's policy with `weights` (a trainable-weights file; none: as initialised),
 /// written as `gguf` and loaded into the inference runtime (see `serve`).
-pub fn policy_at(recipe: &Recipe, weights: Option<&Path>, gguf: &Path) -> anyhow::Result<LocalLlm> {
+pub fn policy_at(recipe: &Recipe, weights: Option<&Path>, gguf: &Path) -> Result<LocalLlm> {
     let policy = initial_policy(recipe)?;
     if let Some(w) = weights {
-        policy.load_trainable(w).with_context(|| format!("loading {}", w.display()))?;
+        policy.load_trainable(w).map_err(|e| RlError::Run { path: w.to_path_buf(), what: format!("loading: {e}") })?;
     }
     serve(&policy, gguf)
 }
@@ -365,7 +377,7 @@ pub fn policy_at(recipe: &Recipe, weights: Option<&Path>, gguf: &Path) -> anyhow
 /// Writes the policy as `path` (GGUF) and loads it into the inference runtime: `tiny` with its
 /// exact f32 weights; a LoRA policy merged into Q8_0, the format the runtime serves a
 /// pretrained model in (a quarter of the bytes to write and read after every step).
-fn serve(policy: &TrainableLm, path: &Path) -> anyhow::Result<LocalLlm> {
+fn serve(policy: &TrainableLm, path: &Path) -> Result<LocalLlm> {
     let (file, runtime) = if policy.lora().is_some() {
         (GgmlDType::Q8_0, WeightFormat::Q8_0)
     } else {

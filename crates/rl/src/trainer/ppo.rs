@@ -40,7 +40,7 @@ pub(super) fn update(
     rows: &[TrainRow],
     rl: &RlSection,
     ppo: &PpoConfig,
-) -> anyhow::Result<UpdateStats> {
+) -> crate::Result<UpdateStats> {
     let dev = Device::Cpu;
     let order: Vec<&TrainRow> =
         rows.iter().filter(|r| !trajs[r.t].token_ids.is_empty() && (!r.adv.is_zero() || reference.is_some())).collect();
@@ -54,9 +54,10 @@ pub(super) fn update(
         let series: Vec<Vec<f32>> = chunk
             .iter()
             .map(|r| {
-                r.adv.series(trajs[r.t].token_ids.len()).map_err(|e| anyhow::anyhow!("{}: {e}", trajs[r.t].episode_id))
+                let t = trajs[r.t];
+                r.adv.series(t.token_ids.len()).map_err(|e| crate::RlError::Input(format!("{}: {e}", t.episode_id)))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<crate::Result<_>>()?;
         // The sampler's own log-probs of the same tokens (the behaviour policy).
         let behaviour: Vec<Vec<f32>> = chunk.iter().map(|r| trajs[r.t].logprobs.clone()).collect();
         let batch = TokenBatch::new(&seqs, &[series, behaviour], 0, &dev)?

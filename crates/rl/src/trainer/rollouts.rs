@@ -9,7 +9,7 @@ use crate::axpo_resample::{axpo_rows, Resampling};
 use crate::estimator::TrainRow;
 use crate::setup::{Reward, Scoring};
 use crate::streams;
-use anyhow::Context;
+use crate::RlError;
 use kaizen_core::Trajectory;
 use kaizen_models::LocalLlm;
 use kaizen_rollout::engine::EngineStats;
@@ -44,7 +44,7 @@ pub(super) fn roll_out(
     reward: &mut dyn Reward,
     run: &mut RunDir,
     step: usize,
-) -> anyhow::Result<StepRollouts> {
+) -> crate::Result<StepRollouts> {
     let (recipe, g) = (ctx.recipe, ctx.recipe.rl.group);
     let t0 = Instant::now();
     let tasks = streams::rl_tasks(ctx.env, recipe, step);
@@ -65,15 +65,16 @@ pub(super) fn roll_out(
         .run(jobs, &ctx.episode, &Mode::Plain, &mut |t| rollouts.push(t))
         .unwrap_or_default();
     kaizen_rollout::in_job_order(&mut rollouts, &ids);
-    anyhow::ensure!(
-        !recipe.rl.estimator.reads_verdicts() || reward.writes_verdicts(),
-        "rl.estimator = \"{}\" reads each step's verifier verdict, and this run's reward writes none",
-        recipe.rl.estimator
-    );
+    if recipe.rl.estimator.reads_verdicts() && !reward.writes_verdicts() {
+        return Err(RlError::Input(format!(
+            "rl.estimator = \"{}\" reads each step's verifier verdict, and this run's reward writes none",
+            recipe.rl.estimator
+        )));
+    }
     reward
         .score(&Scoring { step, policy: llm, tools: ctx.tools, env: ctx.env, episode: &ctx.episode }, &mut rollouts)?;
     for t in &rollouts {
-        run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a rollout")?;
+        run.append(t).map_err(|e| RlError::Rollout(format!("recording a rollout: {e}")))?;
     }
     let seconds = t0.elapsed().as_secs_f64();
 
@@ -81,10 +82,11 @@ pub(super) fn roll_out(
     // continuations resampled from the least confident failed tool calls.
     let estimator = recipe.rl.estimator;
     let (extra, rows, resampling) = if estimator.resamples_tool_calls() {
-        anyhow::ensure!(
-            reward.is_checker(),
-            "rl.estimator = \"{estimator}\" resamples tool calls and needs the env's checker as the reward"
-        );
+        if !reward.is_checker() {
+            return Err(RlError::Input(format!(
+                "rl.estimator = \"{estimator}\" resamples tool calls and needs the env's checker as the reward"
+            )));
+        }
         let mut resample = |jobs: Vec<Job>| {
             let mut out = Vec::new();
             Runner::new(Agent::Local(llm), ctx.env, ctx.tools, 8)
@@ -107,7 +109,7 @@ pub(super) fn roll_out(
         (Vec::new(), rows, Resampling::default())
     };
     for t in &extra {
-        run.append(t).map_err(|e| anyhow::anyhow!(e)).context("recording a resampled rollout")?;
+        run.append(t).map_err(|e| RlError::Rollout(format!("recording a resampled rollout: {e}")))?;
     }
     Ok(StepRollouts { rollouts, extra, rows, resampling, engine, seconds })
 }

@@ -96,18 +96,24 @@ pub(super) struct RunLog<'a> {
 
 impl<'a> RunLog<'a> {
     /// Appends to `out/metrics.jsonl` (created if missing).
-    pub fn open(out: &Path, on_metrics: &'a mut dyn FnMut(&StepMetrics)) -> anyhow::Result<Self> {
+    pub fn open(out: &Path, on_metrics: &'a mut dyn FnMut(&StepMetrics)) -> crate::Result<Self> {
         let metrics_path = out.join(METRICS);
-        let metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path)?;
+        let metrics_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(crate::RlError::io(&metrics_path))?;
         Ok(RunLog { out: out.to_path_buf(), metrics_path, metrics_file, on_metrics, all: Vec::new() })
     }
 
     /// Writes one metrics line; it is on disk before this returns, so a crash loses at most the
     /// line in flight.
-    pub fn emit(&mut self, m: StepMetrics) -> anyhow::Result<()> {
-        writeln!(self.metrics_file, "{}", serde_json::to_string(&m)?)?;
-        self.metrics_file.flush()?;
-        self.metrics_file.sync_data()?;
+    pub fn emit(&mut self, m: StepMetrics) -> crate::Result<()> {
+        let line = serde_json::to_string(&m)?;
+        writeln!(self.metrics_file, "{line}")
+            .and_then(|()| self.metrics_file.flush())
+            .and_then(|()| self.metrics_file.sync_data())
+            .map_err(crate::RlError::io(&self.metrics_path))?;
         (self.on_metrics)(&m);
         self.all.push(m);
         Ok(())
@@ -119,7 +125,7 @@ impl<'a> RunLog<'a> {
     }
 
     /// Saves a checkpoint at `phase`'s `next_step`, recording the record files' lengths.
-    pub fn checkpoint(&self, policy: &TrainableLm, opt: &AdamW, phase: Phase, next_step: usize) -> anyhow::Result<()> {
+    pub fn checkpoint(&self, policy: &TrainableLm, opt: &AdamW, phase: Phase, next_step: usize) -> crate::Result<()> {
         let progress = Progress {
             phase,
             next_step,

@@ -11,6 +11,7 @@ use crate::batch::{sft_loss, TokenBatch};
 use crate::checkpoint::{Phase, Progress};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::streams;
+use crate::RlError;
 use candle_core::{Device, Tensor};
 use kaizen_core::{Env, Task, Trajectory};
 use kaizen_models::trainable::TrainableLm;
@@ -32,13 +33,13 @@ pub(super) fn cold_start(
     progress: &Progress,
     seen: &HashSet<String>,
     log: &mut RunLog,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let recipe = ctx.recipe;
     let dev = Device::Cpu;
     let demos = demonstrations(ctx, sft_mix, &serve(policy, &ctx.gguf)?)?;
     let mut opt = AdamW::new(&policy.named_vars()?, AdamWConfig { lr: recipe.sft.lr, ..Default::default() })?;
     if progress.next_step > 0 {
-        opt.restore(moments, progress.optimizer_step).map_err(anyhow::Error::msg)?;
+        opt.restore(moments, progress.optimizer_step).map_err(|what| RlError::Run { path: ctx.out.clone(), what })?;
     }
     // `sft.target_pass`: a resumed run reads its last check back from its metrics (cut at the
     // checkpoint), so it stops where an uninterrupted run would.
@@ -51,7 +52,7 @@ pub(super) fn cold_start(
             .filter_map(|m| m["pass_at_1"].as_f64())
             .last()
             .is_some_and(|p| reached(p, recipe.sft.target_pass));
-    let check_tasks = streams::check_tasks(ctx.env, recipe, seen).map_err(anyhow::Error::msg)?;
+    let check_tasks = streams::check_tasks(ctx.env, recipe, seen).map_err(RlError::env(&recipe.env))?;
     for step in progress.next_step..recipe.sft.steps {
         if passed {
             break;
@@ -97,7 +98,7 @@ pub(super) fn cold_start(
 /// What SFT trains on: the solved demonstrations of the env's demonstration tasks, and of each
 /// `sft.mix` env's (shown without worked examples), interleaved; how many came from each source
 /// is written to `SFT_SOURCES`.
-fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) -> anyhow::Result<Vec<Trajectory>> {
+fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) -> crate::Result<Vec<Trajectory>> {
     let recipe = ctx.recipe;
     let demos_of = |env: &dyn Env, tasks: Vec<Task>, tag: &str, cfg: &EpisodeConfig| {
         tasks
@@ -112,13 +113,17 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
             .collect::<Vec<Trajectory>>()
     };
     let own = demos_of(ctx.env, streams::demonstration_tasks(ctx.env, recipe), "demo", &ctx.episode);
-    anyhow::ensure!(!own.is_empty(), "env {} has no demonstrations for SFT; set sft.steps = 0", ctx.env.name());
+    if own.is_empty() {
+        return Err(RlError::env(ctx.env.name())("no demonstrations for SFT; set sft.steps = 0".into()));
+    }
     let mut made = vec![serde_json::json!({"env": ctx.env.name(), "demonstrations": own.len()})];
     let mut sources = vec![own];
     for (k, (m, mixed)) in recipe.sft.mix.iter().zip(sft_mix).enumerate() {
         let bare = EpisodeConfig { shots: Vec::new(), ..ctx.episode.clone() };
         let d = demos_of(mixed.as_ref(), streams::mix_tasks(mixed.as_ref(), recipe, k), &format!("mix{k}"), &bare);
-        anyhow::ensure!(!d.is_empty(), "sft.mix ({}): the env gave no solved demonstrations", m.env);
+        if d.is_empty() {
+            return Err(RlError::env(format!("{} (sft.mix)", m.env))("no solved demonstrations".into()));
+        }
         made.push(serde_json::json!({"env": mixed.name(), "demonstrations": d.len()}));
         sources.push(d);
     }
@@ -138,17 +143,19 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
             .into_iter()
             .filter(|d| fits(d, cfg.max_tokens_per_turn))
             .collect();
-        anyhow::ensure!(
-            !d.is_empty(),
-            "rl.process.verifier_examples: no worked verification fits the verifier's limits (raise \
-             rl.process.verifier_max_tokens_per_turn: a verdict is ~85 tokens a step on a byte-level policy)"
-        );
+        if d.is_empty() {
+            return Err(RlError::Recipe(
+                "rl.process.verifier_examples: no worked verification fits the verifier's limits (raise \
+                 rl.process.verifier_max_tokens_per_turn: a verdict is ~85 tokens a step on a byte-level policy)"
+                    .into(),
+            ));
+        }
         made.push(serde_json::json!({"env": venv.name(), "demonstrations": d.len()}));
         sources.push(d);
     }
     let record = ctx.out.join(SFT_SOURCES);
     kaizen_core::durable::write_atomic(&record, serde_json::to_string_pretty(&made)?.as_bytes())
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", record.display()))?;
+        .map_err(RlError::io(&record))?;
     Ok(streams::interleave(sources))
 }
 
@@ -157,6 +164,12 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
 /// rollouts at the RL temperature (right or wrong, as the checker says) and the env's solved
 /// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones;
 /// the rollouts are of the first `2n` demonstration tasks.
+///
+/// Known weakness, measured (BENCHMARKS.md, Agent0-VL's cycle): the wrong ones are the
+/// untrained policy's unformed text, so the verifier learns "well-formed means right" and
+/// judges every step of a trained solver right. Plausible wrong solutions (a demonstration
+/// ending in another task's answer) were tried as half of the wrong ones and made it worse: the solver
+/// fell from 80.0% to 50.5% held out and half the verdicts became unreadable.
 fn verified_solvers(ctx: &RunContext, llm: &LocalLlm, solved: &[Trajectory]) -> Vec<Trajectory> {
     let recipe = ctx.recipe;
     let n = recipe.rl.process.verifier_examples;
