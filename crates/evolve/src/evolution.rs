@@ -391,7 +391,12 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> Result<V
         &kaizen_envs::open,
         &tools,
         recipe.executor.shots,
-    )?;
+    )
+    .map_err(|e| EvolveError::Env {
+        role: "executor.shots_from".into(),
+        spec: recipe.executor.shots_from.clone().unwrap_or_else(|| solve_env.name().to_string()),
+        message: e.to_string(),
+    })?;
     let curriculum_shots = kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots)
         .map_err(EvolveError::env("curriculum_shots", CurriculumEnv.name()))?;
     let sets = held_out_sets(recipe)?;

@@ -185,6 +185,11 @@ pub type HeldOut = (String, Box<dyn Env>, Vec<Task>);
 pub fn held_out_tasks(recipe: &VlRecipe) -> Result<HeldOut> {
     let open = |spec: &str| kaizen_envs::open(spec);
     let train_env = open(&recipe.train.env).map_err(EvolveError::env("train.env", &recipe.train.env))?;
+    // Refused here, before a new run's directory holds a run, as the cold start would refuse it.
+    if kaizen_rl::setup::repairs_a_session_env(&recipe.train, train_env.as_ref()) {
+        let why = "a session env cannot be repaired from a step; set rl.process.repair_budget = 0";
+        return Err(EvolveError::env("train.env", &recipe.train.env)(why.into()));
+    }
     let mixed: Vec<Box<dyn Env>> = recipe
         .train
         .sft
@@ -195,7 +200,8 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> Result<HeldOut> {
     let mut seen: HashSet<String> = match &recipe.start {
         None => kaizen_rl::streams::training_content(train_env.as_ref(), &recipe.cold_start_recipe(), &mixed),
         // What the run the cycle starts from trained on.
-        Some(run) => kaizen_rl::trainer::trained_content(run, &open)?,
+        Some(run) => kaizen_rl::trainer::trained_content(run, &open)
+            .map_err(|e| EvolveError::Run { path: run.clone(), what: format!("start: {e}") })?,
     };
     for i in 1..=recipe.iterations {
         let r = recipe.iteration_recipe(i);
@@ -230,14 +236,15 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> Result<HeldOut> {
     Ok((spec, env, tasks))
 }
 
-/// What to tell the user when the held-out set is smaller than `held_out.tasks` asked (the env
-/// has fewer distinct tasks that no stage trains on): the run goes on, with wider intervals.
+/// What to tell the user when the held-out set is smaller than `held_out.tasks` asked: of the
+/// tasks drawn from the set's stream, some repeat or are trained on and are left out (not
+/// replaced: a resumed run must draw the same set). The run goes on, with wider intervals.
 pub fn shortfall(recipe: &VlRecipe, (spec, _, tasks): &HeldOut) -> Option<String> {
     (tasks.len() < recipe.held_out.tasks).then(|| {
         format!(
-            "held_out.set {spec}: {} distinct tasks that no stage trains on, of the {} asked; scoring on {}",
-            tasks.len(),
+            "held_out.set {spec}: of the {} tasks drawn, {} are distinct and not trained on; scoring on {}",
             recipe.held_out.tasks,
+            tasks.len(),
             tasks.len()
         )
     })
@@ -259,7 +266,9 @@ fn stage_dir(out: &Path, i: usize) -> PathBuf {
 /// The trainable weights after iteration `i`.
 fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> Result<PathBuf> {
     match (i, &recipe.start) {
-        (0, Some(run)) => Ok(final_weights(run)?),
+        (0, Some(run)) => {
+            final_weights(run).map_err(|e| EvolveError::Run { path: run.clone(), what: format!("start: {e}") })
+        }
         _ => Ok(final_weights(&stage_dir(out, i))?),
     }
 }

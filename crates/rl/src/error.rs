@@ -32,8 +32,6 @@ pub enum RlError {
     Llm(#[from] kaizen_models::LlmError),
     #[error("the model files: {0}")]
     Home(#[from] kaizen_models::home::HomeError),
-    #[error("a policy: {0}")]
-    Policy(#[from] kaizen_core::PolicyError),
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
     #[error("json: {0}")]

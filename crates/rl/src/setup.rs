@@ -75,14 +75,12 @@ impl Setup {
     /// checker's reward (with the policy's own verdicts on each step for `process`).
     pub fn of_recipe(recipe: &Recipe, open: OpenEnv, tools: ToolRegistry) -> crate::Result<Setup> {
         let env = open(&recipe.env).map_err(RlError::env(&recipe.env))?;
-        if recipe.rl.estimator.reads_verdicts() && env.has_sessions() {
-            // A repair re-derives an episode from a step's prefix; a live page cannot be put
-            // back to the state it was in at that step.
-            return Err(RlError::env(&recipe.env)(format!(
-                "a session env (a live page) cannot be repaired from a step; rl.estimator \"{}\" needs a \
-                 task env",
-                recipe.rl.estimator
-            )));
+        if repairs_a_session_env(recipe, env.as_ref()) {
+            return Err(RlError::env(&recipe.env)(
+                "a session env (a live page) cannot be repaired from a step; set rl.process.repair_budget = 0 \
+                 (verdicts without repairs) or use a task env"
+                    .into(),
+            ));
         }
         let shots = worked_examples(env.as_ref(), recipe.shots_from.as_deref(), open, &tools, recipe.shots)?;
         let sft_mix = recipe
@@ -126,6 +124,13 @@ impl Setup {
         });
         Ok(self)
     }
+}
+
+/// Whether `recipe` would repair episodes of a session env: a repair re-derives an episode from
+/// a step's prefix, and a live page cannot be put back to the state it was in at that step.
+/// Verdicts alone (`rl.process.repair_budget = 0`) need no replay.
+pub fn repairs_a_session_env(recipe: &Recipe, env: &dyn Env) -> bool {
+    recipe.rl.estimator.reads_verdicts() && recipe.rl.process.repair_budget > 0 && env.has_sessions()
 }
 
 /// `k` worked examples (`kaizen_rollout::few_shot`) from the env spec `from` (opened by

@@ -23,7 +23,7 @@ impl Env for Pages {
 }
 
 #[test]
-fn process_rewards_refuse_a_session_env_and_the_checker_takes_it() {
+fn repairs_refuse_a_session_env_and_verdicts_alone_or_the_checker_take_it() {
     let open = |_: &str| Ok(Box::new(Pages) as Box<dyn Env>);
     let process = Recipe::parse("env = \"pages\"\n[rl]\nestimator = \"process\"\n").unwrap();
     let Err(e) = Setup::of_recipe(&process, &open, ToolRegistry::standard()) else {
@@ -31,6 +31,10 @@ fn process_rewards_refuse_a_session_env_and_the_checker_takes_it() {
     };
     assert!(matches!(e, RlError::Env { ref spec, .. } if spec == "pages"), "{e}");
     assert!(e.to_string().contains("cannot be repaired from a step"), "{e}");
+    // Verdicts without repairs replay nothing: accepted.
+    let verdicts_only =
+        Recipe::parse("env = \"pages\"\n[rl]\nestimator = \"process\"\n[rl.process]\nrepair_budget = 0\n").unwrap();
+    assert!(Setup::of_recipe(&verdicts_only, &open, ToolRegistry::standard()).is_ok());
     // The same env with the checker's reward is a plain web run.
     let grpo = Recipe::parse("env = \"pages\"\n[rl]\nestimator = \"grpo\"\n").unwrap();
     let setup = Setup::of_recipe(&grpo, &open, ToolRegistry::standard()).unwrap();

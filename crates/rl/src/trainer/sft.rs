@@ -165,8 +165,8 @@ fn demonstrations(ctx: &RunContext, sft_mix: &[Box<dyn Env>], llm: &LocalLlm) ->
 /// demonstrations (`solved`, right) — half of them wrong where there are enough wrong ones;
 /// the rollouts are of the first `2n` demonstration tasks.
 ///
-/// Known weakness, measured (BENCHMARKS.md, Agent0-VL's cycle): the wrong ones are the
-/// untrained policy's unformed text, so the verifier learns "well-formed means right" and
+/// Known weakness, measured (BENCHMARKS.md, Agent0-VL's cycle): on a fresh run the wrong ones
+/// are the untrained policy's unformed text, so the verifier learns "well-formed means right" and
 /// judges every step of a trained solver right. Plausible wrong solutions (a demonstration
 /// ending in another task's answer) were tried as half of the wrong ones and made it worse: the solver
 /// fell from 80.0% to 50.5% held out and half the verdicts became unreadable.
