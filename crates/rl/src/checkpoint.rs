@@ -49,28 +49,35 @@ fn dir(run: &Path) -> PathBuf {
     run.join("checkpoints")
 }
 
+/// An I/O failure while `doing` something to `path` (a checkpoint's steps fail for different
+/// reasons: the verb says which).
+fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> RlError {
+    let (doing, path) = (doing.to_string(), path.to_path_buf());
+    move |e| RlError::Run { path, what: format!("{doing}: {e}") }
+}
+
 /// Writes a checkpoint and makes it the latest; older ones are removed.
 pub fn save(run: &Path, policy: &TrainableLm, opt: &AdamW, progress: &Progress) -> Result<()> {
     let root = dir(run);
     let name = format!("{}-{:06}", serde_json::to_value(progress.phase)?.as_str().unwrap_or("x"), progress.next_step);
     let partial = root.join(format!("{name}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial).map_err(RlError::io(&partial))?;
+    std::fs::create_dir_all(&partial).map_err(io("creating", &partial))?;
     policy.save_trainable(&partial.join(POLICY))?;
     candle_core::safetensors::save(&opt.moments()?, partial.join("optimizer.safetensors"))?;
     let json = serde_json::to_string_pretty(progress)?;
-    std::fs::write(partial.join("progress.json"), json).map_err(RlError::io(&partial))?;
+    std::fs::write(partial.join("progress.json"), json).map_err(io("writing", &partial))?;
     for f in [POLICY, "optimizer.safetensors", "progress.json"] {
-        std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(RlError::io(&partial))?;
+        std::fs::File::open(partial.join(f)).and_then(|f| f.sync_all()).map_err(io("syncing", &partial))?;
     }
     let done = root.join(&name);
     let _ = std::fs::remove_dir_all(&done);
-    std::fs::rename(&partial, &done).map_err(RlError::io(&partial))?;
-    kaizen_core::durable::sync_dir(&root).map_err(RlError::io(&root))?;
+    std::fs::rename(&partial, &done).map_err(io(&format!("renaming to {}", done.display()), &partial))?;
+    kaizen_core::durable::sync_dir(&root).map_err(io("syncing", &root))?;
     let latest = root.join("latest");
-    kaizen_core::durable::write_atomic(&latest, name.as_bytes()).map_err(RlError::io(&latest))?;
+    kaizen_core::durable::write_atomic(&latest, name.as_bytes()).map_err(io("writing", &latest))?;
     // Only now is the previous checkpoint no longer needed.
-    for e in std::fs::read_dir(&root).map_err(RlError::io(&root))?.flatten() {
+    for e in std::fs::read_dir(&root).map_err(io("listing", &root))?.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         if n != name && n != "latest" && e.path().is_dir() {
             let _ = std::fs::remove_dir_all(e.path());
@@ -86,7 +93,7 @@ pub fn load(run: &Path, policy: TrainableLm, dev: &Device) -> Result<Option<Chec
     let Ok(name) = std::fs::read_to_string(root.join("latest")) else { return Ok(None) };
     let at = root.join(name.trim());
     let progress_file = at.join("progress.json");
-    let text = std::fs::read_to_string(&progress_file).map_err(RlError::io(&progress_file))?;
+    let text = std::fs::read_to_string(&progress_file).map_err(io("reading", &progress_file))?;
     let progress: Progress = serde_json::from_str(&text).map_err(RlError::json(&progress_file))?;
     policy.load_trainable(&at.join(POLICY))?;
     let moments = candle_core::safetensors::load(at.join("optimizer.safetensors"), dev)?;

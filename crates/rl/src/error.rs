@@ -11,7 +11,7 @@ pub enum RlError {
     #[error("{0}")]
     Input(String),
     /// An env (or a file of tasks) that could not be opened or drawn from.
-    #[error("env {spec}: {message}")]
+    #[error("{spec}: {message}")]
     Env { spec: String, message: String },
     /// A run directory that is not (or not yet) what the operation needs.
     #[error("{path}: {what}")]
