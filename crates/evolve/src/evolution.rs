@@ -186,6 +186,12 @@ pub(crate) fn create_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(EvolveError::io(path))
 }
 
+/// The JSON file at `path`, with the path in its error.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(EvolveError::io(path))?;
+    serde_json::from_str(&text).map_err(EvolveError::json(path))
+}
+
 /// `path` as an absolute path (for a resume from another directory).
 pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(EvolveError::io(path))
@@ -392,10 +398,9 @@ fn run(recipe: &EvolveRecipe, out: &Path, on: &mut dyn FnMut(Event)) -> Result<V
         &tools,
         recipe.executor.shots,
     )
-    .map_err(|e| EvolveError::Env {
-        role: "executor.shots_from".into(),
-        spec: recipe.executor.shots_from.clone().unwrap_or_else(|| solve_env.name().to_string()),
-        message: e.to_string(),
+    .map_err(|e| {
+        let spec = recipe.executor.shots_from.as_deref().unwrap_or(solve_env.name());
+        EvolveError::env("executor.shots_from", spec)(e.to_string())
     })?;
     let curriculum_shots = kaizen_rollout::few_shot(&CurriculumEnv, &tools, recipe.curriculum_shots)
         .map_err(EvolveError::env("curriculum_shots", CurriculumEnv.name()))?;
@@ -606,11 +611,7 @@ fn eval_stage(
 /// Iteration `i`'s record, from the files its stages left.
 fn record(out: &Path, i: usize) -> Result<IterationRecord> {
     let dir = iter_dir(out, i);
-    let read = |name: &str| -> Result<String> {
-        std::fs::read_to_string(dir.join(name)).map_err(EvolveError::io(dir.join(name)))
-    };
-    let eval: EvalReport =
-        serde_json::from_str(&read("eval.json")?).map_err(EvolveError::json(dir.join("eval.json")))?;
+    let eval: EvalReport = read_json(&dir.join("eval.json"))?;
     if i == 0 {
         return Ok(IterationRecord {
             iteration: 0,
@@ -621,8 +622,7 @@ fn record(out: &Path, i: usize) -> Result<IterationRecord> {
             executor_trained: false,
         });
     }
-    let pool: PoolReport =
-        serde_json::from_str(&read("pool.json")?).map_err(EvolveError::json(dir.join("pool.json")))?;
+    let pool: PoolReport = read_json(&dir.join("pool.json"))?;
     let curriculum_dir = dir.join("curriculum");
     let rollouts = kaizen_rollout::run_dir::load(&curriculum_dir).map_err(EvolveError::Rollout)?;
     let n = rollouts.len().max(1) as f64;

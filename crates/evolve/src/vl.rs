@@ -200,8 +200,7 @@ pub fn held_out_tasks(recipe: &VlRecipe) -> Result<HeldOut> {
     let mut seen: HashSet<String> = match &recipe.start {
         None => kaizen_rl::streams::training_content(train_env.as_ref(), &recipe.cold_start_recipe(), &mixed),
         // What the run the cycle starts from trained on.
-        Some(run) => kaizen_rl::trainer::trained_content(run, &open)
-            .map_err(|e| EvolveError::Run { path: run.clone(), what: format!("start: {e}") })?,
+        Some(run) => kaizen_rl::trainer::trained_content(run, &open).map_err(in_start(run))?,
     };
     for i in 1..=recipe.iterations {
         let r = recipe.iteration_recipe(i);
@@ -263,12 +262,16 @@ fn stage_dir(out: &Path, i: usize) -> PathBuf {
     }
 }
 
+/// An error about the run the recipe's `start` names.
+fn in_start(run: &Path) -> impl FnOnce(kaizen_rl::RlError) -> EvolveError {
+    let path = run.to_path_buf();
+    move |e| EvolveError::Run { path, what: format!("start: {e}") }
+}
+
 /// The trainable weights after iteration `i`.
 fn weights_after(recipe: &VlRecipe, out: &Path, i: usize) -> Result<PathBuf> {
     match (i, &recipe.start) {
-        (0, Some(run)) => {
-            final_weights(run).map_err(|e| EvolveError::Run { path: run.clone(), what: format!("start: {e}") })
-        }
+        (0, Some(run)) => final_weights(run).map_err(in_start(run)),
         _ => Ok(final_weights(&stage_dir(out, i))?),
     }
 }
@@ -304,8 +307,7 @@ fn run(recipe: &VlRecipe, out: &Path, held: HeldOut, on: &mut dyn FnMut(Event)) 
             let r = score(recipe, out, i, &spec, env.as_ref(), &tasks)?;
             write_file(&eval, serde_json::to_string_pretty(&r)?.as_bytes())?;
         }
-        let text = std::fs::read_to_string(&eval).map_err(EvolveError::io(&eval))?;
-        let r: VlRecord = serde_json::from_str(&text).map_err(EvolveError::json(&eval))?;
+        let r: VlRecord = crate::evolution::read_json(&eval)?;
         on(Event::VlIteration(&r));
         records.push(r);
         write_evolution(out, &records)?;
